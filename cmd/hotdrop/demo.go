@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/sftpd"
+)
+
+const demoRequests = `# Two Source Requests, as a studio's tracker would list them.
+[[request]]
+id = "SR-1042"
+title = "Wednesday"
+episode = "S01E03"
+package_id = "PKG-77812"
+source_type = "Subtitle"
+language = "fr-FR"
+status = "open"
+
+[[request]]
+id = "SR-1043"
+title = "Wednesday"
+episode = "S01E03"
+package_id = "PKG-77812"
+source_type = "Audio M&E"
+status = "open"
+files = 2          # a left and a right stem: nothing is sent until both are finished
+`
+
+const demoConfig = `# hotdrop demo config: written by 'hotdrop demo'. Relative paths are relative to this file.
+state_dir = "state"
+
+[watch]
+root = "deliveries"
+settle = "2s"      # production default is 30s
+poll = "1s"
+
+[requests]
+files = ["requests.d/*.toml"]
+
+[destination]
+url = "sftp://studio@%s%s"
+identity_file = "id_ed25519"
+known_hosts = "known_hosts"
+path = "{package_id}/{source_type}/{name}"
+
+[status]
+listen = ""
+`
+
+// demoFile is a sample file the demo writes, slowly, the way a render farm would.
+type demoFile struct {
+	request, name string
+	chunks        int
+	chunkSize     int
+}
+
+var demoFiles = []demoFile{
+	{"SR-1042", "Wednesday_S01E03_SUB_fr-FR.ttml", 4, 16 << 10},
+	{"SR-1043", "Wednesday_S01E03_ME_L.wav", 8, 1 << 20},
+	{"SR-1043", "Wednesday_S01E03_ME_R.wav", 8, 1 << 20},
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "demo [--dir DIR] [--keep]", stderr)
+	dir := fs.String("dir", "", "folder to set the demo up in (default: a new temporary folder)")
+	keep := fs.Bool("keep", false, "keep running after the sample files are delivered, so you can drop your own (Ctrl-C stops)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runDemo(ctx, *dir, *keep, stdout, stderr)
+}
+
+func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Writer) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "hotdrop-demo-")
+		if err != nil {
+			return err
+		}
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	dir, _ = filepath.Abs(dir)
+	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
+	say("hotdrop demo in %s", dir)
+
+	studio := filepath.Join(dir, "studio")
+	for _, d := range []string{studio, filepath.Join(dir, "requests.d"), filepath.Join(dir, "deliveries")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "hotdrop demo")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
+		return err
+	}
+	clientKey, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	srvCtx, stopServer := context.WithCancel(context.Background())
+	defer stopServer()
+	srv, err := sftpd.Start(srvCtx, sftpd.Config{Root: studio, User: "studio", AuthorizedKey: clientKey, Logger: newLogger(io.Discard)})
+	if err != nil {
+		return fmt.Errorf("starting the demo SFTP server: %w", err)
+	}
+	defer srv.Close()
+	line := knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, srv.HostKey)
+	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(line+"\n"), 0o644); err != nil {
+		return err
+	}
+	say("  studio SFTP server  sftp://studio@%s%s (host key %s pinned in known_hosts)", srv.Addr, studio, ssh.FingerprintSHA256(srv.HostKey))
+	if err := os.WriteFile(filepath.Join(dir, "requests.d", "demo.toml"), []byte(demoRequests), 0o644); err != nil {
+		return err
+	}
+	cfgFile := filepath.Join(dir, "hotdrop.toml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(demoConfig, srv.Addr, filepath.ToSlash(studio))), 0o644); err != nil {
+		return err
+	}
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		return err
+	}
+	say("  config              %s", cfgFile)
+	say("  drop folders        %s", cfg.Watch.Root)
+	say("")
+
+	progress := newDemoProgress(stdout)
+	started := make(chan struct{})
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logFile, err := os.Create(filepath.Join(dir, "hotdrop.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- runDaemon(dctx, cfg, newLogger(logFile), daemonHooks{reporters: []delivery.Reporter{progress}, started: started})
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		return fmt.Errorf("daemon stopped at start (log: %s): %w", logFile.Name(), err)
+	}
+
+	reqs, err := config.LoadRequests(cfg)
+	if err != nil {
+		return err
+	}
+	folders := map[string]string{}
+	for _, r := range reqs {
+		rel, err := delivery.FolderName(cfg.Watch.Folder, r.Fields)
+		if err != nil {
+			return err
+		}
+		folders[r.ID] = filepath.Join(cfg.Watch.Root, filepath.FromSlash(rel))
+	}
+	var writers sync.WaitGroup
+	for _, f := range demoFiles {
+		folder := folders[f.request]
+		say("  render farm writes  %s", filepath.Join(strings.TrimPrefix(folder, cfg.Watch.Root+string(filepath.Separator)), f.name))
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			if err := slowWrite(dctx, filepath.Join(folder, f.name), f.chunks, f.chunkSize); err != nil {
+				fmt.Fprintf(stderr, "demo writer: %v\n", err)
+			}
+		}()
+	}
+	say("")
+
+	timeout := time.After(2 * time.Minute)
+	for !progress.allDelivered(len(folders)) {
+		select {
+		case <-progress.changed:
+		case err := <-done:
+			writers.Wait()
+			return fmt.Errorf("daemon stopped (log: %s): %w", logFile.Name(), err)
+		case <-ctx.Done():
+			cancel()
+			writers.Wait()
+			<-done
+			say("\ninterrupted; the demo folder stays at %s", dir)
+			return nil
+		case <-timeout:
+			cancel()
+			writers.Wait()
+			<-done
+			return fmt.Errorf("the sample files were not all delivered within 2 minutes; see %s", logFile.Name())
+		}
+	}
+	writers.Wait()
+	say("")
+	say("Delivered. On the studio's server:")
+	bad := 0
+	for _, f := range demoFiles {
+		local := filepath.Join(folders[f.request], f.name)
+		remote := progress.remotePath(local)
+		a, errA := fileSHA256(local)
+		b, errB := fileSHA256(remote)
+		verdict := "identical to the source (sha256 " + a[:16] + "…)"
+		if errA != nil || errB != nil || a != b {
+			verdict = fmt.Sprintf("DIFFERENT (%v %v)", errA, errB)
+			bad++
+		}
+		say("  %s  %s", remote, verdict)
+	}
+	say("")
+	say("Status files: %s", filepath.Join(folders["SR-1042"], ".hotdrop-status.json"))
+	say("Journal:      %s    Log: %s", filepath.Join(cfg.StateDir, "state.db"), logFile.Name())
+	if bad > 0 {
+		cancel()
+		<-done
+		return fmt.Errorf("%d delivered file(s) differ from their source", bad)
+	}
+	if keep {
+		say("\nStill watching: drop more files into %s (Ctrl-C stops).", cfg.Watch.Root)
+		<-ctx.Done()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		return err
+	}
+	say("Done. Remove the demo folder with: rm -rf %s", dir)
+	return nil
+}
+
+// slowWrite writes a file in chunks with pauses, as a render farm does: hotdrop must not send
+// it before it has stopped changing for the settle period.
+func slowWrite(ctx context.Context, path string, chunks, size int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, size)
+	for i := 0; i < chunks; i++ {
+		if _, err := rand.Read(buf); err != nil {
+			return err
+		}
+		if _, err := f.Write(buf); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return f.Close()
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// demoProgress prints each state change of the demo's files and requests as it happens.
+type demoProgress struct {
+	out     io.Writer
+	start   time.Time
+	mu      sync.Mutex
+	last    map[string]string // request id or file path → last printed state
+	views   map[string]delivery.RequestView
+	changed chan struct{}
+}
+
+func newDemoProgress(out io.Writer) *demoProgress {
+	return &demoProgress{out: out, start: time.Now(), last: map[string]string{}, views: map[string]delivery.RequestView{},
+		changed: make(chan struct{}, 1)}
+}
+
+func (p *demoProgress) RequestChanged(v delivery.RequestView) {
+	if v.Bin {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.views[v.ID] = v
+	stamp := fmt.Sprintf("%5.1fs", time.Since(p.start).Seconds())
+	for _, f := range v.Files {
+		st := string(f.State)
+		if f.Reason != "" {
+			st += " (" + f.Reason + ": " + f.Message + ")"
+		}
+		if p.last[f.Path] != st {
+			p.last[f.Path] = st
+			fmt.Fprintf(p.out, "%s  %-8s %-34s %s\n", stamp, v.ID, f.Name, st)
+		}
+	}
+	if st := string(v.State); p.last[v.ID] != st {
+		p.last[v.ID] = st
+		fmt.Fprintf(p.out, "%s  %-8s %-34s request %s\n", stamp, v.ID, "", st)
+	}
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (p *demoProgress) allDelivered(n int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	count := 0
+	for _, v := range p.views {
+		if v.State == delivery.Delivered {
+			count++
+		}
+	}
+	return count == n
+}
+
+func (p *demoProgress) remotePath(local string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, v := range p.views {
+		for _, f := range v.Files {
+			if f.Path == local {
+				return f.RemotePath
+			}
+		}
+	}
+	return ""
+}

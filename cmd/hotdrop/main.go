@@ -1,0 +1,223 @@
+// Command hotdrop is the hot-folder delivery daemon: it watches drop folders, waits until each
+// file is really finished, uploads it to the studio over SFTP, verifies it and reports back.
+//
+// This file holds the command line; daemon.go wires the pipeline; demo.go is `hotdrop demo`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/hotdrop/hotdrop/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=1.2.3".
+var version = ""
+
+// Exit codes (SPEC.md, Commands).
+const (
+	exitOK     = 0
+	exitFail   = 1
+	exitConfig = 2
+)
+
+const usage = `hotdrop delivers media from drop folders to a studio's SFTP server.
+
+Usage:
+  hotdrop <command> [flags]
+
+Commands:
+  run       watch the drop folders and deliver (what the service runs)
+  demo      the whole flow on this machine: embedded SFTP server, sample requests and files
+  check     validate the config and the requests files
+  version   print the version
+  help      this text
+
+Every command takes --help. The config is /etc/hotdrop/hotdrop.toml unless --config or
+HOTDROP_CONFIG says otherwise.
+Exit codes: 0 success, 1 failure, 2 usage or config error.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a wrong command line: exit 2 with the message.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitConfig
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "version", "--version":
+		err = cmdVersion(rest, stdout)
+	case "run":
+		err = cmdRun(rest, stdout, stderr)
+	case "check":
+		err = cmdCheck(rest, stdout, stderr)
+	case "demo":
+		err = cmdDemo(rest, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "hotdrop: unknown command %q\n\n%s", cmd, usage)
+		return exitConfig
+	}
+	return exitCode(err, stderr)
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ue usageError
+	var el config.ErrorList
+	var ce *config.Error
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "hotdrop: %s\n", ue.msg)
+		return exitConfig
+	case errors.As(err, &el), errors.As(err, &ce):
+		fmt.Fprintf(stderr, "%v\n", err)
+		return exitConfig
+	}
+	fmt.Fprintf(stderr, "hotdrop: %v\n", err)
+	return exitFail
+}
+
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hotdrop %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags, turning a flag error into a usage error (exit 2).
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "dev"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return v
+}
+
+func cmdVersion(args []string, stdout io.Writer) error {
+	fs := newFlags("version", "version", stdout)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "hotdrop %s\n", versionString())
+	return nil
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if strings.EqualFold(os.Getenv("HOTDROP_LOG"), "debug") {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		path = config.DefaultPath()
+	}
+	return config.Load(path)
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", "run [--config FILE]", stderr)
+	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Warn("SIGHUP received: reloading is not built yet in this version; restart hotdrop to apply config or request changes")
+			}
+		}
+	}()
+	return runDaemon(ctx, cfg, log, daemonHooks{})
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", "check [--config FILE]", stderr)
+	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	reqs, err := config.LoadRequests(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", cfg.File)
+	fmt.Fprintf(stdout, "requests: %d from %s\n", len(reqs), strings.Join(cfg.Requests.Files, ", "))
+	problems := 0
+	if fi, err := os.Stat(cfg.Watch.Root); err != nil {
+		fmt.Fprintf(stdout, "watch.root %s: %v (hotdrop run creates drop folders below it; create the folder first)\n", cfg.Watch.Root, err)
+		problems++
+	} else if !fi.IsDir() {
+		fmt.Fprintf(stdout, "watch.root %s: not a folder\n", cfg.Watch.Root)
+		problems++
+	}
+	for _, w := range checkSystem(cfg) {
+		fmt.Fprintln(stdout, w)
+	}
+	if problems > 0 {
+		return fmt.Errorf("%d problem(s) found", problems)
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// Config is hotdrop's whole configuration, decoded, defaulted, resolved
+// (every path absolute) and validated.
+type Config struct {
+	File        string // absolute path of the config file
+	StateDir    string // absolute
+	Watch       Watch
+	Requests    Requests
+	Destination Destination
+	Status      Status
+	Rules       []Rule
+	SourceTypes []SourceType
+}
+
+// Watch is the [watch] table: where drop folders live and how files are
+// judged complete.
+type Watch struct {
+	Root, Bin, Folder    string // Root absolute
+	Settle, Rescan, Poll time.Duration
+	Mode                 string // "auto" | "events" | "poll"
+	Ignore               []string
+	ReadyMarker          string
+	FolderMode           os.FileMode // parsed from octal string "2775" -> os.ModeSetgid|0775
+	Group                string
+}
+
+// Requests is the [requests] table: where Source Requests come from.
+type Requests struct {
+	Source         string   // "file" | "http"
+	Files          []string // globs, absolute (relative ones resolved against config dir)
+	URL, TokenFile string
+	Poll           time.Duration
+}
+
+// Window is one [[destination.schedule]] entry: a bandwidth limit for a
+// time of day. From > To means the window crosses midnight.
+type Window struct {
+	From, To  time.Duration // since local midnight; To may be 24h
+	Bandwidth int64         // bytes/s, 0 = unlimited
+	Pos       Position
+}
+
+// Destination is the [destination] table: where and how files are delivered.
+type Destination struct {
+	URL, IdentityFile, PasswordFile, KnownHosts, Path string
+	Concurrency                                       int
+	Bandwidth                                         int64 // bytes/s, 0 = unlimited
+	Checksum, Names, Verify, After                    string
+	Manifest                                          bool
+	AlertAfter                                        time.Duration
+	AutoDeliver                                       bool
+	Schedule                                          []Window
+}
+
+// Status is the [status] table: how hotdrop reports (HTTP, status files,
+// webhook).
+type Status struct {
+	Listen, TokenFile, TLSCert, TLSKey string
+	StatusFiles                        bool
+	Webhook, WebhookSecretFile         string
+}
+
+// Rule is one [[rule]]: a file name pattern for the File Bin.
+type Rule struct {
+	Name, Pattern string
+	// Where holds the compiled [rule.where] expressions by field, each
+	// anchored as ^(?:...)$ because it must match a whole capture.
+	Where map[string]*regexp.Regexp
+	Pos   Position
+}
+
+// Field is one metadata field of a source type profile.
+type Field struct {
+	Required bool
+	Values   []string // allowed values; empty = any
+}
+
+// SourceType is one [[source_type]]: a profile that overrides or adds to the
+// built-in ones (which config does not know).
+type SourceType struct {
+	Name       string
+	Aliases    []string
+	Extensions []string // as written, without a leading dot
+	Multi      *bool    // nil = not set
+	Metadata   map[string]Field
+	// RequireChecksum and RequireMarker keep a crashed render's truncated
+	// but stable file from being delivered.
+	RequireChecksum, RequireMarker bool
+	Pos                            Position
+}
+
+// Default returns a Config holding every default SPEC.md documents. Root and
+// destination URL have none: Parse requires them.
+func Default() *Config {
+	return &Config{
+		StateDir: "/var/lib/hotdrop",
+		Watch: Watch{
+			Bin:         "_bin",
+			Folder:      "{title}/{source_type} {language} [{id}]",
+			Settle:      30 * time.Second,
+			Rescan:      10 * time.Minute,
+			Mode:        "auto",
+			Poll:        5 * time.Second,
+			Ignore:      []string{".*", "*.part", "*.partial", "*.tmp", "*~", "*.crdownload", "Thumbs.db", "desktop.ini"},
+			ReadyMarker: "_READY",
+			FolderMode:  os.ModeSetgid | 0o775,
+		},
+		Requests: Requests{
+			Source: "file",
+			Files:  []string{"/etc/hotdrop/requests.d/*.toml"},
+			Poll:   time.Minute,
+		},
+		Destination: Destination{
+			KnownHosts:  "/etc/hotdrop/known_hosts",
+			Path:        "{package_id}/{source_type}/{name}",
+			Concurrency: 4,
+			Checksum:    "sha256",
+			Names:       "portable",
+			Verify:      "size",
+			After:       "keep",
+			Manifest:    true,
+			AlertAfter:  10 * time.Minute,
+			AutoDeliver: true,
+		},
+		Status: Status{
+			Listen:      "127.0.0.1:8470",
+			StatusFiles: true,
+		},
+	}
+}
+
+// DefaultPath is where the config is read from when --config is not given:
+// $HOTDROP_CONFIG, or /etc/hotdrop/hotdrop.toml.
+func DefaultPath() string {
+	if p := os.Getenv("HOTDROP_CONFIG"); p != "" {
+		return p
+	}
+	return "/etc/hotdrop/hotdrop.toml"
+}
+
+// Load reads and parses the config file at path. Errors name path as given.
+// The error, when not nil, is an ErrorList.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, ErrorList{{Pos: Position{File: path}, Msg: "cannot read the config file: " + err.Error(), Err: err}}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates a config file's contents. file names the file
+// in errors and its folder anchors relative paths. Every problem found is
+// returned, as an ErrorList in the order they appear in the file; the Config
+// is nil then.
+func Parse(file string, data []byte) (*Config, error) {
+	c := Default()
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, ErrorList{{Pos: Position{File: file}, Msg: "cannot make the config path absolute: " + err.Error(), Err: err}}
+	}
+	c.File = abs
+	dir := filepath.Dir(abs)
+
+	d, root := decode(file, data)
+	if root == nil {
+		return nil, d.errs.err()
+	}
+	if s, ok := root.str("state_dir", "a path"); ok {
+		if s == "" {
+			root.errorf(root.valPos("state_dir"), `state_dir: must not be empty; expected a folder like "/var/lib/hotdrop"`)
+		} else if p, ok := root.checkPath(root.valPos("state_dir"), "state_dir", s, dir); ok {
+			c.StateDir = p
+		}
+	}
+	decodeWatch(root.sub("watch"), &c.Watch, dir)
+	decodeRequests(root.sub("requests"), &c.Requests, dir)
+	decodeDestination(root.sub("destination"), &c.Destination, dir)
+	decodeStatus(root.sub("status"), &c.Status, dir)
+	c.Rules = decodeRules(root.list("rule"))
+	c.SourceTypes = decodeSourceTypes(root.list("source_type"))
+	d.checkUnknown()
+
+	if len(d.errs) > 0 {
+		d.errs.sortByPosition()
+		return nil, d.errs
+	}
+	return c, nil
+}

@@ -1,0 +1,15 @@
+// Package config reads hotdrop's configuration file and its requests files.
+//
+// It decodes the TOML described in SPEC.md's Config section, fills in the
+// documented defaults, resolves relative paths against the config file's
+// folder and validates every value, so that the rest of the daemon can trust
+// what it is handed. Every problem is reported with the file, line and column
+// where it sits and what was expected, and all problems are reported at once
+// (see ErrorList), because a sysadmin fixing a config wants the whole list,
+// not one error per restart.
+//
+// It is not the place for behaviour: it does not create folders, open
+// connections, check that files exist, expand globs beyond LoadRequests or
+// know the built-in source type profiles. Those belong to the components the
+// values are handed to; config only decodes, assembles and validates.
+package config

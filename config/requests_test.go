@@ -1,0 +1,126 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func fileConfig(globs ...string) *Config {
+	c := Default()
+	c.File = "/etc/hotdrop/hotdrop.toml"
+	c.Requests.Files = globs
+	return c
+}
+
+func TestLoadRequests(t *testing.T) {
+	// The second glob matches nothing, which is not an error.
+	reqs, err := LoadRequests(fileConfig("testdata/requests.d/*.toml", "testdata/nothing-here/*.toml"))
+	if err != nil {
+		t.Fatalf("LoadRequests: %v", err)
+	}
+	want := []Request{
+		{
+			ID: "SR-1042", Title: "Wednesday", PackageID: "PKG-77812", SourceType: "Subtitle",
+			Language: "fr-FR", Status: "open", Files: 1,
+			Fields: map[string]string{
+				"id": "SR-1042", "title": "Wednesday", "episode": "S01E03", "package_id": "PKG-77812",
+				"source_type": "Subtitle", "language": "fr-FR", "status": "open",
+			},
+			Pos: Position{"testdata/requests.d/a.toml", 1, 1},
+		},
+		{
+			ID: "SR-1043", Title: "Wednesday", SourceType: "Audio M&E", Status: "open", Files: 0,
+			Fields: map[string]string{"id": "SR-1043", "title": "Wednesday", "source_type": "Audio M&E", "status": "open"},
+			Pos:    Position{"testdata/requests.d/a.toml", 10, 1},
+		},
+		{
+			ID: "SR-2001", Title: "Dune", Status: "redelivery_requested", Files: 3,
+			Fields: map[string]string{"id": "SR-2001", "title": "Dune", "status": "redelivery_requested", "vendor": "Acme"},
+			Pos:    Position{"testdata/requests.d/b.toml", 1, 1},
+		},
+	}
+	if !reflect.DeepEqual(reqs, want) {
+		t.Errorf("LoadRequests =\n%+v\nwant\n%+v", reqs, want)
+	}
+}
+
+func TestLoadRequestsHTTPSource(t *testing.T) {
+	c := fileConfig("testdata/requests.d/*.toml")
+	c.Requests.Source = "http"
+	if reqs, err := LoadRequests(c); reqs != nil || err != nil {
+		t.Errorf("LoadRequests(source = http) = %v, %v; want nil, nil", reqs, err)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	tests := []struct {
+		file string
+		want []wantErr
+	}{
+		{"dup_in_file.toml", []wantErr{
+			{8, 6, `request id "SR-1" is already used at testdata/requests-bad/dup_in_file.toml:2:6`},
+		}},
+		{"bad_language.toml", []wantErr{
+			{3, 12, `request.language: "french" is not a valid language tag (language: tag is not well-formed); expected a BCP 47 tag like fr-FR`},
+		}},
+		{"missing_id.toml", []wantErr{
+			{1, 1, `request.id is required in every [[request]]`},
+			{5, 6, `request.id: "SR 2/3" is not a usable id`},
+		}},
+		{"wrong_type.toml", []wantErr{
+			{3, 11, `request.episode: expected a string, got integer 3`},
+			{4, 9, `request.files: must be 0 or more, got -1`},
+			{8, 9, `request.files: expected an integer, got string "2"`},
+			{9, 1, `"Season" is not a field name`},
+			{10, 10, `request.status: must not be empty`},
+		}},
+		{"unknown_top.toml", []wantErr{
+			{1, 1, `unknown key "requests" (did you mean "request"?)`},
+		}},
+		{"syntax.toml", []wantErr{
+			{2, 11, `not valid TOML: strings cannot contain newlines`},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			path := "testdata/requests-bad/" + tt.file
+			reqs, err := LoadRequests(fileConfig(path))
+			if reqs != nil {
+				t.Errorf("LoadRequests returned requests along with errors")
+			}
+			checkErrors(t, path, err, tt.want)
+		})
+	}
+}
+
+// TestDuplicateAcrossFiles checks that an id reused in another file names
+// both places.
+func TestDuplicateAcrossFiles(t *testing.T) {
+	_, err := LoadRequests(fileConfig("testdata/requests-dup/*.toml"))
+	checkErrors(t, "testdata/requests-dup/b.toml", err, []wantErr{
+		{6, 8, `request id "SR-1042" is already used at testdata/requests-dup/a.toml:2:6`},
+	})
+}
+
+func TestLoadRequestsBadGlob(t *testing.T) {
+	_, err := LoadRequests(fileConfig("testdata/[.toml"))
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) != 1 || list[0].Pos.File != "/etc/hotdrop/hotdrop.toml" {
+		t.Errorf("LoadRequests(bad glob) = %v, want one error naming the config file", err)
+	}
+}
+
+func TestParseRequests(t *testing.T) {
+	src := "[[request]]\nid = \"SR-1\"\nlanguage = \"pt-br\"\n"
+	reqs, err := ParseRequests("r.toml", []byte(src))
+	if err != nil {
+		t.Fatalf("ParseRequests: %v", err)
+	}
+	if len(reqs) != 1 || reqs[0].Language != "pt-BR" || reqs[0].Fields["language"] != "pt-BR" || reqs[0].Status != "open" || reqs[0].Files != 1 {
+		t.Errorf("ParseRequests = %+v, want one open request, language pt-BR, files 1", reqs)
+	}
+	if reqs, err := ParseRequests("empty.toml", nil); reqs != nil || err != nil {
+		t.Errorf("ParseRequests(empty) = %v, %v; want nil, nil", reqs, err)
+	}
+}

@@ -1,0 +1,460 @@
+package config
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+func decodeWatch(t *table, w *Watch, dir string) {
+	if s, ok := t.str("root", "a path"); ok && s != "" {
+		if p, ok := t.checkPath(t.valPos("root"), "watch.root", s, dir); ok {
+			w.Root = p
+		}
+	} else if ok || !t.has("root") {
+		p := t.pos
+		if ok {
+			p = t.valPos("root")
+		}
+		t.errorf(p, `watch.root is required: the folder that holds the drop folders, e.g. root = "/srv/deliveries" under [watch]`)
+	}
+	if s, ok := t.str("bin", "a folder name"); ok {
+		if oneName(s) && s != "_delivered" {
+			w.Bin = s
+		} else {
+			t.errorf(t.valPos("bin"), `watch.bin: %q must be one folder name inside watch.root (not "_delivered"), like "_bin"`, s)
+		}
+	}
+	if s, ok := t.str("folder", "a folder template"); ok && t.template("folder", s, false) {
+		w.Folder = s
+	}
+	t.setDuration("settle", &w.Settle)
+	t.setDuration("rescan", &w.Rescan)
+	t.setDuration("poll", &w.Poll)
+	t.setEnum("mode", &w.Mode, "auto", "events", "poll")
+	if list, ok := t.strList("ignore"); ok {
+		good := true
+		for i, p := range list {
+			if _, err := path.Match(p, ""); err != nil {
+				t.errorf(t.itemPos("ignore", i), "watch.ignore: %q is not a valid pattern: %v", p, err)
+				good = false
+			}
+		}
+		if good {
+			w.Ignore = list
+		}
+	}
+	if s, ok := t.str("ready_marker", "a file name"); ok {
+		if oneName(s) {
+			w.ReadyMarker = s
+		} else {
+			t.errorf(t.valPos("ready_marker"), `watch.ready_marker: %q must be one file name, like "_READY"`, s)
+		}
+	}
+	if s, ok := t.str("folder_mode", `an octal string like "2775"`); ok {
+		m, err := parseFolderMode(s)
+		switch {
+		case err != nil:
+			t.errorf(t.valPos("folder_mode"), `watch.folder_mode: %q is not an octal mode; expected e.g. "2775" or "0755"`, s)
+		case m.Perm()&0o700 != 0o700:
+			t.errorf(t.valPos("folder_mode"), `watch.folder_mode: %q does not let hotdrop (the owner) read, write and enter the folders it makes; expected e.g. "2775"`, s)
+		default:
+			w.FolderMode = m
+		}
+	}
+	t.setStr("group", &w.Group)
+}
+
+// oneName reports whether s is a single, ordinary path element.
+func oneName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`+"\x00")
+}
+
+// template checks a {field} template at key k. A path template must also
+// stay relative and never climb with "..".
+func (t *table) template(k, s string, needName bool) bool {
+	fields, off, problem := templateProblem(s)
+	if problem != "" {
+		t.errorf(t.within(k, s, off), "%s: %s", t.label(k), problem)
+		return false
+	}
+	if strings.TrimSpace(s) == "" {
+		t.errorf(t.valPos(k), "%s: must not be empty", t.label(k))
+		return false
+	}
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, `\`) {
+		t.errorf(t.valPos(k), "%s: %q must be a relative path", t.label(k), s)
+		return false
+	}
+	for _, el := range strings.Split(s, "/") {
+		if el == ".." {
+			t.errorf(t.valPos(k), `%s: %q must not contain ".."`, t.label(k), s)
+			return false
+		}
+	}
+	if needName && !contains(fields, "name") {
+		t.errorf(t.valPos(k), "%s: %q must contain {name}, the file's own name (hotdrop never renames files)", t.label(k), s)
+		return false
+	}
+	return true
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func decodeRequests(t *table, r *Requests, dir string) {
+	t.setEnum("source", &r.Source, "file", "http")
+	if list, ok := t.strList("files"); ok {
+		var globs []string
+		good := true
+		for i, g := range list {
+			if _, err := filepath.Match(g, ""); err != nil {
+				t.errorf(t.itemPos("files", i), "requests.files: %q is not a valid glob: %v", g, err)
+				good = false
+				continue
+			}
+			if g == "" {
+				t.errorf(t.itemPos("files", i), "requests.files: item %d is empty; expected a glob like \"requests.d/*.toml\"", i+1)
+				good = false
+				continue
+			}
+			if p, ok := t.checkPath(t.itemPos("files", i), "requests.files", g, dir); ok {
+				globs = append(globs, p)
+			} else {
+				good = false
+			}
+		}
+		if good {
+			r.Files = globs
+		}
+	}
+	urlSet := false
+	if s, ok := t.str("url", "an http(s) URL"); ok {
+		urlSet = true
+		if p := httpURLProblem(s); s != "" && p != "" {
+			t.errorf(t.valPos("url"), "requests.url: %q: %s", s, p)
+		} else {
+			r.URL = s
+			urlSet = s != ""
+		}
+	} else if t.has("url") {
+		urlSet = true // its type error is already reported
+	}
+	t.setPath("token_file", dir, &r.TokenFile)
+	t.setDuration("poll", &r.Poll)
+	if r.Source == "http" && !urlSet {
+		p := t.valPos("source")
+		if t.has("url") {
+			p = t.valPos("url")
+		}
+		t.errorf(p, `requests.url is required when requests.source = "http"; expected e.g. url = "https://tracker.example/api"`)
+	}
+}
+
+func decodeDestination(t *table, dst *Destination, dir string) {
+	if s, ok := t.str("url", "a URL"); ok && s != "" {
+		if p := destinationProblem(s); p != "" {
+			t.errorf(t.valPos("url"), "destination.url: %q: %s; expected sftp://user@host[:port]/path or file:///path", s, p)
+		} else {
+			dst.URL = s
+		}
+	} else if ok || !t.has("url") {
+		p := t.pos
+		if ok {
+			p = t.valPos("url")
+		}
+		t.errorf(p, `destination.url is required: where files are delivered, e.g. url = "sftp://user@host/incoming" or "file:///mnt/outbox" under [destination]`)
+	}
+	t.setPath("identity_file", dir, &dst.IdentityFile)
+	t.setPath("password_file", dir, &dst.PasswordFile)
+	if s, ok := t.str("known_hosts", "a path"); ok {
+		if s == "" && strings.HasPrefix(dst.URL, "sftp:") {
+			t.errorf(t.valPos("known_hosts"), "destination.known_hosts: must name a file: host keys are always verified (hotdrop trust pins one)")
+		} else if p, ok := t.checkPath(t.valPos("known_hosts"), "destination.known_hosts", s, dir); ok {
+			dst.KnownHosts = p
+		}
+	}
+	if s, ok := t.str("path", "a path template"); ok && t.template("path", s, true) {
+		dst.Path = s
+	}
+	if n, ok := t.integer("concurrency", 1); ok {
+		dst.Concurrency = int(min(n, 1<<20))
+	}
+	if n, ok := t.size("bandwidth"); ok {
+		dst.Bandwidth = n
+	}
+	t.setEnum("checksum", &dst.Checksum, "sha256", "md5", "xxh64", "none")
+	t.setEnum("names", &dst.Names, "portable", "any")
+	t.setEnum("verify", &dst.Verify, "size", "hash")
+	t.setEnum("after", &dst.After, "keep", "move", "delete")
+	t.setBool("manifest", &dst.Manifest)
+	t.setDuration("alert_after", &dst.AlertAfter)
+	t.setBool("auto_deliver", &dst.AutoDeliver)
+	dst.Schedule = decodeSchedule(t.list("schedule"))
+}
+
+func decodeSchedule(tables []*table) []Window {
+	var out []Window
+	for _, t := range tables {
+		w := Window{Pos: t.pos}
+		good := true
+		for _, k := range []string{"from", "to"} {
+			s, ok := t.str(k, `a time of day like "08:00"`)
+			if !ok {
+				if !t.has(k) {
+					t.errorf(t.pos, `%s is required in every [[destination.schedule]]; expected e.g. %s = "08:00"`, t.label(k), k)
+				}
+				good = false
+				continue
+			}
+			d, ok := parseClock(s, k == "to")
+			if !ok {
+				t.errorf(t.valPos(k), `%s: %q is not a time of day; expected "HH:MM" from "00:00" to "23:59" (or "24:00" for to)`, t.label(k), s)
+				good = false
+				continue
+			}
+			if k == "from" {
+				w.From = d
+			} else {
+				w.To = d
+			}
+		}
+		if n, ok := t.size("bandwidth"); ok {
+			w.Bandwidth = n
+		} else {
+			if !t.has("bandwidth") {
+				t.errorf(t.pos, `destination.schedule.bandwidth is required in every [[destination.schedule]]; expected e.g. bandwidth = "20MiB" ("0" = unlimited)`)
+			}
+			good = false
+		}
+		if good && w.From == w.To {
+			t.errorf(t.valPos("to"), `destination.schedule: from and to are the same time, so the window is empty; for the whole day use from = "00:00", to = "24:00"`)
+			good = false
+		}
+		if !good {
+			continue
+		}
+		for _, prev := range out {
+			if overlap(prev, w) {
+				t.errorf(t.pos, "destination.schedule: %s overlaps the window %s at line %d", span(w), span(prev), prev.Pos.Line)
+				good = false
+				break
+			}
+		}
+		if good {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// minutes returns the window as one or two [start, end) ranges within a day.
+func minutes(w Window) [][2]int {
+	from, to := int(w.From.Minutes()), int(w.To.Minutes())
+	if from < to {
+		return [][2]int{{from, to}}
+	}
+	return [][2]int{{from, 24 * 60}, {0, to}}
+}
+
+func overlap(a, b Window) bool {
+	for _, x := range minutes(a) {
+		for _, y := range minutes(b) {
+			if x[0] < y[1] && y[0] < x[1] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func span(w Window) string {
+	f := func(d int) string { return fmt.Sprintf("%02d:%02d", d/60, d%60) }
+	return f(int(w.From.Minutes())) + "–" + f(int(w.To.Minutes()))
+}
+
+func decodeStatus(t *table, s *Status, dir string) {
+	loopback := true
+	if v, ok := t.str("listen", `an address like "127.0.0.1:8470"`); ok {
+		lb, problem := true, ""
+		if v != "" {
+			lb, problem = listenProblem(v)
+		}
+		if problem != "" {
+			t.errorf(t.valPos("listen"), "status.listen: %q: %s", v, problem)
+		} else {
+			s.Listen, loopback = v, lb
+		}
+	}
+	n := len(t.d.errs)
+	t.setPath("token_file", dir, &s.TokenFile)
+	tokenBad := len(t.d.errs) > n
+	n = len(t.d.errs)
+	t.setPath("tls_cert", dir, &s.TLSCert)
+	t.setPath("tls_key", dir, &s.TLSKey)
+	tlsBad := len(t.d.errs) > n
+	t.setBool("status_files", &s.StatusFiles)
+	if v, ok := t.str("webhook", "an http(s) URL"); ok {
+		if p := httpURLProblem(v); v != "" && p != "" {
+			t.errorf(t.valPos("webhook"), "status.webhook: %q: %s", v, p)
+		} else {
+			s.Webhook = v
+		}
+	}
+	t.setPath("webhook_secret_file", dir, &s.WebhookSecretFile)
+
+	if s.Listen != "" && !loopback && s.TokenFile == "" && !tokenBad {
+		t.errorf(t.valPos("listen"), "status.listen: %q is not a loopback address, so status.token_file is required: off loopback every request needs the token", s.Listen)
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") && !tlsBad {
+		set, unset := "tls_cert", "tls_key"
+		if s.TLSCert == "" {
+			set, unset = unset, set
+		}
+		t.errorf(t.valPos(set), "status.%s is set without status.%s; set both for HTTPS, or neither", set, unset)
+	}
+}
+
+func decodeRules(tables []*table) []Rule {
+	var out []Rule
+	names := map[string]Position{}
+	for i, t := range tables {
+		r := Rule{Name: fmt.Sprintf("rule %d", i+1), Pos: t.pos, Where: map[string]*regexp.Regexp{}}
+		if s, ok := t.str("name", "a string"); ok && s != "" {
+			if p, dup := names[s]; dup {
+				t.errorf(t.valPos("name"), "rule.name: %q is also the name of the rule at line %d; names must be unique", s, p.Line)
+			}
+			names[s] = t.valPos("name")
+			r.Name = s
+		}
+		var fields []string
+		patternOK := false
+		if s, ok := t.str("pattern", `a pattern like "{title}_{language}.{ext}"`); ok {
+			var off int
+			var problem string
+			fields, off, problem = templateProblem(s)
+			switch {
+			case problem != "":
+				t.errorf(t.within("pattern", s, off), "rule.pattern: %s", problem)
+			case len(fields) == 0:
+				t.errorf(t.valPos("pattern"), "rule.pattern: %q captures no {field}, so it cannot tell requests apart", s)
+			default:
+				patternOK = true
+			}
+			r.Pattern = s
+		} else if !t.has("pattern") {
+			t.errorf(t.pos, `rule.pattern is required in every [[rule]]; expected e.g. pattern = "{title}_{episode}_{source_type}_{language}.{ext}"`)
+		}
+		if t.has("where") {
+			where := t.sub("where")
+			where.open = true
+			for _, k := range where.keys() {
+				expr, ok := where.str(k, "a regular expression string")
+				if !ok {
+					continue
+				}
+				if patternOK && !contains(fields, k) {
+					hint := ""
+					if s := suggest(k, fields); s != "" {
+						hint = fmt.Sprintf(" (did you mean %q?)", s)
+					}
+					where.errorf(where.keyPos(k), "%s: the pattern has no {%s} capture to constrain%s", where.label(k), k, hint)
+					continue
+				}
+				if _, err := regexp.Compile(expr); err != nil {
+					where.errorf(where.valPos(k), "%s: %q is not a valid regular expression: %v", where.label(k), expr, err)
+					continue
+				}
+				r.Where[k] = regexp.MustCompile(`^(?:` + expr + `)$`)
+			}
+		} else {
+			t.get("where") // part of the schema, for hints
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func decodeSourceTypes(tables []*table) []SourceType {
+	var out []SourceType
+	names := map[string]int{}
+	for _, t := range tables {
+		st := SourceType{Pos: t.pos, Metadata: map[string]Field{}}
+		if s, ok := t.str("name", "a string"); ok && strings.TrimSpace(s) != "" {
+			key := strings.ToLower(s)
+			if line, dup := names[key]; dup {
+				t.errorf(t.valPos("name"), "source_type.name: %q is also the name of the [[source_type]] at line %d", s, line)
+			}
+			names[key] = t.pos.Line
+			st.Name = s
+		} else if ok || !t.has("name") {
+			p := t.pos
+			if ok {
+				p = t.valPos("name")
+			}
+			t.errorf(p, `source_type.name is required in every [[source_type]]; expected e.g. name = "Subtitle"`)
+		}
+		if list, ok := t.strList("aliases"); ok {
+			st.Aliases = list
+		}
+		if list, ok := t.strList("extensions"); ok {
+			for i, e := range list {
+				e = strings.TrimPrefix(e, ".")
+				if !oneName(e) {
+					t.errorf(t.itemPos("extensions", i), `source_type.extensions: %q is not a file extension; expected e.g. "ttml"`, list[i])
+					continue
+				}
+				st.Extensions = append(st.Extensions, e)
+			}
+		}
+		if t.has("multi") {
+			var b bool
+			t.setBool("multi", &b)
+			st.Multi = &b
+		} else {
+			t.get("multi")
+		}
+		t.setBool("require_checksum", &st.RequireChecksum)
+		t.setBool("require_marker", &st.RequireMarker)
+		if t.has("metadata") {
+			md := t.sub("metadata")
+			md.open = true
+			for _, k := range md.keys() {
+				if f, ok := decodeField(md, k); ok {
+					st.Metadata[k] = f
+				}
+			}
+		} else {
+			t.get("metadata")
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func decodeField(md *table, k string) (Field, bool) {
+	var f Field
+	if !fieldName.MatchString(k) {
+		md.errorf(md.keyPos(k), "%s: %q is not a field name; expected lower-case letters, digits and _ like frame_rate", md.label(k), k)
+		return f, false
+	}
+	v, _ := md.get(k)
+	if _, ok := v.(map[string]any); !ok {
+		md.typeError(md.valPos(k), md.label(k), "a table like { required = true, values = [\"25\"] }", v)
+		return f, false
+	}
+	ft := md.sub(k)
+	ft.setBool("required", &f.Required)
+	if list, ok := ft.strList("values"); ok {
+		f.Values = list
+	}
+	return f, true
+}

@@ -1,0 +1,831 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/user"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+// Options are the Engine's settings, assembled from the config by cmd/hotdrop.
+type Options struct {
+	Root           string      // watch.root, absolute
+	Bin            string      // watch.bin, a folder name below Root
+	FolderTemplate string      // watch.folder
+	FolderMode     os.FileMode // watch.folder_mode
+	Group          string      // watch.group; "" = leave the group alone
+	ReadyMarker    string      // watch.ready_marker
+	Concurrency    int         // destination.concurrency
+	AutoDeliver    bool        // destination.auto_deliver
+	Names          string      // destination.names: "portable" or "any"
+	// RemotePath renders destination.path for a file of req whose path inside its drop folder
+	// is name. An error holds the file invalid_name.
+	RemotePath func(req Request, name string) (string, error)
+	// RetryBase and RetryMax bound the exponential backoff of transient upload errors.
+	RetryBase, RetryMax time.Duration
+	Clock               Clock
+	Logger              *slog.Logger
+}
+
+// Engine runs the delivery state machine. Its state is owned by the goroutine in Run; the
+// upload goroutines it starts talk to it only through messages.
+type Engine struct {
+	opt Options
+	up  Uploader
+	st  Store
+	rep Reporter
+	log *slog.Logger
+
+	mu       sync.Mutex // guards reqs for Requests() callers outside the loop
+	reqs     map[string]*reqState
+	byFolder map[string]string // drop folder (slash, relative to Root) → request id
+	files    map[string]*fileState
+	outside  map[string]bool // paths already logged as being outside every drop folder
+
+	msgs    chan msg
+	pending []*fileState // complete, waiting for an upload slot
+	active  int
+	wg      sync.WaitGroup
+}
+
+type reqState struct {
+	Request
+	rel    string // drop folder relative to Root, slash-separated
+	marker bool   // the ready marker is present
+	state  State
+}
+
+type fileState struct {
+	rec  FileRecord
+	name string // path inside its drop folder
+	req  string // request id; "" for the File Bin
+	// latest is the newest identity the watcher reported, and whether it was Ready; it may be
+	// newer than rec while an upload of an older identity is in flight.
+	latest      watcher.FileInfo
+	latestReady bool
+	changes     int // consecutive changed_during_upload
+	retrying    bool
+	attempt     int
+	nextTry     time.Time
+	done        int64
+}
+
+type msgKind int
+
+const (
+	msgDone msgKind = iota
+	msgRetrying
+	msgProgress
+	msgIntent
+)
+
+type msg struct {
+	kind    msgKind
+	path    string
+	res     Result
+	err     error
+	attempt int
+	next    time.Time
+	done    int64
+	reply   chan error
+}
+
+// New makes an Engine. Call SetRequests, then Run.
+func New(opt Options, up Uploader, st Store, rep Reporter) *Engine {
+	if opt.Concurrency <= 0 {
+		opt.Concurrency = 1
+	}
+	if opt.RetryBase <= 0 {
+		opt.RetryBase = time.Second
+	}
+	if opt.RetryMax <= 0 {
+		opt.RetryMax = 5 * time.Minute
+	}
+	if opt.Clock == nil {
+		opt.Clock = realClock{}
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.ReadyMarker == "" {
+		opt.ReadyMarker = "_READY"
+	}
+	return &Engine{
+		opt: opt, up: up, st: st, rep: rep, log: opt.Logger,
+		reqs: map[string]*reqState{}, byFolder: map[string]string{},
+		files: map[string]*fileState{}, outside: map[string]bool{},
+		msgs: make(chan msg, 64),
+	}
+}
+
+// SetRequests installs the requests, creating a drop folder for each one that accepts
+// deliveries (and the File Bin) and journaling them. It must be called before Run.
+func (e *Engine) SetRequests(ctx context.Context, reqs []Request) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	if e.opt.Bin != "" {
+		if err := e.mkdir(filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin))); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, r := range reqs {
+		rel, err := FolderName(e.opt.FolderTemplate, r.Fields)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
+			continue
+		}
+		if other, dup := e.byFolder[rel]; dup && other != r.ID {
+			errs = append(errs, fmt.Errorf("requests %s and %s get the same drop folder %q: add a field such as {id} to watch.folder", other, r.ID, rel))
+			continue
+		}
+		r.Folder = filepath.Join(e.opt.Root, filepath.FromSlash(rel))
+		rs := &reqState{Request: r, rel: rel, state: Waiting}
+		e.reqs[r.ID] = rs
+		e.byFolder[rel] = r.ID
+		if r.Accepting() {
+			if err := e.mkdirAll(rel); err != nil {
+				errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
+			}
+		}
+		fields, _ := json.Marshal(r.Fields)
+		if err := e.st.SaveRequest(ctx, RequestRecord{ID: r.ID, Fields: string(fields), Status: r.Status, Files: r.Files,
+			Folder: r.Folder, State: string(rs.state), UpdatedAt: time.Now()}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mkdirAll creates a drop folder and its parents below Root with watch.folder_mode and
+// watch.group, so render-farm users can write into folders the service user made.
+func (e *Engine) mkdirAll(rel string) error {
+	dir := e.opt.Root
+	for _, part := range strings.Split(rel, "/") {
+		dir = filepath.Join(dir, part)
+		if err := e.mkdir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) mkdir(dir string) error {
+	err := os.Mkdir(dir, e.opt.FolderMode.Perm())
+	if errors.Is(err, os.ErrExist) {
+		fi, serr := os.Lstat(dir)
+		if serr == nil && !fi.IsDir() {
+			return fmt.Errorf("drop folder %s: exists and is not a folder", dir)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating drop folder %s: %w", dir, err)
+	}
+	// Mkdir applies the umask and drops setgid on some systems: set the mode exactly.
+	mode := e.opt.FolderMode
+	if mode == 0 {
+		mode = 0o775 | os.ModeSetgid
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("setting mode of drop folder %s: %w", dir, err)
+	}
+	if e.opt.Group != "" {
+		g, err := user.LookupGroup(e.opt.Group)
+		if err != nil {
+			return fmt.Errorf("drop folder %s: watch.group %q: %w", dir, e.opt.Group, err)
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		if err := os.Lchown(dir, -1, gid); err != nil {
+			return fmt.Errorf("drop folder %s: setting group %s: %w", dir, e.opt.Group, err)
+		}
+	}
+	return nil
+}
+
+// Requests returns a view of every request, for commands and reports outside the loop.
+func (e *Engine) Requests() []RequestView {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ids := make([]string, 0, len(e.reqs))
+	for id := range e.reqs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]RequestView, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, e.view(e.reqs[id]))
+	}
+	return out
+}
+
+// Run processes watcher events until ctx is cancelled or events is closed, then waits for
+// the uploads in flight to stop. Files caught mid-upload keep their journal records and are
+// picked up again on the next start.
+func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
+	if err := e.load(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	for _, r := range e.reqs {
+		e.refresh(ctx, r)
+	}
+	e.reportBin()
+	e.mu.Unlock()
+	defer e.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			e.mu.Lock()
+			e.handle(ctx, ev)
+			e.mu.Unlock()
+		case m := <-e.msgs:
+			e.mu.Lock()
+			e.result(ctx, m)
+			e.mu.Unlock()
+		}
+	}
+}
+
+// load restores the journal: delivered files stay delivered (and are never sent again while
+// their identity holds); anything else is re-derived from what the watcher reports now.
+func (e *Engine) load(ctx context.Context) error {
+	recs, err := e.st.Files(ctx)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, rec := range recs {
+		fs := &fileState{rec: rec, req: rec.RequestID}
+		if r := e.reqs[rec.RequestID]; r != nil {
+			fs.name = relName(r.Folder, rec.Path)
+		} else {
+			fs.name = filepath.Base(rec.Path)
+		}
+		if rec.State != string(Delivered) {
+			// Forgotten until the watcher reports the file again, except that a recorded
+			// rename intent is kept so the worker checks the server before sending again.
+			fs.rec.State = string(Settling)
+			fs.rec.Reason, fs.rec.Message = "", ""
+		}
+		e.files[rec.Path] = fs
+	}
+	return nil
+}
+
+func relName(folder, p string) string {
+	rel, err := filepath.Rel(folder, p)
+	if err != nil {
+		return filepath.Base(p)
+	}
+	return filepath.ToSlash(rel)
+}
+
+// locate finds the request whose drop folder holds the file at rel (relative to Root), and
+// the file's path inside it. bin is set for files in the File Bin.
+func (e *Engine) locate(rel string) (r *reqState, name string, bin bool) {
+	if e.opt.Bin != "" && (rel == e.opt.Bin || strings.HasPrefix(rel, e.opt.Bin+"/")) {
+		return nil, strings.TrimPrefix(rel, e.opt.Bin+"/"), true
+	}
+	dir := path.Dir(rel)
+	for dir != "." && dir != "/" {
+		if id, ok := e.byFolder[dir]; ok {
+			return e.reqs[id], strings.TrimPrefix(rel, dir+"/"), false
+		}
+		dir = path.Dir(dir)
+	}
+	return nil, "", false
+}
+
+// auxiliary reports whether a file is never delivered itself: the ready marker, sidecars,
+// folder metadata and writers' checksum files beside a file.
+func (e *Engine) auxiliary(p string) bool {
+	base := filepath.Base(p)
+	if base == e.opt.ReadyMarker || base == "_metadata.toml" || base == "_metadata.json" {
+		return true
+	}
+	for _, ext := range []string{".toml", ".json", ".md5", ".sha256", ".xxh64"} {
+		if strings.HasSuffix(base, ext) {
+			if _, err := os.Lstat(strings.TrimSuffix(p, ext)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
+	r, name, bin := e.locate(ev.Rel)
+	if r == nil && !bin {
+		if !e.outside[ev.Path] && ev.Kind != watcher.Removed {
+			e.outside[ev.Path] = true
+			e.log.Warn("file is not inside any request's drop folder nor the File Bin; it is left alone", "path", ev.Path)
+		}
+		return
+	}
+	if r != nil && filepath.Base(ev.Path) == e.opt.ReadyMarker && path.Dir(ev.Rel) == r.rel {
+		r.marker = ev.Kind != watcher.Removed
+		e.refresh(ctx, r)
+		return
+	}
+	if ev.Kind != watcher.Removed && ev.Kind != watcher.Unsafe && e.auxiliary(ev.Path) {
+		return
+	}
+	fs := e.files[ev.Path]
+	if ev.Kind == watcher.Removed {
+		if fs == nil {
+			return
+		}
+		if fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
+			delete(e.files, ev.Path)
+			if err := e.st.DeleteFile(ctx, ev.Path); err != nil {
+				e.log.Error("journal", "err", err)
+			}
+		}
+		e.refreshOwner(ctx, fs)
+		return
+	}
+	if fs == nil {
+		fs = &fileState{rec: FileRecord{Path: ev.Path, State: string(Settling), CreatedAt: time.Now()}}
+		e.files[ev.Path] = fs
+	}
+	id := ""
+	if r != nil {
+		id = r.ID
+	}
+	if fs.req != id && fs.rec.State != string(Uploading) {
+		prev := fs.req
+		fs.req, fs.rec.RequestID = id, id
+		if prevReq := e.reqs[prev]; prevReq != nil {
+			e.refresh(ctx, prevReq)
+		}
+	}
+	fs.name = name
+	fs.latest, fs.latestReady = ev.Info, ev.Kind == watcher.Ready
+
+	switch ev.Kind {
+	case watcher.Unsafe:
+		if fs.rec.State == string(Uploading) {
+			return
+		}
+		e.setIdentity(fs, ev.Info)
+		e.hold(fs, ReasonUnsafePath, fmt.Sprintf("%s %s", name, ev.Reason))
+	case watcher.Settling, watcher.Ready:
+		if fs.rec.State == string(Uploading) {
+			return // the upload will notice the change and discard its partial
+		}
+		if fs.rec.State == string(Delivered) && sameIdentity(fs.rec, ev.Info) {
+			return
+		}
+		e.setIdentity(fs, ev.Info)
+		if ev.Kind == watcher.Settling {
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), "", ""
+		} else {
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+		}
+	}
+	e.save(ctx, fs)
+	e.refreshOwner(ctx, fs)
+}
+
+func (e *Engine) refreshOwner(ctx context.Context, fs *fileState) {
+	if r := e.reqs[fs.req]; r != nil {
+		e.refresh(ctx, r)
+	} else {
+		e.reportBin()
+	}
+}
+
+func sameIdentity(rec FileRecord, fi watcher.FileInfo) bool {
+	return rec.Size == fi.Size && rec.ModTime.Equal(fi.ModTime) && rec.Inode == fi.Inode
+}
+
+func (e *Engine) setIdentity(fs *fileState, fi watcher.FileInfo) {
+	if fs.rec.State == string(Delivered) && !sameIdentity(fs.rec, fi) {
+		// A new version of a delivered file: its checksum no longer describes it. DeliveredAt
+		// stays: it says the remote file at RemotePath is ours (a redelivery may replace it).
+		fs.rec.SHA256 = ""
+	}
+	fs.rec.Size, fs.rec.ModTime, fs.rec.Inode = fi.Size, fi.ModTime, fi.Inode
+}
+
+func (e *Engine) hold(fs *fileState, code, message string) {
+	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Held), code, message
+}
+
+func (e *Engine) save(ctx context.Context, fs *fileState) {
+	fs.rec.UpdatedAt = time.Now()
+	id, err := e.st.SaveFile(ctx, fs.rec)
+	if err != nil {
+		e.log.Error("journal", "err", err)
+		return
+	}
+	fs.rec.ID = id
+}
+
+// filesOf lists a request's deliverable files, by name.
+func (e *Engine) filesOf(id string) []*fileState {
+	var out []*fileState
+	for _, fs := range e.files {
+		if fs.req == id {
+			out = append(out, fs)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// reconsidered are the holds the Engine itself derives from the request as a whole; they are
+// lifted and re-derived whenever the request is looked at again. Holds about the file itself
+// (unsafe_path) stay until the file changes.
+var reconsidered = map[string]bool{
+	ReasonRequestNotOpen: true, ReasonTooManyFiles: true, ReasonAlreadyDelivered: true, ReasonInvalidName: true,
+}
+
+// refresh re-derives a request's holds and state, starts its uploads when it is complete,
+// and reports it.
+func (e *Engine) refresh(ctx context.Context, r *reqState) {
+	files := e.filesOf(r.ID)
+	before := make(map[*fileState]string, len(files))
+	for _, fs := range files {
+		before[fs] = fs.rec.State + fs.rec.Reason
+		if fs.rec.State == string(Held) && reconsidered[fs.rec.Reason] {
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+			if !fs.latestReady {
+				fs.rec.State = string(Settling)
+			}
+		}
+	}
+	var delivered, ready, busy, everDelivered int
+	for _, fs := range files {
+		if !fs.rec.DeliveredAt.IsZero() {
+			everDelivered++
+		}
+		switch State(fs.rec.State) {
+		case Delivered:
+			delivered++
+		case Ready:
+			ready++
+		case Settling, Uploading:
+			busy++
+		}
+	}
+	for _, fs := range files {
+		if fs.rec.State != string(Ready) {
+			continue
+		}
+		switch {
+		case !r.Accepting():
+			e.hold(fs, ReasonRequestNotOpen, fmt.Sprintf("request %s has status %q, which takes no deliveries; the studio must reopen it (open or redelivery_requested)", r.ID, r.Status))
+		case r.Status != StatusRedeliveryRequested && everDelivered > 0 && everDelivered >= max(r.Files, 1):
+			e.hold(fs, ReasonAlreadyDelivered, fmt.Sprintf("request %s was already delivered; a new or changed file is sent only when the studio asks for a redelivery (status redelivery_requested)", r.ID))
+		case r.Files > 0 && delivered+ready+busy > r.Files:
+			e.hold(fs, ReasonTooManyFiles, fmt.Sprintf("request %s takes %d file(s) but its folder holds %d; remove the extra ones", r.ID, r.Files, delivered+ready+busy))
+		default:
+			if msg := e.nameProblem(r, fs); msg != "" {
+				e.hold(fs, ReasonInvalidName, msg)
+			}
+		}
+	}
+	held, failed, uploading := 0, 0, 0
+	ready = 0
+	for _, fs := range files {
+		switch State(fs.rec.State) {
+		case Held:
+			held++
+		case Failed:
+			failed++
+		case Uploading:
+			uploading++
+		case Ready:
+			ready++
+		}
+	}
+	complete := false
+	if r.Files > 0 {
+		complete = ready+delivered+uploading == r.Files && busy == uploading
+	} else {
+		complete = r.marker && ready+delivered+uploading > 0 && busy == uploading
+	}
+	if complete && held == 0 && failed == 0 && ready > 0 && e.opt.AutoDeliver && r.Accepting() {
+		for _, fs := range files {
+			if fs.rec.State == string(Ready) {
+				e.start(ctx, r, fs)
+			}
+		}
+	}
+	for _, fs := range files {
+		if before[fs] != fs.rec.State+fs.rec.Reason {
+			e.save(ctx, fs)
+		}
+	}
+	r.state = requestState(files, r, complete)
+	e.report(r)
+}
+
+func (e *Engine) nameProblem(r *reqState, fs *fileState) string {
+	if e.opt.RemotePath == nil {
+		return ""
+	}
+	rel, err := e.opt.RemotePath(r.Request, fs.name)
+	if err != nil {
+		return fmt.Sprintf("the remote path for %q cannot be made from destination.path: %v", fs.name, err)
+	}
+	if e.opt.Names == "portable" {
+		return checkPortableName(rel)
+	}
+	return ""
+}
+
+// requestState derives a request's state from its files (SPEC.md: held if any file is held,
+// failed if any failed, uploading once any is, delivered when all are).
+func requestState(files []*fileState, r *reqState, complete bool) State {
+	if len(files) == 0 {
+		return Waiting
+	}
+	count := map[State]int{}
+	for _, fs := range files {
+		count[State(fs.rec.State)]++
+	}
+	switch {
+	case count[Failed] > 0:
+		return Failed
+	case count[Held] > 0:
+		return Held
+	case count[Uploading] > 0:
+		return Uploading
+	case count[Delivered] == len(files) && (r.Files == 0 || count[Delivered] >= r.Files):
+		return Delivered
+	case complete:
+		return Ready
+	case count[Settling] > 0:
+		return Settling
+	}
+	return Waiting
+}
+
+// start moves a ready file to uploading and hands it to an upload slot when one is free.
+func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
+	rel, err := e.opt.RemotePath(r.Request, fs.name)
+	if err != nil {
+		e.hold(fs, ReasonInvalidName, err.Error())
+		return
+	}
+	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Uploading), "", ""
+	fs.rec.RemotePath = rel
+	fs.retrying, fs.attempt, fs.done = false, 0, 0
+	e.pending = append(e.pending, fs)
+	e.dispatch(ctx)
+}
+
+func (e *Engine) dispatch(ctx context.Context) {
+	for e.active < e.opt.Concurrency && len(e.pending) > 0 {
+		fs := e.pending[0]
+		e.pending = e.pending[1:]
+		if fs.rec.State != string(Uploading) {
+			continue
+		}
+		e.active++
+		job := e.job(fs)
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			res, err := e.transfer(ctx, job, fs.rec.RenameIntent)
+			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err})
+		}()
+	}
+}
+
+func (e *Engine) job(fs *fileState) Job {
+	p := fs.rec.Path
+	rel := fs.rec.RemotePath
+	return Job{
+		LocalPath: p, RemoteRel: rel, Size: fs.rec.Size, ModTime: fs.rec.ModTime,
+		// The remote file may be replaced only when this very file was delivered there
+		// before (a redelivery); anything else there is not ours to overwrite.
+		Replace: fs.rec.DeliveredAt.IsZero() == false,
+		BeforeRename: func(ctx context.Context) error {
+			// Through the loop, which owns the record: a concurrent save of the same row
+			// must not wipe the intent.
+			reply := make(chan error, 1)
+			select {
+			case e.msgs <- msg{kind: msgIntent, path: p, reply: reply}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case err := <-reply:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+		Progress: func(done int64) {
+			select {
+			case e.msgs <- msg{kind: msgProgress, path: p, done: done}:
+			default: // progress is advisory; never block an upload on it
+			}
+		},
+	}
+}
+
+// errCancelled marks an upload stopped by shutdown: not a failure, the file is sent again on
+// the next start.
+var errCancelled = errors.New("upload stopped by shutdown")
+
+// transfer runs one upload with retries of transient errors, from an upload goroutine. A file
+// whose rename intent was journaled is first looked up on the server: if the rename happened
+// before a crash, the file is delivered and is not sent again.
+func (e *Engine) transfer(ctx context.Context, j Job, intent bool) (Result, error) {
+	for attempt := 1; ; attempt++ {
+		if ctx.Err() != nil {
+			return Result{}, errCancelled
+		}
+		var res Result
+		var err error
+		if intent {
+			var size int64
+			var exists bool
+			size, exists, err = e.up.Stat(ctx, j.RemoteRel)
+			if err == nil && exists && size == j.Size {
+				return Result{Remote: j.RemoteRel, Size: size}, nil
+			}
+			if err == nil {
+				intent = false
+				continue
+			}
+		} else {
+			res, err = e.up.Upload(ctx, j)
+			if err == nil {
+				return res, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return Result{}, errCancelled
+		}
+		te := classify(err)
+		if !te.Transient {
+			return Result{}, te
+		}
+		wait := backoff(attempt, e.opt.RetryBase, e.opt.RetryMax)
+		next := e.opt.Clock.Now().Add(wait)
+		e.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
+		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te})
+		select {
+		case <-ctx.Done():
+			return Result{}, errCancelled
+		case <-e.opt.Clock.After(wait):
+		}
+	}
+}
+
+// backoff is exponential from base, capped at max, with up to 50% jitter so that many
+// daemons behind one ingest server do not retry in step.
+func backoff(attempt int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func (e *Engine) send(ctx context.Context, m msg) {
+	select {
+	case e.msgs <- m:
+	case <-ctx.Done():
+	}
+}
+
+func (e *Engine) result(ctx context.Context, m msg) {
+	fs := e.files[m.path]
+	if fs == nil {
+		if m.reply != nil {
+			m.reply <- fmt.Errorf("file %s: no longer known", m.path)
+		}
+		if m.kind == msgDone {
+			e.active--
+			e.dispatch(ctx)
+		}
+		return
+	}
+	switch m.kind {
+	case msgProgress:
+		fs.done = m.done
+		return
+	case msgIntent:
+		fs.rec.RenameIntent = true
+		m.reply <- e.st.MarkRenameIntent(ctx, fs.rec.Path, fs.rec.RemotePath, "")
+		return
+	case msgRetrying:
+		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next
+		if r := e.reqs[fs.req]; r != nil {
+			e.report(r)
+		}
+		return
+	}
+	e.active--
+	defer e.dispatch(ctx)
+	fs.retrying = false
+	var te *TransferError
+	switch {
+	case m.err == nil:
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
+		fs.rec.SHA256 = m.res.SHA256
+		if m.res.Remote != "" {
+			fs.rec.RemotePath = m.res.Remote
+		}
+		fs.rec.RenameIntent = false
+		fs.rec.DeliveredAt = time.Now()
+		fs.changes = 0
+		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256)
+	case errors.Is(m.err, errCancelled):
+		return // journal keeps it uploading; the next start re-derives it
+	case errors.As(m.err, &te) && te.Code == ReasonChangedDuringUpload:
+		fs.changes++
+		fs.rec.RenameIntent = false
+		if fs.changes >= 3 {
+			e.hold(fs, ReasonKeepsChanging, fmt.Sprintf("%s changed during upload %d times in a row; hotdrop will try again when it stops changing", fs.name, fs.changes))
+		} else {
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), ReasonChangedDuringUpload,
+				"the file changed while it was being sent; the partial upload was discarded and it is settling again"
+			if fs.latestReady && !sameIdentity(fs.rec, fs.latest) {
+				e.setIdentity(fs, fs.latest)
+				fs.rec.State = string(Ready)
+			}
+		}
+		e.log.Warn("file changed during upload; partial discarded", "file", fs.rec.Path)
+	case errors.As(m.err, &te) && holdCodes[te.Code]:
+		e.hold(fs, te.Code, te.Msg)
+		e.log.Warn("file held", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+	default:
+		te = classify(m.err)
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
+		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+	}
+	e.save(ctx, fs)
+	e.refreshOwner(ctx, fs)
+}
+
+func (e *Engine) view(r *reqState) RequestView {
+	v := RequestView{ID: r.ID, Fields: r.Fields, Status: r.Status, State: r.state, Folder: r.Folder,
+		FilesExpected: r.Files, UpdatedAt: time.Now()}
+	for _, fs := range e.filesOf(r.ID) {
+		v.Files = append(v.Files, fileView(fs))
+	}
+	return v
+}
+
+func fileView(fs *fileState) FileView {
+	return FileView{ID: fs.rec.ID, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
+		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
+		RemotePath: fs.rec.RemotePath, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
+		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done}
+}
+
+func (e *Engine) report(r *reqState) {
+	if e.rep == nil {
+		return
+	}
+	e.rep.RequestChanged(e.view(r))
+}
+
+// reportBin reports the File Bin: until naming rules exist, every file there is held with a
+// sentence saying what to do instead.
+func (e *Engine) reportBin() {
+	if e.opt.Bin == "" {
+		return
+	}
+	v := RequestView{Bin: true, Folder: filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)), UpdatedAt: time.Now(), State: Waiting}
+	for _, fs := range e.filesOf("") {
+		if fs.rec.State == string(Ready) || fs.rec.State == string(Settling) && fs.latestReady {
+			e.hold(fs, ReasonNoMatchingRequest, "this version of hotdrop does not match File Bin files to requests by naming rules yet; move the file into its request's drop folder")
+			e.save(context.Background(), fs)
+		}
+		v.Files = append(v.Files, fileView(fs))
+	}
+	if e.rep != nil {
+		e.rep.RequestChanged(v)
+	}
+}

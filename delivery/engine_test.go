@@ -1,0 +1,451 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+// memStore is an in-memory journal: the state machine's tests care about decisions, and the
+// real SQLite journal is exercised end to end in cmd/hotdrop.
+type memStore struct {
+	mu     sync.Mutex
+	files  map[string]FileRecord
+	reqs   map[string]RequestRecord
+	nextID int64
+}
+
+func newMemStore() *memStore {
+	return &memStore{files: map[string]FileRecord{}, reqs: map[string]RequestRecord{}}
+}
+
+func (s *memStore) SaveRequest(_ context.Context, r RequestRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqs[r.ID] = r
+	return nil
+}
+
+func (s *memStore) SaveFile(_ context.Context, f FileRecord) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.files[f.Path]; ok {
+		f.ID = old.ID
+	} else {
+		s.nextID++
+		f.ID = s.nextID
+	}
+	s.files[f.Path] = f
+	return f.ID, nil
+}
+
+func (s *memStore) DeleteFile(_ context.Context, p string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.files, p)
+	return nil
+}
+
+func (s *memStore) Files(context.Context) ([]FileRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []FileRecord
+	for _, f := range s.files {
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func (s *memStore) MarkRenameIntent(_ context.Context, p, remote, sha string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.files[p]
+	if !ok {
+		return fmt.Errorf("no file %s", p)
+	}
+	f.RenameIntent, f.RemotePath = true, remote
+	s.files[p] = f
+	return nil
+}
+
+// fakeUploader records uploads into a map; fail, when set, decides an attempt's error.
+type fakeUploader struct {
+	mu      sync.Mutex
+	remote  map[string]int64
+	uploads []string
+	fail    func(attempt int, j Job) error
+	attempt map[string]int
+}
+
+func newFakeUploader() *fakeUploader {
+	return &fakeUploader{remote: map[string]int64{}, attempt: map[string]int{}}
+}
+
+func (u *fakeUploader) Upload(ctx context.Context, j Job) (Result, error) {
+	u.mu.Lock()
+	u.attempt[j.LocalPath]++
+	n := u.attempt[j.LocalPath]
+	fail := u.fail
+	u.mu.Unlock()
+	if fail != nil {
+		if err := fail(n, j); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := j.BeforeRename(ctx); err != nil {
+		return Result{}, err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.remote[j.RemoteRel] = j.Size
+	u.uploads = append(u.uploads, j.RemoteRel)
+	return Result{Remote: "/in/" + j.RemoteRel, Size: j.Size, SHA256: "sum"}, nil
+}
+
+func (u *fakeUploader) Stat(_ context.Context, rel string) (int64, bool, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n, ok := u.remote[rel]
+	return n, ok, nil
+}
+
+func (u *fakeUploader) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.uploads)
+}
+
+// viewLog keeps the latest view of each request.
+type viewLog struct {
+	mu    sync.Mutex
+	views map[string]RequestView
+}
+
+func (l *viewLog) RequestChanged(v RequestView) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.views == nil {
+		l.views = map[string]RequestView{}
+	}
+	l.views[v.ID] = v
+}
+
+func (l *viewLog) get(id string) RequestView {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.views[id]
+}
+
+type instantClock struct{}
+
+func (instantClock) Now() time.Time { return time.Unix(0, 0) }
+func (instantClock) After(time.Duration) <-chan time.Time {
+	c := make(chan time.Time, 1)
+	c <- time.Unix(0, 0)
+	return c
+}
+
+type harness struct {
+	t      *testing.T
+	root   string
+	eng    *Engine
+	up     *fakeUploader
+	st     *memStore
+	views  *viewLog
+	events chan watcher.Event
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newHarness(t *testing.T, st *memStore, up *fakeUploader, reqs ...Request) *harness {
+	return newHarnessAt(t, t.TempDir(), st, up, reqs...)
+}
+
+func newHarnessAt(t *testing.T, root string, st *memStore, up *fakeUploader, reqs ...Request) *harness {
+	t.Helper()
+	h := &harness{t: t, root: root, up: up, st: st, views: &viewLog{}, events: make(chan watcher.Event)}
+	h.eng = New(Options{
+		Root: h.root, Bin: "_bin", FolderTemplate: "{title}/{source_type} {language} [{id}]", FolderMode: 0o2775,
+		ReadyMarker: "_READY", Concurrency: 2, AutoDeliver: true, Names: "portable",
+		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
+		Clock:      instantClock{},
+	}, up, st, h.views)
+	if err := h.eng.SetRequests(context.Background(), reqs); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- h.eng.Run(ctx, h.events) }()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	if err := <-h.done; err != nil {
+		h.t.Errorf("Run: %v", err)
+	}
+	h.cancel = nil
+}
+
+// drop reports a file in request id's folder with the given kind.
+func (h *harness) drop(id, name string, kind watcher.Kind, size int64) string {
+	h.t.Helper()
+	var folder string
+	for _, v := range h.eng.Requests() {
+		if v.ID == id {
+			folder = v.Folder
+		}
+	}
+	if id == "" {
+		folder = filepath.Join(h.root, "_bin")
+	}
+	p := filepath.Join(folder, filepath.FromSlash(name))
+	rel, _ := filepath.Rel(h.root, p)
+	h.events <- watcher.Event{Kind: kind, Path: p, Rel: filepath.ToSlash(rel),
+		Info: watcher.FileInfo{Size: size, ModTime: time.Unix(1000, 0), Inode: 7}}
+	return p
+}
+
+// waitState waits until request id reaches state; the engine's loop is asynchronous.
+func (h *harness) waitState(id string, want State) RequestView {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := h.views.get(id)
+		if v.State == want {
+			return v
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("request %s state = %s, want %s; files: %+v", id, v.State, want, v.Files)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func req(id string, files int, extra ...string) Request {
+	f := map[string]string{"id": id, "title": "Wednesday", "source_type": "Subtitle", "language": "fr-FR"}
+	for i := 0; i+1 < len(extra); i += 2 {
+		f[extra[i]] = extra[i+1]
+	}
+	status := f["status"]
+	if status == "" {
+		status = StatusOpen
+	}
+	return Request{ID: id, Status: status, Files: files, Fields: f}
+}
+
+func TestSingleFileDelivered(t *testing.T) {
+	h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-1", 1))
+	if _, err := os.Stat(filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-1]")); err != nil {
+		t.Fatalf("drop folder not created: %v", err)
+	}
+	h.drop("SR-1", "a.ttml", watcher.Settling, 10)
+	h.waitState("SR-1", Settling)
+	if n := h.up.count(); n != 0 {
+		t.Fatalf("uploaded %d files while settling, want 0", n)
+	}
+	h.drop("SR-1", "a.ttml", watcher.Ready, 10)
+	v := h.waitState("SR-1", Delivered)
+	if len(v.Files) != 1 || v.Files[0].RemotePath != "/in/SR-1/a.ttml" || v.Files[0].SHA256 != "sum" {
+		t.Errorf("delivered view files = %+v", v.Files)
+	}
+	if h.up.count() != 1 {
+		t.Errorf("uploads = %d, want 1", h.up.count())
+	}
+}
+
+func TestMultiFileWaitsForAll(t *testing.T) {
+	h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-2", 2))
+	h.drop("SR-2", "a.wav", watcher.Ready, 10)
+	h.waitState("SR-2", Waiting)
+	time.Sleep(20 * time.Millisecond)
+	if n := h.up.count(); n != 0 {
+		t.Fatalf("uploaded %d of an incomplete request, want 0", n)
+	}
+	h.drop("SR-2", "sub/b.wav", watcher.Ready, 10)
+	h.waitState("SR-2", Delivered)
+	if n := h.up.count(); n != 2 {
+		t.Errorf("uploads = %d, want 2", n)
+	}
+}
+
+func TestMarkerCompletesAnyNumber(t *testing.T) {
+	h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-3", 0))
+	h.drop("SR-3", "a.mxf", watcher.Ready, 10)
+	h.drop("SR-3", "b.mxf", watcher.Ready, 10)
+	time.Sleep(20 * time.Millisecond)
+	if n := h.up.count(); n != 0 {
+		t.Fatalf("uploaded %d before the ready marker, want 0", n)
+	}
+	h.drop("SR-3", "_READY", watcher.Ready, 0)
+	h.waitState("SR-3", Delivered)
+	if n := h.up.count(); n != 2 {
+		t.Errorf("uploads = %d, want 2 (the marker itself is never sent)", n)
+	}
+}
+
+func TestHolds(t *testing.T) {
+	h := newHarness(t, newMemStore(), newFakeUploader(),
+		req("SR-4", 1, "status", "closed"), req("SR-5", 1), req("SR-6", 1, "title", "Other"))
+	// The closed request gets no folder of its own; pretend one was left from before.
+	h.eng.mu.Lock()
+	h.eng.reqs["SR-4"].Folder = filepath.Join(h.root, "closed")
+	h.eng.byFolder["closed"] = "SR-4"
+	h.eng.mu.Unlock()
+	h.drop("SR-4", "a.ttml", watcher.Ready, 1)
+	v := h.waitState("SR-4", Held)
+	if v.Files[0].Reason != ReasonRequestNotOpen {
+		t.Errorf("closed request: reason %q, want %s", v.Files[0].Reason, ReasonRequestNotOpen)
+	}
+
+	h.drop("SR-5", "a.ttml", watcher.Settling, 1)
+	h.drop("SR-5", "b.ttml", watcher.Ready, 1)
+	v = h.waitState("SR-5", Held)
+	if v.Files[1].Reason != ReasonTooManyFiles {
+		t.Errorf("two files for one: %+v, want %s", v.Files, ReasonTooManyFiles)
+	}
+
+	h.drop("SR-6", "has space.ttml", watcher.Ready, 1)
+	v = h.waitState("SR-6", Held)
+	if v.Files[0].Reason != ReasonInvalidName {
+		t.Errorf("name with a space: %+v, want %s", v.Files, ReasonInvalidName)
+	}
+
+	h.drop("SR-6", "link.ttml", watcher.Unsafe, 0)
+	if h.up.count() != 0 {
+		t.Errorf("uploads = %d, want 0", h.up.count())
+	}
+}
+
+func TestTransientRetriedPermanentFails(t *testing.T) {
+	up := newFakeUploader()
+	up.fail = func(n int, j Job) error {
+		if filepath.Base(j.LocalPath) == "bad.ttml" {
+			return &TransferError{Code: "permission_denied", Msg: "permission denied"}
+		}
+		if n < 3 {
+			return &TransferError{Code: "transient", Msg: "connection lost", Transient: true}
+		}
+		return nil
+	}
+	h := newHarness(t, newMemStore(), up, req("SR-7", 1), req("SR-8", 1, "title", "B"))
+	h.drop("SR-7", "ok.ttml", watcher.Ready, 1)
+	h.waitState("SR-7", Delivered)
+	if got := up.attempt[filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-7]", "ok.ttml")]; got != 3 {
+		t.Errorf("attempts = %d, want 3", got)
+	}
+	h.drop("SR-8", "bad.ttml", watcher.Ready, 1)
+	v := h.waitState("SR-8", Failed)
+	if v.Files[0].Reason != "permission_denied" || v.Files[0].Message == "" {
+		t.Errorf("failed file = %+v", v.Files[0])
+	}
+}
+
+func TestChangedDuringUploadThenKeepsChanging(t *testing.T) {
+	up := newFakeUploader()
+	up.fail = func(n int, j Job) error {
+		return &TransferError{Code: ReasonChangedDuringUpload, Msg: "changed"}
+	}
+	h := newHarness(t, newMemStore(), up, req("SR-9", 1))
+	for i := 0; i < 2; i++ {
+		h.drop("SR-9", "a.ttml", watcher.Ready, int64(10+i))
+		h.waitState("SR-9", Settling)
+	}
+	h.drop("SR-9", "a.ttml", watcher.Ready, 20)
+	v := h.waitState("SR-9", Held)
+	if v.Files[0].Reason != ReasonKeepsChanging {
+		t.Errorf("reason = %q, want %s", v.Files[0].Reason, ReasonKeepsChanging)
+	}
+}
+
+func TestRestartNeverResends(t *testing.T) {
+	st, up := newMemStore(), newFakeUploader()
+	h := newHarness(t, st, up, req("SR-10", 1))
+	h.drop("SR-10", "a.ttml", watcher.Ready, 5)
+	h.waitState("SR-10", Delivered)
+	h.stop()
+
+	h2 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
+	h2.drop("SR-10", "a.ttml", watcher.Settling, 5)
+	h2.drop("SR-10", "a.ttml", watcher.Ready, 5)
+	time.Sleep(20 * time.Millisecond)
+	if n := up.count(); n != 1 {
+		t.Fatalf("uploads after restart = %d, want 1", n)
+	}
+	// A changed file for a delivered request is held, not sent twice.
+	h2.drop("SR-10", "a.ttml", watcher.Ready, 6)
+	v := h2.waitState("SR-10", Held)
+	if v.Files[0].Reason != ReasonAlreadyDelivered {
+		t.Errorf("reason = %q, want %s", v.Files[0].Reason, ReasonAlreadyDelivered)
+	}
+}
+
+func TestRenameIntentReconciled(t *testing.T) {
+	st, up := newMemStore(), newFakeUploader()
+	root := t.TempDir()
+	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-11]", "a.ttml")
+	// A crash between the journaled intent and the delivered record: the rename happened.
+	st.files[p] = FileRecord{Path: p, RequestID: "SR-11", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+		State: string(Uploading), RemotePath: "SR-11/a.ttml", RenameIntent: true}
+	up.remote["SR-11/a.ttml"] = 5
+	h := newHarnessAt(t, root, st, up, req("SR-11", 1))
+	rel := "Wednesday/Subtitle fr-FR [SR-11]/a.ttml"
+	h.events <- watcher.Event{Kind: watcher.Ready, Path: p, Rel: rel, Info: watcher.FileInfo{Size: 5, ModTime: time.Unix(1000, 0), Inode: 7}}
+	h.waitState("SR-11", Delivered)
+	if n := up.count(); n != 0 {
+		t.Errorf("uploads = %d, want 0: the file was already on the server", n)
+	}
+}
+
+func TestFolderName(t *testing.T) {
+	tmpl := "{title}/{source_type} {language} [{id}]"
+	for _, tc := range []struct {
+		fields map[string]string
+		want   string
+	}{
+		{map[string]string{"title": "Wednesday", "source_type": "Subtitle", "language": "fr-FR", "id": "SR-1"}, "Wednesday/Subtitle fr-FR [SR-1]"},
+		{map[string]string{"title": "Wednesday", "source_type": "SDH/CC", "id": "SR-2"}, "Wednesday/SDH_CC [SR-2]"},
+		{map[string]string{"title": "..", "source_type": "IMF", "id": "SR-3"}, "__/IMF [SR-3]"},
+		{map[string]string{"title": "", "source_type": "AV (Muxed)", "id": "SR-4"}, "AV (Muxed) [SR-4]"},
+		{map[string]string{"title": "What? Now: \"Yes\"", "source_type": "IMF", "id": ""}, "What_ Now_ _Yes_/IMF"},
+		{map[string]string{"title": "CON", "source_type": "IMF", "id": "SR-5"}, "_CON/IMF [SR-5]"},
+	} {
+		got, err := FolderName(tmpl, tc.fields)
+		if err != nil || got != tc.want {
+			t.Errorf("FolderName(%v) = %q, %v; want %q", tc.fields, got, err, tc.want)
+		}
+	}
+}
+
+func TestCheckPortableName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"PKG-1/Subtitle/ep103_fr-FR.ttml", true},
+		{"a b.ttml", false},
+		{"été.ttml", false},
+		{string(make([]byte, 300)), false},
+	} {
+		if got := checkPortableName(tc.name) == ""; got != tc.ok {
+			t.Errorf("checkPortableName(%q) ok = %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
+
+func TestClassifyUnknownIsTransient(t *testing.T) {
+	if te := classify(errors.New("boom")); !te.Transient {
+		t.Errorf("classify(plain error) = %+v, want transient", te)
+	}
+}

@@ -1,0 +1,156 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Uploader sends one file to the destination. Implementations publish atomically (temporary
+// name, size check, BeforeRename, rename) and classify their errors as *TransferError. The
+// Engine does the retrying; Upload is called from several goroutines at once.
+type Uploader interface {
+	Upload(ctx context.Context, j Job) (Result, error)
+	// Stat reports the size of the remote file at rel (relative to the destination folder).
+	Stat(ctx context.Context, rel string) (size int64, exists bool, err error)
+}
+
+// Job is one upload as the Engine asks for it.
+type Job struct {
+	LocalPath    string
+	RemoteRel    string
+	Size         int64
+	ModTime      time.Time
+	Replace      bool // the remote file, if any, was delivered by hotdrop for this request
+	BeforeRename func(ctx context.Context) error
+	Progress     func(done int64)
+}
+
+// Result is what a successful upload reports.
+type Result struct {
+	Remote string
+	Size   int64
+	SHA256 string
+}
+
+// TransferError is an upload failure as the code that saw it classified it: transient ones
+// are retried with backoff while the file stays uploading, permanent ones fail the file with
+// Code (a SPEC.md failure reason) and the server's words in Msg.
+type TransferError struct {
+	Code      string
+	Msg       string
+	Transient bool
+	Err       error
+}
+
+func (e *TransferError) Error() string {
+	if e.Msg != "" {
+		return e.Code + ": " + e.Msg
+	}
+	return fmt.Sprintf("%s: %v", e.Code, e.Err)
+}
+
+func (e *TransferError) Unwrap() error { return e.Err }
+
+// classify turns any upload error into a TransferError; an unclassified error is treated as
+// transient, since a wrongly permanent failure stops a delivery at 2 a.m. for nothing.
+func classify(err error) *TransferError {
+	var te *TransferError
+	if errors.As(err, &te) {
+		return te
+	}
+	return &TransferError{Code: "transient", Msg: err.Error(), Transient: true, Err: err}
+}
+
+// Store is the journal the Engine records into. It must be durable before it returns: the
+// rename intent in particular guards against delivering a file twice after a crash.
+type Store interface {
+	SaveRequest(ctx context.Context, r RequestRecord) error
+	SaveFile(ctx context.Context, f FileRecord) (int64, error)
+	DeleteFile(ctx context.Context, path string) error
+	Files(ctx context.Context) ([]FileRecord, error)
+	MarkRenameIntent(ctx context.Context, path, remote, sha256 string) error
+}
+
+// RequestRecord is a request as the journal stores it. Its fields match store.Request so the
+// wiring can convert one to the other directly.
+type RequestRecord struct {
+	ID        string
+	Fields    string
+	Status    string
+	Files     int
+	Folder    string
+	State     string
+	UpdatedAt time.Time
+}
+
+// FileRecord is a file as the journal stores it. Its fields match store.File so the wiring can
+// convert one to the other directly.
+type FileRecord struct {
+	ID           int64
+	Path         string
+	RequestID    string
+	Size         int64
+	ModTime      time.Time
+	Inode        uint64
+	State        string
+	Reason       string
+	Message      string
+	SHA256       string
+	RemotePath   string
+	RenameIntent bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	DeliveredAt  time.Time
+}
+
+// Reporter hears of every change to a request's view: the status files, and later the
+// events, API and dashboard, are built from it. It is called from the Engine's loop and must
+// not block for long.
+type Reporter interface {
+	RequestChanged(v RequestView)
+}
+
+// Clock is the time source for retry backoff, injected so tests never wait for real.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// RequestView is a snapshot of one request and its files, for reporting.
+type RequestView struct {
+	ID            string
+	Fields        map[string]string
+	Status        string // the studio's
+	State         State  // hotdrop's
+	Folder        string
+	FilesExpected int
+	Bin           bool // the File Bin's view: files not (yet) tied to a request
+	Files         []FileView
+	UpdatedAt     time.Time
+}
+
+// FileView is a snapshot of one file, for reporting.
+type FileView struct {
+	ID         int64
+	Name       string // slash path inside its drop folder
+	Path       string
+	State      State
+	Reason     string
+	Message    string
+	Size       int64
+	SHA256     string
+	RemotePath string
+	ChangedAt  time.Time
+	// Retrying is set while a transient error is being retried.
+	Retrying bool
+	Attempt  int
+	NextTry  time.Time
+	Done     int64
+}

@@ -1,0 +1,185 @@
+package delivery
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Request is one studio Source Request as hotdrop needs it: its id, the studio's status, how
+// many files fulfil it, and every string field (title, source_type, language, extras) that
+// folder names, remote paths and naming rules may use.
+type Request struct {
+	ID     string
+	Status string
+	Files  int // 0 = any number, complete when the ready marker appears
+	Fields map[string]string
+	// Folder is the request's absolute drop folder, set by the Engine from watch.folder.
+	Folder string
+}
+
+// Accepting reports whether the studio's status takes deliveries.
+func (r Request) Accepting() bool {
+	return r.Status == StatusOpen || r.Status == StatusRedeliveryRequested
+}
+
+// The studio-side statuses that accept deliveries; any other status does not.
+const (
+	StatusOpen                = "open"
+	StatusRedeliveryRequested = "redelivery_requested"
+)
+
+// State is hotdrop's delivery state of a file or a request (SPEC.md, Words).
+type State string
+
+// The delivery states, in the order a file normally moves through them.
+const (
+	Waiting   State = "waiting"
+	Settling  State = "settling"
+	Held      State = "held"
+	Ready     State = "ready"
+	Uploading State = "uploading"
+	Delivered State = "delivered"
+	Failed    State = "failed"
+)
+
+// Hold and failure reason codes (SPEC.md, Words). Each is shown with a human sentence.
+const (
+	ReasonNoMatchingRequest   = "no_matching_request"
+	ReasonRequestNotOpen      = "request_not_open"
+	ReasonAlreadyDelivered    = "already_delivered"
+	ReasonTooManyFiles        = "too_many_files"
+	ReasonUnsafePath          = "unsafe_path"
+	ReasonInvalidName         = "invalid_name"
+	ReasonRemoteExists        = "remote_exists"
+	ReasonKeepsChanging       = "keeps_changing"
+	ReasonChangedDuringUpload = "changed_during_upload"
+	ReasonRemoteError         = "remote_error"
+)
+
+// holdCodes are the reasons that put a file in Held rather than Failed: they need a person to
+// change the files or the request, not a retry.
+var holdCodes = map[string]bool{
+	"missing_metadata": true, "invalid_metadata": true, "invalid_sidecar": true,
+	ReasonNoMatchingRequest: true, "ambiguous_match": true, ReasonRequestNotOpen: true,
+	ReasonAlreadyDelivered: true, "unsupported_extension": true, ReasonTooManyFiles: true,
+	ReasonUnsafePath: true, ReasonInvalidName: true, ReasonRemoteExists: true,
+	"checksum_mismatch": true, ReasonKeepsChanging: true,
+}
+
+// FolderName renders the watch.folder template for a request's fields. Each field value is
+// made safe as one path element on Windows, macOS and Linux (so "SDH/CC" never becomes two
+// folders and ".." never climbs), empty parts collapse ("Subtitle  [SR-1]" → "Subtitle [SR-1]",
+// empty brackets and empty path elements dropped), and the result is a relative slash path.
+func FolderName(tmpl string, fields map[string]string) (string, error) {
+	var b strings.Builder
+	rest := tmpl
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		b.WriteString(rest[:i])
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return "", fmt.Errorf("folder template %q: unclosed {", tmpl)
+		}
+		name := rest[i+1 : i+j]
+		b.WriteString(safeElement(fields[name]))
+		rest = rest[i+j+1:]
+	}
+	var parts []string
+	for _, p := range strings.Split(b.String(), "/") {
+		p = collapse(p)
+		if p == "" {
+			continue
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return "", fmt.Errorf("folder template %q gives an empty folder name", tmpl)
+	}
+	return strings.Join(parts, "/"), nil
+}
+
+// safeElement replaces what Windows, macOS or Linux refuse in a file name, and the path
+// separators, so a field value stays inside one path element.
+func safeElement(v string) string {
+	v = strings.Map(func(r rune) rune {
+		switch {
+		case r < 0x20 || r == 0x7f:
+			return -1
+		case strings.ContainsRune(`<>:"/\|?*`, r):
+			return '_'
+		}
+		return r
+	}, v)
+	if strings.Trim(v, ".") == "" && v != "" {
+		return strings.Repeat("_", len(v))
+	}
+	return v
+}
+
+// collapse tidies one path element after substitution: empty brackets go, runs of spaces
+// become one, and trailing dots and spaces (which Windows drops silently) are trimmed.
+func collapse(p string) string {
+	for _, empty := range []string{"[]", "()", "{}", "[ ]", "( )"} {
+		p = strings.ReplaceAll(p, empty, "")
+	}
+	p = strings.Join(strings.Fields(p), " ")
+	p = strings.TrimRight(p, ". ")
+	p = strings.TrimLeft(p, " ")
+	if p == "." || p == ".." {
+		return ""
+	}
+	if isReservedWindowsName(p) {
+		p = "_" + p
+	}
+	return p
+}
+
+func isReservedWindowsName(p string) bool {
+	base := strings.ToUpper(p)
+	if i := strings.IndexByte(base, '.'); i >= 0 {
+		base = base[:i]
+	}
+	switch base {
+	case "CON", "PRN", "AUX", "NUL":
+		return true
+	}
+	if len(base) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) && base[3] >= '1' && base[3] <= '9' {
+		return true
+	}
+	return false
+}
+
+// checkPortableName says why a relative slash path would be refused under
+// destination.names = "portable", or "" if it is fine: every element only [A-Za-z0-9._-],
+// and the whole path at most 255 bytes.
+func checkPortableName(rel string) string {
+	if len(rel) > 255 {
+		return fmt.Sprintf("the path %q is %d bytes long; the studio's server accepts at most 255", rel, len(rel))
+	}
+	var bad []string
+	seen := map[rune]bool{}
+	for _, r := range rel {
+		if r == '/' || r == '.' || r == '_' || r == '-' || (r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))) {
+			continue
+		}
+		if !seen[r] {
+			seen[r] = true
+			if r == ' ' {
+				bad = append(bad, "space")
+			} else {
+				bad = append(bad, fmt.Sprintf("%q", r))
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the name %q has characters the studio's server may reject (%s); only A-Z a-z 0-9 . _ - are allowed: rename the file, or set destination.names = \"any\"",
+		rel, strings.Join(bad, ", "))
+}

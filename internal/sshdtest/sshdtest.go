@@ -1,0 +1,303 @@
+// Package sshdtest starts a real OpenSSH sshd for integration tests, so the
+// uploader is proven against the server ingest sites actually run: its
+// error mapping, posix-rename, packet limits and file permissions.
+//
+// It is for tests only. Each Start runs its own sshd on 127.0.0.1 with a
+// throw-away config, host key and client key, stopped by t.Cleanup. When run
+// as root (as CI does) the login user is the unprivileged "hotdrop-test", so
+// permission tests mean something; otherwise it is the current user, the only
+// one a non-root sshd can log in.
+package sshdtest
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// TestUser is the unprivileged account sshd logs in when tests run as root.
+const TestUser = "hotdrop-test"
+
+// Server is a running sshd.
+type Server struct {
+	Addr         string // 127.0.0.1:PORT
+	User         string
+	Dir          string // absolute remote folder writable by User (use as URL path)
+	IdentityFile string // client private key, OpenSSH PEM
+	KnownHosts   string // a known_hosts pinning HostKey for Addr
+	HostKey      ssh.PublicKey
+	LogFile      string // sshd's own log, LogLevel VERBOSE; shown when the test fails
+}
+
+// URL is the destination URL for the uploader.
+func (s *Server) URL() string { return fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, s.Dir) }
+
+// Log returns sshd's log so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.LogFile)
+	return string(b)
+}
+
+// Start runs sshd. It skips the test with a clear message when sshd is not
+// installed, and fails it instead when CI=true, where it must be.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := findSSHD()
+	if bin == "" {
+		skipOrFail(t, "sshd not found: install openssh-server to run the real-SFTP tests")
+	}
+	account, err := loginUser(t)
+	if err != nil {
+		skipOrFail(t, fmt.Sprintf("sshdtest: no user for sshd to log in: %v", err))
+	}
+	uid, _ := strconv.Atoi(account.Uid)
+	gid, _ := strconv.Atoi(account.Gid)
+	asRoot := os.Geteuid() == 0
+	if asRoot {
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			t.Fatalf("sshdtest: sshd needs /run/sshd: %v", err)
+		}
+	}
+
+	// t.TempDir is 0700; sshd reads authorized_keys as the login user and
+	// that user must reach Dir, so the base is our own, traversable folder.
+	base, err := os.MkdirTemp("", "hotdrop-sshd-*")
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	t.Cleanup(func() { removeAll(base) })
+	must(t, os.Chmod(base, 0o755))
+
+	hostPub, hostPEM := newKey(t, "hotdrop-test host")
+	clientPub, clientPEM := newKey(t, "hotdrop-test client")
+	keys := t.TempDir()
+	s := &Server{
+		User:         account.Username,
+		Dir:          filepath.Join(base, "remote"),
+		IdentityFile: filepath.Join(keys, "id_ed25519"),
+		KnownHosts:   filepath.Join(keys, "known_hosts"),
+		HostKey:      hostPub,
+		LogFile:      filepath.Join(base, "sshd.log"),
+	}
+	must(t, os.WriteFile(s.IdentityFile, clientPEM, 0o600))
+	hostKeyFile := filepath.Join(base, "ssh_host_ed25519_key")
+	must(t, os.WriteFile(hostKeyFile, hostPEM, 0o600))
+	authKeys := filepath.Join(base, "authorized_keys")
+	must(t, os.WriteFile(authKeys, ssh.MarshalAuthorizedKey(clientPub), 0o644))
+	must(t, os.Mkdir(s.Dir, 0o755))
+	if asRoot {
+		must(t, os.Chown(s.Dir, uid, gid))
+	}
+
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if lastErr = s.run(t, bin, base, hostKeyFile, authKeys); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("sshdtest: %v\n--- sshd log ---\n%s", lastErr, s.Log())
+	}
+	line := knownhosts.Line([]string{knownhosts.Normalize(s.Addr)}, hostPub)
+	must(t, os.WriteFile(s.KnownHosts, []byte(line+"\n"), 0o600))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- sshd log (%s) ---\n%s", s.LogFile, s.Log())
+		}
+	})
+	return s
+}
+
+// run starts sshd on a free port and waits until it accepts connections.
+func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cfg := filepath.Join(base, "sshd_config")
+	conf := strings.Join([]string{
+		"Port " + strconv.Itoa(port),
+		"ListenAddress 127.0.0.1",
+		"HostKey " + hostKey,
+		"PidFile " + filepath.Join(base, "sshd.pid"),
+		"AuthorizedKeysFile " + authKeys,
+		"UsePAM no",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"PubkeyAuthentication yes",
+		"StrictModes no",
+		"AllowUsers " + s.User,
+		"PermitRootLogin no",
+		"AllowTcpForwarding no",
+		"X11Forwarding no",
+		"MaxStartups 100",
+		"LogLevel VERBOSE",
+		// internal-sftp logs to syslog only, whatever -l says; sshd's own
+		// VERBOSE log (logins, sessions) is what LogFile holds.
+		"Subsystem sftp internal-sftp",
+		"",
+	}, "\n")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(s.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "-D", "-e", "-f", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case werr := <-exited:
+			exited <- werr
+			return fmt.Errorf("sshd exited at start: %v", werr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return fmt.Errorf("sshd did not accept connections on %s within 10s", s.Addr)
+		}
+	}
+	t.Cleanup(stop)
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func findSSHD() string {
+	if st, err := os.Stat("/usr/sbin/sshd"); err == nil && !st.IsDir() {
+		return "/usr/sbin/sshd"
+	}
+	if p, err := exec.LookPath("sshd"); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs // sshd re-executes itself and insists on an absolute path
+		}
+	}
+	return ""
+}
+
+func skipOrFail(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true, so this is a failure, not a skip)")
+	}
+	t.Skip(msg)
+}
+
+// loginUser is the account sshd will log in: hotdrop-test as root (created
+// when missing), else ourselves.
+func loginUser(t testing.TB) (*user.User, error) {
+	if os.Geteuid() != 0 {
+		return user.Current()
+	}
+	u, err := user.Lookup(TestUser)
+	if err != nil {
+		out, uerr := exec.Command("useradd", "--system", "--create-home", "--shell", "/bin/sh", TestUser).CombinedOutput()
+		if u, err = user.Lookup(TestUser); err != nil {
+			return nil, fmt.Errorf("useradd %s: %v: %s", TestUser, uerr, out)
+		}
+		t.Logf("sshdtest: created user %s", TestUser)
+	}
+	if err := unlock(TestUser); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// unlock makes the account usable by sshd with UsePAM no: useradd leaves the
+// password field "!" (locked), and sshd refuses locked accounts even for
+// key logins. "*" still allows no password login.
+func unlock(name string) error {
+	f, err := os.Open("/etc/shadow")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 2 || fields[0] != name {
+			continue
+		}
+		if !strings.HasPrefix(fields[1], "!") {
+			return nil
+		}
+		if out, err := exec.Command("usermod", "-p", "*", name).CombinedOutput(); err != nil {
+			return fmt.Errorf("usermod -p '*' %s: %v: %s", name, err, out)
+		}
+		return nil
+	}
+	return sc.Err()
+}
+
+func newKey(t testing.TB, comment string) (ssh.PublicKey, []byte) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	must(t, err)
+	sshPub, err := ssh.NewPublicKey(pub)
+	must(t, err)
+	return sshPub, pem.EncodeToMemory(block)
+}
+
+// removeAll also removes what tests made read-only.
+func removeAll(dir string) {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(dir)
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+}

@@ -1,0 +1,163 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hotdrop/hotdrop/delivery"
+)
+
+// StatusFileName is the status file hotdrop keeps in every drop folder and in the File Bin.
+// The watcher never reports it (nor any name starting ".hotdrop").
+const StatusFileName = ".hotdrop-status.json"
+
+// StatusFiles writes a request's view into its drop folder's status file each time it
+// changes, atomically (temporary name + rename), so a reader never sees half a file.
+type StatusFiles struct {
+	Logger *slog.Logger
+}
+
+var _ delivery.Reporter = (*StatusFiles)(nil)
+
+// Status is the content of a status file.
+type Status struct {
+	Request   *RequestStatus `json:"request,omitempty"`
+	Bin       bool           `json:"bin,omitempty"`
+	Files     []FileStatus   `json:"files"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+// RequestStatus is the request part of a status file.
+type RequestStatus struct {
+	ID            string `json:"id"`
+	Title         string `json:"title,omitempty"`
+	SourceType    string `json:"source_type,omitempty"`
+	Language      string `json:"language,omitempty"`
+	PackageID     string `json:"package_id,omitempty"`
+	Status        string `json:"status"`
+	State         string `json:"state"`
+	FilesExpected int    `json:"files_expected"`
+}
+
+// FileStatus is one file in a status file.
+type FileStatus struct {
+	Name       string    `json:"name"`
+	State      string    `json:"state"`
+	Reason     *Reason   `json:"reason,omitempty"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256,omitempty"`
+	RemotePath string    `json:"remote_path,omitempty"`
+	Retrying   *Retrying `json:"retrying,omitempty"`
+	ChangedAt  time.Time `json:"changed_at"`
+}
+
+// Reason is a machine-readable code with the sentence a person reads.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Retrying says a transient error is being retried.
+type Retrying struct {
+	Attempt int       `json:"attempt"`
+	NextTry time.Time `json:"next_try"`
+}
+
+// FromView builds the status-file content of a request view.
+func FromView(v delivery.RequestView) Status {
+	s := Status{Bin: v.Bin, Files: []FileStatus{}, UpdatedAt: v.UpdatedAt.UTC()}
+	if !v.Bin {
+		s.Request = &RequestStatus{ID: v.ID, Title: v.Fields["title"], SourceType: v.Fields["source_type"],
+			Language: v.Fields["language"], PackageID: v.Fields["package_id"], Status: v.Status,
+			State: string(v.State), FilesExpected: v.FilesExpected}
+	}
+	for _, f := range v.Files {
+		fs := FileStatus{Name: f.Name, State: string(f.State), Size: f.Size, SHA256: f.SHA256,
+			RemotePath: f.RemotePath, ChangedAt: f.ChangedAt.UTC()}
+		if f.Reason != "" {
+			fs.Reason = &Reason{Code: f.Reason, Message: f.Message}
+		}
+		if f.Retrying {
+			fs.Retrying = &Retrying{Attempt: f.Attempt, NextTry: f.NextTry.UTC()}
+		}
+		s.Files = append(s.Files, fs)
+	}
+	return s
+}
+
+// RequestChanged rewrites the status file of the view's folder. A folder that does not exist
+// (a request that takes no deliveries) gets none.
+func (w *StatusFiles) RequestChanged(v delivery.RequestView) {
+	if v.Folder == "" {
+		return
+	}
+	if fi, err := os.Stat(v.Folder); err != nil || !fi.IsDir() {
+		return
+	}
+	if err := WriteStatus(v.Folder, FromView(v)); err != nil && w.Logger != nil {
+		w.Logger.Error("writing status file", "err", err)
+	}
+}
+
+// WriteStatus writes s as dir's status file by temporary name and rename.
+func WriteStatus(dir string, s Status) error {
+	data, err := marshalStatus(s)
+	if err != nil {
+		return fmt.Errorf("status file in %s: %w", dir, err)
+	}
+	data = append(data, '\n')
+	return writeAtomic(filepath.Join(dir, StatusFileName), data)
+}
+
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, werr)
+	}
+	return nil
+}
+
+// ReadStatus reads a status file, for `hotdrop status` and tests.
+func ReadStatus(dir string) (Status, error) {
+	var s Status
+	data, err := os.ReadFile(filepath.Join(dir, StatusFileName))
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return s, fmt.Errorf("%s: %w", filepath.Join(dir, StatusFileName), err)
+	}
+	return s, nil
+}
+
+// marshalStatus is indented JSON without HTML escaping: names like "Audio M&E" stay readable.
+func marshalStatus(s Status) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}

@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver: no cgo on Windows or macOS
+)
+
+// schemaVersion is the version this build writes; migrations below bring older files up to it.
+const schemaVersion = 1
+
+// migrations[i] moves a database from version i to i+1. Never edit a released entry: add one.
+var migrations = []string{
+	`CREATE TABLE requests (
+		id         TEXT PRIMARY KEY,
+		fields     TEXT NOT NULL,          -- JSON object of the request's string fields
+		status     TEXT NOT NULL,          -- the studio's status (open, closed, ...)
+		files      INTEGER NOT NULL,       -- how many files fulfil it; 0 = ready marker
+		folder     TEXT NOT NULL,          -- absolute drop folder
+		state      TEXT NOT NULL,          -- hotdrop's delivery state
+		updated_at TEXT NOT NULL
+	);
+	CREATE TABLE files (
+		id            INTEGER PRIMARY KEY,
+		path          TEXT NOT NULL UNIQUE,  -- absolute local path
+		request_id    TEXT NOT NULL,
+		size          INTEGER NOT NULL,
+		mtime_ns      INTEGER NOT NULL,
+		inode         INTEGER NOT NULL,
+		state         TEXT NOT NULL,
+		reason        TEXT NOT NULL DEFAULT '',
+		message       TEXT NOT NULL DEFAULT '',
+		sha256        TEXT NOT NULL DEFAULT '',
+		remote_path   TEXT NOT NULL DEFAULT '',
+		rename_intent INTEGER NOT NULL DEFAULT 0,
+		created_at    TEXT NOT NULL,
+		updated_at    TEXT NOT NULL,
+		delivered_at  TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX files_request ON files(request_id);
+	CREATE INDEX files_intent ON files(rename_intent) WHERE rename_intent = 1;`,
+}
+
+// ErrNotFound is returned by lookups for a record that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is an open journal. It is safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+// Request is the stored copy of a Source Request and its delivery state.
+type Request struct {
+	ID        string
+	Fields    string // JSON object
+	Status    string
+	Files     int
+	Folder    string
+	State     string
+	UpdatedAt time.Time
+}
+
+// File is the stored record of one local file: its identity (path, inode, size, mtime), its
+// delivery state and, once delivered, where it went and its checksum.
+type File struct {
+	ID           int64
+	Path         string
+	RequestID    string
+	Size         int64
+	ModTime      time.Time
+	Inode        uint64
+	State        string
+	Reason       string
+	Message      string
+	SHA256       string
+	RemotePath   string
+	RenameIntent bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	DeliveredAt  time.Time
+}
+
+// Open opens (creating if needed) the journal at path and brings its schema up to date.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("state database %s: %w", path, err)
+	}
+	dsn := "file:" + filepath.ToSlash(path) +
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("state database %s: %w", path, err)
+	}
+	// One connection: SQLite serialises writers anyway, and one connection means no
+	// SQLITE_BUSY between our own goroutines.
+	db.SetMaxOpenConns(1)
+	s := &Store{db: db, path: path}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Path is the database file, for messages.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) migrate() error {
+	var v int
+	if err := s.db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return fmt.Errorf("state database %s: reading schema version: %w", s.path, err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("state database %s has schema version %d, newer than this hotdrop understands (%d): upgrade hotdrop or use another state_dir", s.path, v, schemaVersion)
+	}
+	for ; v < schemaVersion; v++ {
+		tx, err := s.db.Begin()
+		if err != nil {
+			return fmt.Errorf("state database %s: %w", s.path, err)
+		}
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("state database %s: migrating to version %d: %w", s.path, v+1, err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("state database %s: %w", s.path, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("state database %s: %w", s.path, err)
+		}
+	}
+	return nil
+}
+
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func parseTS(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// SaveRequest inserts or replaces a request.
+func (s *Store) SaveRequest(ctx context.Context, r Request) error {
+	if r.UpdatedAt.IsZero() {
+		r.UpdatedAt = time.Now()
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO requests(id, fields, status, files, folder, state, updated_at)
+		VALUES(?,?,?,?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET fields=excluded.fields, status=excluded.status, files=excluded.files,
+			folder=excluded.folder, state=excluded.state, updated_at=excluded.updated_at`,
+		r.ID, r.Fields, r.Status, r.Files, r.Folder, r.State, ts(r.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("saving request %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Requests lists every stored request, ordered by id.
+func (s *Store) Requests(ctx context.Context) ([]Request, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, fields, status, files, folder, state, updated_at FROM requests ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing requests: %w", err)
+	}
+	defer rows.Close()
+	var out []Request
+	for rows.Next() {
+		var r Request
+		var upd string
+		if err := rows.Scan(&r.ID, &r.Fields, &r.Status, &r.Files, &r.Folder, &r.State, &upd); err != nil {
+			return nil, fmt.Errorf("listing requests: %w", err)
+		}
+		r.UpdatedAt = parseTS(upd)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+const fileCols = `id, path, request_id, size, mtime_ns, inode, state, reason, message, sha256, remote_path,
+	rename_intent, created_at, updated_at, delivered_at`
+
+func scanFile(sc interface{ Scan(...any) error }) (File, error) {
+	var f File
+	var mtime int64
+	var inode int64
+	var intent int
+	var created, updated, delivered string
+	err := sc.Scan(&f.ID, &f.Path, &f.RequestID, &f.Size, &mtime, &inode, &f.State, &f.Reason, &f.Message,
+		&f.SHA256, &f.RemotePath, &intent, &created, &updated, &delivered)
+	if err != nil {
+		return File{}, err
+	}
+	f.ModTime = time.Unix(0, mtime)
+	f.Inode = uint64(inode)
+	f.RenameIntent = intent != 0
+	f.CreatedAt, f.UpdatedAt, f.DeliveredAt = parseTS(created), parseTS(updated), parseTS(delivered)
+	return f, nil
+}
+
+// SaveFile inserts or updates the record of a file, keyed by its path, and returns its id.
+func (s *Store) SaveFile(ctx context.Context, f File) (int64, error) {
+	now := time.Now()
+	if f.UpdatedAt.IsZero() {
+		f.UpdatedAt = now
+	}
+	intent := 0
+	if f.RenameIntent {
+		intent = 1
+	}
+	var id int64
+	err := s.db.QueryRowContext(ctx, `INSERT INTO files(path, request_id, size, mtime_ns, inode, state, reason, message,
+			sha256, remote_path, rename_intent, created_at, updated_at, delivered_at)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(path) DO UPDATE SET request_id=excluded.request_id, size=excluded.size, mtime_ns=excluded.mtime_ns,
+			inode=excluded.inode, state=excluded.state, reason=excluded.reason, message=excluded.message,
+			sha256=excluded.sha256, remote_path=excluded.remote_path, rename_intent=excluded.rename_intent,
+			updated_at=excluded.updated_at, delivered_at=excluded.delivered_at
+		RETURNING id`,
+		f.Path, f.RequestID, f.Size, f.ModTime.UnixNano(), int64(f.Inode), f.State, f.Reason, f.Message,
+		f.SHA256, f.RemotePath, intent, ts(now), ts(f.UpdatedAt), ts(f.DeliveredAt)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("saving file %s: %w", f.Path, err)
+	}
+	return id, nil
+}
+
+// File returns the record of the file at path, or ErrNotFound.
+func (s *Store) File(ctx context.Context, path string) (File, error) {
+	f, err := scanFile(s.db.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files WHERE path = ?`, path))
+	if errors.Is(err, sql.ErrNoRows) {
+		return File{}, fmt.Errorf("file %s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return File{}, fmt.Errorf("file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Files lists every file record, ordered by path.
+func (s *Store) Files(ctx context.Context) ([]File, error) {
+	return s.queryFiles(ctx, `SELECT `+fileCols+` FROM files ORDER BY path`)
+}
+
+// PendingRenames lists files whose intent to rename was recorded but not yet followed by a
+// delivered record: after a crash, each is either delivered already (the rename happened) or
+// must be sent again.
+func (s *Store) PendingRenames(ctx context.Context) ([]File, error) {
+	return s.queryFiles(ctx, `SELECT `+fileCols+` FROM files WHERE rename_intent = 1 ORDER BY path`)
+}
+
+func (s *Store) queryFiles(ctx context.Context, q string, args ...any) ([]File, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing files: %w", err)
+	}
+	defer rows.Close()
+	var out []File
+	for rows.Next() {
+		f, err := scanFile(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing files: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// MarkRenameIntent records, durably, that the file at path is about to be renamed into place
+// at remote with the given checksum. It is the guard against a double delivery after a crash.
+func (s *Store) MarkRenameIntent(ctx context.Context, path, remote, sha256 string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE files SET rename_intent = 1, remote_path = ?, sha256 = ?, updated_at = ? WHERE path = ?`,
+		remote, sha256, ts(time.Now()), path)
+	if err != nil {
+		return fmt.Errorf("recording rename intent for %s: %w", path, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("recording rename intent for %s: %w", path, ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteFile forgets the record of the file at path.
+func (s *Store) DeleteFile(ctx context.Context, path string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM files WHERE path = ?`, path); err != nil {
+		return fmt.Errorf("forgetting file %s: %w", path, err)
+	}
+	return nil
+}

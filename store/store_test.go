@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state", "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestFileRoundTripAndReopen(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	mtime := time.Unix(1700000000, 123456789)
+	want := File{Path: "/drop/a.ttml", RequestID: "SR-1", Size: 42, ModTime: mtime, Inode: 77, State: "ready"}
+	id, err := s.SaveFile(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRenameIntent(ctx, want.Path, "/in/a.ttml", "abc"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s2.Close()
+	got, err := s2.File(ctx, want.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != id || got.Size != 42 || !got.ModTime.Equal(mtime) || got.Inode != 77 || !got.RenameIntent ||
+		got.RemotePath != "/in/a.ttml" || got.SHA256 != "abc" || got.State != "ready" {
+		t.Errorf("File after reopen = %+v", got)
+	}
+	pending, err := s2.PendingRenames(ctx)
+	if err != nil || len(pending) != 1 || pending[0].Path != want.Path {
+		t.Errorf("PendingRenames = %v, %v; want the one file", pending, err)
+	}
+
+	// Saving again by path updates the same row.
+	got.State, got.RenameIntent = "delivered", false
+	id2, err := s2.SaveFile(ctx, got)
+	if err != nil || id2 != id {
+		t.Fatalf("SaveFile update id = %d, %v; want %d", id2, err, id)
+	}
+	if pending, _ := s2.PendingRenames(ctx); len(pending) != 0 {
+		t.Errorf("PendingRenames after delivery = %v, want none", pending)
+	}
+}
+
+func TestFileNotFound(t *testing.T) {
+	s, _ := openTemp(t)
+	if _, err := s.File(context.Background(), "/nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("File(missing) error = %v, want ErrNotFound", err)
+	}
+	if err := s.MarkRenameIntent(context.Background(), "/nope", "x", "y"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("MarkRenameIntent(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestRequests(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	for _, r := range []Request{
+		{ID: "SR-2", Fields: `{"title":"B"}`, Status: "open", Files: 1, Folder: "/d/b", State: "waiting"},
+		{ID: "SR-1", Fields: `{"title":"A"}`, Status: "open", Files: 0, Folder: "/d/a", State: "waiting"},
+		{ID: "SR-2", Fields: `{"title":"B2"}`, Status: "closed", Files: 1, Folder: "/d/b", State: "delivered"},
+	} {
+		if err := s.SaveRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := s.Requests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].ID != "SR-1" || rs[1].Status != "closed" || rs[1].Fields != `{"title":"B2"}` {
+		t.Errorf("Requests = %+v", rs)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	s, path := openTemp(t)
+	if _, err := s.db.Exec(`PRAGMA user_version = 99`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(path); err == nil {
+		t.Fatal("Open of a database from a newer hotdrop succeeded; want a clear error")
+	}
+}

@@ -1,0 +1,56 @@
+package uploader
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestFileDestination(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "outbox")
+	u := newUploader(t, Options{URL: "file://" + root})
+	j, data := localFile(t, 200000, "PKG/AV/movie.mxf")
+	res, err := u.Upload(t.Context(), j)
+	must(t, err)
+	final := filepath.Join(root, "PKG", "AV", "movie.mxf")
+	if res.Remote != final || res.SHA256 != sum(data) || res.Size != int64(len(data)) {
+		t.Errorf("Upload() = %+v, want %s", res, final)
+	}
+	assertFile(t, final, data)
+	assertNoPartial(t, root)
+
+	t.Run("remote_exists", func(t *testing.T) {
+		_, err := u.Upload(t.Context(), j)
+		wantCode(t, err, CodeRemoteExists, false)
+	})
+	t.Run("replace", func(t *testing.T) {
+		j2, data2 := localFile(t, 1000, "PKG/AV/movie.mxf")
+		j2.Replace = true
+		_, err := u.Upload(t.Context(), j2)
+		must(t, err)
+		assertFile(t, final, data2)
+	})
+	t.Run("changed", func(t *testing.T) {
+		j3, _ := localFile(t, 200000, "PKG/AV/other.mxf")
+		j3.Progress = func(int64) { _ = os.Truncate(j3.LocalPath, 1) }
+		_, err := u.Upload(t.Context(), j3)
+		wantCode(t, err, CodeChanged, false)
+		if _, err := os.Stat(filepath.Join(root, "PKG", "AV", "other.mxf")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("final file exists after change (err %v)", err)
+		}
+		assertNoPartial(t, root)
+	})
+	t.Run("permission_denied", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("root writes into read-only folders; the sshd test covers this as an unprivileged user")
+		}
+		ro := filepath.Join(root, "ro")
+		must(t, os.Mkdir(ro, 0o555))
+		t.Cleanup(func() { os.Chmod(ro, 0o755) })
+		j4, _ := localFile(t, 10, "ro/x.bin")
+		_, err := u.Upload(t.Context(), j4)
+		wantCode(t, err, CodePermissionDenied, false)
+	})
+}

@@ -1,0 +1,339 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// openSSHMaxWrite is the largest write payload OpenSSH's sftp-server takes:
+// 256 KiB per message minus room for the header, as its limits@openssh.com says.
+const openSSHMaxWrite = 256*1024 - 1024
+
+// sftpConn is one SSH connection with its SFTP session, shared by every
+// Upload until it dies.
+type sftpConn struct {
+	ssh  *ssh.Client
+	sftp *sftp.Client
+	base string
+
+	posixRename, statvfs, fsync bool
+
+	done chan struct{} // closed once the connection is unusable
+	once sync.Once
+	wg   sync.WaitGroup // the watch and keepalive goroutines
+}
+
+// session returns the live connection, dialling a new one when there is none
+// or the last one died.
+func (u *Uploader) session(ctx context.Context) (*sftpConn, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return nil, &Error{Code: CodeTransient, Transient: true, Msg: "uploader is closed", Err: net.ErrClosed}
+	}
+	if c := u.conn; c != nil {
+		if c.alive() {
+			return c, nil
+		}
+		c.wg.Wait()
+		u.conn = nil
+	}
+	c, err := u.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u.conn = c
+	return c, nil
+}
+
+func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
+	hk, algos, err := newHostKeyCheck(u.opts.KnownHosts, u.addr)
+	if err != nil {
+		return nil, err
+	}
+	auth, closeAgent, err := loadAuth(u.opts.IdentityFile, u.opts.PasswordFile, true)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAgent()
+	cfg := &ssh.ClientConfig{
+		User:              u.user,
+		Auth:              auth,
+		HostKeyCallback:   hk.callback,
+		HostKeyAlgorithms: algos,
+		Timeout:           u.dialTimeout,
+		ClientVersion:     "SSH-2.0-hotdrop",
+	}
+	d := net.Dialer{Timeout: u.dialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", u.addr)
+	if err != nil {
+		return nil, &Error{Code: CodeTransient, Transient: true, Msg: fmt.Sprintf("cannot reach %s", u.addr), Err: err}
+	}
+	// The SSH and SFTP handshakes have no timeout of their own.
+	_ = nc.SetDeadline(time.Now().Add(u.dialTimeout))
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	cc, chans, reqs, err := ssh.NewClientConn(nc, u.addr, cfg)
+	if err != nil {
+		nc.Close()
+		switch {
+		case hk.failure != nil:
+			return nil, hk.failure
+		case ctx.Err() != nil:
+			return nil, classify("connect to", u.addr, ctx.Err())
+		case isAuth(err):
+			return nil, &Error{Code: CodeAuthFailed, Err: err, Msg: fmt.Sprintf(
+				"server %s refused the login of user %q with %s", u.addr, u.user, u.authDescription())}
+		}
+		return nil, classify("ssh handshake with", u.addr, err)
+	}
+	client := ssh.NewClient(cc, chans, reqs)
+	sc, err := openSFTP(client)
+	if err != nil {
+		client.Close()
+		if ctx.Err() != nil {
+			return nil, classify("connect to", u.addr, ctx.Err())
+		}
+		return nil, classify("start sftp on", u.addr, err)
+	}
+	if !stop() {
+		// ctx ended during the SFTP start and closed the socket.
+		sc.Close()
+		client.Close()
+		return nil, classify("connect to", u.addr, context.Cause(ctx))
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c := &sftpConn{ssh: client, sftp: sc, base: u.base, done: make(chan struct{})}
+	_, c.posixRename = sc.HasExtension("posix-rename@openssh.com")
+	_, c.statvfs = sc.HasExtension("statvfs@openssh.com")
+	_, c.fsync = sc.HasExtension("fsync@openssh.com")
+	c.wg.Add(2)
+	go c.watch()
+	go c.keepalive(u.kaInterval, u.kaTimeout)
+	u.log.Info("connected to destination", "addr", u.addr, "user", u.user, "server", string(client.ServerVersion()))
+	return c, nil
+}
+
+// openSFTP starts the SFTP session. OpenSSH takes 8 times the default
+// packet size, which it says by advertising limits@openssh.com; other
+// servers keep the 32 KiB every server must accept.
+func openSFTP(client *ssh.Client) (*sftp.Client, error) {
+	sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true))
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := sc.HasExtension("limits@openssh.com"); !ok {
+		return sc, nil
+	}
+	sc.Close()
+	return sftp.NewClient(client, sftp.UseConcurrentWrites(true), sftp.MaxPacketUnchecked(openSSHMaxWrite))
+}
+
+// authDescription names the login methods tried, never the secrets.
+func (u *Uploader) authDescription() string {
+	var m []string
+	if u.opts.IdentityFile != "" {
+		m = append(m, "the key in "+u.opts.IdentityFile)
+	}
+	if u.opts.PasswordFile != "" {
+		m = append(m, "the password in "+u.opts.PasswordFile)
+	}
+	if len(m) == 0 {
+		m = append(m, "the keys of the ssh-agent at SSH_AUTH_SOCK")
+	}
+	return strings.Join(m, " and ")
+}
+
+// loadAuth builds the login methods from the identity and password files;
+// with neither it uses ssh-agent (only when withAgent, so New stays off
+// sockets). The returned func closes the agent connection.
+func loadAuth(identityFile, passwordFile string, withAgent bool) ([]ssh.AuthMethod, func(), error) {
+	var methods []ssh.AuthMethod
+	if identityFile != "" {
+		data, err := os.ReadFile(identityFile)
+		if err != nil {
+			return nil, nil, &Error{Code: CodeAuthFailed, Msg: fmt.Sprintf("cannot read identity_file %s", identityFile), Err: err}
+		}
+		signer, err := ssh.ParsePrivateKey(data)
+		if err != nil {
+			var pe *ssh.PassphraseMissingError
+			if errors.As(err, &pe) {
+				return nil, nil, &Error{Code: CodeAuthFailed, Msg: fmt.Sprintf(
+					"identity_file %s is protected by a passphrase, which a service cannot type; use a key without one, readable only by the service user, or ssh-agent", identityFile)}
+			}
+			return nil, nil, &Error{Code: CodeAuthFailed, Msg: fmt.Sprintf("identity_file %s is not an OpenSSH private key", identityFile), Err: err}
+		}
+		methods = append(methods, ssh.PublicKeys(signer))
+	}
+	if passwordFile != "" {
+		data, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return nil, nil, &Error{Code: CodeAuthFailed, Msg: fmt.Sprintf("cannot read password_file %s", passwordFile), Err: err}
+		}
+		secret, _, _ := strings.Cut(string(data), "\n")
+		secret = strings.TrimSuffix(secret, "\r")
+		if secret == "" {
+			return nil, nil, &Error{Code: CodeAuthFailed, Msg: fmt.Sprintf("password_file %s is empty", passwordFile)}
+		}
+		methods = append(methods, ssh.Password(secret), ssh.KeyboardInteractive(answerAll(secret)))
+	}
+	if len(methods) > 0 || !withAgent {
+		return methods, func() {}, nil
+	}
+	sock := os.Getenv("SSH_AUTH_SOCK")
+	if sock == "" {
+		return nil, nil, &Error{Code: CodeAuthFailed, Msg: "no identity_file or password_file is configured and SSH_AUTH_SOCK is not set: hotdrop has no way to log in"}
+	}
+	ac, err := net.Dial("unix", sock)
+	if err != nil {
+		return nil, nil, &Error{Code: CodeAuthFailed, Msg: fmt.Sprintf("cannot reach the ssh-agent at %s", sock), Err: err}
+	}
+	methods = append(methods, ssh.PublicKeysCallback(agent.NewClient(ac).Signers))
+	return methods, func() { ac.Close() }, nil
+}
+
+// answerAll answers every keyboard-interactive prompt with the password:
+// servers behind PAM often offer only this method.
+func answerAll(secret string) ssh.KeyboardInteractiveChallenge {
+	return func(_, _ string, questions []string, _ []bool) ([]string, error) {
+		answers := make([]string, len(questions))
+		for i := range answers {
+			answers[i] = secret
+		}
+		return answers, nil
+	}
+}
+
+func (c *sftpConn) alive() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// close shuts the connection. SSH goes first: closing the SFTP client waits
+// for its reader, which only a dead transport unblocks.
+func (c *sftpConn) close() {
+	c.once.Do(func() {
+		c.ssh.Close()
+		c.sftp.Close()
+	})
+}
+
+// watch marks the connection dead when the SFTP session or the SSH
+// transport ends (the session ends with the transport).
+func (c *sftpConn) watch() {
+	defer c.wg.Done()
+	_ = c.sftp.Wait()
+	c.close()
+	close(c.done)
+}
+
+// keepalive sends keepalive@openssh.com every interval. SSH has no timeout
+// after the dial, so a silent network would block every SFTP call forever;
+// a reply missing for timeout closes the connection, which fails them all.
+func (c *sftpConn) keepalive(interval, timeout time.Duration) {
+	defer c.wg.Done()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		timer := time.NewTimer(timeout)
+		select {
+		case err := <-reply:
+			timer.Stop()
+			if err != nil {
+				c.close()
+				return
+			}
+		case <-timer.C:
+			c.close()
+			<-reply // returns once the transport is closed
+			return
+		case <-c.done:
+			timer.Stop()
+			<-reply
+			return
+		}
+	}
+}
+
+func (c *sftpConn) abs(rel string) string { return path.Join(c.base, rel) }
+func (c *sftpConn) dir(p string) string   { return path.Dir(p) }
+func (c *sftpConn) partial(p string) string {
+	return path.Join(path.Dir(p), "."+path.Base(p)+".partial")
+}
+func (c *sftpConn) stat(p string) (fs.FileInfo, error) { return c.sftp.Stat(p) }
+func (c *sftpConn) mkdirAll(dir string) error          { return c.sftp.MkdirAll(dir) }
+func (c *sftpConn) remove(p string) error              { return c.sftp.Remove(p) }
+
+// create opens write-only: Client.Create asks for read-write, which some
+// ingest servers refuse.
+func (c *sftpConn) create(p string) (remoteFile, error) {
+	f, err := c.sftp.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return nil, err
+	}
+	return &sftpFile{File: f, fsync: c.fsync}, nil
+}
+
+// rename publishes the partial. posix-rename replaces atomically; the plain
+// SFTP rename fails when the target exists, so a replace removes it first.
+func (c *sftpConn) rename(from, to string, replace bool) (string, error) {
+	if c.posixRename {
+		return "posix-rename@openssh.com", c.sftp.PosixRename(from, to)
+	}
+	if replace {
+		if err := c.sftp.Remove(to); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "remove then rename", err
+		}
+	}
+	return "rename", c.sftp.Rename(from, to)
+}
+
+func (c *sftpConn) freeSpace(dir string) (int64, bool) {
+	if !c.statvfs {
+		return 0, false
+	}
+	st, err := c.sftp.StatVFS(dir)
+	if err != nil {
+		return 0, false
+	}
+	return int64(st.Bavail * st.Frsize), true
+}
+
+// sftpFile syncs only where the server offers fsync@openssh.com.
+type sftpFile struct {
+	*sftp.File
+	fsync bool
+}
+
+func (f *sftpFile) Sync() error {
+	if !f.fsync {
+		return nil
+	}
+	return f.File.Sync()
+}

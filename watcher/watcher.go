@@ -1,0 +1,234 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults used when an Options duration is zero; they match SPEC.md.
+const (
+	DefaultSettle = 30 * time.Second
+	DefaultRescan = 10 * time.Minute
+	DefaultPoll   = 5 * time.Second
+)
+
+// The watch modes of Options.Mode.
+const (
+	ModeAuto   = "auto"   // events on local disks, polling on network and FUSE mounts
+	ModeEvents = "events" // fsnotify everywhere (polling only where a watch fails)
+	ModePoll   = "poll"   // polling everywhere
+)
+
+// statusFileName is the drop folder status file hotdrop writes itself.
+const statusFileName = ".hotdrop-status.json"
+
+// Options configure a Watcher. The watcher owns its defaults; config only
+// decodes and validates values into this struct.
+type Options struct {
+	Root                 string
+	Settle, Rescan, Poll time.Duration // zero: DefaultSettle, DefaultRescan, DefaultPoll
+	Mode                 string        // "auto" (or empty), "events" or "poll"
+	Ignore               []string      // path.Match patterns on the base name, for files and folders
+	// Skip is asked about every folder and file (rel: slash-separated,
+	// relative to Root) before it is watched or reported; true hides it and,
+	// for a folder, everything below. It runs on the Run goroutine, so it
+	// must be quick and safe to call while its owner updates what it reads.
+	// May be nil.
+	Skip   func(rel string) bool
+	Clock  Clock        // nil = RealClock()
+	Logger *slog.Logger // nil = slog.Default()
+}
+
+// Kind says what happened to a file.
+type Kind int
+
+// The kinds of Event.
+const (
+	Settling Kind = iota // a file appeared or changed; its settle clock (re)started
+	Ready                // size and mtime unchanged for Settle
+	Removed              // a previously reported file is gone
+	Unsafe               // symlink, FIFO, socket or device: never followed or opened
+)
+
+// String returns the lower-case name used in logs.
+func (k Kind) String() string {
+	switch k {
+	case Settling:
+		return "settling"
+	case Ready:
+		return "ready"
+	case Removed:
+		return "removed"
+	case Unsafe:
+		return "unsafe"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// FileInfo is a file's identity besides its path. The device number is left
+// out on purpose: it changes when a network share is remounted.
+type FileInfo struct {
+	Size    int64
+	ModTime time.Time
+	Inode   uint64 // 0 where the platform has none (Windows)
+}
+
+func (a FileInfo) equal(b FileInfo) bool {
+	return a.Size == b.Size && a.ModTime.Equal(b.ModTime) && a.Inode == b.Inode
+}
+
+// Event is one observation sent on Run's channel.
+type Event struct {
+	Kind   Kind
+	Path   string   // absolute
+	Rel    string   // slash-separated, relative to Root
+	Info   FileInfo // for Removed: what was last seen
+	Reason string   // for Unsafe: a human sentence ("is a symbolic link; hotdrop never follows links")
+}
+
+// Watcher watches one root. Make it with New and start it with Run.
+type Watcher struct {
+	root       string
+	settle     time.Duration
+	rescan     time.Duration
+	poll       time.Duration
+	checkEvery time.Duration
+	mode       string
+	ignore     []string
+	skip       func(string) bool
+	clock      Clock
+	log        *slog.Logger
+
+	rescanReq   chan struct{}
+	running     atomic.Bool
+	warnedLimit atomic.Bool
+
+	// Seams for tests; production values are set by New.
+	newNotifier func() (notifier, error)
+	fsType      func(dir string) (name string, network bool)
+	freshStat   func(abs string) (FileInfo, error)
+	rearmMin    time.Duration
+	rearmMax    time.Duration
+	onTick      func(now time.Time) // called after each ticker-driven step; nil in production
+}
+
+// New checks opts and returns a Watcher. It does not touch the filesystem;
+// Run does.
+func New(opts Options) (*Watcher, error) {
+	if opts.Root == "" {
+		return nil, errors.New("watcher: no root folder given")
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("watcher: root %s: %w", opts.Root, err)
+	}
+	w := &Watcher{
+		root:        root,
+		settle:      opts.Settle,
+		rescan:      opts.Rescan,
+		poll:        opts.Poll,
+		mode:        opts.Mode,
+		ignore:      append([]string(nil), opts.Ignore...),
+		skip:        opts.Skip,
+		clock:       opts.Clock,
+		log:         opts.Logger,
+		rescanReq:   make(chan struct{}, 1),
+		newNotifier: newFsnotifier,
+		fsType:      detectFS,
+		freshStat:   freshStat,
+		rearmMin:    10 * time.Second,
+		rearmMax:    10 * time.Minute,
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{{"settle", &w.settle, DefaultSettle}, {"rescan", &w.rescan, DefaultRescan}, {"poll", &w.poll, DefaultPoll}} {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("watcher: %s period %s is negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	switch w.mode {
+	case "":
+		w.mode = ModeAuto
+	case ModeAuto, ModeEvents, ModePoll:
+	default:
+		return nil, fmt.Errorf("watcher: mode %q: want %q, %q or %q", w.mode, ModeAuto, ModeEvents, ModePoll)
+	}
+	for _, p := range w.ignore {
+		if _, err := path.Match(p, "x"); err != nil {
+			return nil, fmt.Errorf("watcher: ignore pattern %q: %w", p, err)
+		}
+	}
+	if w.clock == nil {
+		w.clock = RealClock()
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	w.checkEvery = min(max(w.settle/4, 5*time.Millisecond), time.Second)
+	return w, nil
+}
+
+// Rescan asks for a full walk of the tree soon, for when something outside
+// the watcher knows the tree changed in ways events may not show (folders
+// created, config reloaded). It never blocks; requests made before the walk
+// starts are merged.
+func (w *Watcher) Rescan() {
+	select {
+	case w.rescanReq <- struct{}{}:
+	default:
+	}
+}
+
+// Run watches until ctx is done, sending events on out; it returns nil on
+// cancellation. Every send also watches ctx, so a stalled reader never keeps
+// Run from returning. It returns an error only when it cannot start: the root
+// is missing or not a folder, or Run is already running. Problems later on
+// (a vanished root, a failed watch, a lost event queue) are logged and
+// worked around, never returned.
+func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
+	if out == nil {
+		return errors.New("watcher: Run needs an output channel")
+	}
+	if !w.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("watcher: already running on %s", w.root)
+	}
+	defer w.running.Store(false)
+	fi, err := os.Stat(w.root)
+	if err != nil {
+		return fmt.Errorf("watch root: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("watch root %s is not a folder", w.root)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := newRun(ctx, w, out)
+	defer r.close()
+	return r.loop()
+}
+
+// ignored reports whether a file or folder is hidden from the watcher.
+func (w *Watcher) ignored(name, rel string) bool {
+	if strings.HasPrefix(name, ".hotdrop") || name == statusFileName {
+		return true
+	}
+	for _, p := range w.ignore {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return w.skip != nil && w.skip(rel)
+}

@@ -1,0 +1,355 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+func TestNewValidates(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    Options
+		wantErr string
+	}{
+		{"ok with defaults", Options{Root: "/srv/x"}, ""},
+		{"no root", Options{}, "no root"},
+		{"negative settle", Options{Root: "/x", Settle: -1}, "settle"},
+		{"negative poll", Options{Root: "/x", Poll: -time.Second}, "poll"},
+		{"bad mode", Options{Root: "/x", Mode: "inotify"}, `"inotify"`},
+		{"bad pattern", Options{Root: "/x", Ignore: []string{"[a-"}}, `"[a-"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := New(tt.opts)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("New(%+v) = %v, want no error", tt.opts, err)
+				}
+				if w.settle != DefaultSettle || w.rescan != DefaultRescan || w.poll != DefaultPoll || w.mode != ModeAuto {
+					t.Fatalf("defaults = %v %v %v %q", w.settle, w.rescan, w.poll, w.mode)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("New(%+v) = %v, want error mentioning %s", tt.opts, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRunNeedsRootFolder(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f")
+	writeFile(t, filepath.Dir(file), "f", "x")
+	for _, root := range []string{filepath.Join(t.TempDir(), "missing"), file} {
+		w, err := New(Options{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = w.Run(context.Background(), make(chan Event))
+		if err == nil || !strings.Contains(err.Error(), root) {
+			t.Errorf("Run on %s = %v, want an error naming it", root, err)
+		}
+	}
+}
+
+// A 30 s settle period driven by the fake clock: nothing is ready at 29 s,
+// an unchanged file is ready at 30 s, and a change at 20 s restarts the
+// clock.
+func TestSettleWithFakeClock(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "a.txt", "aaa")
+	writeFile(t, root, "b.txt", "bbb")
+	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	h := start(t, Options{Root: root, Settle: 30 * time.Second, Poll: time.Second, Mode: ModePoll, Clock: fc}, nil)
+	h.c.waitFor(t, "both files settling", 5*time.Second, func(evs []got) bool {
+		return reflect.DeepEqual(rels(evs, Settling), []string{"a.txt", "b.txt"})
+	})
+
+	h.advance(t, fc, 20*time.Second)
+	appendFile(t, root, "a.txt", "more")
+	h.advance(t, fc, 9*time.Second) // t = 29 s
+	time.Sleep(50 * time.Millisecond)
+	if r := rels(h.c.all(), Ready); len(r) != 0 {
+		t.Fatalf("ready at 29 s: %v", r)
+	}
+	h.advance(t, fc, 2*time.Second) // t = 31 s
+	h.c.waitKind(t, Ready, "b.txt")
+	if n := h.c.count(Ready, "a.txt"); n != 0 {
+		t.Fatalf("a.txt changed at 20 s but was ready at 31 s")
+	}
+	h.advance(t, fc, 18*time.Second) // t = 49 s: the change was seen at 20 or 21 s
+	time.Sleep(50 * time.Millisecond)
+	if n := h.c.count(Ready, "a.txt"); n != 0 {
+		t.Fatalf("a.txt ready at 49 s, less than 30 s after its change")
+	}
+	h.advance(t, fc, 3*time.Second) // t = 52 s
+	h.c.waitKind(t, Ready, "a.txt")
+	for _, e := range h.c.all() {
+		if e.Kind == Ready && e.Rel == "a.txt" && e.Info.Size != 7 {
+			t.Fatalf("a.txt ready with size %d, want 7", e.Info.Size)
+		}
+	}
+	if n := h.c.count(Settling, "a.txt"); n != 1 {
+		t.Fatalf("a.txt Settling sent %d times, want 1 (it never was ready in between)", n)
+	}
+}
+
+// A writer appending every 50 ms is reported Ready once, after it stops,
+// with its final size.
+func TestWriterReadyOnceAfterItStops(t *testing.T) {
+	for _, mode := range []string{ModeEvents, ModePoll} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			const settle = 400 * time.Millisecond
+			h := start(t, Options{Settle: settle, Poll: 50 * time.Millisecond, Rescan: time.Hour, Mode: mode}, nil)
+			p := filepath.Join(h.root, "render.exr")
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chunk := make([]byte, 1024)
+			for range 20 {
+				if _, err := f.Write(chunk); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			stopped := time.Now()
+			h.c.waitKind(t, Ready, "render.exr")
+			time.Sleep(2 * settle) // a second Ready would come by now
+			var readies []got
+			for _, e := range h.c.all() {
+				if e.Kind == Ready {
+					readies = append(readies, e)
+				}
+			}
+			if len(readies) != 1 {
+				t.Fatalf("got %d Ready events, want 1:\n%s", len(readies), h.c.dump())
+			}
+			if r := readies[0]; r.Info.Size != 20*1024 || r.at.Before(stopped) {
+				t.Fatalf("Ready with size %d at %v, want size %d after the writer stopped at %v",
+					r.Info.Size, r.at, 20*1024, stopped)
+			}
+			if n := h.c.count(Settling, "render.exr"); n != 1 {
+				t.Fatalf("Settling sent %d times, want 1", n)
+			}
+		})
+	}
+}
+
+// New folders are watched and scanned, including files written before their
+// watch existed.
+func TestNewSubfolderIsWatchedAndScanned(t *testing.T) {
+	t.Parallel()
+	h := start(t, Options{Settle: 100 * time.Millisecond, Rescan: time.Hour, Mode: ModeEvents}, nil)
+	// Written right after mkdir: usually before the watcher added the watch.
+	writeFile(t, h.root, "sub/deeper/early.txt", "early")
+	writeFile(t, h.root, "sub/a.txt", "a")
+	h.c.waitKind(t, Ready, "sub/deeper/early.txt")
+	h.c.waitKind(t, Ready, "sub/a.txt")
+	// Only the watch on sub/deeper can report this one: no poll, no rescan.
+	writeFile(t, h.root, "sub/deeper/late.txt", "late")
+	h.c.waitKind(t, Ready, "sub/deeper/late.txt")
+}
+
+func TestIgnoredNeverReported(t *testing.T) {
+	for _, mode := range []string{ModeEvents, ModePoll} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			noise := []string{
+				".hotdrop-status.json", "sub/.hotdrop-status.json", ".hotdrop-journal",
+				"x.part", "sub/y.part", "tmp.partial/inner.txt", "_delivered/old.mov",
+			}
+			for _, rel := range noise {
+				writeFile(t, root, rel, "noise")
+			}
+			writeFile(t, root, "keep.txt", "k")
+			h := start(t, Options{
+				Root: root, Settle: 100 * time.Millisecond, Poll: 50 * time.Millisecond, Rescan: time.Hour, Mode: mode,
+				Ignore: []string{"*.part", "*.partial"},
+				Skip:   func(rel string) bool { return rel == "_delivered" },
+			}, nil)
+			h.c.waitKind(t, Ready, "keep.txt")
+			// The same names again while running, reached by events or polls.
+			for _, rel := range noise {
+				writeFile(t, root, rel, "noise again")
+			}
+			writeFile(t, root, "sub/keep2.txt", "k")
+			h.c.waitKind(t, Ready, "sub/keep2.txt")
+			time.Sleep(200 * time.Millisecond)
+			for _, e := range h.c.all() {
+				if e.Rel != "keep.txt" && e.Rel != "sub/keep2.txt" {
+					t.Errorf("reported %s %s, which is ignored", e.Kind, e.Rel)
+				}
+			}
+		})
+	}
+}
+
+func TestRemoved(t *testing.T) {
+	for _, mode := range []string{ModeEvents, ModePoll} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			writeFile(t, root, "a.txt", "a")
+			writeFile(t, root, "d/b.txt", "b")
+			writeFile(t, root, "d/e/c.txt", "c")
+			h := start(t, Options{Root: root, Settle: 100 * time.Millisecond, Poll: 50 * time.Millisecond, Rescan: time.Hour, Mode: mode}, nil)
+			for _, rel := range []string{"a.txt", "d/b.txt", "d/e/c.txt"} {
+				h.c.waitKind(t, Ready, rel)
+			}
+			if err := os.Remove(filepath.Join(root, "a.txt")); err != nil {
+				t.Fatal(err)
+			}
+			h.c.waitKind(t, Removed, "a.txt")
+			if err := os.RemoveAll(filepath.Join(root, "d")); err != nil {
+				t.Fatal(err)
+			}
+			h.c.waitKind(t, Removed, "d/b.txt")
+			h.c.waitKind(t, Removed, "d/e/c.txt")
+			for _, e := range h.c.all() {
+				if e.Kind == Removed && e.Rel == "a.txt" && e.Info.Size != 1 {
+					t.Errorf("Removed a.txt carries size %d, want the last seen 1", e.Info.Size)
+				}
+			}
+		})
+	}
+}
+
+// Lost events are made up for by a rescan: after a queue overflow, and when
+// Rescan is called.
+func TestOverflowAndRescanFindMissedFiles(t *testing.T) {
+	fake := newFakeNotifier() // delivers no events: every change is "missed"
+	h := start(t, Options{Settle: 50 * time.Millisecond, Rescan: time.Hour, Mode: ModeEvents},
+		func(w *Watcher) { w.newNotifier = func() (notifier, error) { return fake, nil } })
+	h.c.waitFor(t, "root watched", 5*time.Second, func([]got) bool { return fake.watching(h.root) })
+
+	writeFile(t, h.root, "missed.txt", "m")
+	time.Sleep(150 * time.Millisecond)
+	if n := len(h.c.all()); n != 0 {
+		t.Fatalf("got %d events without any file event or rescan:\n%s", n, h.c.dump())
+	}
+	fake.errs <- errors.Join(errors.New("read inotify"), fsnotify.ErrEventOverflow)
+	h.c.waitKind(t, Ready, "missed.txt")
+	if !strings.Contains(h.log.String(), "overflowed") {
+		t.Errorf("the overflow was not logged:\n%s", h.log.String())
+	}
+
+	writeFile(t, h.root, "sub/also-missed.txt", "m")
+	h.w.Rescan()
+	h.c.waitKind(t, Ready, "sub/also-missed.txt")
+	if !fake.watching(filepath.Join(h.root, "sub")) {
+		t.Errorf("folder found by the rescan was not watched")
+	}
+}
+
+// Running out of inotify watches: one plain warning, polling meanwhile, and
+// events again once watches can be added (after a backoff on the clock).
+func TestWatchLimitFallsBackToPolling(t *testing.T) {
+	fake := newFakeNotifier()
+	fake.full.Store(true)
+	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	h := start(t, Options{Settle: 2 * time.Second, Poll: time.Second, Rescan: time.Hour, Mode: ModeEvents, Clock: fc},
+		func(w *Watcher) { w.newNotifier = func() (notifier, error) { return fake, nil } })
+
+	writeFile(t, h.root, "a.txt", "a")
+	writeFile(t, h.root, "sub/b.txt", "b")
+	h.advance(t, fc, 4*time.Second)
+	h.c.waitKind(t, Ready, "a.txt")
+	h.c.waitKind(t, Ready, "sub/b.txt")
+	log := h.log.String()
+	if n := strings.Count(log, "max_user_watches"); n == 0 || !strings.Contains(log, "sysctl -w fs.inotify.max_user_watches=") {
+		t.Fatalf("no warning naming fs.inotify.max_user_watches and the sysctl to raise it:\n%s", log)
+	}
+	if n := strings.Count(log, "ran out of inotify watches"); n != 1 {
+		t.Fatalf("watch limit warned %d times, want once:\n%s", n, log)
+	}
+
+	fake.full.Store(false)
+	h.advance(t, fc, 11*time.Second) // past the first re-arm backoff
+	for _, dir := range []string{h.root, filepath.Join(h.root, "sub")} {
+		if !fake.watching(dir) {
+			t.Errorf("%s not watched after the limit was lifted", dir)
+		}
+	}
+	if n := strings.Count(h.log.String(), "ran out of inotify watches"); n != 1 {
+		t.Errorf("watch limit warned %d times, want once", n)
+	}
+}
+
+// Network mounts are polled in auto mode and read through fresh stats.
+func TestAutoPollsNetworkMounts(t *testing.T) {
+	t.Parallel()
+	fake := newFakeNotifier()
+	h := start(t, Options{Settle: 100 * time.Millisecond, Poll: 50 * time.Millisecond, Rescan: time.Hour, Mode: ModeAuto},
+		func(w *Watcher) {
+			w.newNotifier = func() (notifier, error) { return fake, nil }
+			w.fsType = func(string) (string, bool) { return "nfs", true }
+		})
+	writeFile(t, h.root, "farm/frame.exr", "pixels")
+	h.c.waitKind(t, Ready, "farm/frame.exr")
+	if l := fake.WatchList(); len(l) != 0 {
+		t.Errorf("watched %v on a network mount", l)
+	}
+	if !strings.Contains(h.log.String(), "fs=nfs") {
+		t.Errorf("polling the nfs mount was not explained in the log:\n%s", h.log.String())
+	}
+}
+
+// Cancelling returns promptly even while nobody reads the output, and
+// leaves no goroutine behind.
+func TestCancelReturnsPromptlyWithoutLeaks(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for _, mode := range []string{ModeEvents, ModePoll} {
+		root := t.TempDir()
+		for _, rel := range []string{"a", "b", "c/d"} {
+			writeFile(t, root, rel, "x")
+		}
+		w, err := New(Options{Root: root, Mode: mode, Settle: 10 * time.Millisecond, Poll: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx, make(chan Event)) }() // never read
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: Run = %v, want nil", mode, err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%s: Run did not return within 2s of cancel", mode)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRunTwiceAtOnceFails(t *testing.T) {
+	h := start(t, Options{Mode: ModePoll}, nil)
+	h.c.waitFor(t, "running", 5*time.Second, func([]got) bool { return h.w.running.Load() })
+	if err := h.w.Run(context.Background(), make(chan Event)); err == nil {
+		t.Fatal("a second concurrent Run succeeded")
+	}
+}
