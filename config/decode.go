@@ -17,7 +17,6 @@ import (
 // (decoding straight into structs would stop at the first type mismatch and
 // report it without a column).
 type decoder struct {
-	file   string
 	lines  []string // the source, for pointing inside string values
 	loc    *locator
 	errs   ErrorList
@@ -29,7 +28,7 @@ type decoder struct {
 // decode parses data and returns the root table, or nil after recording the
 // syntax error.
 func decode(file string, data []byte) (*decoder, *table) {
-	d := &decoder{file: file, known: map[string]map[string]bool{}}
+	d := &decoder{known: map[string]map[string]bool{}}
 	var m map[string]any
 	if _, err := toml.Decode(string(data), &m); err != nil {
 		d.errs = append(d.errs, syntaxError(file, data, err))
@@ -41,8 +40,8 @@ func decode(file string, data []byte) (*decoder, *table) {
 }
 
 // syntaxError turns the library's ParseError into an Error with a column
-// counted in characters on the reported line (the library's own Col is in
-// bytes and lands on the previous line's end when the error starts a line).
+// counted in characters on the reported line (the library's own Col counts
+// bytes, and is wrong for an error at the very start of a line).
 func syntaxError(file string, data []byte, err error) *Error {
 	var pe toml.ParseError
 	if !errors.As(err, &pe) {
@@ -226,6 +225,9 @@ func (t *table) typeError(p Position, label, want string, v any) {
 func describe(v any) string {
 	switch v := v.(type) {
 	case string:
+		if r := []rune(v); len(r) > 60 {
+			v = string(r[:57]) + "..."
+		}
 		return fmt.Sprintf("string %q", v)
 	case int64:
 		return fmt.Sprintf("integer %d", v)

@@ -26,6 +26,7 @@ const (
 	CodeVerifyMismatch   = "verify_mismatch"
 	CodeChanged          = "changed_during_upload"
 	CodeTransient        = "transient"
+	CodeUnsafePath       = "unsafe_path" // the source became a link or special file after it settled
 )
 
 // Error is a classified failure. The code that saw the failure decides whether
@@ -38,6 +39,7 @@ type Error struct {
 	Err       error  // the underlying error, for errors.Is/As; may be nil
 }
 
+// Error gives the sentence, then the underlying error's words (the server's, often).
 func (e *Error) Error() string {
 	if e.Err == nil {
 		return e.Msg

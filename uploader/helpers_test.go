@@ -69,6 +69,7 @@ func (ts *testServer) options() Options {
 		IdentityFile: ts.identityFile,
 		KnownHosts:   ts.knownHosts,
 		DialTimeout:  5 * time.Second,
+		Logger:       discardLogger(),
 	}
 }
 

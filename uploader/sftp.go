@@ -110,8 +110,8 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 	}
 	if !stop() {
 		// ctx ended during the SFTP start and closed the socket.
-		sc.Close()
 		client.Close()
+		sc.Close()
 		return nil, classify("connect to", u.addr, context.Cause(ctx))
 	}
 	_ = nc.SetDeadline(time.Time{})

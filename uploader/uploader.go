@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -77,25 +77,31 @@ func New(opts Options) (*Uploader, error) {
 	}
 	pu, err := url.Parse(opts.URL)
 	if err != nil {
+		// url.Error repeats the URL, which may hold a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("destination url: %w", err)
 	}
+	shown := pu.Redacted()
 	switch pu.Scheme {
 	case "file":
 		if pu.Host != "" && pu.Host != "localhost" {
-			return nil, fmt.Errorf("destination url %q: a file:// URL names a local folder, file:///abs/path", opts.URL)
+			return nil, fmt.Errorf("destination url %q: a file:// URL names a local folder, file:///abs/path", shown)
 		}
 		if !strings.HasPrefix(pu.Path, "/") {
-			return nil, fmt.Errorf("destination url %q: the folder must be an absolute path", opts.URL)
+			return nil, fmt.Errorf("destination url %q: the folder must be an absolute path", shown)
 		}
 		u.local = true
 		u.base = filepath.Clean(filepath.FromSlash(pu.Path))
 		return u, nil
 	case "sftp":
 	default:
-		return nil, fmt.Errorf("destination url %q: scheme must be sftp:// or file://", opts.URL)
+		return nil, fmt.Errorf("destination url %q: scheme must be sftp:// or file://", shown)
 	}
 	if pu.Hostname() == "" {
-		return nil, fmt.Errorf("destination url %q: no host", opts.URL)
+		return nil, fmt.Errorf("destination url %q: no host", shown)
 	}
 	port := pu.Port()
 	if port == "" {
@@ -111,7 +117,7 @@ func New(opts Options) (*Uploader, error) {
 	if u.user == "" {
 		cur, err := user.Current()
 		if err != nil {
-			return nil, fmt.Errorf("destination url %q: no user name and the current user is unknown: %w", opts.URL, err)
+			return nil, fmt.Errorf("destination url %q: no user name and the current user is unknown: %w", shown, err)
 		}
 		u.user = cur.Username
 	}
@@ -231,8 +237,14 @@ func (u *Uploader) Upload(ctx context.Context, j Job) (Result, error) {
 // openLocal opens the source and checks that it is still the file the
 // caller saw settle.
 func openLocal(j Job) (*os.File, os.FileInfo, error) {
-	f, err := os.Open(j.LocalPath)
+	if li, err := os.Lstat(j.LocalPath); err == nil && !li.Mode().IsRegular() {
+		return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is no longer a regular file (%s); hotdrop never follows links or opens special files", j.LocalPath, li.Mode().Type())}
+	}
+	f, err := os.OpenFile(j.LocalPath, os.O_RDONLY|openFlags, 0)
 	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s became a symbolic link; hotdrop never follows links", j.LocalPath), Err: err}
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s is gone", j.LocalPath), Err: err}
 		}
@@ -245,7 +257,7 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, &Error{Code: CodeRemoteError, Msg: fmt.Sprintf("local file %s is not a regular file", j.LocalPath)}
+		return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is not a regular file (%s); hotdrop never opens special files", j.LocalPath, fi.Mode().Type())}
 	}
 	if fi.Size() != j.Size || (!j.ModTime.IsZero() && !fi.ModTime().Equal(j.ModTime)) {
 		f.Close()
@@ -264,7 +276,9 @@ func classifyLocal(p string, err error) *Error {
 	return &Error{Code: CodeTransient, Msg: fmt.Sprintf("reading local file %s", p), Transient: true, Err: err}
 }
 
-func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.FileInfo, j Job, final string) (res Result, err error) {
+// transfer runs the steps after the source is open and the target reached;
+// the partial is removed on every failure.
+func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.FileInfo, j Job, final string) (Result, error) {
 	dir, partial := t.dir(final), t.partial(final)
 	if err := checkFinal(t, final, j.Replace); err != nil {
 		return Result{}, err
@@ -286,6 +300,20 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 			}
 		}
 	}()
+	sum, err := u.writePartial(ctx, t, w, f, fi, j, partial)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := u.publish(ctx, t, j, partial, final); err != nil {
+		return Result{}, err
+	}
+	published = true
+	return Result{Remote: final, Size: j.Size, SHA256: sum}, nil
+}
+
+// writePartial copies and hashes the source in one pass, then proves that
+// both ends hold what was meant: the source unchanged, the partial complete.
+func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial string) (string, error) {
 	hr := &hashReader{ctx: ctx, r: io.LimitReader(f, j.Size), h: sha256.New(), remain: j.Size, progress: j.Progress}
 	n, werr := w.ReadFrom(hr)
 	if werr == nil {
@@ -293,43 +321,51 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 			werr = fmt.Errorf("fsync: %w", err)
 		}
 	}
+	// pkg/sftp can swallow the error of the last short write; Close and the
+	// size check below catch it.
 	if cerr := w.Close(); werr == nil && cerr != nil {
 		werr = fmt.Errorf("close: %w", cerr)
 	}
 	if hr.err != nil {
 		if ctx.Err() != nil {
-			return Result{}, classify("upload", final, ctx.Err())
+			return "", classify("upload", partial, ctx.Err())
 		}
-		return Result{}, classifyLocal(j.LocalPath, hr.err)
+		return "", classifyLocal(j.LocalPath, hr.err)
 	}
 	if werr != nil {
-		return Result{}, u.writeError(t, "write", partial, werr, j.Size)
+		return "", u.writeError(t, "write", partial, werr, j.Size)
 	}
 	if err := checkUnchanged(j.LocalPath, fi); err != nil {
-		return Result{}, err
+		return "", err
 	}
 	if n != j.Size {
-		return Result{}, &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s: read %d bytes, want %d", j.LocalPath, n, j.Size)}
+		return "", &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s: read %d bytes, want %d", j.LocalPath, n, j.Size)}
 	}
 	rfi, err := t.stat(partial)
 	if err != nil {
-		return Result{}, classify("check size of", partial, err)
+		return "", classify("check size of", partial, err)
 	}
 	if rfi.Size() != j.Size {
-		return Result{}, u.writeError(t, "check size of", partial,
+		return "", u.writeError(t, "check size of", partial,
 			fmt.Errorf("%w: the server holds %d bytes, we sent %d", errShortRemote, rfi.Size(), j.Size), j.Size)
 	}
+	return hex.EncodeToString(hr.h.Sum(nil)), nil
+}
+
+// publish renames the checked partial into place, after the caller has
+// journaled its intent.
+func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final string) error {
 	// The upload may have taken hours: look again, so a file that appeared
 	// meanwhile is not overwritten.
 	if err := checkFinal(t, final, j.Replace); err != nil {
-		return Result{}, err
+		return err
 	}
 	if j.BeforeRename != nil {
 		if err := j.BeforeRename(ctx); err != nil {
 			if e := (*Error)(nil); errors.As(err, &e) {
-				return Result{}, err
+				return err
 			}
-			return Result{}, &Error{Code: CodeTransient, Transient: true,
+			return &Error{Code: CodeTransient, Transient: true,
 				Msg: fmt.Sprintf("recording the rename of %s failed; nothing was published", final), Err: err}
 		}
 	}
@@ -337,14 +373,13 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 	if err != nil {
 		if !j.Replace {
 			if _, serr := t.stat(final); serr == nil {
-				return Result{}, remoteExists(final)
+				return remoteExists(final)
 			}
 		}
-		return Result{}, classify("rename into place", final, err)
+		return classify("rename into place", final, err)
 	}
-	published = true
 	u.log.Debug("renamed into place", "remote", final, "method", how)
-	return Result{Remote: final, Size: n, SHA256: hex.EncodeToString(hr.h.Sum(nil))}, nil
+	return nil
 }
 
 // errShortRemote marks a partial whose size on the server is not what we
@@ -432,42 +467,4 @@ func (u *Uploader) target(ctx context.Context) (target, error) {
 		return localTarget{base: u.base}, nil
 	}
 	return u.session(ctx)
-}
-
-// hashReader hashes what the upload reads, in the same pass. It reveals the
-// remaining size so pkg/sftp pipelines the writes instead of sending one
-// packet per round trip.
-type hashReader struct {
-	ctx      context.Context
-	r        io.Reader
-	h        hash.Hash
-	remain   int64
-	done     int64
-	progress func(int64)
-	err      error // first error from the source or ctx, not from the writer
-}
-
-var _ interface{ Size() int64 } = (*hashReader)(nil)
-
-// Size lets sftp.File.ReadFrom choose concurrent writes.
-func (r *hashReader) Size() int64 { return r.remain }
-
-func (r *hashReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		r.err = err
-		return 0, err
-	}
-	n, err := r.r.Read(p)
-	if n > 0 {
-		r.h.Write(p[:n])
-		r.done += int64(n)
-		r.remain -= int64(n)
-		if r.progress != nil {
-			r.progress(r.done)
-		}
-	}
-	if err != nil && err != io.EOF {
-		r.err = err
-	}
-	return n, err
 }

@@ -346,6 +346,8 @@ func TestNew(t *testing.T) {
 		{"no known_hosts", Options{URL: "sftp://u@h/in"}, "known_hosts", ""},
 		{"password in url", Options{URL: "sftp://u:pw@h/in", KnownHosts: kh}, "password_file", ""},
 		{"bad scheme", Options{URL: "ftp://h/in"}, "scheme", ""},
+		{"bad scheme with password", Options{URL: "ftp://u:pw@h/in"}, "scheme", ""},
+		{"unparsable with password", Options{URL: "sftp://u:pw@h:port/in"}, "destination url", ""},
 		{"no host", Options{URL: "sftp:///in", KnownHosts: kh}, "no host", ""},
 		{"file with host", Options{URL: "file://server/share"}, "local folder", ""},
 		{"missing identity", Options{URL: "sftp://u@h/in", KnownHosts: kh, IdentityFile: filepath.Join(dir, "none")}, "identity_file", ""},

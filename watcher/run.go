@@ -37,7 +37,8 @@ type run struct {
 	limited     bool      // the watch limit was hit; no Add until the next re-arm
 	rearmAt     time.Time // zero: nothing to re-arm
 	rearmDelay  time.Duration
-	warnedDir   map[string]bool // folders already warned about (unreadable, unwatchable)
+	warnedList  map[string]bool // folders already reported unreadable
+	warnedWatch map[string]bool // folders already reported unwatchable
 }
 
 type childKind uint8
@@ -62,14 +63,15 @@ type dirState struct {
 
 func newRun(ctx context.Context, w *Watcher, out chan<- Event) *run {
 	return &run{
-		w:          w,
-		ctx:        ctx,
-		out:        out,
-		set:        newSettler(w.settle),
-		dirs:       make(map[string]*dirState),
-		q:          newQueue(),
-		rearmDelay: w.rearmMin,
-		warnedDir:  make(map[string]bool),
+		w:           w,
+		ctx:         ctx,
+		out:         out,
+		set:         newSettler(w.settle),
+		dirs:        make(map[string]*dirState),
+		q:           newQueue(),
+		rearmDelay:  w.rearmMin,
+		warnedList:  make(map[string]bool),
+		warnedWatch: make(map[string]bool),
 	}
 }
 

@@ -92,13 +92,13 @@ func (r *run) scanDir(rel string, recursive bool) {
 			return
 		}
 		// Unreadable is not empty: keep what is known, say so once.
-		if !r.warnedDir[rel] {
-			r.warnedDir[rel] = true
+		if !r.warnedList[rel] {
+			r.warnedList[rel] = true
 			r.w.log.Warn("cannot list folder; its files are not watched until it can be read", "path", r.abs(rel), "err", err)
 		}
 		return
 	}
-	delete(r.warnedDir, rel)
+	delete(r.warnedList, rel)
 	present := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		if name := e.Name(); !r.w.ignored(name, joinRel(rel, name)) {
@@ -295,7 +295,7 @@ func (r *run) arm(rel string, d *dirState) {
 	switch {
 	case err == nil:
 		d.watched, d.fallback, d.poll = true, false, false
-		delete(r.warnedDir, "watch:"+rel)
+		delete(r.warnedWatch, rel)
 		return
 	case gone(err):
 		// Vanished already; the scan that follows will notice.
@@ -307,8 +307,8 @@ func (r *run) arm(rel string, d *dirState) {
 			r.w.log.Warn(watchLimitAdvice(r.abs(rel), r.w.poll))
 		}
 	default:
-		if !r.warnedDir["watch:"+rel] {
-			r.warnedDir["watch:"+rel] = true
+		if !r.warnedWatch[rel] {
+			r.warnedWatch[rel] = true
 			r.w.log.Warn("cannot watch folder for file events; polling it until the watch works", "path", r.abs(rel), "poll", r.w.poll, "err", err)
 		}
 	}
@@ -354,8 +354,8 @@ func (r *run) dropDir(rel string) {
 		_ = r.n.Remove(r.abs(rel)) // the kernel may have dropped it already
 	}
 	delete(r.dirs, rel)
-	delete(r.warnedDir, rel)
-	delete(r.warnedDir, "watch:"+rel)
+	delete(r.warnedList, rel)
+	delete(r.warnedWatch, rel)
 }
 
 // reconcileWatches re-adds watches the event source no longer holds (the

@@ -117,33 +117,61 @@ func TestWriterReadyOnceAfterItStops(t *testing.T) {
 				t.Fatal(err)
 			}
 			chunk := make([]byte, 1024)
+			var maxGap time.Duration
+			last := time.Now()
 			for range 20 {
 				if _, err := f.Write(chunk); err != nil {
 					t.Fatal(err)
 				}
+				maxGap = max(maxGap, time.Since(last))
+				last = time.Now()
 				time.Sleep(50 * time.Millisecond)
 			}
 			if err := f.Close(); err != nil {
 				t.Fatal(err)
 			}
 			stopped := time.Now()
-			h.c.waitKind(t, Ready, "render.exr")
-			time.Sleep(2 * settle) // a second Ready would come by now
+			// A loaded machine (CI runs packages in parallel under -race) can pause the writer
+			// past the settle period; then an early Ready is right, and the premise failed.
+			fail := func(format string, args ...any) {
+				t.Helper()
+				if maxGap > settle/2 {
+					t.Skipf("machine too loaded: the writer paused %s between writes (settle %s)", maxGap, settle)
+				}
+				t.Fatalf(format+" (longest pause between writes %s):\n%s", append(args, maxGap, h.c.dump())...)
+			}
+			deadline := time.Now().Add(10 * time.Second)
 			var readies []got
+			for {
+				readies = readies[:0]
+				final := false
+				for _, e := range h.c.all() {
+					if e.Kind == Ready {
+						readies = append(readies, e)
+						final = final || e.Info.Size == 20*1024
+					}
+				}
+				if final || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(2 * settle) // a second Ready would come by now
+			readies = readies[:0]
 			for _, e := range h.c.all() {
 				if e.Kind == Ready {
 					readies = append(readies, e)
 				}
 			}
 			if len(readies) != 1 {
-				t.Fatalf("got %d Ready events, want 1:\n%s", len(readies), h.c.dump())
+				fail("got %d Ready events, want 1", len(readies))
 			}
 			if r := readies[0]; r.Info.Size != 20*1024 || r.at.Before(stopped) {
-				t.Fatalf("Ready with size %d at %v, want size %d after the writer stopped at %v",
+				fail("Ready with size %d at %v, want size %d after the writer stopped at %v",
 					r.Info.Size, r.at, 20*1024, stopped)
 			}
 			if n := h.c.count(Settling, "render.exr"); n != 1 {
-				t.Fatalf("Settling sent %d times, want 1", n)
+				fail("Settling sent %d times, want 1", n)
 			}
 		})
 	}
@@ -351,5 +379,32 @@ func TestRunTwiceAtOnceFails(t *testing.T) {
 	h.c.waitFor(t, "running", 5*time.Second, func([]got) bool { return h.w.running.Load() })
 	if err := h.w.Run(context.Background(), make(chan Event)); err == nil {
 		t.Fatal("a second concurrent Run succeeded")
+	}
+}
+
+// A renamed folder is forgotten under its old name and watched under its new
+// one, sub-folders included (inotify hands the same watch back for the same
+// folder, so the old watches must go first).
+func TestRenamedFolderWatchedUnderNewName(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeFile(t, root, "d/x.txt", "x")
+	writeFile(t, root, "d/sub/y.txt", "y")
+	h := start(t, Options{Root: root, Settle: 100 * time.Millisecond, Rescan: time.Hour, Mode: ModeEvents}, nil)
+	h.c.waitKind(t, Ready, "d/sub/y.txt")
+	h.c.waitKind(t, Ready, "d/x.txt")
+	renamed := time.Now()
+	if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e")); err != nil {
+		t.Fatal(err)
+	}
+	h.c.waitKind(t, Removed, "d/x.txt")
+	h.c.waitKind(t, Removed, "d/sub/y.txt")
+	h.c.waitKind(t, Ready, "e/sub/y.txt")
+	writeFile(t, root, "e/sub/z.txt", "z")
+	h.c.waitKind(t, Ready, "e/sub/z.txt")
+	for _, e := range h.c.all() {
+		if strings.HasPrefix(e.Rel, "d/") && e.Kind != Removed && e.at.After(renamed) {
+			t.Errorf("event under the old name after the rename: %s %s", e.Kind, e.Rel)
+		}
 	}
 }
