@@ -162,7 +162,9 @@ func (a storeAdapter) SaveFile(ctx context.Context, f delivery.FileRecord) (int6
 	return a.s.SaveFile(ctx, store.File(f))
 }
 
-func (a storeAdapter) DeleteFile(ctx context.Context, path string) error { return a.s.DeleteFile(ctx, path) }
+func (a storeAdapter) DeleteFile(ctx context.Context, path string) error {
+	return a.s.DeleteFile(ctx, path)
+}
 
 func (a storeAdapter) Files(ctx context.Context) ([]delivery.FileRecord, error) {
 	fs, err := a.s.Files(ctx)
