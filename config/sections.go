@@ -159,6 +159,10 @@ func decodeRequests(t *table, r *Requests, dir string) {
 	}
 }
 
+// maxConcurrency bounds destination.concurrency: each file in flight holds
+// an SFTP handle and buffers, and servers cap sessions well below this.
+const maxConcurrency = 256
+
 func decodeDestination(t *table, dst *Destination, dir string) {
 	if s, ok := t.str("url", "a URL"); ok && s != "" {
 		if p := destinationProblem(s); p != "" {
@@ -186,7 +190,11 @@ func decodeDestination(t *table, dst *Destination, dir string) {
 		dst.Path = s
 	}
 	if n, ok := t.integer("concurrency", 1); ok {
-		dst.Concurrency = int(min(n, 1<<20))
+		if n > maxConcurrency {
+			t.errorf(t.valPos("concurrency"), "destination.concurrency: %d files in flight is more than the %d hotdrop allows", n, maxConcurrency)
+		} else {
+			dst.Concurrency = int(n)
+		}
 	}
 	if n, ok := t.size("bandwidth"); ok {
 		dst.Bandwidth = n
