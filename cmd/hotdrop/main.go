@@ -75,6 +75,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(rest, stdout, stderr)
 	case "demo":
 		err = cmdDemo(rest, stdout, stderr)
+	case "explain":
+		err = cmdExplain(rest, stdout, stderr)
+	case "send":
+		err = cmdSend(rest, stdout, stderr)
+	case "init":
+		err = cmdInit(rest, stdout, stderr)
+	case "trust":
+		err = cmdTrust(rest, stdout, stderr)
+	case "service":
+		err = cmdService(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "hotdrop: unknown command %q\n\n%s", cmd, usage)
 		return exitConfig
