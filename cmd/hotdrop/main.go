@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/hotdrop/hotdrop/config"
@@ -155,14 +154,6 @@ func cmdVersion(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func newLogger(w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	if strings.EqualFold(os.Getenv("HOTDROP_LOG"), "debug") {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		path = config.DefaultPath()
@@ -183,6 +174,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return daemonMain(ctx, cfg, log)
+}
+
+// daemonMain runs the daemon until ctx ends: what `hotdrop run` and the service manager's
+// start both call. It owns signal-driven reloads.
+func daemonMain(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -197,37 +194,4 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	return runDaemon(ctx, cfg, log, daemonHooks{})
-}
-
-func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "check [--config FILE]", stderr)
-	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	reqs, err := config.LoadRequests(cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: ok\n", cfg.File)
-	fmt.Fprintf(stdout, "requests: %d from %s\n", len(reqs), strings.Join(cfg.Requests.Files, ", "))
-	problems := 0
-	if fi, err := os.Stat(cfg.Watch.Root); err != nil {
-		fmt.Fprintf(stdout, "watch.root %s: %v (hotdrop run creates drop folders below it; create the folder first)\n", cfg.Watch.Root, err)
-		problems++
-	} else if !fi.IsDir() {
-		fmt.Fprintf(stdout, "watch.root %s: not a folder\n", cfg.Watch.Root)
-		problems++
-	}
-	for _, w := range checkSystem(cfg) {
-		fmt.Fprintln(stdout, w)
-	}
-	if problems > 0 {
-		return fmt.Errorf("%d problem(s) found", problems)
-	}
-	return nil
 }
