@@ -90,6 +90,7 @@ const (
 	msgRetrying
 	msgProgress
 	msgIntent
+	msgReconciled
 )
 
 type msg struct {
@@ -101,6 +102,7 @@ type msg struct {
 	next    time.Time
 	done    int64
 	reply   chan error
+	exists  bool
 }
 
 // New makes an Engine. Call SetRequests, then Run.
@@ -240,12 +242,25 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 		return err
 	}
 	e.mu.Lock()
+	var pending []FileRecord
+	for _, fs := range e.files {
+		if fs.rec.RenameIntent && fs.rec.State != string(Delivered) {
+			pending = append(pending, fs.rec)
+		}
+	}
 	for _, r := range e.reqs {
 		e.refresh(ctx, r)
 	}
 	e.reportBin()
 	e.mu.Unlock()
 	defer e.wg.Wait()
+	if len(pending) > 0 {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.reconcile(ctx, pending)
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -275,6 +290,11 @@ func (e *Engine) load(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, rec := range recs {
+		if rec.State != string(Delivered) && !rec.RenameIntent {
+			// Re-derived from what the watcher reports now; a file that vanished while
+			// hotdrop was down must not linger as "settling".
+			continue
+		}
 		fs := &fileState{rec: rec, req: rec.RequestID}
 		if r := e.reqs[rec.RequestID]; r != nil {
 			fs.name = relName(r.Folder, rec.Path)
@@ -282,14 +302,31 @@ func (e *Engine) load(ctx context.Context) error {
 			fs.name = filepath.Base(rec.Path)
 		}
 		if rec.State != string(Delivered) {
-			// Forgotten until the watcher reports the file again, except that a recorded
-			// rename intent is kept so the worker checks the server before sending again.
+			// Caught between the journaled rename intent and the delivered record: reconcile
+			// asks the server which side of the rename the crash fell on.
 			fs.rec.State = string(Settling)
 			fs.rec.Reason, fs.rec.Message = "", ""
 		}
 		e.files[rec.Path] = fs
 	}
 	return nil
+}
+
+// reconcile runs once at start, from its own goroutine: for each file whose rename intent was
+// journaled but not its delivery, a final remote file of the expected size means the rename
+// happened before the crash, so the file is delivered and never sent again. Errors (server
+// down) leave it to the upload worker, which checks again before sending.
+func (e *Engine) reconcile(ctx context.Context, pending []FileRecord) {
+	for _, rec := range pending {
+		size, exists, err := e.up.Stat(ctx, rec.RemotePath)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("cannot check the server for a file interrupted at rename; will check before sending it again", "file", rec.Path, "err", err)
+			}
+			continue
+		}
+		e.send(ctx, msg{kind: msgReconciled, path: rec.Path, done: size, exists: exists})
+	}
 }
 
 func relName(folder, p string) string {
@@ -733,6 +770,19 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	switch m.kind {
 	case msgProgress:
 		fs.done = m.done
+		return
+	case msgReconciled:
+		if fs.rec.State == string(Uploading) || fs.rec.State == string(Delivered) || !fs.rec.RenameIntent {
+			return // an upload worker got there first and checks the server itself
+		}
+		fs.rec.RenameIntent = false
+		if m.exists && m.done == fs.rec.Size {
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
+			fs.rec.DeliveredAt = time.Now()
+			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath)
+		}
+		e.save(ctx, fs)
+		e.refreshOwner(ctx, fs)
 		return
 	case msgIntent:
 		fs.rec.RenameIntent = true

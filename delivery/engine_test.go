@@ -449,3 +449,46 @@ func TestClassifyUnknownIsTransient(t *testing.T) {
 		t.Errorf("classify(plain error) = %+v, want transient", te)
 	}
 }
+
+// A crash after the journaled intent and the rename, before the delivered record: on start the
+// server is asked, and the file is delivered without any event or upload.
+func TestRenameIntentReconciledAtStart(t *testing.T) {
+	st, up := newMemStore(), newFakeUploader()
+	root := t.TempDir()
+	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-12]", "a.ttml")
+	st.files[p] = FileRecord{Path: p, RequestID: "SR-12", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+		State: string(Uploading), RemotePath: "SR-12/a.ttml", RenameIntent: true}
+	up.remote["SR-12/a.ttml"] = 5
+	newHarnessAt(t, root, st, up, req("SR-12", 1)).waitState("SR-12", Delivered)
+	if n := up.count(); n != 0 {
+		t.Errorf("uploads = %d, want 0", n)
+	}
+	if f := st.files[p]; f.RenameIntent || f.State != string(Delivered) {
+		t.Errorf("journal after reconcile = %+v, want delivered without intent", f)
+	}
+
+	// The rename had not happened (no final file): the intent is cleared, nothing delivered.
+	st2, up2 := newMemStore(), newFakeUploader()
+	root2 := t.TempDir()
+	p2 := filepath.Join(root2, "Wednesday", "Subtitle fr-FR [SR-13]", "a.ttml")
+	st2.files[p2] = FileRecord{Path: p2, RequestID: "SR-13", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+		State: string(Uploading), RemotePath: "SR-13/a.ttml", RenameIntent: true}
+	h := newHarnessAt(t, root2, st2, up2, req("SR-13", 1))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st2.mu.Lock()
+		f := st2.files[p2]
+		st2.mu.Unlock()
+		if !f.RenameIntent {
+			if f.State == string(Delivered) {
+				t.Fatalf("delivered with no remote file")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("intent never cleared")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = h
+}

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -158,7 +159,11 @@ func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		path = config.DefaultPath()
 	}
-	return config.Load(path)
+	cfg, err := config.Load(path)
+	if err != nil && errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w\n(pass --config FILE or set HOTDROP_CONFIG; `hotdrop init --config FILE` writes a commented one)", err)
+	}
+	return cfg, err
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
