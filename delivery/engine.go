@@ -91,6 +91,7 @@ const (
 	msgProgress
 	msgIntent
 	msgReconciled
+	msgCall
 )
 
 type msg struct {
@@ -103,10 +104,21 @@ type msg struct {
 	done    int64
 	reply   chan error
 	exists  bool
+	call    func()
 }
 
 // New makes an Engine. Call SetRequests, then Run.
 func New(opt Options, up Uploader, st Store, rep Reporter) *Engine {
+	opt = withDefaults(opt)
+	return &Engine{
+		opt: opt, up: up, st: st, rep: rep, log: opt.Logger,
+		reqs: map[string]*reqState{}, byFolder: map[string]string{},
+		files: map[string]*fileState{}, outside: map[string]bool{},
+		msgs: make(chan msg, 64),
+	}
+}
+
+func withDefaults(opt Options) Options {
 	if opt.Concurrency <= 0 {
 		opt.Concurrency = 1
 	}
@@ -125,12 +137,7 @@ func New(opt Options, up Uploader, st Store, rep Reporter) *Engine {
 	if opt.ReadyMarker == "" {
 		opt.ReadyMarker = "_READY"
 	}
-	return &Engine{
-		opt: opt, up: up, st: st, rep: rep, log: opt.Logger,
-		reqs: map[string]*reqState{}, byFolder: map[string]string{},
-		files: map[string]*fileState{}, outside: map[string]bool{},
-		msgs: make(chan msg, 64),
-	}
+	return opt
 }
 
 // SetRequests installs the requests, creating a drop folder for each one that accepts
@@ -138,6 +145,12 @@ func New(opt Options, up Uploader, st Store, rep Reporter) *Engine {
 func (e *Engine) SetRequests(ctx context.Context, reqs []Request) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.setRequests(ctx, reqs)
+}
+
+func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
+	prev := e.reqs
+	e.reqs, e.byFolder = map[string]*reqState{}, map[string]string{}
 	var errs []error
 	if e.opt.Bin != "" {
 		if err := e.mkdir(filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin))); err != nil {
@@ -156,6 +169,9 @@ func (e *Engine) SetRequests(ctx context.Context, reqs []Request) error {
 		}
 		r.Folder = filepath.Join(e.opt.Root, filepath.FromSlash(rel))
 		rs := &reqState{Request: r, rel: rel, state: Waiting}
+		if old := prev[r.ID]; old != nil {
+			rs.marker, rs.state = old.marker, old.state
+		}
 		e.reqs[r.ID] = rs
 		e.byFolder[rel] = r.ID
 		if r.Accepting() {
@@ -218,6 +234,66 @@ func (e *Engine) mkdir(dir string) error {
 	return nil
 }
 
+// Reload applies a new configuration while running, without dropping uploads in flight:
+// they finish with the uploader they started with, and later ones use up (nil keeps the
+// current one). Requests are replaced (new drop folders created, statuses applied), failed
+// files are tried again (SPEC: a config reload retries them) and every hold is re-derived.
+func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Request) error {
+	var err error
+	callErr := e.do(ctx, func() {
+		opt = withDefaults(opt)
+		e.opt = opt
+		e.log = opt.Logger
+		if up != nil {
+			e.up = up
+		}
+		err = e.setRequests(ctx, reqs)
+		for _, fs := range e.files {
+			if fs.rec.State == string(Delivered) || fs.rec.State == string(Uploading) {
+				continue
+			}
+			if rel, rerr := filepath.Rel(e.opt.Root, fs.rec.Path); rerr == nil {
+				r, name, _ := e.locate(filepath.ToSlash(rel))
+				fs.req, fs.rec.RequestID, fs.name = "", "", name
+				if r != nil {
+					fs.req, fs.rec.RequestID = r.ID, r.ID
+				}
+			}
+			if fs.rec.State == string(Failed) {
+				fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), "", ""
+				if fs.latestReady {
+					fs.rec.State = string(Ready)
+				}
+			}
+		}
+		for _, r := range e.reqs {
+			e.refresh(ctx, r)
+		}
+		e.reportBin()
+		e.dispatch(ctx)
+	})
+	if callErr != nil {
+		return callErr
+	}
+	return err
+}
+
+// do runs fn inside the Engine's loop, which owns all state, and waits for it.
+func (e *Engine) do(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case e.msgs <- msg{kind: msgCall, call: func() { fn(); close(done) }}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Requests returns a view of every request, for commands and reports outside the loop.
 func (e *Engine) Requests() []RequestView {
 	e.mu.Lock()
@@ -255,10 +331,11 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	e.mu.Unlock()
 	defer e.wg.Wait()
 	if len(pending) > 0 {
+		up, log := e.up, e.log
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			e.reconcile(ctx, pending)
+			e.reconcile(ctx, up, log, pending)
 		}()
 	}
 	for {
@@ -316,12 +393,12 @@ func (e *Engine) load(ctx context.Context) error {
 // journaled but not its delivery, a final remote file of the expected size means the rename
 // happened before the crash, so the file is delivered and never sent again. Errors (server
 // down) leave it to the upload worker, which checks again before sending.
-func (e *Engine) reconcile(ctx context.Context, pending []FileRecord) {
+func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, pending []FileRecord) {
 	for _, rec := range pending {
-		size, exists, err := e.up.Stat(ctx, rec.RemotePath)
+		size, exists, err := up.Stat(ctx, rec.RemotePath)
 		if err != nil {
 			if ctx.Err() == nil {
-				e.log.Warn("cannot check the server for a file interrupted at rename; will check before sending it again", "file", rec.Path, "err", err)
+				log.Warn("cannot check the server for a file interrupted at rename; will check before sending it again", "file", rec.Path, "err", err)
 			}
 			continue
 		}
@@ -643,10 +720,12 @@ func (e *Engine) dispatch(ctx context.Context) {
 		}
 		e.active++
 		job := e.job(fs)
+		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
+		intent := fs.rec.RenameIntent
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			res, err := e.transfer(ctx, job, fs.rec.RenameIntent)
+			res, err := e.transfer(ctx, rt, job, intent)
 			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err})
 		}()
 	}
@@ -692,7 +771,16 @@ var errCancelled = errors.New("upload stopped by shutdown")
 // transfer runs one upload with retries of transient errors, from an upload goroutine. A file
 // whose rename intent was journaled is first looked up on the server: if the rename happened
 // before a crash, the file is delivered and is not sent again.
-func (e *Engine) transfer(ctx context.Context, j Job, intent bool) (Result, error) {
+// retrier is what an upload goroutine needs from the Engine, copied when the upload starts so
+// a reload never changes it under a running upload.
+type retrier struct {
+	up        Uploader
+	base, max time.Duration
+	clock     Clock
+	log       *slog.Logger
+}
+
+func (e *Engine) transfer(ctx context.Context, rt retrier, j Job, intent bool) (Result, error) {
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
 			return Result{}, errCancelled
@@ -702,7 +790,7 @@ func (e *Engine) transfer(ctx context.Context, j Job, intent bool) (Result, erro
 		if intent {
 			var size int64
 			var exists bool
-			size, exists, err = e.up.Stat(ctx, j.RemoteRel)
+			size, exists, err = rt.up.Stat(ctx, j.RemoteRel)
 			if err == nil && exists && size == j.Size {
 				return Result{Remote: j.RemoteRel, Size: size}, nil
 			}
@@ -711,7 +799,7 @@ func (e *Engine) transfer(ctx context.Context, j Job, intent bool) (Result, erro
 				continue
 			}
 		} else {
-			res, err = e.up.Upload(ctx, j)
+			res, err = rt.up.Upload(ctx, j)
 			if err == nil {
 				return res, nil
 			}
@@ -723,14 +811,14 @@ func (e *Engine) transfer(ctx context.Context, j Job, intent bool) (Result, erro
 		if !te.Transient {
 			return Result{}, te
 		}
-		wait := backoff(attempt, e.opt.RetryBase, e.opt.RetryMax)
-		next := e.opt.Clock.Now().Add(wait)
-		e.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
+		wait := backoff(attempt, rt.base, rt.max)
+		next := rt.clock.Now().Add(wait)
+		rt.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
 		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te})
 		select {
 		case <-ctx.Done():
 			return Result{}, errCancelled
-		case <-e.opt.Clock.After(wait):
+		case <-rt.clock.After(wait):
 		}
 	}
 }
@@ -756,6 +844,10 @@ func (e *Engine) send(ctx context.Context, m msg) {
 }
 
 func (e *Engine) result(ctx context.Context, m msg) {
+	if m.kind == msgCall {
+		m.call()
+		return
+	}
 	fs := e.files[m.path]
 	if fs == nil {
 		if m.reply != nil {

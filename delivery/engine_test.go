@@ -492,3 +492,28 @@ func TestRenameIntentReconciledAtStart(t *testing.T) {
 	}
 	_ = h
 }
+
+// A reload opens a request the studio reopened, retries failed files with the new uploader,
+// and leaves delivered files alone.
+func TestReload(t *testing.T) {
+	st, bad := newMemStore(), newFakeUploader()
+	bad.fail = func(int, Job) error { return &TransferError{Code: "auth_failed", Msg: "refused"} }
+	h := newHarness(t, st, bad, req("SR-20", 1), req("SR-21", 1, "title", "B", "status", "closed"))
+	h.drop("SR-20", "a.ttml", watcher.Ready, 3)
+	h.waitState("SR-20", Failed)
+
+	good := newFakeUploader()
+	opt := h.eng.opt
+	if err := h.eng.Reload(context.Background(), opt, good, []Request{req("SR-20", 1), req("SR-21", 1, "title", "B")}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("SR-20", Delivered)
+	if good.count() != 1 {
+		t.Errorf("uploads with the new uploader = %d, want 1", good.count())
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "B", "Subtitle fr-FR [SR-21]")); err != nil {
+		t.Errorf("reopened request got no drop folder: %v", err)
+	}
+	h.drop("SR-21", "b.ttml", watcher.Ready, 3)
+	h.waitState("SR-21", Delivered)
+}

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
@@ -24,10 +27,33 @@ type daemonHooks struct {
 	reporters []delivery.Reporter
 	// started is closed once the drop folders exist and the watcher is running.
 	started chan<- struct{}
+	// reload asks for the config and requests to be read again (SIGHUP).
+	reload <-chan struct{}
+	// reloaded, when set, hears the outcome of every reload (nil = applied).
+	reloaded func(error)
+}
+
+// shutdownGrace bounds how long a stop waits for uploads to reach a resumable point.
+const shutdownGrace = 10 * time.Second
+
+// daemon is one running hotdrop: the pieces `hotdrop run` wires together, kept so a reload
+// can swap the ones whose settings changed while uploads in flight finish undisturbed.
+type daemon struct {
+	log     *slog.Logger
+	hooks   daemonHooks
+	cfg     *config.Config
+	st      *store.Store
+	eng     *delivery.Engine
+	up      *uploader.Uploader
+	retired []*uploader.Uploader // replaced by a reload; closed at exit, after their uploads
+	events  chan watcher.Event
+	watch   context.CancelFunc
+	werr    chan error
 }
 
 // runDaemon is `hotdrop run`: it wires config, journal, uploader, engine and watcher together
-// and runs them until ctx is cancelled.
+// and runs them until ctx is cancelled, reloading on hooks.reload and when a requests file
+// changes.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks daemonHooks) error {
 	creqs, err := config.LoadRequests(cfg)
 	if err != nil {
@@ -36,30 +62,179 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	if len(creqs) == 0 {
 		log.Warn("no requests found: no drop folder will be created", "requests.files", strings.Join(cfg.Requests.Files, ", "))
 	}
-	st, err := store.Open(filepath.Join(cfg.StateDir, "state.db"))
-	if err != nil {
+	d := &daemon{log: log, hooks: hooks, cfg: cfg, events: make(chan watcher.Event, 256)}
+	if d.st, err = store.Open(filepath.Join(cfg.StateDir, "state.db")); err != nil {
 		return err
 	}
-	defer st.Close()
+	defer d.st.Close()
+	if d.up, err = newUploader(cfg, log); err != nil {
+		return err
+	}
+	defer func() {
+		d.up.Close()
+		for _, u := range d.retired {
+			u.Close()
+		}
+	}()
+	rep := multiReporter(hooks.reporters)
+	if cfg.Status.StatusFiles {
+		rep = append(multiReporter{&report.StatusFiles{Logger: log}}, rep...)
+	}
+	d.eng = delivery.New(engineOptions(cfg, log), d.wrap(d.up), storeAdapter{d.st}, rep)
+	if err := d.eng.SetRequests(ctx, toDeliveryRequests(creqs)); err != nil {
+		return err
+	}
 
-	up, err := uploader.New(uploader.Options{
-		URL: cfg.Destination.URL, IdentityFile: cfg.Destination.IdentityFile,
-		PasswordFile: cfg.Destination.PasswordFile, KnownHosts: cfg.Destination.KnownHosts, Logger: log,
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := d.startWatcher(ctx); err != nil {
+		return err
+	}
+	engDone := make(chan error, 1)
+	go func() { engDone <- d.eng.Run(ctx, d.events) }()
+	log.Info("hotdrop is watching", "root", cfg.Watch.Root, "requests", len(creqs), "destination", redactURL(cfg.Destination.URL), "settle", cfg.Watch.Settle)
+	if hooks.started != nil {
+		close(hooks.started)
+	}
+
+	// Requests files are polled for changes: cheap, and it works on every platform and on
+	// network mounts alike.
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	seen := requestFilesStamp(cfg)
+	for {
+		select {
+		case err := <-engDone:
+			d.stopWatcher()
+			return err
+		case <-ctx.Done():
+			return d.shutdown(engDone)
+		case <-hooks.reload:
+			d.reload(ctx)
+			seen = requestFilesStamp(d.cfg)
+		case <-tick.C:
+			if now := requestFilesStamp(d.cfg); now != seen {
+				seen = now
+				log.Info("a requests file changed; reloading")
+				d.reload(ctx)
+			}
+		}
+	}
+}
+
+// shutdown waits for the uploads in flight to stop (cancellation reached them with ctx),
+// at most shutdownGrace: a service manager kills what takes longer.
+func (d *daemon) shutdown(engDone <-chan error) error {
+	d.log.Info("stopping: no new uploads; waiting for those in flight to stop")
+	defer d.stopWatcher()
+	select {
+	case err := <-engDone:
+		return err
+	case <-time.After(shutdownGrace):
+		d.log.Warn("uploads did not stop within the grace period; exiting anyway (they resume or restart on the next start)", "grace", shutdownGrace)
+		return nil
+	}
+}
+
+func (d *daemon) wrap(u *uploader.Uploader) delivery.Uploader {
+	var du delivery.Uploader = uploaderAdapter{u}
+	if d.hooks.wrapUploader != nil {
+		du = d.hooks.wrapUploader(du)
+	}
+	return du
+}
+
+func (d *daemon) startWatcher(ctx context.Context) error {
+	w, err := watcher.New(watcher.Options{
+		Root: d.cfg.Watch.Root, Settle: d.cfg.Watch.Settle, Rescan: d.cfg.Watch.Rescan, Poll: d.cfg.Watch.Poll,
+		Mode: d.cfg.Watch.Mode, Ignore: d.cfg.Watch.Ignore, Logger: d.log,
+		Skip: func(rel string) bool { return rel == "_delivered" || strings.HasPrefix(rel, "_delivered/") },
 	})
 	if err != nil {
 		return err
 	}
-	defer up.Close()
-	var dup delivery.Uploader = uploaderAdapter{up}
-	if hooks.wrapUploader != nil {
-		dup = hooks.wrapUploader(dup)
-	}
+	wctx, cancel := context.WithCancel(ctx)
+	d.watch, d.werr = cancel, make(chan error, 1)
+	go func() { d.werr <- w.Run(wctx, d.events) }()
+	return nil
+}
 
-	rep := multiReporter(append([]delivery.Reporter{&report.StatusFiles{Logger: log}}, hooks.reporters...))
-	if !cfg.Status.StatusFiles {
-		rep = multiReporter(hooks.reporters)
+func (d *daemon) stopWatcher() {
+	if d.watch == nil {
+		return
 	}
-	eng := delivery.New(delivery.Options{
+	d.watch()
+	if err := <-d.werr; err != nil && !errors.Is(err, context.Canceled) {
+		d.log.Error("watcher stopped with an error", "err", err)
+	}
+	d.watch = nil
+}
+
+// reload reads the config and the requests again. A config with errors is refused and the
+// running one stays; otherwise only the parts whose settings changed are replaced.
+func (d *daemon) reload(ctx context.Context) {
+	err := d.reloadErr(ctx)
+	if err != nil {
+		d.log.Error("reload refused; the running configuration stays in force:\n" + err.Error())
+	} else {
+		d.log.Info("configuration reloaded", "config", d.cfg.File)
+	}
+	if d.hooks.reloaded != nil {
+		d.hooks.reloaded(err)
+	}
+}
+
+func (d *daemon) reloadErr(ctx context.Context) error {
+	cfg, err := config.Load(d.cfg.File)
+	if err != nil {
+		return err
+	}
+	creqs, err := config.LoadRequests(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.StateDir != d.cfg.StateDir {
+		d.log.Warn("state_dir changed: that takes a restart; the journal stays where it is", "state_dir", d.cfg.StateDir)
+		cfg.StateDir = d.cfg.StateDir
+	}
+	var newUp *uploader.Uploader
+	if !reflect.DeepEqual(cfg.Destination, d.cfg.Destination) {
+		if newUp, err = newUploader(cfg, d.log); err != nil {
+			return err
+		}
+	}
+	var du delivery.Uploader
+	if newUp != nil {
+		du = d.wrap(newUp)
+	}
+	if err := d.eng.Reload(ctx, engineOptions(cfg, d.log), du, toDeliveryRequests(creqs)); err != nil {
+		if newUp != nil {
+			newUp.Close()
+		}
+		return err
+	}
+	if newUp != nil {
+		d.retired = append(d.retired, d.up)
+		d.up = newUp
+	}
+	if !reflect.DeepEqual(cfg.Watch, d.cfg.Watch) {
+		d.stopWatcher()
+		d.cfg = cfg
+		return d.startWatcher(ctx)
+	}
+	d.cfg = cfg
+	return nil
+}
+
+func newUploader(cfg *config.Config, log *slog.Logger) (*uploader.Uploader, error) {
+	return uploader.New(uploader.Options{
+		URL: cfg.Destination.URL, IdentityFile: cfg.Destination.IdentityFile,
+		PasswordFile: cfg.Destination.PasswordFile, KnownHosts: cfg.Destination.KnownHosts, Logger: log,
+	})
+}
+
+func engineOptions(cfg *config.Config, log *slog.Logger) delivery.Options {
+	return delivery.Options{
 		Root: cfg.Watch.Root, Bin: cfg.Watch.Bin, FolderTemplate: cfg.Watch.Folder,
 		FolderMode: cfg.Watch.FolderMode, Group: cfg.Watch.Group, ReadyMarker: cfg.Watch.ReadyMarker,
 		Concurrency: cfg.Destination.Concurrency, AutoDeliver: cfg.Destination.AutoDeliver,
@@ -68,34 +243,21 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 			return uploader.RemotePath(cfg.Destination.Path, r.Fields, name)
 		},
 		Logger: log,
-	}, dup, storeAdapter{st}, rep)
-	if err := eng.SetRequests(ctx, toDeliveryRequests(creqs)); err != nil {
-		return err
 	}
+}
 
-	w, err := watcher.New(watcher.Options{
-		Root: cfg.Watch.Root, Settle: cfg.Watch.Settle, Rescan: cfg.Watch.Rescan, Poll: cfg.Watch.Poll,
-		Mode: cfg.Watch.Mode, Ignore: cfg.Watch.Ignore, Logger: log,
-		Skip: func(rel string) bool { return rel == "_delivered" || strings.HasPrefix(rel, "_delivered/") },
-	})
-	if err != nil {
-		return err
+// requestFilesStamp summarises the requests files (names, sizes, mtimes), to notice a change.
+func requestFilesStamp(cfg *config.Config) string {
+	var b strings.Builder
+	for _, g := range cfg.Requests.Files {
+		matches, _ := filepath.Glob(g)
+		for _, m := range matches {
+			if fi, err := os.Stat(m); err == nil && !fi.IsDir() {
+				fmt.Fprintf(&b, "%s|%d|%d\n", m, fi.Size(), fi.ModTime().UnixNano())
+			}
+		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	events := make(chan watcher.Event, 256)
-	werr := make(chan error, 1)
-	go func() { werr <- w.Run(ctx, events) }()
-	log.Info("hotdrop is watching", "root", cfg.Watch.Root, "requests", len(creqs), "destination", redactURL(cfg.Destination.URL), "settle", cfg.Watch.Settle)
-	if hooks.started != nil {
-		close(hooks.started)
-	}
-	runErr := eng.Run(ctx, events)
-	cancel()
-	if err := <-werr; err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
-		runErr = fmt.Errorf("watcher: %w", err)
-	}
-	return runErr
+	return b.String()
 }
 
 func toDeliveryRequests(in []config.Request) []delivery.Request {

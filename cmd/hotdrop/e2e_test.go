@@ -45,6 +45,8 @@ type e2e struct {
 	dir     string
 	cfg     *config.Config
 	uploads atomic.Int64
+	reload  chan struct{}
+	reloads chan error
 	cancel  context.CancelFunc
 	done    chan error
 }
@@ -88,7 +90,7 @@ listen = ""
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return &e2e{t: t, dir: dir, cfg: cfg}
+	return &e2e{t: t, dir: dir, cfg: cfg, reload: make(chan struct{}), reloads: make(chan error, 8)}
 }
 
 type countingUploader struct {
@@ -109,6 +111,8 @@ func (e *e2e) start() {
 	go func() {
 		e.done <- runDaemon(ctx, e.cfg, newLogger(testWriter{e.t}), daemonHooks{
 			started:      started,
+			reload:       e.reload,
+			reloaded:     func(err error) { e.reloads <- err },
 			wrapUploader: func(u delivery.Uploader) delivery.Uploader { return countingUploader{u, &e.uploads} },
 		})
 	}()
@@ -351,4 +355,50 @@ func TestUnsafeEntriesHeld(t *testing.T) {
 	}
 	// Nothing hangs: a normal file next to them in another request still goes through.
 	e.stop()
+}
+
+// TestReloadDuringUpload: SIGHUP's reload with a broken config is refused with the error's
+// position while an upload runs; a valid one opens a request the studio reopened; the upload
+// in flight finishes either way.
+func TestReloadDuringUpload(t *testing.T) {
+	srv := sshdtest.Start(t)
+	e := newE2E(t, "", srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto")
+	reqFile := filepath.Join(e.dir, "requests.d", "r.toml")
+	closed := strings.Replace(e2eRequests, `source_type = "SDH/CC"`, `source_type = "SDH/CC"`+"\nstatus = \"closed\"", 1)
+	if err := os.WriteFile(reqFile, []byte(closed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	if _, err := os.Stat(e.folder("SR-2")); err == nil {
+		t.Fatalf("closed request got a drop folder")
+	}
+	big := filepath.Join(e.folder("SR-1"), "big.ttml")
+	writeFile(t, big, 48<<20)
+	waitFor(t, 30*time.Second, "upload started", func() bool { return e.uploads.Load() == 1 })
+
+	good, _ := os.ReadFile(e.cfg.File)
+	if err := os.WriteFile(e.cfg.File, append(good, []byte("\n[watch]\nsetle = \"1s\"\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.reload <- struct{}{}
+	if err := <-e.reloads; err == nil || !strings.Contains(err.Error(), "hotdrop.toml:") {
+		t.Fatalf("reload of a broken config: %v, want an error naming the file and line", err)
+	}
+	if err := os.WriteFile(e.cfg.File, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(reqFile, []byte(e2eRequests), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.reload <- struct{}{}
+	if err := <-e.reloads; err != nil {
+		t.Fatalf("reload of a good config: %v", err)
+	}
+	e.waitStatus("SR-1", "delivered")
+	sameContent(t, big, filepath.Join(srv.Dir, "PKG-1", "Subtitle", "big.ttml"))
+	writeFile(t, filepath.Join(e.folder("SR-2"), "b.scc"), 1000)
+	e.waitStatus("SR-2", "delivered")
+	if n := e.uploads.Load(); n != 2 {
+		t.Errorf("uploads = %d, want 2 (the one in flight was not restarted)", n)
+	}
 }

@@ -101,3 +101,39 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSIGTERMDuringUpload: SIGTERM mid-upload exits 0 within the grace period, and the next
+// start delivers the file whole.
+func TestSIGTERMDuringUpload(t *testing.T) {
+	srv := sshdtest.Start(t)
+	e := newE2E(t, "", srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto")
+	logFile := filepath.Join(e.dir, "daemon.log")
+	first := startDaemonProcess(t, e.cfg.File, logFile)
+	folder := e.folder("SR-1")
+	waitFor(t, 20*time.Second, "drop folder created", func() bool {
+		_, err := os.Stat(folder)
+		return err == nil
+	})
+	src := filepath.Join(folder, "big.ttml")
+	writeFile(t, src, 64<<20)
+	partial := filepath.Join(srv.Dir, "PKG-1", "Subtitle", ".big.ttml.partial")
+	waitFor(t, 30*time.Second, "upload in progress", func() bool {
+		fi, err := os.Stat(partial)
+		return err == nil && fi.Size() > 0
+	})
+	sent := time.Now()
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := first.Wait()
+	if took := time.Since(sent); took > shutdownGrace+2*time.Second {
+		t.Errorf("stopping took %s, want within %s", took, shutdownGrace)
+	}
+	if err != nil {
+		data, _ := os.ReadFile(logFile)
+		t.Fatalf("exit after SIGTERM: %v, want 0\n%s", err, data)
+	}
+	startDaemonProcess(t, e.cfg.File, logFile)
+	e.waitStatus("SR-1", "delivered")
+	sameContent(t, src, filepath.Join(srv.Dir, "PKG-1", "Subtitle", "big.ttml"))
+}

@@ -188,15 +188,20 @@ func daemonMain(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				log.Warn("SIGHUP received: reloading is not built yet in this version; restart hotdrop to apply config or request changes")
+				log.Info("SIGHUP: reloading the config and requests")
+				select {
+				case reload <- struct{}{}:
+				default: // one is already pending
+				}
 			}
 		}
 	}()
-	return runDaemon(ctx, cfg, log, daemonHooks{})
+	return runDaemon(ctx, cfg, log, daemonHooks{reload: reload})
 }
