@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
@@ -38,6 +39,11 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	Clock               Clock
 	Logger              *slog.Logger
+	// Events hears every state change (nil: none).
+	Events EventSink
+	// AlertAfter is destination.alert_after: transient failures for this long make one
+	// destination.unreachable event; the next success makes destination.back.
+	AlertAfter time.Duration
 }
 
 // Engine runs the delivery state machine. Its state is owned by the goroutine in Run; the
@@ -59,13 +65,19 @@ type Engine struct {
 	pending []*fileState // complete, waiting for an upload slot
 	active  int
 	wg      sync.WaitGroup
+
+	downSince   time.Time   // first transient failure of the current outage
+	unreachable atomic.Bool // destination.unreachable was sent and not yet followed by back
 }
 
 type reqState struct {
 	Request
-	rel    string // drop folder relative to Root, slash-separated
-	marker bool   // the ready marker is present
-	state  State
+	rel     string // drop folder relative to Root, slash-separated
+	marker  bool   // the ready marker is present
+	deliver bool   // `hotdrop deliver` was given: counts as the marker, and as auto_deliver
+	state   State
+	emitted State // the state the last request event was made for
+	quiet   bool  // first refresh after start: establish the state without events
 }
 
 type fileState struct {
@@ -81,6 +93,9 @@ type fileState struct {
 	attempt     int
 	nextTry     time.Time
 	done        int64
+	emitted     State // the state the last file event was made for
+	progressAt  time.Time
+	progressAt0 time.Time // when this upload started, for the rate
 }
 
 type msgKind int
@@ -170,7 +185,11 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 		r.Folder = filepath.Join(e.opt.Root, filepath.FromSlash(rel))
 		rs := &reqState{Request: r, rel: rel, state: Waiting}
 		if old := prev[r.ID]; old != nil {
-			rs.marker, rs.state = old.marker, old.state
+			rs.marker, rs.deliver, rs.state, rs.emitted = old.marker, old.deliver, old.state, old.emitted
+			if old.Status != r.Status {
+				e.log.Info("request status changed", "request", r.ID, "from", old.Status, "to", r.Status)
+				e.emit(Event{Type: EventRequestStatusChanged, Request: &EventRequest{ID: r.ID, State: string(old.state), Status: r.Status}})
+			}
 		}
 		e.reqs[r.ID] = rs
 		e.byFolder[rel] = r.ID
@@ -278,6 +297,35 @@ func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Re
 	return err
 }
 
+// noteTrouble records a transient failure; failures lasting AlertAfter make one
+// destination.unreachable event.
+func (e *Engine) noteTrouble(err error) {
+	now := time.Now()
+	if e.downSince.IsZero() {
+		e.downSince = now
+	}
+	if !e.unreachable.Load() && e.opt.AlertAfter > 0 && now.Sub(e.downSince) >= e.opt.AlertAfter {
+		e.unreachable.Store(true)
+		msg := "the destination has been failing since " + e.downSince.UTC().Format(time.RFC3339)
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		e.log.Error("destination unreachable", "since", e.downSince, "err", err)
+		e.emit(Event{Type: EventDestinationDown, Reason: &EventReason{Code: "destination_unreachable", Message: msg}})
+	}
+}
+
+func (e *Engine) noteBack() {
+	e.downSince = time.Time{}
+	if e.unreachable.Swap(false) {
+		e.log.Info("destination reachable again")
+		e.emit(Event{Type: EventDestinationBack})
+	}
+}
+
+// Unreachable reports whether the destination has been failing for AlertAfter (for /healthz).
+func (e *Engine) Unreachable() bool { return e.unreachable.Load() }
+
 // do runs fn inside the Engine's loop, which owns all state, and waits for it.
 func (e *Engine) do(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
@@ -325,6 +373,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 		}
 	}
 	for _, r := range e.reqs {
+		r.quiet = true
 		e.refresh(ctx, r)
 	}
 	e.reportBin()
@@ -372,7 +421,7 @@ func (e *Engine) load(ctx context.Context) error {
 			// hotdrop was down must not linger as "settling".
 			continue
 		}
-		fs := &fileState{rec: rec, req: rec.RequestID}
+		fs := &fileState{rec: rec, req: rec.RequestID, emitted: State(rec.State)}
 		if r := e.reqs[rec.RequestID]; r != nil {
 			fs.name = relName(r.Folder, rec.Path)
 		} else {
@@ -554,6 +603,37 @@ func (e *Engine) save(ctx context.Context, fs *fileState) {
 		return
 	}
 	fs.rec.ID = id
+	st := State(fs.rec.State)
+	if typ := fileEventType(fs.emitted, st); typ != "" {
+		e.emit(e.fileEvent(typ, fs))
+	}
+	fs.emitted = st
+}
+
+func (e *Engine) emit(ev Event) {
+	if e.opt.Events == nil {
+		return
+	}
+	if ev.ID == "" {
+		ev.ID = newEventID()
+	}
+	if ev.At.IsZero() {
+		ev.At = time.Now().UTC()
+	}
+	e.opt.Events.Emit(ev)
+}
+
+func (e *Engine) fileEvent(typ string, fs *fileState) Event {
+	ev := Event{Type: typ, File: &EventFile{ID: fs.rec.ID, Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
+		RemotePath: fs.rec.RemotePath}}
+	if r := e.reqs[fs.req]; r != nil {
+		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
+		ev.File.Metadata = r.Fields
+	}
+	if fs.rec.Reason != "" {
+		ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.rec.Message}
+	}
+	return ev
 }
 
 // filesOf lists a request's deliverable files, by name.
@@ -638,9 +718,9 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 	if r.Files > 0 {
 		complete = ready+delivered+uploading == r.Files && busy == uploading
 	} else {
-		complete = r.marker && ready+delivered+uploading > 0 && busy == uploading
+		complete = (r.marker || r.deliver) && ready+delivered+uploading > 0 && busy == uploading
 	}
-	if complete && held == 0 && failed == 0 && ready > 0 && e.opt.AutoDeliver && r.Accepting() {
+	if complete && held == 0 && failed == 0 && ready > 0 && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
 		for _, fs := range files {
 			if fs.rec.State == string(Ready) {
 				e.start(ctx, r, fs)
@@ -653,6 +733,27 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 		}
 	}
 	r.state = requestState(files, r, complete)
+	if r.quiet {
+		r.quiet, r.emitted = false, r.state
+	}
+	if typ := requestEventType(r.emitted, r.state); typ != "" {
+		ev := Event{Type: typ, Request: &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}}
+		for _, fs := range files {
+			if fs.rec.State == string(Held) || fs.rec.State == string(Failed) {
+				ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.name + ": " + fs.rec.Message}
+				break
+			}
+		}
+		e.emit(ev)
+	}
+	if r.emitted != r.state {
+		r.emitted = r.state
+		fields, _ := json.Marshal(r.Fields)
+		if err := e.st.SaveRequest(ctx, RequestRecord{ID: r.ID, Fields: string(fields), Status: r.Status, Files: r.Files,
+			Folder: r.Folder, State: string(r.state), UpdatedAt: time.Now()}); err != nil {
+			e.log.Error("journal", "err", err)
+		}
+	}
 	e.report(r)
 }
 
@@ -862,6 +963,23 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	switch m.kind {
 	case msgProgress:
 		fs.done = m.done
+		now := time.Now()
+		if fs.progressAt0.IsZero() {
+			fs.progressAt0 = now
+		}
+		if now.Sub(fs.progressAt) >= time.Second || m.done == fs.rec.Size {
+			fs.progressAt = now
+			p := &Progress{Bytes: m.done, Total: fs.rec.Size}
+			if el := now.Sub(fs.progressAt0).Seconds(); el > 0 {
+				p.Rate = float64(m.done) / el
+				if p.Rate > 0 {
+					p.ETA = float64(fs.rec.Size-m.done) / p.Rate
+				}
+			}
+			ev := e.fileEvent(EventFileProgress, fs)
+			ev.Progress = p
+			e.emit(ev)
+		}
 		return
 	case msgReconciled:
 		if fs.rec.State == string(Uploading) || fs.rec.State == string(Delivered) || !fs.rec.RenameIntent {
@@ -882,6 +1000,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		return
 	case msgRetrying:
 		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next
+		e.noteTrouble(m.err)
 		if r := e.reqs[fs.req]; r != nil {
 			e.report(r)
 		}
@@ -890,6 +1009,10 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	e.active--
 	defer e.dispatch(ctx)
 	fs.retrying = false
+	fs.progressAt0, fs.progressAt = time.Time{}, time.Time{}
+	if m.err == nil {
+		e.noteBack()
+	}
 	var te *TransferError
 	switch {
 	case m.err == nil:

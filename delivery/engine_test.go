@@ -169,14 +169,22 @@ func newHarness(t *testing.T, st *memStore, up *fakeUploader, reqs ...Request) *
 }
 
 func newHarnessAt(t *testing.T, root string, st *memStore, up *fakeUploader, reqs ...Request) *harness {
+	return newHarnessWith(t, root, st, up, nil, reqs...)
+}
+
+func newHarnessWith(t *testing.T, root string, st *memStore, up *fakeUploader, mutate func(*Options), reqs ...Request) *harness {
 	t.Helper()
 	h := &harness{t: t, root: root, up: up, st: st, views: &viewLog{}, events: make(chan watcher.Event)}
-	h.eng = New(Options{
+	opt := Options{
 		Root: h.root, Bin: "_bin", FolderTemplate: "{title}/{source_type} {language} [{id}]", FolderMode: 0o2775,
 		ReadyMarker: "_READY", Concurrency: 2, AutoDeliver: true, Names: "portable",
 		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
 		Clock:      instantClock{},
-	}, up, st, h.views)
+	}
+	if mutate != nil {
+		mutate(&opt)
+	}
+	h.eng = New(opt, up, st, h.views)
 	if err := h.eng.SetRequests(context.Background(), reqs); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,84 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// ErrUnknown is returned by the control calls for a request or file hotdrop does not know.
+var ErrUnknown = errors.New("unknown")
+
+// Retry tries a request's failed and held files again (`hotdrop retry ID`, the dashboard's
+// button): each is re-derived from scratch, so a hold whose cause is gone lifts and a hold
+// whose cause remains comes back with its reason.
+func (e *Engine) Retry(ctx context.Context, requestID string) error {
+	var err error
+	cerr := e.do(ctx, func() {
+		r := e.reqs[requestID]
+		if r == nil {
+			err = fmt.Errorf("request %s: %w", requestID, ErrUnknown)
+			return
+		}
+		for _, fs := range e.filesOf(requestID) {
+			e.rearm(fs)
+		}
+		e.refresh(ctx, r)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// RetryFile tries one failed or held file again, by its journal id or its local path.
+func (e *Engine) RetryFile(ctx context.Context, idOrPath string) error {
+	var err error
+	cerr := e.do(ctx, func() {
+		for _, fs := range e.files {
+			if fs.rec.Path == idOrPath || fmt.Sprint(fs.rec.ID) == idOrPath {
+				e.rearm(fs)
+				e.save(ctx, fs)
+				e.refreshOwner(ctx, fs)
+				return
+			}
+		}
+		err = fmt.Errorf("file %s: %w", idOrPath, ErrUnknown)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+func (e *Engine) rearm(fs *fileState) {
+	if fs.rec.State != string(Failed) && fs.rec.State != string(Held) {
+		return
+	}
+	fs.changes = 0
+	fs.rec.Reason, fs.rec.Message = "", ""
+	if fs.latestReady {
+		fs.rec.State = string(Ready)
+	} else {
+		fs.rec.State = string(Settling)
+	}
+}
+
+// Deliver is `hotdrop deliver ID`: for auto_deliver = false it releases a complete request,
+// and for a files = 0 request it stands in for the ready marker. It never overrides a hold.
+func (e *Engine) Deliver(ctx context.Context, requestID string) error {
+	var err error
+	cerr := e.do(ctx, func() {
+		r := e.reqs[requestID]
+		if r == nil {
+			err = fmt.Errorf("request %s: %w", requestID, ErrUnknown)
+			return
+		}
+		r.deliver = true
+		e.refresh(ctx, r)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}

@@ -1,0 +1,121 @@
+package delivery
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
+
+// Event types (SPEC.md, Reporting). Each state change of a file or a request is one event.
+const (
+	EventRequestReady         = "request.ready"
+	EventRequestHeld          = "request.held"
+	EventRequestReleased      = "request.released"
+	EventRequestDelivered     = "request.delivered"
+	EventRequestFailed        = "request.failed"
+	EventRequestStatusChanged = "request.status_changed"
+	EventFileHeld             = "file.held"
+	EventFileReleased         = "file.released"
+	EventFileUploading        = "file.uploading"
+	EventFileDelivered        = "file.delivered"
+	EventFileFailed           = "file.failed"
+	EventDestinationDown      = "destination.unreachable"
+	EventDestinationBack      = "destination.back"
+	// EventFileProgress goes to live views only (SSE), at most once a second per file; it is
+	// never journaled, sent by webhook or sent to the tracker.
+	EventFileProgress = "file.progress"
+)
+
+// Event is one thing that happened, in the shape SPEC.md gives for the webhook, the tracker,
+// SSE and the journal alike. ID is stable, so receivers can drop duplicates of an
+// at-least-once delivery.
+type Event struct {
+	ID       string        `json:"id"`
+	Type     string        `json:"type"`
+	At       time.Time     `json:"at"`
+	Request  *EventRequest `json:"request,omitempty"`
+	File     *EventFile    `json:"file,omitempty"`
+	Reason   *EventReason  `json:"reason,omitempty"`
+	Progress *Progress     `json:"progress,omitempty"`
+}
+
+// EventRequest is the request an event concerns.
+type EventRequest struct {
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Status string `json:"status,omitempty"`
+}
+
+// EventFile is the file an event concerns.
+type EventFile struct {
+	ID         int64             `json:"id,omitempty"`
+	Name       string            `json:"name"`
+	Size       int64             `json:"size"`
+	SHA256     string            `json:"sha256,omitempty"`
+	RemotePath string            `json:"remote_path,omitempty"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+}
+
+// EventReason is a hold or failure code with its sentence.
+type EventReason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Progress is a file.progress event's figures.
+type Progress struct {
+	Bytes int64   `json:"bytes"`
+	Total int64   `json:"total"`
+	Rate  float64 `json:"rate"`          // bytes per second
+	ETA   float64 `json:"eta,omitempty"` // seconds
+}
+
+// EventSink hears every event. Emit is called from the Engine's loop: it must not block for
+// long (journal and hand off; send from elsewhere).
+type EventSink interface {
+	Emit(ev Event)
+}
+
+func newEventID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "ev_" + hex.EncodeToString(b[:])
+}
+
+// fileEventType maps a file's move from one state to another to the event it makes, or "".
+func fileEventType(from, to State) string {
+	switch {
+	case from == to:
+		return ""
+	case to == Held:
+		return EventFileHeld
+	case to == Uploading:
+		return EventFileUploading
+	case to == Delivered:
+		return EventFileDelivered
+	case to == Failed:
+		return EventFileFailed
+	case from == Held:
+		return EventFileReleased
+	}
+	return ""
+}
+
+// requestEventType maps a request's move from one state to another to the event it makes.
+func requestEventType(from, to State) string {
+	switch {
+	case from == to:
+		return ""
+	case to == Ready:
+		return EventRequestReady
+	case to == Held:
+		return EventRequestHeld
+	case to == Delivered:
+		return EventRequestDelivered
+	case to == Failed:
+		return EventRequestFailed
+	case from == Held:
+		return EventRequestReleased
+	}
+	return ""
+}

@@ -1,0 +1,181 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (l *eventLog) Emit(ev Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, ev)
+}
+
+// types lists the journaled (non-progress) event types for request id, in order.
+func (l *eventLog) types(id string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, ev := range l.events {
+		if ev.Type == EventFileProgress {
+			continue
+		}
+		if ev.Request != nil && ev.Request.ID == id || ev.Request == nil && id == "" {
+			out = append(out, ev.Type)
+		}
+	}
+	return out
+}
+
+func withEvents(t *testing.T, up *fakeUploader, mutate func(*Options), reqs ...Request) (*harness, *eventLog) {
+	t.Helper()
+	ev := &eventLog{}
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) {
+		o.Events = ev
+		if mutate != nil {
+			mutate(o)
+		}
+	}, reqs...)
+	return h, ev
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestEventsOfADelivery(t *testing.T) {
+	h, ev := withEvents(t, newFakeUploader(), nil, req("SR-30", 1))
+	h.drop("SR-30", "a.ttml", watcher.Settling, 4)
+	h.drop("SR-30", "a.ttml", watcher.Ready, 4)
+	h.waitState("SR-30", Delivered)
+	want := []string{EventFileUploading, EventFileDelivered, EventRequestDelivered}
+	got := ev.types("SR-30")
+	// request.ready may come before the uploads start, in the same step.
+	if !equal(got, want) && !equal(got, append([]string{EventRequestReady}, want...)) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	ids := map[string]bool{}
+	for _, e := range ev.events {
+		if e.ID == "" || ids[e.ID] || e.At.IsZero() {
+			t.Errorf("event %+v: want a unique id and a time", e)
+		}
+		ids[e.ID] = true
+		if e.Type == EventFileDelivered && (e.File == nil || e.File.SHA256 == "" || e.File.Metadata["language"] != "fr-FR") {
+			t.Errorf("file.delivered = %+v, want checksum and metadata", e.File)
+		}
+	}
+}
+
+func TestHeldThenReleasedEvents(t *testing.T) {
+	h, ev := withEvents(t, newFakeUploader(), nil, req("SR-31", 1))
+	h.drop("SR-31", "a.ttml", watcher.Ready, 4)
+	h.waitState("SR-31", Delivered)
+	h.drop("SR-31", "a.ttml", watcher.Ready, 5) // changed after delivery
+	h.waitState("SR-31", Held)
+	got := ev.types("SR-31")
+	if n := len(got); n < 2 || got[n-2] != EventFileHeld || got[n-1] != EventRequestHeld {
+		t.Errorf("events = %v, want file.held then request.held at the end", got)
+	}
+}
+
+func TestDeliverCommand(t *testing.T) {
+	h, _ := withEvents(t, newFakeUploader(), func(o *Options) { o.AutoDeliver = false }, req("SR-32", 1), req("SR-33", 0))
+	h.drop("SR-32", "a.ttml", watcher.Ready, 4)
+	h.waitState("SR-32", Ready)
+	time.Sleep(20 * time.Millisecond)
+	if h.up.count() != 0 {
+		t.Fatalf("auto_deliver = false, but an upload started")
+	}
+	if err := h.eng.Deliver(context.Background(), "SR-32"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("SR-32", Delivered)
+
+	// files = 0: deliver stands in for the ready marker.
+	h.drop("SR-33", "x.mxf", watcher.Ready, 4)
+	if err := h.eng.Deliver(context.Background(), "SR-33"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("SR-33", Delivered)
+	if err := h.eng.Deliver(context.Background(), "SR-nope"); err == nil {
+		t.Errorf("Deliver(unknown) = nil, want an error")
+	}
+}
+
+func TestRetryAfterFailure(t *testing.T) {
+	up := newFakeUploader()
+	var mu sync.Mutex
+	broken := true
+	up.fail = func(int, Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken {
+			return &TransferError{Code: "permission_denied", Msg: "denied"}
+		}
+		return nil
+	}
+	h, _ := withEvents(t, up, nil, req("SR-34", 1))
+	p := h.drop("SR-34", "a.ttml", watcher.Ready, 4)
+	h.waitState("SR-34", Failed)
+	mu.Lock()
+	broken = false
+	mu.Unlock()
+	if err := h.eng.RetryFile(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("SR-34", Delivered)
+}
+
+func TestUnreachableAfterAlertAfter(t *testing.T) {
+	up := newFakeUploader()
+	var mu sync.Mutex
+	down := true
+	up.fail = func(n int, _ Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			time.Sleep(2 * time.Millisecond)
+			return &TransferError{Code: "transient", Msg: "connection refused", Transient: true}
+		}
+		return nil
+	}
+	h, ev := withEvents(t, up, func(o *Options) { o.AlertAfter = 10 * time.Millisecond }, req("SR-35", 1))
+	h.drop("SR-35", "a.ttml", watcher.Ready, 4)
+	deadline := time.Now().Add(5 * time.Second)
+	for !h.eng.Unreachable() {
+		if time.Now().After(deadline) {
+			t.Fatal("never unreachable")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	h.waitState("SR-35", Delivered)
+	if h.eng.Unreachable() {
+		t.Errorf("still unreachable after a delivery")
+	}
+	got := ev.types("")
+	if len(got) != 2 || got[0] != EventDestinationDown || got[1] != EventDestinationBack {
+		t.Errorf("destination events = %v, want unreachable then back, once each", got)
+	}
+}
