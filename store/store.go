@@ -13,9 +13,10 @@ import (
 )
 
 // schemaVersion is the version this build writes; migrations below bring older files up to it.
-const schemaVersion = 1
+var schemaVersion = len(migrations)
 
-// migrations[i] moves a database from version i to i+1. Never edit a released entry: add one.
+// migrations[i] moves a database from version i to i+1. Never edit a released entry: append
+// one (schemaVersion follows the length of this list).
 var migrations = []string{
 	`CREATE TABLE requests (
 		id         TEXT PRIMARY KEY,
