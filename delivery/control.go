@@ -82,3 +82,12 @@ func (e *Engine) Deliver(ctx context.Context, requestID string) error {
 	}
 	return err
 }
+
+// UpdateRequests replaces the requests while running (a tracker poll, a changed requests
+// file), keeping every other setting: Reload with the current options and uploader.
+func (e *Engine) UpdateRequests(ctx context.Context, reqs []Request) error {
+	e.mu.Lock()
+	opt := e.opt
+	e.mu.Unlock()
+	return e.Reload(ctx, opt, nil, reqs)
+}

@@ -85,6 +85,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTrust(rest, stdout, stderr)
 	case "service":
 		err = cmdService(rest, stdout, stderr)
+	case "status":
+		err = cmdStatus(rest, stdout, stderr)
+	case "retry":
+		err = cmdRetry(rest, stdout, stderr)
+	case "deliver":
+		err = cmdDeliver(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "hotdrop: unknown command %q\n\n%s", cmd, usage)
 		return exitConfig
