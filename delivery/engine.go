@@ -41,6 +41,12 @@ type Options struct {
 	Logger              *slog.Logger
 	// Events hears every state change (nil: none).
 	Events EventSink
+	// After is destination.after: "keep", "move" or "delete", applied once a file is verified.
+	After string
+	// Manifest is destination.manifest: write REQUEST_ID.hotdrop.json once a request is delivered.
+	Manifest bool
+	// TempDir holds local temporary files (manifests) before they are uploaded.
+	TempDir string
 	// AlertAfter is destination.alert_after: transient failures for this long make one
 	// destination.unreachable event; the next success makes destination.back.
 	AlertAfter time.Duration
@@ -737,6 +743,9 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 		r.quiet, r.emitted = false, r.state
 	}
 	if typ := requestEventType(r.emitted, r.state); typ != "" {
+		if typ == EventRequestDelivered {
+			e.startManifest(ctx, r, files)
+		}
 		ev := Event{Type: typ, Request: &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}}
 		for _, fs := range files {
 			if fs.rec.State == string(Held) || fs.rec.State == string(Failed) {
@@ -1025,6 +1034,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		fs.rec.DeliveredAt = time.Now()
 		fs.changes = 0
 		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256)
+		e.afterDelivery(fs)
 	case errors.Is(m.err, errCancelled):
 		return // journal keeps it uploading; the next start re-derives it
 	case errors.As(m.err, &te) && te.Code == ReasonChangedDuringUpload:

@@ -525,3 +525,21 @@ func TestReload(t *testing.T) {
 	h.drop("SR-21", "b.ttml", watcher.Ready, 3)
 	h.waitState("SR-21", Delivered)
 }
+
+func (u *fakeUploader) sizeOf(rel string) (int64, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n, ok := u.remote[rel]
+	return n, ok
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never met")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -238,7 +238,8 @@ func engineOptions(cfg *config.Config, log *slog.Logger) delivery.Options {
 		Root: cfg.Watch.Root, Bin: cfg.Watch.Bin, FolderTemplate: cfg.Watch.Folder,
 		FolderMode: cfg.Watch.FolderMode, Group: cfg.Watch.Group, ReadyMarker: cfg.Watch.ReadyMarker,
 		Concurrency: cfg.Destination.Concurrency, AutoDeliver: cfg.Destination.AutoDeliver,
-		Names: cfg.Destination.Names,
+		Names: cfg.Destination.Names, After: cfg.Destination.After, Manifest: cfg.Destination.Manifest,
+		TempDir: filepath.Join(cfg.StateDir, "tmp"), AlertAfter: cfg.Destination.AlertAfter,
 		RemotePath: func(r delivery.Request, name string) (string, error) {
 			return uploader.RemotePath(cfg.Destination.Path, r.Fields, name)
 		},

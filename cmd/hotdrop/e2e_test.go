@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -99,7 +100,9 @@ type countingUploader struct {
 }
 
 func (c countingUploader) Upload(ctx context.Context, j delivery.Job) (delivery.Result, error) {
-	c.n.Add(1)
+	if !strings.HasSuffix(j.RemoteRel, ".hotdrop.json") { // manifests are not deliveries
+		c.n.Add(1)
+	}
 	return c.Uploader.Upload(ctx, j)
 }
 
@@ -241,9 +244,18 @@ func TestEndToEndRealSSHD(t *testing.T) {
 			t.Errorf("status files = %+v, want one delivered file with its sha256", s.Files)
 		}
 	}
-	got := remoteFiles(t, srv.Dir)
-	if len(got) != 2 {
-		t.Errorf("remote files = %v, want exactly the two deliveries (no .partial left)", got)
+	got := strings.Join(remoteFiles(t, srv.Dir), " ")
+	want := "PKG-1/SDH_CC/SR-2.hotdrop.json PKG-1/SDH_CC/nested/ep1_en-US.scc PKG-1/Subtitle/SR-1.hotdrop.json PKG-1/Subtitle/ep1_fr-FR.ttml"
+	if got != want {
+		t.Errorf("remote files = %v, want exactly the two deliveries and their manifests (no .partial left)", got)
+	}
+	var m delivery.Manifest
+	data, err := os.ReadFile(filepath.Join(srv.Dir, "PKG-1", "SDH_CC", "SR-2.hotdrop.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &m)
+	}
+	if err != nil || m.Request != "SR-2" || len(m.Files) != 1 || m.Files[0].Name != "nested/ep1_en-US.scc" || m.Files[0].SHA256 != s2.Files[0].SHA256 {
+		t.Errorf("manifest = %+v, %v; want SR-2 with its one file and checksum", m, err)
 	}
 	if n := e.uploads.Load(); n != 2 {
 		t.Errorf("uploads = %d, want 2", n)

@@ -77,15 +77,14 @@ func TestKill9DuringUpload(t *testing.T) {
 	startDaemonProcess(t, cfgFile, logFile)
 	e.waitStatus("SR-1", "delivered")
 	sameContent(t, src, final)
-	if got := remoteFiles(t, srv.Dir); len(got) != 1 {
-		t.Errorf("remote files = %v, want only the delivered file (no partial)", got)
+	if got := strings.Join(remoteFiles(t, srv.Dir), " "); got != "PKG-1/Subtitle/SR-1.hotdrop.json PKG-1/Subtitle/big.ttml" {
+		t.Errorf("remote files = %v, want only the delivered file and its manifest (no partial)", got)
 	}
 	if t.Failed() {
 		data, _ := os.ReadFile(logFile)
 		t.Logf("daemon log:\n%s", data)
 	}
 	data, _ := os.ReadFile(logFile)
-	t.Logf("daemon log:\n%s", data)
 	if n := strings.Count(string(data), "msg=delivered"); n != 1 {
 		t.Errorf("daemon logged %d deliveries, want 1:\n%s", n, data)
 	}

@@ -1,0 +1,138 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// DeliveredDir is the folder below watch.root that after = "move" moves delivered sources
+// into; the watcher never looks inside it.
+const DeliveredDir = "_delivered"
+
+// afterDelivery applies destination.after to a source the server now holds verified: "move"
+// puts it under watch.root/_delivered/ keeping its path, "delete" removes it. A failure is
+// logged and changes nothing else: the delivery itself stands.
+func (e *Engine) afterDelivery(fs *fileState) {
+	switch e.opt.After {
+	case "move":
+		rel, err := filepath.Rel(e.opt.Root, fs.rec.Path)
+		if err != nil || rel == ".." || filepath.IsAbs(rel) || len(rel) >= 3 && rel[:3] == ".."+string(filepath.Separator) {
+			e.log.Error("after = move: source is outside watch.root; left in place", "file", fs.rec.Path)
+			return
+		}
+		dst := filepath.Join(e.opt.Root, DeliveredDir, rel)
+		if _, err := os.Lstat(dst); err == nil {
+			dst += "." + time.Now().UTC().Format("20060102T150405Z")
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o775); err != nil {
+			e.log.Error("after = move: cannot create the folder; source left in place", "file", fs.rec.Path, "err", err)
+			return
+		}
+		if err := os.Rename(fs.rec.Path, dst); err != nil {
+			e.log.Error("after = move: cannot move the delivered source; left in place", "file", fs.rec.Path, "err", err)
+			return
+		}
+		e.log.Info("moved delivered source", "file", fs.rec.Path, "to", dst)
+	case "delete":
+		if err := os.Remove(fs.rec.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			e.log.Error("after = delete: cannot remove the delivered source", "file", fs.rec.Path, "err", err)
+			return
+		}
+		e.log.Info("removed delivered source", "file", fs.rec.Path)
+	}
+}
+
+// Manifest is REQUEST_ID.hotdrop.json, written beside a request's files once all are
+// delivered: the ingest side's signal that the package is whole.
+type Manifest struct {
+	Request     string            `json:"request"`
+	Metadata    map[string]string `json:"metadata"`
+	Files       []ManifestFile    `json:"files"`
+	DeliveredAt time.Time         `json:"delivered_at"`
+	Generator   string            `json:"generator"`
+}
+
+// ManifestFile is one delivered file in a Manifest.
+type ManifestFile struct {
+	Name       string `json:"name"`
+	Size       int64  `json:"size"`
+	SHA256     string `json:"sha256"`
+	RemotePath string `json:"remote_path"`
+}
+
+// startManifest uploads the request's manifest from its own goroutine, retrying transient
+// errors like any upload. It is called from the loop when the request becomes delivered.
+func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileState) {
+	if !e.opt.Manifest || e.opt.RemotePath == nil {
+		return
+	}
+	m := Manifest{Request: r.ID, Metadata: r.Fields, DeliveredAt: time.Now().UTC(), Generator: "hotdrop"}
+	for _, fs := range files {
+		if fs.rec.State == string(Delivered) {
+			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath})
+		}
+	}
+	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
+	name := r.ID + ".hotdrop.json"
+	rel, err := e.opt.RemotePath(r.Request, name)
+	if err != nil {
+		e.log.Error("manifest: no remote path", "request", r.ID, "err", err)
+		return
+	}
+	// Beside the files: a request whose files sit in sub-folders gets it at the top.
+	rel = path.Join(path.Dir(rel), name)
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		e.log.Error("manifest", "request", r.ID, "err", err)
+		return
+	}
+	rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
+	tmpDir := e.opt.TempDir
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := e.uploadManifest(ctx, rt, tmpDir, rel, data); err != nil && !errors.Is(err, errCancelled) {
+			e.log.Error("manifest not written", "request", r.ID, "remote", rel, "err", err)
+			return
+		}
+	}()
+}
+
+func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel string, data []byte) error {
+	if tmpDir == "" {
+		tmpDir = os.TempDir()
+	}
+	if err := os.MkdirAll(tmpDir, 0o750); err != nil {
+		return fmt.Errorf("manifest temp folder %s: %w", tmpDir, err)
+	}
+	f, err := os.CreateTemp(tmpDir, "manifest-*.json")
+	if err != nil {
+		return fmt.Errorf("manifest temp file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("manifest temp file %s: %w", f.Name(), werr)
+	}
+	fi, err := os.Stat(f.Name())
+	if err != nil {
+		return err
+	}
+	j := Job{LocalPath: f.Name(), RemoteRel: rel, Size: fi.Size(), ModTime: fi.ModTime(), Replace: true,
+		BeforeRename: func(context.Context) error { return nil }}
+	res, err := e.transfer(ctx, rt, j, false)
+	if err == nil {
+		rt.log.Info("manifest written", "remote", res.Remote)
+	}
+	return err
+}

@@ -1,0 +1,52 @@
+package delivery
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+func TestManifestAfterLastFile(t *testing.T) {
+	up := newFakeUploader()
+	h, _ := withEvents(t, up, func(o *Options) { o.Manifest = true }, req("SR-40", 2))
+	h.drop("SR-40", "a.wav", watcher.Ready, 4)
+	h.drop("SR-40", "sub/b.wav", watcher.Ready, 5)
+	h.waitState("SR-40", Delivered)
+	waitUntil(t, func() bool { _, ok := up.sizeOf("SR-40/SR-40.hotdrop.json"); return ok })
+	if n := up.count(); n != 3 {
+		t.Errorf("uploads = %d, want 2 files and 1 manifest", n)
+	}
+}
+
+func TestAfterMoveAndDelete(t *testing.T) {
+	for _, after := range []string{"move", "delete", "keep"} {
+		t.Run(after, func(t *testing.T) {
+			h, _ := withEvents(t, newFakeUploader(), func(o *Options) { o.After = after }, req("SR-41", 1))
+			p := filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-41]", "a.ttml")
+			if err := os.WriteFile(p, []byte("data"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			h.drop("SR-41", "a.ttml", watcher.Ready, 4)
+			h.waitState("SR-41", Delivered)
+			moved := filepath.Join(h.root, DeliveredDir, "Wednesday", "Subtitle fr-FR [SR-41]", "a.ttml")
+			_, srcErr := os.Stat(p)
+			_, movedErr := os.Stat(moved)
+			switch after {
+			case "move":
+				if srcErr == nil || movedErr != nil {
+					t.Errorf("after move: source err %v, moved err %v", srcErr, movedErr)
+				}
+			case "delete":
+				if srcErr == nil || movedErr == nil {
+					t.Errorf("after delete: source still there (%v) or moved (%v)", srcErr, movedErr)
+				}
+			case "keep":
+				if srcErr != nil || movedErr == nil {
+					t.Errorf("after keep: source err %v, moved err %v", srcErr, movedErr)
+				}
+			}
+		})
+	}
+}
