@@ -234,6 +234,20 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 		}
 		say("  %s  %s", remote, verdict)
 	}
+	for _, id := range []string{"SR-1042", "SR-1043"} {
+		// The manifest goes up right after a request's last file: the ingest side's signal.
+		var found string
+		for end := time.Now().Add(10 * time.Second); found == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			matches, _ := filepath.Glob(filepath.Join(studio, "*", "*", id+".hotdrop.json"))
+			if len(matches) == 1 {
+				found = matches[0]
+			}
+		}
+		if found == "" {
+			found = "(not written yet: see the log)"
+		}
+		say("  %s  manifest: the package is whole", found)
+	}
 	say("")
 	say("Status files: %s", filepath.Join(folders["SR-1042"], ".hotdrop-status.json"))
 	say("Journal:      %s    Log: %s", filepath.Join(cfg.StateDir, "state.db"), logFile.Name())
