@@ -129,6 +129,13 @@ func (r *run) loop() error {
 			r.handleQueue()
 		case <-r.w.rescanReq:
 			r.fullScan()
+		case <-r.w.touchReq:
+			now := r.now()
+			for _, rel := range r.w.takeTouched() {
+				if info, wasReady := r.set.restart(rel, now); wasReady {
+					r.emit(Event{Kind: Settling, Rel: rel, Info: info})
+				}
+			}
 		case <-settleT.C():
 			r.checkSettled()
 			r.maybeRearm()

@@ -93,6 +93,20 @@ func (s *settler) confirm(key string, info FileInfo, now time.Time) bool {
 	return true
 }
 
+// restart starts key's clock again as if it had changed, and reports its last known identity
+// and whether it had been reported ready (the caller then sends Settling). Unknown keys are
+// ignored.
+func (s *settler) restart(key string, now time.Time) (FileInfo, bool) {
+	e, ok := s.entries[key]
+	if !ok {
+		return FileInfo{}, false
+	}
+	wasReady := e.ready
+	e.since, e.ready = now, false
+	s.waiting[key] = struct{}{}
+	return e.info, wasReady
+}
+
 // isReady reports whether key was reported ready and has not changed since.
 func (s *settler) isReady(key string) bool {
 	e, ok := s.entries[key]

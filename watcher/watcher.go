@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -108,6 +109,9 @@ type Watcher struct {
 	log        *slog.Logger
 
 	rescanReq   chan struct{}
+	touchMu     sync.Mutex
+	touched     map[string]struct{} // rel paths whose settle clock Touch restarts
+	touchReq    chan struct{}
 	running     atomic.Bool
 	warnedLimit atomic.Bool
 
@@ -141,6 +145,8 @@ func New(opts Options) (*Watcher, error) {
 		clock:       opts.Clock,
 		log:         opts.Logger,
 		rescanReq:   make(chan struct{}, 1),
+		touched:     make(map[string]struct{}),
+		touchReq:    make(chan struct{}, 1),
 		newNotifier: newFsnotifier,
 		fsType:      detectFS,
 		freshStat:   freshStat,
@@ -190,6 +196,40 @@ func (w *Watcher) Rescan() {
 	case w.rescanReq <- struct{}{}:
 	default:
 	}
+}
+
+// Touch restarts the settle clock of the file at path (absolute or relative to the root), as
+// if it had changed: a file already reported Ready is reported Settling, then Ready again
+// after a full settle period. Delivery uses it when a file's sidecar or folder metadata
+// changes (SPEC.md: that restarts the file's settle clock). It never blocks; unknown paths
+// are ignored.
+func (w *Watcher) Touch(p string) {
+	rel := p
+	if filepath.IsAbs(p) {
+		r, err := filepath.Rel(w.root, p)
+		if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+			return
+		}
+		rel = r
+	}
+	w.touchMu.Lock()
+	w.touched[filepath.ToSlash(rel)] = struct{}{}
+	w.touchMu.Unlock()
+	select {
+	case w.touchReq <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Watcher) takeTouched() []string {
+	w.touchMu.Lock()
+	defer w.touchMu.Unlock()
+	out := make([]string, 0, len(w.touched))
+	for rel := range w.touched {
+		out = append(out, rel)
+	}
+	clear(w.touched)
+	return out
 }
 
 // Run watches until ctx is done, sending events on out; it returns nil on

@@ -408,3 +408,28 @@ func TestRenamedFolderWatchedUnderNewName(t *testing.T) {
 		}
 	}
 }
+
+// Touch (a sidecar changed) restarts a ready file's settle clock: Settling at once, Ready
+// again only after a full period.
+func TestTouchRestartsSettle(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "a.txt", "aaa")
+	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	h := start(t, Options{Root: root, Settle: 30 * time.Second, Poll: time.Second, Mode: ModePoll, Clock: fc}, nil)
+	h.advance(t, fc, 31*time.Second)
+	h.c.waitKind(t, Ready, "a.txt")
+	h.w.Touch(filepath.Join(root, "a.txt"))
+	h.c.waitFor(t, "Settling after Touch", 5*time.Second, func(evs []got) bool {
+		return len(rels(evs, Settling)) == 2
+	})
+	h.advance(t, fc, 20*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if n := h.c.count(Ready, "a.txt"); n != 1 {
+		t.Fatalf("Ready %d times 20 s after Touch, want still 1", n)
+	}
+	h.advance(t, fc, 12*time.Second)
+	h.c.waitFor(t, "Ready again", 5*time.Second, func(evs []got) bool {
+		return len(rels(evs, Ready)) == 2
+	})
+	h.w.Touch("nope.txt") // unknown: ignored
+}
