@@ -16,3 +16,33 @@ demo:
 lint:
 	gofmt -l $$(git ls-files '*.go')
 	$(GO) vet ./...
+
+# Packages: dist/hotdrop_*.deb and dist/hotdrop-*.rpm for linux/$(PKG_ARCH), from packaging/.
+# nfpm runs from the Go module proxy at a pinned version (v2.46 and later need modules the
+# proxy does not serve); no downloaded binaries.
+NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.0
+PKG_ARCH ?= $(shell $(GO) env GOARCH)
+# deb and rpm versions start with a digit: tag v1.2.3 gives 1.2.3, an untagged tree 0.0.0~git<sha>.
+PKG_VERSION ?= $(or $(patsubst v%,%,$(shell git describe --tags --match 'v[0-9]*' 2>/dev/null)),0.0.0~git$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown))
+RELEASE_FLAGS = -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+
+package:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(PKG_ARCH) $(GO) build $(RELEASE_FLAGS) -o dist/package/hotdrop ./cmd/hotdrop
+	for p in deb rpm; do \
+	  ARCH=$(PKG_ARCH) VERSION=$(PKG_VERSION) $(NFPM) package --config packaging/nfpm.yaml --packager $$p --target dist/ || exit 1; \
+	done
+
+# Static binaries for every platform hotdrop supports, in dist/OS-ARCH/.
+CROSS_TARGETS = linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+.PHONY: cross
+cross:
+	@for t in $(CROSS_TARGETS); do \
+	  os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+	  echo "build $$os/$$arch"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(RELEASE_FLAGS) -o dist/$$os-$$arch/hotdrop$$ext ./cmd/hotdrop || exit 1; \
+	done
+
+# bench: hotdrop send against sftp, rclone and ssh on a local sshd (bench/run.sh --help).
+# BENCH_FLAGS=--quick for the small data sets; the Go benchmarks: go test -bench SSHD ./uploader/
+bench:
+	bash bench/run.sh $(BENCH_FLAGS)

@@ -14,6 +14,10 @@ import (
 type Request struct {
 	ID, Title, PackageID, SourceType, Language, Status string
 	Files                                              int // default 1; 0 = any number (ready marker)
+	// FilesSet says whether the request wrote files itself; when it did not, the source
+	// type profile's single or multi-file default applies (SPEC.md: the request's own
+	// files wins over its profile's default).
+	FilesSet bool
 	// Fields holds every string field that is set and not empty: id, title,
 	// package_id, source_type, language, status and the extras (episode,
 	// season, ...). A field that is absent is absent here too, so that it
@@ -112,6 +116,7 @@ func decodeRequest(t *table) (Request, Position, bool) {
 		if k == "files" {
 			if v, ok := t.integer("files", 0); ok {
 				r.Files = int(min(v, 1<<30))
+				r.FilesSet = true
 			}
 			continue
 		}

@@ -30,12 +30,12 @@ func TestLoadRequests(t *testing.T) {
 			Pos: Position{"testdata/requests.d/a.toml", 1, 1},
 		},
 		{
-			ID: "SR-1043", Title: "Wednesday", SourceType: "Audio M&E", Status: "open", Files: 0,
+			ID: "SR-1043", Title: "Wednesday", SourceType: "Audio M&E", Status: "open", Files: 0, FilesSet: true,
 			Fields: map[string]string{"id": "SR-1043", "title": "Wednesday", "source_type": "Audio M&E", "status": "open"},
 			Pos:    Position{"testdata/requests.d/a.toml", 10, 1},
 		},
 		{
-			ID: "SR-2001", Title: "Dune", Status: "redelivery_requested", Files: 3,
+			ID: "SR-2001", Title: "Dune", Status: "redelivery_requested", Files: 3, FilesSet: true,
 			Fields: map[string]string{"id": "SR-2001", "title": "Dune", "status": "redelivery_requested", "vendor": "Acme"},
 			Pos:    Position{"testdata/requests.d/b.toml", 1, 1},
 		},

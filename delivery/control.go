@@ -21,7 +21,7 @@ func (e *Engine) Retry(ctx context.Context, requestID string) error {
 			return
 		}
 		for _, fs := range e.filesOf(requestID) {
-			e.rearm(fs)
+			e.rearm(ctx, fs)
 		}
 		e.refresh(ctx, r)
 	})
@@ -37,7 +37,7 @@ func (e *Engine) RetryFile(ctx context.Context, idOrPath string) error {
 	cerr := e.do(ctx, func() {
 		for _, fs := range e.files {
 			if fs.rec.Path == idOrPath || fmt.Sprint(fs.rec.ID) == idOrPath {
-				e.rearm(fs)
+				e.rearm(ctx, fs)
 				e.save(ctx, fs)
 				e.refreshOwner(ctx, fs)
 				return
@@ -51,17 +51,23 @@ func (e *Engine) RetryFile(ctx context.Context, idOrPath string) error {
 	return err
 }
 
-func (e *Engine) rearm(fs *fileState) {
+// rearm puts a failed or held file back to be judged again from scratch.
+func (e *Engine) rearm(ctx context.Context, fs *fileState) {
 	if fs.rec.State != string(Failed) && fs.rec.State != string(Held) {
 		return
 	}
 	fs.changes = 0
 	fs.rec.Reason, fs.rec.Message = "", ""
-	if fs.latestReady {
-		fs.rec.State = string(Ready)
-	} else {
+	if !fs.latestReady {
 		fs.rec.State = string(Settling)
+		return
 	}
+	fs.rec.State = string(Ready)
+	var r *reqState
+	if !fs.inBin {
+		r = e.reqs[fs.req]
+	}
+	e.classify(ctx, fs, r)
 }
 
 // Deliver is `hotdrop deliver ID`: for auto_deliver = false it releases a complete request,

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/watcher"
 )
 
@@ -39,6 +40,11 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	Clock               Clock
 	Logger              *slog.Logger
+	// Classifier judges files against naming rules, sidecars and profiles (nil: only drop
+	// folders are used, and the File Bin holds its files).
+	Classifier Classifier
+	// Touch restarts a file's settle clock (the watcher's); called when its sidecar changes.
+	Touch func(path string)
 	// Events hears every state change (nil: none).
 	Events EventSink
 	// After is destination.after: "keep", "move" or "delete", applied once a file is verified.
@@ -72,18 +78,20 @@ type Engine struct {
 	active  int
 	wg      sync.WaitGroup
 
-	downSince   time.Time   // first transient failure of the current outage
-	unreachable atomic.Bool // destination.unreachable was sent and not yet followed by back
+	runCtx      context.Context // Run's; the uploads it starts stop with it
+	downSince   time.Time       // first transient failure of the current outage
+	unreachable atomic.Bool     // destination.unreachable was sent and not yet followed by back
 }
 
 type reqState struct {
 	Request
-	rel     string // drop folder relative to Root, slash-separated
-	marker  bool   // the ready marker is present
-	deliver bool   // `hotdrop deliver` was given: counts as the marker, and as auto_deliver
-	state   State
-	emitted State // the state the last request event was made for
-	quiet   bool  // first refresh after start: establish the state without events
+	needsMarker bool   // its profile requires the ready marker even with files > 0
+	rel         string // drop folder relative to Root, slash-separated
+	marker      bool   // the ready marker is present
+	deliver     bool   // `hotdrop deliver` was given: counts as the marker, and as auto_deliver
+	state       State
+	emitted     State // the state the last request event was made for
+	quiet       bool  // first refresh after start: establish the state without events
 }
 
 type fileState struct {
@@ -100,6 +108,9 @@ type fileState struct {
 	nextTry     time.Time
 	done        int64
 	emitted     State // the state the last file event was made for
+	inBin       bool  // dropped in the File Bin: its request comes from the naming rules
+	meta        map[string]string
+	verify      []Checksum // writers' checksum files to check before uploading
 	progressAt  time.Time
 	progressAt0 time.Time // when this upload started, for the rate
 }
@@ -291,6 +302,7 @@ func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Re
 				}
 			}
 		}
+		e.reclassify(ctx)
 		for _, r := range e.reqs {
 			e.refresh(ctx, r)
 		}
@@ -368,6 +380,7 @@ func (e *Engine) Requests() []RequestView {
 // the uploads in flight to stop. Files caught mid-upload keep their journal records and are
 // picked up again on the next start.
 func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
+	e.runCtx = ctx
 	if err := e.load(ctx); err != nil {
 		return err
 	}
@@ -516,7 +529,8 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		e.refresh(ctx, r)
 		return
 	}
-	if ev.Kind != watcher.Removed && ev.Kind != watcher.Unsafe && e.auxiliary(ev.Path) {
+	if ev.Kind != watcher.Removed && ev.Kind != watcher.Unsafe && e.isAuxiliary(ev.Path) {
+		e.auxChanged(ev.Path)
 		return
 	}
 	fs := e.files[ev.Path]
@@ -537,7 +551,8 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		fs = &fileState{rec: FileRecord{Path: ev.Path, State: string(Settling), CreatedAt: time.Now()}}
 		e.files[ev.Path] = fs
 	}
-	id := ""
+	fs.inBin = bin
+	id := fs.req // a File Bin file's request is decided by classify when it is ready
 	if r != nil {
 		id = r.ID
 	}
@@ -570,6 +585,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), "", ""
 		} else {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+			e.classify(ctx, fs, r)
 		}
 	}
 	e.save(ctx, fs)
@@ -579,7 +595,8 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 func (e *Engine) refreshOwner(ctx context.Context, fs *fileState) {
 	if r := e.reqs[fs.req]; r != nil {
 		e.refresh(ctx, r)
-	} else {
+	}
+	if fs.inBin || e.reqs[fs.req] == nil {
 		e.reportBin()
 	}
 }
@@ -722,7 +739,7 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 	}
 	complete := false
 	if r.Files > 0 {
-		complete = ready+delivered+uploading == r.Files && busy == uploading
+		complete = ready+delivered+uploading == r.Files && busy == uploading && (!r.needsMarker || r.marker || r.deliver)
 	} else {
 		complete = (r.marker || r.deliver) && ready+delivered+uploading > 0 && busy == uploading
 	}
@@ -775,7 +792,7 @@ func (e *Engine) nameProblem(r *reqState, fs *fileState) string {
 		return fmt.Sprintf("the remote path for %q cannot be made from destination.path: %v", fs.name, err)
 	}
 	if e.opt.Names == "portable" {
-		return checkPortableName(rel)
+		return matcher.PortableNameProblem(rel)
 	}
 	return ""
 }
@@ -821,7 +838,10 @@ func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
 	e.dispatch(ctx)
 }
 
-func (e *Engine) dispatch(ctx context.Context) {
+func (e *Engine) dispatch(_ context.Context) {
+	// Uploads live as long as Run, not as long as whoever caused them (an HTTP request's
+	// context ends when its handler returns).
+	ctx := e.runCtx
 	for e.active < e.opt.Concurrency && len(e.pending) > 0 {
 		fs := e.pending[0]
 		e.pending = e.pending[1:]
@@ -832,9 +852,11 @@ func (e *Engine) dispatch(ctx context.Context) {
 		job := e.job(fs)
 		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
 		intent := fs.rec.RenameIntent
+		sums := append([]Checksum(nil), fs.verify...)
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
+			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, sums) }
 			res, err := e.transfer(ctx, rt, job, intent)
 			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err})
 		}()
@@ -884,6 +906,7 @@ var errCancelled = errors.New("upload stopped by shutdown")
 // retrier is what an upload goroutine needs from the Engine, copied when the upload starts so
 // a reload never changes it under a running upload.
 type retrier struct {
+	pre       func(ctx context.Context) error // checks before each upload attempt (writers' checksums)
 	up        Uploader
 	base, max time.Duration
 	clock     Clock
@@ -909,9 +932,14 @@ func (e *Engine) transfer(ctx context.Context, rt retrier, j Job, intent bool) (
 				continue
 			}
 		} else {
-			res, err = rt.up.Upload(ctx, j)
+			if rt.pre != nil {
+				err = rt.pre(ctx)
+			}
 			if err == nil {
-				return res, nil
+				res, err = rt.up.Upload(ctx, j)
+				if err == nil {
+					return res, nil
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -1073,7 +1101,7 @@ func (e *Engine) view(r *reqState) RequestView {
 }
 
 func fileView(fs *fileState) FileView {
-	return FileView{ID: fs.rec.ID, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
+	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
 		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done}
@@ -1086,16 +1114,26 @@ func (e *Engine) report(r *reqState) {
 	e.rep.RequestChanged(e.view(r))
 }
 
-// reportBin reports the File Bin: until naming rules exist, every file there is held with a
-// sentence saying what to do instead.
+// reportBin reports the File Bin: every file dropped there, with the request the naming rules
+// tied it to or the reason it is held.
 func (e *Engine) reportBin() {
 	if e.opt.Bin == "" {
 		return
 	}
 	v := RequestView{Bin: true, Folder: filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)), UpdatedAt: time.Now(), State: Waiting}
-	for _, fs := range e.filesOf("") {
-		if fs.rec.State == string(Ready) || fs.rec.State == string(Settling) && fs.latestReady {
-			e.hold(fs, ReasonNoMatchingRequest, "this version of hotdrop does not match File Bin files to requests by naming rules yet; move the file into its request's drop folder")
+	var names []string
+	byName := map[string]*fileState{}
+	for _, fs := range e.files {
+		if fs.inBin {
+			names = append(names, fs.name)
+			byName[fs.name] = fs
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fs := byName[n]
+		if e.opt.Classifier == nil && fs.req == "" && fs.rec.State == string(Ready) {
+			e.hold(fs, ReasonNoMatchingRequest, "no naming rules are configured: the File Bin cannot match files to requests; move the file into its request's drop folder")
 			e.save(context.Background(), fs)
 		}
 		v.Files = append(v.Files, fileView(fs))

@@ -436,22 +436,6 @@ func TestFolderName(t *testing.T) {
 	}
 }
 
-func TestCheckPortableName(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		ok   bool
-	}{
-		{"PKG-1/Subtitle/ep103_fr-FR.ttml", true},
-		{"a b.ttml", false},
-		{"été.ttml", false},
-		{string(make([]byte, 300)), false},
-	} {
-		if got := checkPortableName(tc.name) == ""; got != tc.ok {
-			t.Errorf("checkPortableName(%q) ok = %v, want %v", tc.name, got, tc.ok)
-		}
-	}
-}
-
 func TestClassifyUnknownIsTransient(t *testing.T) {
 	if te := classify(errors.New("boom")); !te.Transient {
 		t.Errorf("classify(plain error) = %+v, want transient", te)

@@ -131,6 +131,7 @@ func TestRetryAfterFailure(t *testing.T) {
 		if broken {
 			return &TransferError{Code: "permission_denied", Msg: "denied"}
 		}
+		time.Sleep(20 * time.Millisecond) // outlive the caller's context below
 		return nil
 	}
 	h, _ := withEvents(t, up, nil, req("SR-34", 1))
@@ -139,9 +140,13 @@ func TestRetryAfterFailure(t *testing.T) {
 	mu.Lock()
 	broken = false
 	mu.Unlock()
-	if err := h.eng.RetryFile(context.Background(), p); err != nil {
+	// The caller's context ends as soon as the call returns (an HTTP handler's does): the
+	// upload it started must live on.
+	cctx, cancel := context.WithCancel(context.Background())
+	if err := h.eng.RetryFile(cctx, p); err != nil {
 		t.Fatal(err)
 	}
+	cancel()
 	h.waitState("SR-34", Delivered)
 }
 

@@ -95,6 +95,7 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	}
 	rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
 	tmpDir := e.opt.TempDir
+	ctx = e.runCtx
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()

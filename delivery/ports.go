@@ -139,6 +139,8 @@ type RequestView struct {
 // FileView is a snapshot of one file, for reporting.
 type FileView struct {
 	ID         int64
+	Request    string // the request it belongs to; "" while undecided (File Bin)
+	Metadata   map[string]string
 	Name       string // slash path inside its drop folder
 	Path       string
 	State      State

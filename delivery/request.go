@@ -3,8 +3,6 @@ package delivery
 import (
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Request is one studio Source Request as hotdrop needs it: its id, the studio's status, how
@@ -153,33 +151,4 @@ func isReservedWindowsName(p string) bool {
 		return true
 	}
 	return false
-}
-
-// checkPortableName says why a relative slash path would be refused under
-// destination.names = "portable", or "" if it is fine: every element only [A-Za-z0-9._-],
-// and the whole path at most 255 bytes.
-func checkPortableName(rel string) string {
-	if len(rel) > 255 {
-		return fmt.Sprintf("the path %q is %d bytes long; the studio's server accepts at most 255", rel, len(rel))
-	}
-	var bad []string
-	seen := map[rune]bool{}
-	for _, r := range rel {
-		if r == '/' || r == '.' || r == '_' || r == '-' || (r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))) {
-			continue
-		}
-		if !seen[r] {
-			seen[r] = true
-			if r == ' ' {
-				bad = append(bad, "space")
-			} else {
-				bad = append(bad, fmt.Sprintf("%q", r))
-			}
-		}
-	}
-	if len(bad) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("the name %q has characters the studio's server may reject (%s); only A-Z a-z 0-9 . _ - are allowed: rename the file, or set destination.names = \"any\"",
-		rel, strings.Join(bad, ", "))
 }

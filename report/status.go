@@ -47,6 +47,7 @@ type RequestStatus struct {
 // FileStatus is one file in a status file.
 type FileStatus struct {
 	Name       string    `json:"name"`
+	Request    string    `json:"request,omitempty"` // File Bin: the request the naming rules chose
 	State      string    `json:"state"`
 	Reason     *Reason   `json:"reason,omitempty"`
 	Size       int64     `json:"size"`
@@ -79,6 +80,9 @@ func FromView(v delivery.RequestView) Status {
 	for _, f := range v.Files {
 		fs := FileStatus{Name: f.Name, State: string(f.State), Size: f.Size, SHA256: f.SHA256,
 			RemotePath: f.RemotePath, ChangedAt: f.ChangedAt.UTC()}
+		if v.Bin {
+			fs.Request = f.Request
+		}
 		if f.Reason != "" {
 			fs.Reason = &Reason{Code: f.Reason, Message: f.Message}
 		}

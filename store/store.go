@@ -46,6 +46,39 @@ var migrations = []string{
 	);
 	CREATE INDEX files_request ON files(request_id);
 	CREATE INDEX files_intent ON files(rename_intent) WHERE rename_intent = 1;`,
+	// v2: where an interrupted upload may resume. Keyed by the local path, not
+	// files.id: one-shot `hotdrop send` resumes too, without a request.
+	`CREATE TABLE checkpoints (
+		path       TEXT PRIMARY KEY,       -- absolute local path
+		partial    TEXT NOT NULL,          -- full remote path of the .NAME.partial
+		offset     INTEGER NOT NULL,       -- contiguous bytes the server acknowledged
+		size       INTEGER NOT NULL,       -- the local file when the checkpoint was taken
+		mtime_ns   INTEGER NOT NULL,
+		inode      INTEGER NOT NULL,
+		updated_at TEXT NOT NULL
+	);`,
+	// v3: the events journal (every event but file.progress) and the outbox of deliveries
+	// still owed to the webhook and the tracker, so a receiver that is down for hours loses
+	// nothing across restarts. See events.go.
+	`CREATE TABLE events (
+		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+		id         TEXT NOT NULL UNIQUE,   -- the event's stable id (receivers de-duplicate on it)
+		type       TEXT NOT NULL,
+		request_id TEXT NOT NULL DEFAULT '',
+		at         TEXT NOT NULL,
+		body       TEXT NOT NULL           -- the event as JSON, exactly as sent
+	);
+	CREATE INDEX events_request ON events(request_id, seq);
+	CREATE TABLE outbox (
+		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+		target     TEXT NOT NULL,          -- "webhook" or "tracker"
+		event_seq  INTEGER NOT NULL REFERENCES events(seq),
+		attempts   INTEGER NOT NULL DEFAULT 0,
+		next_try   TEXT NOT NULL DEFAULT '',
+		last_error TEXT NOT NULL DEFAULT '',
+		UNIQUE(target, event_seq)
+	);
+	CREATE INDEX outbox_target ON outbox(target, seq);`,
 }
 
 // ErrNotFound is returned by lookups for a record that does not exist.
@@ -302,6 +335,56 @@ func (s *Store) MarkRenameIntent(ctx context.Context, path, remote, sha256 strin
 func (s *Store) DeleteFile(ctx context.Context, path string) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM files WHERE path = ?`, path); err != nil {
 		return fmt.Errorf("forgetting file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Checkpoint records how far an interrupted upload of a local file came: the server
+// acknowledged every byte of Partial below Offset, and the local file then had Size, ModTime
+// and Inode. Its fields match uploader.Checkpoint so the wiring converts one to the other.
+type Checkpoint struct {
+	Partial string
+	Offset  int64
+	Size    int64
+	ModTime time.Time
+	Inode   uint64
+}
+
+// SaveCheckpoint records (replacing any earlier one) the resume point of the upload of the
+// local file at path. Uploads call it about once a second, so it is one small statement.
+func (s *Store) SaveCheckpoint(ctx context.Context, path string, c Checkpoint) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO checkpoints(path, partial, offset, size, mtime_ns, inode, updated_at)
+		VALUES(?,?,?,?,?,?,?)
+		ON CONFLICT(path) DO UPDATE SET partial=excluded.partial, offset=excluded.offset, size=excluded.size,
+			mtime_ns=excluded.mtime_ns, inode=excluded.inode, updated_at=excluded.updated_at`,
+		path, c.Partial, c.Offset, c.Size, c.ModTime.UnixNano(), int64(c.Inode), ts(time.Now()))
+	if err != nil {
+		return fmt.Errorf("saving upload checkpoint of %s: %w", path, err)
+	}
+	return nil
+}
+
+// Checkpoint returns the resume point recorded for the local file at path, or ErrNotFound.
+func (s *Store) Checkpoint(ctx context.Context, path string) (Checkpoint, error) {
+	var c Checkpoint
+	var mtime, inode int64
+	err := s.db.QueryRowContext(ctx, `SELECT partial, offset, size, mtime_ns, inode FROM checkpoints WHERE path = ?`, path).
+		Scan(&c.Partial, &c.Offset, &c.Size, &mtime, &inode)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Checkpoint{}, fmt.Errorf("upload checkpoint of %s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("upload checkpoint of %s: %w", path, err)
+	}
+	c.ModTime, c.Inode = time.Unix(0, mtime), uint64(inode)
+	return c, nil
+}
+
+// DeleteCheckpoint forgets the resume point of the local file at path: after delivery, or
+// when the upload must start over. Forgetting one that does not exist is not an error.
+func (s *Store) DeleteCheckpoint(ctx context.Context, path string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM checkpoints WHERE path = ?`, path); err != nil {
+		return fmt.Errorf("forgetting upload checkpoint of %s: %w", path, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -101,5 +102,67 @@ func TestNewerSchemaRefused(t *testing.T) {
 	s.Close()
 	if _, err := Open(path); err == nil {
 		t.Fatal("Open of a database from a newer hotdrop succeeded; want a clear error")
+	}
+}
+
+func TestCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	if _, err := s.Checkpoint(ctx, "/drop/big.mxf"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Checkpoint(missing) error = %v, want ErrNotFound", err)
+	}
+	mtime := time.Unix(1700000000, 5)
+	want := Checkpoint{Partial: "/in/.big.mxf.partial", Offset: 64 << 20, Size: 1 << 30, ModTime: mtime, Inode: 9}
+	if err := s.SaveCheckpoint(ctx, "/drop/big.mxf", want); err != nil {
+		t.Fatal(err)
+	}
+	want.Offset = 128 << 20
+	if err := s.SaveCheckpoint(ctx, "/drop/big.mxf", want); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	got, err := s2.Checkpoint(ctx, "/drop/big.mxf")
+	if err != nil || got.Partial != want.Partial || got.Offset != want.Offset || got.Size != want.Size ||
+		!got.ModTime.Equal(mtime) || got.Inode != 9 {
+		t.Errorf("Checkpoint() = %+v, %v; want %+v", got, err, want)
+	}
+	if err := s2.DeleteCheckpoint(ctx, "/drop/big.mxf"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Checkpoint(ctx, "/drop/big.mxf"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Checkpoint after delete error = %v, want ErrNotFound", err)
+	}
+}
+
+// TestMigrateFromV1: a journal written by the foundation (version 1) opens, keeps its
+// files and gains the checkpoints table.
+func TestMigrateFromV1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(migrations[0] + `; PRAGMA user_version = 1;
+		INSERT INTO files(path, request_id, size, mtime_ns, inode, state, created_at, updated_at)
+		VALUES('/drop/a', 'SR-1', 1, 0, 0, 'ready', '', '')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open(v1 journal): %v", err)
+	}
+	defer s.Close()
+	if f, err := s.File(ctx, "/drop/a"); err != nil || f.RequestID != "SR-1" {
+		t.Errorf("File after migration = %+v, %v", f, err)
+	}
+	if err := s.SaveCheckpoint(ctx, "/drop/a", Checkpoint{Partial: "/in/.a.partial", Offset: 1}); err != nil {
+		t.Errorf("SaveCheckpoint after migration: %v", err)
 	}
 }

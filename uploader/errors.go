@@ -24,6 +24,7 @@ const (
 	CodeRemoteExists     = "remote_exists"
 	CodeRemoteError      = "remote_error"
 	CodeVerifyMismatch   = "verify_mismatch"
+	CodeHashUnavailable  = "remote_hash_unavailable" // verify = "hash" but the server cannot hash
 	CodeChanged          = "changed_during_upload"
 	CodeTransient        = "transient"
 	CodeUnsafePath       = "unsafe_path" // the source became a link or special file after it settled

@@ -249,3 +249,10 @@ func (p *freezeProxy) addr() string { return p.ln.Addr().String() }
 func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// firstConn is the pool's first connection: the one sequential uploads use.
+func (u *Uploader) firstConn() *sftpConn {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.slots[0].conn
+}

@@ -55,10 +55,10 @@ func TestSSHDUpload(t *testing.T) {
 	}
 	assertFile(t, final, data)
 	assertNoPartial(t, s.Dir)
-	if _, ok := u.conn.sftp.HasExtension("limits@openssh.com"); !ok {
+	if _, ok := u.firstConn().sftp.HasExtension("limits@openssh.com"); !ok {
 		t.Error("sshd did not advertise limits@openssh.com; the large packets went untested")
 	}
-	if !u.conn.posixRename {
+	if !u.firstConn().posixRename {
 		t.Error("sshd did not advertise posix-rename@openssh.com")
 	}
 	// internal-sftp logs to syslog only, so the uploader's own log is the witness.
@@ -119,10 +119,22 @@ func TestSSHDNoSpace(t *testing.T) {
 	uid, gid := lookupIDs(t, s.User)
 	must(t, os.Chown(full, uid, gid))
 	u := sshdUploader(t, s)
-	j, _ := localFile(t, 2<<20, "full/big.bin")
+	j, data := localFile(t, 2<<20, "full/big.bin")
+	j.Checkpoint = func(Checkpoint) {} // a full disk is permanent: no partial kept even so
 	_, err := u.Upload(t.Context(), j)
-	wantCode(t, err, CodeNoSpace, false)
+	e := wantCode(t, err, CodeNoSpace, false)
+	if !strings.Contains(e.Msg, "bytes free") {
+		t.Errorf("no_space message %q does not say how much room there is", e.Msg)
+	}
 	assertNoPartial(t, s.Dir)
+
+	// Space returns (the tmpfs grows): the same job is delivered, as after `hotdrop retry`.
+	if out, err := exec.Command("mount", "-o", "remount,size=8m", full).CombinedOutput(); err != nil {
+		t.Fatalf("remount tmpfs: %v: %s", err, out)
+	}
+	_, err = u.Upload(t.Context(), j)
+	must(t, err)
+	assertFile(t, filepath.Join(full, "big.bin"), data)
 }
 
 func lookupIDs(t *testing.T, name string) (int, int) {

@@ -21,41 +21,19 @@ import (
 // 256 KiB per message minus room for the header, as its limits@openssh.com says.
 const openSSHMaxWrite = 256*1024 - 1024
 
-// sftpConn is one SSH connection with its SFTP session, shared by every
-// Upload until it dies.
+// sftpConn is one SSH connection with its SFTP session, one slot of the
+// pool, shared by the Uploads given that slot until it dies.
 type sftpConn struct {
-	ssh  *ssh.Client
-	sftp *sftp.Client
-	base string
+	ssh   *ssh.Client
+	sftp  *sftp.Client
+	base  string
+	chunk int // write payload per request
 
 	posixRename, statvfs, fsync bool
 
 	done chan struct{} // closed once the connection is unusable
 	once sync.Once
 	wg   sync.WaitGroup // the watch and keepalive goroutines
-}
-
-// session returns the live connection, dialling a new one when there is none
-// or the last one died.
-func (u *Uploader) session(ctx context.Context) (*sftpConn, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.closed {
-		return nil, &Error{Code: CodeTransient, Transient: true, Msg: "uploader is closed", Err: net.ErrClosed}
-	}
-	if c := u.conn; c != nil {
-		if c.alive() {
-			return c, nil
-		}
-		c.wg.Wait()
-		u.conn = nil
-	}
-	c, err := u.dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	u.conn = c
-	return c, nil
 }
 
 func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
@@ -100,7 +78,7 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 		return nil, classify("ssh handshake with", u.addr, err)
 	}
 	client := ssh.NewClient(cc, chans, reqs)
-	sc, err := openSFTP(client)
+	sc, chunk, err := openSFTP(client, u.inflight)
 	if err != nil {
 		client.Close()
 		if ctx.Err() != nil {
@@ -115,7 +93,7 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 		return nil, classify("connect to", u.addr, context.Cause(ctx))
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := &sftpConn{ssh: client, sftp: sc, base: u.base, done: make(chan struct{})}
+	c := &sftpConn{ssh: client, sftp: sc, base: u.base, chunk: chunk, done: make(chan struct{})}
 	_, c.posixRename = sc.HasExtension("posix-rename@openssh.com")
 	_, c.statvfs = sc.HasExtension("statvfs@openssh.com")
 	_, c.fsync = sc.HasExtension("fsync@openssh.com")
@@ -128,17 +106,20 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 
 // openSFTP starts the SFTP session. OpenSSH takes 8 times the default
 // packet size, which it says by advertising limits@openssh.com; other
-// servers keep the 32 KiB every server must accept.
-func openSFTP(client *ssh.Client) (*sftp.Client, error) {
-	sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true))
+// servers keep the 32 KiB every server must accept. The returned size is
+// the write payload per request.
+func openSFTP(client *ssh.Client, inflight int) (*sftp.Client, int, error) {
+	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.MaxConcurrentRequestsPerFile(inflight)}
+	sc, err := sftp.NewClient(client, opts...)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if _, ok := sc.HasExtension("limits@openssh.com"); !ok {
-		return sc, nil
+		return sc, 32 << 10, nil
 	}
 	sc.Close()
-	return sftp.NewClient(client, sftp.UseConcurrentWrites(true), sftp.MaxPacketUnchecked(openSSHMaxWrite))
+	sc, err = sftp.NewClient(client, append(opts, sftp.MaxPacketUnchecked(openSSHMaxWrite))...)
+	return sc, openSSHMaxWrite, err
 }
 
 // authDescription names the login methods tried, never the secrets.
@@ -299,6 +280,18 @@ func (c *sftpConn) create(p string) (remoteFile, error) {
 	}
 	return &sftpFile{File: f, fsync: c.fsync}, nil
 }
+
+// openPartial opens an existing partial to resume it: write-only, without
+// O_APPEND (pkg/sftp would ignore our offsets) and without truncation.
+func (c *sftpConn) openPartial(p string) (remoteFile, error) {
+	f, err := c.sftp.OpenFile(p, os.O_WRONLY)
+	if err != nil {
+		return nil, err
+	}
+	return &sftpFile{File: f, fsync: c.fsync}, nil
+}
+
+func (c *sftpConn) chunkSize() int { return c.chunk }
 
 // rename publishes the partial. posix-rename replaces atomically; the plain
 // SFTP rename fails when the target exists, so a replace removes it first.

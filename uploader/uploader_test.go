@@ -384,15 +384,15 @@ func TestConnectionReuseAndRedial(t *testing.T) {
 		must(t, err)
 	}
 	upload("1.bin")
-	first := u.conn
+	first := u.firstConn()
 	upload("2.bin")
-	if u.conn != first {
+	if u.firstConn() != first {
 		t.Fatal("second upload dialled a new connection, want the first one reused")
 	}
 	first.close()
 	<-first.done
 	upload("3.bin")
-	if u.conn == first || u.conn == nil {
+	if c := u.firstConn(); c == first || c == nil {
 		t.Fatal("upload after the connection died did not redial")
 	}
 }
@@ -410,7 +410,7 @@ func TestKeepaliveClosesFrozenLink(t *testing.T) {
 	j, _ := localFile(t, 1000, "a.bin")
 	_, err := u.Upload(t.Context(), j)
 	must(t, err)
-	c := u.conn
+	c := u.firstConn()
 	p.freeze()
 	select {
 	case <-c.done:
@@ -434,8 +434,11 @@ type failingFile struct {
 	err error
 }
 
-func (f failingFile) ReadFrom(r io.Reader) (int64, error) {
-	n, _ := io.CopyN(f.File, r, 100)
+func (f failingFile) WriteAt(b []byte, off int64) (int, error) {
+	if off > 0 {
+		return 0, f.err
+	}
+	n, _ := f.File.WriteAt(b[:min(len(b), 100)], off)
 	return n, f.err
 }
 
@@ -468,6 +471,7 @@ func TestWriteFailureClassified(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			u := &Uploader{log: discardLogger()}
+			must(t, u.applyTuning(Options{}))
 			tg := fakeTarget{localTarget: localTarget{base: root}, free: tt.free, writeErr: tt.err}
 			j, _ := localFile(t, 5000, "d/f.bin")
 			f, fi, err := openLocal(j)

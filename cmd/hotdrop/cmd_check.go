@@ -1,17 +1,25 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/uploader"
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "check [--config FILE]", stderr)
+	fs := newFlags("check", "check [--config FILE] [--connect]", stderr)
 	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
+	connect := fs.Bool("connect", false, "also connect to the destination: handshake, host key, login, and write, rename and delete a test file in its folder")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -36,8 +44,57 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range checkSystem(cfg) {
 		fmt.Fprintln(stdout, w)
 	}
+	if *connect {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if !checkConnect(ctx, cfg, stdout) {
+			problems++
+		}
+	}
 	if problems > 0 {
 		return fmt.Errorf("%d problem(s) found", problems)
 	}
 	return nil
+}
+
+// checkConnect does what an upload does, on a test file: it reports each step's result
+// and whether all went well.
+func checkConnect(ctx context.Context, cfg *config.Config, stdout io.Writer) bool {
+	dest := redactURL(cfg.Destination.URL)
+	up, err := uploader.New(uploader.Options{
+		URL: cfg.Destination.URL, IdentityFile: cfg.Destination.IdentityFile,
+		PasswordFile: cfg.Destination.PasswordFile, KnownHosts: cfg.Destination.KnownHosts,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		fmt.Fprintf(stdout, "destination %s: %v\n", dest, uploader.Classify(err).Msg)
+		return false
+	}
+	defer up.Close()
+	if err := up.Probe(ctx); err != nil {
+		ue := uploader.Classify(err)
+		msg := ue.Error() // the server's own words, after ours
+		if ue.Code == uploader.CodeHostKeyUnknown || ue.Code == uploader.CodeHostKeyChanged {
+			msg = ue.Msg // complete in itself; the underlying error only repeats it
+		}
+		if ue.Code == uploader.CodeHostKeyUnknown && !strings.Contains(msg, "SHA256:") {
+			// known_hosts is missing, so the uploader never saw the key: look it up, so the
+			// person can compare it before pinning.
+			if addr, aerr := sftpAddr(cfg.Destination.URL); aerr == nil {
+				if key, _, kerr := scanHostKey(ctx, addr, nil); kerr == nil {
+					msg += fmt.Sprintf("; the server offers the %s host key %s", key.Type(), ssh.FingerprintSHA256(key))
+				}
+			}
+		}
+		fmt.Fprintf(stdout, "destination %s: %s: %s\n", dest, ue.Code, msg)
+		if ue.Code == uploader.CodeHostKeyUnknown {
+			fmt.Fprintln(stdout, "  after comparing the fingerprint with the server's administrator: hotdrop trust")
+		}
+		return false
+	}
+	if strings.HasPrefix(cfg.Destination.URL, "sftp:") {
+		fmt.Fprintf(stdout, "destination %s: handshake, host key, login: ok\n", dest)
+	}
+	fmt.Fprintf(stdout, "destination %s: write, rename and delete a test file in the folder: ok\n", dest)
+	return true
 }

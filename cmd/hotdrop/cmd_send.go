@@ -1,11 +1,466 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/store"
+	"github.com/hotdrop/hotdrop/uploader"
+	"golang.org/x/term"
 )
 
-// cmdSend is `hotdrop send`. It is not built yet; see the open issues.
+const sendSynopsis = `send PATH... [--to DIR] [--config FILE] [--replace]
+
+Uploads files and folders (with their sub-folders) once, with the destination of the config:
+the same transfer engine as the daemon (temporary names, resume from the journal in
+state_dir, names policy, verify, checksum files), without requests or events. DIR is a
+folder below the destination URL's folder. A progress bar is drawn on a terminal; otherwise
+one line per file. Exit 0 when every file was delivered, 1 when any failed, 2 on a usage or
+config error.`
+
+// sendAttempts bounds the retries of a transient error in a one-shot send; each attempt
+// resumes from the last checkpoint, so a flaky link still finishes.
+const sendAttempts = 6
+
+// sendItem is one local file and where it goes.
+type sendItem struct {
+	local string // absolute
+	rel   string // slash path below the destination URL's folder
+	size  int64
+	mtime time.Time
+}
+
 func cmdSend(args []string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("'hotdrop send' is not built in this version yet")
+	fl := newFlags("send", sendSynopsis, stderr)
+	cfgPath := fl.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
+	to := fl.String("to", "", "folder below the destination URL's folder to upload into")
+	replace := fl.Bool("replace", false, "replace remote files of the same name instead of refusing")
+	// Flags may follow the paths: parse, take the next path, parse again.
+	var paths []string
+	for {
+		if err := fl.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usageError{err.Error()}
+		}
+		if fl.NArg() == 0 {
+			break
+		}
+		paths = append(paths, fl.Arg(0))
+		args = fl.Args()[1:]
+	}
+	if len(paths) == 0 {
+		return usageError{"send: name at least one file or folder to upload"}
+	}
+	dir, err := cleanTo(*to)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	items, err := collectSend(paths, dir, cfg.Watch.Ignore, stderr)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runSend(ctx, cfg, items, *replace, stdout, stderr)
+}
+
+// cleanTo checks --to: a relative slash path that stays below the URL's folder.
+func cleanTo(to string) (string, error) {
+	to = strings.Trim(filepath.ToSlash(to), "/")
+	if to == "" {
+		return "", nil
+	}
+	if c := path.Clean(to); c != to || c == ".." || strings.HasPrefix(c, "../") || strings.Contains(to, "/../") {
+		return "", fmt.Errorf("--to %q: want a clean folder path below the destination folder, without ..", to)
+	}
+	return to, nil
+}
+
+// collectSend expands the paths into files. A folder keeps its own name and sub-folders
+// below DIR; links and special files are skipped (hotdrop never follows them), and so are
+// writers' temp files that watch.ignore names.
+func collectSend(paths []string, dir string, ignore []string, stderr io.Writer) ([]sendItem, error) {
+	var items []sendItem
+	ignored := func(name string) bool {
+		for _, pat := range ignore {
+			if ok, _ := filepath.Match(pat, name); ok {
+				return true
+			}
+		}
+		return false
+	}
+	add := func(p, rel string, fi fs.FileInfo) {
+		items = append(items, sendItem{local: p, rel: path.Join(dir, rel), size: fi.Size(), mtime: fi.ModTime()})
+	}
+	for _, arg := range paths {
+		abs, err := filepath.Abs(arg)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", arg, err)
+		}
+		fi, err := os.Lstat(abs)
+		if err != nil {
+			return nil, fmt.Errorf("cannot send %s: %w", arg, err)
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			add(abs, fi.Name(), fi)
+			continue
+		case !fi.IsDir():
+			return nil, fmt.Errorf("cannot send %s: not a regular file or folder (%s); hotdrop never follows links", arg, fi.Mode().Type())
+		}
+		base := filepath.Base(abs)
+		err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", p, err)
+			}
+			if p != abs && ignored(d.Name()) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				fmt.Fprintf(stderr, "hotdrop: skipping %s: not a regular file (%s)\n", p, d.Type())
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", p, err)
+			}
+			rel, _ := filepath.Rel(abs, p)
+			add(p, path.Join(base, filepath.ToSlash(rel)), fi)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("send: nothing to upload in %s", strings.Join(paths, ", "))
+	}
+	return items, nil
+}
+
+// portableProblem mirrors destination.names = "portable": only [A-Za-z0-9._-] in every
+// element and at most 255 bytes, checked before any byte is sent.
+func portableProblem(rel string) string {
+	if len(rel) > 255 {
+		return fmt.Sprintf("the path is %d bytes long; at most 255 are allowed", len(rel))
+	}
+	for _, r := range rel {
+		if r == '/' || r == '.' || r == '_' || r == '-' || (r < utf8.RuneSelf &&
+			(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')) {
+			continue
+		}
+		return fmt.Sprintf("it holds %q; only A-Z a-z 0-9 . _ - are allowed (rename it, or set destination.names = \"any\")", r)
+	}
+	return ""
+}
+
+// uploaderOptions turns the [destination] table into the uploader's options.
+func uploaderOptions(d config.Destination, log *slog.Logger) uploader.Options {
+	o := uploader.Options{
+		URL: d.URL, IdentityFile: d.IdentityFile, PasswordFile: d.PasswordFile, KnownHosts: d.KnownHosts,
+		Logger: log, Checksum: d.Checksum, Verify: d.Verify, Concurrency: d.Concurrency, Bandwidth: d.Bandwidth,
+	}
+	for _, w := range d.Schedule {
+		o.Schedule = append(o.Schedule, uploader.Window{From: w.From, To: w.To, Bandwidth: w.Bandwidth})
+	}
+	return o
+}
+
+// sendRun is one `hotdrop send`: its uploader, journal, counters and output.
+type sendRun struct {
+	up      *uploader.Uploader
+	st      *store.Store
+	replace bool
+	out     *sendOutput
+	failed  atomic.Int64
+}
+
+func runSend(ctx context.Context, cfg *config.Config, items []sendItem, replace bool, stdout, stderr io.Writer) error {
+	out := newSendOutput(stdout, stderr, items)
+	var good []sendItem
+	for _, it := range items {
+		if cfg.Destination.Names == "portable" {
+			if why := portableProblem(it.rel); why != "" {
+				out.line("held     %s: invalid_name: %s", it.local, why)
+				out.skip(it.size)
+				continue
+			}
+		}
+		good = append(good, it)
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	up, err := uploader.New(uploaderOptions(cfg.Destination, log))
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	st, err := store.Open(filepath.Join(cfg.StateDir, "state.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	r := &sendRun{up: up, st: st, replace: replace, out: out}
+	r.failed.Store(int64(len(items) - len(good)))
+	jobs := make(chan sendItem)
+	var wg sync.WaitGroup
+	for range max(cfg.Destination.Concurrency, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range jobs {
+				r.sendOne(ctx, it)
+			}
+		}()
+	}
+	out.start()
+feed:
+	for _, it := range good {
+		select {
+		case jobs <- it:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	out.stop()
+	n, failed := len(items), r.failed.Load()
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %d of %d files delivered; run the same command again to resume", out.doneFiles.Load(), n)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d files were not delivered", failed, n)
+	}
+	return nil
+}
+
+// sendOne uploads one file, retrying transient errors with backoff; every attempt resumes
+// from the checkpoint the last one left in the journal.
+func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
+	checkpointed := false
+	j := uploader.Job{
+		LocalPath: it.local, RemoteRel: it.rel, Size: it.size, ModTime: it.mtime, Replace: r.replace,
+		Checkpoint: func(c uploader.Checkpoint) {
+			// Not ctx: the checkpoint taken as Ctrl-C stops the upload is the one to keep.
+			if err := r.st.SaveCheckpoint(context.WithoutCancel(ctx), it.local, store.Checkpoint(c)); err != nil {
+				r.out.line("warning  %s: %v", it.local, err)
+				return
+			}
+			checkpointed = true
+		},
+	}
+	var err error
+	var res uploader.Result
+	for attempt := 1; ; attempt++ {
+		j.Resume = nil
+		if c, cerr := r.st.Checkpoint(ctx, it.local); cerr == nil {
+			uc := uploader.Checkpoint(c)
+			j.Resume = &uc
+			checkpointed = true
+		}
+		var counted int64
+		j.Progress = func(done int64) {
+			r.out.add(done - counted)
+			counted = done
+		}
+		res, err = r.up.Upload(ctx, j)
+		if err != nil {
+			// The next attempt reports its own progress, from its resume point.
+			r.out.add(-counted)
+		}
+		ue := uploader.Classify(err)
+		if err == nil || !ue.Transient || ctx.Err() != nil || attempt == sendAttempts {
+			break
+		}
+		wait := time.Duration(1<<(attempt-1)) * time.Second
+		r.out.line("retrying %s in %v (attempt %d of %d): %v", it.local, wait, attempt+1, sendAttempts, err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+	// Interrupted or still failing for network reasons: keep the checkpoint for the next run.
+	keep := err != nil && uploader.Classify(err).Transient
+	if checkpointed && !keep {
+		if derr := r.st.DeleteCheckpoint(context.WithoutCancel(ctx), it.local); derr != nil {
+			r.out.line("warning  %s: %v", it.local, derr)
+		}
+	}
+	if err != nil {
+		r.failed.Add(1)
+		if ctx.Err() == nil {
+			ue := uploader.Classify(err)
+			r.out.line("failed   %s: %s: %s", it.local, ue.Code, err)
+		}
+		r.out.skip(it.size)
+		return
+	}
+	r.out.done(it.size)
+	extra := ""
+	if res.Resumed > 0 {
+		extra = fmt.Sprintf(", resumed at %s", humanBytes(res.Resumed))
+	}
+	if res.ChecksumErr != nil {
+		extra += fmt.Sprintf("; checksum file not written: %v", res.ChecksumErr)
+	}
+	r.out.line("sent     %s -> %s (%s, sha256 %s%s)", it.local, res.Remote, humanBytes(res.Size), res.SHA256, extra)
+}
+
+// sendOutput writes per-file lines to stdout and, on a terminal, redraws a progress bar
+// with rate and ETA on stderr below them.
+type sendOutput struct {
+	stdout, stderr io.Writer
+	tty            bool
+	total          int64
+	files          int
+
+	bytes     atomic.Int64 // read and sent, including finished files
+	doneFiles atomic.Int64
+	began     time.Time
+
+	mu   sync.Mutex // serialises writes so lines and the bar do not interleave
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newSendOutput(stdout, stderr io.Writer, items []sendItem) *sendOutput {
+	o := &sendOutput{stdout: stdout, stderr: stderr, files: len(items), quit: make(chan struct{})}
+	for _, it := range items {
+		o.total += it.size
+	}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		o.tty = true
+	}
+	return o
+}
+
+// Write lets the uploader's warnings pass through without breaking the bar.
+func (o *sendOutput) Write(p []byte) (int, error) {
+	o.line("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (o *sendOutput) add(n int64) { o.bytes.Add(n) }
+
+// done counts a delivered file; skip counts a file given up (its bytes leave the total).
+func (o *sendOutput) done(int64) { o.doneFiles.Add(1) }
+func (o *sendOutput) skip(size int64) {
+	o.mu.Lock()
+	o.total -= size
+	o.files--
+	o.mu.Unlock()
+}
+
+func (o *sendOutput) line(format string, args ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.tty {
+		fmt.Fprint(o.stderr, "\r\033[K")
+	}
+	fmt.Fprintf(o.stdout, format+"\n", args...)
+	if o.tty {
+		o.drawLocked()
+	}
+}
+
+func (o *sendOutput) start() {
+	o.began = time.Now()
+	if !o.tty {
+		return
+	}
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-o.quit:
+				return
+			case <-tick.C:
+				o.mu.Lock()
+				o.drawLocked()
+				o.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// stop ends the bar and prints the summary.
+func (o *sendOutput) stop() {
+	close(o.quit)
+	o.wg.Wait()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.tty {
+		o.drawLocked()
+		fmt.Fprintln(o.stderr)
+	}
+	el := time.Since(o.began)
+	n := o.bytes.Load()
+	fmt.Fprintf(o.stdout, "%d of %d files, %s in %s (%s/s, %.0f files/s)\n", o.doneFiles.Load(), o.files,
+		humanBytes(n), el.Round(time.Millisecond), humanBytes(int64(float64(n)/max(el.Seconds(), 1e-3))),
+		float64(o.doneFiles.Load())/max(el.Seconds(), 1e-3))
+}
+
+func (o *sendOutput) drawLocked() {
+	n, total := o.bytes.Load(), o.total
+	el := time.Since(o.began).Seconds()
+	frac := 1.0
+	if total > 0 {
+		frac = min(float64(n)/float64(total), 1)
+	}
+	const width = 30
+	bar := strings.Repeat("#", int(frac*width)) + strings.Repeat(".", width-int(frac*width))
+	rate := float64(n) / max(el, 1e-3)
+	eta := "--:--"
+	if rate > 0 && n > 0 {
+		left := time.Duration(float64(total-n) / rate * float64(time.Second))
+		eta = fmt.Sprintf("%d:%02d", int(left.Minutes()), int(left.Seconds())%60)
+	}
+	fmt.Fprintf(o.stderr, "\r\033[K[%s] %3.0f%% %s/%s %s/s ETA %s  %d/%d files", bar, frac*100,
+		humanBytes(n), humanBytes(total), humanBytes(int64(rate)), eta, o.doneFiles.Load(), o.files)
+}
+
+// humanBytes prints sizes in binary units, as the config's bandwidth takes them.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/report"
 	"github.com/hotdrop/hotdrop/store"
 	"github.com/hotdrop/hotdrop/uploader"
@@ -33,6 +35,27 @@ type daemonHooks struct {
 	reloaded func(error)
 }
 
+type trackerApply struct {
+	reqs  []delivery.Request
+	reply chan error
+}
+
+// applyFromTracker hands a tracker's list to the daemon's goroutine and waits for the result.
+func (d *daemon) applyFromTracker(ctx context.Context, reqs []delivery.Request) error {
+	a := trackerApply{reqs: reqs, reply: make(chan error, 1)}
+	select {
+	case d.applyCh <- a:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-a.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // shutdownGrace bounds how long a stop waits for uploads to reach a resumable point.
 const shutdownGrace = 10 * time.Second
 
@@ -46,6 +69,10 @@ type daemon struct {
 	eng     *delivery.Engine
 	up      *uploader.Uploader
 	retired []*uploader.Uploader // replaced by a reload; closed at exit, after their uploads
+	rp      *reporting           // reporting
+	m       *matcher.Matcher
+	applyCh chan trackerApply               // the tracker's new lists, applied in the daemon's goroutine
+	w       atomic.Pointer[watcher.Watcher] // the running watcher, for Touch from the engine
 	events  chan watcher.Event
 	watch   context.CancelFunc
 	werr    chan error
@@ -62,11 +89,15 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	if len(creqs) == 0 {
 		log.Warn("no requests found: no drop folder will be created", "requests.files", strings.Join(cfg.Requests.Files, ", "))
 	}
-	d := &daemon{log: log, hooks: hooks, cfg: cfg, events: make(chan watcher.Event, 256)}
+	d := &daemon{log: log, hooks: hooks, cfg: cfg, events: make(chan watcher.Event, 256), applyCh: make(chan trackerApply)}
 	if d.st, err = store.Open(filepath.Join(cfg.StateDir, "state.db")); err != nil {
 		return err
 	}
 	defer d.st.Close()
+	if d.rp, err = newReporting(cfg, d.st, log); err != nil { // reporting
+		return err // reporting
+	} // reporting
+	defer d.rp.close() // reporting
 	if d.up, err = newUploader(cfg, log); err != nil {
 		return err
 	}
@@ -77,11 +108,17 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 		}
 	}()
 	rep := multiReporter(hooks.reporters)
+	rep = append(rep, d.rp.reporter()) // reporting
 	if cfg.Status.StatusFiles {
 		rep = append(multiReporter{&report.StatusFiles{Logger: log}}, rep...)
 	}
-	d.eng = delivery.New(engineOptions(cfg, log), d.wrap(d.up), storeAdapter{d.st}, rep)
-	if err := d.eng.SetRequests(ctx, toDeliveryRequests(creqs)); err != nil {
+	reqs, m, err := d.requestsAndMatcher(cfg, creqs)
+	if err != nil {
+		return err
+	}
+	d.m = m
+	d.eng = delivery.New(d.rp.withEvents(d.engineOptions(cfg, d.m)), d.wrap(d.up), storeAdapter{d.st}, rep) // reporting
+	if err := d.eng.SetRequests(ctx, reqs); err != nil {
 		return err
 	}
 
@@ -90,6 +127,9 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	if err := d.startWatcher(ctx); err != nil {
 		return err
 	}
+	if err := d.rp.start(ctx, d.eng, d.applyFromTracker); err != nil { // reporting
+		return err // reporting
+	} // reporting
 	engDone := make(chan error, 1)
 	go func() { engDone <- d.eng.Run(ctx, d.events) }()
 	log.Info("hotdrop is watching", "root", cfg.Watch.Root, "requests", len(creqs), "destination", redactURL(cfg.Destination.URL), "settle", cfg.Watch.Settle)
@@ -109,6 +149,8 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 			return err
 		case <-ctx.Done():
 			return d.shutdown(engDone)
+		case a := <-d.applyCh:
+			a.reply <- d.applyTracker(ctx, a.reqs)
 		case <-hooks.reload:
 			d.reload(ctx)
 			seen = requestFilesStamp(d.cfg)
@@ -155,6 +197,7 @@ func (d *daemon) startWatcher(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	d.watch, d.werr = cancel, make(chan error, 1)
+	d.w.Store(w)
 	go func() { d.werr <- w.Run(wctx, d.events) }()
 	return nil
 }
@@ -207,12 +250,20 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 	if newUp != nil {
 		du = d.wrap(newUp)
 	}
-	if err := d.eng.Reload(ctx, engineOptions(cfg, d.log), du, toDeliveryRequests(creqs)); err != nil {
+	reqs, m, err := d.requestsAndMatcher(cfg, creqs)
+	if err != nil {
 		if newUp != nil {
 			newUp.Close()
 		}
 		return err
 	}
+	if err := d.eng.Reload(ctx, d.rp.withEvents(d.engineOptions(cfg, m)), du, reqs); err != nil { // reporting
+		if newUp != nil {
+			newUp.Close()
+		}
+		return err
+	}
+	d.m = m
 	if newUp != nil {
 		d.retired = append(d.retired, d.up)
 		d.up = newUp
@@ -231,6 +282,66 @@ func newUploader(cfg *config.Config, log *slog.Logger) (*uploader.Uploader, erro
 		URL: cfg.Destination.URL, IdentityFile: cfg.Destination.IdentityFile,
 		PasswordFile: cfg.Destination.PasswordFile, KnownHosts: cfg.Destination.KnownHosts, Logger: log,
 	})
+}
+
+func (d *daemon) engineOptions(cfg *config.Config, m *matcher.Matcher) delivery.Options {
+	o := engineOptions(cfg, d.log)
+	o.Classifier = m
+	o.Touch = func(p string) {
+		if w := d.w.Load(); w != nil {
+			w.Touch(p)
+		}
+	}
+	return o
+}
+
+// requestsAndMatcher gives the requests the engine runs with (the requests files', or the
+// tracker's last known list) and the matcher built from the same list.
+func (d *daemon) requestsAndMatcher(cfg *config.Config, creqs []config.Request) ([]delivery.Request, *matcher.Matcher, error) {
+	reqs := d.rp.requests(creqs) // reporting: the tracker's list with source = "http"
+	if cfg.Requests.Source == "http" {
+		creqs = fromDeliveryRequests(reqs)
+	}
+	m, err := newMatcher(cfg, creqs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d.deliveryRequests(reqs, m), m, nil
+}
+
+// applyTracker installs a tracker's new list of requests, from the daemon's goroutine (so it
+// never races a reload): a new matcher, then the engine.
+func (d *daemon) applyTracker(ctx context.Context, reqs []delivery.Request) error {
+	m, err := newMatcher(d.cfg, fromDeliveryRequests(reqs))
+	if err != nil {
+		return err
+	}
+	if err := d.eng.Reload(ctx, d.rp.withEvents(d.engineOptions(d.cfg, m)), nil, d.deliveryRequests(reqs, m)); err != nil {
+		return err
+	}
+	d.m = m
+	return nil
+}
+
+// fromDeliveryRequests turns a tracker's requests into the config's shape for the matcher. A
+// tracker reply does not say whether files was set; 1 is taken as the default.
+func fromDeliveryRequests(reqs []delivery.Request) []config.Request {
+	out := make([]config.Request, 0, len(reqs))
+	for _, r := range reqs {
+		out = append(out, config.Request{ID: r.ID, Status: r.Status, Files: r.Files, FilesSet: r.Files != 1, Fields: r.Fields})
+	}
+	return out
+}
+
+// deliveryRequests gives each request the number of files that completes it: its own files
+// when it set them, else its source type profile's default (multi-file: the ready marker).
+func (d *daemon) deliveryRequests(reqs []delivery.Request, m *matcher.Matcher) []delivery.Request {
+	for i := range reqs {
+		if n, _, ok := m.Files(reqs[i].ID); ok {
+			reqs[i].Files = n
+		}
+	}
+	return reqs
 }
 
 func engineOptions(cfg *config.Config, log *slog.Logger) delivery.Options {

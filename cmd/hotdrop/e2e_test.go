@@ -414,3 +414,43 @@ func TestReloadDuringUpload(t *testing.T) {
 		t.Errorf("uploads = %d, want 2 (the one in flight was not restarted)", n)
 	}
 }
+
+// TestFileBinEndToEnd: files dropped in the File Bin are matched by the naming rules; the
+// bin's status file says which request each went to, or why it is held.
+func TestFileBinEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	remote := filepath.Join(dir, "remote")
+	os.MkdirAll(remote, 0o755)
+	e := newE2E(t, dir, "file://"+remote, "", "", "auto")
+	rules := "\n[[rule]]\nname = \"timed-text\"\npattern = \"{title}_{source_type}_{language}.{ext}\"\n"
+	f, err := os.OpenFile(e.cfg.File, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(rules)
+	f.Close()
+	if e.cfg, err = config.Load(e.cfg.File); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	bin := filepath.Join(e.cfg.Watch.Root, "_bin")
+	writeFile(t, filepath.Join(bin, "Wednesday_SDH_en-us.scc"), 2000)
+	writeFile(t, filepath.Join(bin, "Thursday_SUB_fr-FR.ttml"), 100)
+	e.waitStatus("SR-2", "delivered")
+	if _, err := os.Stat(filepath.Join(remote, "PKG-1", "SDH_CC", "Wednesday_SDH_en-us.scc")); err != nil {
+		t.Errorf("bin file not at its request's remote path: %v", err)
+	}
+	waitFor(t, 10*time.Second, "bin status lists both files", func() bool {
+		s, err := report.ReadStatus(bin)
+		if err != nil || len(s.Files) != 2 {
+			return false
+		}
+		var matched, held bool
+		for _, f := range s.Files {
+			matched = matched || f.Name == "Wednesday_SDH_en-us.scc" && f.Request == "SR-2" && f.State == "delivered"
+			held = held || f.Name == "Thursday_SUB_fr-FR.ttml" && f.State == "held" && f.Reason != nil &&
+				f.Reason.Code == "no_matching_request" && strings.Contains(f.Reason.Message, "title")
+		}
+		return matched && held
+	})
+}

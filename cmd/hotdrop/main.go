@@ -173,16 +173,23 @@ func loadConfig(path string) (*config.Config, error) {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", "run [--config FILE]", stderr)
+	fs := newFlags("run", "run [--config FILE] [--log-format text|json] [--log-level LEVEL]", stderr)
 	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
+	logOpts := addLogFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := logOpts.logger(stderr)
+	if err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr)
+	if underWindowsSCM() {
+		return runService(cfg, log) // the Windows service manager speaks its own protocol
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return daemonMain(ctx, cfg, log)

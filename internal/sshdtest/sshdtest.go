@@ -54,9 +54,22 @@ func (s *Server) Log() string {
 	return string(b)
 }
 
+// Options change the test server's configuration.
+type Options struct {
+	// SFTPOnly forces internal-sftp for every session (ForceCommand), as
+	// SFTP-only ingest accounts are set up: exec requests get no shell.
+	SFTPOnly bool
+}
+
 // Start runs sshd. It skips the test with a clear message when sshd is not
 // installed, and fails it instead when CI=true, where it must be.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith runs sshd configured by o; see Start.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	bin := findSSHD()
 	if bin == "" {
@@ -107,7 +120,7 @@ func Start(t testing.TB) *Server {
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		if lastErr = s.run(t, bin, base, hostKeyFile, authKeys); lastErr == nil {
+		if lastErr = s.run(t, bin, base, hostKeyFile, authKeys, o); lastErr == nil {
 			break
 		}
 	}
@@ -125,7 +138,7 @@ func Start(t testing.TB) *Server {
 }
 
 // run starts sshd on a free port and waits until it accepts connections.
-func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string) error {
+func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string, o Options) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -154,6 +167,9 @@ func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string) error {
 		"Subsystem sftp internal-sftp",
 		"",
 	}, "\n")
+	if o.SFTPOnly {
+		conf += "ForceCommand internal-sftp\n"
+	}
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hotdrop/hotdrop/internal/sshdtest"
+)
+
+// sendConfig writes a config whose destination is the test sshd.
+func sendConfig(t *testing.T, s *sshdtest.Server, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "root"), 0o755))
+	must(os.MkdirAll(filepath.Join(dir, "requests.d"), 0o755))
+	cfg := fmt.Sprintf(`state_dir = "state"
+[watch]
+root = "root"
+[requests]
+files = ["requests.d/*.toml"]
+[destination]
+url = %q
+identity_file = %q
+known_hosts = %q
+%s
+[status]
+listen = ""
+`, s.URL(), s.IdentityFile, s.KnownHosts, extra)
+	p := filepath.Join(dir, "hotdrop.toml")
+	must(os.WriteFile(p, []byte(cfg), 0o644))
+	return p
+}
+
+func randomFile(t *testing.T, p string, size int) []byte {
+	t.Helper()
+	b := make([]byte, size)
+	_, _ = rand.Read(b)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSendFolderAndFile(t *testing.T) {
+	s := sshdtest.Start(t)
+	cfg := sendConfig(t, s, `checksum = "md5"`+"\n"+`verify = "hash"`)
+	src := t.TempDir()
+	a := randomFile(t, filepath.Join(src, "reel", "a.mxf"), 3<<20)
+	b := randomFile(t, filepath.Join(src, "reel", "sub", "b.wav"), 1000)
+	randomFile(t, filepath.Join(src, "reel", ".b.wav.partial"), 10) // a writer's temp file: ignored
+	c := randomFile(t, filepath.Join(src, "notes.txt"), 10)
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"send", filepath.Join(src, "reel"), filepath.Join(src, "notes.txt"), "--to", "PKG-1/extra", "--config", cfg}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("send exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	base := filepath.Join(s.Dir, "PKG-1", "extra")
+	for p, want := range map[string][]byte{"reel/a.mxf": a, "reel/sub/b.wav": b, "notes.txt": c} {
+		got, err := os.ReadFile(filepath.Join(base, filepath.FromSlash(p)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("remote %s: %v (equal %v)", p, err, bytes.Equal(got, want))
+		}
+		if _, err := os.Stat(filepath.Join(base, filepath.FromSlash(p)) + ".md5"); err != nil {
+			t.Errorf("checksum file of %s: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(base, "reel", ".b.wav.partial")); err == nil {
+		t.Error("an ignored temp file was sent")
+	}
+	if !strings.Contains(stdout.String(), "3 of 3 files") {
+		t.Errorf("summary missing from stdout:\n%s", stdout.String())
+	}
+
+	// Sending again is refused per file (remote_exists), exit 1; --replace overwrites.
+	stdout.Reset()
+	if code := run([]string{"send", "--config", cfg, "--to", "PKG-1/extra", filepath.Join(src, "notes.txt")}, &stdout, &stderr); code != exitFail {
+		t.Errorf("second send exit %d, want %d\n%s", code, exitFail, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "remote_exists") {
+		t.Errorf("second send does not say remote_exists:\n%s", stdout.String())
+	}
+	if code := run([]string{"send", "--config", cfg, "--replace", "--to", "PKG-1/extra", filepath.Join(src, "notes.txt")}, &stdout, &stderr); code != exitOK {
+		t.Errorf("send --replace exit %d\n%s", code, stdout.String())
+	}
+}
+
+func TestSendNamesPolicyAndUsage(t *testing.T) {
+	s := sshdtest.Start(t)
+	cfg := sendConfig(t, s, "")
+	src := t.TempDir()
+	randomFile(t, filepath.Join(src, "bad name.mxf"), 10)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"send", "--config", cfg, filepath.Join(src, "bad name.mxf")}, &stdout, &stderr); code != exitFail {
+		t.Errorf("send of a non-portable name exit %d, want %d", code, exitFail)
+	}
+	if !strings.Contains(stdout.String(), "invalid_name") {
+		t.Errorf("output does not say invalid_name:\n%s", stdout.String())
+	}
+	if entries, _ := os.ReadDir(s.Dir); len(entries) != 0 {
+		t.Errorf("files on the server after a held name: %v", entries)
+	}
+	for _, args := range [][]string{
+		{"send", "--config", cfg},
+		{"send", "--config", cfg, "--to", "../up", filepath.Join(src, "bad name.mxf")},
+		{"send", "--config", cfg, filepath.Join(src, "missing")},
+		{"send", "--bogus"},
+	} {
+		if code := run(args, &stdout, &stderr); code != exitConfig {
+			t.Errorf("%q exit %d, want %d", args, code, exitConfig)
+		}
+	}
+}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hotdrop/hotdrop/store"
+)
+
+var updateExplain = flag.Bool("update", false, "rewrite the golden files in testdata/explain")
+
+const explainConfig = `state_dir = "state"
+
+[watch]
+root = "root"
+
+[requests]
+files = ["requests.toml"]
+
+[destination]
+url = "sftp://studio@ingest.example.com/incoming"
+
+[[rule]]
+name = "timed-text"
+pattern = "{title}_{episode}_{source_type}_{language}.{ext}"
+[rule.where]
+episode = "S[0-9]{2}E[0-9]{2}"
+
+[[source_type]]
+name = "Subtitle"
+aliases = ["SUB"]
+extensions = ["ttml", "dfxp", "srt", "vtt", "scc", "stl"]
+[source_type.metadata]
+language = { required = true }
+frame_rate = { required = true, values = ["23.976", "24", "25", "29.97", "30"] }
+
+[[source_type]]
+name = "IMF"
+require_marker = true
+`
+
+const explainRequests = `[[request]]
+id = "SR-1042"
+title = "Wednesday"
+episode = "S01E03"
+package_id = "PKG-77812"
+source_type = "Subtitle"
+language = "fr-FR"
+
+[[request]]
+id = "SR-1043"
+title = "Wednesday"
+episode = "S01E03"
+package_id = "PKG-77812"
+source_type = "Audio M&E"
+files = 2
+
+[[request]]
+id = "SR-1044"
+title = "Wednesday"
+episode = "S01E04"
+package_id = "PKG-77813"
+source_type = "Subtitle"
+language = "de-DE"
+
+[[request]]
+id = "SR-1050"
+title = "Wednesday"
+episode = "S01E06"
+package_id = "PKG-77815"
+source_type = "Subtitle"
+language = "fr-FR"
+
+[[request]]
+id = "SR-1051"
+title = "Wednesday"
+episode = "S01E06"
+package_id = "PKG-90001"
+source_type = "Subtitle"
+language = "fr-fr"
+status = "redelivery_requested"
+
+[[request]]
+id = "SR-1060"
+title = "Wednesday"
+episode = "S01E03"
+package_id = "PKG-77812"
+source_type = "Subtitle"
+language = "it-IT"
+status = "closed"
+
+[[request]]
+id = "SR-3001"
+title = "The Crown"
+package_id = "PKG-3"
+source_type = "IMF"
+`
+
+// explainWorld writes the config, the requests and the files the golden cases explain.
+func explainWorld(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"hotdrop.toml":  explainConfig,
+		"requests.toml": explainRequests,
+		"root/_bin/Wednesday_S01E03_SUB_fr-FR.ttml":                                  "<tt/>",
+		"root/_bin/Wednesday_S01E03_SUB_fr-FR.ttml.toml":                             "frame_rate = 23.976\n",
+		"root/_bin/Wednesday_S01E03_SUB_pt-BR.ttml":                                  "<tt/>",
+		"root/_bin/Wednesday_S01E06_SUB_fr-FR.ttml":                                  "<tt/>",
+		"root/_bin/_metadata.toml":                                                   "vendor = \"Subs & Co\"\n",
+		"root/_bin/Wednesday_S01E04_SUB_de-DE.ttml":                                  "<tt/>",
+		"root/_bin/late/Wednesday_S01E04_SUB_de-DE.ttml":                             "<tt/>",
+		"root/_bin/late/_metadata.json":                                              "{\n  \"frame_rate\": \"26\"\n}\n",
+		"root/_bin/broken/Wednesday_S01E03_SUB_fr-FR.ttml":                           "<tt/>",
+		"root/_bin/broken/Wednesday_S01E03_SUB_fr-FR.ttml.toml":                      "frame_rate = 25\nlanguage = fr-FR\n",
+		"root/_bin/Wednesday_S01E03_SUB_fr-FR.docx":                                  "doc",
+		"root/Wednesday/Subtitle fr-FR [SR-1042]/Wednesday S01E03 (final).ttml":      "<tt/>",
+		"root/Wednesday/Subtitle fr-FR [SR-1042]/Wednesday S01E03 (final).ttml.toml": "frame_rate = \"25\"\n",
+		"root/The Crown/IMF [SR-3001]/CPL_crown.xml":                                 "<cpl/>",
+		"root/The Crown/IMF [SR-3001]/video/VIDEO_crown.mxf":                         "mxf",
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "hotdrop.toml"), filepath.Join(dir, "root", "_bin", "Wednesday_S01E03_SUB_fr-FR.srt")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestExplainGolden(t *testing.T) {
+	dir := explainWorld(t)
+	bin := "root/_bin/"
+	imf := "root/The Crown/IMF [SR-3001]"
+	tests := []struct {
+		golden string
+		args   []string
+		before func()
+	}{
+		{"match", []string{bin + "Wednesday_S01E03_SUB_fr-FR.ttml"}, nil},
+		{"match_json", []string{"--json", bin + "Wednesday_S01E03_SUB_fr-FR.ttml"}, nil},
+		{"no_match", []string{bin + "Wednesday_S01E03_SUB_pt-BR.ttml"}, nil},
+		{"ambiguous", []string{bin + "Wednesday_S01E06_SUB_fr-FR.ttml"}, nil},
+		{"missing_metadata", []string{bin + "Wednesday_S01E04_SUB_de-DE.ttml"}, nil},
+		{"invalid_metadata", []string{bin + "late/Wednesday_S01E04_SUB_de-DE.ttml"}, nil},
+		{"invalid_sidecar", []string{bin + "broken/Wednesday_S01E03_SUB_fr-FR.ttml"}, nil},
+		{"unsupported_extension", []string{bin + "Wednesday_S01E03_SUB_fr-FR.docx"}, nil},
+		{"unsafe_name", []string{"root/Wednesday/Subtitle fr-FR [SR-1042]/Wednesday S01E03 (final).ttml"}, nil},
+		{"name_only", []string{"Wednesday_S01E04_SUB_de-de.srt"}, nil},
+		{"auxiliary", []string{bin + "Wednesday_S01E03_SUB_fr-FR.ttml.toml"}, nil},
+		{"unsafe_path", []string{bin + "Wednesday_S01E03_SUB_fr-FR.srt"}, nil},
+		{"multi_without_marker", []string{imf}, nil},
+		{"multi_with_marker", []string{imf}, func() {
+			os.WriteFile(filepath.Join(dir, filepath.FromSlash(imf), "_READY"), nil, 0o644)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			if tt.before != nil {
+				tt.before()
+			}
+			t.Chdir(dir)
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"--config", "hotdrop.toml"}, tt.args...)
+			if err := cmdExplain(args, &stdout, &stderr); err != nil {
+				t.Fatalf("explain %v: %v\n%s", tt.args, err, stderr.String())
+			}
+			got := strings.ReplaceAll(stdout.String(), dir, "$TMP")
+			ext := ".golden"
+			if strings.HasSuffix(tt.golden, "_json") {
+				ext = ".json"
+				var v any
+				if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
+					t.Fatalf("explain --json is not JSON: %v", err)
+				}
+			}
+			file := filepath.Join(goldenDir(t), tt.golden+ext)
+			if *updateExplain {
+				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test -run Explain ./cmd/hotdrop/ -update to write it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("explain %v differs from %s (run with -update to accept):\n--- got\n%s\n--- want\n%s", tt.args, file, got, want)
+			}
+		})
+	}
+}
+
+// goldenDir is testdata/explain beside this test, found before any test changes directory.
+func goldenDir(t *testing.T) string {
+	t.Helper()
+	if explainTestdata == "" {
+		t.Fatal("cannot tell the test's folder")
+	}
+	return explainTestdata
+}
+
+var explainTestdata = func() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(wd, "testdata", "explain")
+}()
+
+func TestExplainUsage(t *testing.T) {
+	dir := explainWorld(t)
+	t.Chdir(dir)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"explain", "--config", "hotdrop.toml"}, &stdout, &stderr); code != exitConfig {
+		t.Errorf("explain without a path: exit %d, want %d", code, exitConfig)
+	}
+	stderr.Reset()
+	if code := run([]string{"explain", "--config", "hotdrop.toml", "/elsewhere/x.ttml"}, &stdout, &stderr); code != exitFail || !strings.Contains(stderr.String(), "neither in the File Bin") {
+		t.Errorf("explain of a path outside the root: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestExplainHTTPSource: with requests.source = "http", explain reads the requests the daemon
+// last saved in the state database, and fetches nothing.
+func TestExplainHTTPSource(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	cfg := strings.Replace(explainConfig, `files = ["requests.toml"]`, `source = "http"
+url = "https://tracker.invalid/api"`, 1)
+	if err := os.WriteFile("hotdrop.toml", []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := cmdExplain([]string{"--config", "hotdrop.toml", "Wednesday_S01E03_SUB_fr-FR.ttml"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "does not exist yet") {
+		t.Fatalf("explain with no state database: %v, want an error saying so", err)
+	}
+	st, err := store.Open(filepath.Join(dir, "state", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := `{"id": "SR-7", "title": "Wednesday", "episode": "S01E03", "source_type": "Subtitle", "language": "fr-FR", "frame_rate": "25", "status": "open"}`
+	if err := st.SaveRequest(context.Background(), store.Request{ID: "SR-7", Fields: fields, Status: "open", Files: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := cmdExplain([]string{"--config", "hotdrop.toml", "--json", "Wednesday_S01E03_SUB_fr-FR.ttml"}, &stdout, &stderr); err != nil {
+		t.Fatalf("explain: %v\n%s", err, stderr.String())
+	}
+	var out []struct {
+		Request, Verdict string
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out) != 1 || out[0].Request != "SR-7" {
+		t.Errorf("explain --json = %s (%v), want one file going to SR-7", stdout.String(), err)
+	}
+}

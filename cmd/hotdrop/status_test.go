@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/report"
+	"github.com/hotdrop/hotdrop/store"
+)
+
+var updateStatus = flag.Bool("update-status", false, "rewrite cmd/hotdrop/testdata/status*.golden")
+
+// statusFixture is a config and a state database holding requests in several states.
+func statusFixture(t *testing.T, listen string, extra ...string) (cfgPath string, st *store.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath = filepath.Join(dir, "hotdrop.toml")
+	cfg := fmt.Sprintf("state_dir = \"state\"\n[watch]\nroot = \"root\"\n[requests]\nfiles = []\n[destination]\nurl = \"file:///tmp/out\"\n[status]\nlisten = %q\n%s", listen, strings.Join(extra, "\n"))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "state", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 6, 30, 0, 0, time.UTC)
+	reqs := []store.Request{
+		{ID: "SR-1042", Fields: `{"id":"SR-1042","title":"Wednesday","source_type":"Subtitle","language":"fr-FR","package_id":"PKG-77812","status":"open"}`, Status: "open", Files: 1, Folder: "/srv/d/Wednesday/Subtitle fr-FR [SR-1042]", State: "delivered"},
+		{ID: "SR-1043", Fields: `{"id":"SR-1043","title":"Wednesday","source_type":"Audio M&E","package_id":"PKG-77812","status":"open"}`, Status: "open", Files: 2, Folder: "/srv/d/Wednesday/Audio M&E [SR-1043]", State: "held"},
+		{ID: "SR-1044", Fields: `{"id":"SR-1044","title":"The Very Long Title Of A Documentary Series","source_type":"SDH/CC","language":"en-US","status":"cancelled"}`, Status: "cancelled", Files: 1, Folder: "/srv/d/x", State: "waiting"},
+		{ID: "SR-1045", Fields: `{"id":"SR-1045","title":"Wednesday","source_type":"IMF","status":"open"}`, Status: "open", Files: 0, Folder: "/srv/d/Wednesday/IMF [SR-1045]", State: "failed"},
+	}
+	for _, r := range reqs {
+		r.UpdatedAt = at
+		if err := st.SaveRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := []store.File{
+		{Path: "/srv/d/Wednesday/Subtitle fr-FR [SR-1042]/ep103_fr-FR.ttml", RequestID: "SR-1042", Size: 48213, State: "delivered", SHA256: "ab12", RemotePath: "PKG-77812/Subtitle/ep103_fr-FR.ttml", DeliveredAt: at},
+		{Path: "/srv/d/Wednesday/Audio M&E [SR-1043]/me_51.wav", RequestID: "SR-1043", Size: 3 << 30, State: "ready"},
+		{Path: "/srv/d/Wednesday/Audio M&E [SR-1043]/me_20.wav", RequestID: "SR-1043", Size: 1 << 30, State: "held", Reason: "invalid_name", Message: "the remote path for \"me_20.wav\" cannot be made from destination.path: missing {language}"},
+		{Path: "/srv/d/Wednesday/IMF [SR-1045]/CPL.xml", RequestID: "SR-1045", Size: 9000, State: "failed", Reason: "no_space", Message: "the server's disk is full"},
+		{Path: "/srv/d/_bin/stray.mov", RequestID: "", Size: 100, State: "held", Reason: "no_matching_request", Message: "no request matches"},
+	}
+	for _, f := range files {
+		f.UpdatedAt, f.CreatedAt = at, at
+		if _, err := st.SaveFile(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfgPath, st
+}
+
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateStatus {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/hotdrop -run Status -update-status)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (refresh with -update-status):\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+func runCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return o.String(), e.String(), code
+}
+
+func TestStatusFromStateDatabase(t *testing.T) {
+	cfgPath, _ := statusFixture(t, "")
+	out, errOut, code := runCmd(t, "status", "--config", cfgPath)
+	if code != 0 {
+		t.Fatalf("status exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "not running") {
+		t.Errorf("stderr %q does not say the daemon is not running", errOut)
+	}
+	checkGolden(t, "status.golden", out)
+	out, _, code = runCmd(t, "status", "SR-1043", "--config", cfgPath)
+	if code != 0 {
+		t.Fatalf("status SR-1043 exit %d", code)
+	}
+	checkGolden(t, "status_SR-1043.golden", out)
+	out, _, _ = runCmd(t, "status", "--json", "--config", cfgPath, "SR-1042")
+	if !strings.Contains(out, `"remote_path": "PKG-77812/Subtitle/ep103_fr-FR.ttml"`) {
+		t.Errorf("status --json SR-1042 = %s", out)
+	}
+	if _, errOut, code := runCmd(t, "status", "SR-9", "--config", cfgPath); code != 1 || !strings.Contains(errOut, "SR-9 is not known") {
+		t.Errorf("status SR-9 = exit %d, %q; want 1 and a plain message", code, errOut)
+	}
+	for _, cmd := range []string{"retry", "deliver"} {
+		_, errOut, code := runCmd(t, cmd, "SR-1042", "--config", cfgPath)
+		if code != 1 || !strings.Contains(errOut, "needs the running daemon") {
+			t.Errorf("%s without a daemon = exit %d, %q; want 1 and a plain message", cmd, code, errOut)
+		}
+	}
+}
+
+// recordingControl is the engine as the API's buttons see it.
+type recordingControl struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *recordingControl) note(s string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, s)
+	return nil
+}
+func (c *recordingControl) Retry(_ context.Context, id string) error { return c.note("retry " + id) }
+func (c *recordingControl) RetryFile(_ context.Context, id string) error {
+	return c.note("retry-file " + id)
+}
+func (c *recordingControl) Deliver(_ context.Context, id string) error {
+	if id != "SR-1045" {
+		return fmt.Errorf("request %s: %w", id, delivery.ErrUnknown)
+	}
+	return c.note("deliver " + id)
+}
+func (c *recordingControl) Unreachable() bool { return false }
+
+func TestStatusRetryDeliverThroughTheDaemon(t *testing.T) {
+	addr := freeAddr(t)
+	cfgPath, st := statusFixture(t, addr)
+	reqs, _ := st.Requests(context.Background())
+	files, _ := st.Files(context.Background())
+	hub := report.NewHub(report.HubOptions{Store: st, Logger: quietTestLogger()})
+	hub.SetRequests(report.InfoFromStore(reqs, files))
+	ctl := &recordingControl{}
+	srv, err := report.NewServer(report.ServerOptions{Listen: addr, Hub: hub, Control: ctl, Logger: quietTestLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// The daemon's answer prints exactly as the journal's.
+	out, errOut, code := runCmd(t, "status", "--config", cfgPath)
+	if code != 0 || errOut != "" {
+		t.Fatalf("status exit %d: %s", code, errOut)
+	}
+	checkGolden(t, "status.golden", out)
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"retry", "SR-1045"}, 0, "SR-1045: its failed and held files are being tried again"},
+		{[]string{"retry", "/srv/d/Wednesday/IMF [SR-1045]/CPL.xml"}, 0, "CPL.xml: being tried again"},
+		{[]string{"retry", "/srv/elsewhere/x.wav"}, 1, "is not a file hotdrop knows"},
+		{[]string{"retry", "SR-nope"}, 1, "neither a request ID nor a file"},
+		{[]string{"deliver", "SR-1045"}, 0, "SR-1045: released for delivery"},
+		{[]string{"deliver", "SR-9"}, 1, "request SR-9: unknown"},
+	} {
+		out, errOut, code := runCmd(t, append(tc.args, "--config", cfgPath)...)
+		if code != tc.code || !strings.Contains(out+errOut, tc.out) {
+			t.Errorf("hotdrop %s = exit %d, %q; want exit %d and %q", strings.Join(tc.args, " "), code, out+errOut, tc.code, tc.out)
+		}
+	}
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	want := "retry SR-1045|retry-file 4|deliver SR-1045"
+	if got := strings.Join(ctl.calls, "|"); got != want {
+		t.Errorf("engine calls = %q, want %q", got, want)
+	}
+}
+
+func quietTestLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestStatusOverHTTPSWithToken(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeTestCert(t, certFile, keyFile)
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600)
+	addr := freeAddr(t)
+	cfgPath, st := statusFixture(t, addr, fmt.Sprintf("tls_cert = %q\ntls_key = %q\ntoken_file = %q\n", certFile, keyFile, tokenFile))
+	reqs, _ := st.Requests(context.Background())
+	files, _ := st.Files(context.Background())
+	hub := report.NewHub(report.HubOptions{Logger: quietTestLogger()})
+	hub.SetRequests(report.InfoFromStore(reqs, files))
+	srv, err := report.NewServer(report.ServerOptions{Listen: addr, Token: "s3cret-token", TLSCert: certFile, TLSKey: keyFile,
+		Hub: hub, Control: &recordingControl{}, Logger: quietTestLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	out, errOut, code := runCmd(t, "deliver", "SR-1045", "--config", cfgPath)
+	if code != 0 {
+		t.Fatalf("deliver over HTTPS with the token: exit %d, %s", code, errOut)
+	}
+	if !strings.Contains(out, "released") {
+		t.Errorf("deliver said %q", out)
+	}
+	// Another certificate on that address is refused: the command trusts only status.tls_cert.
+	writeTestCert(t, certFile, filepath.Join(dir, "other-key.pem"))
+	if _, errOut, code := runCmd(t, "status", "--config", cfgPath); code != 1 || !strings.Contains(errOut, "not status.tls_cert") {
+		t.Errorf("status against a different certificate = exit %d, %q; want a refusal", code, errOut)
+	}
+}
+
+// writeTestCert writes a fresh self-signed certificate for 127.0.0.1 and its key.
+func writeTestCert(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "hotdrop test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,135 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/hotdrop/hotdrop/matcher"
+)
+
+// Classifier judges files against naming rules, sidecars and source-type profiles;
+// *matcher.Matcher is the one hotdrop uses. It must be safe for concurrent use and is
+// replaced as a whole on reload.
+type Classifier interface {
+	Evaluate(in matcher.Input) matcher.Verdict
+	Auxiliary(path string) (bool, string)
+	// Affected names the file an auxiliary file describes, or the folder (below) whose files
+	// it describes, so that a change to it has those judged again.
+	Affected(path string) (target string, below, ok bool)
+}
+
+// Checksum is a writer's checksum file to check a file against before it is uploaded.
+type Checksum interface {
+	Verify(ctx context.Context, path string) error
+}
+
+func (e *Engine) isAuxiliary(p string) bool {
+	if e.opt.Classifier != nil {
+		aux, _ := e.opt.Classifier.Auxiliary(p)
+		return aux
+	}
+	return e.auxiliary(p)
+}
+
+// auxChanged handles a change to a sidecar, a folder's _metadata.* or a checksum file: the
+// files it describes have their settle clocks restarted (SPEC.md), so they are judged again,
+// with the new metadata, once everything has stopped changing.
+func (e *Engine) auxChanged(p string) {
+	if e.opt.Touch == nil {
+		return
+	}
+	base := filepath.Base(p)
+	below := base == "_metadata.toml" || base == "_metadata.json"
+	target := filepath.Dir(p)
+	if e.opt.Classifier != nil {
+		var ok bool
+		if target, below, ok = e.opt.Classifier.Affected(p); !ok || target == "" {
+			return
+		}
+	}
+	if below {
+		dir := target + string(filepath.Separator)
+		for fp, fs := range e.files {
+			if strings.HasPrefix(fp, dir) && fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
+				e.opt.Touch(fp)
+			}
+		}
+		return
+	}
+	if e.opt.Classifier == nil {
+		target = strings.TrimSuffix(p, filepath.Ext(p))
+	}
+	if fs := e.files[target]; fs != nil && fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
+		e.opt.Touch(fs.rec.Path)
+	}
+}
+
+// classify judges a file that just became ready: its request (for the File Bin), merged
+// metadata, the writers' checksums to verify, and any hold.
+func (e *Engine) classify(ctx context.Context, fs *fileState, r *reqState) {
+	if e.opt.Classifier == nil {
+		return
+	}
+	in := matcher.Input{Path: fs.rec.Path}
+	if r != nil {
+		in.Root, in.Request = r.Folder, r.ID
+	} else {
+		in.Root = filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin))
+	}
+	v := e.opt.Classifier.Evaluate(in)
+	if fs.inBin && fs.req != v.Request {
+		prev := e.reqs[fs.req]
+		fs.req, fs.rec.RequestID = v.Request, v.Request
+		if prev != nil {
+			e.refresh(ctx, prev)
+		}
+	}
+	fs.meta = v.Metadata.Values()
+	fs.verify = fs.verify[:0]
+	for _, c := range v.Checksums {
+		fs.verify = append(fs.verify, c)
+	}
+	if v.Wait != "" {
+		if owner := e.reqs[v.Request]; owner != nil {
+			owner.needsMarker = true
+		}
+	}
+	if v.Hold != nil {
+		e.hold(fs, v.Hold.Code, v.Hold.Message)
+	}
+}
+
+// reclassify judges every ready or held file again: rules, profiles or requests changed.
+func (e *Engine) reclassify(ctx context.Context) {
+	for _, fs := range e.files {
+		if fs.rec.State == string(Delivered) || fs.rec.State == string(Uploading) || !fs.latestReady {
+			continue
+		}
+		if fs.rec.State == string(Held) && fs.rec.Reason == ReasonUnsafePath {
+			continue
+		}
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+		var r *reqState
+		if !fs.inBin {
+			r = e.reqs[fs.req]
+		}
+		e.classify(ctx, fs, r)
+	}
+}
+
+// verifyChecksums checks a file against its writers' checksum files, from an upload goroutine:
+// it reads the whole file. A mismatch holds the file checksum_mismatch.
+func verifyChecksums(ctx context.Context, p string, sums []Checksum) error {
+	for _, c := range sums {
+		if err := c.Verify(ctx, p); err != nil {
+			if errors.Is(err, matcher.ErrChecksumMismatch) {
+				return &TransferError{Code: "checksum_mismatch", Msg: err.Error() + "; the file is not sent until its checksum file and content agree", Err: err}
+			}
+			return &TransferError{Code: "transient", Msg: fmt.Sprintf("checking %s against its checksum file: %v", p, err), Transient: true, Err: err}
+		}
+	}
+	return nil
+}

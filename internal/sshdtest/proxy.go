@@ -1,0 +1,133 @@
+package sshdtest
+
+import (
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Proxy forwards TCP connections to a server and can cut one after a given
+// number of bytes from the client: a dropped link in the middle of a file,
+// at a byte offset a test chooses.
+type Proxy struct {
+	Addr string // 127.0.0.1:PORT to dial instead of the server
+
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+	up     atomic.Int64 // client → server bytes forwarded, every connection
+	cutAt  atomic.Int64 // armed cut: connection bytes after which to cut; 0 = none
+	cuts   atomic.Int64
+
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// StartProxy listens on 127.0.0.1 and forwards every connection to target
+// until the test ends.
+func StartProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	p := &Proxy{Addr: ln.Addr().String(), ln: ln, target: target}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+// CutAfter arms a cut: the first connection (live or future) that has
+// carried n bytes from the client is closed at exactly that byte, both ways.
+// Connections after it pass untouched.
+func (p *Proxy) CutAfter(n int64) { p.cutAt.Store(n) }
+
+// Up is the number of bytes the proxy forwarded from clients to the server.
+func (p *Proxy) Up() int64 { return p.up.Load() }
+
+// Cuts is how many connections the proxy cut.
+func (p *Proxy) Cuts() int64 { return p.cuts.Load() }
+
+func (p *Proxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		a, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		b, err := net.Dial("tcp", p.target)
+		if err != nil {
+			a.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, a, b)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() {
+			defer p.wg.Done()
+			p.pipe(b, a, true)
+		}()
+		go func() {
+			defer p.wg.Done()
+			p.pipe(a, b, false)
+		}()
+	}
+}
+
+// pipe copies src to dst; upstream it counts and may cut. Either side ending
+// closes both, as a real dropped link would end both directions.
+func (p *Proxy) pipe(dst, src net.Conn, upstream bool) {
+	defer dst.Close()
+	defer src.Close()
+	var carried int64
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if upstream {
+				if at := p.cutAt.Load(); at > 0 && carried+int64(n) >= at {
+					n = int(at - carried)
+					if p.cutAt.CompareAndSwap(at, 0) {
+						_, _ = dst.Write(buf[:n])
+						p.up.Add(int64(n))
+						p.cuts.Add(1)
+						return
+					}
+				}
+				carried += int64(n)
+				p.up.Add(int64(n))
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Pin adds addr (a Proxy's, say) to the server's known_hosts, so a client
+// dialling it checks the same host key.
+func (s *Server) Pin(t testing.TB, addr string) {
+	t.Helper()
+	f, err := os.OpenFile(s.KnownHosts, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	defer f.Close()
+	_, err = f.WriteString(knownhosts.Line([]string{knownhosts.Normalize(addr)}, s.HostKey) + "\n")
+	must(t, err)
+}

@@ -1,0 +1,372 @@
+package matcher
+
+import (
+	"bufio"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/text/language"
+)
+
+// PortableNameProblem says why a relative slash path would be refused under
+// destination.names = "portable", or "" when it is fine: every element only [A-Za-z0-9._-],
+// the whole path at most 255 bytes.
+func PortableNameProblem(rel string) string {
+	if len(rel) > 255 {
+		return fmt.Sprintf("the path %q is %d bytes long; the studio's server accepts at most 255", rel, len(rel))
+	}
+	var bad []string
+	seen := map[rune]bool{}
+	for _, r := range rel {
+		if r == '/' || r == '.' || r == '_' || r == '-' || (r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))) {
+			continue
+		}
+		if !seen[r] {
+			seen[r] = true
+			if r == ' ' {
+				bad = append(bad, "space")
+			} else {
+				bad = append(bad, fmt.Sprintf("%q", r))
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the name %q has characters the studio's server may reject (%s); only A-Z a-z 0-9 . _ - are allowed: rename the file, or set destination.names = \"any\"",
+		rel, strings.Join(bad, ", "))
+}
+
+// Ext returns a file name's extension in lower case without the dot, or "".
+func Ext(name string) string {
+	e := filepath.Ext(name)
+	if len(e) <= 1 || e == name {
+		return ""
+	}
+	return strings.ToLower(e[1:])
+}
+
+// extensionProblem says why the profile refuses the file's extension, or "".
+func extensionProblem(p *Profile, name string) string {
+	if len(p.Extensions) == 0 {
+		return ""
+	}
+	e := Ext(name)
+	for _, x := range p.Extensions {
+		if x == e {
+			return ""
+		}
+	}
+	shown := "no extension"
+	if e != "" {
+		shown = "." + e
+	}
+	return fmt.Sprintf("%s has %s; %s files take %s", name, shown, p.Name, listExt(p.Extensions))
+}
+
+func listExt(exts []string) string {
+	s := make([]string, len(exts))
+	for i, e := range exts {
+		s[i] = "." + e
+	}
+	return strings.Join(s, ", ")
+}
+
+// metadataProblems returns the required fields that are missing and, for fields with allowed
+// values, those whose value is not allowed (as "field: \"v\" is not one of a, b").
+func metadataProblems(p *Profile, md Metadata) (missing, invalid []string) {
+	for _, f := range sortedFields(p.Metadata) {
+		spec := p.Metadata[f]
+		v, ok := md[f]
+		if !ok || strings.TrimSpace(v.Value) == "" {
+			if spec.Required {
+				missing = append(missing, f)
+			}
+			continue
+		}
+		if f == "language" {
+			if _, err := language.Parse(v.Value); err != nil {
+				invalid = append(invalid, fmt.Sprintf("language: %q (from %s) is not a BCP 47 language tag like fr-FR", v.Value, v.Origin()))
+				continue
+			}
+		}
+		if len(spec.Values) > 0 && !allowed(f, v.Value, spec.Values) {
+			invalid = append(invalid, fmt.Sprintf("%s: %q (from %s) is not one of %s", f, v.Value, v.Origin(), strings.Join(spec.Values, ", ")))
+		}
+	}
+	return missing, invalid
+}
+
+// allowed compares ignoring case, numbers by value ("24.0" is "24"), languages as BCP 47.
+func allowed(field, v string, values []string) bool {
+	n, nerr := strconv.ParseFloat(v, 64)
+	for _, a := range values {
+		if strings.EqualFold(a, v) {
+			return true
+		}
+		if m, err := strconv.ParseFloat(a, 64); err == nil && nerr == nil && m == n {
+			return true
+		}
+		if field == "language" {
+			t1, e1 := language.Parse(a)
+			t2, e2 := language.Parse(v)
+			if e1 == nil && e2 == nil && t1 == t2 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checksumExts are the writers' checksum files hotdrop reads, by algorithm.
+var checksumExts = []string{"md5", "sha256", "xxh64"}
+
+// Checksum is a writer's checksum file beside a file: what it says the file's digest is.
+type Checksum struct {
+	File string // the checksum file, absolute
+	Algo string // "md5", "sha256" or "xxh64"
+	Hex  string // lower-case hex digest
+}
+
+// ErrChecksumMismatch is returned (wrapped) by Checksum.Verify when the file's digest differs.
+var ErrChecksumMismatch = errors.New("checksum mismatch")
+
+// Verify hashes the file at path and compares it with the checksum file. It reads the whole
+// file: call it off any loop that must stay responsive, once the file is ready. A mismatch
+// wraps ErrChecksumMismatch; other errors are the file's read errors, wrapped with the path.
+func (c Checksum) Verify(ctx context.Context, path string) error {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("verify %s: not a regular file; hotdrop never follows links or opens FIFOs", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("verify %s against %s: %w", path, c.File, err)
+	}
+	defer f.Close()
+	var h hash.Hash
+	switch c.Algo {
+	case "md5":
+		h = md5.New()
+	case "sha256":
+		h = sha256.New()
+	default:
+		h = xxhash.New()
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, rerr := f.Read(buf)
+		h.Write(buf[:n])
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("verify %s: %w", path, rerr)
+		}
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if got != c.Hex {
+		return fmt.Errorf("%s: %s is %s but %s says %s: %w", filepath.Base(path), c.Algo, got, filepath.Base(c.File), c.Hex, ErrChecksumMismatch)
+	}
+	return nil
+}
+
+// readChecksums finds and parses the writers' checksum files beside path.
+func readChecksums(path string) ([]Checksum, *SidecarError) {
+	var out []Checksum
+	for _, algo := range checksumExts {
+		file := path + "." + algo
+		if fi, err := os.Lstat(file); errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err == nil && !fi.Mode().IsRegular() {
+			return nil, &SidecarError{File: file, Msg: "is not a regular file (hotdrop never follows links)"}
+		}
+		f, err := os.Open(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, &SidecarError{File: file, Msg: "cannot read the checksum file: " + err.Error(), Err: err}
+		}
+		c, serr := parseChecksumFile(file, algo, filepath.Base(path), f)
+		f.Close()
+		if serr != nil {
+			return nil, serr
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// parseChecksumFile reads md5sum format ("HEX  NAME" or "HEX *NAME", one a line; a bare HEX
+// also counts) and returns the line for name, or the only line when there is one.
+func parseChecksumFile(file, algo, name string, r io.Reader) (Checksum, *SidecarError) {
+	want := map[string]int{"md5": 32, "sha256": 64, "xxh64": 16}[algo]
+	sc := bufio.NewScanner(io.LimitReader(r, maxSidecar))
+	var lines []Checksum
+	var names []string
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "\\")
+		digest, rest, _ := strings.Cut(line, " ")
+		if len(digest) != want || !isHex(digest) {
+			return Checksum{}, &SidecarError{File: file, Line: n, Col: 1, Msg: fmt.Sprintf("expected %d hex digits of %s and the file name (md5sum format)", want, algo)}
+		}
+		rest = strings.TrimPrefix(strings.TrimPrefix(rest, " "), "*")
+		lines = append(lines, Checksum{File: file, Algo: algo, Hex: strings.ToLower(digest)})
+		names = append(names, filepath.Base(filepath.FromSlash(rest)))
+	}
+	for i, n := range names {
+		if n == name {
+			return lines[i], nil
+		}
+	}
+	if len(lines) == 1 {
+		return lines[0], nil
+	}
+	return Checksum{}, &SidecarError{File: file, Msg: fmt.Sprintf("has no line for %s", name)}
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// markerPresent looks for the ready marker in the file's folder and each folder above it up
+// to root.
+func markerPresent(root, path, marker string) (string, bool) {
+	dir := filepath.Dir(path)
+	for {
+		p := filepath.Join(dir, marker)
+		if _, err := os.Lstat(p); err == nil {
+			return p, true
+		}
+		if dir == root || !within(root, dir) {
+			return "", false
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// within reports whether p is root or below it.
+func within(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// ownFiles are the names hotdrop writes into watched folders; they are never delivered.
+var ownFiles = []string{".hotdrop-status.json"}
+
+// Auxiliary tells whether the file at path is never delivered itself, and what it is: the
+// ready marker, a folder sidecar (_metadata.toml/.json), hotdrop's own status file, a sidecar
+// NAME.toml/NAME.json or a writer's checksum file NAME.md5/.sha256/.xxh64. A NAME.toml is
+// taken as a sidecar when NAME exists or has an extension of its own (ep1.ttml.toml), so a
+// sidecar written before its file is not mistaken for a delivery. It is safe for concurrent
+// use and only calls Lstat.
+func (m *Matcher) Auxiliary(path string) (bool, string) {
+	base := filepath.Base(path)
+	switch {
+	case base == m.marker:
+		return true, "the ready marker"
+	case base == folderSidecarNames[0] || base == folderSidecarNames[1]:
+		return true, "a folder sidecar: its values apply to every file in this folder and below"
+	case contains(ownFiles, base):
+		return true, "hotdrop's own status file"
+	}
+	for _, x := range append([]string{"toml", "json"}, checksumExts...) {
+		stem, ok := strings.CutSuffix(base, "."+x)
+		if !ok || stem == "" {
+			continue
+		}
+		what := "the sidecar of " + stem
+		if x != "toml" && x != "json" {
+			what = "the writer's " + x + " checksum file of " + stem
+		}
+		if Ext(stem) != "" && !strings.HasPrefix(stem, ".") {
+			return true, what
+		}
+		if fi, err := os.Lstat(strings.TrimSuffix(path, "."+x)); err == nil && !fi.IsDir() {
+			return true, what
+		}
+	}
+	return false, ""
+}
+
+// Affected tells which files must be evaluated again when the auxiliary file at path appears,
+// changes or goes: the one file it describes (NAME.toml, NAME.json, NAME.md5... → NAME), or
+// every file in its folder and below (_metadata.toml/.json and the ready marker → the folder,
+// with below set). ok is false when path is not an auxiliary file.
+func (m *Matcher) Affected(path string) (target string, below, ok bool) {
+	aux, _ := m.Auxiliary(path)
+	if !aux {
+		return "", false, false
+	}
+	base := filepath.Base(path)
+	if base == m.marker || base == folderSidecarNames[0] || base == folderSidecarNames[1] {
+		return filepath.Dir(path), true, true
+	}
+	if contains(ownFiles, base) {
+		return "", false, true
+	}
+	return strings.TrimSuffix(path, filepath.Ext(path)), false, true
+}
+
+// closeField returns a field written in a sidecar that is probably a misspelling of want
+// (frame_rte for frame_rate), or "".
+func closeField(md Metadata, want string) string {
+	best, bestDist := "", 3
+	for k, v := range md {
+		if v.Source != FromSidecar && v.Source != FromFolderSidecar {
+			continue
+		}
+		if d := editDistance(k, want); d > 0 && d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between two field names (ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,289 @@
+package matcher
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/BurntSushi/toml"
+)
+
+// SidecarError is a sidecar that cannot be used, with where the problem is. Line and Col
+// start at 1 (Col counts characters); Line 0 means the file as a whole.
+type SidecarError struct {
+	File      string
+	Line, Col int
+	Msg       string
+	Err       error
+}
+
+// Error returns "FILE:LINE:COL: problem" (or "FILE: problem" without a position).
+func (e *SidecarError) Error() string {
+	if e.Line <= 0 {
+		return e.File + ": " + e.Msg
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
+}
+
+// Unwrap returns the underlying cause, if any.
+func (e *SidecarError) Unwrap() error { return e.Err }
+
+// maxSidecar bounds what is read: a sidecar is a few lines, and a huge file named like one is
+// a mistake that must not exhaust memory.
+const maxSidecar = 1 << 20
+
+// ReadSidecar reads the sidecar at path (TOML or JSON by its extension). It returns
+// found = false, and no error, when there is no such file. The error, when not nil, is a
+// *SidecarError.
+func ReadSidecar(path string) (values map[string]string, found bool, err error) {
+	if fi, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	} else if err == nil && !fi.Mode().IsRegular() {
+		return nil, true, &SidecarError{File: path, Msg: "is not a regular file (hotdrop never follows links); a sidecar is a small TOML or JSON file"}
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, true, &SidecarError{File: path, Msg: "is not a regular file; a sidecar is a small TOML or JSON file"}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSidecar+1))
+	if err != nil {
+		return nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
+	}
+	if len(data) > maxSidecar {
+		return nil, true, &SidecarError{File: path, Msg: fmt.Sprintf("is larger than %d bytes; a sidecar is a small TOML or JSON file", maxSidecar)}
+	}
+	values, err = ParseSidecar(path, data)
+	return values, true, err
+}
+
+// ParseSidecar decodes a sidecar's contents: a flat table of field = value, where values are
+// strings, numbers or booleans (numbers are kept as written in JSON and as Go formats them in
+// TOML: frame_rate = 23.976 gives "23.976"). file names the sidecar in errors, and its
+// extension (.json or anything else for TOML) says the format. The key "request" pins a file
+// to a request. The error, when not nil, is a *SidecarError.
+func ParseSidecar(file string, data []byte) (map[string]string, error) {
+	if !utf8.Valid(data) {
+		return nil, &SidecarError{File: file, Msg: "is not UTF-8 text"}
+	}
+	if strings.HasSuffix(strings.ToLower(file), ".json") {
+		return parseJSON(file, data)
+	}
+	return parseTOML(file, data)
+}
+
+func parseTOML(file string, data []byte) (map[string]string, error) {
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &SidecarError{File: file, Line: pe.Position.Line, Col: max(pe.Position.Col, 1), Msg: pe.Message, Err: err}
+		}
+		return nil, &SidecarError{File: file, Msg: err.Error(), Err: err}
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var pos map[string][2]int // found only when a message needs it
+	at := func(k string) (int, int) {
+		if pos == nil {
+			pos = tomlKeyPositions(data)
+		}
+		p := pos[k]
+		return p[0], p[1]
+	}
+	out := make(map[string]string, len(raw))
+	for _, k := range keys {
+		if !fieldName.MatchString(k) {
+			line, col := at(k)
+			return nil, &SidecarError{File: file, Line: line, Col: col, Msg: fmt.Sprintf("%q is not a field name; expected lower-case letters, digits and _ like frame_rate", k)}
+		}
+		var s string
+		switch v := raw[k].(type) {
+		case string:
+			s = v
+		case int64:
+			s = strconv.FormatInt(v, 10)
+		case float64:
+			s = strconv.FormatFloat(v, 'f', -1, 64)
+		case bool:
+			s = strconv.FormatBool(v)
+		case time.Time:
+			s = v.Format(time.RFC3339)
+		default:
+			line, col := at(k)
+			return nil, &SidecarError{File: file, Line: line, Col: col, Msg: fmt.Sprintf("%s: expected a string, number or boolean, not %s", k, describe(v))}
+		}
+		out[k] = s
+	}
+	return out, checkPin(file, out, func() (int, int) { return at("request") })
+}
+
+// tomlKeyPositions finds where each top-level key (key = ..., [key], [[key]]) is first
+// written, for messages about its value: the TOML decoder keeps no positions for valid
+// documents. One pass, so a sidecar of many keys costs no more than its length.
+func tomlKeyPositions(data []byte) map[string][2]int {
+	pos := map[string][2]int{}
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimLeft(line, " \t")
+		col := utf8.RuneCountInString(line[:len(line)-len(t)]) + 1
+		var k string
+		if h, ok := strings.CutPrefix(t, "["); ok {
+			h = strings.TrimLeft(strings.TrimPrefix(h, "["), " \t")
+			if end := strings.IndexAny(h, "].\t "); end > 0 {
+				k = h[:end]
+			}
+		} else if end := strings.IndexAny(t, "=.\t "); end > 0 {
+			k = t[:end]
+		}
+		k = strings.Trim(k, `"'`)
+		if _, seen := pos[k]; k != "" && !seen {
+			pos[k] = [2]int{i + 1, col}
+		}
+	}
+	return pos
+}
+
+func describe(v any) string {
+	switch v.(type) {
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func parseJSON(file string, data []byte) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	at := func(off int64, msg string, err error) error {
+		line, col := lineCol(data, off)
+		return &SidecarError{File: file, Line: line, Col: col, Msg: msg, Err: err}
+	}
+	bad := func(err error) error {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return at(se.Offset, se.Error(), err)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return at(int64(len(data)), "unexpected end of the file; expected a JSON object like {\"language\": \"fr-FR\"}", err)
+		}
+		return at(dec.InputOffset(), err.Error(), err)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, bad(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, at(0, `expected a JSON object like {"language": "fr-FR"}`, nil)
+	}
+	out := map[string]string{}
+	var pinOff int64
+	for dec.More() {
+		keyOff := skipSpace(data, dec.InputOffset(), ",")
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, bad(err)
+		}
+		k, _ := tok.(string)
+		if !fieldName.MatchString(k) {
+			return nil, at(keyOff, fmt.Sprintf("%q is not a field name; expected lower-case letters, digits and _ like frame_rate", k), nil)
+		}
+		if _, dup := out[k]; dup {
+			return nil, at(keyOff, fmt.Sprintf("%q is given twice", k), nil)
+		}
+		valOff := skipSpace(data, dec.InputOffset(), ":")
+		tok, err = dec.Token()
+		if err != nil {
+			return nil, bad(err)
+		}
+		switch v := tok.(type) {
+		case string:
+			out[k] = v
+		case json.Number:
+			out[k] = v.String()
+		case bool:
+			out[k] = strconv.FormatBool(v)
+		default:
+			what := "null"
+			if d, ok := v.(json.Delim); ok && d == '[' {
+				what = "an array"
+			} else if ok {
+				what = "an object"
+			}
+			return nil, at(valOff, fmt.Sprintf("%s: expected a string, number or boolean, not %s", k, what), nil)
+		}
+		if k == "request" {
+			pinOff = keyOff
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, at(skipSpace(data, dec.InputOffset(), ""), "unexpected text after the JSON object", err)
+	}
+	return out, checkPin(file, out, func() (int, int) { return lineCol(data, pinOff) })
+}
+
+// checkPin checks the request key: an id, not empty.
+func checkPin(file string, values map[string]string, pos func() (int, int)) error {
+	v, ok := values["request"]
+	if !ok {
+		return nil
+	}
+	if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " /\\") {
+		line, col := pos()
+		return &SidecarError{File: file, Line: line, Col: col, Msg: fmt.Sprintf(`request: %q is not a request id; expected e.g. request = "SR-1042"`, v)}
+	}
+	return nil
+}
+
+// skipSpace returns the offset of the first byte at or after off that is neither white space
+// nor one of the separators in seps.
+func skipSpace(data []byte, off int64, seps string) int64 {
+	for off < int64(len(data)) {
+		c := data[off]
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' && !strings.ContainsRune(seps, rune(c)) {
+			break
+		}
+		off++
+	}
+	return off
+}
+
+// lineCol converts a byte offset to a 1-based line and character column.
+func lineCol(data []byte, off int64) (int, int) {
+	off = min(max(off, 0), int64(len(data)))
+	before := data[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	start := bytes.LastIndexByte(before, '\n') + 1
+	return line, utf8.RuneCount(before[start:]) + 1
+}
+
+// folderSidecarNames are the "apply to all rows" sidecars of a folder.
+var folderSidecarNames = []string{"_metadata.toml", "_metadata.json"}

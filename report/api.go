@@ -1,0 +1,157 @@
+package report
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/store"
+)
+
+// RequestInfo is a request as the HTTP API, the dashboard and `hotdrop status --json` show it.
+// The File Bin appears as a RequestInfo with Bin set and no ID.
+type RequestInfo struct {
+	ID            string            `json:"id"`
+	Title         string            `json:"title,omitempty"`
+	SourceType    string            `json:"source_type,omitempty"`
+	Language      string            `json:"language,omitempty"`
+	PackageID     string            `json:"package_id,omitempty"`
+	Status        string            `json:"status,omitempty"`
+	State         string            `json:"state"`
+	FilesExpected int               `json:"files_expected"`
+	Bin           bool              `json:"bin,omitempty"`
+	Fields        map[string]string `json:"fields,omitempty"`
+	Folder        string            `json:"folder,omitempty"`
+	// Reason is the first held or failed file's reason: why the request does not move.
+	Reason    *Reason    `json:"reason,omitempty"`
+	Files     []FileInfo `json:"files"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// FileInfo is one file of a RequestInfo. Done, Rate and ETA follow the upload in progress.
+type FileInfo struct {
+	ID         int64     `json:"id"`
+	Name       string    `json:"name"`
+	Path       string    `json:"path,omitempty"`
+	State      string    `json:"state"`
+	Reason     *Reason   `json:"reason,omitempty"`
+	Size       int64     `json:"size"`
+	Done       int64     `json:"done,omitempty"`
+	Rate       float64   `json:"rate,omitempty"` // bytes per second
+	ETA        float64   `json:"eta,omitempty"`  // seconds
+	SHA256     string    `json:"sha256,omitempty"`
+	RemotePath string    `json:"remote_path,omitempty"`
+	Retrying   *Retrying `json:"retrying,omitempty"`
+	ChangedAt  time.Time `json:"changed_at"`
+}
+
+// InfoFromView builds the API form of a request view.
+func InfoFromView(v delivery.RequestView) RequestInfo {
+	ri := RequestInfo{ID: v.ID, Status: v.Status, State: string(v.State), FilesExpected: v.FilesExpected,
+		Bin: v.Bin, Fields: v.Fields, Folder: v.Folder, Files: []FileInfo{}, UpdatedAt: v.UpdatedAt.UTC()}
+	ri.fillFields()
+	for _, f := range v.Files {
+		fi := FileInfo{ID: f.ID, Name: f.Name, Path: f.Path, State: string(f.State), Size: f.Size, Done: f.Done,
+			SHA256: f.SHA256, RemotePath: f.RemotePath, ChangedAt: f.ChangedAt.UTC()}
+		if f.Reason != "" {
+			fi.Reason = &Reason{Code: f.Reason, Message: f.Message}
+		}
+		if f.Retrying {
+			fi.Retrying = &Retrying{Attempt: f.Attempt, NextTry: f.NextTry.UTC()}
+		}
+		ri.Files = append(ri.Files, fi)
+	}
+	ri.fillReason()
+	return ri
+}
+
+func (ri *RequestInfo) fillFields() {
+	ri.Title, ri.SourceType = ri.Fields["title"], ri.Fields["source_type"]
+	ri.Language, ri.PackageID = ri.Fields["language"], ri.Fields["package_id"]
+}
+
+func (ri *RequestInfo) fillReason() {
+	ri.Reason = nil
+	for _, f := range ri.Files {
+		if f.Reason != nil && (f.State == string(delivery.Held) || f.State == string(delivery.Failed)) {
+			ri.Reason = &Reason{Code: f.Reason.Code, Message: f.Name + ": " + f.Reason.Message}
+			return
+		}
+	}
+}
+
+// InfoFromStore builds the API form of every request from the journal alone: what
+// `hotdrop status` shows when the daemon is not running. Retries and progress in flight are
+// not journaled, so they do not show.
+func InfoFromStore(reqs []store.Request, files []store.File) []RequestInfo {
+	byReq := map[string][]store.File{}
+	for _, f := range files {
+		byReq[f.RequestID] = append(byReq[f.RequestID], f)
+	}
+	out := make([]RequestInfo, 0, len(reqs))
+	for _, r := range reqs {
+		ri := RequestInfo{ID: r.ID, Status: r.Status, State: r.State, FilesExpected: r.Files, Folder: r.Folder,
+			Files: []FileInfo{}, UpdatedAt: r.UpdatedAt.UTC()}
+		if err := json.Unmarshal([]byte(r.Fields), &ri.Fields); err != nil {
+			ri.Fields = nil
+		}
+		ri.fillFields()
+		for _, f := range byReq[r.ID] {
+			name := f.Path
+			if rel, ok := relSlash(r.Folder, f.Path); ok {
+				name = rel
+			}
+			fi := FileInfo{ID: f.ID, Name: name, Path: f.Path, State: f.State, Size: f.Size, SHA256: f.SHA256,
+				RemotePath: f.RemotePath, ChangedAt: f.UpdatedAt.UTC()}
+			if f.Reason != "" {
+				fi.Reason = &Reason{Code: f.Reason, Message: f.Message}
+			}
+			ri.Files = append(ri.Files, fi)
+		}
+		sort.Slice(ri.Files, func(i, j int) bool { return ri.Files[i].Name < ri.Files[j].Name })
+		ri.fillReason()
+		out = append(out, ri)
+	}
+	if bin := byReq[""]; len(bin) > 0 {
+		ri := RequestInfo{Bin: true, State: string(delivery.Waiting), Files: []FileInfo{}}
+		for _, f := range bin {
+			fi := FileInfo{ID: f.ID, Name: f.Path, Path: f.Path, State: f.State, Size: f.Size, ChangedAt: f.UpdatedAt.UTC()}
+			if f.Reason != "" {
+				fi.Reason = &Reason{Code: f.Reason, Message: f.Message}
+			}
+			ri.Files = append(ri.Files, fi)
+		}
+		ri.fillReason()
+		out = append(out, ri)
+	}
+	return out
+}
+
+// Progress sums a request's bytes done (delivered files count whole) and its total.
+func (ri RequestInfo) Progress() (done, total int64) {
+	for _, f := range ri.Files {
+		total += f.Size
+		switch f.State {
+		case string(delivery.Delivered):
+			done += f.Size
+		case string(delivery.Uploading):
+			done += min(f.Done, f.Size)
+		}
+	}
+	return done, total
+}
+
+// relSlash is p relative to dir with forward slashes, when p is inside dir.
+func relSlash(dir, p string) (string, bool) {
+	if dir == "" {
+		return "", false
+	}
+	rel, err := filepath.Rel(dir, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}

@@ -1,0 +1,242 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/store"
+)
+
+// SignatureHeader carries the HMAC-SHA256 of a webhook body, as "sha256=HEX", when
+// status.webhook_secret_file is set.
+const SignatureHeader = "X-Hotdrop-Signature"
+
+// Sign returns the SignatureHeader value of body under secret.
+func Sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Sender delivers one target's outbox: each journaled event is POSTed, oldest first, until
+// the receiver accepts it (2xx), retrying with exponential backoff and jitter, across
+// restarts (the attempts and the next try are journaled). Delivery is at-least-once: a
+// receiver de-duplicates on the event's id.
+//
+// Order is kept per request: while an event of a request waits for a retry, no later event
+// of that request is sent. A receiver that is down (no answer, a timeout, a 5xx) stops the
+// whole pass until its next try; a 4xx holds back only the request it concerned.
+type Sender struct {
+	Store  *store.Store
+	Target string
+	// URL gives where an event goes (the webhook's URL, the tracker's per-request URL).
+	URL func(ev store.Event) string
+	// Token, when set, is sent as "Authorization: Bearer"; Secret, when set, signs the body.
+	Token  string
+	Secret []byte
+	Client *http.Client
+	// Timeout bounds every call (default 10s).
+	Timeout time.Duration
+	// BackoffBase and BackoffMax bound the waits between tries (default 2s and 10m).
+	BackoffBase, BackoffMax time.Duration
+	Clock                   delivery.Clock // default: the wall clock
+	Logger                  *slog.Logger
+
+	once sync.Once
+	wake chan struct{}
+}
+
+// Wake tells the Sender a new event is queued. It never blocks.
+func (s *Sender) Wake() {
+	select {
+	case s.wakeCh() <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Sender) wakeCh() chan struct{} {
+	s.once.Do(func() { s.wake = make(chan struct{}, 1) })
+	return s.wake
+}
+
+func (s *Sender) defaults() {
+	if s.Client == nil {
+		s.Client = &http.Client{}
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = 10 * time.Second
+	}
+	if s.BackoffBase <= 0 {
+		s.BackoffBase = 2 * time.Second
+	}
+	if s.BackoffMax <= 0 {
+		s.BackoffMax = 10 * time.Minute
+	}
+	if s.Clock == nil {
+		s.Clock = wallClock{}
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+}
+
+// outboxBatch is how many deliveries one pass reads.
+const outboxBatch = 1000
+
+// Run sends until ctx is cancelled. Call Wake (or set up Hub.OnJournal) before Run so no
+// wake-up is lost; a Sender must not be run twice at once.
+func (s *Sender) Run(ctx context.Context) error {
+	s.defaults()
+	wake := s.wakeCh()
+	for {
+		wait, err := s.pass(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			s.Logger.Error("outbox", "target", s.Target, "err", err)
+			wait = s.BackoffBase
+		}
+		var timer <-chan time.Time
+		if wait >= 0 {
+			timer = s.Clock.After(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-timer:
+		}
+	}
+}
+
+// pass sends what is due and returns how long until the next try is due (-1: nothing owed).
+func (s *Sender) pass(ctx context.Context) (time.Duration, error) {
+	items, err := s.Store.Outbox(ctx, s.Target, outboxBatch)
+	if err != nil {
+		return 0, err
+	}
+	if len(items) == 0 {
+		return -1, nil
+	}
+	blocked := map[string]bool{} // requests with an earlier event still owed
+	next := time.Duration(-1)
+	later := func(at time.Time) {
+		d := max(at.Sub(s.Clock.Now()), 0)
+		if next < 0 || d < next {
+			next = d
+		}
+	}
+	for _, it := range items {
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		key := it.Event.RequestID
+		if blocked[key] {
+			continue
+		}
+		if !it.NextTry.IsZero() && it.NextTry.After(s.Clock.Now()) {
+			blocked[key] = true
+			later(it.NextTry)
+			continue
+		}
+		// A send in flight finishes (within Timeout) even when ctx ends, and its outcome is
+		// recorded: a receiver that got the event is not sent it again after a restart.
+		bg := context.WithoutCancel(ctx)
+		err := s.send(bg, it.Event)
+		if err == nil {
+			if err := s.Store.OutboxDone(bg, it.Seq); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		attempts := it.Attempts + 1
+		at := s.Clock.Now().Add(s.backoff(attempts))
+		s.Logger.Warn("sending event failed; will retry", "target", s.Target, "event", it.Event.ID, "type", it.Event.Type,
+			"request", it.Event.RequestID, "attempt", attempts, "next_try", at.UTC().Format(time.RFC3339), "err", err)
+		if ferr := s.Store.OutboxFailed(bg, it.Seq, attempts, at, err.Error()); ferr != nil {
+			return 0, ferr
+		}
+		blocked[key] = true
+		later(at)
+		var re *receiverError
+		if !errors.As(err, &re) || re.status >= 500 || re.status == http.StatusTooManyRequests || re.status == http.StatusRequestTimeout {
+			return next, nil // the receiver is down: the rest waits for the same next try
+		}
+	}
+	if len(items) == outboxBatch && next < 0 {
+		next = 0
+	}
+	return next, nil
+}
+
+// receiverError is an answer other than 2xx.
+type receiverError struct {
+	status int
+	body   string
+}
+
+func (e *receiverError) Error() string {
+	if e.body != "" {
+		return fmt.Sprintf("HTTP %d: %s", e.status, e.body)
+	}
+	return fmt.Sprintf("HTTP %d", e.status)
+}
+
+func (s *Sender) send(ctx context.Context, ev store.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	url := s.URL(ev)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(ev.Body))
+	if err != nil {
+		return fmt.Errorf("event %s: %s: %w", ev.ID, redact(url), bareNetError(err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "hotdrop")
+	req.Header.Set("X-Hotdrop-Event", ev.Type)
+	req.Header.Set("X-Hotdrop-Delivery", ev.ID)
+	if s.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+	}
+	if len(s.Secret) > 0 {
+		req.Header.Set(SignatureHeader, Sign(s.Secret, ev.Body))
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("posting event %s to %s: %w", ev.ID, redact(url), bareNetError(err))
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return &receiverError{status: resp.StatusCode, body: string(bytes.TrimSpace(snippet))}
+	}
+	return nil
+}
+
+// backoff is exponential from BackoffBase, capped at BackoffMax, with up to 50% jitter.
+func (s *Sender) backoff(attempt int) time.Duration {
+	d := s.BackoffBase
+	for i := 1; i < attempt && d < s.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.BackoffMax)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                         { return time.Now() }
+func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

@@ -1,0 +1,469 @@
+package report
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/store"
+)
+
+// Control is what the API's buttons ask of the delivery engine (*delivery.Engine has it).
+// Each call may block until the engine's loop takes it; it honours ctx.
+type Control interface {
+	Retry(ctx context.Context, requestID string) error
+	RetryFile(ctx context.Context, idOrPath string) error
+	Deliver(ctx context.Context, requestID string) error
+	Unreachable() bool
+}
+
+// ServerOptions configure the HTTP server on status.listen.
+type ServerOptions struct {
+	Listen string // host:port
+	// Token is the content of status.token_file ("" = none). Off loopback it is required and
+	// every request must carry it; on loopback it lets non-browser clients POST.
+	Token           string
+	TLSCert, TLSKey string
+	// Hosts are further names accepted in the Host header, besides the listen address (and,
+	// on loopback, localhost; on a wildcard address, this machine's name and addresses).
+	Hosts   []string
+	Hub     *Hub
+	Metrics *Metrics
+	Store   *store.Store // request history and SSE resume (nil: none)
+	Control Control      // nil: the buttons answer 503
+	Logger  *slog.Logger
+}
+
+// Server is the dashboard, the JSON API, the event stream, /metrics and /healthz.
+type Server struct {
+	o        ServerOptions
+	loopback bool
+	hosts    map[string]bool
+	cop      *http.CrossOriginProtection
+	ln       net.Listener
+	mux      *http.ServeMux
+
+	mu  sync.Mutex
+	ctx context.Context // Serve's: what engine calls run under
+}
+
+func (s *Server) baseCtx() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		return context.Background()
+	}
+	return s.ctx
+}
+
+//go:embed web
+var webFS embed.FS
+
+// sessionCookie is set by the login form; its value is derived from the token, never the
+// token itself.
+const sessionCookie = "hotdrop_session"
+
+// NewServer checks the options. A non-loopback address without a token is refused: loopback
+// is the only place where no token is acceptable, and even there it is not authentication.
+func NewServer(o ServerOptions) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	host, _, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("status.listen %q: %w", o.Listen, err)
+	}
+	s := &Server{o: o, loopback: isLoopback(host), hosts: map[string]bool{}, cop: http.NewCrossOriginProtection()}
+	if !s.loopback && o.Token == "" {
+		return nil, fmt.Errorf("status.listen %q is not a loopback address, so status.token_file is required: off loopback every request needs the token", o.Listen)
+	}
+	s.allowHosts(host)
+	s.routes()
+	return s, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func (s *Server) allowHosts(host string) {
+	add := func(h string) {
+		if h = strings.ToLower(strings.Trim(h, "[]")); h != "" {
+			s.hosts[h] = true
+		}
+	}
+	for _, h := range s.o.Hosts {
+		add(h)
+	}
+	add(host)
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	if s.loopback || host == "" || ip != nil && ip.IsUnspecified() {
+		add("localhost")
+		add("127.0.0.1")
+		add("::1")
+	}
+	if host == "" || ip != nil && ip.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil {
+			add(name)
+			add(strings.SplitN(name, ".", 2)[0])
+		}
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok {
+					add(n.IP.String())
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	web, _ := fs.Sub(webFS, "web")
+	static := http.FileServerFS(web)
+	m.Handle("GET /{$}", static)
+	m.Handle("GET /app.js", static)
+	m.Handle("GET /app.css", static)
+	m.HandleFunc("GET /login", s.loginForm)
+	m.HandleFunc("POST /login", s.login)
+	m.HandleFunc("GET /api/requests", s.listRequests)
+	m.HandleFunc("GET /api/requests/{id}", s.getRequest)
+	m.HandleFunc("GET /api/events", s.events)
+	m.HandleFunc("POST /api/requests/{id}/retry", s.control(func(ctx context.Context, c Control, id string) error { return c.Retry(ctx, id) }))
+	m.HandleFunc("POST /api/requests/{id}/deliver", s.control(func(ctx context.Context, c Control, id string) error { return c.Deliver(ctx, id) }))
+	m.HandleFunc("POST /api/files/{id}/retry", s.control(func(ctx context.Context, c Control, id string) error {
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+			return fmt.Errorf("file %s: %w", id, delivery.ErrUnknown)
+		}
+		return c.RetryFile(ctx, id)
+	}))
+	m.HandleFunc("GET /healthz", s.healthz)
+	if s.o.Metrics != nil {
+		m.Handle("GET /metrics", s.o.Metrics.Handler())
+	}
+	s.mux = m
+}
+
+// Handler is the whole site with its checks: Host, token, same-origin POSTs.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r.Host) {
+			http.Error(w, "Forbidden: this Host is not one hotdrop answers to (a guard against DNS rebinding); add it to the allowed names or use the listen address", http.StatusForbidden)
+			return
+		}
+		bearer := s.bearerOK(r)
+		authed := bearer || s.cookieOK(r)
+		if !s.loopback && !authed && r.URL.Path != "/login" && r.URL.Path != "/app.css" {
+			if r.Method == http.MethodGet && (r.URL.Path == "/" || strings.Contains(r.Header.Get("Accept"), "text/html")) {
+				http.Redirect(w, r, "/login", http.StatusSeeOther)
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hotdrop"`)
+			http.Error(w, "Unauthorized: send the token from status.token_file as Authorization: Bearer", http.StatusUnauthorized)
+			return
+		}
+		if !bearer {
+			if err := s.cop.Check(r); err != nil {
+				http.Error(w, "Forbidden: cross-origin request refused; POST from the dashboard itself or send the token", http.StatusForbidden)
+				return
+			}
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	return s.hosts[host]
+}
+
+func (s *Server) bearerOK(r *http.Request) bool {
+	if s.o.Token == "" {
+		return false
+	}
+	a := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(a, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.o.Token)) == 1
+}
+
+func (s *Server) session() string {
+	m := hmac.New(sha256.New, []byte(s.o.Token))
+	m.Write([]byte("hotdrop dashboard session"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) cookieOK(r *http.Request) bool {
+	if s.o.Token == "" {
+		return false
+	}
+	c, err := r.Cookie(sessionCookie)
+	return err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session())) == 1
+}
+
+const loginPage = `<!doctype html><html lang="en"><meta charset="utf-8"><title>hotdrop: sign in</title>
+<link rel="stylesheet" href="/app.css"><body class="login"><form method="post" action="/login">
+<h1>hotdrop</h1><p>%s</p><label>Token <input type="password" name="token" autocomplete="current-password" autofocus></label>
+<button type="submit">Sign in</button></form></body></html>`
+
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, loginPage, "Enter the token from status.token_file.")
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	tok := r.PostFormValue("token")
+	if s.o.Token == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.o.Token)) != 1 {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, loginPage, "That token is not the one in status.token_file.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.session(), Path: "/", HttpOnly: true,
+		Secure: s.o.TLSCert != "", SameSite: http.SameSiteStrictMode, MaxAge: 30 * 24 * 3600})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// RequestList is GET /api/requests.
+type RequestList struct {
+	Requests []RequestInfo `json:"requests"`
+}
+
+// RequestDetail is GET /api/requests/{id}: the request and its latest journaled events.
+type RequestDetail struct {
+	RequestInfo
+	Events []json.RawMessage `json:"events"`
+}
+
+func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, RequestList{Requests: s.o.Hub.Requests()})
+}
+
+func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ri, ok := s.o.Hub.Request(id)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("request %s is not known to hotdrop", id)})
+		return
+	}
+	d := RequestDetail{RequestInfo: ri, Events: []json.RawMessage{}}
+	if s.o.Store != nil {
+		evs, err := s.o.Store.Events(r.Context(), 0, id, 1000)
+		if err != nil {
+			s.o.Logger.Error("reading events", "request", id, "err", err)
+		}
+		for _, ev := range evs {
+			d.Events = append(d.Events, json.RawMessage(ev.Body))
+		}
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// controlTimeout bounds how long a button waits for the engine's loop.
+const controlTimeout = 15 * time.Second
+
+func (s *Server) control(fn func(ctx context.Context, c Control, id string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.o.Control == nil {
+			writeJSON(w, http.StatusServiceUnavailable, apiError{"hotdrop is starting; try again in a moment"})
+			return
+		}
+		// The engine starts uploads under the context of the call that asked for them, so
+		// the call runs under the server's own context, not the request's (which ends with
+		// this handler and would cancel the uploads it started). The handler waits at most
+		// controlTimeout; the call itself ends with the server.
+		id := r.PathValue("id")
+		res := make(chan error, 1)
+		go func() { res <- fn(s.baseCtx(), s.o.Control, id) }()
+		var err error
+		select {
+		case err = <-res:
+		case <-time.After(controlTimeout):
+			err = errors.New("hotdrop is busy and did not take the request in time; it may still act on it")
+		case <-r.Context().Done():
+			return
+		}
+		switch {
+		case err == nil:
+			writeJSON(w, http.StatusAccepted, map[string]bool{"ok": true})
+		case errors.Is(err, delivery.ErrUnknown):
+			writeJSON(w, http.StatusNotFound, apiError{err.Error()})
+		default:
+			writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
+		}
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if s.o.Control != nil && s.o.Control.Unreachable() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "destination unreachable")
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// sseHeartbeat keeps proxies and browsers from closing an idle stream.
+const sseHeartbeat = 25 * time.Second
+
+// events is GET /api/events: Server-Sent Events. Journaled events carry their journal seq as
+// the SSE id, so a client that reconnects with Last-Event-ID first gets what it missed.
+// Frames: one per event (event: its type), "request" with a request's new view, and
+// "resync" when the client fell behind and should fetch /api/requests again.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming is not supported here", http.StatusInternalServerError)
+		return
+	}
+	sub, leave := s.o.Hub.subscribe()
+	defer leave()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 3000\n\n")
+	var last int64
+	if lei, err := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64); err == nil && s.o.Store != nil {
+		evs, err := s.o.Store.Events(r.Context(), lei, "", 1000)
+		if err != nil || len(evs) == 1000 {
+			writeFrame(w, frame{event: "resync", data: []byte("{}")})
+		} else {
+			for _, ev := range evs {
+				writeFrame(w, frame{id: ev.Seq, event: ev.Type, data: ev.Body})
+				last = ev.Seq
+			}
+		}
+	}
+	fl.Flush()
+	tick := time.NewTicker(sseHeartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+		case <-sub.lost:
+			writeFrame(w, frame{event: "resync", data: []byte("{}")})
+		case f := <-sub.ch:
+			if f.id != 0 && f.id <= last {
+				continue // already sent from the journal
+			}
+			writeFrame(w, f)
+		}
+		fl.Flush()
+	}
+}
+
+func writeFrame(w http.ResponseWriter, f frame) {
+	if f.id != 0 {
+		fmt.Fprintf(w, "id: %d\n", f.id)
+	}
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", f.event, f.data)
+}
+
+// Listen binds status.listen, so that an address in use is an error at start.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.o.Listen)
+	if err != nil {
+		return fmt.Errorf("status.listen %s: %w", s.o.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address (after Listen).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.o.Listen
+	}
+	return s.ln.Addr().String()
+}
+
+// Serve answers on the bound address until ctx is cancelled, then stops within a few
+// seconds (event streams end with ctx).
+func (s *Server) Serve(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelDebug),
+	}
+	done := make(chan error, 1)
+	go func() {
+		if s.o.TLSCert != "" {
+			done <- srv.ServeTLS(s.ln, s.o.TLSCert, s.o.TLSKey)
+		} else {
+			done <- srv.Serve(s.ln)
+		}
+	}()
+	select {
+	case err := <-done:
+		return fmt.Errorf("status server on %s: %w", s.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	<-done
+	return nil
+}
+
+// SetControl gives the server the engine behind its buttons; call it before Serve.
+func (s *Server) SetControl(c Control) { s.o.Control = c }

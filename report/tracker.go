@@ -1,0 +1,267 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"golang.org/x/text/language"
+
+	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/store"
+)
+
+// Tracker is the studio's tracker as the source of requests (requests.source = "http"): it
+// polls GET {URL}/source-requests and hands the merged list to Apply (Engine.UpdateRequests),
+// which creates drop folders for new requests, reopens redelivery_requested ones and stops
+// others from taking files. A failed poll, or a request missing from one reply, changes
+// nothing: the last known list stays, and a request is closed only by a status the tracker
+// sends. Events go back through an outbox Sender using EventURL.
+type Tracker struct {
+	URL   string // the tracker API's base, without a trailing slash
+	Token string // bearer token from requests.token_file; "" = none
+	// Poll is the time between polls (default 1m); Timeout bounds each call (default 30s).
+	Poll, Timeout time.Duration
+	Client        *http.Client
+	Clock         delivery.Clock
+	Logger        *slog.Logger
+	// Apply installs the merged list of requests; it is called only when the list changed.
+	Apply func(ctx context.Context, reqs []delivery.Request) error
+
+	mu    sync.Mutex
+	known map[string]delivery.Request
+	etag  string
+}
+
+// Seed sets the last known requests (from the journal, at start), so that a tracker that is
+// down at start changes nothing either.
+func (t *Tracker) Seed(reqs []delivery.Request) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.known = map[string]delivery.Request{}
+	for _, r := range reqs {
+		t.known[r.ID] = r
+	}
+}
+
+// Known returns the last known requests, by id.
+func (t *Tracker) Known() []delivery.Request {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sorted()
+}
+
+func (t *Tracker) sorted() []delivery.Request {
+	out := make([]delivery.Request, 0, len(t.known))
+	for _, r := range t.known {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// EventURL is where an event about a request is POSTed: {URL}/source-requests/{id}/events.
+func (t *Tracker) EventURL(ev store.Event) string {
+	return strings.TrimRight(t.URL, "/") + "/source-requests/" + url.PathEscape(ev.RequestID) + "/events"
+}
+
+func (t *Tracker) defaults() {
+	if t.Poll <= 0 {
+		t.Poll = time.Minute
+	}
+	if t.Timeout <= 0 {
+		t.Timeout = 30 * time.Second
+	}
+	if t.Client == nil {
+		t.Client = &http.Client{}
+	}
+	if t.Clock == nil {
+		t.Clock = wallClock{}
+	}
+	if t.Logger == nil {
+		t.Logger = slog.Default()
+	}
+}
+
+// Run polls now and then every Poll until ctx is cancelled. Errors are logged, never fatal.
+func (t *Tracker) Run(ctx context.Context) error {
+	t.defaults()
+	for {
+		if _, err := t.PollOnce(ctx); err != nil && ctx.Err() == nil {
+			t.Logger.Error("tracker poll failed; the last known requests stay in force", "url", redact(t.URL), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.Clock.After(t.Poll):
+		}
+	}
+}
+
+// PollOnce fetches the tracker's requests once and applies them if anything changed. It
+// reports whether the list changed.
+func (t *Tracker) PollOnce(ctx context.Context) (bool, error) {
+	t.defaults()
+	reqs, notModified, err := t.fetch(ctx)
+	if err != nil || notModified {
+		return false, err
+	}
+	t.mu.Lock()
+	if t.known == nil {
+		t.known = map[string]delivery.Request{}
+	}
+	changed := false
+	for _, r := range reqs {
+		old, ok := t.known[r.ID]
+		if ok && old.Status == r.Status && old.Files == r.Files && maps.Equal(old.Fields, r.Fields) {
+			continue
+		}
+		if !ok {
+			t.Logger.Info("tracker: new request", "request", r.ID, "status", r.Status)
+		} else if old.Status != r.Status {
+			t.Logger.Info("tracker: request status changed", "request", r.ID, "from", old.Status, "to", r.Status)
+		}
+		t.known[r.ID] = r
+		changed = true
+	}
+	list := t.sorted()
+	t.mu.Unlock()
+	if !changed {
+		return false, nil
+	}
+	if err := t.Apply(ctx, list); err != nil {
+		return true, fmt.Errorf("applying the tracker's requests: %w", err)
+	}
+	return true, nil
+}
+
+// trackerReply is GET {url}/source-requests.
+type trackerReply struct {
+	Requests []map[string]any `json:"requests"`
+}
+
+func (t *Tracker) fetch(ctx context.Context) ([]delivery.Request, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	defer cancel()
+	u := strings.TrimRight(t.URL, "/") + "/source-requests"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("tracker %s: %w", redact(u), bareNetError(err))
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "hotdrop")
+	if t.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+t.Token)
+	}
+	t.mu.Lock()
+	if t.etag != "" {
+		req.Header.Set("If-None-Match", t.etag)
+	}
+	t.mu.Unlock()
+	resp, err := t.Client.Do(req)
+	if err != nil {
+		return nil, false, fmt.Errorf("tracker %s: %w", redact(u), bareNetError(err))
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		return nil, true, nil
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return nil, false, fmt.Errorf("tracker %s refused the token (HTTP %d): check requests.token_file", redact(u), resp.StatusCode)
+	case resp.StatusCode/100 != 2:
+		return nil, false, fmt.Errorf("tracker %s: HTTP %d", redact(u), resp.StatusCode)
+	}
+	var reply trackerReply
+	dec := json.NewDecoder(io.LimitReader(resp.Body, 64<<20))
+	if err := dec.Decode(&reply); err != nil {
+		return nil, false, fmt.Errorf("tracker %s: the reply is not the expected {\"requests\": [...]}: %w", redact(u), err)
+	}
+	if reply.Requests == nil {
+		return nil, false, fmt.Errorf("tracker %s: the reply has no \"requests\" list", redact(u))
+	}
+	var out []delivery.Request
+	for i, m := range reply.Requests {
+		r, err := requestFromTracker(m)
+		if err != nil {
+			t.Logger.Warn("tracker: skipping a request", "index", i, "err", err)
+			continue
+		}
+		out = append(out, r)
+	}
+	t.mu.Lock()
+	t.etag = resp.Header.Get("ETag")
+	t.mu.Unlock()
+	return out, false, nil
+}
+
+// errBadRequest marks a request in a tracker reply that hotdrop cannot use.
+var errBadRequest = errors.New("unusable request")
+
+// requestFromTracker reads one request object: string fields become Fields (language in its
+// canonical BCP 47 form), files a count (default 1), status defaults to open.
+func requestFromTracker(m map[string]any) (delivery.Request, error) {
+	r := delivery.Request{Status: delivery.StatusOpen, Files: 1, Fields: map[string]string{}}
+	for k, v := range m {
+		switch val := v.(type) {
+		case string:
+			if val != "" {
+				r.Fields[k] = val
+			}
+		case float64:
+			if k == "files" {
+				if val < 0 || val != float64(int(val)) {
+					return r, fmt.Errorf("request %v: files = %v is not a count: %w", m["id"], val, errBadRequest)
+				}
+				r.Files = int(val)
+			}
+		}
+	}
+	r.ID = r.Fields["id"]
+	if !usableID(r.ID) {
+		return r, fmt.Errorf("id %q is not usable (it must be text without spaces or slashes): %w", r.ID, errBadRequest)
+	}
+	if s := r.Fields["status"]; s != "" {
+		r.Status = s
+	}
+	r.Fields["status"] = r.Status
+	if l := r.Fields["language"]; l != "" {
+		tag, err := language.Parse(l)
+		if err != nil {
+			return r, fmt.Errorf("request %s: language %q is not a BCP 47 tag: %w", r.ID, l, errBadRequest)
+		}
+		r.Fields["language"] = tag.String()
+	}
+	return r, nil
+}
+
+func usableID(s string) bool {
+	if s == "" || s == "." || s == ".." || strings.ContainsAny(s, `/\:*?"<>|`) {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) })
+}
+
+// RequestsFromStore turns journaled requests back into the Engine's form: where a daemon
+// with requests.source = "http" starts before the tracker answers.
+func RequestsFromStore(in []store.Request) []delivery.Request {
+	out := make([]delivery.Request, 0, len(in))
+	for _, r := range in {
+		var fields map[string]string
+		if err := json.Unmarshal([]byte(r.Fields), &fields); err != nil || fields == nil {
+			fields = map[string]string{"id": r.ID}
+		}
+		out = append(out, delivery.Request{ID: r.ID, Status: r.Status, Files: r.Files, Fields: fields})
+	}
+	return out
+}

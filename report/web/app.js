@@ -1,0 +1,261 @@
+// hotdrop dashboard: request cards kept live from /api/events (Server-Sent Events).
+// No framework and no build step: the DOM is built with createElement and textContent only.
+"use strict";
+
+const reasonWords = {
+  missing_metadata: "Metadata is missing",
+  invalid_metadata: "Metadata is not valid",
+  invalid_sidecar: "The sidecar file cannot be read",
+  no_matching_request: "No request matches this file",
+  ambiguous_match: "More than one request matches this file",
+  request_not_open: "The request takes no deliveries now",
+  already_delivered: "This request was already delivered",
+  unsupported_extension: "This kind of file is not accepted for this request",
+  too_many_files: "More files than the request takes",
+  unsafe_path: "Unsafe file (a link, pipe or device)",
+  invalid_name: "The file name cannot be used on the server",
+  remote_exists: "A file of that name is already on the server",
+  checksum_mismatch: "The file does not match its checksum",
+  keeps_changing: "The file keeps changing while it is sent",
+  changed_during_upload: "The file changed while it was sent",
+  auth_failed: "The server refused the login",
+  host_key_unknown: "The server's host key is not trusted yet",
+  host_key_changed: "The server's host key changed",
+  permission_denied: "The server refused permission",
+  no_space: "The server's disk is full",
+  verify_mismatch: "The delivered copy did not verify",
+  remote_hash_unavailable: "The server cannot compute a checksum",
+  remote_error: "The server reported an error",
+};
+
+const requests = new Map(); // id ("" = File Bin) → request as /api/requests gives it
+const board = document.getElementById("board");
+const search = document.getElementById("search");
+const group = document.getElementById("group");
+const live = document.getElementById("live");
+const banner = document.getElementById("banner");
+
+group.value = localStorage.getItem("hotdrop.group") || "title";
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = text;
+  return e;
+}
+
+function bytes(n) {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : n) + " " + u[i];
+}
+
+function duration(s) {
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  return h ? `${h}h ${m}m` : m ? `${m}m ${sec}s` : `${sec}s`;
+}
+
+function stateLabel(state) {
+  return el("span", "state s-" + state, state);
+}
+
+function reasonBox(reason, failed) {
+  const box = el("div", "reason" + (failed ? " failed" : ""));
+  box.append(el("b", null, reasonWords[reason.code] || reason.code));
+  box.append(el("span", null, reason.message));
+  box.dataset.code = reason.code;
+  return box;
+}
+
+async function post(url, button) {
+  if (button) button.disabled = true;
+  try {
+    const r = await fetch(url, { method: "POST", credentials: "same-origin" });
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      alert(body.error || `The request failed (HTTP ${r.status}).`);
+    }
+  } catch (e) {
+    alert("hotdrop did not answer: " + e);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+function progressText(f) {
+  if (f.state === "delivered") return "delivered";
+  if (f.state !== "uploading") return "";
+  const pct = f.size > 0 ? Math.floor((100 * (f.done || 0)) / f.size) : 0;
+  let t = `${pct}% of ${bytes(f.size)}`;
+  if (f.rate) t += ` · ${bytes(f.rate)}/s`;
+  if (f.eta) t += ` · ETA ${duration(f.eta)}`;
+  if (f.retrying) t += ` · retrying (attempt ${f.retrying.attempt}, next try ${new Date(f.retrying.next_try).toLocaleTimeString()})`;
+  return t;
+}
+
+function fraction(f) {
+  if (f.state === "delivered") return 1;
+  if (f.state !== "uploading" || !f.size) return 0;
+  return Math.min(1, (f.done || 0) / f.size);
+}
+
+function fileItem(f) {
+  const li = el("li", "file s-" + f.state);
+  li.dataset.fileId = f.id;
+  const head = el("div", "file-head");
+  head.append(el("span", "file-name", f.name), stateLabel(f.state));
+  li.append(head);
+  const bar = el("div", "bar");
+  const fill = el("div");
+  fill.style.width = (100 * fraction(f)).toFixed(1) + "%";
+  bar.append(fill);
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-valuenow", Math.round(100 * fraction(f)));
+  bar.hidden = f.state !== "uploading" && f.state !== "delivered";
+  li.append(bar, el("div", "rate", progressText(f)));
+  if (f.reason && (f.state === "held" || f.state === "failed" || f.state === "settling")) {
+    li.append(reasonBox(f.reason, f.state === "failed"));
+  }
+  if (f.state === "failed" || f.state === "held") {
+    const b = el("button", "retry-file", "Retry file");
+    b.onclick = () => post(`/api/files/${f.id}/retry`, b);
+    li.append(b);
+  }
+  return li;
+}
+
+function card(r) {
+  const c = el("article", "card s-" + r.state);
+  c.dataset.id = r.id;
+  const head = el("div", "card-head");
+  const title = r.bin ? "File Bin" : `${r.title || r.id}`;
+  const files = r.files || [];
+  // The File Bin has no delivery state of its own: show whether anything there needs a person.
+  const state = r.bin ? (files.some((f) => f.state === "held") ? "held" : "waiting") : r.state;
+  head.append(el("span", "card-title", title), stateLabel(state));
+  c.append(head);
+  if (!r.bin) {
+    const bits = [r.id, r.source_type, r.language, r.package_id, r.status && r.status !== "open" ? "status: " + r.status : ""];
+    c.append(el("div", "meta", bits.filter(Boolean).join(" · ")));
+  }
+  const expected = r.files_expected ? `${files.length} of ${r.files_expected} file(s)` : `${files.length} file(s)`;
+  c.append(el("div", "meta", expected));
+  if (files.length) {
+    const ul = el("ul", "files");
+    files.forEach((f) => ul.append(fileItem(f)));
+    c.append(ul);
+  }
+  if (!r.bin) {
+    const actions = el("div", "actions");
+    if (files.some((f) => f.state === "failed" || f.state === "held")) {
+      const b = el("button", "retry", "Retry");
+      b.onclick = () => post(`/api/requests/${encodeURIComponent(r.id)}/retry`, b);
+      actions.append(b);
+    }
+    if (files.length && ["waiting", "settling", "ready"].includes(r.state)) {
+      const b = el("button", "deliver", "Deliver");
+      b.title = "Deliver now (auto_deliver = false, or a request of any number of files); never overrides a hold";
+      b.onclick = () => post(`/api/requests/${encodeURIComponent(r.id)}/deliver`, b);
+      actions.append(b);
+    }
+    if (actions.childElementCount) c.append(actions);
+  }
+  return c;
+}
+
+function groupKey(r) {
+  if (r.bin) return "File Bin";
+  const k = group.value;
+  return (k === "state" ? r.state : r[k]) || "(none)";
+}
+
+function matches(r, q) {
+  if (!q) return true;
+  return [r.title, r.package_id, r.id, r.bin ? "file bin" : ""].some((s) => (s || "").toLowerCase().includes(q));
+}
+
+function render() {
+  const q = search.value.trim().toLowerCase();
+  const groups = new Map();
+  let shown = 0;
+  for (const r of requests.values()) {
+    if (r.bin && !(r.files || []).length) continue;
+    if (!matches(r, q)) continue;
+    const k = groupKey(r);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(r);
+    shown++;
+  }
+  board.replaceChildren();
+  if (!shown) {
+    board.append(el("p", "empty", requests.size ? "No request matches the search." : "No requests yet."));
+  }
+  const order = ["waiting", "settling", "held", "ready", "uploading", "failed", "delivered"];
+  const bin = "File Bin";
+  const keys = [...groups.keys()].sort((a, b) =>
+    (a === bin) - (b === bin) ||
+    (group.value === "state" ? order.indexOf(a) - order.indexOf(b) : a.localeCompare(b)));
+  for (const k of keys) {
+    const sec = el("section", "group");
+    sec.dataset.group = k;
+    sec.append(el("h2", null, `${k} (${groups.get(k).length})`));
+    const cards = el("div", "cards");
+    groups.get(k).sort((a, b) => (a.id || "").localeCompare(b.id || "")).forEach((r) => cards.append(card(r)));
+    sec.append(cards);
+    board.append(sec);
+  }
+  const counts = {};
+  for (const r of requests.values()) if (!r.bin) counts[r.state] = (counts[r.state] || 0) + 1;
+  document.getElementById("counts").textContent =
+    Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(" · ");
+}
+
+async function reload() {
+  const r = await fetch("/api/requests", { credentials: "same-origin" });
+  if (!r.ok) return;
+  const body = await r.json();
+  requests.clear();
+  for (const q of body.requests || []) requests.set(q.bin ? "" : q.id, q);
+  render();
+}
+
+// progress updates one file's bar in place: a full render each second would reset the
+// search box's caret and the bars' transitions.
+function progress(ev) {
+  if (!ev.request || !ev.file || !ev.progress) return;
+  const r = requests.get(ev.request.id);
+  if (!r) return;
+  const f = (r.files || []).find((x) => x.id === ev.file.id);
+  if (!f) return;
+  f.done = ev.progress.bytes; f.rate = ev.progress.rate; f.eta = ev.progress.eta;
+  const li = board.querySelector(`article[data-id="${CSS.escape(r.id)}"] li[data-file-id="${f.id}"]`);
+  if (!li) return;
+  li.querySelector(".bar > div").style.width = (100 * fraction(f)).toFixed(1) + "%";
+  li.querySelector(".bar").setAttribute("aria-valuenow", Math.round(100 * fraction(f)));
+  li.querySelector(".rate").textContent = progressText(f);
+}
+
+function connect() {
+  const es = new EventSource("/api/events");
+  es.onopen = () => { live.textContent = "live"; live.classList.remove("off"); reload(); };
+  es.onerror = () => { live.textContent = "reconnecting…"; live.classList.add("off"); };
+  es.addEventListener("request", (m) => {
+    const r = JSON.parse(m.data);
+    requests.set(r.bin ? "" : r.id, r);
+    render();
+  });
+  es.addEventListener("file.progress", (m) => progress(JSON.parse(m.data)));
+  es.addEventListener("resync", () => reload());
+  es.addEventListener("destination.unreachable", (m) => {
+    const ev = JSON.parse(m.data);
+    banner.textContent = "The destination is unreachable. " + ((ev.reason && ev.reason.message) || "");
+    banner.hidden = false;
+  });
+  es.addEventListener("destination.back", () => { banner.hidden = true; });
+}
+
+search.addEventListener("input", render);
+group.addEventListener("change", () => { localStorage.setItem("hotdrop.group", group.value); render(); });
+reload().then(connect, connect);

@@ -1,0 +1,123 @@
+package uploader
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/internal/sshdtest"
+)
+
+// fakeClock moves only when someone waits on it: simulated seconds pass in
+// microseconds and the arithmetic is exact.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
+func TestWindowContains(t *testing.T) {
+	h := func(s string) time.Duration {
+		d, err := ParseTimeOfDay(s)
+		must(t, err)
+		return d
+	}
+	day := Window{From: h("08:00"), To: h("20:00")}
+	night := Window{From: h("22:00"), To: h("06:00")}
+	tests := []struct {
+		w    Window
+		at   string
+		want bool
+	}{
+		{day, "07:59", false}, {day, "08:00", true}, {day, "19:59", true}, {day, "20:00", false},
+		{night, "21:59", false}, {night, "22:00", true}, {night, "23:59:59", true}, {night, "00:00", true},
+		{night, "05:59", true}, {night, "06:00", false}, {night, "12:00", false},
+	}
+	for _, tt := range tests {
+		if got := tt.w.contains(h(tt.at)); got != tt.want {
+			t.Errorf("%v.contains(%s) = %v, want %v", tt.w, tt.at, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"8", "25:00", "12:60", ""} {
+		if _, err := ParseTimeOfDay(bad); err == nil {
+			t.Errorf("ParseTimeOfDay(%q) = nil error", bad)
+		}
+	}
+}
+
+// TestSSHDBandwidthSchedule sends 30 MiB through the real sshd with 4 MiB/s
+// allowed until 08:00 local time and 2 MiB/s from then on, starting at
+// 07:59:55 on the injected clock: 5 simulated seconds at each rate. The
+// window opens during the upload and applies to it at once. Both the rate
+// before 08:00 and the whole duration must be within 10 %.
+func TestSSHDBandwidthSchedule(t *testing.T) {
+	s := sshdtest.Start(t)
+	y, m, d := time.Now().Date()
+	start := time.Date(y, m, d, 7, 59, 55, 0, time.Local)
+	clock := &fakeClock{now: start}
+	o := sshdOptions(s)
+	o.Clock = clock
+	o.Bandwidth = 4 << 20
+	o.Schedule = []Window{{From: 8 * time.Hour, To: 20 * time.Hour, Bandwidth: 2 << 20}}
+	u := newUploader(t, o)
+	const size = 30 << 20
+	j, _ := localFile(t, size, "bw/f.bin")
+	var atEight int64 = -1
+	j.Progress = func(done int64) {
+		if atEight < 0 && !clock.Now().Before(start.Add(5*time.Second)) {
+			atEight = done
+		}
+	}
+	_, err := u.Upload(t.Context(), j)
+	must(t, err)
+	took := clock.Now().Sub(start)
+	t.Logf("%d MiB in %v simulated; %.1f MiB sent by 08:00", size>>20, took, float64(atEight)/(1<<20))
+	if took < 9*time.Second || took > 11*time.Second {
+		t.Errorf("30 MiB at 4 then 2 MiB/s took %v simulated, want 10s ± 10%%", took)
+	}
+	if lo, hi := int64(18<<20), int64(22<<20); atEight < lo || atEight > hi {
+		t.Errorf("%d bytes sent in the first 5 s at 4 MiB/s, want 20 MiB ± 10%%", atEight)
+	}
+}
+
+// TestLimiterShared: with no limit the limiter never waits;
+// two uploads together share one limit.
+func TestLimiterShared(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)}
+	l := newLimiter(clock, 0, nil)
+	must(t, l.wait(t.Context(), 1<<30))
+	if !clock.Now().Equal(time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)) {
+		t.Fatal("an unlimited limiter waited")
+	}
+	l.set(1<<20, nil)
+	var wg sync.WaitGroup
+	t0 := clock.Now()
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 40 {
+				must(t, l.wait(t.Context(), 128<<10))
+			}
+		}()
+	}
+	wg.Wait()
+	// 2 x 40 x 128 KiB = 10 MiB at 1 MiB/s together: 10 s, not 5.
+	if took := clock.Now().Sub(t0); took < 9*time.Second || took > 11*time.Second {
+		t.Errorf("two uploads of 5 MiB at a shared 1 MiB/s took %v, want 10s ± 10%%", took)
+	}
+}

@@ -1,0 +1,374 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+)
+
+// transfer runs the steps after the source is open and the target reached.
+func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.FileInfo, j Job, final string) (Result, error) {
+	partial := t.partial(final)
+	// Looking at the final name and opening the partial are independent:
+	// one round trip for both.
+	ferr := make(chan error, 1)
+	go func() { ferr <- checkFinal(t, final, j.Replace) }()
+	w, start, err := u.openPartial(t, fi, j, partial)
+	if fe := <-ferr; fe != nil {
+		if err == nil {
+			w.Close()
+			if start == 0 {
+				_ = t.remove(partial)
+			}
+		}
+		return Result{}, fe
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	published, keep := false, false
+	defer func() {
+		if !published && !keep {
+			// Best effort, and done even when ctx is cancelled: a partial left
+			// behind would only confuse the ingest side.
+			if rerr := t.remove(partial); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				u.log.Warn("could not remove partial upload", "remote", partial, "err", rerr)
+			}
+		}
+	}()
+	h := newHashes(u.checksum)
+	// The checksum file's temporary copy is written while the partial is
+	// closed and checked: only its rename waits for the publish.
+	var sumFile *pendingSumFile
+	defer func() {
+		if sumFile != nil {
+			sumFile.abandon()
+		}
+	}()
+	onHashed := func(sum string) {
+		if u.checksum != "" {
+			sumFile = u.startChecksumFile(t, final, u.checksum, sum)
+		}
+	}
+	lookAgain := u.verify == VerifyHash
+	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, h, onHashed)
+	if err != nil {
+		keep = j.Checkpoint != nil && Classify(err).Transient
+		return Result{}, err
+	}
+	sha, sum := sums.sha, sums.sum
+	res := Result{Remote: final, Size: j.Size, SHA256: sha, Resumed: start, Verified: VerifySize}
+	if u.checksum != "" {
+		res.ChecksumKind, res.Checksum = u.checksum, sum
+	}
+	if u.beforeVerify != nil {
+		u.beforeVerify(partial)
+	}
+	if u.verify == VerifyHash {
+		if err := u.verifyRemote(ctx, t, partial, sha, h); err != nil {
+			keep = j.Checkpoint != nil && Classify(err).Transient
+			return Result{}, err
+		}
+		res.Verified = VerifyHash
+	}
+	if err := u.publish(ctx, t, j, partial, final, lookAgain); err != nil {
+		return Result{}, err
+	}
+	published = true
+	if sumFile != nil {
+		res.ChecksumFile, res.ChecksumErr = sumFile.publish()
+		sumFile = nil
+		if res.ChecksumErr != nil {
+			u.log.Warn("delivered, but the checksum file could not be written", "remote", final, "err", res.ChecksumErr)
+		}
+	}
+	return res, nil
+}
+
+// openPartial opens the partial: the existing one cut back to the resume
+// offset when j.Resume still applies, else a new, empty one. It creates
+// missing folders, remembering them so small files do not pay for a stat.
+func (u *Uploader) openPartial(t target, fi os.FileInfo, j Job, partial string) (remoteFile, int64, error) {
+	if r := j.Resume; r != nil && r.Offset > 0 {
+		why := ""
+		switch {
+		case r.Partial != partial:
+			why = "the journal names another partial " + r.Partial
+		case r.Size != fi.Size() || !r.ModTime.Equal(fi.ModTime()) || r.Inode != inodeOf(fi) || r.Offset > fi.Size():
+			why = "the local file is not the one the journal recorded"
+		}
+		if why == "" {
+			w, err := t.openPartial(partial)
+			if err == nil {
+				var rfi os.FileInfo
+				if rfi, err = w.Stat(); err == nil && rfi.Size() < r.Offset {
+					err = fmt.Errorf("it holds %d bytes, fewer than the %d acknowledged", rfi.Size(), r.Offset)
+				}
+				if err == nil {
+					// Bytes past the acknowledged offset may hide holes left
+					// by concurrent writes: cut them off and send them again.
+					err = w.Truncate(r.Offset)
+				}
+				if err == nil {
+					return w, r.Offset, nil
+				}
+				w.Close()
+			}
+			why = fmt.Sprintf("the partial cannot be resumed (%v)", err)
+		}
+		u.log.Info("starting over instead of resuming", "remote", partial, "reason", why)
+	}
+	dir := t.dir(partial)
+	_, known := u.dirs.Load(dir)
+	if !known {
+		if err := t.mkdirAll(dir); err != nil {
+			return nil, 0, classify("create folder", dir, err)
+		}
+		u.dirs.Store(dir, true)
+	}
+	w, err := t.create(partial)
+	if known && errors.Is(err, fs.ErrNotExist) {
+		// Someone removed the folder since we made it.
+		u.dirs.Delete(dir)
+		if err := t.mkdirAll(dir); err != nil {
+			return nil, 0, classify("create folder", dir, err)
+		}
+		u.dirs.Store(dir, true)
+		w, err = t.create(partial)
+	}
+	if err != nil {
+		return nil, 0, u.writeError(t, "create", partial, err, j.Size)
+	}
+	return w, 0, nil
+}
+
+type fileSums struct{ sha, sum string }
+
+// writePartial hashes the resumed prefix, then copies and hashes the rest
+// in one pass, then proves that both ends hold what was meant: the source
+// unchanged, the partial complete.
+func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, h *hashes, onHashed func(sum string)) (fileSums, error) {
+	closed := false
+	defer func() {
+		if !closed {
+			w.Close()
+		}
+	}()
+	if start > 0 {
+		if err := u.hashPrefix(f, start, h); err != nil {
+			return fileSums{}, err
+		}
+	}
+	ck := Checkpoint{Partial: partial, Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi)}
+	var checkpoint func(int64)
+	if j.Checkpoint != nil {
+		checkpoint = func(off int64) {
+			c := ck
+			c.Offset = off
+			j.Checkpoint(c)
+		}
+	}
+	pr := pump(ctx, pumpConfig{
+		src: f, dst: w, start: start, end: j.Size, chunk: t.chunkSize(), inflight: u.inflight,
+		hashes: h, limit: u.limit, progress: j.Progress, checkpoint: checkpoint, clock: u.clock,
+		readBytes: func(n int) { u.readBytes.Add(int64(n)) },
+	})
+	if pr.readErr != nil || pr.sendErr != nil {
+		err := u.pumpError(ctx, t, j, partial, pr)
+		if checkpoint != nil && Classify(err).Transient && pr.acked > start {
+			checkpoint(pr.acked)
+		}
+		return fileSums{}, err
+	}
+	sha, sum := h.sums()
+	onHashed(sum)
+	closed = true // finishPartial closes it
+	if err := u.finishPartial(t, w, fi, j, partial, final, checkFinalToo); err != nil {
+		return fileSums{}, err
+	}
+	return fileSums{sha, sum}, nil
+}
+
+// finishPartial closes the partial and proves that both ends hold what was
+// meant: the source unchanged, the partial complete, and (checkFinalToo) the
+// final name still free.
+func (u *Uploader) finishPartial(t target, w remoteFile, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool) error {
+	var werr error
+	if u.fsync {
+		werr = w.Sync()
+	}
+	if werr != nil {
+		werr = fmt.Errorf("fsync: %w", werr)
+	}
+	// Every write was acknowledged, so the server has done them all: the
+	// close, the size check by path and (without a remote hash, which takes
+	// long enough to look again after it) the look at the final name go
+	// out together, one round trip instead of three.
+	var rfi os.FileInfo
+	var serr, ferr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rfi, serr = t.stat(partial)
+	}()
+	if checkFinalToo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ferr = checkFinal(t, final, j.Replace)
+		}()
+	}
+	cerr := w.Close()
+	wg.Wait()
+	if werr == nil && cerr != nil {
+		werr = fmt.Errorf("close: %w", cerr)
+	}
+	if werr != nil {
+		return u.writeError(t, "write", partial, werr, j.Size)
+	}
+	if err := checkUnchanged(j.LocalPath, fi); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return ferr
+	}
+	err := serr
+	if err != nil {
+		return classify("check size of", partial, err)
+	}
+	if rfi.Size() != j.Size {
+		return u.writeError(t, "check size of", partial,
+			fmt.Errorf("%w: the server holds %d bytes, we sent %d", errShortRemote, rfi.Size(), j.Size), j.Size)
+	}
+	return nil
+}
+
+// pumpError names why the copy stopped: the local file, ctx, or the server.
+func (u *Uploader) pumpError(ctx context.Context, t target, j Job, partial string, pr pumpResult) error {
+	switch {
+	case pr.readErr != nil && ctx.Err() != nil:
+		return classify("upload", partial, ctx.Err())
+	case errors.Is(pr.readErr, io.ErrUnexpectedEOF):
+		return &Error{Code: CodeChanged, Msg: fmt.Sprintf(
+			"local file %s shrank during upload (read %d bytes, want %d); the partial was discarded", j.LocalPath, pr.read, j.Size)}
+	case pr.sendErr != nil:
+		return u.writeError(t, "write", partial, pr.sendErr, j.Size)
+	}
+	return classifyLocal(j.LocalPath, pr.readErr)
+}
+
+// hashPrefix reads the first n bytes of the source into the hashes: the
+// part a resumed upload does not send again.
+func (u *Uploader) hashPrefix(f *os.File, n int64, h *hashes) error {
+	buf := make([]byte, 1<<20)
+	for n > 0 {
+		b := buf[:min(int64(len(buf)), n)]
+		m, err := io.ReadFull(f, b)
+		u.readBytes.Add(int64(m))
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s shrank before the resume point", f.Name())}
+			}
+			return classifyLocal(f.Name(), err)
+		}
+		h.Write(b)
+		n -= int64(m)
+	}
+	return nil
+}
+
+// publish renames the checked partial into place, after the caller has
+// journaled its intent.
+func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final string, lookAgain bool) error {
+	// The upload may have taken hours: look again, so a file that appeared
+	// meanwhile is not overwritten (writePartial looked already unless a
+	// remote hash ran since).
+	if lookAgain {
+		if err := checkFinal(t, final, j.Replace); err != nil {
+			return err
+		}
+	}
+	if j.BeforeRename != nil {
+		if err := j.BeforeRename(ctx); err != nil {
+			if e := (*Error)(nil); errors.As(err, &e) {
+				return err
+			}
+			return &Error{Code: CodeTransient, Transient: true,
+				Msg: fmt.Sprintf("recording the rename of %s failed; nothing was published", final), Err: err}
+		}
+	}
+	how, err := t.rename(partial, final, j.Replace)
+	if err != nil {
+		if !j.Replace {
+			if _, serr := t.stat(final); serr == nil {
+				return remoteExists(final)
+			}
+		}
+		return classify("rename into place", final, err)
+	}
+	u.log.Debug("renamed into place", "remote", final, "method", how)
+	return nil
+}
+
+// errShortRemote marks a partial whose size on the server is not what we
+// sent, which is how a swallowed write error (often a full disk) shows.
+var errShortRemote = errors.New("remote size mismatch")
+
+func remoteExists(final string) *Error {
+	return &Error{Code: CodeRemoteExists, Msg: fmt.Sprintf(
+		"remote file %s already exists and hotdrop did not deliver it; it is never overwritten silently", final)}
+}
+
+// checkFinal refuses to go on when the final name is taken and may not be replaced.
+func checkFinal(t target, final string, replace bool) error {
+	rfi, err := t.stat(final)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return classify("check", final, err)
+	case rfi.IsDir():
+		return &Error{Code: CodeRemoteError, Msg: fmt.Sprintf("remote path %s is a folder", final)}
+	case !replace:
+		return remoteExists(final)
+	}
+	return nil
+}
+
+// checkUnchanged re-reads the source's identity after the last byte was sent.
+func checkUnchanged(p string, before os.FileInfo) error {
+	now, err := os.Stat(p)
+	if err != nil {
+		return &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s went away during upload", p), Err: err}
+	}
+	if now.Size() != before.Size() || !now.ModTime().Equal(before.ModTime()) || !os.SameFile(now, before) {
+		return &Error{Code: CodeChanged, Msg: fmt.Sprintf(
+			"local file %s changed during upload; the partial was discarded", p)}
+	}
+	return nil
+}
+
+// writeError classifies a failed write. OpenSSH reports a full disk as a
+// bare SSH_FX_FAILURE, so when the server can tell us its free space we ask.
+func (u *Uploader) writeError(t target, op, p string, err error, size int64) *Error {
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return e
+	}
+	if isFailure(err) || errors.Is(err, errShortRemote) {
+		dir := t.dir(p)
+		need := size
+		if fi, serr := t.stat(p); serr == nil {
+			need -= fi.Size()
+		}
+		if free, ok := t.freeSpace(dir); ok && free < max(need, 1) {
+			return &Error{Code: CodeNoSpace, Msg: fmt.Sprintf(
+				"%s %s: the destination has %d bytes free, %d more needed", op, p, free, need), Err: err}
+		}
+	}
+	return classify(op, p, err)
+}
