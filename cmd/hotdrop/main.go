@@ -38,7 +38,15 @@ Usage:
 Commands:
   run       watch the drop folders and deliver (what the service runs)
   demo      the whole flow on this machine: embedded SFTP server, sample requests and files
-  check     validate the config and the requests files
+  init      write a commented config with every key and its default
+  check     validate the config and requests files (--connect: log in and probe the server)
+  trust     show the server's host key fingerprint and pin it in known_hosts
+  explain   say how files would be matched, held or delivered, and why
+  status    requests and files, from the running daemon or the journal
+  retry     try a failed or held request or file again
+  deliver   release a request (auto_deliver = false, or files = 0 without the marker)
+  send      upload files or folders once, with the same transfer engine
+  service   install, start, stop or remove hotdrop as a system service
   version   print the version
   help      this text
 
