@@ -850,6 +850,11 @@ func (e *Engine) dispatch(_ context.Context) {
 		}
 		e.active++
 		job := e.job(fs)
+		if c, ok, err := e.st.Checkpoint(ctx, fs.rec.Path); err != nil {
+			e.log.Warn("journal: cannot read the upload checkpoint; starting from the beginning", "file", fs.rec.Path, "err", err)
+		} else if ok {
+			job.Resume = &c
+		}
 		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
 		intent := fs.rec.RenameIntent
 		sums := append([]Checksum(nil), fs.verify...)
@@ -857,8 +862,8 @@ func (e *Engine) dispatch(_ context.Context) {
 		go func() {
 			defer e.wg.Done()
 			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, sums) }
-			res, err := e.transfer(ctx, rt, job, intent)
-			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err})
+			res, err := e.transfer(ctx, &rt, job, intent)
+			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed})
 		}()
 	}
 }
@@ -906,15 +911,32 @@ var errCancelled = errors.New("upload stopped by shutdown")
 // retrier is what an upload goroutine needs from the Engine, copied when the upload starts so
 // a reload never changes it under a running upload.
 type retrier struct {
-	pre       func(ctx context.Context) error // checks before each upload attempt (writers' checksums)
-	up        Uploader
-	base, max time.Duration
-	clock     Clock
-	log       *slog.Logger
+	pre          func(ctx context.Context) error // checks before each upload attempt (writers' checksums)
+	last         *Checkpoint                     // the newest checkpoint of this upload
+	checkpointed bool
+	up           Uploader
+	base, max    time.Duration
+	clock        Clock
+	log          *slog.Logger
 }
 
-func (e *Engine) transfer(ctx context.Context, rt retrier, j Job, intent bool) (Result, error) {
+func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) (Result, error) {
+	if j.Checkpoint == nil && e.st != nil {
+		// Journal each checkpoint so a retry, a restart or a crash resumes there; the
+		// journal write outlives a cancelled upload (the last checkpoint matters most then).
+		p := j.LocalPath
+		j.Checkpoint = func(c Checkpoint) {
+			rt.checkpointed = true
+			rt.last = &c
+			if err := e.st.SaveCheckpoint(context.WithoutCancel(ctx), p, c); err != nil {
+				rt.log.Warn("journal: cannot save the upload checkpoint", "file", p, "err", err)
+			}
+		}
+	}
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 && rt.last != nil {
+			j.Resume = rt.last
+		}
 		if ctx.Err() != nil {
 			return Result{}, errCancelled
 		}
@@ -1045,6 +1067,12 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	}
 	e.active--
 	defer e.dispatch(ctx)
+	if m.exists && !errors.Is(m.err, errCancelled) {
+		// Delivered, failed or changed: the partial is gone and so is its resume point.
+		if err := e.st.DeleteCheckpoint(ctx, fs.rec.Path); err != nil {
+			e.log.Warn("journal", "err", err)
+		}
+	}
 	fs.retrying = false
 	fs.progressAt0, fs.progressAt = time.Time{}, time.Time{}
 	if m.err == nil {
@@ -1061,7 +1089,8 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		fs.rec.RenameIntent = false
 		fs.rec.DeliveredAt = time.Now()
 		fs.changes = 0
-		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256)
+		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
+			"resumed_from", m.res.Resumed, "verified", m.res.Verified)
 		e.afterDelivery(fs)
 	case errors.Is(m.err, errCancelled):
 		return // journal keeps it uploading; the next start re-derives it

@@ -16,10 +16,11 @@ import (
 // memStore is an in-memory journal: the state machine's tests care about decisions, and the
 // real SQLite journal is exercised end to end in cmd/hotdrop.
 type memStore struct {
-	mu     sync.Mutex
-	files  map[string]FileRecord
-	reqs   map[string]RequestRecord
-	nextID int64
+	mu          sync.Mutex
+	files       map[string]FileRecord
+	reqs        map[string]RequestRecord
+	checkpoints map[string]Checkpoint
+	nextID      int64
 }
 
 func newMemStore() *memStore {
@@ -72,6 +73,30 @@ func (s *memStore) MarkRenameIntent(_ context.Context, p, remote, sha string) er
 	}
 	f.RenameIntent, f.RemotePath = true, remote
 	s.files[p] = f
+	return nil
+}
+
+func (s *memStore) Checkpoint(_ context.Context, p string) (Checkpoint, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.checkpoints[p]
+	return c, ok, nil
+}
+
+func (s *memStore) SaveCheckpoint(_ context.Context, p string, c Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.checkpoints == nil {
+		s.checkpoints = map[string]Checkpoint{}
+	}
+	s.checkpoints[p] = c
+	return nil
+}
+
+func (s *memStore) DeleteCheckpoint(_ context.Context, p string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.checkpoints, p)
 	return nil
 }
 

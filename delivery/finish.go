@@ -130,8 +130,10 @@ func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel str
 		return err
 	}
 	j := Job{LocalPath: f.Name(), RemoteRel: rel, Size: fi.Size(), ModTime: fi.ModTime(), Replace: true,
-		BeforeRename: func(context.Context) error { return nil }}
-	res, err := e.transfer(ctx, rt, j, false)
+		BeforeRename:   func(context.Context) error { return nil },
+		Checkpoint:     func(Checkpoint) {}, // a manifest is small: never journaled for resume
+		NoChecksumFile: true}
+	res, err := e.transfer(ctx, &rt, j, false)
 	if err == nil {
 		rt.log.Info("manifest written", "remote", res.Remote)
 	}

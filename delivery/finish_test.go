@@ -50,3 +50,32 @@ func TestAfterMoveAndDelete(t *testing.T) {
 		})
 	}
 }
+
+// A transient failure mid-file: the retry resumes from the journaled checkpoint, and the
+// checkpoint is forgotten once the file is delivered.
+func TestRetryResumesFromCheckpoint(t *testing.T) {
+	up := newFakeUploader()
+	var resumedFrom int64 = -1
+	up.fail = func(n int, j Job) error {
+		if n == 1 {
+			j.Checkpoint(Checkpoint{Partial: "/in/.a.partial", Offset: 4096, Size: j.Size})
+			return &TransferError{Code: "transient", Msg: "connection lost", Transient: true}
+		}
+		if j.Resume != nil {
+			resumedFrom = j.Resume.Offset
+		}
+		return nil
+	}
+	st := newMemStore()
+	h := newHarnessWith(t, t.TempDir(), st, up, nil, req("SR-42", 1))
+	p := h.drop("SR-42", "a.ttml", watcher.Ready, 10000)
+	h.waitState("SR-42", Delivered)
+	if resumedFrom != 4096 {
+		t.Errorf("second attempt resumed from %d, want 4096", resumedFrom)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.checkpoints[p]; ok {
+		t.Errorf("checkpoint still journaled after delivery")
+	}
+}

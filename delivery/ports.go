@@ -25,6 +25,23 @@ type Job struct {
 	Replace      bool // the remote file, if any, was delivered by hotdrop for this request
 	BeforeRename func(ctx context.Context) error
 	Progress     func(done int64)
+	// Resume continues a partial upload from a journaled checkpoint (nil: from the start).
+	Resume *Checkpoint
+	// Checkpoint is called as the acknowledged offset advances, from an upload goroutine.
+	Checkpoint func(Checkpoint)
+	// NoChecksumFile: no NAME.sha256 beside this one (hotdrop's own manifest).
+	NoChecksumFile bool
+}
+
+// Checkpoint is how far an interrupted upload got: the contiguous offset the server
+// acknowledged in the partial file, and the local file it was for. Fields match
+// uploader.Checkpoint and store.Checkpoint.
+type Checkpoint struct {
+	Partial string
+	Offset  int64
+	Size    int64
+	ModTime time.Time
+	Inode   uint64
 }
 
 // Result is what a successful upload reports.
@@ -32,6 +49,12 @@ type Result struct {
 	Remote string
 	Size   int64
 	SHA256 string
+	// Resumed is the offset the upload continued from (0: from the start).
+	Resumed int64
+	// Verified says what proved the remote copy ("size" or "hash").
+	Verified string
+	// ChecksumFile is the checksum file written beside it, if any.
+	ChecksumFile string
 }
 
 // TransferError is an upload failure as the code that saw it classified it: transient ones
@@ -71,6 +94,10 @@ type Store interface {
 	DeleteFile(ctx context.Context, path string) error
 	Files(ctx context.Context) ([]FileRecord, error)
 	MarkRenameIntent(ctx context.Context, path, remote, sha256 string) error
+	// Checkpoint returns the journaled resume point of path's upload; ok is false when none.
+	Checkpoint(ctx context.Context, path string) (c Checkpoint, ok bool, err error)
+	SaveCheckpoint(ctx context.Context, path string, c Checkpoint) error
+	DeleteCheckpoint(ctx context.Context, path string) error
 }
 
 // RequestRecord is a request as the journal stores it. Its fields match store.Request so the

@@ -43,6 +43,11 @@ func (m *memStore) SaveFile(_ context.Context, f delivery.FileRecord) (int64, er
 func (m *memStore) DeleteFile(context.Context, string) error                       { return nil }
 func (m *memStore) Files(context.Context) ([]delivery.FileRecord, error)           { return nil, nil }
 func (m *memStore) MarkRenameIntent(context.Context, string, string, string) error { return nil }
+func (m *memStore) Checkpoint(context.Context, string) (delivery.Checkpoint, bool, error) {
+	return delivery.Checkpoint{}, false, nil
+}
+func (m *memStore) SaveCheckpoint(context.Context, string, delivery.Checkpoint) error { return nil }
+func (m *memStore) DeleteCheckpoint(context.Context, string) error                    { return nil }
 
 type nopUploader struct{}
 

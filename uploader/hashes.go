@@ -45,6 +45,7 @@ func newHashes(kind string) *hashes {
 	return h
 }
 
+// Write feeds p to every hash; hash.Hash writes never fail.
 func (h *hashes) Write(p []byte) {
 	h.sha.Write(p)
 	if h.extra != nil {

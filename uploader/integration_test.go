@@ -113,7 +113,7 @@ func TestSSHDNoSpace(t *testing.T) {
 	full := filepath.Join(s.Dir, "full")
 	must(t, os.Mkdir(full, 0o755))
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", full).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v: %s); no_space is covered by the unit test only", err, out)
+		t.Skipf("cannot mount a tmpfs here (%v: %s); TestSSHDFileSizeLimit covers a full disk with prlimit --fsize", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", full).Run() })
 	uid, gid := lookupIDs(t, s.User)
@@ -146,4 +146,24 @@ func lookupIDs(t *testing.T, name string) (int, int) {
 	must(t, err)
 	gid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
 	return uid, gid
+}
+
+// TestSSHDFileSizeLimit: where no tmpfs can be mounted, a write limit on sshd (prlimit
+// --fsize) stands in for a full disk. OpenSSH says only "Failure"; statvfs shows room, so
+// the error is remote_error with the server's words, permanent, and no partial is left.
+func TestSSHDFileSizeLimit(t *testing.T) {
+	s := sshdtest.StartWith(t, sshdtest.Options{FileSizeLimit: 1 << 20})
+	u := sshdUploader(t, s)
+	j, _ := localFile(t, 2<<20, "limited/big.bin")
+	j.Checkpoint = func(Checkpoint) {}
+	_, err := u.Upload(t.Context(), j)
+	e := Classify(err)
+	if e == nil || (e.Code != CodeNoSpace && e.Code != CodeRemoteError) || e.Transient {
+		t.Fatalf("Upload past the file size limit: %v, want permanent no_space or remote_error", err)
+	}
+	if e.Code == CodeRemoteError && !strings.Contains(err.Error(), "ailure") {
+		t.Errorf("remote_error %q does not carry the server's words", err)
+	}
+	t.Logf("prlimit --fsize: %s: %v", e.Code, err)
+	assertNoPartial(t, s.Dir)
 }

@@ -50,7 +50,7 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 		}
 	}()
 	onHashed := func(sum string) {
-		if u.checksum != "" {
+		if u.checksum != "" && !j.NoChecksumFile {
 			sumFile = u.startChecksumFile(t, final, u.checksum, sum)
 		}
 	}

@@ -266,6 +266,8 @@ type Job struct {
 	// With Checkpoint set, a transient failure keeps the partial on the
 	// server for the resume; without it every failure removes the partial.
 	Checkpoint func(Checkpoint)
+	// NoChecksumFile skips the checksum file for this one upload (hotdrop's own manifest).
+	NoChecksumFile bool
 }
 
 // Result describes a delivered file.

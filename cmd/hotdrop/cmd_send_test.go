@@ -1,15 +1,21 @@
+//go:build unix
+
 package main
 
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
+	"github.com/hotdrop/hotdrop/store"
 )
 
 // sendConfig writes a config whose destination is the test sshd.
@@ -122,5 +128,64 @@ func TestSendNamesPolicyAndUsage(t *testing.T) {
 		if code := run(args, &stdout, &stderr); code != exitConfig {
 			t.Errorf("%q exit %d, want %d", args, code, exitConfig)
 		}
+	}
+}
+
+// TestSendResumesAcrossRuns: a checkpoint left in state_dir's journal by an interrupted run
+// (and the partial it describes) is picked up by the next `hotdrop send`, which sends only
+// the rest and forgets the checkpoint once the file is delivered.
+func TestSendResumesAcrossRuns(t *testing.T) {
+	s := sshdtest.Start(t)
+	cfg := sendConfig(t, s, "")
+	src := t.TempDir()
+	local := filepath.Join(src, "movie.mxf")
+	data := randomFile(t, local, 5<<20)
+	fi, err := os.Stat(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := filepath.Join(s.Dir, "in", ".movie.mxf.partial")
+	if err := os.MkdirAll(filepath.Dir(partial), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	// What an interrupted run leaves: the acknowledged prefix, and junk past it.
+	junk := append(append([]byte(nil), data[:3<<20]...), bytes.Repeat([]byte{0xAA}, 1<<20)...)
+	if err := os.WriteFile(partial, junk, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := exec.Command("chown", "-R", s.User, filepath.Dir(partial)).Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Open(filepath.Join(filepath.Dir(cfg), "state", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := fi.Sys().(*syscall.Stat_t).Ino
+	ck := store.Checkpoint{Partial: partial, Offset: 3 << 20, Size: fi.Size(), ModTime: fi.ModTime(), Inode: uint64(ino)}
+	if err := st.SaveCheckpoint(t.Context(), local, ck); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"send", "--config", cfg, "--to", "in", local}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("send exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "resumed at 3.0 MiB") {
+		t.Errorf("send did not resume:\n%s", stdout.String())
+	}
+	got, err := os.ReadFile(filepath.Join(s.Dir, "in", "movie.mxf"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("delivered file differs (%v)", err)
+	}
+	st, err = store.Open(filepath.Join(filepath.Dir(cfg), "state", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Checkpoint(t.Context(), local); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("checkpoint after delivery: %v, want ErrNotFound", err)
 	}
 }

@@ -241,7 +241,10 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 		cfg.StateDir = d.cfg.StateDir
 	}
 	var newUp *uploader.Uploader
-	if !reflect.DeepEqual(cfg.Destination, d.cfg.Destination) {
+	if onlyBandwidthChanged(cfg.Destination, d.cfg.Destination) {
+		o := uploaderOptions(cfg.Destination, d.log)
+		d.up.SetBandwidth(o.Bandwidth, o.Schedule)
+	} else if !reflect.DeepEqual(cfg.Destination, d.cfg.Destination) {
 		if newUp, err = newUploader(cfg, d.log); err != nil {
 			return err
 		}
@@ -278,10 +281,15 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 }
 
 func newUploader(cfg *config.Config, log *slog.Logger) (*uploader.Uploader, error) {
-	return uploader.New(uploader.Options{
-		URL: cfg.Destination.URL, IdentityFile: cfg.Destination.IdentityFile,
-		PasswordFile: cfg.Destination.PasswordFile, KnownHosts: cfg.Destination.KnownHosts, Logger: log,
-	})
+	return uploader.New(uploaderOptions(cfg.Destination, log))
+}
+
+// onlyBandwidthChanged reports whether two destinations differ in nothing but their
+// bandwidth and schedule: then the running uploader takes the new limits, uploads in flight
+// included, instead of being replaced.
+func onlyBandwidthChanged(a, b config.Destination) bool {
+	a.Bandwidth, a.Schedule = b.Bandwidth, b.Schedule
+	return reflect.DeepEqual(a, b)
 }
 
 func (d *daemon) engineOptions(cfg *config.Config, m *matcher.Matcher) delivery.Options {
@@ -406,13 +414,23 @@ func (m multiReporter) RequestChanged(v delivery.RequestView) {
 type uploaderAdapter struct{ u *uploader.Uploader }
 
 func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.Result, error) {
-	res, err := a.u.Upload(ctx, uploader.Job{LocalPath: j.LocalPath, RemoteRel: j.RemoteRel, Size: j.Size,
-		ModTime: j.ModTime, Replace: j.Replace, BeforeRename: j.BeforeRename, Progress: j.Progress})
+	uj := uploader.Job{LocalPath: j.LocalPath, RemoteRel: j.RemoteRel, Size: j.Size,
+		ModTime: j.ModTime, Replace: j.Replace, BeforeRename: j.BeforeRename, Progress: j.Progress,
+		NoChecksumFile: j.NoChecksumFile}
+	if j.Resume != nil {
+		c := uploader.Checkpoint(*j.Resume)
+		uj.Resume = &c
+	}
+	if j.Checkpoint != nil {
+		uj.Checkpoint = func(c uploader.Checkpoint) { j.Checkpoint(delivery.Checkpoint(c)) }
+	}
+	res, err := a.u.Upload(ctx, uj)
 	if err != nil {
 		ue := uploader.Classify(err)
 		return delivery.Result{}, &delivery.TransferError{Code: ue.Code, Msg: ue.Msg, Transient: ue.Transient, Err: err}
 	}
-	return delivery.Result{Remote: res.Remote, Size: res.Size, SHA256: res.SHA256}, nil
+	return delivery.Result{Remote: res.Remote, Size: res.Size, SHA256: res.SHA256, Resumed: res.Resumed,
+		Verified: res.Verified, ChecksumFile: res.ChecksumFile}, nil
 }
 
 func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, error) {
@@ -447,6 +465,22 @@ func (a storeAdapter) Files(ctx context.Context) ([]delivery.FileRecord, error) 
 		out = append(out, delivery.FileRecord(f))
 	}
 	return out, err
+}
+
+func (a storeAdapter) Checkpoint(ctx context.Context, path string) (delivery.Checkpoint, bool, error) {
+	c, err := a.s.Checkpoint(ctx, path)
+	if errors.Is(err, store.ErrNotFound) {
+		return delivery.Checkpoint{}, false, nil
+	}
+	return delivery.Checkpoint(c), err == nil, err
+}
+
+func (a storeAdapter) SaveCheckpoint(ctx context.Context, path string, c delivery.Checkpoint) error {
+	return a.s.SaveCheckpoint(ctx, path, store.Checkpoint(c))
+}
+
+func (a storeAdapter) DeleteCheckpoint(ctx context.Context, path string) error {
+	return a.s.DeleteCheckpoint(ctx, path)
 }
 
 func (a storeAdapter) MarkRenameIntent(ctx context.Context, path, remote, sha string) error {

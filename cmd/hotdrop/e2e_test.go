@@ -55,6 +55,12 @@ type e2e struct {
 // newE2E writes a config for the destination (url, identity, known_hosts) into a fresh folder.
 func newE2E(t *testing.T, dir, url, identity, knownHosts, mode string) *e2e {
 	t.Helper()
+	return newE2EWith(t, dir, url, identity, knownHosts, mode, "")
+}
+
+// newE2EWith is newE2E with extra lines for the [destination] table.
+func newE2EWith(t *testing.T, dir, url, identity, knownHosts, mode, destExtra string) *e2e {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -77,9 +83,10 @@ files = ["requests.d/*.toml"]
 url = %q
 identity_file = %q
 known_hosts = %q
+%s
 [status]
 listen = ""
-`, mode, url, identity, knownHosts)
+`, mode, url, identity, knownHosts, destExtra)
 	cfgPath := filepath.Join(dir, "hotdrop.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
@@ -245,9 +252,15 @@ func TestEndToEndRealSSHD(t *testing.T) {
 		}
 	}
 	got := strings.Join(remoteFiles(t, srv.Dir), " ")
-	want := "PKG-1/SDH_CC/SR-2.hotdrop.json PKG-1/SDH_CC/nested/ep1_en-US.scc PKG-1/Subtitle/SR-1.hotdrop.json PKG-1/Subtitle/ep1_fr-FR.ttml"
+	want := "PKG-1/SDH_CC/SR-2.hotdrop.json PKG-1/SDH_CC/nested/ep1_en-US.scc PKG-1/SDH_CC/nested/ep1_en-US.scc.sha256 " +
+		"PKG-1/Subtitle/SR-1.hotdrop.json PKG-1/Subtitle/ep1_fr-FR.ttml PKG-1/Subtitle/ep1_fr-FR.ttml.sha256"
 	if got != want {
-		t.Errorf("remote files = %v, want exactly the two deliveries and their manifests (no .partial left)", got)
+		t.Errorf("remote files = %v, want exactly the two deliveries, their checksum files and manifests (no .partial left)", got)
+	}
+	// The checksum file is in sha256sum format and agrees with the status file.
+	if data, err := os.ReadFile(filepath.Join(srv.Dir, "PKG-1", "Subtitle", "ep1_fr-FR.ttml.sha256")); err != nil ||
+		string(data) != s1.Files[0].SHA256+"  ep1_fr-FR.ttml\n" {
+		t.Errorf("checksum file = %q, %v; want %q", data, err, s1.Files[0].SHA256+"  ep1_fr-FR.ttml\n")
 	}
 	var m delivery.Manifest
 	data, err := os.ReadFile(filepath.Join(srv.Dir, "PKG-1", "SDH_CC", "SR-2.hotdrop.json"))

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,11 +43,13 @@ func startDaemonProcess(t *testing.T, cfgFile, logFile string) *exec.Cmd {
 }
 
 // TestKill9DuringUpload kills the daemon with SIGKILL in the middle of an upload to a real
-// sshd, starts it again, and checks that the file arrives once, whole and byte-identical, with
-// no partial left behind and nothing published half-written in between.
+// sshd, starts it again, and checks that the file arrives once, whole and byte-identical,
+// resumed from the journaled checkpoint, with no partial left behind and nothing published
+// half-written in between. The bandwidth limit makes the upload last long enough to journal
+// a checkpoint (every second) before the kill.
 func TestKill9DuringUpload(t *testing.T) {
 	srv := sshdtest.Start(t)
-	e := newE2E(t, "", srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto")
+	e := newE2EWith(t, "", srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto", `bandwidth = "24MiB"`)
 	cfgFile := e.cfg.File
 	logFile := filepath.Join(e.dir, "daemon.log")
 
@@ -62,9 +65,9 @@ func TestKill9DuringUpload(t *testing.T) {
 	remoteDir := filepath.Join(srv.Dir, "PKG-1", "Subtitle")
 	partial := filepath.Join(remoteDir, ".big.ttml.partial")
 	final := filepath.Join(remoteDir, "big.ttml")
-	waitFor(t, 30*time.Second, "upload in progress (remote partial growing)", func() bool {
+	waitFor(t, 30*time.Second, "upload well under way (remote partial past 36 MiB)", func() bool {
 		fi, err := os.Stat(partial)
-		return err == nil && fi.Size() > 0
+		return err == nil && fi.Size() > 36<<20
 	})
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -77,8 +80,8 @@ func TestKill9DuringUpload(t *testing.T) {
 	startDaemonProcess(t, cfgFile, logFile)
 	e.waitStatus("SR-1", "delivered")
 	sameContent(t, src, final)
-	if got := strings.Join(remoteFiles(t, srv.Dir), " "); got != "PKG-1/Subtitle/SR-1.hotdrop.json PKG-1/Subtitle/big.ttml" {
-		t.Errorf("remote files = %v, want only the delivered file and its manifest (no partial)", got)
+	if got := strings.Join(remoteFiles(t, srv.Dir), " "); got != "PKG-1/Subtitle/SR-1.hotdrop.json PKG-1/Subtitle/big.ttml PKG-1/Subtitle/big.ttml.sha256" {
+		t.Errorf("remote files = %v, want only the delivered file, its checksum file and the manifest (no partial)", got)
 	}
 	if t.Failed() {
 		data, _ := os.ReadFile(logFile)
@@ -87,6 +90,10 @@ func TestKill9DuringUpload(t *testing.T) {
 	data, _ := os.ReadFile(logFile)
 	if n := strings.Count(string(data), "msg=delivered"); n != 1 {
 		t.Errorf("daemon logged %d deliveries, want 1:\n%s", n, data)
+	}
+	m := regexp.MustCompile(`msg=delivered .*resumed_from=(\d+)`).FindStringSubmatch(string(data))
+	if m == nil || m[1] == "0" {
+		t.Errorf("the restarted daemon did not resume from the journaled checkpoint (resumed_from %v):\n%s", m, data)
 	}
 }
 

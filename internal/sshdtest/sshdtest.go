@@ -59,6 +59,11 @@ type Options struct {
 	// SFTPOnly forces internal-sftp for every session (ForceCommand), as
 	// SFTP-only ingest accounts are set up: exec requests get no shell.
 	SFTPOnly bool
+	// FileSizeLimit, when positive, runs sshd under `prlimit --fsize`: a
+	// write past that many bytes fails with EFBIG, which OpenSSH reports as a
+	// bare "Failure", as it does a full disk. SIGXFSZ is ignored so the write
+	// fails instead of the session dying. For where mounting a tmpfs is refused.
+	FileSizeLimit int64
 }
 
 // Start runs sshd. It skips the test with a clear message when sshd is not
@@ -179,6 +184,16 @@ func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string, o Option
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, "-D", "-e", "-f", cfg)
+	if o.FileSizeLimit > 0 {
+		prlimit, err := exec.LookPath("prlimit")
+		if err != nil {
+			t.Skipf("sshdtest: FileSizeLimit needs prlimit (util-linux): %v", err)
+		}
+		// An ignored signal stays ignored across exec, and prlimit and exec keep the pid,
+		// so Kill below still reaches sshd.
+		cmd = exec.Command(prlimit, "--fsize="+strconv.FormatInt(o.FileSizeLimit, 10), "--",
+			"/bin/sh", "-c", `trap '' XFSZ; exec "$0" -D -e -f "$1"`, bin, cfg)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)

@@ -1,6 +1,8 @@
 package sshdtest
 
 import (
+	"io"
+	"net"
 	"os"
 	"path"
 	"testing"
@@ -56,5 +58,48 @@ func TestStartLogsIn(t *testing.T) {
 	}
 	if want := "sftp://" + s.User + "@" + s.Addr + s.Dir; s.URL() != want {
 		t.Errorf("URL() = %q, want %q", s.URL(), want)
+	}
+}
+
+// TestProxyCutsAtByte: the proxy forwards until the armed byte count, cuts that connection
+// exactly there, and lets the next one through untouched.
+func TestProxyCutsAtByte(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				n, _ := io.Copy(io.Discard, c)
+				got <- int(n)
+			}()
+		}
+	}()
+	p := StartProxy(t, ln.Addr().String())
+	p.CutAfter(1000)
+	for i, want := range []int{1000, 5000} {
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write(make([]byte, 5000))
+		if i == 1 {
+			c.Close()
+		}
+		if n := <-got; n != want {
+			t.Errorf("connection %d: server got %d bytes, want %d", i, n, want)
+		}
+		c.Close()
+	}
+	if p.Cuts() != 1 || p.Up() != 6000 {
+		t.Errorf("Cuts() = %d, Up() = %d; want 1, 6000", p.Cuts(), p.Up())
 	}
 }
