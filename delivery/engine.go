@@ -758,6 +758,12 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 	r.state = requestState(files, r, complete)
 	if r.quiet {
 		r.quiet, r.emitted = false, r.state
+		if r.state == Delivered && e.opt.Manifest {
+			// A crash between the last file and its manifest: send the manifest now.
+			if at, err := e.st.ManifestAt(ctx, r.ID); err == nil && at.IsZero() {
+				e.startManifest(ctx, r, files)
+			}
+		}
 	}
 	if typ := requestEventType(r.emitted, r.state); typ != "" {
 		if typ == EventRequestDelivered {

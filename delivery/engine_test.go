@@ -20,6 +20,7 @@ type memStore struct {
 	files       map[string]FileRecord
 	reqs        map[string]RequestRecord
 	checkpoints map[string]Checkpoint
+	manifests   map[string]time.Time
 	nextID      int64
 }
 
@@ -90,6 +91,22 @@ func (s *memStore) SaveCheckpoint(_ context.Context, p string, c Checkpoint) err
 		s.checkpoints = map[string]Checkpoint{}
 	}
 	s.checkpoints[p] = c
+	return nil
+}
+
+func (s *memStore) ManifestAt(_ context.Context, id string) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.manifests[id], nil
+}
+
+func (s *memStore) MarkManifest(_ context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.manifests == nil {
+		s.manifests = map[string]time.Time{}
+	}
+	s.manifests[id] = at
 	return nil
 }
 

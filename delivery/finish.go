@@ -96,12 +96,18 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
 	tmpDir := e.opt.TempDir
 	ctx = e.runCtx
+	id, st := r.ID, e.st
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		if err := e.uploadManifest(ctx, rt, tmpDir, rel, data); err != nil && !errors.Is(err, errCancelled) {
-			e.log.Error("manifest not written", "request", r.ID, "remote", rel, "err", err)
+		if err := e.uploadManifest(ctx, rt, tmpDir, rel, data); err != nil {
+			if !errors.Is(err, errCancelled) {
+				rt.log.Error("manifest not written", "request", id, "remote", rel, "err", err)
+			}
 			return
+		}
+		if err := st.MarkManifest(context.WithoutCancel(ctx), id, time.Now()); err != nil {
+			rt.log.Error("journal", "err", err)
 		}
 	}()
 }

@@ -1,9 +1,11 @@
 package delivery
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -77,5 +79,25 @@ func TestRetryResumesFromCheckpoint(t *testing.T) {
 	defer st.mu.Unlock()
 	if _, ok := st.checkpoints[p]; ok {
 		t.Errorf("checkpoint still journaled after delivery")
+	}
+}
+
+// A crash after a request's last file but before its manifest: the next start sends it.
+func TestManifestOwedAtStart(t *testing.T) {
+	st, up := newMemStore(), newFakeUploader()
+	root := t.TempDir()
+	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-43]", "a.ttml")
+	st.files[p] = FileRecord{Path: p, RequestID: "SR-43", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+		State: string(Delivered), RemotePath: "/in/SR-43/a.ttml", SHA256: "abc", DeliveredAt: time.Now()}
+	newHarnessWith(t, root, st, up, func(o *Options) { o.Manifest = true }, req("SR-43", 1))
+	waitUntil(t, func() bool { _, ok := up.sizeOf("SR-43/SR-43.hotdrop.json"); return ok })
+	waitUntil(t, func() bool { at, _ := st.ManifestAt(context.Background(), "SR-43"); return !at.IsZero() })
+
+	// Once recorded, a later start sends nothing.
+	up2 := newFakeUploader()
+	newHarnessWith(t, root, st, up2, func(o *Options) { o.Manifest = true }, req("SR-43", 1)).waitState("SR-43", Delivered)
+	time.Sleep(30 * time.Millisecond)
+	if up2.count() != 0 {
+		t.Errorf("manifest sent again after it was recorded")
 	}
 }

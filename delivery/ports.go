@@ -98,6 +98,9 @@ type Store interface {
 	Checkpoint(ctx context.Context, path string) (c Checkpoint, ok bool, err error)
 	SaveCheckpoint(ctx context.Context, path string, c Checkpoint) error
 	DeleteCheckpoint(ctx context.Context, path string) error
+	// ManifestAt says when request id's manifest reached the server (zero: not yet).
+	ManifestAt(ctx context.Context, id string) (time.Time, error)
+	MarkManifest(ctx context.Context, id string, at time.Time) error
 }
 
 // RequestRecord is a request as the journal stores it. Its fields match store.Request so the

@@ -48,6 +48,8 @@ func (m *memStore) Checkpoint(context.Context, string) (delivery.Checkpoint, boo
 }
 func (m *memStore) SaveCheckpoint(context.Context, string, delivery.Checkpoint) error { return nil }
 func (m *memStore) DeleteCheckpoint(context.Context, string) error                    { return nil }
+func (m *memStore) ManifestAt(context.Context, string) (time.Time, error)             { return time.Time{}, nil }
+func (m *memStore) MarkManifest(context.Context, string, time.Time) error             { return nil }
 
 type nopUploader struct{}
 

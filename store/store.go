@@ -79,6 +79,9 @@ var migrations = []string{
 		UNIQUE(target, event_seq)
 	);
 	CREATE INDEX outbox_target ON outbox(target, seq);`,
+	// v4: when a delivered request's manifest reached the server, so a crash between its
+	// last file and its manifest sends the manifest on the next start.
+	`ALTER TABLE requests ADD COLUMN manifest_at TEXT NOT NULL DEFAULT '';`,
 }
 
 // ErrNotFound is returned by lookups for a record that does not exist.
@@ -206,6 +209,29 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 		return fmt.Errorf("saving request %s: %w", r.ID, err)
 	}
 	return nil
+}
+
+// MarkManifest records that request id's manifest is on the server (at), or, with a zero
+// time, that it is owed again (a redelivery).
+func (s *Store) MarkManifest(ctx context.Context, id string, at time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE requests SET manifest_at = ? WHERE id = ?`, ts(at), id); err != nil {
+		return fmt.Errorf("recording the manifest of request %s: %w", id, err)
+	}
+	return nil
+}
+
+// ManifestAt returns when request id's manifest reached the server; zero when never (or
+// the request is unknown).
+func (s *Store) ManifestAt(ctx context.Context, id string) (time.Time, error) {
+	var at string
+	err := s.db.QueryRowContext(ctx, `SELECT manifest_at FROM requests WHERE id = ?`, id).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("manifest of request %s: %w", id, err)
+	}
+	return parseTS(at), nil
 }
 
 // Requests lists every stored request, ordered by id.

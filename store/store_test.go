@@ -166,3 +166,25 @@ func TestMigrateFromV1(t *testing.T) {
 		t.Errorf("SaveCheckpoint after migration: %v", err)
 	}
 }
+
+func TestManifestMark(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	if err := s.SaveRequest(ctx, Request{ID: "SR-1", Fields: "{}", Status: "open", Files: 1, Folder: "/d", State: "delivered"}); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := s.ManifestAt(ctx, "SR-1"); err != nil || !at.IsZero() {
+		t.Fatalf("ManifestAt before = %v, %v; want zero", at, err)
+	}
+	now := time.Now()
+	if err := s.MarkManifest(ctx, "SR-1", now); err != nil {
+		t.Fatal(err)
+	}
+	// Saving the request again (a state change) keeps the mark.
+	if err := s.SaveRequest(ctx, Request{ID: "SR-1", Fields: "{}", Status: "open", Files: 1, Folder: "/d", State: "delivered"}); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := s.ManifestAt(ctx, "SR-1"); err != nil || !at.Equal(now.UTC().Truncate(0)) && at.Sub(now).Abs() > time.Millisecond {
+		t.Errorf("ManifestAt after = %v, %v; want %v", at, err, now)
+	}
+}

@@ -483,6 +483,14 @@ func (a storeAdapter) DeleteCheckpoint(ctx context.Context, path string) error {
 	return a.s.DeleteCheckpoint(ctx, path)
 }
 
+func (a storeAdapter) ManifestAt(ctx context.Context, id string) (time.Time, error) {
+	return a.s.ManifestAt(ctx, id)
+}
+
+func (a storeAdapter) MarkManifest(ctx context.Context, id string, at time.Time) error {
+	return a.s.MarkManifest(ctx, id, at)
+}
+
 func (a storeAdapter) MarkRenameIntent(ctx context.Context, path, remote, sha string) error {
 	return a.s.MarkRenameIntent(ctx, path, remote, sha)
 }
