@@ -79,8 +79,11 @@ type Engine struct {
 	wg      sync.WaitGroup
 
 	runCtx      context.Context // Run's; the uploads it starts stop with it
-	downSince   time.Time       // first transient failure of the current outage
-	unreachable atomic.Bool     // destination.unreachable was sent and not yet followed by back
+	dirty       map[string]bool // requests whose views changed since the last flush
+	binDirty    bool
+	gen         int         // counts reloads: what was derived from the options before is stale
+	downSince   time.Time   // first transient failure of the current outage
+	unreachable atomic.Bool // destination.unreachable was sent and not yet followed by back
 }
 
 type reqState struct {
@@ -109,10 +112,15 @@ type fileState struct {
 	done        int64
 	emitted     State // the state the last file event was made for
 	inBin       bool  // dropped in the File Bin: its request comes from the naming rules
-	meta        map[string]string
-	verify      []Checksum // writers' checksum files to check before uploading
-	progressAt  time.Time
-	progressAt0 time.Time // when this upload started, for the rate
+	// nameProblem's cached answer, valid for (nameGen, nameReq, nameFor).
+	nameOK           bool
+	nameGen          int
+	nameReq, nameFor string
+	nameMsg          string
+	meta             map[string]string
+	verify           []Checksum // writers' checksum files to check before uploading
+	progressAt       time.Time
+	progressAt0      time.Time // when this upload started, for the rate
 }
 
 type msgKind int
@@ -279,6 +287,7 @@ func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Re
 	callErr := e.do(ctx, func() {
 		opt = withDefaults(opt)
 		e.opt = opt
+		e.gen++
 		e.log = opt.Logger
 		if up != nil {
 			e.up = up
@@ -406,6 +415,13 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			e.reconcile(ctx, up, log, pending)
 		}()
 	}
+	flush := time.NewTicker(reportEvery)
+	defer flush.Stop()
+	defer func() {
+		e.mu.Lock()
+		e.flushReports()
+		e.mu.Unlock()
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -420,6 +436,10 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 		case m := <-e.msgs:
 			e.mu.Lock()
 			e.result(ctx, m)
+			e.mu.Unlock()
+		case <-flush.C:
+			e.mu.Lock()
+			e.flushReports()
 			e.mu.Unlock()
 		}
 	}
@@ -660,6 +680,8 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 }
 
 // filesOf lists a request's deliverable files, by name.
+// The order is the map's: this runs on every event, and sorting thousands of files each time
+// showed in profiles. Views sort.
 func (e *Engine) filesOf(id string) []*fileState {
 	var out []*fileState
 	for _, fs := range e.files {
@@ -667,7 +689,6 @@ func (e *Engine) filesOf(id string) []*fileState {
 			out = append(out, fs)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
 }
 
@@ -682,9 +703,9 @@ var reconsidered = map[string]bool{
 // and reports it.
 func (e *Engine) refresh(ctx context.Context, r *reqState) {
 	files := e.filesOf(r.ID)
-	before := make(map[*fileState]string, len(files))
-	for _, fs := range files {
-		before[fs] = fs.rec.State + fs.rec.Reason
+	before := make([]string, len(files))
+	for i, fs := range files {
+		before[i] = fs.rec.State + fs.rec.Reason
 		if fs.rec.State == string(Held) && reconsidered[fs.rec.Reason] {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
 			if !fs.latestReady {
@@ -750,8 +771,8 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 			}
 		}
 	}
-	for _, fs := range files {
-		if before[fs] != fs.rec.State+fs.rec.Reason {
+	for i, fs := range files {
+		if before[i] != fs.rec.State+fs.rec.Reason {
 			e.save(ctx, fs)
 		}
 	}
@@ -789,10 +810,21 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 	e.report(r)
 }
 
+// nameProblem is cached per request and name: refresh asks on every event, for every ready
+// file of the request.
 func (e *Engine) nameProblem(r *reqState, fs *fileState) string {
 	if e.opt.RemotePath == nil {
 		return ""
 	}
+	if fs.nameOK && fs.nameGen == e.gen && fs.nameReq == r.ID && fs.nameFor == fs.name {
+		return fs.nameMsg
+	}
+	fs.nameOK, fs.nameGen, fs.nameReq, fs.nameFor = true, e.gen, r.ID, fs.name
+	fs.nameMsg = e.nameProblemUncached(r, fs)
+	return fs.nameMsg
+}
+
+func (e *Engine) nameProblemUncached(r *reqState, fs *fileState) string {
 	rel, err := e.opt.RemotePath(r.Request, fs.name)
 	if err != nil {
 		return fmt.Sprintf("the remote path for %q cannot be made from destination.path: %v", fs.name, err)
@@ -809,22 +841,33 @@ func requestState(files []*fileState, r *reqState, complete bool) State {
 	if len(files) == 0 {
 		return Waiting
 	}
-	count := map[State]int{}
+	var failed, held, uploading, delivered, settling int
 	for _, fs := range files {
-		count[State(fs.rec.State)]++
+		switch State(fs.rec.State) {
+		case Failed:
+			failed++
+		case Held:
+			held++
+		case Uploading:
+			uploading++
+		case Delivered:
+			delivered++
+		case Settling:
+			settling++
+		}
 	}
 	switch {
-	case count[Failed] > 0:
+	case failed > 0:
 		return Failed
-	case count[Held] > 0:
+	case held > 0:
 		return Held
-	case count[Uploading] > 0:
+	case uploading > 0:
 		return Uploading
-	case count[Delivered] == len(files) && (r.Files == 0 || count[Delivered] >= r.Files):
+	case delivered == len(files) && (r.Files == 0 || delivered >= r.Files):
 		return Delivered
 	case complete:
 		return Ready
-	case count[Settling] > 0:
+	case settling > 0:
 		return Settling
 	}
 	return Waiting
@@ -1129,7 +1172,9 @@ func (e *Engine) result(ctx context.Context, m msg) {
 func (e *Engine) view(r *reqState) RequestView {
 	v := RequestView{ID: r.ID, Fields: r.Fields, Status: r.Status, State: r.state, Folder: r.Folder,
 		FilesExpected: r.Files, UpdatedAt: time.Now()}
-	for _, fs := range e.filesOf(r.ID) {
+	files := e.filesOf(r.ID)
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	for _, fs := range files {
 		v.Files = append(v.Files, fileView(fs))
 	}
 	return v
@@ -1142,11 +1187,37 @@ func fileView(fs *fileState) FileView {
 		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done}
 }
 
+// report marks a request's view as changed. Views are sent at most every reportEvery (and
+// when the loop stops): a request of thousands of files changes thousands of times, and
+// rebuilding its status file on each change made the work grow with the square of its size.
 func (e *Engine) report(r *reqState) {
 	if e.rep == nil {
 		return
 	}
-	e.rep.RequestChanged(e.view(r))
+	if e.dirty == nil {
+		e.dirty = map[string]bool{}
+	}
+	e.dirty[r.ID] = true
+}
+
+// reportEvery bounds how stale a status file, the dashboard and the API may be.
+const reportEvery = 200 * time.Millisecond
+
+// flushReports sends the views of the requests that changed since the last flush.
+func (e *Engine) flushReports() {
+	if e.rep == nil {
+		return
+	}
+	for id := range e.dirty {
+		if r := e.reqs[id]; r != nil {
+			e.rep.RequestChanged(e.view(r))
+		}
+	}
+	clear(e.dirty)
+	if e.binDirty {
+		e.binDirty = false
+		e.sendBin()
+	}
 }
 
 // reportBin reports the File Bin: every file dropped there, with the request the naming rules
@@ -1155,6 +1226,19 @@ func (e *Engine) reportBin() {
 	if e.opt.Bin == "" {
 		return
 	}
+	if e.opt.Classifier == nil {
+		// Without naming rules, ready bin files are held at once (not at the next flush).
+		for _, fs := range e.files {
+			if fs.inBin && fs.req == "" && fs.rec.State == string(Ready) {
+				e.hold(fs, ReasonNoMatchingRequest, "no naming rules are configured: the File Bin cannot match files to requests; move the file into its request's drop folder")
+				e.save(context.Background(), fs)
+			}
+		}
+	}
+	e.binDirty = true
+}
+
+func (e *Engine) sendBin() {
 	v := RequestView{Bin: true, Folder: filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)), UpdatedAt: time.Now(), State: Waiting}
 	var names []string
 	byName := map[string]*fileState{}
@@ -1167,10 +1251,6 @@ func (e *Engine) reportBin() {
 	sort.Strings(names)
 	for _, n := range names {
 		fs := byName[n]
-		if e.opt.Classifier == nil && fs.req == "" && fs.rec.State == string(Ready) {
-			e.hold(fs, ReasonNoMatchingRequest, "no naming rules are configured: the File Bin cannot match files to requests; move the file into its request's drop folder")
-			e.save(context.Background(), fs)
-		}
 		v.Files = append(v.Files, fileView(fs))
 	}
 	if e.rep != nil {

@@ -6,6 +6,7 @@
 // It is a plain record store: it knows nothing of watchers, matching or transfers, and imports
 // no pipeline package. The orchestration layer decides what the records mean.
 //
-// Every write is committed with synchronous=FULL: the record of an intent to rename guards
-// against a double delivery and must survive a power loss, not only a killed process.
+// Writes are committed with synchronous=NORMAL in WAL mode: they survive a killed process,
+// and one fsync per small file would cap a daemon at a few hundred files a second. The record
+// of an intent to rename guards against a double delivery and is committed with FULL sync.
 package store

@@ -130,7 +130,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("state database %s: %w", path, err)
 	}
 	dsn := "file:" + filepath.ToSlash(path) +
-		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("state database %s: %w", path, err)
@@ -346,7 +346,20 @@ func (s *Store) queryFiles(ctx context.Context, q string, args ...any) ([]File, 
 // MarkRenameIntent records, durably, that the file at path is about to be renamed into place
 // at remote with the given checksum. It is the guard against a double delivery after a crash.
 func (s *Store) MarkRenameIntent(ctx context.Context, path, remote, sha256 string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE files SET rename_intent = 1, remote_path = ?, sha256 = ?, updated_at = ? WHERE path = ?`,
+	// Everything else is committed with synchronous=NORMAL (WAL: survives a killed process,
+	// and a record lost to a power cut is re-derived from the disk and the server). This one
+	// record guards against a double delivery, so it alone waits for a full sync. The pool
+	// has one connection, so the pragma cannot leak to another statement in between.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("recording rename intent for %s: %w", path, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+		return fmt.Errorf("recording rename intent for %s: %w", path, err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
+	res, err := conn.ExecContext(ctx, `UPDATE files SET rename_intent = 1, remote_path = ?, sha256 = ?, updated_at = ? WHERE path = ?`,
 		remote, sha256, ts(time.Now()), path)
 	if err != nil {
 		return fmt.Errorf("recording rename intent for %s: %w", path, err)
