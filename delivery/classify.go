@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -117,6 +118,7 @@ func (e *Engine) reclassify(ctx context.Context) {
 			r = e.reqs[fs.req]
 		}
 		e.classify(ctx, fs, r)
+		e.save(ctx, fs) // journal and announce a lifted or changed hold now
 	}
 }
 
@@ -127,6 +129,10 @@ func verifyChecksums(ctx context.Context, p string, sums []Checksum) error {
 		if err := c.Verify(ctx, p); err != nil {
 			if errors.Is(err, matcher.ErrChecksumMismatch) {
 				return &TransferError{Code: "checksum_mismatch", Msg: err.Error() + "; the file is not sent until its checksum file and content agree", Err: err}
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				// The source went: not the destination's fault, and not worth retrying.
+				return &TransferError{Code: ReasonChangedDuringUpload, Msg: fmt.Sprintf("%s is gone", p), Err: err}
 			}
 			return &TransferError{Code: "transient", Msg: fmt.Sprintf("checking %s against its checksum file: %v", p, err), Transient: true, Err: err}
 		}

@@ -53,9 +53,10 @@ func (e *Engine) RetryFile(ctx context.Context, idOrPath string) error {
 
 // rearm puts a failed or held file back to be judged again from scratch.
 func (e *Engine) rearm(ctx context.Context, fs *fileState) {
-	if fs.rec.State != string(Failed) && fs.rec.State != string(Held) {
-		return
+	if fs.rec.State != string(Failed) && fs.rec.State != string(Held) || fs.rec.Reason == ReasonUnsafePath {
+		return // a link or special file stays held until it is replaced by a real file
 	}
+	defer e.save(ctx, fs) // journal and announce the release (file.released) now
 	fs.changes = 0
 	fs.rec.Reason, fs.rec.Message = "", ""
 	if !fs.latestReady {

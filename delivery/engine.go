@@ -117,6 +117,8 @@ type fileState struct {
 	nameGen          int
 	nameReq, nameFor string
 	nameMsg          string
+	gone             bool // removed while uploading
+	replace          bool // the upload may replace the remote file (hotdrop's earlier delivery there)
 	meta             map[string]string
 	verify           []Checksum // writers' checksum files to check before uploading
 	progressAt       time.Time
@@ -278,7 +280,10 @@ func (e *Engine) mkdir(dir string) error {
 	return nil
 }
 
-// Reload applies a new configuration while running, without dropping uploads in flight:
+// Reload applies a new configuration while running, without dropping uploads in flight.
+// It always applies what it was given; an error says which requests could not be set up
+// (their drop folders), not that the old configuration stays.
+//
 // they finish with the uploader they started with, and later ones use up (nil keeps the
 // current one). Requests are replaced (new drop folders created, statuses applied), failed
 // files are tried again (SPEC: a config reload retries them) and every hold is re-derived.
@@ -309,6 +314,7 @@ func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Re
 				if fs.latestReady {
 					fs.rec.State = string(Ready)
 				}
+				e.save(ctx, fs)
 			}
 		}
 		e.reclassify(ctx)
@@ -454,23 +460,35 @@ func (e *Engine) load(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	binDir := filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)) + string(filepath.Separator)
 	for _, rec := range recs {
-		if rec.State != string(Delivered) && !rec.RenameIntent {
+		if rec.State != string(Delivered) && !rec.RenameIntent && rec.DeliveredAt.IsZero() {
 			// Re-derived from what the watcher reports now; a file that vanished while
 			// hotdrop was down must not linger as "settling".
 			continue
 		}
 		fs := &fileState{rec: rec, req: rec.RequestID, emitted: State(rec.State)}
-		if r := e.reqs[rec.RequestID]; r != nil {
+		fs.inBin = e.opt.Bin != "" && strings.HasPrefix(rec.Path, binDir)
+		if r := e.reqs[rec.RequestID]; r != nil && !fs.inBin {
 			fs.name = relName(r.Folder, rec.Path)
+		} else if fs.inBin {
+			fs.name = relName(strings.TrimSuffix(binDir, string(filepath.Separator)), rec.Path)
 		} else {
 			fs.name = filepath.Base(rec.Path)
 		}
 		if rec.State != string(Delivered) {
-			// Caught between the journaled rename intent and the delivered record: reconcile
-			// asks the server which side of the rename the crash fell on.
 			fs.rec.State = string(Settling)
 			fs.rec.Reason, fs.rec.Message = "", ""
+			if _, err := os.Lstat(rec.Path); err != nil && !rec.RenameIntent {
+				// Delivered once, changed, then removed while hotdrop was down: the
+				// delivered version stands.
+				fs.rec.State = string(Delivered)
+			}
+			// Otherwise: a changed version of a delivered file (the watcher reports it again
+			// and it is held already_delivered unless a redelivery is asked), or a file
+			// caught between its journaled rename intent and its delivered record, for which
+			// reconcile asks the server which side of the rename the crash fell on.
+			fs.emitted = State(fs.rec.State)
 		}
 		e.files[rec.Path] = fs
 	}
@@ -483,15 +501,28 @@ func (e *Engine) load(ctx context.Context) error {
 // down) leave it to the upload worker, which checks again before sending.
 func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, pending []FileRecord) {
 	for _, rec := range pending {
-		size, exists, err := up.Stat(ctx, rec.RemotePath)
+		renamed, err := renameHappened(ctx, up, rec.RemotePath, rec.Size)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("cannot check the server for a file interrupted at rename; will check before sending it again", "file", rec.Path, "err", err)
 			}
 			continue
 		}
-		e.send(ctx, msg{kind: msgReconciled, path: rec.Path, done: size, exists: exists})
+		e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: renamed})
 	}
+}
+
+// renameHappened tells, for a file whose rename intent was journaled, whether the rename into
+// place happened: the partial is gone and the final file has the expected size. The partial
+// check matters for a redelivery, where an older final file of the same size is already
+// there: while the partial exists, the rename did not happen.
+func renameHappened(ctx context.Context, up Uploader, rel string, size int64) (bool, error) {
+	partial := path.Join(path.Dir(rel), "."+path.Base(rel)+".partial")
+	if _, exists, err := up.Stat(ctx, partial); err != nil || exists {
+		return false, err
+	}
+	n, exists, err := up.Stat(ctx, rel)
+	return err == nil && exists && n == size, err
 }
 
 func relName(folder, p string) string {
@@ -556,7 +587,13 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 	fs := e.files[ev.Path]
 	if ev.Kind == watcher.Removed {
 		if fs == nil {
+			if e.isAuxiliary(ev.Path) {
+				e.auxChanged(ev.Path) // a sidecar or checksum file went: judge its file again
+			}
 			return
+		}
+		if fs.rec.State == string(Uploading) {
+			fs.gone = true
 		}
 		if fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
 			delete(e.files, ev.Path)
@@ -584,6 +621,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		}
 	}
 	fs.name = name
+	fs.gone = false
 	fs.latest, fs.latestReady = ev.Info, ev.Kind == watcher.Ready
 
 	switch ev.Kind {
@@ -789,6 +827,7 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 	if typ := requestEventType(r.emitted, r.state); typ != "" {
 		if typ == EventRequestDelivered {
 			e.startManifest(ctx, r, files)
+			r.deliver = false // `hotdrop deliver` released this package, not the next one
 		}
 		ev := Event{Type: typ, Request: &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}}
 		for _, fs := range files {
@@ -875,11 +914,19 @@ func requestState(files []*fileState, r *reqState, complete bool) State {
 
 // start moves a ready file to uploading and hands it to an upload slot when one is free.
 func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
+	if e.opt.RemotePath == nil {
+		e.hold(fs, ReasonInvalidName, "no destination.path to make the remote path from")
+		return
+	}
 	rel, err := e.opt.RemotePath(r.Request, fs.name)
 	if err != nil {
 		e.hold(fs, ReasonInvalidName, err.Error())
 		return
 	}
+	// A redelivery may replace only what hotdrop put at this very path before; a path that
+	// moved (destination.path or a field changed) is not ours to overwrite.
+	prev := fs.rec.RemotePath
+	fs.replace = !fs.rec.DeliveredAt.IsZero() && (prev == rel || strings.HasSuffix(prev, "/"+rel))
 	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Uploading), "", ""
 	fs.rec.RemotePath = rel
 	fs.retrying, fs.attempt, fs.done = false, 0, 0
@@ -924,7 +971,7 @@ func (e *Engine) job(fs *fileState) Job {
 		LocalPath: p, RemoteRel: rel, Size: fs.rec.Size, ModTime: fs.rec.ModTime,
 		// The remote file may be replaced only when this very file was delivered there
 		// before (a redelivery); anything else there is not ours to overwrite.
-		Replace: fs.rec.DeliveredAt.IsZero() == false,
+		Replace: fs.replace,
 		BeforeRename: func(ctx context.Context) error {
 			// Through the loop, which owns the record: a concurrent save of the same row
 			// must not wipe the intent.
@@ -992,11 +1039,10 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		var res Result
 		var err error
 		if intent {
-			var size int64
-			var exists bool
-			size, exists, err = rt.up.Stat(ctx, j.RemoteRel)
-			if err == nil && exists && size == j.Size {
-				return Result{Remote: j.RemoteRel, Size: size}, nil
+			var renamed bool
+			renamed, err = renameHappened(ctx, rt.up, j.RemoteRel, j.Size)
+			if err == nil && renamed {
+				return Result{Remote: j.RemoteRel, Size: j.Size}, nil
 			}
 			if err == nil {
 				intent = false
@@ -1094,10 +1140,18 @@ func (e *Engine) result(ctx context.Context, m msg) {
 			return // an upload worker got there first and checks the server itself
 		}
 		fs.rec.RenameIntent = false
-		if m.exists && m.done == fs.rec.Size {
+		if m.exists {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
 			fs.rec.DeliveredAt = time.Now()
 			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath)
+		} else if _, err := os.Lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
+			// Not delivered, and the source is gone: nothing is left to send or to show.
+			delete(e.files, fs.rec.Path)
+			if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
+				e.log.Error("journal", "err", err)
+			}
+			e.refreshOwner(ctx, fs)
+			return
 		}
 		e.save(ctx, fs)
 		e.refreshOwner(ctx, fs)
@@ -1158,12 +1212,35 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		}
 		e.log.Warn("file changed during upload; partial discarded", "file", fs.rec.Path)
 	case errors.As(m.err, &te) && holdCodes[te.Code]:
+		fs.rec.RenameIntent = false // no rename followed: the intent must not vouch for a delivery
 		e.hold(fs, te.Code, te.Msg)
 		e.log.Warn("file held", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
 	default:
+		fs.rec.RenameIntent = false
 		te = classify(m.err)
 		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
 		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+	}
+	if fs.gone && fs.rec.State != string(Delivered) {
+		// Removed while it was being sent: nothing is left to send or to show.
+		delete(e.files, fs.rec.Path)
+		if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
+			e.log.Error("journal", "err", err)
+		}
+		e.refreshOwner(ctx, fs)
+		return
+	}
+	if fs.latestReady && !sameIdentity(fs.rec, fs.latest) && fs.rec.State != string(Settling) && fs.rec.State != string(Ready) {
+		// A newer version settled while the upload ran (its Ready came and was set aside):
+		// judge it now, or it would wait for a watcher event that never comes.
+		e.setIdentity(fs, fs.latest)
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+		fs.changes = 0
+		var r *reqState
+		if !fs.inBin {
+			r = e.reqs[fs.req]
+		}
+		e.classify(ctx, fs, r)
 	}
 	e.save(ctx, fs)
 	e.refreshOwner(ctx, fs)

@@ -439,6 +439,17 @@ func TestRestartNeverResends(t *testing.T) {
 	if v.Files[0].Reason != ReasonAlreadyDelivered {
 		t.Errorf("reason = %q, want %s", v.Files[0].Reason, ReasonAlreadyDelivered)
 	}
+	h2.stop()
+
+	// Nor after another restart: the journal still knows it was delivered once. (The file
+	// is on disk, as it would be; a changed file removed while hotdrop is down is not.)
+	writeReal(t, filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-10]", "a.ttml"), "changed")
+	h3 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
+	h3.drop("SR-10", "a.ttml", watcher.Ready, 6)
+	v = h3.waitState("SR-10", Held)
+	if v.Files[0].Reason != ReasonAlreadyDelivered || up.count() != 1 {
+		t.Errorf("after a second restart: reason %q, uploads %d; want %s and 1", v.Files[0].Reason, up.count(), ReasonAlreadyDelivered)
+	}
 }
 
 func TestRenameIntentReconciled(t *testing.T) {
@@ -567,5 +578,64 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition never met")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Review findings, each with the scenario that showed it.
+
+// A file removed while it is being sent leaves no ghost behind: it would block its request
+// (too_many_files for the file that replaces it).
+func TestRemovedDuringUploadForgotten(t *testing.T) {
+	up := newFakeUploader()
+	release := make(chan struct{})
+	up.fail = func(_ int, j Job) error {
+		if filepath.Base(j.LocalPath) == "wrong.ttml" {
+			<-release
+			return &TransferError{Code: ReasonChangedDuringUpload, Msg: "gone"}
+		}
+		return nil
+	}
+	h := newHarness(t, newMemStore(), up, req("SR-60", 1))
+	p := h.drop("SR-60", "wrong.ttml", watcher.Ready, 4)
+	h.waitState("SR-60", Uploading)
+	rel, _ := filepath.Rel(h.root, p)
+	h.events <- watcher.Event{Kind: watcher.Removed, Path: p, Rel: filepath.ToSlash(rel)}
+	close(release)
+	h.drop("SR-60", "right.ttml", watcher.Ready, 5)
+	v := h.waitState("SR-60", Delivered)
+	if len(v.Files) != 1 || v.Files[0].Name != "right.ttml" {
+		t.Errorf("files = %+v, want only right.ttml", v.Files)
+	}
+}
+
+// A journaled intent does not make a file delivered while its partial is still on the
+// server: in a redelivery an older final file of the same size is already there.
+func TestIntentWithPartialNotDelivered(t *testing.T) {
+	up := newFakeUploader()
+	up.remote["SR-61/a.ttml"] = 5          // the old delivery, same size
+	up.remote["SR-61/.a.ttml.partial"] = 5 // the rename never happened
+	ok, err := renameHappened(context.Background(), up, "SR-61/a.ttml", 5)
+	if err != nil || ok {
+		t.Errorf("renameHappened with the partial present = %v, %v; want false", ok, err)
+	}
+	delete(up.remote, "SR-61/.a.ttml.partial")
+	if ok, _ := renameHappened(context.Background(), up, "SR-61/a.ttml", 5); !ok {
+		t.Errorf("renameHappened with the partial gone = false, want true")
+	}
+}
+
+// `hotdrop deliver` releases one package: after it is delivered, the next files of a files=0
+// request wait for the marker again.
+func TestDeliverIsOneShot(t *testing.T) {
+	h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-62", 0, "status", StatusRedeliveryRequested))
+	h.drop("SR-62", "a.mxf", watcher.Ready, 4)
+	if err := h.eng.Deliver(context.Background(), "SR-62"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("SR-62", Delivered)
+	h.drop("SR-62", "b.mxf", watcher.Ready, 4)
+	time.Sleep(300 * time.Millisecond)
+	if n := h.up.count(); n != 1 {
+		t.Errorf("uploads = %d, want 1: the second file waits for the marker or another deliver", n)
 	}
 }

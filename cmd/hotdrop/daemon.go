@@ -260,11 +260,17 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := d.eng.Reload(ctx, d.rp.withEvents(d.engineOptions(cfg, m)), du, reqs); err != nil { // reporting
+	// The engine applies the new settings even when some requests cannot be set up (a drop
+	// folder that cannot be made): from here on, they are the running configuration.
+	applyErr := d.eng.Reload(ctx, d.rp.withEvents(d.engineOptions(cfg, m)), du, reqs) // reporting
+	if applyErr != nil && ctx.Err() != nil {
 		if newUp != nil {
 			newUp.Close()
 		}
-		return err
+		return applyErr
+	}
+	if applyErr != nil {
+		d.log.Error("reload applied, but some requests could not be set up", "err", applyErr)
 	}
 	d.m = m
 	if newUp != nil {
@@ -324,11 +330,9 @@ func (d *daemon) applyTracker(ctx context.Context, reqs []delivery.Request) erro
 	if err != nil {
 		return err
 	}
-	if err := d.eng.Reload(ctx, d.rp.withEvents(d.engineOptions(d.cfg, m)), nil, d.deliveryRequests(reqs, m)); err != nil {
-		return err
-	}
-	d.m = m
-	return nil
+	err = d.eng.Reload(ctx, d.rp.withEvents(d.engineOptions(d.cfg, m)), nil, d.deliveryRequests(reqs, m))
+	d.m = m // applied even when some requests could not be set up
+	return err
 }
 
 // fromDeliveryRequests turns a tracker's requests into the config's shape for the matcher. A
