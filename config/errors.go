@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/hotdrop/hotdrop/internal/textdist"
 )
 
 // Position is where a value sits in a file, for error messages.
@@ -92,7 +94,7 @@ func suggest(key string, candidates []string) string {
 	best, bestDist := "", -1
 	lk := strings.ToLower(key)
 	for _, c := range candidates {
-		d := editDistance(lk, strings.ToLower(c))
+		d := textdist.Levenshtein(lk, strings.ToLower(c))
 		limit := 2
 		if len(c) <= 4 {
 			limit = 1
@@ -102,26 +104,4 @@ func suggest(key string, candidates []string) string {
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes; keys
-// are ASCII so that is enough.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

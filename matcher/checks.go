@@ -20,6 +20,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/text/language"
+
+	"github.com/hotdrop/hotdrop/internal/textdist"
 )
 
 // PortableNameProblem says why a relative slash path would be refused under
@@ -343,30 +345,9 @@ func closeField(md Metadata, want string) string {
 		if v.Source != FromSidecar && v.Source != FromFolderSidecar {
 			continue
 		}
-		if d := editDistance(k, want); d > 0 && d < bestDist {
+		if d := textdist.Levenshtein(k, want); d > 0 && d < bestDist {
 			best, bestDist = k, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between two field names (ASCII).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
