@@ -118,6 +118,7 @@ type fileState struct {
 	nameReq, nameFor string
 	nameMsg          string
 	gone             bool // removed while uploading
+	sourceGone       bool // delivered, then its source was moved away or deleted
 	replace          bool // the upload may replace the remote file (hotdrop's earlier delivery there)
 	meta             map[string]string
 	verify           []Checksum // writers' checksum files to check before uploading
@@ -211,6 +212,12 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 		}
 		r.Folder = filepath.Join(e.opt.Root, filepath.FromSlash(rel))
 		rs := &reqState{Request: r, rel: rel, state: Waiting}
+		if prev != nil && prev[r.ID] == nil && e.runCtx != nil {
+			// New to a running engine (a reload, a tracker poll): if it was known before
+			// (removed, then back), its delivered files must not announce request.delivered
+			// and upload the manifest again; its first look establishes its state quietly.
+			rs.quiet = true
+		}
 		if old := prev[r.ID]; old != nil {
 			rs.marker, rs.deliver, rs.state, rs.emitted = old.marker, old.deliver, old.state, old.emitted
 			if old.Status != r.Status {
@@ -601,6 +608,9 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 				e.log.Error("journal", "err", err)
 			}
 		}
+		if fs.rec.State == string(Delivered) {
+			fs.sourceGone = true // moved away (after = move) or deleted: the delivery stands
+		}
 		e.refreshOwner(ctx, fs)
 		return
 	}
@@ -621,7 +631,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		}
 	}
 	fs.name = name
-	fs.gone = false
+	fs.gone, fs.sourceGone = false, false
 	fs.latest, fs.latestReady = ev.Info, ev.Kind == watcher.Ready
 
 	switch ev.Kind {
@@ -758,7 +768,11 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 		}
 		switch State(fs.rec.State) {
 		case Delivered:
-			delivered++
+			// In a redelivery, a delivered file whose source is gone is being replaced
+			// (perhaps under a new name): it no longer takes one of the request's places.
+			if !(r.Status == StatusRedeliveryRequested && fs.sourceGone) {
+				delivered++
+			}
 		case Ready:
 			ready++
 		case Settling, Uploading:

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -182,5 +183,43 @@ func TestUnreachableAfterAlertAfter(t *testing.T) {
 	got := ev.types("")
 	if len(got) != 2 || got[0] != EventDestinationDown || got[1] != EventDestinationBack {
 		t.Errorf("destination events = %v, want unreachable then back, once each", got)
+	}
+}
+
+// A redelivery under a new name, after the first delivery's source was moved away, is not
+// held too_many_files; a request dropped by a reload and added back does not announce its
+// delivery (or write its manifest) twice.
+func TestRedeliveryNewNameAndReAddedRequest(t *testing.T) {
+	up := newFakeUploader()
+	h, ev := withEvents(t, up, func(o *Options) { o.Manifest = true }, req("SR-70", 1))
+	p := h.drop("SR-70", "a_v1.ttml", watcher.Ready, 4)
+	h.waitState("SR-70", Delivered)
+	rel, _ := filepath.Rel(h.root, p)
+	h.events <- watcher.Event{Kind: watcher.Removed, Path: p, Rel: filepath.ToSlash(rel)}
+
+	opt := h.eng.opt
+	if err := h.eng.Reload(context.Background(), opt, nil, []Request{req("SR-70", 1, "status", StatusRedeliveryRequested)}); err != nil {
+		t.Fatal(err)
+	}
+	h.drop("SR-70", "a_v2.ttml", watcher.Ready, 5)
+	waitUntil(t, func() bool { _, ok := up.sizeOf("SR-70/a_v2.ttml"); return ok })
+	h.waitState("SR-70", Delivered)
+
+	// Dropped from the requests, then back.
+	if err := h.eng.Reload(context.Background(), opt, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.eng.Reload(context.Background(), opt, nil, []Request{req("SR-70", 1, "status", StatusRedeliveryRequested)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	n := 0
+	for _, typ := range ev.types("SR-70") {
+		if typ == EventRequestDelivered {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("request.delivered %d times, want 2 (the delivery and the redelivery): %v", n, ev.types("SR-70"))
 	}
 }
