@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -29,7 +28,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain", "explain PATH... [--config FILE] [--json]", stderr)
 	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
 	asJSON := fs.Bool("json", false, "print one JSON object per path, in an array, for scripts")
-	paths, err := explainArgs(fs, args)
+	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
@@ -87,27 +86,6 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d of %d paths could not be explained", failed, len(paths))
 	}
 	return nil
-}
-
-// explainArgs parses flags given before, between or after the paths.
-func explainArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err.Error()}
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
 }
 
 // explainTarget is one file to explain and where it sits.

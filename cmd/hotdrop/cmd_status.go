@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -71,31 +70,6 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	}
 	printStatusTable(stdout, reqs)
 	return nil
-}
-
-// parseInterspersed parses flags given before or after the positional arguments
-// (`hotdrop status SR-1 --json`) and returns the positional ones.
-func parseInterspersed(fs interface {
-	Parse([]string) error
-	Args() []string
-}, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err.Error()}
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
 }
 
 // statusRequests asks the daemon, or reads the journal when nothing answers.
@@ -178,7 +152,7 @@ func printStatusRequest(w io.Writer, r report.RequestInfo) {
 		if f.Retrying != nil {
 			prog += fmt.Sprintf(" (retry %d at %s)", f.Retrying.Attempt, f.Retrying.NextTry.Local().Format("15:04:05"))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Name, f.State, sizeText(f.Size), prog, orDash(reasonColumn(f.Reason, 0)))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Name, f.State, humanBytes(f.Size), prog, orDash(reasonColumn(f.Reason, 0)))
 	}
 	tw.Flush()
 }
@@ -219,7 +193,7 @@ func progressColumn(r report.RequestInfo) string {
 	if total == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%d%% of %s", 100*done/total, sizeText(total))
+	return fmt.Sprintf("%d%% of %s", 100*done/total, humanBytes(total))
 }
 
 func reasonColumn(rs *report.Reason, n int) string {
@@ -227,19 +201,6 @@ func reasonColumn(rs *report.Reason, n int) string {
 		return ""
 	}
 	return clipText(rs.Code+": "+rs.Message, n)
-}
-
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // errNoDaemon means nothing answers on status.listen (or it is off).
