@@ -8,15 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,94 +153,6 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
-
-// freezeProxy forwards TCP to a server and can freeze the connections it
-// holds, the way a dead network link looks: nothing arrives, nothing fails.
-type freezeProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  []*proxyConn
-}
-
-type proxyConn struct {
-	frozen atomic.Bool
-	a, b   net.Conn
-}
-
-func startProxy(t *testing.T, target string) *freezeProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	p := &freezeProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.a.Close()
-			c.b.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *freezeProxy) accept() {
-	defer p.wg.Done()
-	for {
-		a, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		b, err := net.Dial("tcp", p.target)
-		if err != nil {
-			a.Close()
-			continue
-		}
-		c := &proxyConn{a: a, b: b}
-		p.mu.Lock()
-		p.conns = append(p.conns, c)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go c.pipe(&p.wg, a, b)
-		go c.pipe(&p.wg, b, a)
-	}
-}
-
-// pipe copies until either side closes; once frozen it drops everything.
-func (c *proxyConn) pipe(wg *sync.WaitGroup, dst, src net.Conn) {
-	defer wg.Done()
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !c.frozen.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				src.Close()
-			}
-			return
-		}
-	}
-}
-
-func (p *freezeProxy) freeze() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.frozen.Store(true)
-	}
-}
-
-func (p *freezeProxy) addr() string { return p.ln.Addr().String() }
 
 func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
 
 func TestUploadSFTP(t *testing.T) {
@@ -401,17 +403,17 @@ func TestConnectionReuseAndRedial(t *testing.T) {
 // noticed by the keepalive, and the next upload dials again.
 func TestKeepaliveClosesFrozenLink(t *testing.T) {
 	ts := startServer(t, "")
-	p := startProxy(t, ts.Addr)
-	ts.pin(t, p.addr(), ts.HostKey)
+	p := sshdtest.StartProxy(t, ts.Addr)
+	ts.pin(t, p.Addr, ts.HostKey)
 	o := ts.options()
-	o.URL = "sftp://ingest@" + p.addr() + ts.root
+	o.URL = "sftp://ingest@" + p.Addr + ts.root
 	u := newUploader(t, o)
 	u.kaInterval, u.kaTimeout = 20*time.Millisecond, 100*time.Millisecond
 	j, _ := localFile(t, 1000, "a.bin")
 	_, err := u.Upload(t.Context(), j)
 	must(t, err)
 	c := u.firstConn()
-	p.freeze()
+	p.Freeze()
 	select {
 	case <-c.done:
 	case <-time.After(5 * time.Second):

@@ -23,8 +23,9 @@ type Proxy struct {
 	cutAt  atomic.Int64 // armed cut: connection bytes after which to cut; 0 = none
 	cuts   atomic.Int64
 
-	mu    sync.Mutex
-	conns []net.Conn
+	mu     sync.Mutex
+	conns  []net.Conn
+	frozen []*atomic.Bool // one per connection: Freeze sets those open now
 }
 
 // StartProxy listens on 127.0.0.1 and forwards every connection to target
@@ -73,30 +74,35 @@ func (p *Proxy) accept() {
 			a.Close()
 			continue
 		}
+		fz := new(atomic.Bool)
 		p.mu.Lock()
 		p.conns = append(p.conns, a, b)
+		p.frozen = append(p.frozen, fz)
 		p.mu.Unlock()
 		p.wg.Add(2)
 		go func() {
 			defer p.wg.Done()
-			p.pipe(b, a, true)
+			p.pipe(b, a, true, fz)
 		}()
 		go func() {
 			defer p.wg.Done()
-			p.pipe(a, b, false)
+			p.pipe(a, b, false, fz)
 		}()
 	}
 }
 
 // pipe copies src to dst; upstream it counts and may cut. Either side ending
 // closes both, as a real dropped link would end both directions.
-func (p *Proxy) pipe(dst, src net.Conn, upstream bool) {
+func (p *Proxy) pipe(dst, src net.Conn, upstream bool, frozen *atomic.Bool) {
 	defer dst.Close()
 	defer src.Close()
 	var carried int64
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := src.Read(buf)
+		if n > 0 && frozen.Load() {
+			n = 0 // a link that went silent: bytes vanish, nothing closes
+		}
 		if n > 0 {
 			if upstream {
 				if at := p.cutAt.Load(); at > 0 && carried+int64(n) >= at {
@@ -118,6 +124,17 @@ func (p *Proxy) pipe(dst, src net.Conn, upstream bool) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// Freeze makes the connections open now go silent without closing, as a dead
+// link does (a NAT that forgot the flow): only a keepalive notices. New
+// connections are not affected.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, fz := range p.frozen {
+		fz.Store(true)
 	}
 }
 
