@@ -2,8 +2,14 @@ package uploader
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/pkg/sftp"
 )
 
 // slot is one place in the connection pool. Its connection is dialled on
@@ -88,4 +94,97 @@ func (u *Uploader) Close() error {
 		}
 	}
 	return nil
+}
+
+// lease is one use of the destination: the local folder, or a pooled SFTP
+// connection seen through leasedConn, which notes whether any write of the
+// lease was acknowledged.
+type lease struct {
+	t       target
+	conn    *sftpConn // nil for file://
+	release func()
+	wrote   atomic.Bool
+}
+
+// withTarget runs op on the destination. When op fails because the SFTP
+// connection is gone, the connection is closed at once, so the pool never
+// hands it out again; and when the loss cost op nothing on the server (no
+// write of its was acknowledged: the connection was dead before op used it,
+// as after an idle night or a cut that another upload saw first), op runs
+// once more on a freshly dialled connection instead of reporting a failure
+// that only the retry loop would hide. op must be safe to run twice.
+func (u *Uploader) withTarget(ctx context.Context, op func(t target) error) error {
+	for try := 0; ; try++ {
+		l, err := u.lease(ctx)
+		if err != nil {
+			return err
+		}
+		err = op(l.t)
+		lost := l.conn != nil && err != nil && ctx.Err() == nil && connectionLost(err)
+		if lost {
+			l.conn.close()
+		}
+		l.release()
+		if !lost || l.wrote.Load() || try > 0 {
+			return err
+		}
+		u.log.Info("the pooled connection to the destination was gone; dialling again", "addr", u.addr, "err", err)
+	}
+}
+
+func (u *Uploader) lease(ctx context.Context) (*lease, error) {
+	if u.local {
+		return &lease{t: localTarget{base: u.base}, release: func() {}}, nil
+	}
+	c, release, err := u.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l := &lease{conn: c, release: release}
+	l.t = leasedConn{sftpConn: c, wrote: &l.wrote}
+	return l, nil
+}
+
+// connectionLost reports the errors that mean the SSH connection itself is
+// finished, as opposed to the server refusing one request or a slow link.
+func connectionLost(err error) bool {
+	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, sftp.ErrSSHFxNoConnection) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// leasedConn is a pooled connection as one lease sees it: every file it
+// opens records an acknowledged write in wrote.
+type leasedConn struct {
+	*sftpConn
+	wrote *atomic.Bool
+}
+
+func (c leasedConn) create(p string) (remoteFile, error) {
+	f, err := c.sftpConn.create(p)
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, c.wrote}, nil
+}
+
+func (c leasedConn) openPartial(p string) (remoteFile, error) {
+	f, err := c.sftpConn.openPartial(p)
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, c.wrote}, nil
+}
+
+type countingFile struct {
+	remoteFile
+	wrote *atomic.Bool
+}
+
+func (f countingFile) WriteAt(b []byte, off int64) (int, error) {
+	n, err := f.remoteFile.WriteAt(b, off)
+	if n > 0 && err == nil {
+		f.wrote.Store(true)
+	}
+	return n, err
 }

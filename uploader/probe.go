@@ -22,11 +22,10 @@ func (u *Uploader) Probe(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return classify("probe", "", err)
 	}
-	t, release, err := u.target(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
+	return u.withTarget(ctx, u.probe)
+}
+
+func (u *Uploader) probe(t target) error {
 	base := t.abs("")
 	fi, err := t.stat(base)
 	switch {

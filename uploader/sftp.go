@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -32,6 +33,10 @@ type sftpConn struct {
 	posixRename, statvfs, fsync bool
 
 	done chan struct{} // closed once the connection is unusable
+	// dead is set the moment anyone closes the connection, before the watch
+	// goroutine has seen the session end: between the two, under load, the
+	// pool would otherwise hand out a connection already known to be dead.
+	dead atomic.Bool
 	once sync.Once
 	wg   sync.WaitGroup // the watch and keepalive goroutines
 }
@@ -198,6 +203,9 @@ func answerAll(secret string) ssh.KeyboardInteractiveChallenge {
 }
 
 func (c *sftpConn) alive() bool {
+	if c.dead.Load() {
+		return false
+	}
 	select {
 	case <-c.done:
 		return false
@@ -209,6 +217,7 @@ func (c *sftpConn) alive() bool {
 // close shuts the connection. SSH goes first: closing the SFTP client waits
 // for its reader, which only a dead transport unblocks.
 func (c *sftpConn) close() {
+	c.dead.Store(true)
 	c.once.Do(func() {
 		c.ssh.Close()
 		c.sftp.Close()

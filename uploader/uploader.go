@@ -342,18 +342,25 @@ func (u *Uploader) Upload(ctx context.Context, j Job) (Result, error) {
 		return Result{}, err
 	}
 	defer f.Close()
-	t, release, err := u.target(ctx)
+	var res Result
+	err = u.withTarget(ctx, func(t target) error {
+		// A second run (the pooled connection was found dead) reads the
+		// source again from its start.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return classifyLocal(j.LocalPath, err)
+		}
+		final := t.abs(j.RemoteRel)
+		var err error
+		res, err = u.transfer(ctx, t, f, fi, j, final)
+		if err != nil {
+			u.log.Debug("upload failed", "local", j.LocalPath, "remote", final, "err", err)
+		}
+		return err
+	})
 	if err != nil {
 		return Result{}, err
 	}
-	defer release()
-	final := t.abs(j.RemoteRel)
-	res, err := u.transfer(ctx, t, f, fi, j, final)
-	if err != nil {
-		u.log.Debug("upload failed", "local", j.LocalPath, "remote", final, "err", err)
-		return Result{}, err
-	}
-	u.log.Debug("uploaded", "local", j.LocalPath, "remote", final, "size", res.Size, "resumed", res.Resumed)
+	u.log.Debug("uploaded", "local", j.LocalPath, "remote", res.Remote, "size", res.Size, "resumed", res.Resumed)
 	return res, nil
 }
 
@@ -405,31 +412,18 @@ func (u *Uploader) Stat(ctx context.Context, rel string) (size int64, exists boo
 	if err := checkName(rel); err != nil {
 		return 0, false, &Error{Code: CodeRemoteError, Msg: "refusing remote path", Err: err}
 	}
-	t, release, err := u.target(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	defer release()
-	p := t.abs(rel)
-	fi, err := t.stat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, classify("stat", p, err)
-	}
-	return fi.Size(), true, nil
-}
-
-// target returns the way to the destination, dialling when needed, and the
-// func that gives a pooled connection back.
-func (u *Uploader) target(ctx context.Context) (target, func(), error) {
-	if u.local {
-		return localTarget{base: u.base}, func() {}, nil
-	}
-	c, release, err := u.session(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, release, nil
+	err = u.withTarget(ctx, func(t target) error {
+		p := t.abs(rel)
+		fi, err := t.stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			size, exists = 0, false
+			return nil
+		case err != nil:
+			return classify("stat", p, err)
+		}
+		size, exists = fi.Size(), true
+		return nil
+	})
+	return size, exists, err
 }

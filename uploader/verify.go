@@ -177,10 +177,11 @@ func (u *Uploader) WriteChecksumFile(ctx context.Context, rel, kind, sum string)
 	if err := checkChecksumKind(kind); err != nil || kind == "" || kind == ChecksumNone {
 		return "", fmt.Errorf("checksum file for %s: kind %q: want sha256, md5 or xxh64", rel, kind)
 	}
-	t, release, err := u.target(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer release()
-	return u.writeChecksumFile(t, t.abs(rel), kind, sum)
+	var remote string
+	err := u.withTarget(ctx, func(t target) error {
+		var err error
+		remote, err = u.writeChecksumFile(t, t.abs(rel), kind, sum)
+		return err
+	})
+	return remote, err
 }
