@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,15 +20,47 @@ import (
 	"github.com/hotdrop/hotdrop/store"
 )
 
-// SignatureHeader carries the HMAC-SHA256 of a webhook body, as "sha256=HEX", when
-// status.webhook_secret_file is set.
-const SignatureHeader = "X-Hotdrop-Signature"
+// SignatureHeader carries the HMAC-SHA256 of "TIMESTAMP.BODY", as "sha256=HEX", when
+// status.webhook_secret_file is set; TimestampHeader carries TIMESTAMP, the Unix seconds
+// at which the request was made. Signing the time lets a receiver refuse a replayed
+// delivery (say, one older than five minutes) as well as a forged one.
+const (
+	SignatureHeader = "X-Hotdrop-Signature"
+	TimestampHeader = "X-Hotdrop-Timestamp"
+)
 
-// Sign returns the SignatureHeader value of body under secret.
-func Sign(secret, body []byte) string {
+// Sign returns the SignatureHeader value of body sent at timestamp (Unix seconds) under
+// secret.
+func Sign(secret []byte, timestamp int64, body []byte) string {
 	m := hmac.New(sha256.New, secret)
+	m.Write(strconv.AppendInt(nil, timestamp, 10))
+	m.Write([]byte{'.'})
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// safeClient is the HTTP client of the webhook and the tracker (c, or a new one when nil):
+// it follows redirects only while they keep https (a redirect from https to http would send
+// the token and the events in clear text), and at most five of them.
+func safeClient(c *http.Client) *http.Client {
+	if c == nil {
+		c = &http.Client{}
+	}
+	cc := *c
+	if cc.CheckRedirect == nil {
+		cc.CheckRedirect = checkRedirect
+	}
+	return &cc
+}
+
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return fmt.Errorf("stopped after %d redirects", len(via))
+	}
+	if req.URL.Scheme != "https" && via[0].URL.Scheme == "https" {
+		return fmt.Errorf("refusing a redirect from https to %s: it would send the event and the token unencrypted", redact(req.URL.String()))
+	}
+	return nil
 }
 
 // Sender delivers one target's outbox: each journaled event is POSTed, oldest first, until
@@ -72,9 +105,7 @@ func (s *Sender) wakeCh() chan struct{} {
 }
 
 func (s *Sender) defaults() {
-	if s.Client == nil {
-		s.Client = &http.Client{}
-	}
+	s.Client = safeClient(s.Client)
 	if s.Timeout <= 0 {
 		s.Timeout = 10 * time.Second
 	}
@@ -211,7 +242,9 @@ func (s *Sender) send(ctx context.Context, ev store.Event) error {
 		req.Header.Set("Authorization", "Bearer "+s.Token)
 	}
 	if len(s.Secret) > 0 {
-		req.Header.Set(SignatureHeader, Sign(s.Secret, ev.Body))
+		ts := s.Clock.Now().Unix()
+		req.Header.Set(TimestampHeader, strconv.FormatInt(ts, 10))
+		req.Header.Set(SignatureHeader, Sign(s.Secret, ts, ev.Body))
 	}
 	resp, err := s.Client.Do(req)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
+	"strconv"
 	"testing"
 	"time"
 
@@ -64,7 +65,11 @@ type receiver struct {
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	if want := Sign(rc.secret, body); r.Header.Get(SignatureHeader) != want {
+	ts, err := strconv.ParseInt(r.Header.Get(TimestampHeader), 10, 64)
+	if err != nil {
+		rc.t.Errorf("%s = %q, want Unix seconds", TimestampHeader, r.Header.Get(TimestampHeader))
+	}
+	if want := Sign(rc.secret, ts, body); r.Header.Get(SignatureHeader) != want {
 		rc.t.Errorf("signature %q, want %q", r.Header.Get(SignatureHeader), want)
 	}
 	rc.mu.Lock()

@@ -83,9 +83,7 @@ func (t *Tracker) defaults() {
 	if t.Timeout <= 0 {
 		t.Timeout = 30 * time.Second
 	}
-	if t.Client == nil {
-		t.Client = &http.Client{}
-	}
+	t.Client = safeClient(t.Client)
 	if t.Clock == nil {
 		t.Clock = wallClock{}
 	}

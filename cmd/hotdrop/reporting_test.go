@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,11 @@ func (s *studio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.tracked = append(s.tracked, ev)
 	case r.Method == "POST" && r.URL.Path == "/hook":
-		if got, want := r.Header.Get(report.SignatureHeader), report.Sign([]byte("hook-secret"), body); got != want {
+		ts, _ := strconv.ParseInt(r.Header.Get(report.TimestampHeader), 10, 64)
+		if d := time.Since(time.Unix(ts, 0)); d < -time.Minute || d > time.Minute {
+			s.t.Errorf("webhook %s = %q, want the time it was sent", report.TimestampHeader, r.Header.Get(report.TimestampHeader))
+		}
+		if got, want := r.Header.Get(report.SignatureHeader), report.Sign([]byte("hook-secret"), ts, body); got != want {
 			s.t.Errorf("webhook signature %q, want %q", got, want)
 		}
 		var ev delivery.Event
