@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
