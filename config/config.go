@@ -66,6 +66,8 @@ type Status struct {
 	Listen, TokenFile, TLSCert, TLSKey string
 	StatusFiles                        bool
 	Webhook, WebhookSecretFile         string
+	// Hosts are further names the HTTP server accepts in Host (a reverse proxy's, a DNS name).
+	Hosts []string
 }
 
 // Rule is one [[rule]]: a file name pattern for the File Bin.

@@ -128,6 +128,7 @@ func TestLoadGood(t *testing.T) {
 			StatusFiles:       false,
 			Webhook:           "https://hooks.example/hotdrop",
 			WebhookSecretFile: in("webhook.secret"),
+			Hosts:             []string{"hotdrop.vendor.lan", "10.0.0.5"},
 		},
 		Rules: []Rule{
 			{
@@ -137,9 +138,9 @@ func TestLoadGood(t *testing.T) {
 					"episode":  regexp.MustCompile(`^(?:S[0-9]{2}E[0-9]{2})$`),
 					"language": regexp.MustCompile(`^(?:fr|en-US)$`),
 				},
-				Pos: Position{"testdata/good.toml", 60, 1},
+				Pos: Position{"testdata/good.toml", 61, 1},
 			},
-			{Name: "rule 2", Pattern: "{id}_{name}.{ext}", Where: map[string]*regexp.Regexp{}, Pos: Position{"testdata/good.toml", 67, 1}},
+			{Name: "rule 2", Pattern: "{id}_{name}.{ext}", Where: map[string]*regexp.Regexp{}, Pos: Position{"testdata/good.toml", 68, 1}},
 		},
 		SourceTypes: []SourceType{
 			{
@@ -153,13 +154,13 @@ func TestLoadGood(t *testing.T) {
 				},
 				RequireChecksum: true,
 				RequireMarker:   true,
-				Pos:             Position{"testdata/good.toml", 70, 1},
+				Pos:             Position{"testdata/good.toml", 71, 1},
 			},
 			{
 				Name:       "Final Script",
 				Extensions: []string{"pdf"},
 				Metadata:   map[string]Field{"format": {Values: []string{"pdf"}}},
-				Pos:        Position{"testdata/good.toml", 81, 1},
+				Pos:        Position{"testdata/good.toml", 82, 1},
 			},
 		},
 	}
@@ -277,6 +278,7 @@ func TestBadConfigs(t *testing.T) {
 			{5, 10, `requests.url is required when requests.source = "http"`},
 			{11, 10, `status.listen: "0.0.0.0:8470" is not a loopback address, so status.token_file is required`},
 			{12, 12, `status.tls_cert is set without status.tls_key`},
+			{13, 32, `status.hosts: "https://proxy.example:443": want a host name like "hotdrop.vendor.lan", without scheme, port or path`},
 		}},
 		{"bad_paths.toml", []wantErr{
 			{2, 8, `watch.root: "~/deliveries" starts with ~, which hotdrop does not expand`},

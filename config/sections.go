@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -318,6 +319,18 @@ func decodeStatus(t *table, s *Status, dir string) {
 		}
 	}
 	t.setPath("webhook_secret_file", dir, &s.WebhookSecretFile)
+	if list, ok := t.strList("hosts"); ok {
+		good := true
+		for i, h := range list {
+			if p := hostNameProblem(h); p != "" {
+				t.errorf(t.itemPos("hosts", i), "status.hosts: %q: %s", h, p)
+				good = false
+			}
+		}
+		if good {
+			s.Hosts = list
+		}
+	}
 
 	if s.Listen != "" && !loopback && s.TokenFile == "" && !tokenBad {
 		t.errorf(t.valPos("listen"), "status.listen: %q is not a loopback address, so status.token_file is required: off loopback every request needs the token", s.Listen)
@@ -465,4 +478,21 @@ func decodeField(md *table, k string) (Field, bool) {
 		f.Values = list
 	}
 	return f, true
+}
+
+// hostNameProblem says what is wrong with a name for status.hosts ("" when nothing): a
+// DNS name or an IP address as it appears in a Host header, without scheme or port.
+func hostNameProblem(h string) string {
+	if net.ParseIP(strings.Trim(h, "[]")) != nil {
+		return ""
+	}
+	if h == "" || len(h) > 253 {
+		return "want a host name like \"hotdrop.vendor.lan\""
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-') {
+			return "want a host name like \"hotdrop.vendor.lan\", without scheme, port or path"
+		}
+	}
+	return ""
 }

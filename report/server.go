@@ -182,6 +182,14 @@ func (s *Server) Handler() http.Handler {
 			http.Error(w, "Unauthorized: send the token from status.token_file as Authorization: Bearer", http.StatusUnauthorized)
 			return
 		}
+		if s.o.Token != "" && !authed && r.Method == http.MethodPost && r.URL.Path != "/login" {
+			// Loopback is not authentication: any local user can reach it. With a token
+			// configured, a change of state needs it (or the session of a dashboard that
+			// logged in with it).
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hotdrop"`)
+			writeJSON(w, http.StatusUnauthorized, apiError{"this hotdrop wants the token from status.token_file for retry and deliver: log in at /login, or send it as Authorization: Bearer"})
+			return
+		}
 		if !bearer {
 			if err := s.cop.Check(r); err != nil {
 				http.Error(w, "Forbidden: cross-origin request refused; POST from the dashboard itself or send the token", http.StatusForbidden)

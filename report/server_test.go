@@ -111,6 +111,42 @@ func TestReportServerRefusesForeignHostAndOrigin(t *testing.T) {
 	}
 }
 
+// TestReportServerLoopbackPostNeedsTokenWhenSet: on loopback any local user can connect, so
+// with a token configured, retry and deliver need it (or the logged-in dashboard's cookie);
+// reading stays open as before.
+func TestReportServerLoopbackPostNeedsTokenWhenSet(t *testing.T) {
+	ts, _, _, ctl := newTestServer(t, "127.0.0.1:8470", "t0ken")
+	retry := ts.URL + "/api/requests/SR-1/retry"
+	if resp, _ := do(t, "GET", ts.URL+"/api/requests", nil); resp.StatusCode != 200 {
+		t.Errorf("GET on loopback without the token = %d, want 200", resp.StatusCode)
+	}
+	if resp, body := do(t, "POST", retry, nil); resp.StatusCode != 401 || !strings.Contains(body, "status.token_file") {
+		t.Errorf("POST on loopback without the token = %d %q, want 401 naming status.token_file", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "POST", retry, map[string]string{"Origin": ts.URL}); resp.StatusCode != 401 {
+		t.Errorf("same-origin POST on loopback without the token = %d, want 401", resp.StatusCode)
+	}
+	if n := ctl.calls.Load(); n != 0 {
+		t.Fatalf("engine control called %d times without the token, want 0", n)
+	}
+	if resp, _ := do(t, "POST", retry, map[string]string{"Authorization": "Bearer t0ken"}); resp.StatusCode != 202 {
+		t.Errorf("POST with the token = %d, want 202", resp.StatusCode)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm(ts.URL+"/login", url.Values{"token": {"t0ken"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("login set %d cookies, want 1", len(cookies))
+	}
+	if resp, _ := do(t, "POST", retry, map[string]string{"Cookie": cookies[0].Name + "=" + cookies[0].Value, "Origin": ts.URL}); resp.StatusCode != 202 {
+		t.Errorf("dashboard POST with its session cookie = %d, want 202", resp.StatusCode)
+	}
+}
+
 func TestReportServerOffLoopbackNeedsToken(t *testing.T) {
 	if _, err := NewServer(ServerOptions{Listen: "0.0.0.0:8470"}); err == nil {
 		t.Fatal("NewServer accepted a non-loopback address without a token")

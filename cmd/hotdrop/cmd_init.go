@@ -161,8 +161,11 @@ auto_deliver = true
 [status]
 # Dashboard, JSON API, events, /metrics and /healthz; "" turns them off.
 listen = "127.0.0.1:8470"
-# Required when listen is not loopback: the token every request must carry.
+# The token every request must carry off loopback; on loopback, what a POST (retry,
+# deliver) needs unless it comes from a dashboard logged in with it.
 # token_file = "/etc/hotdrop/status.token"
+# Further names accepted in the Host header (a reverse proxy's, a DNS name).
+# hosts = ["hotdrop.vendor.lan"]
 # HTTPS for a dashboard reached over the network: set both.
 # tls_cert = "/etc/hotdrop/tls.crt"
 # tls_key = "/etc/hotdrop/tls.key"
@@ -170,7 +173,8 @@ listen = "127.0.0.1:8470"
 status_files = true
 # Every event is POSTed here as JSON.
 # webhook = "https://hooks.example/hotdrop"
-# Signs webhook bodies: X-Hotdrop-Signature: sha256=HMAC.
+# Signs webhook deliveries: X-Hotdrop-Signature: sha256=HMAC-SHA256 of "TIMESTAMP.BODY",
+# with X-Hotdrop-Timestamp: TIMESTAMP (Unix seconds), so receivers can refuse replays.
 # webhook_secret_file = "/etc/hotdrop/webhook.secret"
 
 # Naming rules for the File Bin, tried in order; the first whose pattern fits decides.

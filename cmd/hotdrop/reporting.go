@@ -90,7 +90,7 @@ func newReporting(cfg *config.Config, st *store.Store, log *slog.Logger) (*repor
 	}
 	if cfg.Status.Listen != "" {
 		o := report.ServerOptions{Listen: cfg.Status.Listen, TLSCert: cfg.Status.TLSCert, TLSKey: cfg.Status.TLSKey,
-			Hub: r.hub, Metrics: r.metrics, Store: st, Logger: log}
+			Hosts: cfg.Status.Hosts, Hub: r.hub, Metrics: r.metrics, Store: st, Logger: log}
 		if cfg.Status.TokenFile != "" {
 			tok, err := readSecretFile("status.token_file", cfg.Status.TokenFile)
 			if err != nil {

@@ -73,7 +73,9 @@ async function post(url, button) {
   if (button) button.disabled = true;
   try {
     const r = await fetch(url, { method: "POST", credentials: "same-origin" });
-    if (!r.ok) {
+    if (r.status === 401) {
+      if (confirm("This hotdrop wants its token (status.token_file) for retry and deliver. Log in now?")) location.href = "/login";
+    } else if (!r.ok) {
       const body = await r.json().catch(() => ({}));
       alert(body.error || `The request failed (HTTP ${r.status}).`);
     }
