@@ -35,7 +35,12 @@ type Control interface {
 
 // ServerOptions configure the HTTP server on status.listen.
 type ServerOptions struct {
-	Listen string // host:port
+	Listen string // host:port; "" = no TCP listener (the socket alone)
+	// Socket is the path of a Unix socket (state_dir/hotdrop.sock) that serves the same API
+	// to local commands. Whoever can open it (mode 0660: the service user and its group) is
+	// trusted, so hotdrop status, retry and deliver need no token and never send one to
+	// whatever happens to listen on status.listen. "" = none.
+	Socket string
 	// Token is the content of status.token_file ("" = none). Off loopback it is required and
 	// every request must carry it; on loopback it lets non-browser clients POST.
 	Token           string
@@ -53,6 +58,7 @@ type ServerOptions struct {
 // Server is the dashboard, the JSON API, the event stream, /metrics and /healthz.
 type Server struct {
 	o        ServerOptions
+	sock     net.Listener
 	loopback bool
 	hosts    map[string]bool
 	cop      *http.CrossOriginProtection
@@ -85,9 +91,16 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	host, _, err := net.SplitHostPort(o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("status.listen %q: %w", o.Listen, err)
+	if o.Listen == "" && o.Socket == "" {
+		return nil, errors.New("the status server needs status.listen or a socket")
+	}
+	host := "127.0.0.1"
+	if o.Listen != "" {
+		h, _, err := net.SplitHostPort(o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("status.listen %q: %w", o.Listen, err)
+		}
+		host = h
 	}
 	s := &Server{o: o, loopback: isLoopback(host), hosts: map[string]bool{}, cop: http.NewCrossOriginProtection()}
 	if !s.loopback && o.Token == "" {
@@ -415,14 +428,63 @@ func writeFrame(w http.ResponseWriter, f frame) {
 	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", f.event, f.data)
 }
 
-// Listen binds status.listen, so that an address in use is an error at start.
+// Listen binds status.listen, so that an address in use is an error at start. Without
+// status.listen it does nothing.
 func (s *Server) Listen() error {
+	if s.o.Listen == "" || s.ln != nil {
+		return nil
+	}
 	ln, err := net.Listen("tcp", s.o.Listen)
 	if err != nil {
 		return fmt.Errorf("status.listen %s: %w", s.o.Listen, err)
 	}
 	s.ln = ln
 	return nil
+}
+
+// ListenSocket binds the local commands' socket. A socket left by a process that died is
+// replaced (one process holds state_dir at a time); anything else at that path is not
+// touched.
+func (s *Server) ListenSocket() error {
+	p := s.o.Socket
+	if p == "" || s.sock != nil {
+		return nil
+	}
+	if fi, err := os.Lstat(p); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return fmt.Errorf("socket %s: something that is not a socket is in the way; move it", p)
+		}
+		if c, err := net.Dial("unix", p); err == nil {
+			c.Close()
+			return fmt.Errorf("socket %s: another hotdrop answers on it", p)
+		}
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("socket %s: removing the one a stopped hotdrop left: %w", p, err)
+		}
+	}
+	ln, err := net.Listen("unix", p)
+	if err != nil {
+		return fmt.Errorf("socket %s: %w", p, err)
+	}
+	// The service user and its group; the folder (state_dir, 0750) guards it too.
+	if err := os.Chmod(p, 0o660); err != nil {
+		ln.Close()
+		return fmt.Errorf("socket %s: %w", p, err)
+	}
+	s.sock = ln
+	return nil
+}
+
+// Listening reports whether Listen or ListenSocket bound anything to serve.
+func (s *Server) Listening() bool { return s.ln != nil || s.sock != nil }
+
+// socketHandler serves the socket: its peer was let in by the file system, so neither Host
+// nor token is asked for, and no browser can reach it to forge a request.
+func (s *Server) socketHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		s.mux.ServeHTTP(w, r)
+	})
 }
 
 // Addr is the bound address (after Listen).
@@ -436,41 +498,69 @@ func (s *Server) Addr() string {
 // Serve answers on the bound address until ctx is cancelled, then stops within a few
 // seconds (event streams end with ctx).
 func (s *Server) Serve(ctx context.Context) error {
-	if s.ln == nil {
-		if err := s.Listen(); err != nil {
-			return err
-		}
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	if err := s.ListenSocket(); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelDebug),
-	}
-	done := make(chan error, 1)
-	go func() {
-		if s.o.TLSCert != "" {
-			done <- srv.ServeTLS(s.ln, s.o.TLSCert, s.o.TLSKey)
-		} else {
-			done <- srv.Serve(s.ln)
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			BaseContext:       func(net.Listener) context.Context { return ctx },
+			ErrorLog:          slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelDebug),
 		}
-	}()
+	}
+	var running []*http.Server
+	done := make(chan error, 2)
+	if s.ln != nil {
+		srv := newServer(s.Handler())
+		running = append(running, srv)
+		go func() {
+			if s.o.TLSCert != "" {
+				done <- srv.ServeTLS(s.ln, s.o.TLSCert, s.o.TLSKey)
+			} else {
+				done <- srv.Serve(s.ln)
+			}
+		}()
+	}
+	if s.sock != nil {
+		srv := newServer(s.socketHandler())
+		running = append(running, srv)
+		go func() { done <- srv.Serve(s.sock) }()
+	}
+	var failed error
 	select {
 	case err := <-done:
-		return fmt.Errorf("status server on %s: %w", s.Addr(), err)
+		failed = fmt.Errorf("status server: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
+	for _, srv := range running {
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
 	}
-	<-done
-	return nil
+	for range len(running) - btoi(failed != nil) {
+		<-done
+	}
+	if s.sock != nil {
+		os.Remove(s.o.Socket)
+	}
+	return failed
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // SetControl gives the server the engine behind its buttons; call it before Serve.

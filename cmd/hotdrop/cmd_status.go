@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -203,91 +200,49 @@ func reasonColumn(rs *report.Reason, n int) string {
 	return clipText(rs.Code+": "+rs.Message, n)
 }
 
-// errNoDaemon means nothing answers on status.listen (or it is off).
+// errNoDaemon means nothing answers on the daemon's socket.
 var errNoDaemon = errors.New("the daemon is not running")
 
-// apiClient talks to the running daemon's API on status.listen.
+// socketPath is where the running daemon answers local commands: state_dir/hotdrop.sock.
+func socketPath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "hotdrop.sock") }
+
+// apiClient talks to the running daemon's API over its socket in state_dir. Never over
+// status.listen: when the daemon is down, any local user may hold that port, and a command
+// that sent it the token (or trusted its answers) would be talking to them.
 type apiClient struct {
-	base  string
-	token string
-	http  *http.Client
+	base string // for messages: the socket's path
+	http *http.Client
 }
 
 func newAPIClient(cfg *config.Config) (*apiClient, error) {
-	if cfg.Status.Listen == "" {
-		return nil, fmt.Errorf("%w, or cannot be asked (status.listen is off)", errNoDaemon)
-	}
-	host, port, err := net.SplitHostPort(cfg.Status.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("status.listen %q: %w", cfg.Status.Listen, err)
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	c := &apiClient{http: &http.Client{Timeout: 20 * time.Second}}
-	scheme := "http"
-	if cfg.Status.TLSCert != "" {
-		scheme = "https"
-		pinned, err := pinnedTLS(cfg.Status.TLSCert)
-		if err != nil {
-			return nil, err
-		}
-		c.http.Transport = &http.Transport{TLSClientConfig: pinned}
-	}
-	c.base = scheme + "://" + net.JoinHostPort(host, port)
-	if cfg.Status.TokenFile != "" {
-		// Without read access to the token the API still answers on loopback.
-		if tok, err := readSecretFile("status.token_file", cfg.Status.TokenFile); err == nil {
-			c.token = tok
-		}
-	}
-	return c, nil
-}
-
-// pinnedTLS trusts exactly the daemon's own certificate (status.tls_cert): the command talks
-// to its own daemon, whose certificate may be self-signed or name another host.
-func pinnedTLS(certFile string) (*tls.Config, error) {
-	data, err := os.ReadFile(certFile)
-	if err != nil {
-		return nil, fmt.Errorf("status.tls_cert: %w", err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("status.tls_cert: %s holds no PEM certificate", certFile)
-	}
-	want := block.Bytes
-	return &tls.Config{
-		InsecureSkipVerify: true, // replaced by the pin below
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 || !bytes.Equal(raw[0], want) {
-				return errors.New("the server's certificate is not status.tls_cert")
-			}
-			return nil
-		},
-	}, nil
+	p := socketPath(cfg)
+	var d net.Dialer
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, "unix", p)
+	}}
+	return &apiClient{base: p, http: &http.Client{Timeout: 20 * time.Second, Transport: tr}}, nil
 }
 
 // do calls the API; out, when not nil, receives the JSON answer.
 func (c *apiClient) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://hotdrop"+path, nil)
 	if err != nil {
 		return err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "dial" {
-			return fmt.Errorf("%w (nothing answers on %s)", errNoDaemon, c.base)
+			switch {
+			case errors.Is(err, fs.ErrPermission):
+				return fmt.Errorf("the daemon's socket %s refuses this user: run the command as the service user or a member of its group (or with sudo)", c.base)
+			case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED):
+				return fmt.Errorf("%w (nothing answers on %s)", errNoDaemon, c.base)
+			}
 		}
 		return fmt.Errorf("asking the daemon at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode == http.StatusUnauthorized {
-		return fmt.Errorf("the daemon at %s wants the token from status.token_file, which this user cannot read", c.base)
-	}
 	if resp.StatusCode/100 != 2 {
 		var ae struct {
 			Error string `json:"error"`

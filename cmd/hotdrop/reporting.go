@@ -88,27 +88,33 @@ func newReporting(cfg *config.Config, st *store.Store, log *slog.Logger) (*repor
 	for _, s := range r.senders {
 		r.hub.OnJournal(s.Wake)
 	}
-	if cfg.Status.Listen != "" {
-		o := report.ServerOptions{Listen: cfg.Status.Listen, TLSCert: cfg.Status.TLSCert, TLSKey: cfg.Status.TLSKey,
-			Hosts: cfg.Status.Hosts, Hub: r.hub, Metrics: r.metrics, Store: st, Logger: log}
-		if cfg.Status.TokenFile != "" {
-			tok, err := readSecretFile("status.token_file", cfg.Status.TokenFile)
-			if err != nil {
-				return nil, err
-			}
-			o.Token = tok
-		}
-		srv, err := report.NewServer(o)
+	o := report.ServerOptions{Listen: cfg.Status.Listen, Socket: socketPath(cfg), TLSCert: cfg.Status.TLSCert,
+		TLSKey: cfg.Status.TLSKey, Hosts: cfg.Status.Hosts, Hub: r.hub, Metrics: r.metrics, Store: st, Logger: log}
+	if cfg.Status.TokenFile != "" {
+		tok, err := readSecretFile("status.token_file", cfg.Status.TokenFile)
 		if err != nil {
 			return nil, err
 		}
-		// Deliveries matter more than the dashboard: a port in use is a loud error, not a
-		// reason to leave files undelivered overnight.
-		if err := srv.Listen(); err != nil {
-			log.Error("the dashboard, API and /metrics are off: cannot listen", "err", err)
-		} else {
-			r.srv = srv
+		o.Token = tok
+	}
+	srv, err := report.NewServer(o)
+	if err != nil {
+		return nil, err
+	}
+	// Deliveries matter more than the dashboard: a port in use is a loud error, not a
+	// reason to leave files undelivered overnight.
+	if err := srv.Listen(); err != nil {
+		log.Error("the dashboard, API and /metrics are off: cannot listen", "err", err)
+		o.Listen = ""
+		if srv, err = report.NewServer(o); err != nil {
+			return nil, err
 		}
+	}
+	if err := srv.ListenSocket(); err != nil {
+		log.Error("hotdrop status, retry and deliver cannot reach this daemon", "err", err)
+	}
+	if srv.Listening() {
+		r.srv = srv
 	}
 	return r, nil
 }
@@ -149,11 +155,13 @@ func (r *reporting) start(ctx context.Context, eng *delivery.Engine, apply func(
 	if r.srv != nil {
 		r.srv.SetControl(eng)
 		run("status server", r.srv.Serve)
-		scheme := "http"
-		if r.cfg.Status.TLSCert != "" {
-			scheme = "https"
+		if r.srv.Addr() != "" {
+			scheme := "http"
+			if r.cfg.Status.TLSCert != "" {
+				scheme = "https"
+			}
+			r.log.Info("dashboard and API", "url", scheme+"://"+r.srv.Addr()+"/")
 		}
-		r.log.Info("dashboard and API", "url", scheme+"://"+r.srv.Addr()+"/")
 	}
 	for _, s := range r.senders {
 		s.Wake() // deliveries left over from the last run

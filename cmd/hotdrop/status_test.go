@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -14,10 +15,13 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,7 +166,7 @@ func TestStatusRetryDeliverThroughTheDaemon(t *testing.T) {
 	hub := report.NewHub(report.HubOptions{Store: st, Logger: quietTestLogger()})
 	hub.SetRequests(report.InfoFromStore(reqs, files))
 	ctl := &recordingControl{}
-	srv, err := report.NewServer(report.ServerOptions{Listen: addr, Hub: hub, Control: ctl, Logger: quietTestLogger()})
+	srv, err := report.NewServer(report.ServerOptions{Listen: addr, Socket: fixtureSocket(cfgPath), Hub: hub, Control: ctl, Logger: quietTestLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,41 +212,99 @@ func TestStatusRetryDeliverThroughTheDaemon(t *testing.T) {
 
 func quietTestLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func TestStatusOverHTTPSWithToken(t *testing.T) {
+// fixtureSocket is the daemon's socket for statusFixture's config.
+func fixtureSocket(cfgPath string) string {
+	return filepath.Join(filepath.Dir(cfgPath), "state", "hotdrop.sock")
+}
+
+// TestCommandsNeverSendTheTokenToTheListenPort: with the daemon stopped, any local user may
+// hold status.listen. The commands talk to the daemon over its socket in state_dir only, so
+// whatever holds the port gets neither a request nor the token; with the daemon running
+// (a token on the port) they work through the socket without the token.
+func TestCommandsNeverSendTheTokenToTheListenPort(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeTestCert(t, certFile, keyFile)
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600)
-	addr := freeAddr(t)
-	cfgPath, st := statusFixture(t, addr, fmt.Sprintf("tls_cert = %q\ntls_key = %q\ntoken_file = %q\n", certFile, keyFile, tokenFile))
+
+	var squatted atomic.Int32
+	squatter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		squatted.Add(1)
+		if strings.Contains(r.Header.Get("Authorization"), "s3cret") {
+			t.Errorf("the process on status.listen received the token")
+		}
+		fmt.Fprint(w, `{"requests": []}`)
+	}))
+	defer squatter.Close()
+	addr := squatter.Listener.Addr().String()
+	cfgPath, st := statusFixture(t, addr, fmt.Sprintf("token_file = %q\n", tokenFile))
+
+	if out, errOut, code := runCmd(t, "status", "--config", cfgPath); code != 0 || !strings.Contains(errOut, "not running") || !strings.Contains(out, "SR-1045") {
+		t.Errorf("status with the daemon stopped = exit %d, %q, %q; want the journal's view", code, out, errOut)
+	}
+	if _, errOut, code := runCmd(t, "deliver", "SR-1045", "--config", cfgPath); code != 1 || !strings.Contains(errOut, "needs the running daemon") {
+		t.Errorf("deliver with the daemon stopped = exit %d, %q; want it to say the daemon is needed", code, errOut)
+	}
+	if n := squatted.Load(); n != 0 {
+		t.Fatalf("the process on status.listen got %d requests from the commands, want none", n)
+	}
+
 	reqs, _ := st.Requests(context.Background())
 	files, _ := st.Files(context.Background())
 	hub := report.NewHub(report.HubOptions{Logger: quietTestLogger()})
 	hub.SetRequests(report.InfoFromStore(reqs, files))
-	srv, err := report.NewServer(report.ServerOptions{Listen: addr, Token: "s3cret-token", TLSCert: certFile, TLSKey: keyFile,
-		Hub: hub, Control: &recordingControl{}, Logger: quietTestLogger()})
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeTestCert(t, certFile, keyFile)
+	listen := freeAddr(t)
+	srv, err := report.NewServer(report.ServerOptions{Listen: listen, Socket: fixtureSocket(cfgPath), Token: "s3cret-token",
+		TLSCert: certFile, TLSKey: keyFile, Hub: hub, Control: &recordingControl{}, Logger: quietTestLogger()})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
 	defer func() { cancel(); <-done }()
+	waitForSocket(t, fixtureSocket(cfgPath))
+	if fi, err := os.Stat(fixtureSocket(cfgPath)); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode = %v, %v; want 0660", fi, err)
+	}
 	out, errOut, code := runCmd(t, "deliver", "SR-1045", "--config", cfgPath)
-	if code != 0 {
-		t.Fatalf("deliver over HTTPS with the token: exit %d, %s", code, errOut)
+	if code != 0 || !strings.Contains(out, "released") {
+		t.Fatalf("deliver through the socket: exit %d, %q, %q", code, out, errOut)
 	}
-	if !strings.Contains(out, "released") {
-		t.Errorf("deliver said %q", out)
+	if n := squatted.Load(); n != 0 {
+		t.Errorf("the process on status.listen got %d requests, want none", n)
 	}
-	// Another certificate on that address is refused: the command trusts only status.tls_cert.
-	writeTestCert(t, certFile, filepath.Join(dir, "other-key.pem"))
-	if _, errOut, code := runCmd(t, "status", "--config", cfgPath); code != 1 || !strings.Contains(errOut, "not status.tls_cert") {
-		t.Errorf("status against a different certificate = exit %d, %q; want a refusal", code, errOut)
+	// The port itself serves HTTPS with the token as before.
+	pem, _ := os.ReadFile(certFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest("POST", "https://"+listen+"/api/requests/SR-1045/deliver", nil)
+	req.Header.Set("Authorization", "Bearer s3cret-token")
+	resp, err := hc.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Errorf("POST over HTTPS with the token = %v, %v; want 202", resp, err)
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+}
+
+// waitForSocket waits until the server's socket answers.
+func waitForSocket(t *testing.T, p string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", p)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socket %s: %v", p, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
