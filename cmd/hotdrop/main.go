@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/statelock"
 )
 
 // version is set at build time with -ldflags "-X main.version=1.2.3".
@@ -28,6 +29,9 @@ const (
 	exitOK     = 0
 	exitFail   = 1
 	exitConfig = 2
+	// exitBusy (EX_TEMPFAIL) is another hotdrop holding the state_dir: a temporary condition,
+	// which a script may retry later and a service manager restarts after its delay.
+	exitBusy = 75
 )
 
 const usage = `hotdrop delivers media from drop folders to a studio's SFTP server.
@@ -120,6 +124,9 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.As(err, &el), errors.As(err, &ce):
 		fmt.Fprintf(stderr, "%v\n", err)
 		return exitConfig
+	case errors.Is(err, statelock.ErrBusy):
+		fmt.Fprintf(stderr, "hotdrop: %v\n", err)
+		return exitBusy
 	}
 	fmt.Fprintf(stderr, "hotdrop: %v\n", err)
 	return exitFail
