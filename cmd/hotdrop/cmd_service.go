@@ -166,7 +166,7 @@ func serviceInstall(cfgPath string, perUser bool, stdout io.Writer) error {
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		return err // exit 2: a service that would only fail to start is no use
+		return err // exit 78: a service that would only fail to start is no use
 	}
 	exe, err := os.Executable()
 	if err == nil {

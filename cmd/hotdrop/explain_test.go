@@ -225,8 +225,8 @@ func TestExplainUsage(t *testing.T) {
 	dir := explainWorld(t)
 	t.Chdir(dir)
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"explain", "--config", "hotdrop.toml"}, &stdout, &stderr); code != exitConfig {
-		t.Errorf("explain without a path: exit %d, want %d", code, exitConfig)
+	if code := run([]string{"explain", "--config", "hotdrop.toml"}, &stdout, &stderr); code != exitUsage {
+		t.Errorf("explain without a path: exit %d, want %d", code, exitUsage)
 	}
 	stderr.Reset()
 	if code := run([]string{"explain", "--config", "hotdrop.toml", "/elsewhere/x.ttml"}, &stdout, &stderr); code != exitFail || !strings.Contains(stderr.String(), "neither in the File Bin") {
