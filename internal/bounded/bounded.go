@@ -60,18 +60,26 @@ func errAt(data []byte, off int, format string, args ...any) *Error {
 
 func checkSize(data []byte, lim Limits) *Error {
 	if lim.MaxBytes > 0 && len(data) > lim.MaxBytes {
-		return &Error{Msg: fmt.Sprintf("is %d bytes, more than the %d this file may have", len(data), lim.MaxBytes)}
+		return &Error{Msg: fmt.Sprintf("is %d bytes, more than the %d allowed; hotdrop refuses it unread", len(data), lim.MaxBytes)}
 	}
 	return nil
 }
 
-func tooDeep(data []byte, off int, lim Limits) *Error {
-	return errAt(data, off, "nests tables, arrays or dotted-key parts more than %d levels deep; hotdrop refuses it unread", lim.MaxDepth)
+func tooDeep(data []byte, off int, lim Limits, what string) *Error {
+	return errAt(data, off, "nests %s more than %d levels deep; hotdrop refuses it unread", what, lim.MaxDepth)
 }
 
-func tooManyKeys(data []byte, off int, lim Limits) *Error {
-	return errAt(data, off, "holds more than %d keys (each part of a dotted key counts); hotdrop refuses it unread", lim.MaxKeys)
+func tooManyKeys(data []byte, off int, lim Limits, what string) *Error {
+	return errAt(data, off, "holds more than %d %s; hotdrop refuses it unread", lim.MaxKeys, what)
 }
+
+// What the messages call the measures, per format.
+const (
+	tomlNesting = "tables, arrays or dotted-key parts"
+	tomlKeys    = "keys (each part of a dotted key counts)"
+	jsonNesting = "objects or arrays"
+	jsonKeys    = "object members"
+)
 
 // LineCol converts a byte offset to a 1-based line and character column.
 func LineCol(data []byte, off int) (line, col int) {

@@ -62,7 +62,7 @@ func TestTOMLPositions(t *testing.T) {
 		{"a = [[[1]]]\n", Limits{MaxDepth: 3}, 1, 7, "more than 3 levels"},
 		{"[a.b.c]\n", Limits{MaxDepth: 2}, 1, 5, "more than 2 levels"},
 		{"a = 1\nb = 2\nc = 3\n", Limits{MaxKeys: 2}, 3, 1, "more than 2 keys"},
-		{"a = 1\n", Limits{MaxBytes: 3}, 0, 0, "is 6 bytes, more than the 3"},
+		{"a = 1\n", Limits{MaxBytes: 3}, 0, 0, "is 6 bytes, more than the 3 allowed"},
 	} {
 		err := TOML([]byte(tt.doc), tt.lim)
 		var be *Error
@@ -156,7 +156,7 @@ func TestJSON(t *testing.T) {
 	if err := JSON([]byte(`{"a": "[[[[{{{{\"::::", "b": [1, {"c": 2}]}`), Limits{MaxDepth: 3, MaxKeys: 3}); err != nil {
 		t.Errorf("JSON(ordinary) = %v", err)
 	}
-	if err := JSON([]byte(`{"a": 1, "b": 2, "c": 3}`), Limits{MaxKeys: 2}); err == nil || !strings.Contains(err.Error(), "more than 2 keys") {
+	if err := JSON([]byte(`{"a": 1, "b": 2, "c": 3}`), Limits{MaxKeys: 2}); err == nil || !strings.Contains(err.Error(), "more than 2 object members") {
 		t.Errorf("JSON(3 keys, max 2) = %v", err)
 	}
 	if err := JSON([]byte(`[1, 2]`), Limits{MaxBytes: 4}); err == nil {

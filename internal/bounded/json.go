@@ -19,14 +19,14 @@ func JSON(data []byte, lim Limits) error {
 		case '[', '{':
 			depth++
 			if lim.MaxDepth > 0 && depth > lim.MaxDepth {
-				return tooDeep(data, i, lim)
+				return tooDeep(data, i, lim, jsonNesting)
 			}
 		case ']', '}':
 			depth = max(depth-1, 0)
 		case ':':
 			keys++
 			if lim.MaxKeys > 0 && keys > lim.MaxKeys {
-				return tooManyKeys(data, i, lim)
+				return tooManyKeys(data, i, lim, jsonKeys)
 			}
 		}
 	}

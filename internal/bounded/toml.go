@@ -46,7 +46,7 @@ func (s *tomlScan) depthOK(d int) bool { return s.lim.MaxDepth <= 0 || d <= s.li
 func (s *tomlScan) addKey(at int) *Error {
 	s.keys++
 	if s.lim.MaxKeys > 0 && s.keys > s.lim.MaxKeys {
-		return tooManyKeys(s.data, at, s.lim)
+		return tooManyKeys(s.data, at, s.lim, tomlKeys)
 	}
 	return nil
 }
@@ -112,7 +112,7 @@ func (s *tomlScan) header() *Error {
 	}
 	parts := 1
 	if !s.depthOK(parts) {
-		return tooDeep(d, start, s.lim)
+		return tooDeep(d, start, s.lim, tomlNesting)
 	}
 	if err := s.addKey(start); err != nil {
 		return err
@@ -126,7 +126,7 @@ func (s *tomlScan) header() *Error {
 		case '.':
 			parts++
 			if !s.depthOK(parts) {
-				return tooDeep(d, s.i, s.lim)
+				return tooDeep(d, s.i, s.lim, tomlNesting)
 			}
 			if err := s.addKey(s.i); err != nil {
 				return err
@@ -144,7 +144,7 @@ func (s *tomlScan) header() *Error {
 			if arrayOf {
 				s.base++ // the array's element is one more level
 				if !s.depthOK(s.base) {
-					return tooDeep(d, start, s.lim)
+					return tooDeep(d, start, s.lim, tomlNesting)
 				}
 			}
 			s.mode = afterValue
@@ -168,7 +168,7 @@ func (s *tomlScan) key() *Error {
 	d := s.data
 	depth := s.cur() + 1
 	if !s.depthOK(depth) {
-		return tooDeep(d, s.i, s.lim)
+		return tooDeep(d, s.i, s.lim, tomlNesting)
 	}
 	if err := s.addKey(s.i); err != nil {
 		return err
@@ -182,7 +182,7 @@ func (s *tomlScan) key() *Error {
 		case '.':
 			depth++
 			if !s.depthOK(depth) {
-				return tooDeep(d, s.i, s.lim)
+				return tooDeep(d, s.i, s.lim, tomlNesting)
 			}
 			if err := s.addKey(s.i); err != nil {
 				return err
@@ -229,7 +229,7 @@ func (s *tomlScan) value(c byte) *Error {
 	case '[':
 		depth := s.vdep + 1
 		if !s.depthOK(depth) {
-			return tooDeep(d, s.i, s.lim)
+			return tooDeep(d, s.i, s.lim, tomlNesting)
 		}
 		s.stack = append(s.stack, frame{open: '[', depth: depth})
 		s.i++
