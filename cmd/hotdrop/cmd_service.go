@@ -147,7 +147,7 @@ func plainServiceError(err error) string {
 		return fmt.Sprintf("a hotdrop service is already installed (%s); `hotdrop service uninstall` first to replace it",
 			strings.TrimPrefix(msg, "Init already exists: "))
 	case msg == "service in failed state":
-		return "the hotdrop service has failed; `journalctl -u hotdrop` says why (exit status 2: a config error, see `hotdrop check`)"
+		return "the hotdrop service has failed; `journalctl -u hotdrop` says why (exit status 78: a config error, see `hotdrop check`; 64: a wrong command line in the unit)"
 	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "Access is denied"):
 		return msg + " (a system service needs root or an administrator; --user installs one for yourself)"
 	}
