@@ -8,9 +8,12 @@
 // with no allocation per token: they lex just enough (strings, comments, brackets, key
 // separators) to measure
 //
-//   - depth: how deep a value sits, counting every open table, array and inline table and
-//     every part of the dotted keys and table headers on its path ([a.b] then c.d = {e = 1}
-//     puts e at depth 5);
+//   - depth: how deep a value sits, counting every part of the dotted keys and table headers
+//     on its path, every open array, and the element of an [[array]] table ([a.b] then
+//     c.d = {e = [1]} puts e at depth 5 and its array's elements at 6). This is what the
+//     decoder's cost grows with: it spells out the whole key path of every table it makes;
+//     an intermediate [[array]] in a header like [[a.b]] is not seen, which costs the
+//     decoder nothing extra;
 //   - keys: how many keys the document holds, each part of a dotted key counted;
 //   - bytes.
 //

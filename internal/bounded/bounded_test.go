@@ -99,8 +99,8 @@ func TestTOMLPassesOrdinaryDocuments(t *testing.T) {
 	}
 }
 
-// TestTOMLNeverUndercounts compares the scan's depth with the decoder's on documents the
-// decoder accepts: every value the decoder produces at depth d is refused with MaxDepth d-1.
+// TestTOMLNeverUndercounts compares the scan's depth with the decoder's nesting on documents
+// the decoder accepts: each passes at exactly its decoded depth and is refused one below.
 func TestTOMLNeverUndercounts(t *testing.T) {
 	for _, doc := range []string{
 		"a.b.c = 1",
