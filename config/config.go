@@ -151,7 +151,7 @@ func DefaultPath() string {
 // Load reads and parses the config file at path. Errors name path as given.
 // The error, when not nil, is an ErrorList.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, ErrorList{{Pos: Position{File: path}, Msg: "cannot read the config file: " + err.Error(), Err: err}}
 	}

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/hotdrop/hotdrop/internal/bounded"
 )
 
 // decoder walks the generic tree BurntSushi/toml produces, checking every
@@ -29,6 +33,15 @@ type decoder struct {
 // syntax error.
 func decode(file string, data []byte) (*decoder, *table) {
 	d := &decoder{known: map[string]map[string]bool{}}
+	if err := bounded.TOML(data, fileLimits); err != nil {
+		pos, msg := Position{File: file, Line: 1, Col: 1}, err.Error()
+		var be *bounded.Error
+		if errors.As(err, &be) {
+			pos.Line, pos.Col, msg = max(be.Line, 1), max(be.Col, 1), be.Msg
+		}
+		d.errs = append(d.errs, &Error{Pos: pos, Msg: msg, Err: err})
+		return d, nil
+	}
 	var m map[string]any
 	if _, err := toml.Decode(string(data), &m); err != nil {
 		d.errs = append(d.errs, syntaxError(file, data, err))
@@ -38,6 +51,13 @@ func decode(file string, data []byte) (*decoder, *table) {
 	d.lines = strings.Split(strings.TrimPrefix(string(data), "\ufeff"), "\n")
 	return d, d.newTable("", "", Position{File: file, Line: 1, Col: 1}, m)
 }
+
+// fileLimits bound a config or requests file before the TOML decoder sees it: the admin
+// writes them, but a script may generate requests files, and `explain` reads them too. The
+// deepest real config value (a profile's metadata values) sits 5 levels down; a file shaped
+// to explode the decoder (BurntSushi/toml spends gigabytes on deep nesting or long dotted
+// keys) is refused with its position instead of crashing the daemon.
+var fileLimits = bounded.Limits{MaxBytes: 16 << 20, MaxDepth: 16, MaxKeys: 1_000_000}
 
 // syntaxError turns the library's ParseError into an Error with a column
 // counted in characters on the reported line (the library's own Col counts
@@ -490,4 +510,16 @@ func (t *table) within(k, s string, off int) Position {
 		p.Col += 1 + utf8.RuneCountInString(s[:off])
 	}
 	return p
+}
+
+// readFile reads a config or requests file, at most one byte past fileLimits.MaxBytes (enough
+// for decode to refuse it by size): a config path pointing at something endless must not
+// exhaust memory.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, int64(fileLimits.MaxBytes)+1))
 }

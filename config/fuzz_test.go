@@ -20,6 +20,9 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(tricky))
+	for _, doc := range hostileTOML { // issue 9: these exhausted memory in the decoder
+		f.Add([]byte(doc))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, parse := range []func() error{
 			func() error { _, err := Parse("f.toml", data); return err },

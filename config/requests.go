@@ -72,7 +72,7 @@ func LoadRequests(c *Config) ([]Request, error) {
 	var all []Request
 	var ids []Position
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := readFile(f)
 		if err != nil {
 			errs = append(errs, &Error{Pos: Position{File: f}, Msg: "cannot read the requests file: " + err.Error(), Err: err})
 			continue

@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -220,10 +221,19 @@ func readChecksums(path string) ([]Checksum, *SidecarError) {
 // also counts) and returns the line for name, or the only line when there is one.
 func parseChecksumFile(file, algo, name string, r io.Reader) (Checksum, *SidecarError) {
 	want := map[string]int{"md5": 32, "sha256": 64, "xxh64": 16}[algo]
-	sc := bufio.NewScanner(io.LimitReader(r, maxSidecar))
+	// Read whole and bounded: a file cut at the cap would be checked on a part of itself.
+	data, err := io.ReadAll(io.LimitReader(r, maxSidecar+1))
+	if err != nil {
+		return Checksum{}, &SidecarError{File: file, Msg: "cannot read the checksum file: " + err.Error(), Err: err}
+	}
+	if len(data) > maxSidecar {
+		return Checksum{}, &SidecarError{File: file, Msg: fmt.Sprintf("is larger than %d bytes; a checksum file holds one line per file (md5sum format)", maxSidecar)}
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	var lines []Checksum
 	var names []string
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimRight(sc.Text(), "\r")
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -236,6 +246,10 @@ func parseChecksumFile(file, algo, name string, r io.Reader) (Checksum, *Sidecar
 		rest = strings.TrimPrefix(strings.TrimPrefix(rest, " "), "*")
 		lines = append(lines, Checksum{File: file, Algo: algo, Hex: strings.ToLower(digest)})
 		names = append(names, filepath.Base(filepath.FromSlash(rest)))
+	}
+	if err := sc.Err(); err != nil {
+		// bufio.ErrTooLong: a line past 64 KiB is no checksum line.
+		return Checksum{}, &SidecarError{File: file, Line: n, Col: 1, Msg: fmt.Sprintf("a line longer than %d bytes; expected %d hex digits of %s and the file name (md5sum format)", bufio.MaxScanTokenSize, want, algo), Err: err}
 	}
 	for i, n := range names {
 		if n == name {

@@ -125,6 +125,10 @@ func TestChecksumFiles(t *testing.T) {
 		{"xxh64", "0123456789abcdef  ep.mov\n", true, ""},
 		{"md5", "nothex  ep.mov\n", false, "ep.mov.md5:1:1: expected 32 hex digits"},
 		{"md5", hex.EncodeToString(m5[:]) + "  a\n" + hex.EncodeToString(m5[:]) + "  b\n", false, "has no line for ep.mov"},
+		// Past the size cap the file is refused, not checked on its first MiB.
+		{"md5", strings.Repeat("# padding\n", 110_000) + hex.EncodeToString(m5[:]) + "  ep.mov\n", false, "is larger than 1048576 bytes"},
+		// A line past the scanner's buffer ends the scan: refused, not "no line".
+		{"md5", "# " + strings.Repeat("x", 70_000) + "\n" + hex.EncodeToString(m5[:]) + "  ep.mov\n", false, "ep.mov.md5:1:1: a line longer than 65536 bytes"},
 	}
 	for _, tt := range tests {
 		cf := file + "." + tt.ext

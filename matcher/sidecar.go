@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/hotdrop/hotdrop/internal/bounded"
 )
 
 // SidecarError is a sidecar that cannot be used, with where the problem is. Line and Col
@@ -85,11 +87,30 @@ func ParseSidecar(file string, data []byte) (map[string]string, error) {
 	if !utf8.Valid(data) {
 		return nil, &SidecarError{File: file, Msg: "is not UTF-8 text"}
 	}
-	if strings.HasSuffix(strings.ToLower(file), ".json") {
+	isJSON := strings.HasSuffix(strings.ToLower(file), ".json")
+	// Anyone who can write into a drop folder writes sidecars: their shape is bounded before
+	// a parser sees them (a few KB of nesting costs BurntSushi/toml gigabytes).
+	check := bounded.TOML
+	if isJSON {
+		check = bounded.JSON
+	}
+	if err := check(data, sidecarLimits); err != nil {
+		var be *bounded.Error
+		if !errors.As(err, &be) {
+			return nil, &SidecarError{File: file, Msg: err.Error(), Err: err}
+		}
+		return nil, &SidecarError{File: file, Line: be.Line, Col: be.Col, Err: err,
+			Msg: be.Msg + `; a sidecar is a flat table of field = value, like language = "fr-FR"`}
+	}
+	if isJSON {
 		return parseJSON(file, data)
 	}
 	return parseTOML(file, data)
 }
+
+// sidecarLimits bound a sidecar before it is parsed. A sidecar is flat, so these are far
+// above anything real, and far below what hurts the parsers.
+var sidecarLimits = bounded.Limits{MaxBytes: maxSidecar, MaxDepth: 32, MaxKeys: 10_000}
 
 func parseTOML(file string, data []byte) (map[string]string, error) {
 	var raw map[string]any

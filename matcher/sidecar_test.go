@@ -2,9 +2,13 @@ package matcher
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSidecar(t *testing.T) {
@@ -66,6 +70,9 @@ func FuzzParseSidecar(f *testing.F) {
 	f.Add(false, []byte("language = \"fr-FR\"\nframe_rate = 23.976\n"))
 	f.Add(false, []byte("[t]\nx = 1"))
 	f.Add(true, []byte(`{"a": [1, {"b": 2}]}`))
+	for name, data := range hostileSidecars() { // issue 9: these exhausted memory in the decoder
+		f.Add(strings.HasSuffix(name, ".json"), data)
+	}
 	f.Fuzz(func(t *testing.T, isJSON bool, data []byte) {
 		file := "s.toml"
 		if isJSON {
@@ -76,4 +83,69 @@ func FuzzParseSidecar(f *testing.F) {
 			t.Fatalf("ParseSidecar(%q) error %q does not name the file", data, err)
 		}
 	})
+}
+
+// hostileSidecars are small files shaped to make a parser spend gigabytes (issue 9): before
+// the bounded pre-scan, the first two ran BurntSushi/toml out of memory and the daemon with it.
+func hostileSidecars() map[string][]byte {
+	return map[string][]byte{
+		"nested.toml":      []byte("a = " + strings.Repeat("{b = ", 10_000) + "1" + strings.Repeat("}", 10_000) + "\n"),
+		"dotted.toml":      []byte("language = \"fr-FR\"\n" + strings.Repeat("a.", 20_000) + "b = 1\n"),
+		"header.toml":      []byte("[" + strings.Repeat("a.", 20_000) + "b]\nc = 1\n"),
+		"many-dotted.toml": []byte(strings.Repeat(strings.Repeat("a.", 30)+"k = 1\n", 12_000)),
+		"nested.json":      []byte(strings.Repeat(`{"a": `, 9_000) + "1" + strings.Repeat("}", 9_000)),
+		"wide.json":        []byte("{" + strings.Repeat(`"k": 1, `, 20_000) + `"z": 1}`),
+	}
+}
+
+// TestHostileSidecarsRefusedCheaply: each hostile sidecar is refused as a *SidecarError naming
+// the file, line and column, within a second and with little memory. (The old code is not run:
+// it takes gigabytes.) The bounds are loose on purpose; a machine shared with other builds
+// must not make this flaky.
+func TestHostileSidecarsRefusedCheaply(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range hostileSidecars() {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, "ep.ttml."+strings.SplitN(name, ".", 2)[1])
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(path)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			_, found, err := ReadSidecar(path)
+			took := time.Since(start)
+			runtime.ReadMemStats(&after)
+			var se *SidecarError
+			if !found || !errors.As(err, &se) || se.Line < 1 || se.Col < 1 || !strings.HasPrefix(err.Error(), path+":") {
+				t.Fatalf("ReadSidecar(%s) = %v, want a *SidecarError at FILE:LINE:COL", name, err)
+			}
+			if took > time.Second {
+				t.Errorf("ReadSidecar(%s) took %s, want well under a second", name, took)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 50<<20 {
+				t.Errorf("ReadSidecar(%s) allocated %d MB, want under 50 MB", name, alloc>>20)
+			}
+		})
+	}
+}
+
+// TestHostileSidecarHoldsFile: through the matcher, a hostile sidecar holds its file
+// invalid_sidecar with a sentence naming file, line and column.
+func TestHostileSidecarHoldsFile(t *testing.T) {
+	m := newTest(t)
+	bin := t.TempDir()
+	file := "Wednesday_S01E03_SUB_fr-FR.ttml"
+	drop(t, bin, map[string]string{file: "data", file + ".toml": string(hostileSidecars()["dotted.toml"])})
+	start := time.Now()
+	v := m.Evaluate(Input{Path: filepath.Join(bin, file), Root: bin, Explain: true})
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Evaluate took %s, want well under a second", took)
+	}
+	want := filepath.Join(bin, file+".toml") + ":2:64: nests tables, arrays or dotted-key parts more than 32 levels deep"
+	if holdCode(v) != HoldInvalidSidecar || !strings.HasPrefix(v.Hold.Message, want) {
+		t.Errorf("hold %+v, want invalid_sidecar starting %q", v.Hold, want)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/bounded"
 	"github.com/hotdrop/hotdrop/store"
 )
 
@@ -180,9 +181,21 @@ func (t *Tracker) fetch(ctx context.Context) ([]delivery.Request, bool, error) {
 	case resp.StatusCode/100 != 2:
 		return nil, false, fmt.Errorf("tracker %s: HTTP %d", redact(u), resp.StatusCode)
 	}
+	// Read whole and bounded before decoding: a reply cut at the cap would decode as a syntax
+	// error, and one shaped to explode (deep nesting, millions of members) must cost little.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(trackerLimits.MaxBytes)+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("tracker %s: reading the reply: %w", redact(u), bareNetError(err))
+	}
+	if err := bounded.JSON(body, trackerLimits); err != nil {
+		var be *bounded.Error
+		if errors.As(err, &be) && be.Line > 0 {
+			return nil, false, fmt.Errorf("tracker %s reply:%w", redact(u), err) // "reply:LINE:COL: …"
+		}
+		return nil, false, fmt.Errorf("tracker %s: the reply %w", redact(u), err)
+	}
 	var reply trackerReply
-	dec := json.NewDecoder(io.LimitReader(resp.Body, 64<<20))
-	if err := dec.Decode(&reply); err != nil {
+	if err := json.Unmarshal(body, &reply); err != nil {
 		return nil, false, fmt.Errorf("tracker %s: the reply is not the expected {\"requests\": [...]}: %w", redact(u), err)
 	}
 	if reply.Requests == nil {
@@ -202,6 +215,10 @@ func (t *Tracker) fetch(ctx context.Context) ([]delivery.Request, bool, error) {
 	t.mu.Unlock()
 	return out, false, nil
 }
+
+// trackerLimits bound a tracker's reply ({"requests": [{...}]} is 3 levels deep): 64 MiB and
+// a million fields hold a hundred thousand requests.
+var trackerLimits = bounded.Limits{MaxBytes: 64 << 20, MaxDepth: 32, MaxKeys: 1_000_000}
 
 // errBadRequest marks a request in a tracker reply that hotdrop cannot use.
 var errBadRequest = errors.New("unusable request")

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,6 +145,8 @@ func TestReportTrackerReconciles(t *testing.T) {
 		{"tracker error changes nothing", 500, `oops`, false, true, map[string]string{"SR-1": "cancelled", "SR-2": "redelivery_requested"}, nil},
 		{"garbage changes nothing", 200, `{"requests": 12}`, false, true, map[string]string{"SR-1": "cancelled", "SR-2": "redelivery_requested"}, nil},
 		{"empty reply changes nothing", 200, `{"requests": []}`, false, false, map[string]string{"SR-1": "cancelled", "SR-2": "redelivery_requested"}, nil},
+		{"deeply nested reply refused", 200, `{"requests": [{"id": "SR-1", "status": "open", "x": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}]}`,
+			false, true, map[string]string{"SR-1": "cancelled", "SR-2": "redelivery_requested"}, nil},
 	}
 	for _, st := range steps {
 		if st.reply != "" || st.status != 200 {
@@ -187,3 +190,23 @@ func TestReportTrackerEventURL(t *testing.T) {
 }
 
 func storeEvent(requestID string) store.Event { return store.Event{RequestID: requestID} }
+
+// TestReportTrackerBoundsReply: a reply nested past the limit, or larger than the cap, is an
+// error naming the tracker and where, decoded not at all; the list stays as it was.
+func TestReportTrackerBoundsReply(t *testing.T) {
+	ft := &fakeTracker{}
+	srv := httptest.NewServer(ft)
+	defer srv.Close()
+	tr := &Tracker{URL: srv.URL + "/api", Timeout: 5 * time.Second, Logger: quietLogger(),
+		Apply: func(context.Context, []delivery.Request) error { t.Error("Apply called"); return nil }}
+	ft.set(200, `{"requests": [`+strings.Repeat(`{"a": `, 100)+`1`+strings.Repeat(`}`, 100)+`]}`)
+	_, err := tr.PollOnce(context.Background())
+	if err == nil || !strings.Contains(err.Error(), " reply:1:195: nests objects or arrays more than 32 levels deep") {
+		t.Errorf("PollOnce(deep reply) = %v, want refused at reply:1:195", err)
+	}
+	ft.set(200, `{"requests": [], "pad": "`+strings.Repeat("x", 64<<20)+`"}`)
+	_, err = tr.PollOnce(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "more than the 67108864 allowed") {
+		t.Errorf("PollOnce(65 MiB reply) = %v, want refused by size", err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/statelock"
 	"github.com/hotdrop/hotdrop/store"
 	"github.com/hotdrop/hotdrop/uploader"
 	"golang.org/x/term"
@@ -204,6 +205,13 @@ type sendRun struct {
 }
 
 func runSend(ctx context.Context, cfg *config.Config, items []sendItem, replace bool, stdout, stderr io.Writer) error {
+	// send resumes from the same journal the daemon uses: a daemon uploading the same file
+	// at the same time would interleave writes into one partial.
+	lock, err := statelock.Acquire(cfg.StateDir, "hotdrop send --config "+cfg.File)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	out := newSendOutput(stdout, stderr, items)
 	var good []sendItem
 	for _, it := range items {

@@ -125,8 +125,8 @@ func TestSendNamesPolicyAndUsage(t *testing.T) {
 		{"send", "--config", cfg, filepath.Join(src, "missing")},
 		{"send", "--bogus"},
 	} {
-		if code := run(args, &stdout, &stderr); code != exitConfig {
-			t.Errorf("%q exit %d, want %d", args, code, exitConfig)
+		if code := run(args, &stdout, &stderr); code != exitUsage {
+			t.Errorf("%q exit %d, want %d", args, code, exitUsage)
 		}
 	}
 }

@@ -147,7 +147,7 @@ func plainServiceError(err error) string {
 		return fmt.Sprintf("a hotdrop service is already installed (%s); `hotdrop service uninstall` first to replace it",
 			strings.TrimPrefix(msg, "Init already exists: "))
 	case msg == "service in failed state":
-		return "the hotdrop service has failed; `journalctl -u hotdrop` says why (exit status 2: a config error, see `hotdrop check`)"
+		return "the hotdrop service has failed; `journalctl -u hotdrop` says why (exit status 78: a config error, see `hotdrop check`; 64: a wrong command line in the unit)"
 	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "Access is denied"):
 		return msg + " (a system service needs root or an administrator; --user installs one for yourself)"
 	}
@@ -166,7 +166,7 @@ func serviceInstall(cfgPath string, perUser bool, stdout io.Writer) error {
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		return err // exit 2: a service that would only fail to start is no use
+		return err // exit 78: a service that would only fail to start is no use
 	}
 	exe, err := os.Executable()
 	if err == nil {

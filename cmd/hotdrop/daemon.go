@@ -14,6 +14,7 @@ import (
 
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/statelock"
 	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/report"
 	"github.com/hotdrop/hotdrop/store"
@@ -33,6 +34,9 @@ type daemonHooks struct {
 	reload <-chan struct{}
 	// reloaded, when set, hears the outcome of every reload (nil = applied).
 	reloaded func(error)
+	// stateLocked says the caller already holds state_dir's lock (the demo takes it before it
+	// writes anything into its folder); otherwise runDaemon takes it.
+	stateLocked bool
 }
 
 type trackerApply struct {
@@ -88,6 +92,14 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	}
 	if len(creqs) == 0 {
 		log.Warn("no requests found: no drop folder will be created", "requests.files", strings.Join(cfg.Requests.Files, ", "))
+	}
+	if !hooks.stateLocked {
+		// Before the journal is opened: two daemons on one journal corrupt deliveries.
+		lock, err := statelock.Acquire(cfg.StateDir, "hotdrop run --config "+cfg.File)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
 	}
 	d := &daemon{log: log, hooks: hooks, cfg: cfg, events: make(chan watcher.Event, 256), applyCh: make(chan trackerApply)}
 	if d.st, err = store.Open(filepath.Join(cfg.StateDir, "state.db")); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/sftpd"
+	"github.com/hotdrop/hotdrop/internal/statelock"
 )
 
 const demoRequests = `# Two Source Requests, as a studio's tracker would list them.
@@ -102,6 +103,13 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 		return err
 	}
 	dir, _ = filepath.Abs(dir)
+	// The demo's state_dir is DIR/state (demoConfig). Locked before anything is written into
+	// DIR: a second demo on the same folder must not replace the running one's keys and config.
+	lock, err := statelock.Acquire(filepath.Join(dir, "state"), "hotdrop demo --dir "+dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 	say("hotdrop demo in %s", dir)
 
@@ -164,7 +172,7 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 	defer logFile.Close()
 	done := make(chan error, 1)
 	go func() {
-		done <- runDaemon(dctx, cfg, newLogger(logFile), daemonHooks{reporters: []delivery.Reporter{progress}, started: started})
+		done <- runDaemon(dctx, cfg, newLogger(logFile), daemonHooks{reporters: []delivery.Reporter{progress}, started: started, stateLocked: true})
 	}()
 	select {
 	case <-started:

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hotdrop/hotdrop/store"
 )
@@ -225,8 +226,8 @@ func TestExplainUsage(t *testing.T) {
 	dir := explainWorld(t)
 	t.Chdir(dir)
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"explain", "--config", "hotdrop.toml"}, &stdout, &stderr); code != exitConfig {
-		t.Errorf("explain without a path: exit %d, want %d", code, exitConfig)
+	if code := run([]string{"explain", "--config", "hotdrop.toml"}, &stdout, &stderr); code != exitUsage {
+		t.Errorf("explain without a path: exit %d, want %d", code, exitUsage)
 	}
 	stderr.Reset()
 	if code := run([]string{"explain", "--config", "hotdrop.toml", "/elsewhere/x.ttml"}, &stdout, &stderr); code != exitFail || !strings.Contains(stderr.String(), "neither in the File Bin") {
@@ -266,5 +267,36 @@ url = "https://tracker.invalid/api"`, 1)
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out) != 1 || out[0].Request != "SR-7" {
 		t.Errorf("explain --json = %s (%v), want one file going to SR-7", stdout.String(), err)
+	}
+}
+
+// TestExplainHostileSidecar: `explain` on a file whose sidecar is a 20,000-part dotted key
+// (issue 9: the decoder ran out of memory on it) answers at once: held invalid_sidecar, with
+// the sidecar's file, line and column.
+func TestExplainHostileSidecar(t *testing.T) {
+	dir := explainWorld(t)
+	t.Chdir(dir)
+	folder := filepath.Join("root", "_bin", "hostile")
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(folder, "Wednesday_S01E03_SUB_fr-FR.ttml")
+	if err := os.WriteFile(file, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file+".toml", []byte(strings.Repeat("a.", 20_000)+"b = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	if err := cmdExplain([]string{"--config", "hotdrop.toml", file}, &stdout, &stderr); err != nil {
+		t.Fatalf("explain: %v\n%s", err, stderr.String())
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("explain took %s, want well under a second or two", took)
+	}
+	want := "verdict: held invalid_sidecar: " + filepath.Join(dir, file) + ".toml:1:64: nests tables, arrays or dotted-key parts more than 32 levels deep"
+	if !strings.Contains(stdout.String(), want) {
+		t.Errorf("explain output lacks %q:\n%s", want, stdout.String())
 	}
 }

@@ -57,7 +57,7 @@ func TestInitDecodesToDefaults(t *testing.T) {
 	}
 }
 
-// TestInitAsShippedRefusesToRun: left as written, the config makes run exit 2 with a plain
+// TestInitAsShippedRefusesToRun: left as written, the config makes run exit 78 with a plain
 // sentence about destination.url, so the packaged service does not start half-configured.
 func TestInitAsShippedRefusesToRun(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hotdrop.toml")
@@ -67,7 +67,7 @@ func TestInitAsShippedRefusesToRun(t *testing.T) {
 	var out, errb strings.Builder
 	code := run([]string{"run", "--config", path}, &out, &errb)
 	if code != exitConfig || !strings.Contains(errb.String(), "destination.url is required") {
-		t.Errorf("run with the shipped config: exit %d, stderr %q; want exit 2 saying destination.url is required", code, errb.String())
+		t.Errorf("run with the shipped config: exit %d, stderr %q; want exit 78 saying destination.url is required", code, errb.String())
 	}
 }
 

@@ -113,8 +113,8 @@ func TestLogFlagErrors(t *testing.T) {
 		{"run", "--log-level", "loud"},
 	} {
 		var out, errb strings.Builder
-		if code := run(args, &out, &errb); code != exitConfig {
-			t.Errorf("hotdrop %s: exit %d, want %d (%s)", strings.Join(args, " "), code, exitConfig, errb.String())
+		if code := run(args, &out, &errb); code != exitUsage {
+			t.Errorf("hotdrop %s: exit %d, want %d (%s)", strings.Join(args, " "), code, exitUsage, errb.String())
 		}
 	}
 }

@@ -18,16 +18,23 @@ import (
 	"syscall"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/statelock"
 )
 
 // version is set at build time with -ldflags "-X main.version=1.2.3".
 var version = ""
 
-// Exit codes (SPEC.md, Commands).
+// Exit codes (SPEC.md, Commands), from sysexits.h where one fits. 2 is left to the Go runtime,
+// which exits 2 on a crash (an unrecovered panic, running out of memory): the service manager
+// must restart that, and must not restart exitUsage or exitConfig, which would only repeat.
 const (
 	exitOK     = 0
 	exitFail   = 1
-	exitConfig = 2
+	exitUsage  = 64 // EX_USAGE: a wrong command line
+	exitConfig = 78 // EX_CONFIG: the config or a requests file is wrong; `hotdrop check` says where
+	// exitBusy (EX_TEMPFAIL) is another hotdrop holding the state_dir: a temporary condition,
+	// which a script may retry later and a service manager restarts after its delay.
+	exitBusy = 75
 )
 
 const usage = `hotdrop delivers media from drop folders to a studio's SFTP server.
@@ -52,14 +59,16 @@ Commands:
 
 Every command takes --help. The config is /etc/hotdrop/hotdrop.toml unless --config or
 HOTDROP_CONFIG says otherwise.
-Exit codes: 0 success, 1 failure, 2 usage or config error.
+Exit codes: 0 success, 1 failure, 64 usage error, 75 the state_dir is in use by another
+hotdrop process (try again later), 78 config error. 2 is a crash (the service manager
+restarts it).
 `
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// usageError is a wrong command line: exit 2 with the message.
+// usageError is a wrong command line: exit 64 (EX_USAGE) with the message.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -67,7 +76,7 @@ func (e usageError) Error() string { return e.msg }
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return exitConfig
+		return exitUsage
 	}
 	cmd, rest := args[0], args[1:]
 	var err error
@@ -101,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDeliver(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "hotdrop: unknown command %q\n\n%s", cmd, usage)
-		return exitConfig
+		return exitUsage
 	}
 	return exitCode(err, stderr)
 }
@@ -116,10 +125,13 @@ func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "hotdrop: %s\n", ue.msg)
-		return exitConfig
+		return exitUsage
 	case errors.As(err, &el), errors.As(err, &ce):
 		fmt.Fprintf(stderr, "%v\n", err)
 		return exitConfig
+	case errors.Is(err, statelock.ErrBusy):
+		fmt.Fprintf(stderr, "hotdrop: %v\n", err)
+		return exitBusy
 	}
 	fmt.Fprintf(stderr, "hotdrop: %v\n", err)
 	return exitFail
@@ -135,7 +147,7 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags, turning a flag error into a usage error (exit 2).
+// parse parses flags, turning a flag error into a usage error (exit 64).
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -64,7 +64,7 @@ func TestServiceUnitFromConfig(t *testing.T) {
 		"ProtectHome=yes\n",
 		"PrivateTmp=yes\n",
 		"Restart=on-failure\n",
-		"RestartPreventExitStatus=2\n",
+		"RestartPreventExitStatus=64 78\n",
 		"RestartSec=15s\n",
 		"ExecReload=/bin/kill -HUP $MAINPID\n",
 		"WantedBy=multi-user.target\n",
@@ -263,7 +263,7 @@ func TestServiceProgramStopTimeout(t *testing.T) {
 }
 
 // TestServiceProgramExitCode: a daemon that fails by itself ends the process with the
-// code `hotdrop run` would give (2 for config errors: systemd does not restart those).
+// code `hotdrop run` would give (78 for config errors: systemd does not restart those).
 func TestServiceProgramExitCode(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -321,8 +321,8 @@ func TestServiceProgramRealDaemon(t *testing.T) {
 func TestServiceCommandLine(t *testing.T) {
 	for _, args := range [][]string{{"service"}, {"service", "frobnicate"}, {"service", "status", "extra"}} {
 		var out, errb strings.Builder
-		if code := run(args, &out, &errb); code != exitConfig {
-			t.Errorf("hotdrop %s: exit %d, want %d; stderr %s", strings.Join(args, " "), code, exitConfig, errb.String())
+		if code := run(args, &out, &errb); code != exitUsage {
+			t.Errorf("hotdrop %s: exit %d, want %d; stderr %s", strings.Join(args, " "), code, exitUsage, errb.String())
 		}
 	}
 }

@@ -83,8 +83,9 @@ func systemdUnit(u unitSpec) (string, error) {
 	line("ExecReload=/bin/kill -HUP $MAINPID")
 	line("Restart=on-failure")
 	line("RestartSec=15s")
-	line("# Exit status 2 is a config error: restarting would only repeat it. `hotdrop check` says why.")
-	line("RestartPreventExitStatus=2")
+	line("# 78 is a config error, 64 a wrong command line: restarting would only repeat them")
+	line("# (`hotdrop check` says why). A crash exits 2 and is restarted.")
+	line("RestartPreventExitStatus=64 78")
 	line("# On SIGTERM hotdrop takes no new work and checkpoints uploads within 10 s.")
 	line("TimeoutStopSec=30s")
 	if !u.PerUser {

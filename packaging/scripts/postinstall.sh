@@ -1,6 +1,6 @@
 #!/bin/sh
 # hotdrop postinstall: the service user, its state folder, and the unit enabled but not
-# started: the shipped config has no destination.url yet, so `hotdrop run` would exit 2.
+# started: the shipped config has no destination.url yet, so `hotdrop run` would exit 78.
 # deb: $1 = configure, $2 = the version upgraded from (empty on a first install).
 # rpm: $1 = 1 on install, 2 on upgrade.
 set -e
