@@ -124,6 +124,7 @@ type fileState struct {
 	verify           []Checksum // writers' checksum files to check before uploading
 	progressAt       time.Time
 	progressAt0      time.Time // when this upload started, for the rate
+	verified         string    // what proved the last delivery (Result.Verified)
 }
 
 type msgKind int
@@ -1200,6 +1201,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	case m.err == nil:
 		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
 		fs.rec.SHA256 = m.res.SHA256
+		fs.verified = m.res.Verified
 		if m.res.Remote != "" {
 			fs.rec.RemotePath = m.res.Remote
 		}
@@ -1274,7 +1276,7 @@ func (e *Engine) view(r *reqState) RequestView {
 func fileView(fs *fileState) FileView {
 	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
-		RemotePath: fs.rec.RemotePath, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
+		RemotePath: fs.rec.RemotePath, Verified: fs.verified, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
 		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done}
 }
 

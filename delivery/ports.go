@@ -51,7 +51,8 @@ type Result struct {
 	SHA256 string
 	// Resumed is the offset the upload continued from (0: from the start).
 	Resumed int64
-	// Verified says what proved the remote copy ("size" or "hash").
+	// Verified says what proved the remote copy: "hash" (the server's hash), "readback" (a
+	// resumed file's earlier part read back) or "size".
 	Verified string
 	// ChecksumFile is the checksum file written beside it, if any.
 	ChecksumFile string
@@ -179,7 +180,10 @@ type FileView struct {
 	Size       int64
 	SHA256     string
 	RemotePath string
-	ChangedAt  time.Time
+	// Verified is what proved the delivered copy ("hash", "readback", "size"), as this run
+	// saw it; "" for a file delivered before the start.
+	Verified  string
+	ChangedAt time.Time
 	// Retrying is set while a transient error is being retried.
 	Retrying bool
 	Attempt  int
