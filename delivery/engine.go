@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/user"
 	"path"
@@ -338,35 +337,6 @@ func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Re
 	return err
 }
 
-// noteTrouble records a transient failure; failures lasting AlertAfter make one
-// destination.unreachable event.
-func (e *Engine) noteTrouble(err error) {
-	now := time.Now()
-	if e.downSince.IsZero() {
-		e.downSince = now
-	}
-	if !e.unreachable.Load() && e.opt.AlertAfter > 0 && now.Sub(e.downSince) >= e.opt.AlertAfter {
-		e.unreachable.Store(true)
-		msg := "the destination has been failing since " + e.downSince.UTC().Format(time.RFC3339)
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		e.log.Error("destination unreachable", "since", e.downSince, "err", err)
-		e.emit(Event{Type: EventDestinationDown, Reason: &EventReason{Code: "destination_unreachable", Message: msg}})
-	}
-}
-
-func (e *Engine) noteBack() {
-	e.downSince = time.Time{}
-	if e.unreachable.Swap(false) {
-		e.log.Info("destination reachable again")
-		e.emit(Event{Type: EventDestinationBack})
-	}
-}
-
-// Unreachable reports whether the destination has been failing for AlertAfter (for /healthz).
-func (e *Engine) Unreachable() bool { return e.unreachable.Load() }
-
 // do runs fn inside the Engine's loop, which owns all state, and waits for it.
 func (e *Engine) do(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
@@ -457,80 +427,6 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			e.mu.Unlock()
 		}
 	}
-}
-
-// load restores the journal: delivered files stay delivered (and are never sent again while
-// their identity holds); anything else is re-derived from what the watcher reports now.
-func (e *Engine) load(ctx context.Context) error {
-	recs, err := e.st.Files(ctx)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	binDir := filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)) + string(filepath.Separator)
-	for _, rec := range recs {
-		if rec.State != string(Delivered) && !rec.RenameIntent && rec.DeliveredAt.IsZero() {
-			// Re-derived from what the watcher reports now; a file that vanished while
-			// hotdrop was down must not linger as "settling".
-			continue
-		}
-		fs := &fileState{rec: rec, req: rec.RequestID, emitted: State(rec.State)}
-		fs.inBin = e.opt.Bin != "" && strings.HasPrefix(rec.Path, binDir)
-		if r := e.reqs[rec.RequestID]; r != nil && !fs.inBin {
-			fs.name = relName(r.Folder, rec.Path)
-		} else if fs.inBin {
-			fs.name = relName(strings.TrimSuffix(binDir, string(filepath.Separator)), rec.Path)
-		} else {
-			fs.name = filepath.Base(rec.Path)
-		}
-		if rec.State != string(Delivered) {
-			fs.rec.State = string(Settling)
-			fs.rec.Reason, fs.rec.Message = "", ""
-			if _, err := os.Lstat(rec.Path); err != nil && !rec.RenameIntent {
-				// Delivered once, changed, then removed while hotdrop was down: the
-				// delivered version stands.
-				fs.rec.State = string(Delivered)
-			}
-			// Otherwise: a changed version of a delivered file (the watcher reports it again
-			// and it is held already_delivered unless a redelivery is asked), or a file
-			// caught between its journaled rename intent and its delivered record, for which
-			// reconcile asks the server which side of the rename the crash fell on.
-			fs.emitted = State(fs.rec.State)
-		}
-		e.files[rec.Path] = fs
-	}
-	return nil
-}
-
-// reconcile runs once at start, from its own goroutine: for each file whose rename intent was
-// journaled but not its delivery, a final remote file of the expected size means the rename
-// happened before the crash, so the file is delivered and never sent again. Errors (server
-// down) leave it to the upload worker, which checks again before sending.
-func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, pending []FileRecord) {
-	for _, rec := range pending {
-		renamed, err := renameHappened(ctx, up, rec.RemotePath, rec.Size)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("cannot check the server for a file interrupted at rename; will check before sending it again", "file", rec.Path, "err", err)
-			}
-			continue
-		}
-		e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: renamed})
-	}
-}
-
-// renameHappened tells, for a file whose rename intent was journaled, whether the rename into
-// place happened: the partial is gone and the final file has the expected size. The partial
-// check matters for a redelivery, where an older final file of the same size is already
-// there: while the partial exists, the rename did not happen.
-func renameHappened(ctx context.Context, up Uploader, rel string, size int64) (bool, error) {
-	partial := path.Join(path.Dir(rel), "."+path.Base(rel)+".partial")
-	if _, exists, err := up.Stat(ctx, partial); err != nil || exists {
-		return false, err
-	}
-	n, exists, err := up.Stat(ctx, rel)
-	return err == nil && exists && n == size, err
 }
 
 func relName(folder, p string) string {
@@ -1010,100 +906,6 @@ func (e *Engine) job(fs *fileState) Job {
 			}
 		},
 	}
-}
-
-// errCancelled marks an upload stopped by shutdown: not a failure, the file is sent again on
-// the next start.
-var errCancelled = errors.New("upload stopped by shutdown")
-
-// transfer runs one upload with retries of transient errors, from an upload goroutine. A file
-// whose rename intent was journaled is first looked up on the server: if the rename happened
-// before a crash, the file is delivered and is not sent again.
-// retrier is what an upload goroutine needs from the Engine, copied when the upload starts so
-// a reload never changes it under a running upload.
-type retrier struct {
-	pre          func(ctx context.Context) error // checks before each upload attempt (writers' checksums)
-	last         *Checkpoint                     // the newest checkpoint of this upload
-	checkpointed bool
-	up           Uploader
-	base, max    time.Duration
-	clock        Clock
-	log          *slog.Logger
-}
-
-func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) (Result, error) {
-	if j.Checkpoint == nil && e.st != nil {
-		// Journal each checkpoint so a retry, a restart or a crash resumes there; the
-		// journal write outlives a cancelled upload (the last checkpoint matters most then).
-		p := j.LocalPath
-		j.Checkpoint = func(c Checkpoint) {
-			rt.checkpointed = true
-			rt.last = &c
-			if err := e.st.SaveCheckpoint(context.WithoutCancel(ctx), p, c); err != nil {
-				rt.log.Warn("journal: cannot save the upload checkpoint", "file", p, "err", err)
-			}
-		}
-	}
-	for attempt := 1; ; attempt++ {
-		if attempt > 1 && rt.last != nil {
-			j.Resume = rt.last
-		}
-		if ctx.Err() != nil {
-			return Result{}, errCancelled
-		}
-		var res Result
-		var err error
-		if intent {
-			var renamed bool
-			renamed, err = renameHappened(ctx, rt.up, j.RemoteRel, j.Size)
-			if err == nil && renamed {
-				return Result{Remote: j.RemoteRel, Size: j.Size}, nil
-			}
-			if err == nil {
-				intent = false
-				continue
-			}
-		} else {
-			if rt.pre != nil {
-				err = rt.pre(ctx)
-			}
-			if err == nil {
-				res, err = rt.up.Upload(ctx, j)
-				if err == nil {
-					return res, nil
-				}
-			}
-		}
-		if ctx.Err() != nil {
-			return Result{}, errCancelled
-		}
-		te := classify(err)
-		if !te.Transient {
-			return Result{}, te
-		}
-		wait := backoff(attempt, rt.base, rt.max)
-		next := rt.clock.Now().Add(wait)
-		rt.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
-		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te})
-		select {
-		case <-ctx.Done():
-			return Result{}, errCancelled
-		case <-rt.clock.After(wait):
-		}
-	}
-}
-
-// backoff is exponential from base, capped at max, with up to 50% jitter so that many
-// daemons behind one ingest server do not retry in step.
-func backoff(attempt int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 func (e *Engine) send(ctx context.Context, m msg) {
