@@ -957,10 +957,19 @@ func (e *Engine) result(ctx context.Context, m msg) {
 			return // an upload worker got there first and checks the server itself
 		}
 		fs.rec.RenameIntent = false
-		if m.exists {
+		if m.exists && m.err != nil {
+			te := classify(m.err)
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
+			e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+		} else if m.exists {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
 			fs.rec.DeliveredAt = time.Now()
-			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath)
+			if m.res.SHA256 != "" {
+				fs.rec.SHA256 = m.res.SHA256
+			}
+			fs.verified = m.res.Verified
+			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath,
+				"sha256", fs.rec.SHA256, "verified", fs.verified, "checksum_file", m.res.ChecksumFile)
 		} else if _, err := os.Lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
 			// Not delivered, and the source is gone: nothing is left to send or to show.
 			delete(e.files, fs.rec.Path)

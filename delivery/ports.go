@@ -16,6 +16,15 @@ type Uploader interface {
 	Stat(ctx context.Context, rel string) (size int64, exists bool, err error)
 }
 
+// Finisher is an Uploader's optional ability to finish the publish of a file whose rename
+// into place happened before hotdrop stopped: it hashes the local file (still j's identity),
+// writes the checksum file beside the final one, replacing any temporary copy the crash left,
+// and reports the sha256 for the manifest. An error classified as changed_during_upload says
+// the source is no longer the file that was sent.
+type Finisher interface {
+	FinishPublish(ctx context.Context, j Job) (Result, error)
+}
+
 // Job is one upload as the Engine asks for it.
 type Job struct {
 	LocalPath    string
@@ -54,8 +63,10 @@ type Result struct {
 	// Verified says what proved the remote copy: "hash" (the server's hash), "readback" (a
 	// resumed file's earlier part read back) or "size".
 	Verified string
-	// ChecksumFile is the checksum file written beside it, if any.
+	// ChecksumFile is the checksum file written beside it, if any; ChecksumErr says why it
+	// could not be written (the file itself is delivered).
 	ChecksumFile string
+	ChecksumErr  error
 }
 
 // TransferError is an upload failure as the code that saw it classified it: transient ones

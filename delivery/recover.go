@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path"
@@ -60,14 +61,50 @@ func (e *Engine) load(ctx context.Context) error {
 func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, pending []FileRecord) {
 	for _, rec := range pending {
 		renamed, err := renameHappened(ctx, up, rec.RemotePath, rec.Size)
+		var res Result
+		if err == nil && renamed {
+			j := Job{LocalPath: rec.Path, RemoteRel: rec.RemotePath, Size: rec.Size, ModTime: rec.ModTime}
+			res, err = finishPublish(ctx, up, j, log)
+			if err != nil && !classify(err).Transient {
+				e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: true, err: err})
+				continue
+			}
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("cannot check the server for a file interrupted at rename; will check before sending it again", "file", rec.Path, "err", err)
 			}
 			continue
 		}
-		e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: renamed})
+		e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: renamed, res: res})
 	}
+}
+
+// finishPublish completes the publish of a file whose rename into place happened before
+// hotdrop stopped: everything after the rename (the checksum file, the sha256 the manifest
+// lists) was lost with the process. Without an uploader that can, or when the source changed
+// since, the file is delivered as it is, without them; a final file the server's hash proves
+// wrong is an error.
+func finishPublish(ctx context.Context, up Uploader, j Job, log *slog.Logger) (Result, error) {
+	res := Result{Remote: j.RemoteRel, Size: j.Size}
+	f, ok := up.(Finisher)
+	if !ok {
+		return res, nil
+	}
+	r, err := f.FinishPublish(ctx, j)
+	var te *TransferError
+	if errors.As(err, &te) && (te.Code == ReasonChangedDuringUpload || te.Code == ReasonUnsafePath) {
+		log.Warn("delivered before hotdrop stopped, but the source changed since: no checksum file is written for it",
+			"file", j.LocalPath, "err", err)
+		return res, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if r.ChecksumErr != nil {
+		log.Warn("delivered before hotdrop stopped, but the checksum file could not be written", "file", j.LocalPath, "err", r.ChecksumErr)
+	}
+	return r, nil
 }
 
 // renameHappened tells, for a file whose rename intent was journaled, whether the rename into

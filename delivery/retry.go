@@ -82,9 +82,11 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 			var renamed bool
 			renamed, err = renameHappened(ctx, rt.up, j.RemoteRel, j.Size)
 			if err == nil && renamed {
-				return Result{Remote: j.RemoteRel, Size: j.Size}, nil
-			}
-			if err == nil {
+				res, err = finishPublish(ctx, rt.up, j, rt.log)
+				if err == nil {
+					return res, nil
+				}
+			} else if err == nil {
 				intent = false
 				continue
 			}

@@ -316,3 +316,61 @@ func (u *Uploader) WriteChecksumFile(ctx context.Context, rel, kind, sum string)
 	defer release()
 	return u.writeChecksumFile(t, t.abs(rel), kind, sum)
 }
+
+// FinishPublish completes the publish of a file whose rename into place
+// happened before hotdrop stopped (the caller's journal holds the intent and
+// the server the final file): it hashes the local file, which must still be
+// the one of j (size, mtime), proves the final file by the server's hash
+// where it has one, and writes the checksum file through its temporary name,
+// replacing a temporary copy the crash left behind. Result.ChecksumErr says
+// why the checksum file could not be written; the file itself stays
+// delivered.
+func (u *Uploader) FinishPublish(ctx context.Context, j Job) (Result, error) {
+	if err := checkName(j.RemoteRel); err != nil {
+		return Result{}, &Error{Code: CodeRemoteError, Msg: "refusing remote path", Err: err}
+	}
+	f, _, err := openLocal(j)
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+	h := newHashes(u.checksum)
+	buf := make([]byte, 1<<20)
+	if _, err := io.CopyBuffer(hashWriter{h}, f, buf); err != nil {
+		return Result{}, classifyLocal(j.LocalPath, err)
+	}
+	sha, sum := h.sums()
+	t, release, err := u.target(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	final := t.abs(j.RemoteRel)
+	res := Result{Remote: final, Size: j.Size, SHA256: sha, Verified: VerifySize}
+	if u.hashFirst(0) {
+		err := u.verifyRemote(ctx, t, final, sha, h)
+		switch e := Classify(err); {
+		case err == nil:
+			res.Verified = VerifyHash
+		case e.Code == CodeVerifyMismatch:
+			return Result{}, &Error{Code: CodeVerifyMismatch, Err: err, Msg: fmt.Sprintf(
+				"%s was renamed into place before hotdrop stopped, but it does not hold the local file's bytes", final)}
+		case e.Code != CodeHashUnavailable:
+			return Result{}, err
+		}
+	}
+	if u.checksum == "" || j.NoChecksumFile {
+		return res, nil
+	}
+	res.ChecksumKind, res.Checksum = u.checksum, sum
+	res.ChecksumFile, res.ChecksumErr = u.writeChecksumFile(t, final, u.checksum, sum)
+	return res, nil
+}
+
+// hashWriter feeds bytes to hashes.
+type hashWriter struct{ h *hashes }
+
+func (w hashWriter) Write(p []byte) (int, error) {
+	w.h.Write(p)
+	return len(p), nil
+}

@@ -417,6 +417,8 @@ func (m multiReporter) RequestChanged(v delivery.RequestView) {
 // needs and does not import the uploader package.
 type uploaderAdapter struct{ u *uploader.Uploader }
 
+var _ delivery.Finisher = uploaderAdapter{}
+
 func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.Result, error) {
 	uj := uploader.Job{LocalPath: j.LocalPath, RemoteRel: j.RemoteRel, Size: j.Size,
 		ModTime: j.ModTime, Replace: j.Replace, BeforeRename: j.BeforeRename, Progress: j.Progress,
@@ -430,11 +432,28 @@ func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.R
 	}
 	res, err := a.u.Upload(ctx, uj)
 	if err != nil {
-		ue := uploader.Classify(err)
-		return delivery.Result{}, &delivery.TransferError{Code: ue.Code, Msg: ue.Msg, Transient: ue.Transient, Err: err}
+		return delivery.Result{}, transferError(err)
 	}
+	return deliveryResult(res), nil
+}
+
+func transferError(err error) *delivery.TransferError {
+	ue := uploader.Classify(err)
+	return &delivery.TransferError{Code: ue.Code, Msg: ue.Msg, Transient: ue.Transient, Err: err}
+}
+
+func deliveryResult(res uploader.Result) delivery.Result {
 	return delivery.Result{Remote: res.Remote, Size: res.Size, SHA256: res.SHA256, Resumed: res.Resumed,
-		Verified: res.Verified, ChecksumFile: res.ChecksumFile}, nil
+		Verified: res.Verified, ChecksumFile: res.ChecksumFile, ChecksumErr: res.ChecksumErr}
+}
+
+func (a uploaderAdapter) FinishPublish(ctx context.Context, j delivery.Job) (delivery.Result, error) {
+	res, err := a.u.FinishPublish(ctx, uploader.Job{LocalPath: j.LocalPath, RemoteRel: j.RemoteRel, Size: j.Size,
+		ModTime: j.ModTime, NoChecksumFile: j.NoChecksumFile})
+	if err != nil {
+		return delivery.Result{}, transferError(err)
+	}
+	return deliveryResult(res), nil
 }
 
 func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, error) {

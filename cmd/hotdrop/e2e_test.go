@@ -113,6 +113,12 @@ func (c countingUploader) Upload(ctx context.Context, j delivery.Job) (delivery.
 	return c.Uploader.Upload(ctx, j)
 }
 
+// FinishPublish passes the optional ability through: without it the engine would not finish
+// a publish interrupted after the rename.
+func (c countingUploader) FinishPublish(ctx context.Context, j delivery.Job) (delivery.Result, error) {
+	return c.Uploader.(delivery.Finisher).FinishPublish(ctx, j)
+}
+
 func (e *e2e) start() {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
