@@ -135,6 +135,8 @@ const (
 	msgIntent
 	msgReconciled
 	msgCall
+	msgBack    // an upload logged in: the destination is reachable
+	msgTrouble // a reachability probe failed during a retry wait
 )
 
 type msg struct {
@@ -916,8 +918,15 @@ func (e *Engine) send(ctx context.Context, m msg) {
 }
 
 func (e *Engine) result(ctx context.Context, m msg) {
-	if m.kind == msgCall {
+	switch m.kind {
+	case msgCall:
 		m.call()
+		return
+	case msgBack:
+		e.noteBack()
+		return
+	case msgTrouble:
+		e.noteTrouble(m.err)
 		return
 	}
 	fs := e.files[m.path]

@@ -16,6 +16,14 @@ type Uploader interface {
 	Stat(ctx context.Context, rel string) (size int64, exists bool, err error)
 }
 
+// Reacher is an Uploader's optional ability to tell cheaply whether the destination answers
+// at all (a TCP connect and the server's greeting, no login): the engine probes with it
+// while a retry waits, so a server's return is noticed within seconds, not at the end of a
+// backoff grown long during an outage.
+type Reacher interface {
+	Reachable(ctx context.Context) error
+}
+
 // Finisher is an Uploader's optional ability to finish the publish of a file whose rename
 // into place happened before hotdrop stopped: it hashes the local file (still j's identity),
 // writes the checksum file beside the final one, replacing any temporary copy the crash left,
@@ -34,6 +42,9 @@ type Job struct {
 	Replace      bool // the remote file, if any, was delivered by hotdrop for this request
 	BeforeRename func(ctx context.Context) error
 	Progress     func(done int64)
+	// Connected, when set, is called once an attempt has a logged-in session to the
+	// destination, before any byte is sent; from the uploading goroutine.
+	Connected func()
 	// Resume continues a partial upload from a journaled checkpoint (nil: from the start).
 	Resume *Checkpoint
 	// Checkpoint is called as the acknowledged offset advances, from an upload goroutine.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,9 +42,6 @@ func (e *Engine) Unreachable() bool { return e.unreachable.Load() }
 // the next start.
 var errCancelled = errors.New("upload stopped by shutdown")
 
-// transfer runs one upload with retries of transient errors, from an upload goroutine. A file
-// whose rename intent was journaled is first looked up on the server: if the rename happened
-// before a crash, the file is delivered and is not sent again.
 // retrier is what an upload goroutine needs from the Engine, copied when the upload starts so
 // a reload never changes it under a running upload.
 type retrier struct {
@@ -54,9 +52,29 @@ type retrier struct {
 	base, max    time.Duration
 	clock        Clock
 	log          *slog.Logger
+	// probeCut: the last wait was cut short by the reachability probe and the attempt after
+	// it still failed before logging in, so the next wait runs its full length.
+	probeCut bool
 }
 
+// Reachability probes during a retry wait: the first after probeBase, doubling to probeMax.
+// They bound how long a server's return goes unnoticed, whatever the backoff has grown to.
+const (
+	probeBase = 250 * time.Millisecond
+	probeMax  = 2 * time.Second
+)
+
+// transfer runs one upload with retries of transient errors, from an upload goroutine. A file
+// whose rename intent was journaled is first looked up on the server: if the rename happened
+// before a crash, the file is delivered and is not sent again.
+//
+// The backoff grows with the failures since the last attempt that logged in or made
+// progress: a link cut every few minutes mid-file reconnects at once each time, while a
+// server that stays away is asked ever less often. While it is away (the attempt failed
+// before logging in), a cheap reachability probe (Reacher) runs during the wait and ends it
+// as soon as the server answers again.
 func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) (Result, error) {
+	var loggedIn atomic.Bool // this attempt logged in or made progress
 	if j.Checkpoint == nil && e.st != nil {
 		// Journal each checkpoint so a retry, a restart or a crash resumes there; the
 		// journal write outlives a cancelled upload (the last checkpoint matters most then).
@@ -64,9 +82,21 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		j.Checkpoint = func(c Checkpoint) {
 			rt.checkpointed = true
 			rt.last = &c
+			loggedIn.Store(true)
 			if err := e.st.SaveCheckpoint(context.WithoutCancel(ctx), p, c); err != nil {
 				rt.log.Warn("journal: cannot save the upload checkpoint", "file", p, "err", err)
 			}
+		}
+	}
+	failures := 0 // since the last attempt that logged in
+	connected := j.Connected
+	j.Connected = func() {
+		if !loggedIn.Swap(true) && (failures > 0 || e.unreachable.Load()) {
+			// The destination is back: say so now, not when this file is done.
+			e.send(ctx, msg{kind: msgBack})
+		}
+		if connected != nil {
+			connected()
 		}
 	}
 	for attempt := 1; ; attempt++ {
@@ -76,6 +106,7 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		if ctx.Err() != nil {
 			return Result{}, errCancelled
 		}
+		loggedIn.Store(false)
 		var res Result
 		var err error
 		if intent {
@@ -108,15 +139,78 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		if !te.Transient {
 			return Result{}, te
 		}
-		wait := backoff(attempt, rt.base, rt.max)
+		failures++
+		away := !loggedIn.Load()
+		if !away {
+			failures = 1
+			rt.probeCut = false
+		}
+		wait := backoff(failures, rt.base, rt.max)
 		next := rt.clock.Now().Add(wait)
 		rt.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
 		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te})
+		probe := away && !rt.probeCut
+		rt.probeCut = false
+		cut, err := e.wait(ctx, rt, wait, probe)
+		if err != nil {
+			return Result{}, errCancelled
+		}
+		rt.probeCut = cut
+	}
+}
+
+// wait sleeps for d on the injected clock. With probe set and an Uploader that is a Reacher,
+// it probes the destination meanwhile and returns early (cut) once a probe that failed
+// succeeds: the server is back. Failed probes count as trouble for destination.unreachable,
+// which would otherwise wait for the next attempt, however long the backoff has grown.
+func (e *Engine) wait(ctx context.Context, rt *retrier, d time.Duration, probe bool) (cut bool, err error) {
+	timer := rt.clock.After(d)
+	r, ok := rt.up.(Reacher)
+	if !probe || !ok || d <= probeBase {
 		select {
 		case <-ctx.Done():
-			return Result{}, errCancelled
-		case <-rt.clock.After(wait):
+			return false, ctx.Err()
+		case <-timer:
+			return false, nil
 		}
+	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	back := make(chan struct{})
+	go func() {
+		delay, failed := probeBase, false
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-rt.clock.After(delay):
+			}
+			delay = min(delay*2, probeMax)
+			err := r.Reachable(pctx)
+			switch {
+			case pctx.Err() != nil:
+				return
+			case err == nil && failed:
+				close(back)
+				return
+			case err == nil:
+				// Reachable without a failed probe first: what failed was not the network;
+				// the backoff runs its course.
+				return
+			}
+			failed = true
+			rt.log.Debug("destination still unreachable", "err", err)
+			e.send(pctx, msg{kind: msgTrouble, err: classify(err)})
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-timer:
+		return false, nil
+	case <-back:
+		rt.log.Info("the destination answers again; retrying now")
+		return true, nil
 	}
 }
 

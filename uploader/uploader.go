@@ -254,6 +254,9 @@ type Job struct {
 	// just before the partial becomes the final file; an error aborts and
 	// removes the partial. May be nil.
 	BeforeRename func(ctx context.Context) error
+	// Connected, when set, is called once the upload has a logged-in session to the
+	// destination, before any byte is sent: the destination is reachable again. May be nil.
+	Connected func()
 	// Progress gets the bytes read so far; it is called from the goroutine
 	// feeding the upload, never concurrently, and must not block. May be nil.
 	Progress func(done int64)
@@ -352,6 +355,9 @@ func (u *Uploader) Upload(ctx context.Context, j Job) (Result, error) {
 		return Result{}, err
 	}
 	defer release()
+	if j.Connected != nil {
+		j.Connected()
+	}
 	final := t.abs(j.RemoteRel)
 	res, err := u.transfer(ctx, t, f, fi, j, final)
 	if err != nil {
