@@ -74,8 +74,11 @@ type Engine struct {
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot
-	active  int
-	wg      sync.WaitGroup
+	// resumable are pending files with a journaled checkpoint (a partial on the server):
+	// started before the others, so repeated kills do not pile up partials.
+	resumable []*fileState
+	active    int
+	wg        sync.WaitGroup
 
 	runCtx      context.Context // Run's; the uploads it starts stop with it
 	dirty       map[string]bool // requests whose views changed since the last flush
@@ -122,8 +125,9 @@ type fileState struct {
 	meta             map[string]string
 	verify           []Checksum // writers' checksum files to check before uploading
 	progressAt       time.Time
-	progressAt0      time.Time // when this upload started, for the rate
-	verified         string    // what proved the last delivery (Result.Verified)
+	progressAt0      time.Time   // when this upload started, for the rate
+	verified         string      // what proved the last delivery (Result.Verified)
+	resume           *Checkpoint // the journaled resume point, read when the upload is queued
 }
 
 type msgKind int
@@ -716,11 +720,17 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 		complete = (r.marker || r.deliver) && ready+delivered+uploading > 0 && busy == uploading
 	}
 	if complete && held == 0 && failed == 0 && ready > 0 && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
+		var starting []*fileState
 		for _, fs := range files {
 			if fs.rec.State == string(Ready) {
-				e.start(ctx, r, fs)
+				starting = append(starting, fs)
 			}
 		}
+		sort.Slice(starting, func(i, j int) bool { return starting[i].name < starting[j].name })
+		for _, fs := range starting {
+			e.start(ctx, r, fs)
+		}
+		e.dispatch(ctx)
 	}
 	for i, fs := range files {
 		if before[i] != fs.rec.State+fs.rec.Reason {

@@ -5,7 +5,9 @@ import (
 	"strings"
 )
 
-// start moves a ready file to uploading and hands it to an upload slot when one is free.
+// start moves a ready file to uploading and queues it; the caller dispatches once it has
+// queued every file it starts, so the queue's order, not the caller's, decides which goes
+// first: a file with a resumable partial on the server before the others.
 func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
 	if e.opt.RemotePath == nil {
 		e.hold(fs, ReasonInvalidName, "no destination.path to make the remote path from")
@@ -23,27 +25,41 @@ func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
 	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Uploading), "", ""
 	fs.rec.RemotePath = rel
 	fs.retrying, fs.attempt, fs.done = false, 0, 0
+	fs.resume = nil
+	if c, ok, err := e.st.Checkpoint(ctx, fs.rec.Path); err != nil {
+		e.log.Warn("journal: cannot read the upload checkpoint; starting from the beginning", "file", fs.rec.Path, "err", err)
+	} else if ok {
+		fs.resume = &c
+		e.resumable = append(e.resumable, fs)
+		return
+	}
 	e.pending = append(e.pending, fs)
-	e.dispatch(ctx)
+}
+
+// next takes the file to upload next off the queues: resumable partials first.
+func (e *Engine) next() *fileState {
+	if len(e.resumable) > 0 {
+		fs := e.resumable[0]
+		e.resumable = e.resumable[1:]
+		return fs
+	}
+	fs := e.pending[0]
+	e.pending = e.pending[1:]
+	return fs
 }
 
 func (e *Engine) dispatch(_ context.Context) {
 	// Uploads live as long as Run, not as long as whoever caused them (an HTTP request's
 	// context ends when its handler returns).
 	ctx := e.runCtx
-	for e.active < e.opt.Concurrency && len(e.pending) > 0 {
-		fs := e.pending[0]
-		e.pending = e.pending[1:]
+	for e.active < e.opt.Concurrency && len(e.pending)+len(e.resumable) > 0 {
+		fs := e.next()
 		if fs.rec.State != string(Uploading) {
 			continue
 		}
 		e.active++
 		job := e.job(fs)
-		if c, ok, err := e.st.Checkpoint(ctx, fs.rec.Path); err != nil {
-			e.log.Warn("journal: cannot read the upload checkpoint; starting from the beginning", "file", fs.rec.Path, "err", err)
-		} else if ok {
-			job.Resume = &c
-		}
+		job.Resume, fs.resume = fs.resume, nil
 		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
 		intent := fs.rec.RenameIntent
 		sums := append([]Checksum(nil), fs.verify...)
