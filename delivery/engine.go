@@ -52,6 +52,8 @@ type Options struct {
 	Manifest bool
 	// TempDir holds local temporary files (manifests) before they are uploaded.
 	TempDir string
+	// JournalCheckEvery is how often a Store that is a JournalChecker is checked (0: 5s).
+	JournalCheckEvery time.Duration
 	// AlertAfter is destination.alert_after: transient failures for this long make one
 	// destination.unreachable event; the next success makes destination.back.
 	AlertAfter time.Duration
@@ -185,6 +187,9 @@ func withDefaults(opt Options) Options {
 	}
 	if opt.ReadyMarker == "" {
 		opt.ReadyMarker = "_READY"
+	}
+	if opt.JournalCheckEvery <= 0 {
+		opt.JournalCheckEvery = defaultJournalCheckEvery
 	}
 	return opt
 }
@@ -379,6 +384,8 @@ func (e *Engine) Requests() []RequestView {
 // the uploads in flight to stop. Files caught mid-upload keep their journal records and are
 // picked up again on the next start.
 func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	e.runCtx = ctx
 	if err := e.load(ctx); err != nil {
 		return err
@@ -412,10 +419,17 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 		e.flushReports()
 		e.mu.Unlock()
 	}()
+	check := e.journalCheck()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-check:
+			if err := e.checkJournal(ctx); err != nil {
+				stop() // the uploads in flight stop at a resumable point
+				return err
+			}
+			check = e.journalCheck()
 		case ev, ok := <-events:
 			if !ok {
 				return nil

@@ -21,6 +21,9 @@ const (
 	EventFileFailed           = "file.failed"
 	EventDestinationDown      = "destination.unreachable"
 	EventDestinationBack      = "destination.back"
+	// EventJournalLost: the state database was deleted, replaced or made read-only; hotdrop
+	// stops taking work and exits for the service manager to restart it.
+	EventJournalLost = "state_dir.unavailable"
 	// EventFileProgress goes to live views only (SSE), at most once a second per file; it is
 	// never journaled, sent by webhook or sent to the tracker.
 	EventFileProgress = "file.progress"

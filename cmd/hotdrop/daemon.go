@@ -553,6 +553,11 @@ func (a storeAdapter) MarkManifest(ctx context.Context, id string, at time.Time)
 	return a.s.MarkManifest(ctx, id, at)
 }
 
+// Check passes the journal's health check through (delivery.JournalChecker).
+func (a storeAdapter) Check(ctx context.Context) error { return a.s.Check(ctx) }
+
+var _ delivery.JournalChecker = storeAdapter{}
+
 func (a storeAdapter) MarkRenameIntent(ctx context.Context, path, remote, sha string) error {
 	return a.s.MarkRenameIntent(ctx, path, remote, sha)
 }
