@@ -205,6 +205,11 @@ func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error
 		return "", &Error{Code: CodeHashUnavailable, Err: errNoTool, Msg: fmt.Sprintf(
 			"verify = \"hash\": the server has no %s command (%s); use verify = \"size\"", tool, strings.TrimSpace(stderr.String()))}
 	}
+	if err != nil && isExecRefused(err) {
+		// The server said no to the exec request itself: an SFTP-only server.
+		return "", &Error{Code: CodeHashUnavailable, Err: err, Msg: fmt.Sprintf(
+			"verify = \"hash\": the server refused to run %s on %s; it may allow SFTP only — use verify = \"size\"", tool, p)}
+	}
 	var missing *ssh.ExitMissingError
 	if err != nil && !errors.As(err, &exit) && !errors.As(err, &missing) {
 		return "", err // the connection, not the command
@@ -219,6 +224,13 @@ func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error
 	}
 	return "", &Error{Code: CodeHashUnavailable, Err: err, Msg: fmt.Sprintf(
 		"verify = \"hash\": running %s on the server for %s gave no checksum (%s). A chrooted SFTP account sees other paths than its shell, and an SFTP-only account has no shell; use verify = \"size\" there", tool, p, words)}
+}
+
+// isExecRefused reports x/crypto/ssh's error for an exec request the server answered "no"
+// (it has no type of its own), as opposed to a command that ran and failed.
+func isExecRefused(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "ssh: command ") && strings.HasSuffix(s, " failed")
 }
 
 func isHex(s, kind string) bool {
