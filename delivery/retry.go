@@ -52,8 +52,9 @@ type retrier struct {
 	base, max    time.Duration
 	clock        Clock
 	log          *slog.Logger
-	// probeCut: the last wait was cut short by the reachability probe and the attempt after
-	// it still failed before logging in, so the next wait runs its full length.
+	// probeCut: the last wait was cut short by the reachability probe. If the attempt after
+	// it fails before logging in too, the next wait runs its full length: a server that
+	// greets but refuses logins is not hammered at the probe's pace.
 	probeCut bool
 }
 
