@@ -634,6 +634,9 @@ func (e *Engine) emit(ev Event) {
 func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	ev := Event{Type: typ, File: &EventFile{ID: fs.rec.ID, Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath}}
+	if typ == EventFileDelivered {
+		ev.File.Verified = fs.verified
+	}
 	if r := e.reqs[fs.req]; r != nil {
 		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
 		ev.File.Metadata = r.Fields

@@ -56,6 +56,7 @@ type EventFile struct {
 	Size       int64             `json:"size"`
 	SHA256     string            `json:"sha256,omitempty"`
 	RemotePath string            `json:"remote_path,omitempty"`
+	Verified   string            `json:"verified,omitempty"` // file.delivered: "hash", "readback" or "size"
 	Metadata   map[string]string `json:"metadata,omitempty"`
 }
 

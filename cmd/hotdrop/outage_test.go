@@ -99,5 +99,8 @@ func TestServerBackNoticedOnLogin(t *testing.T) {
 		t.Fatalf("event = %s, want %s", done.Type, delivery.EventFileDelivered)
 	}
 	t.Logf("figure: destination.back came %v before the file was delivered", done.heard.Sub(back.heard).Round(time.Millisecond))
+	if done.File == nil || done.File.Verified != "hash" {
+		t.Errorf("file.delivered event file = %+v, want verified \"hash\" (verify = \"auto\" on a server with sha256sum)", done.File)
+	}
 	sameContent(t, src, filepath.Join(srv.Dir, "PKG-1", "Subtitle", "ep1_fr-FR.ttml"))
 }

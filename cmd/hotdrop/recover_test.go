@@ -102,8 +102,8 @@ func TestCrashBetweenRenamesFinishesPublish(t *testing.T) {
 
 	e.start()
 	s := e.waitStatus("SR-1", "delivered")
-	if len(s.Files) != 1 || s.Files[0].SHA256 != sum {
-		t.Errorf("status files = %+v, want the file delivered with sha256 %s", s.Files, sum)
+	if len(s.Files) != 1 || s.Files[0].SHA256 != sum || s.Files[0].Verified != "hash" {
+		t.Errorf("status files = %+v, want the file delivered with sha256 %s, verified by the server's hash", s.Files, sum)
 	}
 	manifest := filepath.Join(remoteDir, "SR-1.hotdrop.json")
 	waitFor(t, 20*time.Second, "the manifest on the server", func() bool {
