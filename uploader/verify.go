@@ -187,6 +187,12 @@ func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error
 		return "", &Error{Code: CodeHashUnavailable, Msg: fmt.Sprintf("there is no standard remote command for %s checksums", kind)}
 	}
 	sess, err := c.ssh.NewSession()
+	var refused *ssh.OpenChannelError
+	if err != nil && !errors.As(err, &refused) {
+		// The connection, not the server's policy: retried, and auto keeps asking later.
+		return "", &Error{Code: CodeTransient, Transient: true, Err: err, Msg: fmt.Sprintf(
+			"opening a command session to hash %s: connection problem, will retry", p)}
+	}
 	if err != nil {
 		return "", &Error{Code: CodeHashUnavailable, Err: err, Msg: fmt.Sprintf(
 			"verify = \"hash\": the server refused a command session to run %s on %s; it may allow SFTP only — use verify = \"size\"", tool, p)}
