@@ -126,7 +126,7 @@ func Default() *Config {
 			Concurrency: 4,
 			Checksum:    "sha256",
 			Names:       "portable",
-			Verify:      "size",
+			Verify:      "auto",
 			After:       "keep",
 			Manifest:    true,
 			AlertAfter:  10 * time.Minute,

@@ -40,7 +40,7 @@ func TestDefault(t *testing.T) {
 			Bandwidth:   0,
 			Checksum:    "sha256",
 			Names:       "portable",
-			Verify:      "size",
+			Verify:      "auto",
 			After:       "keep",
 			Manifest:    true,
 			AlertAfter:  10 * time.Minute,

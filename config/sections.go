@@ -202,7 +202,7 @@ func decodeDestination(t *table, dst *Destination, dir string) {
 	}
 	t.setEnum("checksum", &dst.Checksum, "sha256", "md5", "xxh64", "none")
 	t.setEnum("names", &dst.Names, "portable", "any")
-	t.setEnum("verify", &dst.Verify, "size", "hash")
+	t.setEnum("verify", &dst.Verify, "auto", "size", "hash")
 	t.setEnum("after", &dst.After, "keep", "move", "delete")
 	t.setBool("manifest", &dst.Manifest)
 	t.setDuration("alert_after", &dst.AlertAfter)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/user"
 	"path"
@@ -53,6 +52,8 @@ type Options struct {
 	Manifest bool
 	// TempDir holds local temporary files (manifests) before they are uploaded.
 	TempDir string
+	// JournalCheckEvery is how often a Store that is a JournalChecker is checked (0: 5s).
+	JournalCheckEvery time.Duration
 	// AlertAfter is destination.alert_after: transient failures for this long make one
 	// destination.unreachable event; the next success makes destination.back.
 	AlertAfter time.Duration
@@ -75,8 +76,11 @@ type Engine struct {
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot
-	active  int
-	wg      sync.WaitGroup
+	// resumable are pending files with a journaled checkpoint (a partial on the server):
+	// started before the others, so repeated kills do not pile up partials.
+	resumable []*fileState
+	active    int
+	wg        sync.WaitGroup
 
 	runCtx      context.Context // Run's; the uploads it starts stop with it
 	dirty       map[string]bool // requests whose views changed since the last flush
@@ -123,7 +127,9 @@ type fileState struct {
 	meta             map[string]string
 	verify           []Checksum // writers' checksum files to check before uploading
 	progressAt       time.Time
-	progressAt0      time.Time // when this upload started, for the rate
+	progressAt0      time.Time   // when this upload started, for the rate
+	verified         string      // what proved the last delivery (Result.Verified)
+	resume           *Checkpoint // the journaled resume point, read when the upload is queued
 }
 
 type msgKind int
@@ -135,6 +141,8 @@ const (
 	msgIntent
 	msgReconciled
 	msgCall
+	msgBack    // an upload logged in: the destination is reachable
+	msgTrouble // a reachability probe failed during a retry wait
 )
 
 type msg struct {
@@ -179,6 +187,9 @@ func withDefaults(opt Options) Options {
 	}
 	if opt.ReadyMarker == "" {
 		opt.ReadyMarker = "_READY"
+	}
+	if opt.JournalCheckEvery <= 0 {
+		opt.JournalCheckEvery = defaultJournalCheckEvery
 	}
 	return opt
 }
@@ -337,35 +348,6 @@ func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Re
 	return err
 }
 
-// noteTrouble records a transient failure; failures lasting AlertAfter make one
-// destination.unreachable event.
-func (e *Engine) noteTrouble(err error) {
-	now := time.Now()
-	if e.downSince.IsZero() {
-		e.downSince = now
-	}
-	if !e.unreachable.Load() && e.opt.AlertAfter > 0 && now.Sub(e.downSince) >= e.opt.AlertAfter {
-		e.unreachable.Store(true)
-		msg := "the destination has been failing since " + e.downSince.UTC().Format(time.RFC3339)
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		e.log.Error("destination unreachable", "since", e.downSince, "err", err)
-		e.emit(Event{Type: EventDestinationDown, Reason: &EventReason{Code: "destination_unreachable", Message: msg}})
-	}
-}
-
-func (e *Engine) noteBack() {
-	e.downSince = time.Time{}
-	if e.unreachable.Swap(false) {
-		e.log.Info("destination reachable again")
-		e.emit(Event{Type: EventDestinationBack})
-	}
-}
-
-// Unreachable reports whether the destination has been failing for AlertAfter (for /healthz).
-func (e *Engine) Unreachable() bool { return e.unreachable.Load() }
-
 // do runs fn inside the Engine's loop, which owns all state, and waits for it.
 func (e *Engine) do(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
@@ -402,6 +384,8 @@ func (e *Engine) Requests() []RequestView {
 // the uploads in flight to stop. Files caught mid-upload keep their journal records and are
 // picked up again on the next start.
 func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	e.runCtx = ctx
 	if err := e.load(ctx); err != nil {
 		return err
@@ -435,10 +419,17 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 		e.flushReports()
 		e.mu.Unlock()
 	}()
+	check := e.journalCheck()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-check:
+			if err := e.checkJournal(ctx); err != nil {
+				stop() // the uploads in flight stop at a resumable point
+				return err
+			}
+			check = e.journalCheck()
 		case ev, ok := <-events:
 			if !ok {
 				return nil
@@ -456,80 +447,6 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			e.mu.Unlock()
 		}
 	}
-}
-
-// load restores the journal: delivered files stay delivered (and are never sent again while
-// their identity holds); anything else is re-derived from what the watcher reports now.
-func (e *Engine) load(ctx context.Context) error {
-	recs, err := e.st.Files(ctx)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	binDir := filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)) + string(filepath.Separator)
-	for _, rec := range recs {
-		if rec.State != string(Delivered) && !rec.RenameIntent && rec.DeliveredAt.IsZero() {
-			// Re-derived from what the watcher reports now; a file that vanished while
-			// hotdrop was down must not linger as "settling".
-			continue
-		}
-		fs := &fileState{rec: rec, req: rec.RequestID, emitted: State(rec.State)}
-		fs.inBin = e.opt.Bin != "" && strings.HasPrefix(rec.Path, binDir)
-		if r := e.reqs[rec.RequestID]; r != nil && !fs.inBin {
-			fs.name = relName(r.Folder, rec.Path)
-		} else if fs.inBin {
-			fs.name = relName(strings.TrimSuffix(binDir, string(filepath.Separator)), rec.Path)
-		} else {
-			fs.name = filepath.Base(rec.Path)
-		}
-		if rec.State != string(Delivered) {
-			fs.rec.State = string(Settling)
-			fs.rec.Reason, fs.rec.Message = "", ""
-			if _, err := os.Lstat(rec.Path); err != nil && !rec.RenameIntent {
-				// Delivered once, changed, then removed while hotdrop was down: the
-				// delivered version stands.
-				fs.rec.State = string(Delivered)
-			}
-			// Otherwise: a changed version of a delivered file (the watcher reports it again
-			// and it is held already_delivered unless a redelivery is asked), or a file
-			// caught between its journaled rename intent and its delivered record, for which
-			// reconcile asks the server which side of the rename the crash fell on.
-			fs.emitted = State(fs.rec.State)
-		}
-		e.files[rec.Path] = fs
-	}
-	return nil
-}
-
-// reconcile runs once at start, from its own goroutine: for each file whose rename intent was
-// journaled but not its delivery, a final remote file of the expected size means the rename
-// happened before the crash, so the file is delivered and never sent again. Errors (server
-// down) leave it to the upload worker, which checks again before sending.
-func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, pending []FileRecord) {
-	for _, rec := range pending {
-		renamed, err := renameHappened(ctx, up, rec.RemotePath, rec.Size)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("cannot check the server for a file interrupted at rename; will check before sending it again", "file", rec.Path, "err", err)
-			}
-			continue
-		}
-		e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: renamed})
-	}
-}
-
-// renameHappened tells, for a file whose rename intent was journaled, whether the rename into
-// place happened: the partial is gone and the final file has the expected size. The partial
-// check matters for a redelivery, where an older final file of the same size is already
-// there: while the partial exists, the rename did not happen.
-func renameHappened(ctx context.Context, up Uploader, rel string, size int64) (bool, error) {
-	partial := path.Join(path.Dir(rel), "."+path.Base(rel)+".partial")
-	if _, exists, err := up.Stat(ctx, partial); err != nil || exists {
-		return false, err
-	}
-	n, exists, err := up.Stat(ctx, rel)
-	return err == nil && exists && n == size, err
 }
 
 func relName(folder, p string) string {
@@ -717,6 +634,9 @@ func (e *Engine) emit(ev Event) {
 func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	ev := Event{Type: typ, File: &EventFile{ID: fs.rec.ID, Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath}}
+	if typ == EventFileDelivered {
+		ev.File.Verified = fs.verified
+	}
 	if r := e.reqs[fs.req]; r != nil {
 		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
 		ev.File.Metadata = r.Fields
@@ -817,11 +737,17 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 		complete = (r.marker || r.deliver) && ready+delivered+uploading > 0 && busy == uploading
 	}
 	if complete && held == 0 && failed == 0 && ready > 0 && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
+		var starting []*fileState
 		for _, fs := range files {
 			if fs.rec.State == string(Ready) {
-				e.start(ctx, r, fs)
+				starting = append(starting, fs)
 			}
 		}
+		sort.Slice(starting, func(i, j int) bool { return starting[i].name < starting[j].name })
+		for _, fs := range starting {
+			e.start(ctx, r, fs)
+		}
+		e.dispatch(ctx)
 	}
 	for i, fs := range files {
 		if before[i] != fs.rec.State+fs.rec.Reason {
@@ -926,185 +852,6 @@ func requestState(files []*fileState, r *reqState, complete bool) State {
 	return Waiting
 }
 
-// start moves a ready file to uploading and hands it to an upload slot when one is free.
-func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
-	if e.opt.RemotePath == nil {
-		e.hold(fs, ReasonInvalidName, "no destination.path to make the remote path from")
-		return
-	}
-	rel, err := e.opt.RemotePath(r.Request, fs.name)
-	if err != nil {
-		e.hold(fs, ReasonInvalidName, err.Error())
-		return
-	}
-	// A redelivery may replace only what hotdrop put at this very path before; a path that
-	// moved (destination.path or a field changed) is not ours to overwrite.
-	prev := fs.rec.RemotePath
-	fs.replace = !fs.rec.DeliveredAt.IsZero() && (prev == rel || strings.HasSuffix(prev, "/"+rel))
-	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Uploading), "", ""
-	fs.rec.RemotePath = rel
-	fs.retrying, fs.attempt, fs.done = false, 0, 0
-	e.pending = append(e.pending, fs)
-	e.dispatch(ctx)
-}
-
-func (e *Engine) dispatch(_ context.Context) {
-	// Uploads live as long as Run, not as long as whoever caused them (an HTTP request's
-	// context ends when its handler returns).
-	ctx := e.runCtx
-	for e.active < e.opt.Concurrency && len(e.pending) > 0 {
-		fs := e.pending[0]
-		e.pending = e.pending[1:]
-		if fs.rec.State != string(Uploading) {
-			continue
-		}
-		e.active++
-		job := e.job(fs)
-		if c, ok, err := e.st.Checkpoint(ctx, fs.rec.Path); err != nil {
-			e.log.Warn("journal: cannot read the upload checkpoint; starting from the beginning", "file", fs.rec.Path, "err", err)
-		} else if ok {
-			job.Resume = &c
-		}
-		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
-		intent := fs.rec.RenameIntent
-		sums := append([]Checksum(nil), fs.verify...)
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, sums) }
-			res, err := e.transfer(ctx, &rt, job, intent)
-			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed})
-		}()
-	}
-}
-
-func (e *Engine) job(fs *fileState) Job {
-	p := fs.rec.Path
-	rel := fs.rec.RemotePath
-	return Job{
-		LocalPath: p, RemoteRel: rel, Size: fs.rec.Size, ModTime: fs.rec.ModTime,
-		// The remote file may be replaced only when this very file was delivered there
-		// before (a redelivery); anything else there is not ours to overwrite.
-		Replace: fs.replace,
-		BeforeRename: func(ctx context.Context) error {
-			// Through the loop, which owns the record: a concurrent save of the same row
-			// must not wipe the intent.
-			reply := make(chan error, 1)
-			select {
-			case e.msgs <- msg{kind: msgIntent, path: p, reply: reply}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			select {
-			case err := <-reply:
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		},
-		Progress: func(done int64) {
-			select {
-			case e.msgs <- msg{kind: msgProgress, path: p, done: done}:
-			default: // progress is advisory; never block an upload on it
-			}
-		},
-	}
-}
-
-// errCancelled marks an upload stopped by shutdown: not a failure, the file is sent again on
-// the next start.
-var errCancelled = errors.New("upload stopped by shutdown")
-
-// transfer runs one upload with retries of transient errors, from an upload goroutine. A file
-// whose rename intent was journaled is first looked up on the server: if the rename happened
-// before a crash, the file is delivered and is not sent again.
-// retrier is what an upload goroutine needs from the Engine, copied when the upload starts so
-// a reload never changes it under a running upload.
-type retrier struct {
-	pre          func(ctx context.Context) error // checks before each upload attempt (writers' checksums)
-	last         *Checkpoint                     // the newest checkpoint of this upload
-	checkpointed bool
-	up           Uploader
-	base, max    time.Duration
-	clock        Clock
-	log          *slog.Logger
-}
-
-func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) (Result, error) {
-	if j.Checkpoint == nil && e.st != nil {
-		// Journal each checkpoint so a retry, a restart or a crash resumes there; the
-		// journal write outlives a cancelled upload (the last checkpoint matters most then).
-		p := j.LocalPath
-		j.Checkpoint = func(c Checkpoint) {
-			rt.checkpointed = true
-			rt.last = &c
-			if err := e.st.SaveCheckpoint(context.WithoutCancel(ctx), p, c); err != nil {
-				rt.log.Warn("journal: cannot save the upload checkpoint", "file", p, "err", err)
-			}
-		}
-	}
-	for attempt := 1; ; attempt++ {
-		if attempt > 1 && rt.last != nil {
-			j.Resume = rt.last
-		}
-		if ctx.Err() != nil {
-			return Result{}, errCancelled
-		}
-		var res Result
-		var err error
-		if intent {
-			var renamed bool
-			renamed, err = renameHappened(ctx, rt.up, j.RemoteRel, j.Size)
-			if err == nil && renamed {
-				return Result{Remote: j.RemoteRel, Size: j.Size}, nil
-			}
-			if err == nil {
-				intent = false
-				continue
-			}
-		} else {
-			if rt.pre != nil {
-				err = rt.pre(ctx)
-			}
-			if err == nil {
-				res, err = rt.up.Upload(ctx, j)
-				if err == nil {
-					return res, nil
-				}
-			}
-		}
-		if ctx.Err() != nil {
-			return Result{}, errCancelled
-		}
-		te := classify(err)
-		if !te.Transient {
-			return Result{}, te
-		}
-		wait := backoff(attempt, rt.base, rt.max)
-		next := rt.clock.Now().Add(wait)
-		rt.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
-		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te})
-		select {
-		case <-ctx.Done():
-			return Result{}, errCancelled
-		case <-rt.clock.After(wait):
-		}
-	}
-}
-
-// backoff is exponential from base, capped at max, with up to 50% jitter so that many
-// daemons behind one ingest server do not retry in step.
-func backoff(attempt int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
 func (e *Engine) send(ctx context.Context, m msg) {
 	select {
 	case e.msgs <- m:
@@ -1113,8 +860,15 @@ func (e *Engine) send(ctx context.Context, m msg) {
 }
 
 func (e *Engine) result(ctx context.Context, m msg) {
-	if m.kind == msgCall {
+	switch m.kind {
+	case msgCall:
 		m.call()
+		return
+	case msgBack:
+		e.noteBack()
+		return
+	case msgTrouble:
+		e.noteTrouble(m.err)
 		return
 	}
 	fs := e.files[m.path]
@@ -1154,10 +908,19 @@ func (e *Engine) result(ctx context.Context, m msg) {
 			return // an upload worker got there first and checks the server itself
 		}
 		fs.rec.RenameIntent = false
-		if m.exists {
+		if m.exists && m.err != nil {
+			te := classify(m.err)
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
+			e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+		} else if m.exists {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
 			fs.rec.DeliveredAt = time.Now()
-			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath)
+			if m.res.SHA256 != "" {
+				fs.rec.SHA256 = m.res.SHA256
+			}
+			fs.verified = m.res.Verified
+			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath,
+				"sha256", fs.rec.SHA256, "verified", fs.verified, "checksum_file", m.res.ChecksumFile)
 		} else if _, err := os.Lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
 			// Not delivered, and the source is gone: nothing is left to send or to show.
 			delete(e.files, fs.rec.Path)
@@ -1200,6 +963,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	case m.err == nil:
 		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
 		fs.rec.SHA256 = m.res.SHA256
+		fs.verified = m.res.Verified
 		if m.res.Remote != "" {
 			fs.rec.RemotePath = m.res.Remote
 		}
@@ -1274,7 +1038,7 @@ func (e *Engine) view(r *reqState) RequestView {
 func fileView(fs *fileState) FileView {
 	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
-		RemotePath: fs.rec.RemotePath, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
+		RemotePath: fs.rec.RemotePath, Verified: fs.verified, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
 		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done}
 }
 

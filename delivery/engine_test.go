@@ -378,30 +378,6 @@ func TestHolds(t *testing.T) {
 	}
 }
 
-func TestTransientRetriedPermanentFails(t *testing.T) {
-	up := newFakeUploader()
-	up.fail = func(n int, j Job) error {
-		if filepath.Base(j.LocalPath) == "bad.ttml" {
-			return &TransferError{Code: "permission_denied", Msg: "permission denied"}
-		}
-		if n < 3 {
-			return &TransferError{Code: "transient", Msg: "connection lost", Transient: true}
-		}
-		return nil
-	}
-	h := newHarness(t, newMemStore(), up, req("SR-7", 1), req("SR-8", 1, "title", "B"))
-	h.drop("SR-7", "ok.ttml", watcher.Ready, 1)
-	h.waitState("SR-7", Delivered)
-	if got := up.attempt[filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-7]", "ok.ttml")]; got != 3 {
-		t.Errorf("attempts = %d, want 3", got)
-	}
-	h.drop("SR-8", "bad.ttml", watcher.Ready, 1)
-	v := h.waitState("SR-8", Failed)
-	if v.Files[0].Reason != "permission_denied" || v.Files[0].Message == "" {
-		t.Errorf("failed file = %+v", v.Files[0])
-	}
-}
-
 func TestChangedDuringUploadThenKeepsChanging(t *testing.T) {
 	up := newFakeUploader()
 	up.fail = func(n int, j Job) error {
@@ -416,56 +392,6 @@ func TestChangedDuringUploadThenKeepsChanging(t *testing.T) {
 	v := h.waitState("SR-9", Held)
 	if v.Files[0].Reason != ReasonKeepsChanging {
 		t.Errorf("reason = %q, want %s", v.Files[0].Reason, ReasonKeepsChanging)
-	}
-}
-
-func TestRestartNeverResends(t *testing.T) {
-	st, up := newMemStore(), newFakeUploader()
-	h := newHarness(t, st, up, req("SR-10", 1))
-	h.drop("SR-10", "a.ttml", watcher.Ready, 5)
-	h.waitState("SR-10", Delivered)
-	h.stop()
-
-	h2 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
-	h2.drop("SR-10", "a.ttml", watcher.Settling, 5)
-	h2.drop("SR-10", "a.ttml", watcher.Ready, 5)
-	time.Sleep(20 * time.Millisecond)
-	if n := up.count(); n != 1 {
-		t.Fatalf("uploads after restart = %d, want 1", n)
-	}
-	// A changed file for a delivered request is held, not sent twice.
-	h2.drop("SR-10", "a.ttml", watcher.Ready, 6)
-	v := h2.waitState("SR-10", Held)
-	if v.Files[0].Reason != ReasonAlreadyDelivered {
-		t.Errorf("reason = %q, want %s", v.Files[0].Reason, ReasonAlreadyDelivered)
-	}
-	h2.stop()
-
-	// Nor after another restart: the journal still knows it was delivered once. (The file
-	// is on disk, as it would be; a changed file removed while hotdrop is down is not.)
-	writeReal(t, filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-10]", "a.ttml"), "changed")
-	h3 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
-	h3.drop("SR-10", "a.ttml", watcher.Ready, 6)
-	v = h3.waitState("SR-10", Held)
-	if v.Files[0].Reason != ReasonAlreadyDelivered || up.count() != 1 {
-		t.Errorf("after a second restart: reason %q, uploads %d; want %s and 1", v.Files[0].Reason, up.count(), ReasonAlreadyDelivered)
-	}
-}
-
-func TestRenameIntentReconciled(t *testing.T) {
-	st, up := newMemStore(), newFakeUploader()
-	root := t.TempDir()
-	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-11]", "a.ttml")
-	// A crash between the journaled intent and the delivered record: the rename happened.
-	st.files[p] = FileRecord{Path: p, RequestID: "SR-11", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
-		State: string(Uploading), RemotePath: "SR-11/a.ttml", RenameIntent: true}
-	up.remote["SR-11/a.ttml"] = 5
-	h := newHarnessAt(t, root, st, up, req("SR-11", 1))
-	rel := "Wednesday/Subtitle fr-FR [SR-11]/a.ttml"
-	h.events <- watcher.Event{Kind: watcher.Ready, Path: p, Rel: rel, Info: watcher.FileInfo{Size: 5, ModTime: time.Unix(1000, 0), Inode: 7}}
-	h.waitState("SR-11", Delivered)
-	if n := up.count(); n != 0 {
-		t.Errorf("uploads = %d, want 0: the file was already on the server", n)
 	}
 }
 
@@ -497,47 +423,6 @@ func TestClassifyUnknownIsTransient(t *testing.T) {
 
 // A crash after the journaled intent and the rename, before the delivered record: on start the
 // server is asked, and the file is delivered without any event or upload.
-func TestRenameIntentReconciledAtStart(t *testing.T) {
-	st, up := newMemStore(), newFakeUploader()
-	root := t.TempDir()
-	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-12]", "a.ttml")
-	st.files[p] = FileRecord{Path: p, RequestID: "SR-12", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
-		State: string(Uploading), RemotePath: "SR-12/a.ttml", RenameIntent: true}
-	up.remote["SR-12/a.ttml"] = 5
-	newHarnessAt(t, root, st, up, req("SR-12", 1)).waitState("SR-12", Delivered)
-	if n := up.count(); n != 0 {
-		t.Errorf("uploads = %d, want 0", n)
-	}
-	if f := st.files[p]; f.RenameIntent || f.State != string(Delivered) {
-		t.Errorf("journal after reconcile = %+v, want delivered without intent", f)
-	}
-
-	// The rename had not happened (no final file): the intent is cleared, nothing delivered.
-	st2, up2 := newMemStore(), newFakeUploader()
-	root2 := t.TempDir()
-	p2 := filepath.Join(root2, "Wednesday", "Subtitle fr-FR [SR-13]", "a.ttml")
-	st2.files[p2] = FileRecord{Path: p2, RequestID: "SR-13", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
-		State: string(Uploading), RemotePath: "SR-13/a.ttml", RenameIntent: true}
-	h := newHarnessAt(t, root2, st2, up2, req("SR-13", 1))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st2.mu.Lock()
-		f := st2.files[p2]
-		st2.mu.Unlock()
-		if !f.RenameIntent {
-			if f.State == string(Delivered) {
-				t.Fatalf("delivered with no remote file")
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("intent never cleared")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	_ = h
-}
-
 // A reload opens a request the studio reopened, retries failed files with the new uploader,
 // and leaves delivered files alone.
 func TestReload(t *testing.T) {
@@ -610,20 +495,6 @@ func TestRemovedDuringUploadForgotten(t *testing.T) {
 
 // A journaled intent does not make a file delivered while its partial is still on the
 // server: in a redelivery an older final file of the same size is already there.
-func TestIntentWithPartialNotDelivered(t *testing.T) {
-	up := newFakeUploader()
-	up.remote["SR-61/a.ttml"] = 5          // the old delivery, same size
-	up.remote["SR-61/.a.ttml.partial"] = 5 // the rename never happened
-	ok, err := renameHappened(context.Background(), up, "SR-61/a.ttml", 5)
-	if err != nil || ok {
-		t.Errorf("renameHappened with the partial present = %v, %v; want false", ok, err)
-	}
-	delete(up.remote, "SR-61/.a.ttml.partial")
-	if ok, _ := renameHappened(context.Background(), up, "SR-61/a.ttml", 5); !ok {
-		t.Errorf("renameHappened with the partial gone = false, want true")
-	}
-}
-
 // `hotdrop deliver` releases one package: after it is delivered, the next files of a files=0
 // request wait for the marker again.
 func TestDeliverIsOneShot(t *testing.T) {

@@ -21,6 +21,9 @@ const (
 	EventFileFailed           = "file.failed"
 	EventDestinationDown      = "destination.unreachable"
 	EventDestinationBack      = "destination.back"
+	// EventJournalLost: the state database was deleted, replaced or made read-only; hotdrop
+	// stops taking work and exits for the service manager to restart it.
+	EventJournalLost = "state_dir.unavailable"
 	// EventFileProgress goes to live views only (SSE), at most once a second per file; it is
 	// never journaled, sent by webhook or sent to the tracker.
 	EventFileProgress = "file.progress"
@@ -53,6 +56,7 @@ type EventFile struct {
 	Size       int64             `json:"size"`
 	SHA256     string            `json:"sha256,omitempty"`
 	RemotePath string            `json:"remote_path,omitempty"`
+	Verified   string            `json:"verified,omitempty"` // file.delivered: "hash", "readback" or "size"
 	Metadata   map[string]string `json:"metadata,omitempty"`
 }
 

@@ -100,11 +100,25 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		if err := e.uploadManifest(ctx, rt, tmpDir, rel, data); err != nil {
-			if !errors.Is(err, errCancelled) {
-				rt.log.Error("manifest not written", "request", id, "remote", rel, "err", err)
+		// The manifest is the ingest side's signal that the package is whole: whatever kept
+		// it from the server (a local temp folder that turned read-only, a refusal), it is
+		// tried again with backoff until it is there or hotdrop stops; the next start sends
+		// one still owed.
+		for failures := 1; ; failures++ {
+			err := e.uploadManifest(ctx, rt, tmpDir, rel, data)
+			if err == nil {
+				break
 			}
-			return
+			if errors.Is(err, errCancelled) || ctx.Err() != nil {
+				return
+			}
+			wait := backoff(failures, rt.base, rt.max)
+			rt.log.Error("manifest not written; will try again", "request", id, "remote", rel, "next_try", rt.clock.Now().Add(wait).Format(time.RFC3339), "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-rt.clock.After(wait):
+			}
 		}
 		if err := st.MarkManifest(context.WithoutCancel(ctx), id, time.Now()); err != nil {
 			rt.log.Error("journal", "err", err)
@@ -112,16 +126,30 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	}()
 }
 
+func createManifestTemp(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("manifest temp folder %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, "manifest-*.json")
+	if err != nil {
+		return nil, fmt.Errorf("manifest temp file in %s: %w", dir, err)
+	}
+	return f, nil
+}
+
 func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel string, data []byte) error {
 	if tmpDir == "" {
 		tmpDir = os.TempDir()
 	}
-	if err := os.MkdirAll(tmpDir, 0o750); err != nil {
-		return fmt.Errorf("manifest temp folder %s: %w", tmpDir, err)
+	f, err := createManifestTemp(tmpDir)
+	if err != nil && tmpDir != os.TempDir() {
+		// state_dir turned read-only (the journal check stops hotdrop soon): the system's
+		// temporary folder still lets the package be announced.
+		rt.log.Warn("manifest temp folder unusable; using the system's", "folder", tmpDir, "err", err)
+		f, err = createManifestTemp(os.TempDir())
 	}
-	f, err := os.CreateTemp(tmpDir, "manifest-*.json")
 	if err != nil {
-		return fmt.Errorf("manifest temp file: %w", err)
+		return err
 	}
 	defer os.Remove(f.Name())
 	_, werr := f.Write(data)

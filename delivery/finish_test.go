@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,5 +100,37 @@ func TestManifestOwedAtStart(t *testing.T) {
 	time.Sleep(30 * time.Millisecond)
 	if up2.count() != 0 {
 		t.Errorf("manifest sent again after it was recorded")
+	}
+}
+
+// TestManifestRetried: a manifest that could not be written is tried again until it is on the
+// server and recorded: here the server refuses it twice, and the local temp folder (state_dir's,
+// which may have turned read-only) cannot hold it at all. Before, one failure was logged and the
+// package was never announced.
+func TestManifestRetried(t *testing.T) {
+	up := newFakeUploader()
+	var tries atomic.Int32 // the temp file differs each time: count by the remote name
+	up.fail = func(_ int, j Job) error {
+		if filepath.Base(j.RemoteRel) == "SR-44.hotdrop.json" && tries.Add(1) <= 2 {
+			return &TransferError{Code: "permission_denied", Msg: "write SR-44/SR-44.hotdrop.json: permission denied"}
+		}
+		return nil
+	}
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := newMemStore()
+	h := newHarnessWith(t, t.TempDir(), st, up, func(o *Options) {
+		o.Manifest, o.TempDir = true, filepath.Join(notDir, "tmp")
+	}, req("SR-44", 1))
+	h.drop("SR-44", "a.ttml", watcher.Ready, 4)
+	h.waitState("SR-44", Delivered)
+	waitUntil(t, func() bool { at, _ := st.ManifestAt(context.Background(), "SR-44"); return !at.IsZero() })
+	if _, ok := up.sizeOf("SR-44/SR-44.hotdrop.json"); !ok {
+		t.Errorf("manifest recorded as written but not on the server")
+	}
+	if n := tries.Load(); n != 3 {
+		t.Errorf("manifest attempts = %d, want 3 (two refusals, then written)", n)
 	}
 }

@@ -16,6 +16,23 @@ type Uploader interface {
 	Stat(ctx context.Context, rel string) (size int64, exists bool, err error)
 }
 
+// Reacher is an Uploader's optional ability to tell cheaply whether the destination answers
+// at all (a TCP connect and the server's greeting, no login): the engine probes with it
+// while a retry waits, so a server's return is noticed within seconds, not at the end of a
+// backoff grown long during an outage.
+type Reacher interface {
+	Reachable(ctx context.Context) error
+}
+
+// Finisher is an Uploader's optional ability to finish the publish of a file whose rename
+// into place happened before hotdrop stopped: it hashes the local file (still j's identity),
+// writes the checksum file beside the final one, replacing any temporary copy the crash left,
+// and reports the sha256 for the manifest. An error classified as changed_during_upload says
+// the source is no longer the file that was sent.
+type Finisher interface {
+	FinishPublish(ctx context.Context, j Job) (Result, error)
+}
+
 // Job is one upload as the Engine asks for it.
 type Job struct {
 	LocalPath    string
@@ -25,6 +42,9 @@ type Job struct {
 	Replace      bool // the remote file, if any, was delivered by hotdrop for this request
 	BeforeRename func(ctx context.Context) error
 	Progress     func(done int64)
+	// Connected, when set, is called once an attempt has a logged-in session to the
+	// destination, before any byte is sent; from the uploading goroutine.
+	Connected func()
 	// Resume continues a partial upload from a journaled checkpoint (nil: from the start).
 	Resume *Checkpoint
 	// Checkpoint is called as the acknowledged offset advances, from an upload goroutine.
@@ -51,10 +71,13 @@ type Result struct {
 	SHA256 string
 	// Resumed is the offset the upload continued from (0: from the start).
 	Resumed int64
-	// Verified says what proved the remote copy ("size" or "hash").
+	// Verified says what proved the remote copy: "hash" (the server's hash), "readback" (a
+	// resumed file's earlier part read back) or "size".
 	Verified string
-	// ChecksumFile is the checksum file written beside it, if any.
+	// ChecksumFile is the checksum file written beside it, if any; ChecksumErr says why it
+	// could not be written (the file itself is delivered).
 	ChecksumFile string
+	ChecksumErr  error
 }
 
 // TransferError is an upload failure as the code that saw it classified it: transient ones
@@ -179,7 +202,10 @@ type FileView struct {
 	Size       int64
 	SHA256     string
 	RemotePath string
-	ChangedAt  time.Time
+	// Verified is what proved the delivered copy ("hash", "readback", "size"), as this run
+	// saw it; "" for a file delivered before the start.
+	Verified  string
+	ChangedAt time.Time
 	// Retrying is set while a transient error is being retried.
 	Retrying bool
 	Attempt  int

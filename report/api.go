@@ -44,6 +44,7 @@ type FileInfo struct {
 	ETA        float64   `json:"eta,omitempty"`  // seconds
 	SHA256     string    `json:"sha256,omitempty"`
 	RemotePath string    `json:"remote_path,omitempty"`
+	Verified   string    `json:"verified,omitempty"` // "hash", "readback" or "size"
 	Retrying   *Retrying `json:"retrying,omitempty"`
 	ChangedAt  time.Time `json:"changed_at"`
 }
@@ -55,7 +56,7 @@ func InfoFromView(v delivery.RequestView) RequestInfo {
 	ri.fillFields()
 	for _, f := range v.Files {
 		fi := FileInfo{ID: f.ID, Name: f.Name, Path: f.Path, State: string(f.State), Size: f.Size, Done: f.Done,
-			SHA256: f.SHA256, RemotePath: f.RemotePath, ChangedAt: f.ChangedAt.UTC()}
+			SHA256: f.SHA256, RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC()}
 		if f.Reason != "" {
 			fi.Reason = &Reason{Code: f.Reason, Message: f.Message}
 		}

@@ -46,15 +46,17 @@ type RequestStatus struct {
 
 // FileStatus is one file in a status file.
 type FileStatus struct {
-	Name       string    `json:"name"`
-	Request    string    `json:"request,omitempty"` // File Bin: the request the naming rules chose
-	State      string    `json:"state"`
-	Reason     *Reason   `json:"reason,omitempty"`
-	Size       int64     `json:"size"`
-	SHA256     string    `json:"sha256,omitempty"`
-	RemotePath string    `json:"remote_path,omitempty"`
-	Retrying   *Retrying `json:"retrying,omitempty"`
-	ChangedAt  time.Time `json:"changed_at"`
+	Name       string  `json:"name"`
+	Request    string  `json:"request,omitempty"` // File Bin: the request the naming rules chose
+	State      string  `json:"state"`
+	Reason     *Reason `json:"reason,omitempty"`
+	Size       int64   `json:"size"`
+	SHA256     string  `json:"sha256,omitempty"`
+	RemotePath string  `json:"remote_path,omitempty"`
+	// Verified is what proved the delivered copy: "hash", "readback" or "size".
+	Verified  string    `json:"verified,omitempty"`
+	Retrying  *Retrying `json:"retrying,omitempty"`
+	ChangedAt time.Time `json:"changed_at"`
 }
 
 // Reason is a machine-readable code with the sentence a person reads.
@@ -79,7 +81,7 @@ func FromView(v delivery.RequestView) Status {
 	}
 	for _, f := range v.Files {
 		fs := FileStatus{Name: f.Name, State: string(f.State), Size: f.Size, SHA256: f.SHA256,
-			RemotePath: f.RemotePath, ChangedAt: f.ChangedAt.UTC()}
+			RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC()}
 		if v.Bin {
 			fs.Request = f.Request
 		}

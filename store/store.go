@@ -89,8 +89,9 @@ var ErrNotFound = errors.New("not found")
 
 // Store is an open journal. It is safe for concurrent use.
 type Store struct {
-	db   *sql.DB
-	path string
+	db     *sql.DB
+	path   string
+	opened os.FileInfo // the database file as Open found it, for Check
 }
 
 // Request is the stored copy of a Source Request and its delivery state.
@@ -142,6 +143,10 @@ func Open(path string) (*Store, error) {
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if s.opened, err = os.Stat(path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state database %s: %w", path, err)
 	}
 	return s, nil
 }

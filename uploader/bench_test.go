@@ -12,8 +12,9 @@ import (
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
 
-// Benchmarks against the real sshd on loopback. HOTDROP_BENCH_INFLIGHT and
-// HOTDROP_BENCH_CONNS override the tuning, for measuring it:
+// Benchmarks against the real sshd on loopback. HOTDROP_BENCH_INFLIGHT,
+// HOTDROP_BENCH_CONNS and HOTDROP_BENCH_VERIFY (auto, size, hash) override the
+// tuning, for measuring it:
 //
 //	go test -run '^$' -bench SSHD -benchtime 3x ./uploader/
 
@@ -26,6 +27,9 @@ func benchOptions(b *testing.B, s *sshdtest.Server, concurrency int) Options {
 	}
 	if v, err := strconv.Atoi(os.Getenv("HOTDROP_BENCH_CONNS")); err == nil {
 		o.Connections = v
+	}
+	if v := os.Getenv("HOTDROP_BENCH_VERIFY"); v != "" {
+		o.Verify = v
 	}
 	return o
 }

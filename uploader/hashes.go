@@ -20,10 +20,19 @@ const (
 	ChecksumXXH64  = "xxh64" // xxHash64, as in ASC MHL; big-endian hex like xxhsum
 )
 
-// Verify modes for Options.Verify.
+// Verify modes for Options.Verify, and what Result.Verified reports.
 const (
+	// VerifyAuto (the default) uses the strongest check the server offers:
+	// its hash where it has one, else the size; a resumed file is never
+	// checked on its size alone (see VerifyReadback).
+	VerifyAuto = "auto"
 	VerifySize = "size" // the server's size of the partial equals the local size
 	VerifyHash = "hash" // also sha256sum (or md5sum) over an SSH exec session
+	// VerifyReadback is reported for a resumed file on a server that cannot
+	// hash: the bytes below the resume offset, written by an earlier
+	// attempt, were read back and hashed; the rest, sent and acknowledged
+	// in this attempt, by size.
+	VerifyReadback = "readback"
 )
 
 // hashes computes sha256 and, when configured, a second checksum from the

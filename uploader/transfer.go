@@ -2,6 +2,8 @@ package uploader
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -54,26 +56,25 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 			sumFile = u.startChecksumFile(t, final, u.checksum, sum)
 		}
 	}
-	lookAgain := u.verify == VerifyHash
+	lookAgain := u.hashFirst(start)
 	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, h, onHashed)
 	if err != nil {
 		keep = j.Checkpoint != nil && Classify(err).Transient
 		return Result{}, err
 	}
 	sha, sum := sums.sha, sums.sum
-	res := Result{Remote: final, Size: j.Size, SHA256: sha, Resumed: start, Verified: VerifySize}
+	res := Result{Remote: final, Size: j.Size, SHA256: sha, Resumed: start}
 	if u.checksum != "" {
 		res.ChecksumKind, res.Checksum = u.checksum, sum
 	}
 	if u.beforeVerify != nil {
 		u.beforeVerify(partial)
 	}
-	if u.verify == VerifyHash {
-		if err := u.verifyRemote(ctx, t, partial, sha, h); err != nil {
-			keep = j.Checkpoint != nil && Classify(err).Transient
-			return Result{}, err
-		}
-		res.Verified = VerifyHash
+	if res.Verified, err = u.verifyPartial(ctx, t, partial, start, sums, h); err != nil {
+		// A prefix that proved wrong is discarded (verifyPartial says so):
+		// resuming it again would only fail again.
+		keep = j.Checkpoint != nil && Classify(err).Transient && !errors.Is(err, errBadPrefix)
+		return Result{}, err
 	}
 	if err := u.publish(ctx, t, j, partial, final, lookAgain); err != nil {
 		return Result{}, err
@@ -146,7 +147,9 @@ func (u *Uploader) openPartial(t target, fi os.FileInfo, j Job, partial string) 
 	return w, 0, nil
 }
 
-type fileSums struct{ sha, sum string }
+// fileSums are the hashes of what was sent; prefix is the sha256 of the
+// resumed part below the resume offset ("" when not resumed).
+type fileSums struct{ sha, sum, prefix string }
 
 // writePartial hashes the resumed prefix, then copies and hashes the rest
 // in one pass, then proves that both ends hold what was meant: the source
@@ -158,8 +161,10 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 			w.Close()
 		}
 	}()
+	var prefix string
 	if start > 0 {
-		if err := u.hashPrefix(f, start, h); err != nil {
+		var err error
+		if prefix, err = u.hashPrefix(f, start, h); err != nil {
 			return fileSums{}, err
 		}
 	}
@@ -190,7 +195,7 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 	if err := u.finishPartial(t, w, fi, j, partial, final, checkFinalToo); err != nil {
 		return fileSums{}, err
 	}
-	return fileSums{sha, sum}, nil
+	return fileSums{sha, sum, prefix}, nil
 }
 
 // finishPartial closes the partial and proves that both ends hold what was
@@ -263,8 +268,11 @@ func (u *Uploader) pumpError(ctx context.Context, t target, j Job, partial strin
 }
 
 // hashPrefix reads the first n bytes of the source into the hashes: the
-// part a resumed upload does not send again.
-func (u *Uploader) hashPrefix(f *os.File, n int64, h *hashes) error {
+// part a resumed upload does not send again. It returns that part's own
+// sha256, to check against the partial's prefix on a server that cannot
+// hash the whole file.
+func (u *Uploader) hashPrefix(f *os.File, n int64, h *hashes) (string, error) {
+	ps := sha256.New()
 	buf := make([]byte, 1<<20)
 	for n > 0 {
 		b := buf[:min(int64(len(buf)), n)]
@@ -272,14 +280,15 @@ func (u *Uploader) hashPrefix(f *os.File, n int64, h *hashes) error {
 		u.readBytes.Add(int64(m))
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s shrank before the resume point", f.Name())}
+				return "", &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s shrank before the resume point", f.Name())}
 			}
-			return classifyLocal(f.Name(), err)
+			return "", classifyLocal(f.Name(), err)
 		}
 		h.Write(b)
+		ps.Write(b)
 		n -= int64(m)
 	}
-	return nil
+	return hex.EncodeToString(ps.Sum(nil)), nil
 }
 
 // publish renames the checked partial into place, after the caller has

@@ -34,7 +34,8 @@ type Options struct {
 	// (ChecksumSHA256, ChecksumMD5, ChecksumXXH64); "" or ChecksumNone
 	// writes none. sha256 is computed either way.
 	Checksum string
-	// Verify is VerifySize (default) or VerifyHash.
+	// Verify is VerifyAuto (default), VerifySize or VerifyHash. Whatever it
+	// says, a resumed file is checked by hash or read-back, never by size alone.
 	Verify string
 	// Concurrency is how many files the caller uploads at once
 	// (destination.concurrency); it sizes the connection pool.
@@ -101,6 +102,9 @@ type Uploader struct {
 
 	// readBytes counts bytes read from local files: the proof of one pass.
 	readBytes atomic.Int64
+	// noRemoteHash is set once the server showed it cannot hash a file
+	// (SFTP-only account, no sha256sum): verify = "auto" stops asking.
+	noRemoteHash atomic.Bool
 	// beforeVerify, for tests, runs when the partial is complete, before
 	// the remote hash.
 	beforeVerify func(partial string)
@@ -202,12 +206,12 @@ func (u *Uploader) applyTuning(o Options) error {
 		u.checksum = o.Checksum
 	}
 	switch o.Verify {
-	case "", VerifySize:
-		u.verify = VerifySize
-	case VerifyHash:
-		u.verify = VerifyHash
+	case "", VerifyAuto:
+		u.verify = VerifyAuto
+	case VerifySize, VerifyHash:
+		u.verify = o.Verify
 	default:
-		return fmt.Errorf("destination verify %q: want size or hash", o.Verify)
+		return fmt.Errorf("destination verify %q: want auto, size or hash", o.Verify)
 	}
 	if o.Bandwidth < 0 {
 		return fmt.Errorf("destination bandwidth %d: must not be negative", o.Bandwidth)
@@ -250,6 +254,9 @@ type Job struct {
 	// just before the partial becomes the final file; an error aborts and
 	// removes the partial. May be nil.
 	BeforeRename func(ctx context.Context) error
+	// Connected, when set, is called once the upload has a logged-in session to the
+	// destination, before any byte is sent: the destination is reachable again. May be nil.
+	Connected func()
 	// Progress gets the bytes read so far; it is called from the goroutine
 	// feeding the upload, never concurrently, and must not block. May be nil.
 	Progress func(done int64)
@@ -287,7 +294,8 @@ type Result struct {
 	ChecksumErr  error
 	// Resumed is the offset the upload continued from (0: from the start).
 	Resumed int64
-	// Verified is VerifySize or VerifyHash: what proved the remote copy.
+	// Verified is what proved the remote copy: VerifyHash, VerifyReadback
+	// (a resumed file on a server that cannot hash) or VerifySize.
 	Verified string
 }
 
@@ -348,6 +356,9 @@ func (u *Uploader) Upload(ctx context.Context, j Job) (Result, error) {
 		// source again from its start.
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return classifyLocal(j.LocalPath, err)
+		}
+		if j.Connected != nil {
+			j.Connected()
 		}
 		final := t.abs(j.RemoteRel)
 		var err error

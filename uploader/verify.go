@@ -3,14 +3,146 @@ package uploader
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"path"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
 )
+
+// hashFirst reports whether the partial of an upload resumed from start
+// is to be hashed on the server before the publish: always for verify =
+// "hash"; for "auto" unless the server showed it cannot (a file:// folder
+// only for a resumed file, as its "server" hash is our own read-back);
+// for "size" only for a resumed file, whose earlier part nobody checked.
+func (u *Uploader) hashFirst(start int64) bool {
+	switch {
+	case u.verify == VerifyHash:
+		return true
+	case u.noRemoteHash.Load():
+		return false
+	case u.verify == VerifySize || u.local:
+		return start > 0
+	}
+	return true
+}
+
+// errBadPrefix marks a resumed partial that proved not to hold what was
+// meant: it is discarded, and the next attempt starts from the beginning.
+var errBadPrefix = errors.New("the resumed partial differs from the local file")
+
+// verifyPartial proves the complete partial holds what was sent, before
+// anything is published, and names the check it used. The bytes below a
+// resume offset were written by an earlier attempt (another process, a
+// server that lost unflushed data in a power cut), so a resumed file is
+// never proved by its size alone: the server's hash where it has one, else
+// its prefix read back over SFTP and compared with the local prefix.
+func (u *Uploader) verifyPartial(ctx context.Context, t target, partial string, start int64, sums fileSums, h *hashes) (string, error) {
+	if u.hashFirst(start) {
+		err := u.verifyRemote(ctx, t, partial, sums.sha, h)
+		if err == nil {
+			return VerifyHash, nil
+		}
+		e := Classify(err)
+		switch {
+		case e.Code == CodeVerifyMismatch && start > 0:
+			return "", u.badPrefix(t, partial, start, e.Msg)
+		case e.Code != CodeHashUnavailable || u.verify == VerifyHash:
+			return "", err
+		}
+		if !u.noRemoteHash.Swap(true) {
+			u.log.Info("the server cannot hash files: new files are verified by size, resumed ones by reading their earlier part back",
+				"addr", u.addr, "reason", e.Error())
+		}
+	}
+	if start == 0 {
+		return VerifySize, nil
+	}
+	pr, ok := t.(prefixReader)
+	if !ok {
+		return "", &Error{Code: CodeHashUnavailable, Msg: fmt.Sprintf(
+			"%s was resumed, and this destination can neither hash it nor read it back; it is never published on its size alone", partial)}
+	}
+	got, err := pr.sumPrefix(ctx, partial, start)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", classify("read back", partial, ctx.Err())
+		}
+		return "", classify("read back the resumed part of", partial, err)
+	}
+	if got != sums.prefix {
+		return "", u.badPrefix(t, partial, start, fmt.Sprintf(
+			"its first %d bytes read back from the server have sha256 %s, the local file's %s", start, got, sums.prefix))
+	}
+	return VerifyReadback, nil
+}
+
+// badPrefix discards a resumed partial that failed its check and says so.
+// It is transient: sending the file again from the start may well succeed.
+func (u *Uploader) badPrefix(t target, partial string, start int64, detail string) *Error {
+	if err := t.remove(partial); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		u.log.Warn("could not remove a partial upload that failed its check", "remote", partial, "err", err)
+	}
+	u.log.Warn("a resumed partial did not match the local file; sending it again from the start", "remote", partial, "resumed_from", start, "detail", detail)
+	return &Error{Code: CodeTransient, Transient: true, Err: fmt.Errorf("%w: %s", errBadPrefix, detail), Msg: fmt.Sprintf(
+		"%s was resumed from byte %d, and the server's copy does not match the local file; nothing was published, the partial was discarded and the file will be sent again from the start", partial, start)}
+}
+
+// prefixReader is the ability to hash the first n bytes of a remote file
+// by reading them back: the check of a resumed file when the server
+// cannot hash.
+type prefixReader interface {
+	sumPrefix(ctx context.Context, p string, n int64) (string, error)
+}
+
+func (c *sftpConn) sumPrefix(ctx context.Context, p string, n int64) (string, error) {
+	f, err := c.sftp.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	defer stop()
+	return sumReaderAt(ctx, f, n)
+}
+
+func (l localTarget) sumPrefix(ctx context.Context, p string, n int64) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return sumReaderAt(ctx, f, n)
+}
+
+// sumReaderAt hashes the first n bytes of r. Large reads let pkg/sftp
+// pipeline them (it splits a ReadAt into concurrent requests).
+func sumReaderAt(ctx context.Context, r io.ReaderAt, n int64) (string, error) {
+	h := sha256.New()
+	buf := make([]byte, min(n, 4<<20))
+	for off := int64(0); off < n; {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		b := buf[:min(int64(len(buf)), n-off)]
+		m, err := r.ReadAt(b, off)
+		h.Write(b[:m])
+		off += int64(m)
+		if m < len(b) {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = fmt.Errorf("it holds only %d bytes, fewer than the %d resumed from", off, n)
+			}
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
 
 // verifyRemote asks the server for the partial's hash and compares it with
 // what was sent, before anything is published. A mismatch is permanent.
@@ -55,6 +187,12 @@ func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error
 		return "", &Error{Code: CodeHashUnavailable, Msg: fmt.Sprintf("there is no standard remote command for %s checksums", kind)}
 	}
 	sess, err := c.ssh.NewSession()
+	var refused *ssh.OpenChannelError
+	if err != nil && !errors.As(err, &refused) {
+		// The connection, not the server's policy: retried, and auto keeps asking later.
+		return "", &Error{Code: CodeTransient, Transient: true, Err: err, Msg: fmt.Sprintf(
+			"opening a command session to hash %s: connection problem, will retry", p)}
+	}
 	if err != nil {
 		return "", &Error{Code: CodeHashUnavailable, Err: err, Msg: fmt.Sprintf(
 			"verify = \"hash\": the server refused a command session to run %s on %s; it may allow SFTP only — use verify = \"size\"", tool, p)}
@@ -73,6 +211,11 @@ func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error
 		return "", &Error{Code: CodeHashUnavailable, Err: errNoTool, Msg: fmt.Sprintf(
 			"verify = \"hash\": the server has no %s command (%s); use verify = \"size\"", tool, strings.TrimSpace(stderr.String()))}
 	}
+	if err != nil && isExecRefused(err) {
+		// The server said no to the exec request itself: an SFTP-only server.
+		return "", &Error{Code: CodeHashUnavailable, Err: err, Msg: fmt.Sprintf(
+			"verify = \"hash\": the server refused to run %s on %s; it may allow SFTP only — use verify = \"size\"", tool, p)}
+	}
 	var missing *ssh.ExitMissingError
 	if err != nil && !errors.As(err, &exit) && !errors.As(err, &missing) {
 		return "", err // the connection, not the command
@@ -87,6 +230,13 @@ func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error
 	}
 	return "", &Error{Code: CodeHashUnavailable, Err: err, Msg: fmt.Sprintf(
 		"verify = \"hash\": running %s on the server for %s gave no checksum (%s). A chrooted SFTP account sees other paths than its shell, and an SFTP-only account has no shell; use verify = \"size\" there", tool, p, words)}
+}
+
+// isExecRefused reports x/crypto/ssh's error for an exec request the server answered "no"
+// (it has no type of its own), as opposed to a command that ran and failed.
+func isExecRefused(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "ssh: command ") && strings.HasSuffix(s, " failed")
 }
 
 func isHex(s, kind string) bool {
@@ -184,4 +334,67 @@ func (u *Uploader) WriteChecksumFile(ctx context.Context, rel, kind, sum string)
 		return err
 	})
 	return remote, err
+}
+
+// FinishPublish completes the publish of a file whose rename into place
+// happened before hotdrop stopped (the caller's journal holds the intent and
+// the server the final file): it hashes the local file, which must still be
+// the one of j (size, mtime), proves the final file by the server's hash
+// where it has one, and writes the checksum file through its temporary name,
+// replacing a temporary copy the crash left behind. Result.ChecksumErr says
+// why the checksum file could not be written; the file itself stays
+// delivered.
+func (u *Uploader) FinishPublish(ctx context.Context, j Job) (Result, error) {
+	if err := checkName(j.RemoteRel); err != nil {
+		return Result{}, &Error{Code: CodeRemoteError, Msg: "refusing remote path", Err: err}
+	}
+	f, _, err := openLocal(j)
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+	h := newHashes(u.checksum)
+	buf := make([]byte, 1<<20)
+	if _, err := io.CopyBuffer(hashWriter{h}, f, buf); err != nil {
+		return Result{}, classifyLocal(j.LocalPath, err)
+	}
+	sha, sum := h.sums()
+	var res Result
+	err = u.withTarget(ctx, func(t target) error {
+		var err error
+		res, err = u.finishPublish(ctx, t, j, h, sha, sum)
+		return err
+	})
+	return res, err
+}
+
+func (u *Uploader) finishPublish(ctx context.Context, t target, j Job, h *hashes, sha, sum string) (Result, error) {
+	final := t.abs(j.RemoteRel)
+	res := Result{Remote: final, Size: j.Size, SHA256: sha, Verified: VerifySize}
+	if u.hashFirst(0) {
+		err := u.verifyRemote(ctx, t, final, sha, h)
+		switch e := Classify(err); {
+		case err == nil:
+			res.Verified = VerifyHash
+		case e.Code == CodeVerifyMismatch:
+			return Result{}, &Error{Code: CodeVerifyMismatch, Err: err, Msg: fmt.Sprintf(
+				"%s was renamed into place before hotdrop stopped, but it does not hold the local file's bytes", final)}
+		case e.Code != CodeHashUnavailable:
+			return Result{}, err
+		}
+	}
+	if u.checksum == "" || j.NoChecksumFile {
+		return res, nil
+	}
+	res.ChecksumKind, res.Checksum = u.checksum, sum
+	res.ChecksumFile, res.ChecksumErr = u.writeChecksumFile(t, final, u.checksum, sum)
+	return res, nil
+}
+
+// hashWriter feeds bytes to hashes.
+type hashWriter struct{ h *hashes }
+
+func (w hashWriter) Write(p []byte) (int, error) {
+	w.h.Write(p)
+	return len(p), nil
 }

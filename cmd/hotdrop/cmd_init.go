@@ -140,8 +140,10 @@ bandwidth = "0"
 checksum = "sha256"
 # "portable": hold names outside [A-Za-z0-9._-] or paths over 255 bytes before sending; "any".
 names = "portable"
-# After upload: "size" compares sizes; "hash" runs sha256sum/md5sum on the server over SSH.
-verify = "size"
+# After upload: "auto" uses the strongest check the server offers (sha256sum/md5sum over SSH,
+# else the size; a resumed file is never checked on its size alone: its earlier part is read
+# back when the server cannot hash); "size" compares sizes; "hash" requires the server's hash.
+verify = "auto"
 # What happens to a source file after its delivery is verified: "keep", "move" (to
 # watch.root/_delivered/) or "delete".
 after = "keep"

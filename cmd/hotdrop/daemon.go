@@ -37,6 +37,25 @@ type daemonHooks struct {
 	// stateLocked says the caller already holds state_dir's lock (the demo takes it before it
 	// writes anything into its folder); otherwise runDaemon takes it.
 	stateLocked bool
+	// engineOptions, when set, adjusts the engine's options (tests: retry timing).
+	engineOptions func(*delivery.Options)
+	// events, when set, hears every engine event besides reporting; it must not block.
+	events func(delivery.Event)
+	// engine, when set, is given the engine before it runs.
+	engine func(*delivery.Engine)
+}
+
+// eventTap lets a test hear the engine's events as they are emitted.
+type eventTap struct {
+	next delivery.EventSink
+	fn   func(delivery.Event)
+}
+
+func (t eventTap) Emit(ev delivery.Event) {
+	if t.next != nil {
+		t.next.Emit(ev)
+	}
+	t.fn(ev)
 }
 
 type trackerApply struct {
@@ -129,9 +148,12 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 		return err
 	}
 	d.m = m
-	d.eng = delivery.New(d.rp.withEvents(d.engineOptions(cfg, d.m)), d.wrap(d.up), storeAdapter{d.st}, rep) // reporting
+	d.eng = delivery.New(d.options(cfg, d.m), d.wrap(d.up), storeAdapter{d.st}, rep) // reporting
 	if err := d.eng.SetRequests(ctx, reqs); err != nil {
 		return err
+	}
+	if hooks.engine != nil {
+		hooks.engine(d.eng)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -274,7 +296,7 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 	}
 	// The engine applies the new settings even when some requests cannot be set up (a drop
 	// folder that cannot be made): from here on, they are the running configuration.
-	applyErr := d.eng.Reload(ctx, d.rp.withEvents(d.engineOptions(cfg, m)), du, reqs) // reporting
+	applyErr := d.eng.Reload(ctx, d.options(cfg, m), du, reqs) // reporting
 	if applyErr != nil && ctx.Err() != nil {
 		if newUp != nil {
 			newUp.Close()
@@ -310,6 +332,18 @@ func onlyBandwidthChanged(a, b config.Destination) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// options are the engine's options for cfg and m, with reporting's event sink.
+func (d *daemon) options(cfg *config.Config, m *matcher.Matcher) delivery.Options {
+	o := d.rp.withEvents(d.engineOptions(cfg, m)) // reporting
+	if d.hooks.engineOptions != nil {
+		d.hooks.engineOptions(&o)
+	}
+	if d.hooks.events != nil {
+		o.Events = eventTap{next: o.Events, fn: d.hooks.events}
+	}
+	return o
+}
+
 func (d *daemon) engineOptions(cfg *config.Config, m *matcher.Matcher) delivery.Options {
 	o := engineOptions(cfg, d.log)
 	o.Classifier = m
@@ -342,7 +376,7 @@ func (d *daemon) applyTracker(ctx context.Context, reqs []delivery.Request) erro
 	if err != nil {
 		return err
 	}
-	err = d.eng.Reload(ctx, d.rp.withEvents(d.engineOptions(d.cfg, m)), nil, d.deliveryRequests(reqs, m))
+	err = d.eng.Reload(ctx, d.options(d.cfg, m), nil, d.deliveryRequests(reqs, m))
 	d.m = m // applied even when some requests could not be set up
 	return err
 }
@@ -429,10 +463,17 @@ func (m multiReporter) RequestChanged(v delivery.RequestView) {
 // needs and does not import the uploader package.
 type uploaderAdapter struct{ u *uploader.Uploader }
 
+var (
+	_ delivery.Finisher = uploaderAdapter{}
+	_ delivery.Reacher  = uploaderAdapter{}
+)
+
+func (a uploaderAdapter) Reachable(ctx context.Context) error { return a.u.Reachable(ctx) }
+
 func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.Result, error) {
 	uj := uploader.Job{LocalPath: j.LocalPath, RemoteRel: j.RemoteRel, Size: j.Size,
 		ModTime: j.ModTime, Replace: j.Replace, BeforeRename: j.BeforeRename, Progress: j.Progress,
-		NoChecksumFile: j.NoChecksumFile}
+		Connected: j.Connected, NoChecksumFile: j.NoChecksumFile}
 	if j.Resume != nil {
 		c := uploader.Checkpoint(*j.Resume)
 		uj.Resume = &c
@@ -442,11 +483,28 @@ func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.R
 	}
 	res, err := a.u.Upload(ctx, uj)
 	if err != nil {
-		ue := uploader.Classify(err)
-		return delivery.Result{}, &delivery.TransferError{Code: ue.Code, Msg: ue.Msg, Transient: ue.Transient, Err: err}
+		return delivery.Result{}, transferError(err)
 	}
+	return deliveryResult(res), nil
+}
+
+func transferError(err error) *delivery.TransferError {
+	ue := uploader.Classify(err)
+	return &delivery.TransferError{Code: ue.Code, Msg: ue.Msg, Transient: ue.Transient, Err: err}
+}
+
+func deliveryResult(res uploader.Result) delivery.Result {
 	return delivery.Result{Remote: res.Remote, Size: res.Size, SHA256: res.SHA256, Resumed: res.Resumed,
-		Verified: res.Verified, ChecksumFile: res.ChecksumFile}, nil
+		Verified: res.Verified, ChecksumFile: res.ChecksumFile, ChecksumErr: res.ChecksumErr}
+}
+
+func (a uploaderAdapter) FinishPublish(ctx context.Context, j delivery.Job) (delivery.Result, error) {
+	res, err := a.u.FinishPublish(ctx, uploader.Job{LocalPath: j.LocalPath, RemoteRel: j.RemoteRel, Size: j.Size,
+		ModTime: j.ModTime, NoChecksumFile: j.NoChecksumFile})
+	if err != nil {
+		return delivery.Result{}, transferError(err)
+	}
+	return deliveryResult(res), nil
 }
 
 func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, error) {
@@ -506,6 +564,11 @@ func (a storeAdapter) ManifestAt(ctx context.Context, id string) (time.Time, err
 func (a storeAdapter) MarkManifest(ctx context.Context, id string, at time.Time) error {
 	return a.s.MarkManifest(ctx, id, at)
 }
+
+// Check passes the journal's health check through (delivery.JournalChecker).
+func (a storeAdapter) Check(ctx context.Context) error { return a.s.Check(ctx) }
+
+var _ delivery.JournalChecker = storeAdapter{}
 
 func (a storeAdapter) MarkRenameIntent(ctx context.Context, path, remote, sha string) error {
 	return a.s.MarkRenameIntent(ctx, path, remote, sha)

@@ -50,6 +50,7 @@ type e2e struct {
 	reloads chan error
 	cancel  context.CancelFunc
 	done    chan error
+	hooks   daemonHooks // further hooks for start (engine options, events)
 }
 
 // newE2E writes a config for the destination (url, identity, known_hosts) into a fresh folder.
@@ -113,18 +114,28 @@ func (c countingUploader) Upload(ctx context.Context, j delivery.Job) (delivery.
 	return c.Uploader.Upload(ctx, j)
 }
 
+// FinishPublish passes the optional ability through: without it the engine would not finish
+// a publish interrupted after the rename.
+func (c countingUploader) FinishPublish(ctx context.Context, j delivery.Job) (delivery.Result, error) {
+	return c.Uploader.(delivery.Finisher).FinishPublish(ctx, j)
+}
+
+// Reachable passes the optional ability through, like FinishPublish.
+func (c countingUploader) Reachable(ctx context.Context) error {
+	return c.Uploader.(delivery.Reacher).Reachable(ctx)
+}
+
 func (e *e2e) start() {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
 	e.cancel, e.done = cancel, make(chan error, 1)
 	go func() {
-		e.done <- runDaemon(ctx, e.cfg, newLogger(testWriter{e.t}), daemonHooks{
-			started:      started,
-			reload:       e.reload,
-			reloaded:     func(err error) { e.reloads <- err },
-			wrapUploader: func(u delivery.Uploader) delivery.Uploader { return countingUploader{u, &e.uploads} },
-		})
+		h := e.hooks
+		h.started, h.reload = started, e.reload
+		h.reloaded = func(err error) { e.reloads <- err }
+		h.wrapUploader = func(u delivery.Uploader) delivery.Uploader { return countingUploader{u, &e.uploads} }
+		e.done <- runDaemon(ctx, e.cfg, newLogger(testWriter{e.t}), h)
 	}()
 	select {
 	case <-started:

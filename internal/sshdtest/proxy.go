@@ -22,6 +22,7 @@ type Proxy struct {
 	up     atomic.Int64 // client → server bytes forwarded, every connection
 	cutAt  atomic.Int64 // armed cut: connection bytes after which to cut; 0 = none
 	cuts   atomic.Int64
+	down   atomic.Bool // SetDown: the server is away
 
 	mu     sync.Mutex
 	conns  []net.Conn
@@ -68,6 +69,10 @@ func (p *Proxy) accept() {
 		a, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		if p.down.Load() {
+			a.Close() // as a host whose sshd is gone: the connection ends at once
+			continue
 		}
 		b, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -124,6 +129,21 @@ func (p *Proxy) pipe(dst, src net.Conn, upstream bool, frozen *atomic.Bool) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// SetDown(true) makes the server look gone: the connections open now are closed and new
+// ones are closed as soon as they are accepted, before any byte of the server's. SetDown(false)
+// brings it back.
+func (p *Proxy) SetDown(down bool) {
+	p.down.Store(down)
+	if !down {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
 	}
 }
 

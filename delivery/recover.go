@@ -1,0 +1,121 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// load restores the journal: delivered files stay delivered (and are never sent again while
+// their identity holds); anything else is re-derived from what the watcher reports now.
+func (e *Engine) load(ctx context.Context) error {
+	recs, err := e.st.Files(ctx)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	binDir := filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)) + string(filepath.Separator)
+	for _, rec := range recs {
+		if rec.State != string(Delivered) && !rec.RenameIntent && rec.DeliveredAt.IsZero() {
+			// Re-derived from what the watcher reports now; a file that vanished while
+			// hotdrop was down must not linger as "settling".
+			continue
+		}
+		fs := &fileState{rec: rec, req: rec.RequestID, emitted: State(rec.State)}
+		fs.inBin = e.opt.Bin != "" && strings.HasPrefix(rec.Path, binDir)
+		if r := e.reqs[rec.RequestID]; r != nil && !fs.inBin {
+			fs.name = relName(r.Folder, rec.Path)
+		} else if fs.inBin {
+			fs.name = relName(strings.TrimSuffix(binDir, string(filepath.Separator)), rec.Path)
+		} else {
+			fs.name = filepath.Base(rec.Path)
+		}
+		if rec.State != string(Delivered) {
+			fs.rec.State = string(Settling)
+			fs.rec.Reason, fs.rec.Message = "", ""
+			if _, err := os.Lstat(rec.Path); err != nil && !rec.RenameIntent {
+				// Delivered once, changed, then removed while hotdrop was down: the
+				// delivered version stands.
+				fs.rec.State = string(Delivered)
+			}
+			// Otherwise: a changed version of a delivered file (the watcher reports it again
+			// and it is held already_delivered unless a redelivery is asked), or a file
+			// caught between its journaled rename intent and its delivered record, for which
+			// reconcile asks the server which side of the rename the crash fell on.
+			fs.emitted = State(fs.rec.State)
+		}
+		e.files[rec.Path] = fs
+	}
+	return nil
+}
+
+// reconcile runs once at start, from its own goroutine: for each file whose rename intent was
+// journaled but not its delivery, a final remote file of the expected size means the rename
+// happened before the crash, so the file is delivered and never sent again. Errors (server
+// down) leave it to the upload worker, which checks again before sending.
+func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, pending []FileRecord) {
+	for _, rec := range pending {
+		renamed, err := renameHappened(ctx, up, rec.RemotePath, rec.Size)
+		var res Result
+		if err == nil && renamed {
+			j := Job{LocalPath: rec.Path, RemoteRel: rec.RemotePath, Size: rec.Size, ModTime: rec.ModTime}
+			res, err = finishPublish(ctx, up, j, log)
+			if err != nil && !classify(err).Transient {
+				e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: true, err: err})
+				continue
+			}
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("cannot check the server for a file interrupted at rename; will check before sending it again", "file", rec.Path, "err", err)
+			}
+			continue
+		}
+		e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: renamed, res: res})
+	}
+}
+
+// finishPublish completes the publish of a file whose rename into place happened before
+// hotdrop stopped: everything after the rename (the checksum file, the sha256 the manifest
+// lists) was lost with the process. Without an uploader that can, or when the source changed
+// since, the file is delivered as it is, without them; a final file the server's hash proves
+// wrong is an error.
+func finishPublish(ctx context.Context, up Uploader, j Job, log *slog.Logger) (Result, error) {
+	res := Result{Remote: j.RemoteRel, Size: j.Size}
+	f, ok := up.(Finisher)
+	if !ok {
+		return res, nil
+	}
+	r, err := f.FinishPublish(ctx, j)
+	var te *TransferError
+	if errors.As(err, &te) && (te.Code == ReasonChangedDuringUpload || te.Code == ReasonUnsafePath) {
+		log.Warn("delivered before hotdrop stopped, but the source changed since: no checksum file is written for it",
+			"file", j.LocalPath, "err", err)
+		return res, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if r.ChecksumErr != nil {
+		log.Warn("delivered before hotdrop stopped, but the checksum file could not be written", "file", j.LocalPath, "err", r.ChecksumErr)
+	}
+	return r, nil
+}
+
+// renameHappened tells, for a file whose rename intent was journaled, whether the rename into
+// place happened: the partial is gone and the final file has the expected size. The partial
+// check matters for a redelivery, where an older final file of the same size is already
+// there: while the partial exists, the rename did not happen.
+func renameHappened(ctx context.Context, up Uploader, rel string, size int64) (bool, error) {
+	partial := path.Join(path.Dir(rel), "."+path.Base(rel)+".partial")
+	if _, exists, err := up.Stat(ctx, partial); err != nil || exists {
+		return false, err
+	}
+	n, exists, err := up.Stat(ctx, rel)
+	return err == nil && exists && n == size, err
+}

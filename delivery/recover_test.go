@@ -1,0 +1,115 @@
+package delivery
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+func TestRestartNeverResends(t *testing.T) {
+	st, up := newMemStore(), newFakeUploader()
+	h := newHarness(t, st, up, req("SR-10", 1))
+	h.drop("SR-10", "a.ttml", watcher.Ready, 5)
+	h.waitState("SR-10", Delivered)
+	h.stop()
+
+	h2 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
+	h2.drop("SR-10", "a.ttml", watcher.Settling, 5)
+	h2.drop("SR-10", "a.ttml", watcher.Ready, 5)
+	time.Sleep(20 * time.Millisecond)
+	if n := up.count(); n != 1 {
+		t.Fatalf("uploads after restart = %d, want 1", n)
+	}
+	// A changed file for a delivered request is held, not sent twice.
+	h2.drop("SR-10", "a.ttml", watcher.Ready, 6)
+	v := h2.waitState("SR-10", Held)
+	if v.Files[0].Reason != ReasonAlreadyDelivered {
+		t.Errorf("reason = %q, want %s", v.Files[0].Reason, ReasonAlreadyDelivered)
+	}
+	h2.stop()
+
+	// Nor after another restart: the journal still knows it was delivered once. (The file
+	// is on disk, as it would be; a changed file removed while hotdrop is down is not.)
+	writeReal(t, filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-10]", "a.ttml"), "changed")
+	h3 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
+	h3.drop("SR-10", "a.ttml", watcher.Ready, 6)
+	v = h3.waitState("SR-10", Held)
+	if v.Files[0].Reason != ReasonAlreadyDelivered || up.count() != 1 {
+		t.Errorf("after a second restart: reason %q, uploads %d; want %s and 1", v.Files[0].Reason, up.count(), ReasonAlreadyDelivered)
+	}
+}
+
+func TestRenameIntentReconciled(t *testing.T) {
+	st, up := newMemStore(), newFakeUploader()
+	root := t.TempDir()
+	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-11]", "a.ttml")
+	// A crash between the journaled intent and the delivered record: the rename happened.
+	st.files[p] = FileRecord{Path: p, RequestID: "SR-11", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+		State: string(Uploading), RemotePath: "SR-11/a.ttml", RenameIntent: true}
+	up.remote["SR-11/a.ttml"] = 5
+	h := newHarnessAt(t, root, st, up, req("SR-11", 1))
+	rel := "Wednesday/Subtitle fr-FR [SR-11]/a.ttml"
+	h.events <- watcher.Event{Kind: watcher.Ready, Path: p, Rel: rel, Info: watcher.FileInfo{Size: 5, ModTime: time.Unix(1000, 0), Inode: 7}}
+	h.waitState("SR-11", Delivered)
+	if n := up.count(); n != 0 {
+		t.Errorf("uploads = %d, want 0: the file was already on the server", n)
+	}
+}
+
+func TestRenameIntentReconciledAtStart(t *testing.T) {
+	st, up := newMemStore(), newFakeUploader()
+	root := t.TempDir()
+	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-12]", "a.ttml")
+	st.files[p] = FileRecord{Path: p, RequestID: "SR-12", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+		State: string(Uploading), RemotePath: "SR-12/a.ttml", RenameIntent: true}
+	up.remote["SR-12/a.ttml"] = 5
+	newHarnessAt(t, root, st, up, req("SR-12", 1)).waitState("SR-12", Delivered)
+	if n := up.count(); n != 0 {
+		t.Errorf("uploads = %d, want 0", n)
+	}
+	if f := st.files[p]; f.RenameIntent || f.State != string(Delivered) {
+		t.Errorf("journal after reconcile = %+v, want delivered without intent", f)
+	}
+
+	// The rename had not happened (no final file): the intent is cleared, nothing delivered.
+	st2, up2 := newMemStore(), newFakeUploader()
+	root2 := t.TempDir()
+	p2 := filepath.Join(root2, "Wednesday", "Subtitle fr-FR [SR-13]", "a.ttml")
+	st2.files[p2] = FileRecord{Path: p2, RequestID: "SR-13", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+		State: string(Uploading), RemotePath: "SR-13/a.ttml", RenameIntent: true}
+	h := newHarnessAt(t, root2, st2, up2, req("SR-13", 1))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st2.mu.Lock()
+		f := st2.files[p2]
+		st2.mu.Unlock()
+		if !f.RenameIntent {
+			if f.State == string(Delivered) {
+				t.Fatalf("delivered with no remote file")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("intent never cleared")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = h
+}
+
+func TestIntentWithPartialNotDelivered(t *testing.T) {
+	up := newFakeUploader()
+	up.remote["SR-61/a.ttml"] = 5          // the old delivery, same size
+	up.remote["SR-61/.a.ttml.partial"] = 5 // the rename never happened
+	ok, err := renameHappened(context.Background(), up, "SR-61/a.ttml", 5)
+	if err != nil || ok {
+		t.Errorf("renameHappened with the partial present = %v, %v; want false", ok, err)
+	}
+	delete(up.remote, "SR-61/.a.ttml.partial")
+	if ok, _ := renameHappened(context.Background(), up, "SR-61/a.ttml", 5); !ok {
+		t.Errorf("renameHappened with the partial gone = false, want true")
+	}
+}

@@ -1,0 +1,229 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// noteTrouble records a transient failure; failures lasting AlertAfter make one
+// destination.unreachable event.
+func (e *Engine) noteTrouble(err error) {
+	now := time.Now()
+	if e.downSince.IsZero() {
+		e.downSince = now
+	}
+	if !e.unreachable.Load() && e.opt.AlertAfter > 0 && now.Sub(e.downSince) >= e.opt.AlertAfter {
+		e.unreachable.Store(true)
+		msg := "the destination has been failing since " + e.downSince.UTC().Format(time.RFC3339)
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		e.log.Error("destination unreachable", "since", e.downSince, "err", err)
+		e.emit(Event{Type: EventDestinationDown, Reason: &EventReason{Code: "destination_unreachable", Message: msg}})
+	}
+}
+
+func (e *Engine) noteBack() {
+	e.downSince = time.Time{}
+	if e.unreachable.Swap(false) {
+		e.log.Info("destination reachable again")
+		e.emit(Event{Type: EventDestinationBack})
+	}
+}
+
+// Unreachable reports whether the destination has been failing for AlertAfter (for /healthz).
+func (e *Engine) Unreachable() bool { return e.unreachable.Load() }
+
+// errCancelled marks an upload stopped by shutdown: not a failure, the file is sent again on
+// the next start.
+var errCancelled = errors.New("upload stopped by shutdown")
+
+// retrier is what an upload goroutine needs from the Engine, copied when the upload starts so
+// a reload never changes it under a running upload.
+type retrier struct {
+	pre          func(ctx context.Context) error // checks before each upload attempt (writers' checksums)
+	last         *Checkpoint                     // the newest checkpoint of this upload
+	checkpointed bool
+	up           Uploader
+	base, max    time.Duration
+	clock        Clock
+	log          *slog.Logger
+	// probeCut: the last wait was cut short by the reachability probe. If the attempt after
+	// it fails before logging in too, the next wait runs its full length: a server that
+	// greets but refuses logins is not hammered at the probe's pace.
+	probeCut bool
+}
+
+// Reachability probes during a retry wait: the first after probeBase, doubling to probeMax.
+// They bound how long a server's return goes unnoticed, whatever the backoff has grown to.
+const (
+	probeBase = 250 * time.Millisecond
+	probeMax  = 2 * time.Second
+)
+
+// transfer runs one upload with retries of transient errors, from an upload goroutine. A file
+// whose rename intent was journaled is first looked up on the server: if the rename happened
+// before a crash, the file is delivered and is not sent again.
+//
+// The backoff grows with the failures since the last attempt that logged in or made
+// progress: a link cut every few minutes mid-file reconnects at once each time, while a
+// server that stays away is asked ever less often. While it is away (the attempt failed
+// before logging in), a cheap reachability probe (Reacher) runs during the wait and ends it
+// as soon as the server answers again.
+func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) (Result, error) {
+	var loggedIn atomic.Bool // this attempt logged in or made progress
+	if j.Checkpoint == nil && e.st != nil {
+		// Journal each checkpoint so a retry, a restart or a crash resumes there; the
+		// journal write outlives a cancelled upload (the last checkpoint matters most then).
+		p := j.LocalPath
+		j.Checkpoint = func(c Checkpoint) {
+			rt.checkpointed = true
+			rt.last = &c
+			loggedIn.Store(true)
+			if err := e.st.SaveCheckpoint(context.WithoutCancel(ctx), p, c); err != nil {
+				rt.log.Warn("journal: cannot save the upload checkpoint", "file", p, "err", err)
+			}
+		}
+	}
+	failures := 0 // since the last attempt that logged in
+	connected := j.Connected
+	j.Connected = func() {
+		if !loggedIn.Swap(true) && (failures > 0 || e.unreachable.Load()) {
+			// The destination is back: say so now, not when this file is done.
+			e.send(ctx, msg{kind: msgBack})
+		}
+		if connected != nil {
+			connected()
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 && rt.last != nil {
+			j.Resume = rt.last
+		}
+		if ctx.Err() != nil {
+			return Result{}, errCancelled
+		}
+		loggedIn.Store(false)
+		var res Result
+		var err error
+		if intent {
+			var renamed bool
+			renamed, err = renameHappened(ctx, rt.up, j.RemoteRel, j.Size)
+			if err == nil && renamed {
+				res, err = finishPublish(ctx, rt.up, j, rt.log)
+				if err == nil {
+					return res, nil
+				}
+			} else if err == nil {
+				intent = false
+				continue
+			}
+		} else {
+			if rt.pre != nil {
+				err = rt.pre(ctx)
+			}
+			if err == nil {
+				res, err = rt.up.Upload(ctx, j)
+				if err == nil {
+					return res, nil
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return Result{}, errCancelled
+		}
+		te := classify(err)
+		if !te.Transient {
+			return Result{}, te
+		}
+		failures++
+		away := !loggedIn.Load()
+		if !away {
+			failures = 1
+			rt.probeCut = false
+		}
+		wait := backoff(failures, rt.base, rt.max)
+		next := rt.clock.Now().Add(wait)
+		rt.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
+		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te})
+		probe := away && !rt.probeCut
+		rt.probeCut = false
+		cut, err := e.wait(ctx, rt, wait, probe)
+		if err != nil {
+			return Result{}, errCancelled
+		}
+		rt.probeCut = cut
+	}
+}
+
+// wait sleeps for d on the injected clock. With probe set and an Uploader that is a Reacher,
+// it probes the destination meanwhile and returns early (cut) once a probe that failed
+// succeeds: the server is back. Failed probes count as trouble for destination.unreachable,
+// which would otherwise wait for the next attempt, however long the backoff has grown.
+func (e *Engine) wait(ctx context.Context, rt *retrier, d time.Duration, probe bool) (cut bool, err error) {
+	timer := rt.clock.After(d)
+	r, ok := rt.up.(Reacher)
+	if !probe || !ok || d <= probeBase {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-timer:
+			return false, nil
+		}
+	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	back := make(chan struct{})
+	go func() {
+		delay, failed := probeBase, false
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-rt.clock.After(delay):
+			}
+			delay = min(delay*2, probeMax)
+			err := r.Reachable(pctx)
+			switch {
+			case pctx.Err() != nil:
+				return
+			case err == nil && failed:
+				close(back)
+				return
+			case err == nil:
+				// Reachable without a failed probe first: what failed was not the network;
+				// the backoff runs its course.
+				return
+			}
+			failed = true
+			rt.log.Debug("destination still unreachable", "err", err)
+			e.send(pctx, msg{kind: msgTrouble, err: classify(err)})
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-timer:
+		return false, nil
+	case <-back:
+		rt.log.Info("the destination answers again; retrying now")
+		return true, nil
+	}
+}
+
+// backoff is exponential from base, capped at max, with up to 50% jitter so that many
+// daemons behind one ingest server do not retry in step.
+func backoff(attempt int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}

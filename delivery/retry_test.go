@@ -1,0 +1,103 @@
+package delivery
+
+import (
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+func TestTransientRetriedPermanentFails(t *testing.T) {
+	up := newFakeUploader()
+	up.fail = func(n int, j Job) error {
+		if filepath.Base(j.LocalPath) == "bad.ttml" {
+			return &TransferError{Code: "permission_denied", Msg: "permission denied"}
+		}
+		if n < 3 {
+			return &TransferError{Code: "transient", Msg: "connection lost", Transient: true}
+		}
+		return nil
+	}
+	h := newHarness(t, newMemStore(), up, req("SR-7", 1), req("SR-8", 1, "title", "B"))
+	h.drop("SR-7", "ok.ttml", watcher.Ready, 1)
+	h.waitState("SR-7", Delivered)
+	if got := up.attempt[filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-7]", "ok.ttml")]; got != 3 {
+		t.Errorf("attempts = %d, want 3", got)
+	}
+	h.drop("SR-8", "bad.ttml", watcher.Ready, 1)
+	v := h.waitState("SR-8", Failed)
+	if v.Files[0].Reason != "permission_denied" || v.Files[0].Message == "" {
+		t.Errorf("failed file = %+v", v.Files[0])
+	}
+}
+
+// recordClock fires every timer at once and records how long each wait would have been.
+type recordClock struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (c *recordClock) Now() time.Time { return time.Unix(0, 0) }
+
+func (c *recordClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.waits = append(c.waits, d)
+	c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	ch <- time.Unix(0, 0)
+	return ch
+}
+
+func (c *recordClock) list() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.waits...)
+}
+
+// TestBackoffResetsAfterProgress: seven cuts that each come after a login and acknowledged
+// bytes retry at the base backoff every time, while failures that never reach the server keep
+// growing it. Before, the attempt counter lived for the whole job: the seventh reconnect
+// after 100 MB of progress each waited 32 to 64 times the base.
+func TestBackoffResetsAfterProgress(t *testing.T) {
+	const base = time.Second
+	for _, tt := range []struct {
+		name     string
+		progress bool
+	}{{"cut after progress", true}, {"server away", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &recordClock{}
+			up := newFakeUploader()
+			up.fail = func(n int, j Job) error {
+				if n > 7 {
+					return nil
+				}
+				if tt.progress {
+					if j.Connected != nil {
+						j.Connected()
+					}
+					j.Checkpoint(Checkpoint{Partial: "p", Offset: int64(n) * 100 << 20, Size: 1 << 30})
+				}
+				return &TransferError{Code: "transient", Msg: "connection lost", Transient: true}
+			}
+			h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) {
+				o.Clock, o.RetryBase, o.RetryMax = clock, base, time.Hour
+			}, req("SR-1", 1))
+			h.drop("SR-1", "movie.mxf", watcher.Ready, 1<<30)
+			h.waitState("SR-1", Delivered)
+			waits := clock.list()
+			if len(waits) != 7 {
+				t.Fatalf("waits = %v, want 7", waits)
+			}
+			for i, w := range waits {
+				if tt.progress && w > base {
+					t.Errorf("wait %d after a cut that made progress = %v, want at most the base %v (all: %v)", i+1, w, base, waits)
+				}
+			}
+			if !tt.progress && waits[6] < 16*base {
+				t.Errorf("seventh wait while the server stays away = %v, want the backoff grown past %v (all: %v)", waits[6], 16*base, waits)
+			}
+		})
+	}
+}

@@ -1,0 +1,107 @@
+package delivery
+
+import (
+	"context"
+	"strings"
+)
+
+// start moves a ready file to uploading and queues it; the caller dispatches once it has
+// queued every file it starts, so the queue's order, not the caller's, decides which goes
+// first: a file with a resumable partial on the server before the others.
+func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
+	if e.opt.RemotePath == nil {
+		e.hold(fs, ReasonInvalidName, "no destination.path to make the remote path from")
+		return
+	}
+	rel, err := e.opt.RemotePath(r.Request, fs.name)
+	if err != nil {
+		e.hold(fs, ReasonInvalidName, err.Error())
+		return
+	}
+	// A redelivery may replace only what hotdrop put at this very path before; a path that
+	// moved (destination.path or a field changed) is not ours to overwrite.
+	prev := fs.rec.RemotePath
+	fs.replace = !fs.rec.DeliveredAt.IsZero() && (prev == rel || strings.HasSuffix(prev, "/"+rel))
+	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Uploading), "", ""
+	fs.rec.RemotePath = rel
+	fs.retrying, fs.attempt, fs.done = false, 0, 0
+	fs.resume = nil
+	if c, ok, err := e.st.Checkpoint(ctx, fs.rec.Path); err != nil {
+		e.log.Warn("journal: cannot read the upload checkpoint; starting from the beginning", "file", fs.rec.Path, "err", err)
+	} else if ok {
+		fs.resume = &c
+		e.resumable = append(e.resumable, fs)
+		return
+	}
+	e.pending = append(e.pending, fs)
+}
+
+// next takes the file to upload next off the queues: resumable partials first.
+func (e *Engine) next() *fileState {
+	if len(e.resumable) > 0 {
+		fs := e.resumable[0]
+		e.resumable = e.resumable[1:]
+		return fs
+	}
+	fs := e.pending[0]
+	e.pending = e.pending[1:]
+	return fs
+}
+
+func (e *Engine) dispatch(_ context.Context) {
+	// Uploads live as long as Run, not as long as whoever caused them (an HTTP request's
+	// context ends when its handler returns).
+	ctx := e.runCtx
+	for e.active < e.opt.Concurrency && len(e.pending)+len(e.resumable) > 0 {
+		fs := e.next()
+		if fs.rec.State != string(Uploading) {
+			continue
+		}
+		e.active++
+		job := e.job(fs)
+		job.Resume, fs.resume = fs.resume, nil
+		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
+		intent := fs.rec.RenameIntent
+		sums := append([]Checksum(nil), fs.verify...)
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, sums) }
+			res, err := e.transfer(ctx, &rt, job, intent)
+			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed})
+		}()
+	}
+}
+
+func (e *Engine) job(fs *fileState) Job {
+	p := fs.rec.Path
+	rel := fs.rec.RemotePath
+	return Job{
+		LocalPath: p, RemoteRel: rel, Size: fs.rec.Size, ModTime: fs.rec.ModTime,
+		// The remote file may be replaced only when this very file was delivered there
+		// before (a redelivery); anything else there is not ours to overwrite.
+		Replace: fs.replace,
+		BeforeRename: func(ctx context.Context) error {
+			// Through the loop, which owns the record: a concurrent save of the same row
+			// must not wipe the intent.
+			reply := make(chan error, 1)
+			select {
+			case e.msgs <- msg{kind: msgIntent, path: p, reply: reply}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case err := <-reply:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+		Progress: func(done int64) {
+			select {
+			case e.msgs <- msg{kind: msgProgress, path: p, done: done}:
+			default: // progress is advisory; never block an upload on it
+			}
+		},
+	}
+}
