@@ -16,11 +16,11 @@ var ErrUnsafe = errors.New("unsafe path")
 // UnsafeError says which path was refused and why, as a sentence for a person.
 type UnsafeError struct {
 	Path   string // absolute
-	Reason string // e.g. "a folder on its path is a symbolic link"
+	Reason string // a sentence: "is a symbolic link, or has one on its path; hotdrop never follows links"
 }
 
 func (e *UnsafeError) Error() string {
-	return e.Path + ": " + e.Reason + "; hotdrop never follows links and opens only regular files"
+	return e.Path + ": " + e.Reason
 }
 
 // Is makes errors.Is(err, ErrUnsafe) true.
@@ -35,7 +35,7 @@ var ErrChanged = errors.New("file changed")
 func Rel(root, abs string) (string, error) {
 	rel, err := filepath.Rel(root, abs)
 	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
-		return "", &UnsafeError{Path: abs, Reason: "is not inside " + root}
+		return "", &UnsafeError{Path: abs, Reason: "is not inside " + root + ", the folder hotdrop works beneath"}
 	}
 	return filepath.ToSlash(rel), nil
 }
@@ -96,5 +96,42 @@ func notRegular(abs string, m fs.FileMode) error {
 	case m.IsDir():
 		what = "is a folder"
 	}
-	return &UnsafeError{Path: abs, Reason: what}
+	return &UnsafeError{Path: abs, Reason: what + "; hotdrop opens only regular files and never follows links"}
+}
+
+// OpenUnder opens the regular file at the absolute path abs beneath the folder base, as
+// Root.Open does, for callers that read a file now and then and hold no Root. An empty base
+// means abs's own folder (only the last element is then guarded).
+func OpenUnder(base, abs string) (*os.File, error) {
+	if base == "" {
+		base = filepath.Dir(abs)
+	}
+	r, err := OpenRoot(base)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rel, err := Rel(r.Path(), abs)
+	if err != nil {
+		return nil, err
+	}
+	return r.Open(rel)
+}
+
+// LstatUnder describes the entry at abs beneath base without following a link at any level
+// (see OpenUnder for base).
+func LstatUnder(base, abs string) (fs.FileInfo, error) {
+	if base == "" {
+		base = filepath.Dir(abs)
+	}
+	r, err := OpenRoot(base)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rel, err := Rel(r.Path(), abs)
+	if err != nil {
+		return nil, err
+	}
+	return r.Lstat(rel)
 }
