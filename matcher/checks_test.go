@@ -129,7 +129,7 @@ func TestChecksumFiles(t *testing.T) {
 	for _, tt := range tests {
 		cf := file + "." + tt.ext
 		os.WriteFile(cf, []byte(tt.content), 0o644)
-		sums, serr := readChecksums(file)
+		sums, serr := readChecksums("", file)
 		os.Remove(cf)
 		if tt.parseErr != "" {
 			if serr == nil || !strings.Contains(serr.Error(), tt.parseErr) {
