@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -84,6 +85,8 @@ type Engine struct {
 	gen         int         // counts reloads: what was derived from the options before is stale
 	downSince   time.Time   // first transient failure of the current outage
 	unreachable atomic.Bool // destination.unreachable was sent and not yet followed by back
+
+	root *safefs.Root // watch.root, open; see fsRoot
 }
 
 type reqState struct {
@@ -124,6 +127,7 @@ type fileState struct {
 	verify           []Checksum // writers' checksum files to check before uploading
 	progressAt       time.Time
 	progressAt0      time.Time // when this upload started, for the rate
+	dev              uint64    // device of the settled identity (0: unknown, e.g. after a restart)
 }
 
 type msgKind int
@@ -196,7 +200,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	e.reqs, e.byFolder = map[string]*reqState{}, map[string]string{}
 	var errs []error
 	if e.opt.Bin != "" {
-		if err := e.mkdir(filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin))); err != nil {
+		if err := e.mkdirAll(e.opt.Bin); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -241,50 +245,12 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	return errors.Join(errs...)
 }
 
-// mkdirAll creates a drop folder and its parents below Root with watch.folder_mode and
-// watch.group, so render-farm users can write into folders the service user made.
-func (e *Engine) mkdirAll(rel string) error {
-	dir := e.opt.Root
-	for _, part := range strings.Split(rel, "/") {
-		dir = filepath.Join(dir, part)
-		if err := e.mkdir(dir); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (e *Engine) mkdir(dir string) error {
-	err := os.Mkdir(dir, e.opt.FolderMode.Perm())
-	if errors.Is(err, os.ErrExist) {
-		fi, serr := os.Lstat(dir)
-		if serr == nil && !fi.IsDir() {
-			return fmt.Errorf("drop folder %s: exists and is not a folder", dir)
-		}
-		return nil
-	}
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
 	if err != nil {
-		return fmt.Errorf("creating drop folder %s: %w", dir, err)
+		return -1, err
 	}
-	// Mkdir applies the umask and drops setgid on some systems: set the mode exactly.
-	mode := e.opt.FolderMode
-	if mode == 0 {
-		mode = 0o775 | os.ModeSetgid
-	}
-	if err := os.Chmod(dir, mode); err != nil {
-		return fmt.Errorf("setting mode of drop folder %s: %w", dir, err)
-	}
-	if e.opt.Group != "" {
-		g, err := user.LookupGroup(e.opt.Group)
-		if err != nil {
-			return fmt.Errorf("drop folder %s: watch.group %q: %w", dir, e.opt.Group, err)
-		}
-		gid, _ := strconv.Atoi(g.Gid)
-		if err := os.Lchown(dir, -1, gid); err != nil {
-			return fmt.Errorf("drop folder %s: setting group %s: %w", dir, e.opt.Group, err)
-		}
-	}
-	return nil
+	return strconv.Atoi(g.Gid)
 }
 
 // Reload applies a new configuration while running, without dropping uploads in flight.
@@ -486,7 +452,7 @@ func (e *Engine) load(ctx context.Context) error {
 		if rec.State != string(Delivered) {
 			fs.rec.State = string(Settling)
 			fs.rec.Reason, fs.rec.Message = "", ""
-			if _, err := os.Lstat(rec.Path); err != nil && !rec.RenameIntent {
+			if _, err := e.lstat(rec.Path); err != nil && !rec.RenameIntent {
 				// Delivered once, changed, then removed while hotdrop was down: the
 				// delivered version stands.
 				fs.rec.State = string(Delivered)
@@ -565,7 +531,7 @@ func (e *Engine) auxiliary(p string) bool {
 	}
 	for _, ext := range []string{".toml", ".json", ".md5", ".sha256", ".xxh64"} {
 		if strings.HasSuffix(base, ext) {
-			if _, err := os.Lstat(strings.TrimSuffix(p, ext)); err == nil {
+			if _, err := e.lstat(strings.TrimSuffix(p, ext)); err == nil {
 				return true
 			}
 		}
@@ -680,6 +646,7 @@ func (e *Engine) setIdentity(fs *fileState, fi watcher.FileInfo) {
 		fs.rec.SHA256 = ""
 	}
 	fs.rec.Size, fs.rec.ModTime, fs.rec.Inode = fi.Size, fi.ModTime, fi.Inode
+	fs.dev = fi.Dev
 }
 
 func (e *Engine) hold(fs *fileState, code, message string) {
@@ -968,11 +935,19 @@ func (e *Engine) dispatch(_ context.Context) {
 		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
 		intent := fs.rec.RenameIntent
 		sums := append([]Checksum(nil), fs.verify...)
+		gone := fs.gone
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, sums) }
-			res, err := e.transfer(ctx, &rt, job, intent)
+			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, job.Open, sums) }
+			var res Result
+			var err error
+			if gone && !intent {
+				// Removed while it waited for a slot: whatever is at its path now never settled.
+				err = &TransferError{Code: ReasonChangedDuringUpload, Msg: fmt.Sprintf("%s is gone", job.LocalPath)}
+			} else {
+				res, err = e.transfer(ctx, &rt, job, intent)
+			}
 			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed})
 		}()
 	}
@@ -983,6 +958,7 @@ func (e *Engine) job(fs *fileState) Job {
 	rel := fs.rec.RemotePath
 	return Job{
 		LocalPath: p, RemoteRel: rel, Size: fs.rec.Size, ModTime: fs.rec.ModTime,
+		Open: e.sourceOpener(fs),
 		// The remote file may be replaced only when this very file was delivered there
 		// before (a redelivery); anything else there is not ours to overwrite.
 		Replace: fs.replace,
@@ -1158,7 +1134,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
 			fs.rec.DeliveredAt = time.Now()
 			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath)
-		} else if _, err := os.Lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
+		} else if _, err := e.lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
 			// Not delivered, and the source is gone: nothing is left to send or to show.
 			delete(e.files, fs.rec.Path)
 			if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/watcher"
 )
 
@@ -262,10 +263,17 @@ func (h *harness) drop(id, name string, kind watcher.Kind, size int64) string {
 	}
 	p := filepath.Join(folder, filepath.FromSlash(name))
 	rel, _ := filepath.Rel(h.root, p)
-	h.events <- watcher.Event{Kind: kind, Path: p, Rel: filepath.ToSlash(rel),
-		Info: watcher.FileInfo{Size: size, ModTime: time.Unix(1000, 0), Inode: 7}}
+	info := watcher.FileInfo{Size: size, ModTime: time.Unix(1000, 0), Inode: 7}
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+		// A real file: report what the watcher would, since the engine opens it by identity.
+		info = watcher.FileInfo{Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi), Dev: devOf(fi)}
+	}
+	h.events <- watcher.Event{Kind: kind, Path: p, Rel: filepath.ToSlash(rel), Info: info}
 	return p
 }
+
+func inodeOf(fi os.FileInfo) uint64 { return safefs.Inode(fi) }
+func devOf(fi os.FileInfo) uint64   { return safefs.Device(fi) }
 
 // waitState waits until request id reaches state; the engine's loop is asynchronous.
 func (h *harness) waitState(id string, want State) RequestView {

@@ -15,6 +15,7 @@ func fileInfoOf(fi fs.FileInfo) FileInfo {
 	info := FileInfo{Size: fi.Size(), ModTime: fi.ModTime()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		info.Inode = uint64(st.Ino)
+		info.Dev = uint64(st.Dev) // int32 on darwin
 	}
 	return info
 }

@@ -80,6 +80,10 @@ type FileInfo struct {
 	Size    int64
 	ModTime time.Time
 	Inode   uint64 // 0 where the platform has none (Windows)
+	// Dev is the device the file was seen on, for the one comparison where it matters: a
+	// file opened for upload must be the very file that settled. It is never part of equal
+	// (a remount changes it) and is not journaled.
+	Dev uint64
 }
 
 func (a FileInfo) equal(b FileInfo) bool {

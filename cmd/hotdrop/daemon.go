@@ -418,7 +418,7 @@ func (m multiReporter) RequestChanged(v delivery.RequestView) {
 type uploaderAdapter struct{ u *uploader.Uploader }
 
 func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.Result, error) {
-	uj := uploader.Job{LocalPath: j.LocalPath, RemoteRel: j.RemoteRel, Size: j.Size,
+	uj := uploader.Job{LocalPath: j.LocalPath, Open: j.Open, RemoteRel: j.RemoteRel, Size: j.Size,
 		ModTime: j.ModTime, Replace: j.Replace, BeforeRename: j.BeforeRename, Progress: j.Progress,
 		NoChecksumFile: j.NoChecksumFile}
 	if j.Resume != nil {
@@ -430,6 +430,10 @@ func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.R
 	}
 	res, err := a.u.Upload(ctx, uj)
 	if err != nil {
+		var te *delivery.TransferError
+		if errors.As(err, &te) {
+			return delivery.Result{}, te // the engine's own opener refused the source
+		}
 		ue := uploader.Classify(err)
 		return delivery.Result{}, &delivery.TransferError{Code: ue.Code, Msg: ue.Msg, Transient: ue.Transient, Err: err}
 	}
