@@ -3,13 +3,16 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // StatusFileName is the status file hotdrop keeps in every drop folder and in the File Bin.
@@ -20,6 +23,11 @@ const StatusFileName = ".hotdrop-status.json"
 // changes, atomically (temporary name + rename), so a reader never sees half a file.
 type StatusFiles struct {
 	Logger *slog.Logger
+	// Root is watch.root: status files are written beneath it, into the drop folder opened
+	// without following a link at any level (a render-farm user may swap a drop folder for a
+	// link to a folder they cannot write). Empty: the folder is opened by path, only its last
+	// element guarded.
+	Root string
 }
 
 var _ delivery.Reporter = (*StatusFiles)(nil)
@@ -100,12 +108,37 @@ func (w *StatusFiles) RequestChanged(v delivery.RequestView) {
 	if v.Folder == "" {
 		return
 	}
-	if fi, err := os.Stat(v.Folder); err != nil || !fi.IsDir() {
-		return
+	err := w.write(v)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && w.Logger != nil {
+		w.Logger.Error("status file not written", "folder", v.Folder, "err", err)
 	}
-	if err := WriteStatus(v.Folder, FromView(v)); err != nil && w.Logger != nil {
-		w.Logger.Error("writing status file", "err", err)
+}
+
+func (w *StatusFiles) write(v delivery.RequestView) error {
+	base, rel := w.Root, "."
+	if base == "" {
+		base = v.Folder
+	} else {
+		var err error
+		if rel, err = safefs.Rel(base, v.Folder); err != nil {
+			return err
+		}
 	}
+	root, err := safefs.OpenRoot(base)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	d, err := root.OpenDir(rel)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	data, err := marshalStatus(FromView(v))
+	if err != nil {
+		return fmt.Errorf("status file in %s: %w", v.Folder, err)
+	}
+	return d.WriteFile(StatusFileName, append(data, '\n'), 0o644)
 }
 
 // WriteStatus writes s as dir's status file by temporary name and rename.

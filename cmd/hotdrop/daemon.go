@@ -110,7 +110,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	rep := multiReporter(hooks.reporters)
 	rep = append(rep, d.rp.reporter()) // reporting
 	if cfg.Status.StatusFiles {
-		rep = append(multiReporter{&report.StatusFiles{Logger: log}}, rep...)
+		rep = append(multiReporter{&report.StatusFiles{Logger: log, Root: cfg.Watch.Root}}, rep...)
 	}
 	reqs, m, err := d.requestsAndMatcher(cfg, creqs)
 	if err != nil {

@@ -135,3 +135,13 @@ func LstatUnder(base, abs string) (fs.FileInfo, error) {
 	}
 	return r.Lstat(rel)
 }
+
+// tempName is the temporary name WriteFile writes name under: hidden, and starting with name
+// itself when that is hidden already (.hotdrop-status.json.tmp-…), so whatever ignores name's
+// kind of file ignores its temporary too.
+func tempName(name, suffix string) string {
+	if strings.HasPrefix(name, ".") {
+		return name + ".tmp-" + suffix
+	}
+	return "." + name + ".tmp-" + suffix
+}

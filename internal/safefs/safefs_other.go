@@ -281,7 +281,7 @@ func (d *Dir) WriteFile(name string, data []byte, perm fs.FileMode) error {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	tmp := "." + name + ".tmp-" + hex.EncodeToString(b[:])
+	tmp := tempName(name, hex.EncodeToString(b[:]))
 	f, err := d.r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err

@@ -357,7 +357,7 @@ func (d *Dir) WriteFile(name string, data []byte, perm fs.FileMode) error {
 	var fd int
 	var tmp string
 	for range 10 {
-		tmp = "." + name + ".tmp-" + randomSuffix()
+		tmp = tempName(name, randomSuffix())
 		var err error
 		fd, err = openatRetry(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 		if err == nil {
