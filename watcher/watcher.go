@@ -122,7 +122,7 @@ type Watcher struct {
 	// Seams for tests; production values are set by New.
 	newNotifier func() (notifier, error)
 	fsType      func(dir string) (name string, network bool)
-	freshStat   func(abs string) (FileInfo, error)
+	freshStat   func(abs string) (FileInfo, error) // nil: through the root (freshStatIn)
 	rearmMin    time.Duration
 	rearmMax    time.Duration
 	onTick      func(now time.Time) // called after each ticker-driven step; nil in production
@@ -153,7 +153,6 @@ func New(opts Options) (*Watcher, error) {
 		touchReq:    make(chan struct{}, 1),
 		newNotifier: newFsnotifier,
 		fsType:      detectFS,
-		freshStat:   freshStat,
 		rearmMin:    10 * time.Second,
 		rearmMax:    10 * time.Minute,
 	}

@@ -40,6 +40,9 @@ func (r *Root) Path() string { return r.path }
 // Close releases the root.
 func (r *Root) Close() error { return r.r.Close() }
 
+// Stat describes the root folder that was opened.
+func (r *Root) Stat() (fs.FileInfo, error) { return r.r.Stat(".") }
+
 func (r *Root) top() *Dir { return &Dir{top: r, r: r.r, rel: ".", path: r.path, borrowed: true} }
 
 // Open opens the regular file at rel for reading; see the unix version.
@@ -157,14 +160,19 @@ func (d *Dir) Lstat(name string) (fs.FileInfo, error) {
 	return d.r.Lstat(name)
 }
 
-// ReadDir lists the folder's entries as Lstat describes them.
-func (d *Dir) ReadDir() ([]fs.FileInfo, error) {
+// Names lists the names in the folder, in no particular order.
+func (d *Dir) Names() ([]string, error) {
 	f, err := d.r.Open(".")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	return f.Readdirnames(-1)
+}
+
+// ReadDir lists the folder's entries as Lstat describes them.
+func (d *Dir) ReadDir() ([]fs.FileInfo, error) {
+	names, err := d.Names()
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,9 @@ func (r *Root) Path() string { return r.path }
 // Close releases the root's descriptor.
 func (r *Root) Close() error { return r.dir.Close() }
 
+// Stat describes the root folder that was opened (which may no longer be at Path).
+func (r *Root) Stat() (fs.FileInfo, error) { return r.dir.Stat() }
+
 func (r *Root) abs(rel string) string {
 	if rel == "." || rel == "" {
 		return r.path
@@ -239,16 +242,21 @@ func (d *Dir) Lstat(name string) (fs.FileInfo, error) {
 	return &fileStat{name: name, st: st}, nil
 }
 
-// ReadDir lists the folder's entries, each described as Lstat describes it. Entries that
-// vanish while it lists are left out.
-func (d *Dir) ReadDir() ([]fs.FileInfo, error) {
+// Names lists the names in the folder, in no particular order.
+func (d *Dir) Names() ([]string, error) {
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: d.path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), d.path)
 	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	return f.Readdirnames(-1)
+}
+
+// ReadDir lists the folder's entries, each described as Lstat describes it. Entries that
+// vanish while it lists are left out.
+func (d *Dir) ReadDir() ([]fs.FileInfo, error) {
+	names, err := d.Names()
 	if err != nil {
 		return nil, err
 	}
