@@ -141,39 +141,6 @@ func (w *StatusFiles) write(v delivery.RequestView) error {
 	return d.WriteFile(StatusFileName, append(data, '\n'), 0o644)
 }
 
-// WriteStatus writes s as dir's status file by temporary name and rename.
-func WriteStatus(dir string, s Status) error {
-	data, err := marshalStatus(s)
-	if err != nil {
-		return fmt.Errorf("status file in %s: %w", dir, err)
-	}
-	data = append(data, '\n')
-	return writeAtomic(filepath.Join(dir, StatusFileName), data)
-}
-
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, werr)
-	}
-	return nil
-}
-
 // ReadStatus reads a status file, for `hotdrop status` and tests.
 func ReadStatus(dir string) (Status, error) {
 	var s Status
