@@ -82,6 +82,9 @@ type daemon struct {
 // and runs them until ctx is cancelled, reloading on hooks.reload and when a requests file
 // changes.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks daemonHooks) error {
+	if err := checkSecrets(cfg); err != nil {
+		return err
+	}
 	creqs, err := config.LoadRequests(cfg)
 	if err != nil {
 		return err
@@ -230,6 +233,9 @@ func (d *daemon) reload(ctx context.Context) {
 func (d *daemon) reloadErr(ctx context.Context) error {
 	cfg, err := config.Load(d.cfg.File)
 	if err != nil {
+		return err
+	}
+	if err := checkSecrets(cfg); err != nil {
 		return err
 	}
 	creqs, err := config.LoadRequests(cfg)
