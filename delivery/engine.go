@@ -849,6 +849,9 @@ func (e *Engine) nameProblemUncached(r *reqState, fs *fileState) string {
 	if err != nil {
 		return fmt.Sprintf("the remote path for %q cannot be made from destination.path: %v", fs.name, err)
 	}
+	if p := matcher.UnsafeNameProblem(rel); p != "" {
+		return p // under every policy
+	}
 	if e.opt.Names == "portable" {
 		return matcher.PortableNameProblem(rel)
 	}

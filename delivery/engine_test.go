@@ -647,3 +647,23 @@ func TestDeliverIsOneShot(t *testing.T) {
 		t.Errorf("uploads = %d, want 1: the second file waits for the marker or another deliver", n)
 	}
 }
+
+// Control characters, backslashes and ".." parts are refused under every destination.names
+// policy (issue 10): with names = "any", a newline injected lines into NAME.sha256 and "..\"
+// passed, which escapes the folder on a Windows server.
+func TestUnsafeNamesHeldUnderEveryPolicy(t *testing.T) {
+	for _, names := range []string{"any", "portable"} {
+		for i, name := range []string{"a\nb.ttml", "..\\evil.ttml", "sub\\x.ttml", "tab\there.ttml"} {
+			t.Run(fmt.Sprintf("%s/%q", names, name), func(t *testing.T) {
+				up := newFakeUploader()
+				id := fmt.Sprintf("SR-%d", 70+i)
+				h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Names = names }, req(id, 1))
+				h.drop(id, name, watcher.Ready, 4)
+				v := h.waitState(id, Held)
+				if len(v.Files) != 1 || v.Files[0].Reason != ReasonInvalidName || up.count() != 0 {
+					t.Fatalf("files = %+v, uploads %d; want held %s and nothing sent", v.Files, up.count(), ReasonInvalidName)
+				}
+			})
+		}
+	}
+}

@@ -18,11 +18,32 @@ import (
 	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/hotdrop/hotdrop/internal/safefs"
 	"golang.org/x/text/language"
 
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/internal/textdist"
 )
+
+// UnsafeNameProblem says why a remote path is refused under every destination.names policy,
+// or "": a control character (a newline would inject lines into NAME.sha256 and the logs), a
+// backslash (a separator on a Windows server, where ..\ escapes the folder) or an empty, "."
+// or ".." component.
+func UnsafeNameProblem(rel string) string {
+	for _, r := range rel {
+		switch {
+		case unicode.IsControl(r):
+			return fmt.Sprintf("the name %q holds a control character (%q); hotdrop never sends such names, whatever destination.names says: rename the file", rel, r)
+		case r == '\\':
+			return fmt.Sprintf("the name %q holds a backslash, a folder separator on Windows servers; hotdrop never sends such names, whatever destination.names says: rename the file", rel)
+		}
+	}
+	for _, el := range strings.Split(rel, "/") {
+		if el == "" || el == "." || el == ".." {
+			return fmt.Sprintf("the name %q has an empty, \".\" or \"..\" part; hotdrop never sends such names, whatever destination.names says: rename the file", rel)
+		}
+	}
+	return ""
+}
 
 // PortableNameProblem says why a relative slash path would be refused under
 // destination.names = "portable", or "" when it is fine: every element only [A-Za-z0-9._-],

@@ -243,3 +243,22 @@ func TestAffected(t *testing.T) {
 		}
 	}
 }
+
+// Control characters, backslashes and ".." are refused whatever destination.names says.
+func TestUnsafeNamesUnderAnyPolicy(t *testing.T) {
+	m, err := New(Options{Requests: testRequests(), Names: "any"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"a\nb.ttml", "..\\evil.ttml"} {
+		drop(t, dir, map[string]string{name: "subs"})
+		v := m.Evaluate(Input{Path: filepath.Join(dir, name), Root: dir, Request: "SR-1042"})
+		if holdCode(v) != HoldInvalidName {
+			t.Errorf("Evaluate(%q) hold = %+v, want %s", name, v.Hold, HoldInvalidName)
+		}
+	}
+	if p := UnsafeNameProblem("SR-1/Audio M&E/été.wav"); p != "" {
+		t.Errorf("UnsafeNameProblem of a plain name = %q, want none", p)
+	}
+}

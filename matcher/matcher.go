@@ -365,7 +365,10 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 	}
 	v.Trace.Pin = pin
 
-	if m.portable {
+	if p := UnsafeNameProblem(rel); p != "" {
+		v.hold(HoldInvalidName, p)
+		v.check("names", false, p)
+	} else if m.portable {
 		if p := PortableNameProblem(rel); p != "" {
 			v.hold(HoldInvalidName, p)
 			v.check("names", false, p)

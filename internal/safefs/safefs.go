@@ -41,13 +41,13 @@ func Rel(root, abs string) (string, error) {
 }
 
 // split checks a slash-separated relative path and returns its components. "." is the root
-// itself (no components). Empty, "." and ".." components, absolute paths and backslashes
-// (a separator on Windows) are refused: nothing here ever walks upwards.
+// itself (no components). Empty, "." and ".." components, absolute paths and, on Windows,
+// backslashes (a separator there) are refused: nothing here ever walks upwards.
 func split(rel string) ([]string, error) {
 	if rel == "." || rel == "" {
 		return nil, nil
 	}
-	if strings.HasPrefix(rel, "/") || strings.Contains(rel, "\\") || strings.ContainsRune(rel, 0) {
+	if strings.HasPrefix(rel, "/") || strings.ContainsRune(rel, 0) || (filepath.Separator == '\\' && strings.Contains(rel, "\\")) {
 		return nil, fmt.Errorf("%q: %w: not a plain relative path", rel, ErrUnsafe)
 	}
 	parts := strings.Split(rel, "/")
