@@ -489,6 +489,11 @@ func TestFolderName(t *testing.T) {
 		{map[string]string{"title": "", "source_type": "AV (Muxed)", "id": "SR-4"}, "AV (Muxed) [SR-4]"},
 		{map[string]string{"title": "What? Now: \"Yes\"", "source_type": "IMF", "id": ""}, "What_ Now_ _Yes_/IMF"},
 		{map[string]string{"title": "CON", "source_type": "IMF", "id": "SR-5"}, "_CON/IMF [SR-5]"},
+		// Folders hotdrop itself would hide or reserve (issue 10).
+		{map[string]string{"title": ".hack//Sign", "source_type": "IMF", "id": "SR-6"}, "_hack__Sign/IMF [SR-6]"},
+		{map[string]string{"title": "_bin", "source_type": "IMF", "id": "SR-7"}, "__bin/IMF [SR-7]"},
+		{map[string]string{"title": "_Delivered", "source_type": "IMF", "id": "SR-8"}, "__Delivered/IMF [SR-8]"},
+		{map[string]string{"title": "Wednesday", "source_type": ".IMF", "id": "SR-9"}, "Wednesday/_IMF [SR-9]"},
 	} {
 		got, err := FolderName(tmpl, tc.fields)
 		if err != nil || got != tc.want {
@@ -665,5 +670,19 @@ func TestUnsafeNamesHeldUnderEveryPolicy(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A title equal to a watch.bin other than _bin gets a drop folder of its own, not the bin.
+func TestDropFolderNeverTheBin(t *testing.T) {
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), newFakeUploader(), func(o *Options) { o.Bin = "Inbox" },
+		req("SR-90", 1, "title", "inbox"))
+	v := h.eng.Requests()
+	want := filepath.Join(h.root, "_inbox", "Subtitle fr-FR [SR-90]")
+	if len(v) != 1 || v[0].Folder != want {
+		t.Fatalf("drop folder = %q, want %q", v[0].Folder, want)
+	}
+	if fi, err := os.Stat(want); err != nil || !fi.IsDir() {
+		t.Fatalf("drop folder not made: %v", err)
 	}
 }
