@@ -205,13 +205,10 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 		}
 	}
 	for _, r := range reqs {
-		rel, err := FolderName(e.opt.FolderTemplate, r.Fields)
+		rel, err := DropFolder(e.opt.FolderTemplate, r.Fields, e.opt.Bin)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
 			continue
-		}
-		if top, below, _ := strings.Cut(rel, "/"); unreserved(top, e.opt.Bin) != top {
-			rel = path.Join(unreserved(top, e.opt.Bin), below) // a watch.bin other than _bin
 		}
 		if other, dup := e.byFolder[rel]; dup && other != r.ID {
 			errs = append(errs, fmt.Errorf("requests %s and %s get the same drop folder %q: add a field such as {id} to watch.folder", other, r.ID, rel))

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -104,6 +105,19 @@ func FolderName(tmpl string, fields map[string]string) (string, error) {
 	}
 	parts[0] = unreserved(parts[0], "_bin")
 	return strings.Join(parts, "/"), nil
+}
+
+// DropFolder is FolderName for a root whose File Bin is watch.bin = bin: a request's drop
+// folder is never the bin, whatever the bin is called. The Engine, explain and demo use it.
+func DropFolder(tmpl string, fields map[string]string, bin string) (string, error) {
+	rel, err := FolderName(tmpl, fields)
+	if err != nil {
+		return "", err
+	}
+	if top, below, _ := strings.Cut(rel, "/"); unreserved(top, bin) != top {
+		rel = path.Join(unreserved(top, bin), below)
+	}
+	return rel, nil
 }
 
 // unreserved renames a top folder that would be the File Bin (bin) or the folder after =
