@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -24,7 +26,9 @@ type Classifier interface {
 
 // Checksum is a writer's checksum file to check a file against before it is uploaded.
 type Checksum interface {
-	Verify(ctx context.Context, path string) error
+	// VerifyReader hashes r (the content of the file at path, already opened safely) and
+	// compares it with the checksum file; a mismatch wraps matcher.ErrChecksumMismatch.
+	VerifyReader(ctx context.Context, path string, r io.Reader) error
 }
 
 func (e *Engine) isAuxiliary(p string) bool {
@@ -123,10 +127,23 @@ func (e *Engine) reclassify(ctx context.Context) {
 }
 
 // verifyChecksums checks a file against its writers' checksum files, from an upload goroutine:
-// it reads the whole file. A mismatch holds the file checksum_mismatch.
-func verifyChecksums(ctx context.Context, p string, sums []Checksum) error {
+// it reads the whole file, through a descriptor open gives (the same checks as the upload's
+// own open: beneath watch.root, no link, the settled identity). A mismatch holds the file
+// checksum_mismatch.
+func verifyChecksums(ctx context.Context, p string, open func() (*os.File, error), sums []Checksum) error {
+	if len(sums) == 0 {
+		return nil
+	}
+	if open == nil {
+		return &TransferError{Code: ReasonUnsafePath, Msg: fmt.Sprintf("%s: no safe way to open it was given", p)}
+	}
+	f, err := open()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	for _, c := range sums {
-		if err := c.Verify(ctx, p); err != nil {
+		if err := c.VerifyReader(ctx, p, io.NewSectionReader(f, 0, 1<<62)); err != nil {
 			if errors.Is(err, matcher.ErrChecksumMismatch) {
 				return &TransferError{Code: "checksum_mismatch", Msg: err.Error() + "; the file is not sent until its checksum file and content agree", Err: err}
 			}

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -88,6 +89,8 @@ type Engine struct {
 	gen         int         // counts reloads: what was derived from the options before is stale
 	downSince   time.Time   // first transient failure of the current outage
 	unreachable atomic.Bool // destination.unreachable was sent and not yet followed by back
+
+	root *safefs.Root // watch.root, open; see fsRoot
 }
 
 type reqState struct {
@@ -130,6 +133,7 @@ type fileState struct {
 	progressAt0      time.Time   // when this upload started, for the rate
 	verified         string      // what proved the last delivery (Result.Verified)
 	resume           *Checkpoint // the journaled resume point, read when the upload is queued
+	dev              uint64      // device of the settled identity (0: unknown, e.g. after a restart)
 }
 
 type msgKind int
@@ -207,12 +211,12 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	e.reqs, e.byFolder = map[string]*reqState{}, map[string]string{}
 	var errs []error
 	if e.opt.Bin != "" {
-		if err := e.mkdir(filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin))); err != nil {
+		if err := e.mkdirAll(e.opt.Bin); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for _, r := range reqs {
-		rel, err := FolderName(e.opt.FolderTemplate, r.Fields)
+		rel, err := DropFolder(e.opt.FolderTemplate, r.Fields, e.opt.Bin)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
 			continue
@@ -252,50 +256,12 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	return errors.Join(errs...)
 }
 
-// mkdirAll creates a drop folder and its parents below Root with watch.folder_mode and
-// watch.group, so render-farm users can write into folders the service user made.
-func (e *Engine) mkdirAll(rel string) error {
-	dir := e.opt.Root
-	for _, part := range strings.Split(rel, "/") {
-		dir = filepath.Join(dir, part)
-		if err := e.mkdir(dir); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (e *Engine) mkdir(dir string) error {
-	err := os.Mkdir(dir, e.opt.FolderMode.Perm())
-	if errors.Is(err, os.ErrExist) {
-		fi, serr := os.Lstat(dir)
-		if serr == nil && !fi.IsDir() {
-			return fmt.Errorf("drop folder %s: exists and is not a folder", dir)
-		}
-		return nil
-	}
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
 	if err != nil {
-		return fmt.Errorf("creating drop folder %s: %w", dir, err)
+		return -1, err
 	}
-	// Mkdir applies the umask and drops setgid on some systems: set the mode exactly.
-	mode := e.opt.FolderMode
-	if mode == 0 {
-		mode = 0o775 | os.ModeSetgid
-	}
-	if err := os.Chmod(dir, mode); err != nil {
-		return fmt.Errorf("setting mode of drop folder %s: %w", dir, err)
-	}
-	if e.opt.Group != "" {
-		g, err := user.LookupGroup(e.opt.Group)
-		if err != nil {
-			return fmt.Errorf("drop folder %s: watch.group %q: %w", dir, e.opt.Group, err)
-		}
-		gid, _ := strconv.Atoi(g.Gid)
-		if err := os.Lchown(dir, -1, gid); err != nil {
-			return fmt.Errorf("drop folder %s: setting group %s: %w", dir, e.opt.Group, err)
-		}
-	}
-	return nil
+	return strconv.Atoi(g.Gid)
 }
 
 // Reload applies a new configuration while running, without dropping uploads in flight.
@@ -391,10 +357,11 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 		return err
 	}
 	e.mu.Lock()
-	var pending []FileRecord
+	var pending []pendingRename
 	for _, fs := range e.files {
 		if fs.rec.RenameIntent && fs.rec.State != string(Delivered) {
-			pending = append(pending, fs.rec)
+			// The opener is made here, on the loop, which owns the root.
+			pending = append(pending, pendingRename{rec: fs.rec, open: e.sourceOpener(fs)})
 		}
 	}
 	for _, r := range e.reqs {
@@ -482,7 +449,7 @@ func (e *Engine) auxiliary(p string) bool {
 	}
 	for _, ext := range []string{".toml", ".json", ".md5", ".sha256", ".xxh64"} {
 		if strings.HasSuffix(base, ext) {
-			if _, err := os.Lstat(strings.TrimSuffix(p, ext)); err == nil {
+			if _, err := e.lstat(strings.TrimSuffix(p, ext)); err == nil {
 				return true
 			}
 		}
@@ -597,6 +564,7 @@ func (e *Engine) setIdentity(fs *fileState, fi watcher.FileInfo) {
 		fs.rec.SHA256 = ""
 	}
 	fs.rec.Size, fs.rec.ModTime, fs.rec.Inode = fi.Size, fi.ModTime, fi.Inode
+	fs.dev = fi.Dev
 }
 
 func (e *Engine) hold(fs *fileState, code, message string) {
@@ -808,6 +776,9 @@ func (e *Engine) nameProblemUncached(r *reqState, fs *fileState) string {
 	if err != nil {
 		return fmt.Sprintf("the remote path for %q cannot be made from destination.path: %v", fs.name, err)
 	}
+	if p := matcher.UnsafeNameProblem(rel); p != "" {
+		return p // under every policy
+	}
 	if e.opt.Names == "portable" {
 		return matcher.PortableNameProblem(rel)
 	}
@@ -921,7 +892,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 			fs.verified = m.res.Verified
 			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath,
 				"sha256", fs.rec.SHA256, "verified", fs.verified, "checksum_file", m.res.ChecksumFile)
-		} else if _, err := os.Lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
+		} else if _, err := e.lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
 			// Not delivered, and the source is gone: nothing is left to send or to show.
 			delete(e.files, fs.rec.Path)
 			if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {

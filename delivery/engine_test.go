@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/watcher"
 )
 
@@ -262,10 +263,17 @@ func (h *harness) drop(id, name string, kind watcher.Kind, size int64) string {
 	}
 	p := filepath.Join(folder, filepath.FromSlash(name))
 	rel, _ := filepath.Rel(h.root, p)
-	h.events <- watcher.Event{Kind: kind, Path: p, Rel: filepath.ToSlash(rel),
-		Info: watcher.FileInfo{Size: size, ModTime: time.Unix(1000, 0), Inode: 7}}
+	info := watcher.FileInfo{Size: size, ModTime: time.Unix(1000, 0), Inode: 7}
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+		// A real file: report what the watcher would, since the engine opens it by identity.
+		info = watcher.FileInfo{Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi), Dev: devOf(fi)}
+	}
+	h.events <- watcher.Event{Kind: kind, Path: p, Rel: filepath.ToSlash(rel), Info: info}
 	return p
 }
+
+func inodeOf(fi os.FileInfo) uint64 { return safefs.Inode(fi) }
+func devOf(fi os.FileInfo) uint64   { return safefs.Device(fi) }
 
 // waitState waits until request id reaches state; the engine's loop is asynchronous.
 func (h *harness) waitState(id string, want State) RequestView {
@@ -407,6 +415,11 @@ func TestFolderName(t *testing.T) {
 		{map[string]string{"title": "", "source_type": "AV (Muxed)", "id": "SR-4"}, "AV (Muxed) [SR-4]"},
 		{map[string]string{"title": "What? Now: \"Yes\"", "source_type": "IMF", "id": ""}, "What_ Now_ _Yes_/IMF"},
 		{map[string]string{"title": "CON", "source_type": "IMF", "id": "SR-5"}, "_CON/IMF [SR-5]"},
+		// Folders hotdrop itself would hide or reserve (issue 10).
+		{map[string]string{"title": ".hack//Sign", "source_type": "IMF", "id": "SR-6"}, "_hack__Sign/IMF [SR-6]"},
+		{map[string]string{"title": "_bin", "source_type": "IMF", "id": "SR-7"}, "__bin/IMF [SR-7]"},
+		{map[string]string{"title": "_Delivered", "source_type": "IMF", "id": "SR-8"}, "__Delivered/IMF [SR-8]"},
+		{map[string]string{"title": "Wednesday", "source_type": ".IMF", "id": "SR-9"}, "Wednesday/_IMF [SR-9]"},
 	} {
 		got, err := FolderName(tmpl, tc.fields)
 		if err != nil || got != tc.want {
@@ -508,5 +521,39 @@ func TestDeliverIsOneShot(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := h.up.count(); n != 1 {
 		t.Errorf("uploads = %d, want 1: the second file waits for the marker or another deliver", n)
+	}
+}
+
+// Control characters, backslashes and ".." parts are refused under every destination.names
+// policy (issue 10): with names = "any", a newline injected lines into NAME.sha256 and "..\"
+// passed, which escapes the folder on a Windows server.
+func TestUnsafeNamesHeldUnderEveryPolicy(t *testing.T) {
+	for _, names := range []string{"any", "portable"} {
+		for i, name := range []string{"a\nb.ttml", "..\\evil.ttml", "sub\\x.ttml", "tab\there.ttml"} {
+			t.Run(fmt.Sprintf("%s/%q", names, name), func(t *testing.T) {
+				up := newFakeUploader()
+				id := fmt.Sprintf("SR-%d", 70+i)
+				h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Names = names }, req(id, 1))
+				h.drop(id, name, watcher.Ready, 4)
+				v := h.waitState(id, Held)
+				if len(v.Files) != 1 || v.Files[0].Reason != ReasonInvalidName || up.count() != 0 {
+					t.Fatalf("files = %+v, uploads %d; want held %s and nothing sent", v.Files, up.count(), ReasonInvalidName)
+				}
+			})
+		}
+	}
+}
+
+// A title equal to a watch.bin other than _bin gets a drop folder of its own, not the bin.
+func TestDropFolderNeverTheBin(t *testing.T) {
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), newFakeUploader(), func(o *Options) { o.Bin = "Inbox" },
+		req("SR-90", 1, "title", "inbox"))
+	v := h.eng.Requests()
+	want := filepath.Join(h.root, "_inbox", "Subtitle fr-FR [SR-90]")
+	if len(v) != 1 || v[0].Folder != want {
+		t.Fatalf("drop folder = %q, want %q", v[0].Folder, want)
+	}
+	if fi, err := os.Stat(want); err != nil || !fi.IsDir() {
+		t.Fatalf("drop folder not made: %v", err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // DeliveredDir is the folder below watch.root that after = "move" moves delivered sources
@@ -17,32 +19,51 @@ import (
 const DeliveredDir = "_delivered"
 
 // afterDelivery applies destination.after to a source the server now holds verified: "move"
-// puts it under watch.root/_delivered/ keeping its path, "delete" removes it. A failure is
+// puts it under watch.root/_delivered/ keeping its path, "delete" removes it. Both act through
+// the folder holding the source, opened beneath watch.root without following a link, and only
+// when the entry there is still the file that was delivered (same inode, size and mtime): a
+// folder swapped for a link cannot make hotdrop move or delete anything else. A failure is
 // logged and changes nothing else: the delivery itself stands.
 func (e *Engine) afterDelivery(fs *fileState) {
+	if e.opt.After != "move" && e.opt.After != "delete" {
+		return
+	}
+	src, name, err := e.openParent(fs.rec.Path)
+	if err != nil {
+		e.log.Error("after = "+e.opt.After+": the source's folder cannot be opened safely; source left in place", "file", fs.rec.Path, "err", err)
+		return
+	}
+	defer src.Close()
+	check := sameAsDelivered(fs)
 	switch e.opt.After {
 	case "move":
-		rel, err := filepath.Rel(e.opt.Root, fs.rec.Path)
-		if err != nil || rel == ".." || filepath.IsAbs(rel) || len(rel) >= 3 && rel[:3] == ".."+string(filepath.Separator) {
-			e.log.Error("after = move: source is outside watch.root; left in place", "file", fs.rec.Path)
+		root, err := e.fsRoot()
+		if err != nil {
+			e.log.Error("after = move: source left in place", "file", fs.rec.Path, "err", err)
 			return
 		}
-		dst := filepath.Join(e.opt.Root, DeliveredDir, rel)
-		if _, err := os.Lstat(dst); err == nil {
-			dst += "." + time.Now().UTC().Format("20060102T150405Z")
-		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o775); err != nil {
+		rel, _ := safefs.Rel(root.Path(), fs.rec.Path) // openParent accepted it
+		dstDir, err := root.MkdirAll(path.Join(DeliveredDir, path.Dir(rel)), 0o775, nil)
+		if err != nil {
 			e.log.Error("after = move: cannot create the folder; source left in place", "file", fs.rec.Path, "err", err)
 			return
 		}
-		if err := os.Rename(fs.rec.Path, dst); err != nil {
+		defer dstDir.Close()
+		dst := name
+		if _, err := dstDir.Lstat(dst); err == nil {
+			dst += "." + time.Now().UTC().Format("20060102T150405Z")
+		}
+		if err := src.Rename(name, dstDir, dst, check); err != nil {
 			e.log.Error("after = move: cannot move the delivered source; left in place", "file", fs.rec.Path, "err", err)
 			return
 		}
-		e.log.Info("moved delivered source", "file", fs.rec.Path, "to", dst)
+		e.log.Info("moved delivered source", "file", fs.rec.Path, "to", filepath.Join(dstDir.Path(), dst))
 	case "delete":
-		if err := os.Remove(fs.rec.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			e.log.Error("after = delete: cannot remove the delivered source", "file", fs.rec.Path, "err", err)
+		if err := src.Remove(name, check); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return
+			}
+			e.log.Error("after = delete: cannot remove the delivered source; left in place", "file", fs.rec.Path, "err", err)
 			return
 		}
 		e.log.Info("removed delivered source", "file", fs.rec.Path)

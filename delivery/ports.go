@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -35,7 +36,14 @@ type Finisher interface {
 
 // Job is one upload as the Engine asks for it.
 type Job struct {
-	LocalPath    string
+	LocalPath string
+	// Open opens the source for one upload attempt: beneath watch.root, never through a link,
+	// and only while the opened descriptor is still the file that settled (an error is a
+	// *TransferError: unsafe_path, or changed_during_upload to settle again). The uploader
+	// reads and hashes that descriptor, and calls Open once more after the last byte to
+	// prove the path still names the same file. nil: the uploader opens LocalPath itself
+	// (hotdrop's own temporary manifest).
+	Open         func() (*os.File, error)
 	RemoteRel    string
 	Size         int64
 	ModTime      time.Time

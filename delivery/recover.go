@@ -38,7 +38,7 @@ func (e *Engine) load(ctx context.Context) error {
 		if rec.State != string(Delivered) {
 			fs.rec.State = string(Settling)
 			fs.rec.Reason, fs.rec.Message = "", ""
-			if _, err := os.Lstat(rec.Path); err != nil && !rec.RenameIntent {
+			if _, err := e.lstat(rec.Path); err != nil && !rec.RenameIntent {
 				// Delivered once, changed, then removed while hotdrop was down: the
 				// delivered version stands.
 				fs.rec.State = string(Delivered)
@@ -54,16 +54,24 @@ func (e *Engine) load(ctx context.Context) error {
 	return nil
 }
 
+// pendingRename is a file the journal shows between its rename intent and its delivery, with
+// the way to open its source beneath watch.root.
+type pendingRename struct {
+	rec  FileRecord
+	open func() (*os.File, error)
+}
+
 // reconcile runs once at start, from its own goroutine: for each file whose rename intent was
 // journaled but not its delivery, a final remote file of the expected size means the rename
 // happened before the crash, so the file is delivered and never sent again. Errors (server
 // down) leave it to the upload worker, which checks again before sending.
-func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, pending []FileRecord) {
-	for _, rec := range pending {
+func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, pending []pendingRename) {
+	for _, p := range pending {
+		rec := p.rec
 		renamed, err := renameHappened(ctx, up, rec.RemotePath, rec.Size)
 		var res Result
 		if err == nil && renamed {
-			j := Job{LocalPath: rec.Path, RemoteRel: rec.RemotePath, Size: rec.Size, ModTime: rec.ModTime}
+			j := Job{LocalPath: rec.Path, Open: p.open, RemoteRel: rec.RemotePath, Size: rec.Size, ModTime: rec.ModTime}
 			res, err = finishPublish(ctx, up, j, log)
 			if err != nil && !classify(err).Transient {
 				e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: true, err: err})

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -70,6 +71,9 @@ var holdCodes = map[string]bool{
 // made safe as one path element on Windows, macOS and Linux (so "SDH/CC" never becomes two
 // folders and ".." never climbs), empty parts collapse ("Subtitle  [SR-1]" → "Subtitle [SR-1]",
 // empty brackets and empty path elements dropped), and the result is a relative slash path.
+// A folder hotdrop would itself hide or reserve is renamed rather than left silently dead: an
+// element starting with "." (which watch.ignore's ".*" hides: ".hack//Sign" → "_hack__Sign")
+// and a top folder named like the File Bin's default or the _delivered folder get a "_" first.
 func FolderName(tmpl string, fields map[string]string) (string, error) {
 	var b strings.Builder
 	rest := tmpl
@@ -99,7 +103,30 @@ func FolderName(tmpl string, fields map[string]string) (string, error) {
 	if len(parts) == 0 {
 		return "", fmt.Errorf("folder template %q gives an empty folder name", tmpl)
 	}
+	parts[0] = unreserved(parts[0], "_bin")
 	return strings.Join(parts, "/"), nil
+}
+
+// DropFolder is FolderName for a root whose File Bin is watch.bin = bin: a request's drop
+// folder is never the bin, whatever the bin is called. The Engine, explain and demo use it.
+func DropFolder(tmpl string, fields map[string]string, bin string) (string, error) {
+	rel, err := FolderName(tmpl, fields)
+	if err != nil {
+		return "", err
+	}
+	if top, below, _ := strings.Cut(rel, "/"); unreserved(top, bin) != top {
+		rel = path.Join(unreserved(top, bin), below)
+	}
+	return rel, nil
+}
+
+// unreserved renames a top folder that would be the File Bin (bin) or the folder after =
+// "move" fills, which the watcher never looks into: case is ignored, as macOS and Windows do.
+func unreserved(top, bin string) string {
+	if strings.EqualFold(top, DeliveredDir) || (bin != "" && strings.EqualFold(top, bin)) {
+		return "_" + top
+	}
+	return top
 }
 
 // safeElement replaces what Windows, macOS or Linux refuse in a file name, and the path
@@ -131,6 +158,9 @@ func collapse(p string) string {
 	p = strings.TrimLeft(p, " ")
 	if p == "." || p == ".." {
 		return ""
+	}
+	if strings.HasPrefix(p, ".") {
+		p = "_" + strings.TrimLeft(p, ".") // hidden, and ignored by watch.ignore's ".*"
 	}
 	if isReservedWindowsName(p) {
 		p = "_" + p

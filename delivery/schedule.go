@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"fmt"
 	"strings"
 )
 
@@ -63,11 +64,19 @@ func (e *Engine) dispatch(_ context.Context) {
 		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
 		intent := fs.rec.RenameIntent
 		sums := append([]Checksum(nil), fs.verify...)
+		gone := fs.gone
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, sums) }
-			res, err := e.transfer(ctx, &rt, job, intent)
+			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, job.Open, sums) }
+			var res Result
+			var err error
+			if gone && !intent {
+				// Removed while it waited for a slot: whatever is at its path now never settled.
+				err = &TransferError{Code: ReasonChangedDuringUpload, Msg: fmt.Sprintf("%s is gone", job.LocalPath)}
+			} else {
+				res, err = e.transfer(ctx, &rt, job, intent)
+			}
 			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed})
 		}()
 	}
@@ -78,6 +87,7 @@ func (e *Engine) job(fs *fileState) Job {
 	rel := fs.rec.RemotePath
 	return Job{
 		LocalPath: p, RemoteRel: rel, Size: fs.rec.Size, ModTime: fs.rec.ModTime,
+		Open: e.sourceOpener(fs),
 		// The remote file may be replaced only when this very file was delivered there
 		// before (a redelivery); anything else there is not ours to overwrite.
 		Replace: fs.replace,

@@ -12,7 +12,6 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,8 +21,30 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/text/language"
 
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/internal/textdist"
 )
+
+// UnsafeNameProblem says why a remote path is refused under every destination.names policy,
+// or "": a control character (a newline would inject lines into NAME.sha256 and the logs), a
+// backslash (a separator on a Windows server, where ..\ escapes the folder) or an empty, "."
+// or ".." component.
+func UnsafeNameProblem(rel string) string {
+	for _, r := range rel {
+		switch {
+		case unicode.IsControl(r):
+			return fmt.Sprintf("the name %q holds a control character (%q); hotdrop never sends such names, whatever destination.names says: rename the file", rel, r)
+		case r == '\\':
+			return fmt.Sprintf("the name %q holds a backslash, a folder separator on Windows servers; hotdrop never sends such names, whatever destination.names says: rename the file", rel)
+		}
+	}
+	for _, el := range strings.Split(rel, "/") {
+		if el == "" || el == "." || el == ".." {
+			return fmt.Sprintf("the name %q has an empty, \".\" or \"..\" part; hotdrop never sends such names, whatever destination.names says: rename the file", rel)
+		}
+	}
+	return ""
+}
 
 // PortableNameProblem says why a relative slash path would be refused under
 // destination.names = "portable", or "" when it is fine: every element only [A-Za-z0-9._-],
@@ -143,6 +164,7 @@ type Checksum struct {
 	File string // the checksum file, absolute
 	Algo string // "md5", "sha256" or "xxh64"
 	Hex  string // lower-case hex digest
+	base string // the folder Verify opens the file beneath (watch.root)
 }
 
 // ErrChecksumMismatch is returned (wrapped) by Checksum.Verify when the file's digest differs.
@@ -151,15 +173,18 @@ var ErrChecksumMismatch = errors.New("checksum mismatch")
 // Verify hashes the file at path and compares it with the checksum file. It reads the whole
 // file: call it off any loop that must stay responsive, once the file is ready. A mismatch
 // wraps ErrChecksumMismatch; other errors are the file's read errors, wrapped with the path.
+// The file is opened without following a link and without blocking on a FIFO.
 func (c Checksum) Verify(ctx context.Context, path string) error {
-	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("verify %s: not a regular file; hotdrop never follows links or opens FIFOs", path)
-	}
-	f, err := os.Open(path)
+	f, err := safefs.OpenUnder(c.base, path)
 	if err != nil {
 		return fmt.Errorf("verify %s against %s: %w", path, c.File, err)
 	}
 	defer f.Close()
+	return c.VerifyReader(ctx, path, f)
+}
+
+// VerifyReader is Verify for a file the caller has opened: r is the content of path.
+func (c Checksum) VerifyReader(ctx context.Context, path string, r io.Reader) error {
 	var h hash.Hash
 	switch c.Algo {
 	case "md5":
@@ -174,7 +199,7 @@ func (c Checksum) Verify(ctx context.Context, path string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, rerr := f.Read(buf)
+		n, rerr := r.Read(buf)
 		h.Write(buf[:n])
 		if rerr == io.EOF {
 			break
@@ -191,23 +216,24 @@ func (c Checksum) Verify(ctx context.Context, path string) error {
 }
 
 // readChecksums finds and parses the writers' checksum files beside path.
-func readChecksums(path string) ([]Checksum, *SidecarError) {
+// They are opened beneath base without following a link at any level and without blocking
+// on a FIFO swapped in.
+func readChecksums(base, path string) ([]Checksum, *SidecarError) {
 	var out []Checksum
 	for _, algo := range checksumExts {
 		file := path + "." + algo
-		if fi, err := os.Lstat(file); errors.Is(err, fs.ErrNotExist) {
-			continue
-		} else if err == nil && !fi.Mode().IsRegular() {
-			return nil, &SidecarError{File: file, Msg: "is not a regular file (hotdrop never follows links)"}
-		}
-		f, err := os.Open(file)
+		f, err := safefs.OpenUnder(base, file)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
+		}
+		if errors.Is(err, safefs.ErrUnsafe) {
+			return nil, &SidecarError{File: file, Msg: "is not a regular file, or a folder on its path is a symbolic link (hotdrop never follows links)", Err: err}
 		}
 		if err != nil {
 			return nil, &SidecarError{File: file, Msg: "cannot read the checksum file: " + err.Error(), Err: err}
 		}
 		c, serr := parseChecksumFile(file, algo, filepath.Base(path), f)
+		c.base = base
 		f.Close()
 		if serr != nil {
 			return nil, serr
@@ -274,11 +300,11 @@ func isHex(s string) bool {
 
 // markerPresent looks for the ready marker in the file's folder and each folder above it up
 // to root.
-func markerPresent(root, path, marker string) (string, bool) {
+func markerPresent(base, root, path, marker string) (string, bool) {
 	dir := filepath.Dir(path)
 	for {
 		p := filepath.Join(dir, marker)
-		if _, err := os.Lstat(p); err == nil {
+		if _, err := safefs.LstatUnder(base, p); err == nil {
 			return p, true
 		}
 		if dir == root || !within(root, dir) {
@@ -325,7 +351,7 @@ func (m *Matcher) Auxiliary(path string) (bool, string) {
 		if Ext(stem) != "" && !strings.HasPrefix(stem, ".") {
 			return true, what
 		}
-		if fi, err := os.Lstat(strings.TrimSuffix(path, "."+x)); err == nil && !fi.IsDir() {
+		if fi, err := safefs.LstatUnder(m.base(filepath.Dir(path)), strings.TrimSuffix(path, "."+x)); err == nil && !fi.IsDir() {
 			return true, what
 		}
 	}

@@ -133,7 +133,7 @@ func TestChecksumFiles(t *testing.T) {
 	for _, tt := range tests {
 		cf := file + "." + tt.ext
 		os.WriteFile(cf, []byte(tt.content), 0o644)
-		sums, serr := readChecksums(file)
+		sums, serr := readChecksums("", file)
 		os.Remove(cf)
 		if tt.parseErr != "" {
 			if serr == nil || !strings.Contains(serr.Error(), tt.parseErr) {
@@ -245,5 +245,24 @@ func TestAffected(t *testing.T) {
 		if target != want || below != tt.below || ok != tt.ok {
 			t.Errorf("Affected(%s) = %q %v %v, want %q %v %v", tt.name, target, below, ok, want, tt.below, tt.ok)
 		}
+	}
+}
+
+// Control characters, backslashes and ".." are refused whatever destination.names says.
+func TestUnsafeNamesUnderAnyPolicy(t *testing.T) {
+	m, err := New(Options{Requests: testRequests(), Names: "any"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"a\nb.ttml", "..\\evil.ttml"} {
+		drop(t, dir, map[string]string{name: "subs"})
+		v := m.Evaluate(Input{Path: filepath.Join(dir, name), Root: dir, Request: "SR-1042"})
+		if holdCode(v) != HoldInvalidName {
+			t.Errorf("Evaluate(%q) hold = %+v, want %s", name, v.Hold, HoldInvalidName)
+		}
+	}
+	if p := UnsafeNameProblem("SR-1/Audio M&E/été.wav"); p != "" {
+		t.Errorf("UnsafeNameProblem of a plain name = %q, want none", p)
 	}
 }

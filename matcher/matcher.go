@@ -62,6 +62,10 @@ type Options struct {
 	// Names is destination.names: "portable" holds names outside [A-Za-z0-9._-] (invalid_name);
 	// anything else allows any name.
 	Names string
+	// Root is watch.root: sidecars, checksum files and the ready marker are read beneath it
+	// without following a link at any level (render-farm users can swap folders for links).
+	// Empty: beneath each Input's Root.
+	Root string
 }
 
 // Matcher judges files against rules, profiles and requests. It is immutable and safe for
@@ -72,6 +76,7 @@ type Matcher struct {
 	ix       *index
 	marker   string
 	portable bool
+	root     string // Options.Root, cleaned
 }
 
 type rule struct {
@@ -89,6 +94,9 @@ func New(o Options) (*Matcher, error) {
 		return nil, err
 	}
 	m := &Matcher{ps: ps, marker: o.ReadyMarker, portable: o.Names == "portable"}
+	if o.Root != "" {
+		m.root = filepath.Clean(o.Root)
+	}
 	if m.marker == "" {
 		m.marker = "_READY"
 	}
@@ -344,7 +352,7 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 		return v
 	}
 
-	layers, serr := readLayers(root, path)
+	layers, serr := readLayers(m.base(root), root, path)
 	if serr != nil {
 		v.hold(HoldInvalidSidecar, serr.Error()+"; fix the sidecar and the file is looked at again")
 	}
@@ -357,7 +365,10 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 	}
 	v.Trace.Pin = pin
 
-	if m.portable {
+	if p := UnsafeNameProblem(rel); p != "" {
+		v.hold(HoldInvalidName, p)
+		v.check("names", false, p)
+	} else if m.portable {
 		if p := PortableNameProblem(rel); p != "" {
 			v.hold(HoldInvalidName, p)
 			v.check("names", false, p)
@@ -374,6 +385,14 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 	m.merge(&v, req, caps, capRule, layers)
 	m.checkFile(&v, in, root, path, req)
 	return v
+}
+
+// base is the folder the matcher reads beneath: watch.root when it is known and holds root.
+func (m *Matcher) base(root string) string {
+	if m.root != "" && within(m.root, root) {
+		return m.root
+	}
+	return root
 }
 
 // owner finds the file's request: its drop folder's, or for a File Bin file the one its

@@ -21,7 +21,7 @@ type layer struct {
 // readLayers reads the folder sidecars from root down to the file's folder, then the file's
 // own sidecar: lowest precedence first. The first broken sidecar stops the reading; the
 // layers read so far are returned with it.
-func readLayers(root, path string) ([]layer, *SidecarError) {
+func readLayers(base, root, path string) ([]layer, *SidecarError) {
 	var dirs []string
 	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
 		dirs = append(dirs, d)
@@ -33,7 +33,7 @@ func readLayers(root, path string) ([]layer, *SidecarError) {
 	read := func(names []string, src Source) *SidecarError {
 		found := ""
 		for _, p := range names {
-			vals, ok, err := ReadSidecar(p)
+			vals, ok, err := readSidecarUnder(base, p)
 			if err != nil {
 				var se *SidecarError
 				if errors.As(err, &se) {
@@ -118,9 +118,9 @@ func (m *Matcher) checkFile(v *Verdict, in Input, root, path string, req *entry)
 	if v.Profile != nil {
 		checkProfile(v, v.Profile, filepath.Base(path))
 	}
-	checkChecksums(v, in.VerifyChecksums, path)
+	checkChecksums(v, in.VerifyChecksums, m.base(root), path)
 	if v.Profile != nil && v.Profile.RequireMarker {
-		if p, ok := markerPresent(root, path, m.marker); ok {
+		if p, ok := markerPresent(m.base(root), root, path, m.marker); ok {
 			v.check("ready marker", true, p)
 		} else {
 			v.Wait = fmt.Sprintf("%s files wait for the ready marker %s beside them or in a folder above them", v.Profile.Name, m.marker)
@@ -165,9 +165,9 @@ func checkProfile(v *Verdict, p *Profile, name string) {
 
 // checkChecksums reads the writers' checksum files beside the file and, with verify, hashes
 // the file against them; a profile's require_checksum holds a file that has none.
-func checkChecksums(v *Verdict, verify bool, path string) {
+func checkChecksums(v *Verdict, verify bool, base, path string) {
 	name := filepath.Base(path)
-	sums, serr := readChecksums(path)
+	sums, serr := readChecksums(base, path)
 	switch {
 	case serr != nil:
 		v.check("checksum file", false, serr.Error())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/hotdrop/hotdrop/internal/bounded"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // SidecarError is a sidecar that cannot be used, with where the problem is. Line and Col
@@ -46,27 +46,25 @@ const maxSidecar = 1 << 20
 // ReadSidecar reads the sidecar at path (TOML or JSON by its extension). It returns
 // found = false, and no error, when there is no such file. The error, when not nil, is a
 // *SidecarError.
+// The file is opened without following a link and without blocking on a FIFO.
 func ReadSidecar(path string) (values map[string]string, found bool, err error) {
-	if fi, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	} else if err == nil && !fi.Mode().IsRegular() {
-		return nil, true, &SidecarError{File: path, Msg: "is not a regular file (hotdrop never follows links); a sidecar is a small TOML or JSON file"}
-	}
-	f, err := os.Open(path)
+	return readSidecarUnder("", path)
+}
+
+// readSidecarUnder is ReadSidecar for a file beneath base (watch.root), with no link followed
+// at any level: a folder swapped for a link must not pull foreign content into metadata.
+func readSidecarUnder(base, path string) (values map[string]string, found bool, err error) {
+	f, err := safefs.OpenUnder(base, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
+	}
+	if errors.Is(err, safefs.ErrUnsafe) {
+		return nil, true, &SidecarError{File: path, Msg: "is not a regular file, or a folder on its path is a symbolic link (hotdrop never follows links); a sidecar is a small TOML or JSON file", Err: err}
 	}
 	if err != nil {
 		return nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, true, &SidecarError{File: path, Msg: "is not a regular file; a sidecar is a small TOML or JSON file"}
-	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSidecar+1))
 	if err != nil {
 		return nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}

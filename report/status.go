@@ -3,13 +3,16 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // StatusFileName is the status file hotdrop keeps in every drop folder and in the File Bin.
@@ -20,6 +23,11 @@ const StatusFileName = ".hotdrop-status.json"
 // changes, atomically (temporary name + rename), so a reader never sees half a file.
 type StatusFiles struct {
 	Logger *slog.Logger
+	// Root is watch.root: status files are written beneath it, into the drop folder opened
+	// without following a link at any level (a render-farm user may swap a drop folder for a
+	// link to a folder they cannot write). Empty: the folder is opened by path, only its last
+	// element guarded.
+	Root string
 }
 
 var _ delivery.Reporter = (*StatusFiles)(nil)
@@ -102,45 +110,37 @@ func (w *StatusFiles) RequestChanged(v delivery.RequestView) {
 	if v.Folder == "" {
 		return
 	}
-	if fi, err := os.Stat(v.Folder); err != nil || !fi.IsDir() {
-		return
-	}
-	if err := WriteStatus(v.Folder, FromView(v)); err != nil && w.Logger != nil {
-		w.Logger.Error("writing status file", "err", err)
+	err := w.write(v)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && w.Logger != nil {
+		w.Logger.Error("status file not written", "folder", v.Folder, "err", err)
 	}
 }
 
-// WriteStatus writes s as dir's status file by temporary name and rename.
-func WriteStatus(dir string, s Status) error {
-	data, err := marshalStatus(s)
+func (w *StatusFiles) write(v delivery.RequestView) error {
+	base, rel := w.Root, "."
+	if base == "" {
+		base = v.Folder
+	} else {
+		var err error
+		if rel, err = safefs.Rel(base, v.Folder); err != nil {
+			return err
+		}
+	}
+	root, err := safefs.OpenRoot(base)
 	if err != nil {
-		return fmt.Errorf("status file in %s: %w", dir, err)
+		return err
 	}
-	data = append(data, '\n')
-	return writeAtomic(filepath.Join(dir, StatusFileName), data)
-}
-
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	defer root.Close()
+	d, err := root.OpenDir(rel)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return err
 	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Chmod(0o644)
+	defer d.Close()
+	data, err := marshalStatus(FromView(v))
+	if err != nil {
+		return fmt.Errorf("status file in %s: %w", v.Folder, err)
 	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, werr)
-	}
-	return nil
+	return d.WriteFile(StatusFileName, append(data, '\n'), 0o644)
 }
 
 // ReadStatus reads a status file, for `hotdrop status` and tests.

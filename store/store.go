@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -127,7 +128,7 @@ type File struct {
 
 // Open opens (creating if needed) the journal at path and brings its schema up to date.
 func Open(path string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := prepareFiles(path); err != nil {
 		return nil, fmt.Errorf("state database %s: %w", path, err)
 	}
 	dsn := "file:" + filepath.ToSlash(path) +
@@ -149,6 +150,34 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("state database %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// prepareFiles makes the database's folder 0750 and the database file 0600 when it creates
+// them, whatever the umask: the journal names every file, request and remote path, and SQLite
+// gives its -wal and -shm files the database file's mode. Existing ones are left as the
+// administrator set them.
+func prepareFiles(path string) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return err
+		}
+		if err := os.Chmod(dir, 0o750); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = f.Chmod(0o600)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Path is the database file, for messages.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode"
 )
 
 // RemotePath renders destination.path, e.g. "{package_id}/{source_type}/{name}",
@@ -109,6 +110,13 @@ func checkName(name string) error {
 	}
 	if strings.ContainsRune(name, 0) {
 		return fmt.Errorf("file name %q contains a NUL byte", name)
+	}
+	for _, r := range name {
+		// A newline would inject lines into NAME.sha256; a backslash is a separator on a
+		// Windows server, where ..\ leaves the folder.
+		if unicode.IsControl(r) || r == '\\' {
+			return fmt.Errorf("file name %q holds %q, which hotdrop never sends whatever destination.names says", name, r)
+		}
 	}
 	for _, el := range strings.Split(name, "/") {
 		if el == "" || el == "." || el == ".." {

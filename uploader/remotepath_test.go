@@ -72,3 +72,17 @@ func TestSafeElementNeverEscapes(t *testing.T) {
 		}
 	}
 }
+
+// The uploader refuses what no names policy may send (issue 10), also for `hotdrop send`.
+func TestCheckNameRefusesControlAndBackslash(t *testing.T) {
+	for _, name := range []string{"a\nb.ttml", "a\rb", "..\\evil.ttml", "sub\\x", "del\x7f", "../x", "a//b"} {
+		if err := checkName(name); err == nil {
+			t.Errorf("checkName(%q) = nil, want a refusal", name)
+		}
+	}
+	for _, name := range []string{"a.ttml", "sub/Audio M&E.wav", "été/ep1.ttml"} {
+		if err := checkName(name); err != nil {
+			t.Errorf("checkName(%q) = %v, want nil", name, err)
+		}
+	}
+}

@@ -192,7 +192,7 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 	sha, sum := h.sums()
 	onHashed(sum)
 	closed = true // finishPartial closes it
-	if err := u.finishPartial(t, w, fi, j, partial, final, checkFinalToo); err != nil {
+	if err := u.finishPartial(t, w, f, fi, j, partial, final, checkFinalToo); err != nil {
 		return fileSums{}, err
 	}
 	return fileSums{sha, sum, prefix}, nil
@@ -201,7 +201,7 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 // finishPartial closes the partial and proves that both ends hold what was
 // meant: the source unchanged, the partial complete, and (checkFinalToo) the
 // final name still free.
-func (u *Uploader) finishPartial(t target, w remoteFile, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool) error {
+func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool) error {
 	var werr error
 	if u.fsync {
 		werr = w.Sync()
@@ -236,7 +236,7 @@ func (u *Uploader) finishPartial(t target, w remoteFile, fi os.FileInfo, j Job, 
 	if werr != nil {
 		return u.writeError(t, "write", partial, werr, j.Size)
 	}
-	if err := checkUnchanged(j.LocalPath, fi); err != nil {
+	if err := checkUnchanged(j, f, fi); err != nil {
 		return err
 	}
 	if ferr != nil {
@@ -349,15 +349,40 @@ func checkFinal(t target, final string, replace bool) error {
 	return nil
 }
 
-// checkUnchanged re-reads the source's identity after the last byte was sent.
-func checkUnchanged(p string, before os.FileInfo) error {
-	now, err := os.Stat(p)
+// checkUnchanged re-reads the source's identity after the last byte was sent:
+// the descriptor that was read must still have its size and mtime (no write
+// in place), and the path must still name that very file (not replaced,
+// removed or reached through a folder swapped for a link). The path is looked
+// at through j.Open when the caller gave one, else with Lstat: a link is
+// never followed.
+func checkUnchanged(j Job, f *os.File, before os.FileInfo) error {
+	p := j.LocalPath
+	changed := func(err error) error {
+		return &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s changed during upload; the partial was discarded", p), Err: err}
+	}
+	held, err := f.Stat()
 	if err != nil {
+		return classifyLocal(p, err)
+	}
+	if held.Size() != before.Size() || !held.ModTime().Equal(before.ModTime()) {
+		return changed(nil)
+	}
+	var now os.FileInfo
+	if j.Open != nil {
+		g, err := j.Open()
+		if err != nil {
+			return err
+		}
+		now, err = g.Stat()
+		g.Close()
+		if err != nil {
+			return classifyLocal(p, err)
+		}
+	} else if now, err = os.Lstat(p); err != nil {
 		return &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s went away during upload", p), Err: err}
 	}
-	if now.Size() != before.Size() || !now.ModTime().Equal(before.ModTime()) || !os.SameFile(now, before) {
-		return &Error{Code: CodeChanged, Msg: fmt.Sprintf(
-			"local file %s changed during upload; the partial was discarded", p)}
+	if !now.Mode().IsRegular() || now.Size() != before.Size() || !now.ModTime().Equal(before.ModTime()) || !os.SameFile(now, before) {
+		return changed(nil)
 	}
 	return nil
 }

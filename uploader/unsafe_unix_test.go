@@ -45,3 +45,57 @@ func TestUnsafeSourceRefused(t *testing.T) {
 		t.Errorf("the link's target was published")
 	}
 }
+
+// With Job.Open, the upload reads the descriptor Open gives and, after the last byte, asks
+// Open again: a folder on the path swapped for a link while the bytes went out makes the
+// second Open fail, and nothing is published.
+func TestOpenRecheckedAfterTheLastByte(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "outbox")
+	u := newUploader(t, Options{URL: "file://" + out})
+	root := t.TempDir()
+	nested := filepath.Join(root, "nested")
+	if err := os.Mkdir(nested, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(nested, "a.mxf")
+	if err := os.WriteFile(src, []byte("our bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := &Error{Code: CodeUnsafePath, Msg: "a.mxf: a folder on its path became a link"}
+	opens := 0
+	j := Job{LocalPath: src, RemoteRel: "a.mxf", Size: fi.Size(), ModTime: fi.ModTime(),
+		Open: func() (*os.File, error) {
+			opens++
+			if _, err := os.Lstat(nested); err != nil {
+				return nil, err
+			}
+			if li, _ := os.Lstat(nested); li.Mode()&os.ModeSymlink != 0 {
+				return nil, refused
+			}
+			return os.Open(src)
+		},
+		Progress: func(int64) {
+			// The swap, while the upload runs: once is enough.
+			if _, err := os.Lstat(nested + ".away"); err == nil {
+				return
+			}
+			if err := os.Rename(nested, nested+".away"); err != nil {
+				t.Error(err)
+			}
+			if err := os.Symlink(t.TempDir(), nested); err != nil {
+				t.Error(err)
+			}
+		}}
+	_, err = u.Upload(t.Context(), j)
+	wantCode(t, err, CodeUnsafePath, false)
+	if opens != 2 {
+		t.Errorf("Open called %d times, want 2 (the read, then the check after the last byte)", opens)
+	}
+	if _, err := os.Lstat(filepath.Join(out, "a.mxf")); err == nil {
+		t.Errorf("published although the path went through a link by the end")
+	}
+}

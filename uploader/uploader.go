@@ -246,6 +246,13 @@ func (u *Uploader) SetBandwidth(bps int64, schedule []Window) {
 // Job is one file to deliver.
 type Job struct {
 	LocalPath string
+	// Open, when set, opens the source: the caller resolves it safely (beneath its watched
+	// root, no link at any level) and checks the descriptor is the file it settled; its
+	// error is returned as it is. The upload reads and hashes that one descriptor, and calls
+	// Open again after the last byte to prove the path still names the same file. nil: the
+	// uploader opens LocalPath itself (O_NOFOLLOW on the last element only), for files the
+	// caller names directly (hotdrop send, its own temporary files).
+	Open      func() (*os.File, error)
 	RemoteRel string    // slash-separated, relative to the URL folder; from RemotePath()
 	Size      int64     // expected local size
 	ModTime   time.Time // expected local mtime (zero: not checked); a change gives CodeChanged
@@ -378,6 +385,28 @@ func (u *Uploader) Upload(ctx context.Context, j Job) (Result, error) {
 // openLocal opens the source and checks that it is still the file the
 // caller saw settle.
 func openLocal(j Job) (*os.File, os.FileInfo, error) {
+	if j.Open != nil {
+		f, err := j.Open()
+		if err != nil {
+			return nil, nil, err
+		}
+		fi, err := f.Stat()
+		if err == nil && !fi.Mode().IsRegular() {
+			err = &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is not a regular file (%s); hotdrop never opens special files", j.LocalPath, fi.Mode().Type())}
+		}
+		if err == nil && (fi.Size() != j.Size || (!j.ModTime.IsZero() && !fi.ModTime().Equal(j.ModTime))) {
+			err = &Error{Code: CodeChanged, Msg: fmt.Sprintf(
+				"local file %s changed since it settled (size %d, want %d)", j.LocalPath, fi.Size(), j.Size)}
+		}
+		if err != nil {
+			f.Close()
+			if _, ok := err.(*Error); !ok {
+				err = classifyLocal(j.LocalPath, err)
+			}
+			return nil, nil, err
+		}
+		return f, fi, nil
+	}
 	if li, err := os.Lstat(j.LocalPath); err == nil && !li.Mode().IsRegular() {
 		return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is no longer a regular file (%s); hotdrop never follows links or opens special files", j.LocalPath, li.Mode().Type())}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // errNotRegular says a path that was a regular file is something else now.
@@ -39,6 +39,8 @@ type run struct {
 	rearmDelay  time.Duration
 	warnedList  map[string]bool // folders already reported unreadable
 	warnedWatch map[string]bool // folders already reported unwatchable
+
+	root *safefs.Root // the watch root, held open; nil while it is missing
 }
 
 type childKind uint8
@@ -157,6 +159,7 @@ func (r *run) loop() error {
 func (r *run) close() {
 	r.stopNotifier()
 	r.drains.Wait()
+	r.closeRoot()
 }
 
 func (r *run) startNotifier() bool {
@@ -258,7 +261,7 @@ func (r *run) handleEvent(ev fsnotify.Event) bool {
 	if d == nil || r.w.ignored(name, rel) {
 		return false
 	}
-	fi, err := os.Lstat(r.abs(rel))
+	fi, err := r.lstat(rel)
 	if err != nil {
 		if gone(err) {
 			if _, known := d.children[name]; known {

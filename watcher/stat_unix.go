@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"syscall"
 )
 
@@ -15,6 +17,7 @@ func fileInfoOf(fi fs.FileInfo) FileInfo {
 	info := FileInfo{Size: fi.Size(), ModTime: fi.ModTime()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		info.Inode = uint64(st.Ino)
+		info.Dev = uint64(st.Dev) // int32 on darwin
 	}
 	return info
 }
@@ -55,3 +58,20 @@ func freshStat(abs string) (FileInfo, error) {
 }
 
 func isLoop(err error) bool { return errors.Is(err, syscall.ELOOP) }
+
+// freshStatIn is freshStat beneath root, with no link followed at any level.
+func freshStatIn(root *safefs.Root, rel string) (FileInfo, error) {
+	f, err := root.Open(rel)
+	if err != nil {
+		if errors.Is(err, safefs.ErrUnsafe) {
+			return FileInfo{}, fmt.Errorf("%s: %w", rel, errNotRegular)
+		}
+		return FileInfo{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return fileInfoOf(fi), nil
+}

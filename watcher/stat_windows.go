@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 func fileInfoOf(fi fs.FileInfo) FileInfo {
@@ -23,6 +25,18 @@ func freshStat(abs string) (FileInfo, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return FileInfo{}, fmt.Errorf("%s: %w", abs, errNotRegular)
+	}
+	return fileInfoOf(fi), nil
+}
+
+// freshStatIn is an Lstat beneath root on Windows, for the reason freshStat gives.
+func freshStatIn(root *safefs.Root, rel string) (FileInfo, error) {
+	fi, err := root.Lstat(rel)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return FileInfo{}, fmt.Errorf("%s: %w", rel, errNotRegular)
 	}
 	return fileInfoOf(fi), nil
 }

@@ -20,6 +20,9 @@ func (r *run) fullScan() {
 	if err == nil && !fi.IsDir() {
 		err = errors.New("not a folder")
 	}
+	if err == nil {
+		err = r.syncRoot(fi)
+	}
 	if err != nil {
 		r.rootGone(err)
 		return
@@ -45,6 +48,7 @@ func (r *run) rootGone(err error) {
 	if r.dirs["."] != nil {
 		r.dropDir(".")
 	}
+	r.closeRoot()
 }
 
 // pollDirs lists every polled folder and stats its files.
@@ -77,7 +81,7 @@ func (r *run) scanDir(rel string, recursive bool) {
 	if d == nil {
 		return
 	}
-	entries, err := os.ReadDir(r.abs(rel))
+	entries, err := r.listDir(rel)
 	if err != nil {
 		if gone(err) {
 			if rel == "." {
@@ -99,11 +103,9 @@ func (r *run) scanDir(rel string, recursive bool) {
 		return
 	}
 	delete(r.warnedList, rel)
-	present := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		if name := e.Name(); !r.w.ignored(name, joinRel(rel, name)) {
-			present[name] = true
-		}
+	present := make(map[string]bool, len(entries)) // listDir left the ignored ones out
+	for _, fi := range entries {
+		present[fi.Name()] = true
 	}
 	// Forget first: a folder renamed within this one must lose its old watch
 	// before the new name is watched (inotify hands back the same watch).
@@ -117,24 +119,11 @@ func (r *run) scanDir(rel string, recursive bool) {
 	for _, name := range missing {
 		r.removeChild(rel, d, name)
 	}
-	for _, e := range entries {
+	for _, fi := range entries { // each an Lstat through the folder's descriptor
 		if r.ctx.Err() != nil || r.dirs[rel] != d {
 			return
 		}
-		name := e.Name()
-		if !present[name] {
-			continue
-		}
-		fi, err := e.Info() // an Lstat: links are never followed
-		if err != nil {
-			if gone(err) {
-				if _, known := d.children[name]; known {
-					r.removeChild(rel, d, name)
-				}
-			}
-			continue
-		}
-		r.visit(rel, d, name, fi, false, recursive)
+		r.visit(rel, d, fi.Name(), fi, false, recursive)
 	}
 }
 
@@ -195,7 +184,7 @@ func unsafeReason(m fs.FileMode) string {
 func (r *run) observeFile(rel string, d *dirState, fi fs.FileInfo, restart bool) {
 	info := fileInfoOf(fi)
 	if d.network && !r.set.isReady(rel) {
-		fresh, err := r.w.freshStat(r.abs(rel))
+		fresh, err := r.fresh(rel)
 		if err != nil {
 			// Gone or swapped since the Lstat: the next look sorts it out.
 			if !gone(err) && !errors.Is(err, errNotRegular) {
@@ -224,7 +213,7 @@ func (r *run) checkSettled() {
 			r.set.forget(rel) // cannot happen: dropped folders forget their files
 			continue
 		}
-		fi, err := os.Lstat(r.abs(rel))
+		fi, err := r.lstat(rel)
 		if err != nil {
 			if gone(err) {
 				r.removeChild(parent, d, name)
@@ -237,7 +226,7 @@ func (r *run) checkSettled() {
 		}
 		info := fileInfoOf(fi)
 		if d.network {
-			if info, err = r.w.freshStat(r.abs(rel)); err != nil {
+			if info, err = r.fresh(rel); err != nil {
 				continue
 			}
 		}

@@ -111,3 +111,30 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A folder above a settling file swapped for a link to a folder holding a file of the same
+// name (issue 10): the settle check must not follow the link and report the foreign file's
+// identity for the path; the file is gone from the tree, and the link is reported Unsafe
+// when its folder is next listed. No file events arrive (as on a network mount).
+func TestSettleNeverFollowsASwappedFolder(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	writeFile(t, root, "a/b/x.txt", "ours")
+	const theirs = "the victim's, longer"
+	writeFile(t, outside, "b/x.txt", theirs)
+	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fake := newFakeNotifier()
+	h := start(t, Options{Root: root, Settle: 2 * time.Second, Rescan: time.Hour, Mode: ModeEvents, Clock: fc},
+		func(w *Watcher) { w.newNotifier = func() (notifier, error) { return fake, nil } })
+	h.c.waitKind(t, Settling, "a/b/x.txt")
+	must(t, os.Rename(filepath.Join(root, "a"), filepath.Join(root, "a.away")))
+	must(t, os.Symlink(outside, filepath.Join(root, "a")))
+	h.advance(t, fc, 3*time.Second)
+	h.c.waitKind(t, Removed, "a/b/x.txt")
+	for _, e := range h.c.all() {
+		if strings.HasPrefix(e.Rel, "a/") && e.Info.Size == int64(len(theirs)) {
+			t.Fatalf("the file behind the link was reported: %s %s size %d", e.Kind, e.Rel, e.Info.Size)
+		}
+	}
+	h.w.Rescan()
+	h.c.waitKind(t, Unsafe, "a")
+}

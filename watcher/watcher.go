@@ -80,6 +80,10 @@ type FileInfo struct {
 	Size    int64
 	ModTime time.Time
 	Inode   uint64 // 0 where the platform has none (Windows)
+	// Dev is the device the file was seen on, for the one comparison where it matters: a
+	// file opened for upload must be the very file that settled. It is never part of equal
+	// (a remount changes it) and is not journaled.
+	Dev uint64
 }
 
 func (a FileInfo) equal(b FileInfo) bool {
@@ -118,7 +122,7 @@ type Watcher struct {
 	// Seams for tests; production values are set by New.
 	newNotifier func() (notifier, error)
 	fsType      func(dir string) (name string, network bool)
-	freshStat   func(abs string) (FileInfo, error)
+	freshStat   func(abs string) (FileInfo, error) // nil: through the root (freshStatIn)
 	rearmMin    time.Duration
 	rearmMax    time.Duration
 	onTick      func(now time.Time) // called after each ticker-driven step; nil in production
@@ -149,7 +153,6 @@ func New(opts Options) (*Watcher, error) {
 		touchReq:    make(chan struct{}, 1),
 		newNotifier: newFsnotifier,
 		fsType:      detectFS,
-		freshStat:   freshStat,
 		rearmMin:    10 * time.Second,
 		rearmMax:    10 * time.Minute,
 	}

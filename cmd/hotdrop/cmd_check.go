@@ -41,6 +41,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "watch.root %s: not a folder\n", cfg.Watch.Root)
 		problems++
 	}
+	for _, msg := range secretProblems(cfg) {
+		fmt.Fprintln(stdout, msg)
+		problems++
+	}
 	for _, w := range checkSystem(cfg) {
 		fmt.Fprintln(stdout, w)
 	}

@@ -123,7 +123,7 @@ func explainTargets(cfg *config.Config, reqs []config.Request, arg string) ([]ex
 		root = bin
 	} else {
 		for _, r := range reqs {
-			rel, err := delivery.FolderName(cfg.Watch.Folder, r.Fields)
+			rel, err := delivery.DropFolder(cfg.Watch.Folder, r.Fields, cfg.Watch.Bin)
 			if err != nil {
 				continue
 			}
@@ -279,7 +279,7 @@ func explainMarker(cfg *config.Config, reqs []config.Request, e *explained) {
 		if r.ID != e.Request {
 			continue
 		}
-		rel, err := delivery.FolderName(cfg.Watch.Folder, r.Fields)
+		rel, err := delivery.DropFolder(cfg.Watch.Folder, r.Fields, cfg.Watch.Bin)
 		if err != nil {
 			return
 		}

@@ -105,6 +105,9 @@ type daemon struct {
 // and runs them until ctx is cancelled, reloading on hooks.reload and when a requests file
 // changes.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks daemonHooks) error {
+	if err := checkSecrets(cfg); err != nil {
+		return err
+	}
 	creqs, err := config.LoadRequests(cfg)
 	if err != nil {
 		return err
@@ -141,7 +144,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	rep := multiReporter(hooks.reporters)
 	rep = append(rep, d.rp.reporter()) // reporting
 	if cfg.Status.StatusFiles {
-		rep = append(multiReporter{&report.StatusFiles{Logger: log}}, rep...)
+		rep = append(multiReporter{&report.StatusFiles{Logger: log, Root: cfg.Watch.Root}}, rep...)
 	}
 	reqs, m, err := d.requestsAndMatcher(cfg, creqs)
 	if err != nil {
@@ -264,6 +267,9 @@ func (d *daemon) reload(ctx context.Context) {
 func (d *daemon) reloadErr(ctx context.Context) error {
 	cfg, err := config.Load(d.cfg.File)
 	if err != nil {
+		return err
+	}
+	if err := checkSecrets(cfg); err != nil {
 		return err
 	}
 	creqs, err := config.LoadRequests(cfg)
@@ -471,7 +477,7 @@ var (
 func (a uploaderAdapter) Reachable(ctx context.Context) error { return a.u.Reachable(ctx) }
 
 func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.Result, error) {
-	uj := uploader.Job{LocalPath: j.LocalPath, RemoteRel: j.RemoteRel, Size: j.Size,
+	uj := uploader.Job{LocalPath: j.LocalPath, Open: j.Open, RemoteRel: j.RemoteRel, Size: j.Size,
 		ModTime: j.ModTime, Replace: j.Replace, BeforeRename: j.BeforeRename, Progress: j.Progress,
 		Connected: j.Connected, NoChecksumFile: j.NoChecksumFile}
 	if j.Resume != nil {
@@ -489,6 +495,10 @@ func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.R
 }
 
 func transferError(err error) *delivery.TransferError {
+	var te *delivery.TransferError
+	if errors.As(err, &te) {
+		return te // the engine's own opener refused the source
+	}
 	ue := uploader.Classify(err)
 	return &delivery.TransferError{Code: ue.Code, Msg: ue.Msg, Transient: ue.Transient, Err: err}
 }
@@ -499,7 +509,7 @@ func deliveryResult(res uploader.Result) delivery.Result {
 }
 
 func (a uploaderAdapter) FinishPublish(ctx context.Context, j delivery.Job) (delivery.Result, error) {
-	res, err := a.u.FinishPublish(ctx, uploader.Job{LocalPath: j.LocalPath, RemoteRel: j.RemoteRel, Size: j.Size,
+	res, err := a.u.FinishPublish(ctx, uploader.Job{LocalPath: j.LocalPath, Open: j.Open, RemoteRel: j.RemoteRel, Size: j.Size,
 		ModTime: j.ModTime, NoChecksumFile: j.NoChecksumFile})
 	if err != nil {
 		return delivery.Result{}, transferError(err)

@@ -186,7 +186,7 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 	}
 	folders := map[string]string{}
 	for _, r := range reqs {
-		rel, err := delivery.FolderName(cfg.Watch.Folder, r.Fields)
+		rel, err := delivery.DropFolder(cfg.Watch.Folder, r.Fields, cfg.Watch.Bin)
 		if err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ func newMatcher(cfg *config.Config, reqs []config.Request) (*matcher.Matcher, er
 		Requests:    matcherRequests(reqs),
 		ReadyMarker: cfg.Watch.ReadyMarker,
 		Names:       cfg.Destination.Names,
+		Root:        cfg.Watch.Root,
 	}
 	for _, r := range cfg.Rules {
 		opt.Rules = append(opt.Rules, matcher.Rule{Name: r.Name, Pattern: r.Pattern, Where: r.Where, Pos: r.Pos.String()})

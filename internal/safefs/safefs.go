@@ -1,0 +1,147 @@
+package safefs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrUnsafe is wrapped by every refusal to follow a link, to open something that is not a
+// regular file (or, on the way, not a folder), or to leave the root. Check with errors.Is.
+var ErrUnsafe = errors.New("unsafe path")
+
+// UnsafeError says which path was refused and why, as a sentence for a person.
+type UnsafeError struct {
+	Path   string // absolute
+	Reason string // a sentence: "is a symbolic link, or has one on its path; hotdrop never follows links"
+}
+
+func (e *UnsafeError) Error() string {
+	return e.Path + ": " + e.Reason
+}
+
+// Is makes errors.Is(err, ErrUnsafe) true.
+func (e *UnsafeError) Is(target error) bool { return target == ErrUnsafe }
+
+// ErrChanged is wrapped when the name at a path is no longer the file the caller checked: a
+// delete or move through a Dir is refused then.
+var ErrChanged = errors.New("file changed")
+
+// Rel turns an absolute path below root into the slash-separated relative path the Root
+// methods take. A path outside root (or root itself) is refused with ErrUnsafe.
+func Rel(root, abs string) (string, error) {
+	rel, err := filepath.Rel(root, abs)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", &UnsafeError{Path: abs, Reason: "is not inside " + root + ", the folder hotdrop works beneath"}
+	}
+	return filepath.ToSlash(rel), nil
+}
+
+// split checks a slash-separated relative path and returns its components. "." is the root
+// itself (no components). Empty, "." and ".." components, absolute paths and, on Windows,
+// backslashes (a separator there) are refused: nothing here ever walks upwards.
+func split(rel string) ([]string, error) {
+	if rel == "." || rel == "" {
+		return nil, nil
+	}
+	if strings.HasPrefix(rel, "/") || strings.ContainsRune(rel, 0) || (filepath.Separator == '\\' && strings.Contains(rel, "\\")) {
+		return nil, fmt.Errorf("%q: %w: not a plain relative path", rel, ErrUnsafe)
+	}
+	parts := strings.Split(rel, "/")
+	for _, p := range parts {
+		if p == "" || p == "." || p == ".." {
+			return nil, fmt.Errorf("%q: %w: not a plain relative path", rel, ErrUnsafe)
+		}
+	}
+	return parts, nil
+}
+
+// SameIdentity reports whether a and b are the same file as device and inode tell (false when
+// the platform reports neither).
+func SameIdentity(a, b fs.FileInfo) bool {
+	da, ia, ok1 := identity(a)
+	db, ib, ok2 := identity(b)
+	if ok1 && ok2 {
+		return da == db && ia == ib
+	}
+	return a != nil && b != nil && os.SameFile(a, b)
+}
+
+// Inode returns the file's inode number (0 where the platform has none).
+func Inode(fi fs.FileInfo) uint64 {
+	_, ino, _ := identity(fi)
+	return ino
+}
+
+// Device returns the device number of the filesystem holding the file (0 where unknown).
+func Device(fi fs.FileInfo) uint64 {
+	dev, _, _ := identity(fi)
+	return dev
+}
+
+func notRegular(abs string, m fs.FileMode) error {
+	what := "is not a regular file (" + m.Type().String() + ")"
+	switch {
+	case m&fs.ModeSymlink != 0:
+		what = "is a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		what = "is a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		what = "is a socket"
+	case m&fs.ModeDevice != 0:
+		what = "is a device file"
+	case m.IsDir():
+		what = "is a folder"
+	}
+	return &UnsafeError{Path: abs, Reason: what + "; hotdrop opens only regular files and never follows links"}
+}
+
+// OpenUnder opens the regular file at the absolute path abs beneath the folder base, as
+// Root.Open does, for callers that read a file now and then and hold no Root. An empty base
+// means abs's own folder (only the last element is then guarded).
+func OpenUnder(base, abs string) (*os.File, error) {
+	if base == "" {
+		base = filepath.Dir(abs)
+	}
+	r, err := OpenRoot(base)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rel, err := Rel(r.Path(), abs)
+	if err != nil {
+		return nil, err
+	}
+	return r.Open(rel)
+}
+
+// LstatUnder describes the entry at abs beneath base without following a link at any level
+// (see OpenUnder for base).
+func LstatUnder(base, abs string) (fs.FileInfo, error) {
+	if base == "" {
+		base = filepath.Dir(abs)
+	}
+	r, err := OpenRoot(base)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rel, err := Rel(r.Path(), abs)
+	if err != nil {
+		return nil, err
+	}
+	return r.Lstat(rel)
+}
+
+// tempName is the temporary name WriteFile writes name under: hidden, and starting with name
+// itself when that is hidden already (.hotdrop-status.json.tmp-…), so whatever ignores name's
+// kind of file ignores its temporary too.
+func tempName(name, suffix string) string {
+	if strings.HasPrefix(name, ".") {
+		return name + ".tmp-" + suffix
+	}
+	return "." + name + ".tmp-" + suffix
+}
