@@ -37,7 +37,11 @@ type sftpConn struct {
 	// goroutine has seen the session end: between the two, under load, the
 	// pool would otherwise hand out a connection already known to be dead.
 	dead atomic.Bool
-	once sync.Once
+	// shellProven is set once a hash command ran on this connection, so
+	// its long-lived hashing sessions may be used (see hashers).
+	shellProven atomic.Bool
+	hashers     hashSessions
+	once        sync.Once
 	wg   sync.WaitGroup // the watch and keepalive goroutines
 }
 

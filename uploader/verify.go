@@ -182,7 +182,24 @@ var errNoTool = errors.New("hash command not found on the server")
 // chroot) answers with no output or an error, which is reported as
 // remote_hash_unavailable in plain words rather than as a mismatch.
 func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error) {
-	tool := map[string]string{ChecksumSHA256: "sha256sum", ChecksumMD5: "md5sum"}[kind]
+	if c.shellProven.Load() {
+		if sum, ok := c.hashers.sum(ctx, c.ssh, p, hashTools[kind]); ok {
+			return sum, nil
+		}
+	}
+	sum, err := c.oneShotSum(ctx, p, kind)
+	if err == nil {
+		c.shellProven.Store(true)
+	}
+	return sum, err
+}
+
+var hashTools = map[string]string{ChecksumSHA256: "sha256sum", ChecksumMD5: "md5sum"}
+
+// oneShotSum runs the hash command in an exec session of its own, and says
+// in plain words why a server could not.
+func (c *sftpConn) oneShotSum(ctx context.Context, p, kind string) (string, error) {
+	tool := hashTools[kind]
 	if tool == "" {
 		return "", &Error{Code: CodeHashUnavailable, Msg: fmt.Sprintf("there is no standard remote command for %s checksums", kind)}
 	}
