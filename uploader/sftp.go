@@ -42,7 +42,7 @@ type sftpConn struct {
 	shellProven atomic.Bool
 	hashers     hashSessions
 	once        sync.Once
-	wg   sync.WaitGroup // the watch and keepalive goroutines
+	wg          sync.WaitGroup // the watch and keepalive goroutines
 }
 
 func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
