@@ -141,7 +141,7 @@ func decodeRequests(t *table, r *Requests, dir string) {
 	if s, ok := t.str("url", "an http(s) URL"); ok {
 		urlSet = true
 		if p := httpURLProblem(s); s != "" && p != "" {
-			t.errorf(t.valPos("url"), "requests.url: %q: %s", s, p)
+			t.errorf(t.valPos("url"), "requests.url: %q: %s", shownURL(s), p)
 		} else {
 			r.URL = s
 			urlSet = s != ""
@@ -167,7 +167,7 @@ const maxConcurrency = 256
 func decodeDestination(t *table, dst *Destination, dir string) {
 	if s, ok := t.str("url", "a URL"); ok && s != "" {
 		if p := destinationProblem(s); p != "" {
-			t.errorf(t.valPos("url"), "destination.url: %q: %s; expected sftp://user@host[:port]/path or file:///path", s, p)
+			t.errorf(t.valPos("url"), "destination.url: %q: %s; expected sftp://user@host[:port]/path or file:///path", shownURL(s), p)
 		} else {
 			dst.URL = s
 		}
@@ -313,7 +313,7 @@ func decodeStatus(t *table, s *Status, dir string) {
 	t.setBool("status_files", &s.StatusFiles)
 	if v, ok := t.str("webhook", "an http(s) URL"); ok {
 		if p := httpURLProblem(v); v != "" && p != "" {
-			t.errorf(t.valPos("webhook"), "status.webhook: %q: %s", v, p)
+			t.errorf(t.valPos("webhook"), "status.webhook: %q: %s", shownURL(v), p)
 		} else {
 			s.Webhook = v
 		}

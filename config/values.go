@@ -130,6 +130,17 @@ func destinationProblem(s string) string {
 	return ""
 }
 
+// shownURL is s as an error may show it: a password in it is replaced by xxxxx, even in a
+// URL that does not parse, since config errors reach the log (a refused SIGHUP reload).
+func shownURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return userinfoPassword.ReplaceAllString(s, "${1}:xxxxx@")
+}
+
+var userinfoPassword = regexp.MustCompile(`(//[^/@:]*):[^/@]*@`)
+
 // httpURLProblem says what is wrong with an http(s) URL, or "".
 func httpURLProblem(s string) string {
 	u, err := url.Parse(s)

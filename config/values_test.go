@@ -1,7 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -160,6 +163,36 @@ func TestSuggest(t *testing.T) {
 	for in, want := range map[string]string{"setle": "settle", "Settle": "settle", "rot": "root", "moed": "", "xyz": "", "pol": "poll"} {
 		if got := suggest(in, keys); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestURLErrorsNeverShowAPassword: config errors reach the log (a refused SIGHUP reload
+// logs them), so a password written into a URL is never repeated in one.
+func TestURLErrorsNeverShowAPassword(t *testing.T) {
+	for _, tc := range []struct{ key, table, url string }{
+		{"url", "destination", "sftp://partner:hunter2@ingest.example.com/incoming"},
+		{"url", "destination", "sftp://partner:hunter2@ingest.example.com:99999/in"},
+		{"url", "destination", "ftp://partner:hunter2@ingest.example.com/in"},
+		{"webhook", "status", "ftp://hook:hunter2@hooks.example/x"},
+		{"url", "requests", "gopher://u:hunter2@tracker.example/api"},
+	} {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "hotdrop.toml")
+		body := fmt.Sprintf("[watch]\nroot = %q\n[destination]\nurl = \"file:///tmp/out\"\n[%s]\n%s = %q\n", dir, tc.table, tc.key, tc.url)
+		if tc.table == "destination" {
+			body = fmt.Sprintf("[watch]\nroot = %q\n[destination]\n%s = %q\n", dir, tc.key, tc.url)
+		}
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(cfg)
+		if err == nil {
+			t.Errorf("%s.%s = %q loaded, want an error", tc.table, tc.key, tc.url)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s.%s error shows the password: %v", tc.table, tc.key, err)
 		}
 	}
 }
