@@ -727,7 +727,7 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 		r.quiet, r.emitted = false, r.state
 		if r.state == Delivered && e.opt.Manifest {
 			// A crash between the last file and its manifest: send the manifest now.
-			if at, err := e.st.ManifestAt(ctx, r.ID); err == nil && at.IsZero() {
+			if at, err := e.st.ManifestAt(ctx, r.ID); err == nil && (at.IsZero() || at.Equal(manifestIntent)) {
 				e.startManifest(ctx, r, files)
 			}
 		}

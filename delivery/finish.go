@@ -114,6 +114,13 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		e.log.Error("manifest", "request", r.ID, "err", err)
 		return
 	}
+	// A manifest hotdrop wrote for this request before (a redelivery) is its own to replace;
+	// anything else at that name is not, and is never overwritten.
+	prev, err := e.st.ManifestAt(ctx, r.ID)
+	if err != nil {
+		e.log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", r.ID, "err", err)
+	}
+	replace := !prev.IsZero()
 	rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
 	tmpDir := e.opt.TempDir
 	ctx = e.runCtx
@@ -126,9 +133,31 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		// tried again with backoff until it is there or hotdrop stops; the next start sends
 		// one still owed.
 		for failures := 1; ; failures++ {
-			err := e.uploadManifest(ctx, rt, tmpDir, rel, data)
+			intended := false
+			err := e.uploadManifest(ctx, rt, tmpDir, rel, data, replace, func(ctx context.Context) error {
+				if replace {
+					return nil
+				}
+				// Journaled before the rename: after a crash right behind it, the manifest on
+				// the server is hotdrop's own and is replaced, not taken for someone else's.
+				if err := st.MarkManifest(ctx, id, manifestIntent); err != nil {
+					return err
+				}
+				intended = true
+				return nil
+			})
 			if err == nil {
 				break
+			}
+			if intended {
+				if classify(err).Code == ReasonRemoteExists {
+					// The rename was refused: what is there is not ours, and stays so.
+					if err := st.MarkManifest(context.WithoutCancel(ctx), id, time.Time{}); err != nil {
+						rt.log.Error("journal", "err", err)
+					}
+				} else {
+					replace = true // the rename may have happened before its answer was lost
+				}
 			}
 			if errors.Is(err, errCancelled) || ctx.Err() != nil {
 				return
@@ -158,7 +187,11 @@ func createManifestTemp(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel string, data []byte) error {
+// manifestIntent is what the journal holds for a manifest between the intent to rename it
+// into place and the record that it is there.
+var manifestIntent = time.Unix(1, 0).UTC()
+
+func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel string, data []byte, replace bool, intent func(context.Context) error) error {
 	if tmpDir == "" {
 		tmpDir = os.TempDir()
 	}
@@ -184,8 +217,8 @@ func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel str
 	if err != nil {
 		return err
 	}
-	j := Job{LocalPath: f.Name(), RemoteRel: rel, Size: fi.Size(), ModTime: fi.ModTime(), Replace: true,
-		BeforeRename:   func(context.Context) error { return nil },
+	j := Job{LocalPath: f.Name(), RemoteRel: rel, Size: fi.Size(), ModTime: fi.ModTime(), Replace: replace,
+		BeforeRename:   intent,
 		Checkpoint:     func(Checkpoint) {}, // a manifest is small: never journaled for resume
 		NoChecksumFile: true}
 	res, err := e.transfer(ctx, &rt, j, false)

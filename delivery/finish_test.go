@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,5 +133,72 @@ func TestManifestRetried(t *testing.T) {
 	}
 	if n := tries.Load(); n != 3 {
 		t.Errorf("manifest attempts = %d, want 3 (two refusals, then written)", n)
+	}
+}
+
+// TestManifestNeverReplacesWhatIsNotOurs: a request's first manifest may not replace a file
+// of its name (one hotdrop did not write); its intent is journaled before the rename, so after
+// a crash right behind the rename the manifest there is known as hotdrop's own and replaced.
+func TestManifestNeverReplacesWhatIsNotOurs(t *testing.T) {
+	up := newFakeUploader()
+	var mu sync.Mutex
+	var replaces []bool
+	foreign := atomic.Bool{}
+	foreign.Store(true)
+	up.fail = func(_ int, j Job) error {
+		if filepath.Base(j.RemoteRel) != "SR-45.hotdrop.json" {
+			return nil
+		}
+		mu.Lock()
+		replaces = append(replaces, j.Replace)
+		mu.Unlock()
+		if foreign.Load() && !j.Replace {
+			return &TransferError{Code: ReasonRemoteExists, Msg: "remote file SR-45/SR-45.hotdrop.json already exists and hotdrop did not deliver it"}
+		}
+		return nil
+	}
+	st := newMemStore()
+	h := newHarnessWith(t, t.TempDir(), st, up, func(o *Options) { o.Manifest = true }, req("SR-45", 1))
+	h.drop("SR-45", "a.ttml", watcher.Ready, 4)
+	h.waitState("SR-45", Delivered)
+	waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(replaces) >= 2 })
+	if at, _ := st.ManifestAt(context.Background(), "SR-45"); !at.IsZero() {
+		t.Errorf("manifest recorded at %v while a foreign file holds its name", at)
+	}
+	mu.Lock()
+	for i, r := range replaces {
+		if r {
+			t.Errorf("manifest try %d may replace a file hotdrop did not write", i+1)
+		}
+	}
+	mu.Unlock()
+	foreign.Store(false) // the studio moved its file away: the next try writes the manifest
+	waitUntil(t, func() bool {
+		at, _ := st.ManifestAt(context.Background(), "SR-45")
+		return !at.IsZero() && !at.Equal(manifestIntent)
+	})
+
+	// A crash between the rename and its record: the journal holds the intent, so the next
+	// start sends the manifest again and may replace the one there (its own).
+	st2, up2 := newMemStore(), newFakeUploader()
+	root := t.TempDir()
+	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-46]", "a.ttml")
+	st2.files[p] = FileRecord{Path: p, RequestID: "SR-46", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+		State: string(Delivered), RemotePath: "SR-46/a.ttml", SHA256: "abc", DeliveredAt: time.Now()}
+	st2.MarkManifest(context.Background(), "SR-46", manifestIntent)
+	var replaced atomic.Bool
+	up2.fail = func(_ int, j Job) error {
+		if filepath.Base(j.RemoteRel) == "SR-46.hotdrop.json" {
+			replaced.Store(j.Replace)
+		}
+		return nil
+	}
+	newHarnessWith(t, root, st2, up2, func(o *Options) { o.Manifest = true }, req("SR-46", 1))
+	waitUntil(t, func() bool {
+		at, _ := st2.ManifestAt(context.Background(), "SR-46")
+		return !at.IsZero() && !at.Equal(manifestIntent)
+	})
+	if !replaced.Load() {
+		t.Error("the manifest owed after a crash behind its rename was sent without leave to replace its own copy")
 	}
 }

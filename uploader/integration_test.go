@@ -61,12 +61,14 @@ func TestSSHDUpload(t *testing.T) {
 	if !u.firstConn().posixRename {
 		t.Error("sshd did not advertise posix-rename@openssh.com")
 	}
-	// internal-sftp logs to syslog only, so the uploader's own log is the witness.
-	if !strings.Contains(logs.String(), `method=posix-rename@openssh.com`) {
-		t.Errorf("uploader log shows no posix-rename:\n%s", logs.String())
+	// internal-sftp logs to syslog only, so the uploader's own log is the witness. A new
+	// file is published by the plain rename, which never overwrites (OpenSSH links the
+	// new name); only a replace uses posix-rename.
+	if !strings.Contains(logs.String(), `method=rename`) || strings.Contains(logs.String(), `method=posix-rename`) {
+		t.Errorf("uploader log does not show a new file published by the plain rename:\n%s", logs.String())
 	}
 
-	// Replacing goes through posix-rename too; without Replace it is refused.
+	// Without Replace the name is refused; replacing goes through posix-rename, atomically.
 	_, err = u.Upload(t.Context(), j)
 	wantCode(t, err, CodeRemoteExists, false)
 	j2, data2 := localFile(t, 1000, "PKG-1/AV/movie.mxf")
@@ -74,6 +76,9 @@ func TestSSHDUpload(t *testing.T) {
 	_, err = u.Upload(t.Context(), j2)
 	must(t, err)
 	assertFile(t, final, data2)
+	if !strings.Contains(logs.String(), `method=posix-rename@openssh.com`) {
+		t.Errorf("uploader log shows no posix-rename for the replace:\n%s", logs.String())
+	}
 }
 
 func TestSSHDPermissionDenied(t *testing.T) {

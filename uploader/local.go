@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -32,10 +33,24 @@ func (l localTarget) openPartial(p string) (remoteFile, error) {
 // chunkSize for a local folder: large reads and writes, few system calls.
 func (l localTarget) chunkSize() int { return 1 << 20 }
 
-// rename replaces atomically on POSIX filesystems; Upload has already
-// checked that a file it may not replace is absent.
-func (l localTarget) rename(from, to string, _ bool) (string, error) {
-	return "rename(2)", os.Rename(from, to)
+// rename replaces atomically on POSIX filesystems. Without replace it
+// links the new name first, which fails when the name is taken, so nothing
+// that appeared there since Upload looked is ever overwritten.
+func (l localTarget) rename(from, to string, replace bool) (string, error) {
+	if replace {
+		return "rename(2)", os.Rename(from, to)
+	}
+	if err := os.Link(from, to); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return "link(2)", err
+		}
+		// A filesystem without hard links: look, then rename.
+		if _, serr := os.Lstat(to); serr == nil {
+			return "rename(2)", fs.ErrExist
+		}
+		return "rename(2)", os.Rename(from, to)
+	}
+	return "link(2)", os.Remove(from)
 }
 
 // freeSpace is unknown here: a local write reports ENOSPC itself.
@@ -66,4 +81,13 @@ func (l localTarget) remoteSum(_ context.Context, p, kind string) (string, error
 		return sha, nil
 	}
 	return sum, nil
+}
+
+func (l localTarget) readSmall(p string, max int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
 }

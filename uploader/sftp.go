@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -306,16 +307,20 @@ func (c *sftpConn) openPartial(p string) (remoteFile, error) {
 
 func (c *sftpConn) chunkSize() int { return c.chunk }
 
-// rename publishes the partial. posix-rename replaces atomically; the plain
-// SFTP rename fails when the target exists, so a replace removes it first.
+// rename publishes the partial. posix-rename replaces atomically, so it is
+// used only where replacing is allowed; the plain SFTP rename fails when the
+// target exists (OpenSSH links the new name), which is what a file hotdrop
+// may not replace needs: nothing that appeared since it looked is
+// overwritten. Without posix-rename, a replace removes the old file first.
 func (c *sftpConn) rename(from, to string, replace bool) (string, error) {
+	if !replace {
+		return "rename", c.sftp.Rename(from, to)
+	}
 	if c.posixRename {
 		return "posix-rename@openssh.com", c.sftp.PosixRename(from, to)
 	}
-	if replace {
-		if err := c.sftp.Remove(to); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "remove then rename", err
-		}
+	if err := c.sftp.Remove(to); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "remove then rename", err
 	}
 	return "rename", c.sftp.Rename(from, to)
 }
@@ -342,4 +347,13 @@ func (f *sftpFile) Sync() error {
 		return nil
 	}
 	return f.File.Sync()
+}
+
+func (c *sftpConn) readSmall(p string, max int64) ([]byte, error) {
+	f, err := c.sftp.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
 }

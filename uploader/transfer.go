@@ -17,10 +17,23 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 	partial := t.partial(final)
 	// Looking at the final name and opening the partial are independent:
 	// one round trip for both.
-	ferr := make(chan error, 1)
+	ferr, serr := make(chan error, 1), make(chan error, 1)
 	go func() { ferr <- checkFinal(t, final, j.Replace) }()
+	go func() {
+		// The checksum file's name must be free too: a delivered file beside a
+		// checksum file that disagrees with it would be worse than none.
+		if u.checksum == "" || j.NoChecksumFile || j.Replace {
+			serr <- nil
+			return
+		}
+		serr <- checkFinal(t, final+"."+u.checksum, false)
+	}()
 	w, start, err := u.openPartial(t, fi, j, partial)
-	if fe := <-ferr; fe != nil {
+	fe, se := <-ferr, <-serr
+	if fe == nil {
+		fe = se
+	}
+	if fe != nil {
 		if err == nil {
 			w.Close()
 			if start == 0 {
@@ -53,7 +66,7 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 	}()
 	onHashed := func(sum string) {
 		if u.checksum != "" && !j.NoChecksumFile {
-			sumFile = u.startChecksumFile(t, final, u.checksum, sum)
+			sumFile = u.startChecksumFile(t, final, u.checksum, sum, j.Replace)
 		}
 	}
 	lookAgain := u.hashFirst(start)

@@ -319,7 +319,8 @@ type target interface {
 	openPartial(p string) (remoteFile, error) // an existing partial, for resume
 	chunkSize() int                           // bytes per write request
 	remove(p string) error
-	rename(from, to string, replace bool) (how string, err error) // how names the method, for the log
+	rename(from, to string, replace bool) (how string, err error) // how names the method, for the log; without replace it never overwrites
+	readSmall(p string, max int64) ([]byte, error)                // at most max bytes of a small file
 	freeSpace(dir string) (int64, bool)                           // false: unknown
 }
 

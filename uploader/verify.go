@@ -273,6 +273,8 @@ type pendingSumFile struct {
 	u       *Uploader
 	t       target
 	p, tmp  string
+	line    []byte
+	replace bool // the file it describes is a redelivery: its old checksum file is ours
 	done    chan struct{}
 	err     error
 	settled bool
@@ -281,10 +283,10 @@ type pendingSumFile struct {
 // startChecksumFile writes "HEX  NAME\n" (sha256sum format, NAME relative,
 // so `sha256sum -c` works in that folder) to the temporary name of
 // final + "." + kind, in the background.
-func (u *Uploader) startChecksumFile(t target, final, kind, sum string) *pendingSumFile {
+func (u *Uploader) startChecksumFile(t target, final, kind, sum string, replace bool) *pendingSumFile {
 	p := final + "." + kind
-	ps := &pendingSumFile{u: u, t: t, p: p, tmp: t.partial(p), done: make(chan struct{})}
 	line := []byte(sum + "  " + path.Base(strings.ReplaceAll(final, "\\", "/")) + "\n")
+	ps := &pendingSumFile{u: u, t: t, p: p, tmp: t.partial(p), line: line, replace: replace, done: make(chan struct{})}
 	go func() {
 		defer close(ps.done)
 		w, err := t.create(ps.tmp)
@@ -309,8 +311,8 @@ func (ps *pendingSumFile) publish() (string, error) {
 	ps.settled = true
 	err := ps.err
 	if err == nil {
-		if _, rerr := ps.t.rename(ps.tmp, ps.p, true); rerr != nil {
-			err = classify("write checksum file", ps.p, rerr)
+		if _, rerr := ps.t.rename(ps.tmp, ps.p, ps.replace); rerr != nil {
+			err = ps.taken(rerr)
 		}
 	}
 	if err != nil {
@@ -318,6 +320,22 @@ func (ps *pendingSumFile) publish() (string, error) {
 		return "", err
 	}
 	return ps.p, nil
+}
+
+// taken explains a checksum file that could not be renamed into place. When
+// it may not replace what is there and what is there already says the same
+// (an earlier try of hotdrop's, cut off before it was recorded), it is done.
+func (ps *pendingSumFile) taken(rerr error) error {
+	if !ps.replace {
+		got, err := ps.t.readSmall(ps.p, int64(len(ps.line))+1)
+		switch {
+		case err == nil && bytes.Equal(got, ps.line):
+			return nil
+		case err == nil:
+			return remoteExists(ps.p)
+		}
+	}
+	return classify("write checksum file", ps.p, rerr)
 }
 
 // abandon removes the temporary copy when the file itself was not published.
@@ -330,8 +348,8 @@ func (ps *pendingSumFile) abandon() {
 
 // writeChecksumFile writes the checksum file of final now, through its
 // temporary name and a rename like every other file.
-func (u *Uploader) writeChecksumFile(t target, final, kind, sum string) (string, error) {
-	return u.startChecksumFile(t, final, kind, sum).publish()
+func (u *Uploader) writeChecksumFile(t target, final, kind, sum string, replace bool) (string, error) {
+	return u.startChecksumFile(t, final, kind, sum, replace).publish()
 }
 
 // WriteChecksumFile writes the checksum file of an already delivered file
@@ -347,7 +365,7 @@ func (u *Uploader) WriteChecksumFile(ctx context.Context, rel, kind, sum string)
 	var remote string
 	err := u.withTarget(ctx, func(t target) error {
 		var err error
-		remote, err = u.writeChecksumFile(t, t.abs(rel), kind, sum)
+		remote, err = u.writeChecksumFile(t, t.abs(rel), kind, sum, false)
 		return err
 	})
 	return remote, err
@@ -404,7 +422,7 @@ func (u *Uploader) finishPublish(ctx context.Context, t target, j Job, h *hashes
 		return res, nil
 	}
 	res.ChecksumKind, res.Checksum = u.checksum, sum
-	res.ChecksumFile, res.ChecksumErr = u.writeChecksumFile(t, final, u.checksum, sum)
+	res.ChecksumFile, res.ChecksumErr = u.writeChecksumFile(t, final, u.checksum, sum, j.Replace)
 	return res, nil
 }
 
