@@ -48,6 +48,13 @@ func (s *scenario) finish(p *proc, reqs []request, srcs []source) {
 	s.figure("once", yesNo(once == len(srcs)))
 	s.figure("delivered_events", j.total())
 	s.goal(once == len(srcs), "files without exactly one file.delivered event (name:count): %v", bad)
+	var notDelivered []string
+	for _, src := range srcs {
+		if st := j.fileStates[src.name]; st != "delivered" {
+			notDelivered = append(notDelivered, src.name+":"+st)
+		}
+	}
+	s.goal(len(notDelivered) == 0, "the journal does not record these files as delivered: %v", notDelivered)
 }
 
 // TestKill9 kills the daemon with SIGKILL at random moments while a 30-50 file request

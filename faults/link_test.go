@@ -256,6 +256,9 @@ func TestHostKeyChanged(t *testing.T) {
 	dials := s.proxy.Accepted()
 	s.proxy.Retarget(impostor.Addr)
 	s.proxy.CutAll()
+	if fi, err := os.Stat(partial); err == nil {
+		s.figure("changed_at", mib(fi.Size()))
+	}
 	st, ok := s.waitState(r, 2*time.Minute, "failed", "delivered")
 	s.figure("state", stateOf(st))
 	s.figure("reason", reasonOf(st))

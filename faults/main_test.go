@@ -55,7 +55,7 @@ func fullKnobs() knobs {
 func (k knobs) reduced() knobs {
 	k.kill9Files, k.kill9Kills, k.kill9MinKiB, k.kill9MaxKiB, k.kill9Bandwidth = 12, 5, 512, 3<<10, "1MiB"
 	k.cutsBigMiB, k.cuts, k.cutsSmall = 64, 3, 10
-	k.alertAfter, k.outageDown, k.outageMiB = 2*time.Second, 8*time.Second, 6
+	k.alertAfter, k.outageDown, k.outageMiB = 2*time.Second, 15*time.Second, 6
 	k.diskMiB, k.sigtermMiB, k.hostKeyMiB, k.twoDaemonsMiB = 8, 16, 16, 12
 	k.noticeWithin = 20 * time.Second
 	k.deliverWithin = 3 * time.Minute
