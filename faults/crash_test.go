@@ -3,8 +3,10 @@
 package faults
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -159,6 +161,24 @@ func TestTwoDaemons(t *testing.T) {
 	s.figure("names_holder_pid", yesNo(namesHolder))
 	s.goal(refused, "a second daemon on the same state_dir was not refused within %s", cfg.lockWithin)
 	s.goal(!refused || namesHolder, "the refusal does not name the holder's pid %d: %q", first.cmd.Process.Pid, out)
+
+	// `hotdrop send` journals in the same state_dir: it must be refused too.
+	extra := filepath.Join(s.dir, "send.ttml")
+	must(t, os.WriteFile(extra, []byte("one-off\n"), 0o644))
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.lockWithin)
+	sendOut, sendErr := exec.CommandContext(ctx, bin, "send", extra, "--to", "oneoff", "--config", s.cfgFile).CombinedOutput()
+	timedOut := ctx.Err() != nil
+	cancel()
+	sendRefused := sendErr != nil && !timedOut && strings.Contains(string(sendOut), strconv.Itoa(first.cmd.Process.Pid))
+	s.figure("send_refused", yesNo(sendRefused))
+	s.goal(sendRefused, "`hotdrop send` on the busy state_dir was not refused naming pid %d (err %v, timed out %v): %s",
+		first.cmd.Process.Pid, sendErr, timedOut, strings.TrimSpace(string(sendOut)))
+	_ = os.RemoveAll(filepath.Join(s.remote, "oneoff")) // not part of the request's delivery
+
+	// `hotdrop status` only reads: it must still answer beside the running daemon.
+	statusOut, statusErr := exec.Command(bin, "status", "--json", "--config", s.cfgFile).CombinedOutput()
+	s.figure("status_reads", yesNo(statusErr == nil))
+	s.goal(statusErr == nil, "`hotdrop status` beside the running daemon: %v: %s", statusErr, statusOut)
 	s.finish(first, []request{r}, []source{src})
 }
 
