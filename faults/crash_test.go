@@ -59,6 +59,21 @@ func (s *scenario) finish(p *proc, reqs []request, srcs []source) {
 	s.goal(len(notDelivered) == 0, "the journal does not record these files as delivered: %v", notDelivered)
 }
 
+// dataPartials counts the files with an upload partial on the server now (not checksum files'
+// or manifests' temp files).
+func (s *scenario) dataPartials() int {
+	entries, _ := os.ReadDir(s.remoteDir())
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".partial") &&
+			!strings.HasSuffix(name, ".sha256.partial") && !strings.HasSuffix(name, ".hotdrop.json.partial") {
+			n++
+		}
+	}
+	return n
+}
+
 // TestKill9 kills the daemon with SIGKILL at random moments while a 30-50 file request
 // uploads, restarting it each time, and checks that every file arrives once and identical
 // and how many bytes crossed the wire for the bytes delivered.
@@ -75,7 +90,7 @@ func TestKill9(t *testing.T) {
 	}
 	s.figure("bytes", mib(totalSize(srcs)))
 
-	kills := 0
+	kills, maxPartials := 0, 0
 	for kills < cfg.kill9Kills {
 		// A kill lands while bytes flow: after this daemon's uploads have started, at a
 		// random moment within the next 2.5 s.
@@ -90,6 +105,7 @@ func TestKill9(t *testing.T) {
 		if stateOf(s.status(r)) == "delivered" {
 			break
 		}
+		maxPartials = max(maxPartials, s.dataPartials())
 		if !p.signal(syscall.SIGKILL, 10*time.Second) {
 			t.Fatalf("the daemon did not die of SIGKILL within 10 s")
 		}
@@ -97,7 +113,9 @@ func TestKill9(t *testing.T) {
 		p = s.start()
 	}
 	s.figure("kills", kills)
+	s.figure("max_partials_at_kill", maxPartials)
 	s.goal(kills == cfg.kill9Kills, "only %d of %d kills landed before the request was delivered (slow the upload: -kill9-bandwidth)", kills, cfg.kill9Kills)
+	s.goal(maxPartials <= concurrency, "%d files had a partial on the server at once, more than concurrency (%d): a restart starts new files before it resumes the ones it had begun", maxPartials, concurrency)
 	s.finish(p, []request{r}, srcs)
 	ratio := float64(s.proxy.Up()) / float64(totalSize(srcs))
 	s.figure("wire/delivered", fmt.Sprintf("%.3f", ratio))

@@ -46,6 +46,9 @@ type scenario struct {
 	started time.Time
 }
 
+// concurrency is destination.concurrency in every scenario: files in flight at once.
+const concurrency = 4
+
 // setup describes the config a scenario runs with.
 type setup struct {
 	sub        string // below the server's folder: the destination URL's folder
@@ -101,11 +104,11 @@ files = [%q]
 url = %q
 identity_file = %q
 known_hosts = %q
-concurrency = 4
+concurrency = %d
 %s
 [status]
 listen = %q
-`, s.state, s.root, reqFile, url, s.srv.IdentityFile, s.srv.KnownHosts, dest, s.listen)
+`, s.state, s.root, reqFile, url, s.srv.IdentityFile, s.srv.KnownHosts, concurrency, dest, s.listen)
 	s.cfgFile = filepath.Join(s.dir, "hotdrop.toml")
 	must(t, os.WriteFile(s.cfgFile, []byte(conf), 0o644))
 	must(t, os.MkdirAll(s.root, 0o755))
