@@ -46,3 +46,15 @@ cross:
 # BENCH_FLAGS=--quick for the small data sets; the Go benchmarks: go test -bench SSHD ./uploader/
 bench:
 	bash bench/run.sh $(BENCH_FLAGS)
+
+# faults: the fault suite (faults/, build tag "faults"): the real daemon binary against a real
+# sshd behind a proxy that counts, cuts and redirects connections; one FAULT line per scenario,
+# a failed test per missed goal. Needs root and the hotdrop-test user, as .ci/run sets up.
+# HOTDROP_FAULTS=reduced is the CI size (about 3 minutes); the full run takes about 20.
+# FAULTS_ARGS sets sizes and goals, e.g. FAULTS_ARGS="-kills 30 -ratio-kill9 1.10 -seed 7";
+# FAULTS_RUN picks scenarios by test name, e.g. FAULTS_RUN=Kill9.
+FAULTS_RUN ?= .
+.PHONY: faults
+faults: build
+	HOTDROP_BIN=$(CURDIR)/bin/hotdrop HOTDROP_FAULTS=$(HOTDROP_FAULTS) \
+	  $(GO) test -tags faults -count=1 -v -timeout 90m -run '$(FAULTS_RUN)' ./faults/ -args $(FAULTS_ARGS)

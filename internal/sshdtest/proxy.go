@@ -16,15 +16,16 @@ import (
 type Proxy struct {
 	Addr string // 127.0.0.1:PORT to dial instead of the server
 
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-	up     atomic.Int64 // client → server bytes forwarded, every connection
-	cutAt  atomic.Int64 // armed cut: connection bytes after which to cut; 0 = none
-	cuts   atomic.Int64
-	down   atomic.Bool // SetDown: the server is away
+	ln       net.Listener
+	wg       sync.WaitGroup
+	up       atomic.Int64 // client → server bytes forwarded, every connection
+	cutAt    atomic.Int64 // armed cut: connection bytes after which to cut; 0 = none
+	cuts     atomic.Int64
+	accepted atomic.Int64 // client connections accepted, whether or not the server answered
+	down     atomic.Bool  // SetDown: the server is away
 
 	mu     sync.Mutex
+	target string // guarded by mu: Retarget changes it for later connections
 	conns  []net.Conn
 	frozen []*atomic.Bool // one per connection: Freeze sets those open now
 }
@@ -70,11 +71,15 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
+		p.accepted.Add(1)
 		if p.down.Load() {
 			a.Close() // as a host whose sshd is gone: the connection ends at once
 			continue
 		}
-		b, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		b, err := net.Dial("tcp", target)
 		if err != nil {
 			a.Close()
 			continue
