@@ -73,6 +73,9 @@ func newScenario(t *testing.T, name string, su setup) *scenario {
 	s.srv.Pin(t, s.proxy.Addr)
 	s.remote = filepath.Join(s.srv.Dir, filepath.FromSlash(su.sub))
 	s.dir = t.TempDir()
+	if d := os.Getenv("HOTDROP_FAULTS_KEEP"); d != "" {
+		s.dir, _ = os.MkdirTemp(d, t.Name())
+	}
 	s.state, s.root = filepath.Join(s.dir, "state"), filepath.Join(s.dir, "root")
 	s.listen = freeAddr(t)
 	if len(su.requests) == 0 {
