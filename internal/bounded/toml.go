@@ -111,10 +111,7 @@ func (s *tomlScan) header() *Error {
 		s.i++
 	}
 	parts := 1
-	if !s.depthOK(parts) {
-		return tooDeep(d, start, s.lim, tomlNesting)
-	}
-	if err := s.addKey(start); err != nil {
+	if err := s.part(parts, start); err != nil {
 		return err
 	}
 	for s.i < len(d) {
@@ -125,10 +122,7 @@ func (s *tomlScan) header() *Error {
 			continue
 		case '.':
 			parts++
-			if !s.depthOK(parts) {
-				return tooDeep(d, s.i, s.lim, tomlNesting)
-			}
-			if err := s.addKey(s.i); err != nil {
+			if err := s.part(parts, s.i); err != nil {
 				return err
 			}
 		case '\n', '#':
@@ -155,6 +149,15 @@ func (s *tomlScan) header() *Error {
 	return nil
 }
 
+// part counts one more part of a key, at depth, found at offset at: refused past the
+// depth or the key limit.
+func (s *tomlScan) part(depth, at int) *Error {
+	if !s.depthOK(depth) {
+		return tooDeep(s.data, at, s.lim, tomlNesting)
+	}
+	return s.addKey(at)
+}
+
 // cur is the depth at which a key read now sits (before its own parts).
 func (s *tomlScan) cur() int {
 	if n := len(s.stack); n > 0 {
@@ -167,10 +170,7 @@ func (s *tomlScan) cur() int {
 func (s *tomlScan) key() *Error {
 	d := s.data
 	depth := s.cur() + 1
-	if !s.depthOK(depth) {
-		return tooDeep(d, s.i, s.lim, tomlNesting)
-	}
-	if err := s.addKey(s.i); err != nil {
+	if err := s.part(depth, s.i); err != nil {
 		return err
 	}
 	for s.i < len(d) {
@@ -181,10 +181,7 @@ func (s *tomlScan) key() *Error {
 			continue
 		case '.':
 			depth++
-			if !s.depthOK(depth) {
-				return tooDeep(d, s.i, s.lim, tomlNesting)
-			}
-			if err := s.addKey(s.i); err != nil {
+			if err := s.part(depth, s.i); err != nil {
 				return err
 			}
 		case '=':

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -144,4 +145,47 @@ func tempName(name, suffix string) string {
 		return name + ".tmp-" + suffix
 	}
 	return "." + name + ".tmp-" + suffix
+}
+
+// Lstat describes the entry at rel without following it; the folders on the way are resolved
+// as Open resolves them.
+func (r *Root) Lstat(rel string) (fs.FileInfo, error) {
+	if _, err := split(rel); err != nil {
+		return nil, err
+	}
+	d, err := r.OpenDir(path.Dir(rel))
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Lstat(path.Base(rel))
+}
+
+// MkdirAll makes the folders of rel that are missing, one component at a time and never
+// through a link; made is called with each folder it created (to set its mode and group
+// through the descriptor), and the innermost folder is returned open.
+func (r *Root) MkdirAll(rel string, perm fs.FileMode, made func(*Dir) error) (*Dir, error) {
+	parts, err := split(rel)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := r.OpenDir(".")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		next, created, err := cur.Mkdir(p, perm)
+		cur.Close()
+		if err != nil {
+			return nil, err
+		}
+		if created && made != nil {
+			if err := made(next); err != nil {
+				next.Close()
+				return nil, err
+			}
+		}
+		cur = next
+	}
+	return cur, nil
 }

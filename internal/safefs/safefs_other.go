@@ -83,46 +83,6 @@ func (r *Root) OpenDir(rel string) (*Dir, error) {
 	return cur, nil
 }
 
-// Lstat describes the entry at rel without following it.
-func (r *Root) Lstat(rel string) (fs.FileInfo, error) {
-	if _, err := split(rel); err != nil {
-		return nil, err
-	}
-	d, err := r.OpenDir(path.Dir(rel))
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	return d.Lstat(path.Base(rel))
-}
-
-// MkdirAll makes the missing folders of rel; see the unix version.
-func (r *Root) MkdirAll(rel string, perm fs.FileMode, made func(*Dir) error) (*Dir, error) {
-	parts, err := split(rel)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := r.OpenDir(".")
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range parts {
-		next, created, err := cur.Mkdir(p, perm)
-		cur.Close()
-		if err != nil {
-			return nil, err
-		}
-		if created && made != nil {
-			if err := made(next); err != nil {
-				next.Close()
-				return nil, err
-			}
-		}
-		cur = next
-	}
-	return cur, nil
-}
-
 // Dir is an open folder below a Root.
 type Dir struct {
 	top      *Root
