@@ -116,8 +116,12 @@ func (l *limiter) update(now time.Time) (int64, int) {
 	return bps, burstFor(bps)
 }
 
-// wait blocks until n more bytes may be sent, or ctx ends.
-func (l *limiter) wait(ctx context.Context, n int) error {
+// wait blocks until n more bytes may be sent, or ctx ends. Acknowledgements
+// that arrive on done meanwhile are given to handle at once (both may be nil):
+// at a low rate the wait is long, and an acknowledgement left waiting with it
+// is a checkpoint not written, so a crash then re-sent a whole wait's worth of
+// every upload.
+func (l *limiter) wait(ctx context.Context, n int, done <-chan writeDone, handle func(writeDone)) error {
 	for n > 0 {
 		now := l.clock.Now()
 		bps, burst := l.update(now)
@@ -135,11 +139,18 @@ func (l *limiter) wait(ctx context.Context, n int) error {
 		if d <= 0 {
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			r.CancelAt(l.clock.Now())
-			return ctx.Err()
-		case <-l.clock.After(d):
+		timer := l.clock.After(d)
+	waiting:
+		for {
+			select {
+			case <-ctx.Done():
+				r.CancelAt(l.clock.Now())
+				return ctx.Err()
+			case <-timer:
+				break waiting
+			case dn := <-done:
+				handle(dn)
+			}
 		}
 	}
 	return nil

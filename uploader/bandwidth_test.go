@@ -99,7 +99,7 @@ func TestSSHDBandwidthSchedule(t *testing.T) {
 func TestLimiterShared(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)}
 	l := newLimiter(clock, 0, nil)
-	must(t, l.wait(t.Context(), 1<<30))
+	must(t, l.wait(t.Context(), 1<<30, nil, nil))
 	if !clock.Now().Equal(time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)) {
 		t.Fatal("an unlimited limiter waited")
 	}
@@ -111,7 +111,7 @@ func TestLimiterShared(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 40 {
-				must(t, l.wait(t.Context(), 128<<10))
+				must(t, l.wait(t.Context(), 128<<10, nil, nil))
 			}
 		}()
 	}
@@ -119,5 +119,48 @@ func TestLimiterShared(t *testing.T) {
 	// 2 x 40 x 128 KiB = 10 MiB at 1 MiB/s together: 10 s, not 5.
 	if took := clock.Now().Sub(t0); took < 9*time.Second || took > 11*time.Second {
 		t.Errorf("two uploads of 5 MiB at a shared 1 MiB/s took %v, want 10s ± 10%%", took)
+	}
+}
+
+// manualClock's timers fire only when the test says so.
+type manualClock struct {
+	now  time.Time
+	fire chan time.Time
+}
+
+func (c *manualClock) Now() time.Time                       { return c.now }
+func (c *manualClock) After(time.Duration) <-chan time.Time { return c.fire }
+
+// TestLimiterWaitHandlesAcks: while an upload waits for its bandwidth share, the
+// acknowledgements of what it sent before are handled at once, not after the wait: at a
+// low rate the wait is long, and an acknowledgement kept waiting is a checkpoint not
+// written (a kill -9 then re-sent a whole wait's worth of every upload).
+func TestLimiterWaitHandlesAcks(t *testing.T) {
+	c := &manualClock{now: time.Unix(1e9, 0), fire: make(chan time.Time)}
+	l := newLimiter(c, 32<<10, nil)
+	done := make(chan writeDone)
+	handled := make(chan writeDone, 1)
+	waited := make(chan error, 1)
+	go func() { waited <- l.wait(t.Context(), 32<<10, done, func(d writeDone) { handled <- d }) }()
+	select {
+	case done <- writeDone{off: 0, n: 32 << 10}: // received while the wait is blocked
+	case err := <-waited:
+		t.Fatalf("wait returned at once (%v); it must block for the rate", err)
+	}
+	if d := <-handled; d.n != 32<<10 {
+		t.Errorf("handled %+v, want the acknowledgement sent", d)
+	}
+	select {
+	case err := <-waited:
+		t.Fatalf("wait returned (%v) before its time came", err)
+	default:
+	}
+	for {
+		select {
+		case c.fire <- c.now:
+		case err := <-waited:
+			must(t, err)
+			return
+		}
 	}
 }

@@ -22,10 +22,15 @@ type Checkpoint struct {
 
 // Checkpoints are throttled: one per this many acknowledged bytes or this
 // much time, whichever comes first, and one more when a transient error
-// stops the upload.
+// stops the upload. A crash re-sends what was acknowledged since the last
+// checkpoint: at one a second and 64 MiB that was up to a second of every
+// upload (the fault suite's kill9, 12 files at 1 MiB/s through 5 kills:
+// 1.095 wire/delivered; at 250 ms: 1.015). A journal write (no fsync) four
+// times a second per file is cheap, and the checkpointer drops offsets the
+// journal has no time for.
 const (
-	checkpointBytes    = 64 << 20
-	checkpointInterval = time.Second
+	checkpointBytes    = 16 << 20
+	checkpointInterval = 250 * time.Millisecond
 )
 
 // ackTracker follows which byte ranges the server acknowledged, in any
@@ -184,7 +189,7 @@ loop:
 			c.progress(off)
 		}
 		if c.limit != nil {
-			if err := c.limit.wait(ctx, n); err != nil {
+			if err := c.limit.wait(ctx, n, done, handle); err != nil {
 				res.readErr = err
 				free <- buf
 				break
