@@ -91,3 +91,12 @@ func (l localTarget) readSmall(p string, max int64) ([]byte, error) {
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, max))
 }
+
+func (l localTarget) readRange(p string, off int64, n int) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readRangeFrom(f, off, n)
+}

@@ -357,3 +357,22 @@ func (c *sftpConn) readSmall(p string, max int64) ([]byte, error) {
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, max))
 }
+
+func (c *sftpConn) readRange(p string, off int64, n int) ([]byte, error) {
+	f, err := c.sftp.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readRangeFrom(f, off, n)
+}
+
+// readRangeFrom reads up to n bytes at off; fewer at the end of the file.
+func readRangeFrom(r io.ReaderAt, off int64, n int) ([]byte, error) {
+	buf := make([]byte, n)
+	m, err := r.ReadAt(buf, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:m], nil
+}

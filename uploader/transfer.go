@@ -28,7 +28,7 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 		}
 		serr <- checkFinal(t, final+"."+u.checksum, false)
 	}()
-	w, start, err := u.openPartial(t, fi, j, partial)
+	w, start, err := u.openPartial(t, f, fi, j, partial)
 	fe, se := <-ferr, <-serr
 	if fe == nil {
 		fe = se
@@ -106,7 +106,7 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 // openPartial opens the partial: the existing one cut back to the resume
 // offset when j.Resume still applies, else a new, empty one. It creates
 // missing folders, remembering them so small files do not pay for a stat.
-func (u *Uploader) openPartial(t target, fi os.FileInfo, j Job, partial string) (remoteFile, int64, error) {
+func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, partial string) (remoteFile, int64, error) {
 	if r := j.Resume; r != nil && r.Offset > 0 {
 		why := ""
 		switch {
@@ -122,13 +122,21 @@ func (u *Uploader) openPartial(t target, fi os.FileInfo, j Job, partial string) 
 				if rfi, err = w.Stat(); err == nil && rfi.Size() < r.Offset {
 					err = fmt.Errorf("it holds %d bytes, fewer than the %d acknowledged", rfi.Size(), r.Offset)
 				}
-				if err == nil {
-					// Bytes past the acknowledged offset may hide holes left
-					// by concurrent writes: cut them off and send them again.
-					err = w.Truncate(r.Offset)
+				start := r.Offset
+				if err == nil && rfi.Size() > start {
+					// Bytes past the acknowledged offset may hide holes left by
+					// concurrent writes; those that read back identical to the
+					// local file are kept, the rest cut off and sent again.
+					start += u.salvage(t, f, partial, start, rfi.Size())
 				}
 				if err == nil {
-					return w, r.Offset, nil
+					err = w.Truncate(start)
+				}
+				if err == nil {
+					if start > r.Offset {
+						u.log.Debug("resuming past the acknowledged offset", "remote", partial, "acknowledged", r.Offset, "kept", start-r.Offset)
+					}
+					return w, start, nil
 				}
 				w.Close()
 			}
@@ -162,6 +170,34 @@ func (u *Uploader) openPartial(t target, fi os.FileInfo, j Job, partial string) 
 
 // fileSums are the hashes of what was sent; prefix is the sha256 of the
 // resumed part below the resume offset ("" when not resumed).
+// salvageMax bounds the read-back of a partial past its acknowledged
+// offset: about what can be in flight when a link drops (the SSH window and
+// the SFTP requests behind it).
+const salvageMax = 16 << 20
+
+// salvage reads back what the partial holds from off (up to size) and
+// returns how many bytes of it, from off, equal the local file's: those
+// reached the server although their acknowledgements were lost with the
+// link or the process, and need not cross the uplink again. A hole left by
+// out-of-order writes reads as zeros and ends the match unless the file
+// holds zeros there too, in which case the bytes are right anyway. Any
+// error keeps nothing.
+func (u *Uploader) salvage(t target, f io.ReaderAt, partial string, off, size int64) int64 {
+	n := min(size-off, salvageMax)
+	remote, err := t.readRange(partial, off, int(n))
+	if err != nil || len(remote) == 0 {
+		return 0
+	}
+	local := make([]byte, len(remote))
+	m, _ := f.ReadAt(local, off)
+	local = local[:m]
+	same := 0
+	for same < len(local) && same < len(remote) && local[same] == remote[same] {
+		same++
+	}
+	return int64(same)
+}
+
 type fileSums struct{ sha, sum, prefix string }
 
 // writePartial hashes the resumed prefix, then copies and hashes the rest

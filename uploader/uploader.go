@@ -321,6 +321,7 @@ type target interface {
 	remove(p string) error
 	rename(from, to string, replace bool) (how string, err error) // how names the method, for the log; without replace it never overwrites
 	readSmall(p string, max int64) ([]byte, error)                // at most max bytes of a small file
+	readRange(p string, off int64, n int) ([]byte, error)         // up to n bytes from off (fewer at the end)
 	freeSpace(dir string) (int64, bool)                           // false: unknown
 }
 

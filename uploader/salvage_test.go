@@ -1,0 +1,70 @@
+package uploader
+
+import (
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/hotdrop/hotdrop/internal/sshdtest"
+)
+
+// TestResumeKeepsWhatReachedTheServer: a link that drops (or a process that dies) loses
+// the acknowledgements of writes the server had already done. On resume, the part of the
+// partial past the journaled offset that reads back identical to the local file is kept
+// and not sent again; from the first byte that differs (here a hole of zeros, as
+// out-of-order writes leave) it is cut off and sent again. The file arrives identical.
+func TestResumeKeepsWhatReachedTheServer(t *testing.T) {
+	s := sshdtest.Start(t)
+	for _, dest := range []struct {
+		name string
+		opts func(t *testing.T) (Options, string)
+	}{
+		{"sshd", func(t *testing.T) (Options, string) { return sshdOptions(s), s.Dir }},
+		{"file", func(t *testing.T) (Options, string) {
+			dir := t.TempDir()
+			return Options{URL: "file://" + dir, Logger: discardLogger()}, dir
+		}},
+	} {
+		t.Run(dest.name, func(t *testing.T) {
+			o, dir := dest.opts(t)
+			u := newUploader(t, o)
+			const size, acked, arrived = 3 << 20, 1 << 20, 1<<20 + 700<<10
+			rel := "salvage/" + dest.name + ".mov"
+			j, data := localFile(t, size, rel)
+			partial := filepath.Join(dir, "salvage", "."+dest.name+".mov.partial")
+			must(t, os.MkdirAll(filepath.Dir(partial), 0o777))
+			// What reached the server: the acknowledged part, more that arrived unacknowledged,
+			// a hole, then a later write.
+			held := append(append([]byte{}, data[:arrived]...), make([]byte, 100<<10)...)
+			held = append(held, data[arrived+100<<10:arrived+300<<10]...)
+			must(t, os.WriteFile(partial, held, 0o644))
+			if dest.name == "sshd" {
+				chownTo(t, s.User, filepath.Dir(partial), partial)
+			}
+			fi, err := os.Stat(j.LocalPath)
+			must(t, err)
+			j.Resume = &Checkpoint{Partial: partial, Offset: acked, Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi)}
+			res, err := u.Upload(t.Context(), j)
+			must(t, err)
+			if res.Resumed != arrived {
+				t.Errorf("resumed from %d, want %d: the %d bytes past the acknowledged %d that match the local file are kept, the hole is not",
+					res.Resumed, arrived, arrived-acked, acked)
+			}
+			assertFile(t, filepath.Join(dir, filepath.FromSlash(rel)), data)
+			assertNoPartial(t, dir)
+		})
+	}
+}
+
+func chownTo(t *testing.T, name string, paths ...string) {
+	t.Helper()
+	u, err := user.Lookup(name)
+	must(t, err)
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for _, p := range paths {
+		must(t, os.Chown(p, uid, gid))
+	}
+}
