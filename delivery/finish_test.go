@@ -93,7 +93,12 @@ func TestManifestOwedAtStart(t *testing.T) {
 		State: string(Delivered), RemotePath: "/in/SR-43/a.ttml", SHA256: "abc", DeliveredAt: time.Now()}
 	newHarnessWith(t, root, st, up, func(o *Options) { o.Manifest = true }, req("SR-43", 1))
 	waitUntil(t, func() bool { _, ok := up.sizeOf("SR-43/SR-43.hotdrop.json"); return ok })
-	waitUntil(t, func() bool { at, _ := st.ManifestAt(context.Background(), "SR-43"); return !at.IsZero() })
+	// Recorded as written (not merely as intended: that is what a crash behind the rename
+	// leaves, and it is sent again).
+	waitUntil(t, func() bool {
+		at, _ := st.ManifestAt(context.Background(), "SR-43")
+		return !at.IsZero() && !at.Equal(manifestIntent)
+	})
 
 	// Once recorded, a later start sends nothing.
 	up2 := newFakeUploader()
@@ -127,7 +132,10 @@ func TestManifestRetried(t *testing.T) {
 	}, req("SR-44", 1))
 	h.drop("SR-44", "a.ttml", watcher.Ready, 4)
 	h.waitState("SR-44", Delivered)
-	waitUntil(t, func() bool { at, _ := st.ManifestAt(context.Background(), "SR-44"); return !at.IsZero() })
+	waitUntil(t, func() bool {
+		at, _ := st.ManifestAt(context.Background(), "SR-44")
+		return !at.IsZero() && !at.Equal(manifestIntent)
+	})
 	if _, ok := up.sizeOf("SR-44/SR-44.hotdrop.json"); !ok {
 		t.Errorf("manifest recorded as written but not on the server")
 	}

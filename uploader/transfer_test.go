@@ -94,8 +94,10 @@ func TestSSHDResumeAfterCut(t *testing.T) {
 	must(t, err)
 	assertFile(t, filepath.Join(s.Dir, "big", "movie.mxf"), data)
 	assertNoPartial(t, s.Dir)
-	if res.Resumed != last.Offset || res.SHA256 != sum(data) {
-		t.Errorf("resumed Upload() = %+v, want Resumed %d and sha256 %s", res, last.Offset, sum(data))
+	// At least from the checkpoint; further where the partial held more that reads back
+	// identical (writes whose acknowledgements the cut lost).
+	if res.Resumed < last.Offset || res.SHA256 != sum(data) {
+		t.Errorf("resumed Upload() = %+v, want Resumed >= %d and sha256 %s", res, last.Offset, sum(data))
 	}
 	if want := fmt.Sprintf("%016x", xxhash.Sum64(data)); res.Checksum != want {
 		t.Errorf("xxh64 after resume = %s, want %s", res.Checksum, want)
