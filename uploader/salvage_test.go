@@ -13,8 +13,8 @@ import (
 // TestResumeKeepsWhatReachedTheServer: a link that drops (or a process that dies) loses
 // the acknowledgements of writes the server had already done. On resume, the part of the
 // partial past the journaled offset that reads back identical to the local file is kept
-// and not sent again; from the first byte that differs (here a hole of zeros, as
-// out-of-order writes leave) it is cut off and sent again. The file arrives identical.
+// and not sent again; from the first byte that differs (a hole that out-of-order writes
+// left, another writer's bytes) it is cut off and sent again. The file arrives identical.
 func TestResumeKeepsWhatReachedTheServer(t *testing.T) {
 	s := sshdtest.Start(t)
 	for _, dest := range []struct {
@@ -36,8 +36,13 @@ func TestResumeKeepsWhatReachedTheServer(t *testing.T) {
 			partial := filepath.Join(dir, "salvage", "."+dest.name+".mov.partial")
 			must(t, os.MkdirAll(filepath.Dir(partial), 0o777))
 			// What reached the server: the acknowledged part, more that arrived unacknowledged,
-			// a hole, then a later write.
-			held := append(append([]byte{}, data[:arrived]...), make([]byte, 100<<10)...)
+			// then bytes that differ from the local file's at every position (as a hole of
+			// zeros does wherever the file is not zero), then a later write.
+			wrong := make([]byte, 100<<10)
+			for i := range wrong {
+				wrong[i] = ^data[arrived+i]
+			}
+			held := append(append([]byte{}, data[:arrived]...), wrong...)
 			held = append(held, data[arrived+100<<10:arrived+300<<10]...)
 			must(t, os.WriteFile(partial, held, 0o644))
 			if dest.name == "sshd" {
