@@ -18,16 +18,7 @@ import (
 // TestNoClobber runs each case against the real sshd and a file:// folder.
 func TestNoClobber(t *testing.T) {
 	s := sshdtest.Start(t)
-	for _, dest := range []struct {
-		name string
-		opts func(t *testing.T) (Options, string)
-	}{
-		{"sshd", func(t *testing.T) (Options, string) { return sshdOptions(s), s.Dir }},
-		{"file", func(t *testing.T) (Options, string) {
-			dir := t.TempDir()
-			return Options{URL: "file://" + dir, Logger: discardLogger()}, dir
-		}},
-	} {
+	for _, dest := range bothDestinations(s) {
 		t.Run(dest.name+"/appears during upload", func(t *testing.T) {
 			o, dir := dest.opts(t)
 			o.Verify = VerifySize // so nothing looks at the final name again after the size check

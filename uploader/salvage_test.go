@@ -17,16 +17,7 @@ import (
 // left, another writer's bytes) it is cut off and sent again. The file arrives identical.
 func TestResumeKeepsWhatReachedTheServer(t *testing.T) {
 	s := sshdtest.Start(t)
-	for _, dest := range []struct {
-		name string
-		opts func(t *testing.T) (Options, string)
-	}{
-		{"sshd", func(t *testing.T) (Options, string) { return sshdOptions(s), s.Dir }},
-		{"file", func(t *testing.T) (Options, string) {
-			dir := t.TempDir()
-			return Options{URL: "file://" + dir, Logger: discardLogger()}, dir
-		}},
-	} {
+	for _, dest := range bothDestinations(s) {
 		t.Run(dest.name, func(t *testing.T) {
 			o, dir := dest.opts(t)
 			u := newUploader(t, o)
@@ -71,5 +62,23 @@ func chownTo(t *testing.T, name string, paths ...string) {
 	gid, _ := strconv.Atoi(u.Gid)
 	for _, p := range paths {
 		must(t, os.Chown(p, uid, gid))
+	}
+}
+
+// destination is a way to get Options for a test, and the folder files land in.
+type destination struct {
+	name string
+	opts func(t *testing.T) (Options, string)
+}
+
+// bothDestinations are the real sshd s and a file:// folder, for a test of behaviour
+// both kinds of destination must share.
+func bothDestinations(s *sshdtest.Server) []destination {
+	return []destination{
+		{"sshd", func(t *testing.T) (Options, string) { return sshdOptions(s), s.Dir }},
+		{"file", func(t *testing.T) (Options, string) {
+			dir := t.TempDir()
+			return Options{URL: "file://" + dir, Logger: discardLogger()}, dir
+		}},
 	}
 }
