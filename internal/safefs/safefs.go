@@ -104,37 +104,40 @@ func notRegular(abs string, m fs.FileMode) error {
 // Root.Open does, for callers that read a file now and then and hold no Root. An empty base
 // means abs's own folder (only the last element is then guarded).
 func OpenUnder(base, abs string) (*os.File, error) {
-	if base == "" {
-		base = filepath.Dir(abs)
-	}
-	r, err := OpenRoot(base)
+	r, rel, err := rootUnder(base, abs)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	rel, err := Rel(r.Path(), abs)
-	if err != nil {
-		return nil, err
-	}
 	return r.Open(rel)
 }
 
 // LstatUnder describes the entry at abs beneath base without following a link at any level
 // (see OpenUnder for base).
 func LstatUnder(base, abs string) (fs.FileInfo, error) {
+	r, rel, err := rootUnder(base, abs)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Lstat(rel)
+}
+
+// rootUnder opens base (abs's own folder when empty) and gives abs relative to it.
+func rootUnder(base, abs string) (*Root, string, error) {
 	if base == "" {
 		base = filepath.Dir(abs)
 	}
 	r, err := OpenRoot(base)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	defer r.Close()
 	rel, err := Rel(r.Path(), abs)
 	if err != nil {
-		return nil, err
+		r.Close()
+		return nil, "", err
 	}
-	return r.Lstat(rel)
+	return r, rel, nil
 }
 
 // tempName is the temporary name WriteFile writes name under: hidden, and starting with name
@@ -188,4 +191,25 @@ func (r *Root) MkdirAll(rel string, perm fs.FileMode, made func(*Dir) error) (*D
 		cur = next
 	}
 	return cur, nil
+}
+
+// ReadDir lists the folder's entries, each described as Lstat describes it. Entries that
+// vanish while it lists are left out.
+func (d *Dir) ReadDir() ([]fs.FileInfo, error) {
+	names, err := d.Names()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fs.FileInfo, 0, len(names))
+	for _, n := range names {
+		fi, err := d.Lstat(n)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, fi)
+	}
+	return out, nil
 }

@@ -130,26 +130,6 @@ func (d *Dir) Names() ([]string, error) {
 	return f.Readdirnames(-1)
 }
 
-// ReadDir lists the folder's entries as Lstat describes them.
-func (d *Dir) ReadDir() ([]fs.FileInfo, error) {
-	names, err := d.Names()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]fs.FileInfo, 0, len(names))
-	for _, n := range names {
-		fi, err := d.Lstat(n)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return nil, err
-		}
-		out = append(out, fi)
-	}
-	return out, nil
-}
-
 // Open opens the regular file name in this folder for reading.
 func (d *Dir) Open(name string) (*os.File, error) {
 	li, err := d.Lstat(name)

@@ -5,7 +5,6 @@ package safefs
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -208,27 +207,6 @@ func (d *Dir) Names() ([]string, error) {
 	f := os.NewFile(uintptr(fd), d.path)
 	defer f.Close()
 	return f.Readdirnames(-1)
-}
-
-// ReadDir lists the folder's entries, each described as Lstat describes it. Entries that
-// vanish while it lists are left out.
-func (d *Dir) ReadDir() ([]fs.FileInfo, error) {
-	names, err := d.Names()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]fs.FileInfo, 0, len(names))
-	for _, n := range names {
-		fi, err := d.Lstat(n)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return nil, err
-		}
-		out = append(out, fi)
-	}
-	return out, nil
 }
 
 // Open opens the regular file name in this folder for reading (see Root.Open).
