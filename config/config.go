@@ -96,6 +96,7 @@ type SourceType struct {
 	// RequireChecksum and RequireMarker keep a crashed render's truncated
 	// but stable file from being delivered.
 	RequireChecksum, RequireMarker bool
+	SuspectFrames                  *bool // nil = not set
 	Pos                            Position
 }
 

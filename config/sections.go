@@ -445,6 +445,11 @@ func decodeSourceTypes(tables []*table) []SourceType {
 		}
 		t.setBool("require_checksum", &st.RequireChecksum)
 		t.setBool("require_marker", &st.RequireMarker)
+		if t.has("suspect_frames") {
+			var b bool
+			t.setBool("suspect_frames", &b)
+			st.SuspectFrames = &b
+		}
 		if t.has("metadata") {
 			md := t.sub("metadata")
 			md.open = true

@@ -87,7 +87,7 @@ func (e *Engine) classify(ctx context.Context, fs *fileState, r *reqState) {
 	v := e.opt.Classifier.Evaluate(in)
 	if fs.inBin && fs.req != v.Request {
 		prev := e.reqs[fs.req]
-		fs.req, fs.rec.RequestID = v.Request, v.Request
+		e.assign(fs, v.Request)
 		if prev != nil {
 			e.refresh(ctx, prev)
 		}
@@ -97,9 +97,12 @@ func (e *Engine) classify(ctx context.Context, fs *fileState, r *reqState) {
 	for _, c := range v.Checksums {
 		fs.verify = append(fs.verify, c)
 	}
-	if v.Wait != "" {
-		if owner := e.reqs[v.Request]; owner != nil {
+	if owner := e.reqs[v.Request]; owner != nil {
+		if v.Wait != "" {
 			owner.needsMarker = true
+		}
+		if v.Profile != nil && v.Profile.SuspectFrames {
+			owner.suspect = true
 		}
 	}
 	if v.Hold != nil {

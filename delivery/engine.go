@@ -73,7 +73,9 @@ type Engine struct {
 	reqs     map[string]*reqState
 	byFolder map[string]string // drop folder (slash, relative to Root) → request id
 	files    map[string]*fileState
-	outside  map[string]bool // paths already logged as being outside every drop folder
+	byReq    map[string]map[*fileState]struct{} // request id ("" for none) → its files; see index.go
+	stale    map[string]bool                    // requests to refresh once the events at hand are handled
+	outside  map[string]bool                    // paths already logged as being outside every drop folder
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot
@@ -96,12 +98,15 @@ type Engine struct {
 type reqState struct {
 	Request
 	needsMarker bool   // its profile requires the ready marker even with files > 0
+	suspect     bool   // its profile holds suspect frames (suspect_frames)
 	rel         string // drop folder relative to Root, slash-separated
 	marker      bool   // the ready marker is present
 	deliver     bool   // `hotdrop deliver` was given: counts as the marker, and as auto_deliver
 	state       State
 	emitted     State // the state the last request event was made for
 	quiet       bool  // first refresh after start: establish the state without events
+	refreshedAt time.Time
+	reportedAt  time.Time // when its view was last sent
 }
 
 type fileState struct {
@@ -124,16 +129,20 @@ type fileState struct {
 	nameGen          int
 	nameReq, nameFor string
 	nameMsg          string
-	gone             bool // removed while uploading
-	sourceGone       bool // delivered, then its source was moved away or deleted
-	replace          bool // the upload may replace the remote file (hotdrop's earlier delivery there)
-	meta             map[string]string
-	verify           []Checksum // writers' checksum files to check before uploading
-	progressAt       time.Time
-	progressAt0      time.Time   // when this upload started, for the rate
-	verified         string      // what proved the last delivery (Result.Verified)
-	resume           *Checkpoint // the journaled resume point, read when the upload is queued
-	dev              uint64      // device of the settled identity (0: unknown, e.g. after a restart)
+	// frameOf's cached answer (sequence.go), valid while frameFor is the name.
+	frame               matcher.Frame
+	isFrame, frameKnown bool
+	frameFor            string
+	gone                bool // removed while uploading
+	sourceGone          bool // delivered, then its source was moved away or deleted
+	replace             bool // the upload may replace the remote file (hotdrop's earlier delivery there)
+	meta                map[string]string
+	verify              []Checksum // writers' checksum files to check before uploading
+	progressAt          time.Time
+	progressAt0         time.Time   // when this upload started, for the rate
+	verified            string      // what proved the last delivery (Result.Verified)
+	resume              *Checkpoint // the journaled resume point, read when the upload is queued
+	dev                 uint64      // device of the settled identity (0: unknown, e.g. after a restart)
 }
 
 type msgKind int
@@ -168,7 +177,7 @@ func New(opt Options, up Uploader, st Store, rep Reporter) *Engine {
 	return &Engine{
 		opt: opt, up: up, st: st, rep: rep, log: opt.Logger,
 		reqs: map[string]*reqState{}, byFolder: map[string]string{},
-		files: map[string]*fileState{}, outside: map[string]bool{},
+		files: map[string]*fileState{}, byReq: map[string]map[*fileState]struct{}{}, outside: map[string]bool{},
 		msgs: make(chan msg, 64),
 	}
 }
@@ -288,9 +297,11 @@ func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Re
 			}
 			if rel, rerr := filepath.Rel(e.opt.Root, fs.rec.Path); rerr == nil {
 				r, name, _ := e.locate(filepath.ToSlash(rel))
-				fs.req, fs.rec.RequestID, fs.name = "", "", name
+				fs.name = name
 				if r != nil {
-					fs.req, fs.rec.RequestID = r.ID, r.ID
+					e.assign(fs, r.ID)
+				} else {
+					e.assign(fs, "")
 				}
 			}
 			if fs.rec.State == string(Failed) {
@@ -318,7 +329,11 @@ func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Re
 func (e *Engine) do(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
 	select {
-	case e.msgs <- msg{kind: msgCall, call: func() { fn(); close(done) }}:
+	case e.msgs <- msg{kind: msgCall, call: func() {
+		fn()
+		e.refreshStale(e.runCtx, true) // what fn changed is derived before its caller looks
+		close(done)
+	}}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -368,6 +383,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 		r.quiet = true
 		e.refresh(ctx, r)
 	}
+	e.refreshStale(ctx, true)
 	e.reportBin()
 	e.mu.Unlock()
 	defer e.wg.Wait()
@@ -383,7 +399,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	defer flush.Stop()
 	defer func() {
 		e.mu.Lock()
-		e.flushReports()
+		e.flushReports(true)
 		e.mu.Unlock()
 	}()
 	check := e.journalCheck()
@@ -403,17 +419,46 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			}
 			e.mu.Lock()
 			e.handle(ctx, ev)
+			e.batch(ctx, events)
 			e.mu.Unlock()
 		case m := <-e.msgs:
 			e.mu.Lock()
 			e.result(ctx, m)
+			e.batch(ctx, events)
 			e.mu.Unlock()
 		case <-flush.C:
 			e.mu.Lock()
-			e.flushReports()
+			e.refreshStale(ctx, true)
+			e.flushReports(false)
 			e.mu.Unlock()
 		}
 	}
+}
+
+// maxBatch bounds how many events and messages are handled before the requests they touched
+// are re-derived, so a flood of events cannot hold back the uploads it makes ready.
+const maxBatch = 512
+
+// batch handles what else is already waiting, up to maxBatch, then re-derives the requests
+// all of it touched: one refresh per request per batch, not one per event.
+func (e *Engine) batch(ctx context.Context, events <-chan watcher.Event) {
+	for range maxBatch {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				e.refreshStale(ctx, false)
+				return
+			}
+			e.handle(ctx, ev)
+			continue
+		case m := <-e.msgs:
+			e.result(ctx, m)
+			continue
+		default:
+		}
+		break
+	}
+	e.refreshStale(ctx, false)
 }
 
 func relName(folder, p string) string {
@@ -487,7 +532,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 			fs.gone = true
 		}
 		if fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
-			delete(e.files, ev.Path)
+			e.dropFile(fs)
 			if err := e.st.DeleteFile(ctx, ev.Path); err != nil {
 				e.log.Error("journal", "err", err)
 			}
@@ -500,7 +545,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 	}
 	if fs == nil {
 		fs = &fileState{rec: FileRecord{Path: ev.Path, State: string(Settling), CreatedAt: time.Now()}}
-		e.files[ev.Path] = fs
+		e.putFile(fs)
 	}
 	fs.inBin = bin
 	id := fs.req // a File Bin file's request is decided by classify when it is ready
@@ -509,7 +554,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 	}
 	if fs.req != id && fs.rec.State != string(Uploading) {
 		prev := fs.req
-		fs.req, fs.rec.RequestID = id, id
+		e.assign(fs, id)
 		if prevReq := e.reqs[prev]; prevReq != nil {
 			e.refresh(ctx, prevReq)
 		}
@@ -615,33 +660,22 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	return ev
 }
 
-// filesOf lists a request's deliverable files, by name.
-// The order is the map's: this runs on every event, and sorting thousands of files each time
-// showed in profiles. Views sort.
-func (e *Engine) filesOf(id string) []*fileState {
-	var out []*fileState
-	for _, fs := range e.files {
-		if fs.req == id {
-			out = append(out, fs)
-		}
-	}
-	return out
-}
-
 // reconsidered are the holds the Engine itself derives from the request as a whole; they are
 // lifted and re-derived whenever the request is looked at again. Holds about the file itself
 // (unsafe_path) stay until the file changes.
 var reconsidered = map[string]bool{
 	ReasonRequestNotOpen: true, ReasonTooManyFiles: true, ReasonAlreadyDelivered: true, ReasonInvalidName: true,
+	ReasonIncompleteSequence: true, ReasonSuspectFrame: true,
 }
 
-// refresh re-derives a request's holds and state, starts its uploads when it is complete,
-// and reports it.
-func (e *Engine) refresh(ctx context.Context, r *reqState) {
+// refreshNow re-derives a request's holds and state, starts its uploads when it is complete,
+// and reports it. Callers ask for it with refresh; see index.go.
+func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 	files := e.filesOf(r.ID)
-	before := make([]string, len(files))
+	type was struct{ state, reason string }
+	before := make([]was, len(files))
 	for i, fs := range files {
-		before[i] = fs.rec.State + fs.rec.Reason
+		before[i] = was{fs.rec.State, fs.rec.Reason}
 		if fs.rec.State == string(Held) && reconsidered[fs.rec.Reason] {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
 			if !fs.latestReady {
@@ -684,25 +718,9 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 			}
 		}
 	}
-	held, failed, uploading := 0, 0, 0
-	ready = 0
-	for _, fs := range files {
-		switch State(fs.rec.State) {
-		case Held:
-			held++
-		case Failed:
-			failed++
-		case Uploading:
-			uploading++
-		case Ready:
-			ready++
-		}
-	}
-	complete := false
-	if r.Files > 0 {
-		complete = ready+delivered+uploading == r.Files && busy == uploading && (!r.needsMarker || r.marker || r.deliver)
-	} else {
-		complete = (r.marker || r.deliver) && ready+delivered+uploading > 0 && busy == uploading
+	held, failed, ready, complete := countFiles(files, r, delivered, busy)
+	if complete && held == 0 && failed == 0 && ready > 0 && e.holdSequences(r, files) {
+		held, failed, ready, complete = countFiles(files, r, delivered, busy)
 	}
 	if complete && held == 0 && failed == 0 && ready > 0 && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
 		var starting []*fileState
@@ -718,7 +736,7 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 		e.dispatch(ctx)
 	}
 	for i, fs := range files {
-		if before[i] != fs.rec.State+fs.rec.Reason {
+		if before[i] != (was{fs.rec.State, fs.rec.Reason}) {
 			e.save(ctx, fs)
 		}
 	}
@@ -755,6 +773,31 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 		}
 	}
 	e.report(r)
+}
+
+// countFiles counts a request's held, failed and ready files and says whether it is
+// complete (SPEC.md, Completeness): delivered and busy (settling or uploading) are counted
+// before holds are derived, as a held file still takes its place.
+func countFiles(files []*fileState, r *reqState, delivered, busy int) (held, failed, ready int, complete bool) {
+	uploading := 0
+	for _, fs := range files {
+		switch State(fs.rec.State) {
+		case Held:
+			held++
+		case Failed:
+			failed++
+		case Uploading:
+			uploading++
+		case Ready:
+			ready++
+		}
+	}
+	if r.Files > 0 {
+		complete = ready+delivered+uploading == r.Files && busy == uploading && (!r.needsMarker || r.marker || r.deliver)
+	} else {
+		complete = (r.marker || r.deliver) && ready+delivered+uploading > 0 && busy == uploading
+	}
+	return held, failed, ready, complete
 }
 
 // nameProblem is cached per request and name: refresh asks on every event, for every ready
@@ -894,7 +937,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 				"sha256", fs.rec.SHA256, "verified", fs.verified, "checksum_file", m.res.ChecksumFile)
 		} else if _, err := e.lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
 			// Not delivered, and the source is gone: nothing is left to send or to show.
-			delete(e.files, fs.rec.Path)
+			e.dropFile(fs)
 			if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
 				e.log.Error("journal", "err", err)
 			}
@@ -972,7 +1015,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	}
 	if fs.gone && fs.rec.State != string(Delivered) {
 		// Removed while it was being sent: nothing is left to send or to show.
-		delete(e.files, fs.rec.Path)
+		e.dropFile(fs)
 		if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
 			e.log.Error("journal", "err", err)
 		}
@@ -999,10 +1042,14 @@ func (e *Engine) view(r *reqState) RequestView {
 	v := RequestView{ID: r.ID, Fields: r.Fields, Status: r.Status, State: r.state, Folder: r.Folder,
 		FilesExpected: r.Files, UpdatedAt: time.Now()}
 	files := e.filesOf(r.ID)
-	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
-	for _, fs := range files {
-		v.Files = append(v.Files, fileView(fs))
+	all := make([]FileView, len(files))
+	v.Counts = map[State]int{}
+	for i, fs := range files {
+		all[i] = fileView(fs)
+		v.Counts[all[i].State]++
 	}
+	_, framesGiven := r.Fields["frames"]
+	v.Files, v.Sequences, v.FilesOmitted = Summarize(all, framesGiven)
 	return v
 }
 
@@ -1029,17 +1076,30 @@ func (e *Engine) report(r *reqState) {
 // reportEvery bounds how stale a status file, the dashboard and the API may be.
 const reportEvery = 200 * time.Millisecond
 
-// flushReports sends the views of the requests that changed since the last flush.
-func (e *Engine) flushReports() {
+// bigReportEvery is how often the view of a big request (bigRequest files or more) is sent:
+// building it and its status file is linear in its files.
+const bigReportEvery = time.Second
+
+// flushReports sends the views of the requests that changed since the last flush; all sends
+// big requests' too, however recently they were sent.
+func (e *Engine) flushReports(all bool) {
 	if e.rep == nil {
 		return
 	}
+	now := time.Now()
 	for id := range e.dirty {
-		if r := e.reqs[id]; r != nil {
-			e.rep.RequestChanged(e.view(r))
+		r := e.reqs[id]
+		if r == nil {
+			delete(e.dirty, id)
+			continue
 		}
+		if !all && len(e.byReq[id]) >= bigRequest && now.Sub(r.reportedAt) < bigReportEvery {
+			continue
+		}
+		delete(e.dirty, id)
+		r.reportedAt = now
+		e.rep.RequestChanged(e.view(r))
 	}
-	clear(e.dirty)
 	if e.binDirty {
 		e.binDirty = false
 		e.sendBin()

@@ -276,6 +276,27 @@ func inodeOf(fi os.FileInfo) uint64 { return safefs.Inode(fi) }
 func devOf(fi os.FileInfo) uint64   { return safefs.Device(fi) }
 
 // waitState waits until request id reaches state; the engine's loop is asynchronous.
+// waitAttempts waits until up was asked to upload n times in all.
+func (h *harness) waitAttempts(up *fakeUploader, n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		up.mu.Lock()
+		got := 0
+		for _, a := range up.attempt {
+			got += a
+		}
+		up.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d upload attempts, want %d", got, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func (h *harness) waitState(id string, want State) RequestView {
 	h.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -393,7 +414,10 @@ func TestChangedDuringUploadThenKeepsChanging(t *testing.T) {
 	}
 	h := newHarness(t, newMemStore(), up, req("SR-9", 1))
 	for i := 0; i < 2; i++ {
+		// Each version is dropped once the previous one's upload was tried: versions that
+		// arrive together are judged together, as one.
 		h.drop("SR-9", "a.ttml", watcher.Ready, int64(10+i))
+		h.waitAttempts(up, i+1)
 		h.waitState("SR-9", Settling)
 	}
 	h.drop("SR-9", "a.ttml", watcher.Ready, 20)

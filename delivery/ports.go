@@ -193,8 +193,32 @@ type RequestView struct {
 	Folder        string
 	FilesExpected int
 	Bin           bool // the File Bin's view: files not (yet) tied to a request
-	Files         []FileView
-	UpdatedAt     time.Time
+	// Files are the files that are not frames of a sequence, by name; past maxListedFiles,
+	// only those that most need attention (FilesOmitted says how many more there are).
+	Files        []FileView
+	FilesOmitted int
+	// Sequences shows each frame sequence as one row (SPEC.md, Frame sequences).
+	Sequences []SequenceView
+	// Counts is how many files (frames included) are in each state.
+	Counts    map[State]int
+	UpdatedAt time.Time
+}
+
+// SequenceView is one frame sequence of a request: shot_010.[1001-2400].exr, 1,400 frames,
+// 8.2 GiB, 1,388 delivered.
+type SequenceView struct {
+	Name          string // the frames' names with the number as a range
+	First, Last   int64
+	Frames        int
+	Size          int64
+	Delivered     int
+	DeliveredSize int64
+	Done          int64 // bytes sent of the frames being uploaded
+	State         State // as a request's is derived from its files
+	Counts        map[State]int
+	// Reason and Message are the first held or failed frame's (by number).
+	Reason, Message string
+	ChangedAt       time.Time
 }
 
 // FileView is a snapshot of one file, for reporting.

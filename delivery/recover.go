@@ -49,7 +49,7 @@ func (e *Engine) load(ctx context.Context) error {
 			// reconcile asks the server which side of the rename the crash fell on.
 			fs.emitted = State(fs.rec.State)
 		}
-		e.files[rec.Path] = fs
+		e.putFile(fs)
 	}
 	return nil
 }

@@ -55,6 +55,8 @@ const (
 	ReasonKeepsChanging       = "keeps_changing"
 	ReasonChangedDuringUpload = "changed_during_upload"
 	ReasonRemoteError         = "remote_error"
+	ReasonIncompleteSequence  = "incomplete_sequence"
+	ReasonSuspectFrame        = "suspect_frame"
 )
 
 // holdCodes are the reasons that put a file in Held rather than Failed: they need a person to
@@ -65,6 +67,7 @@ var holdCodes = map[string]bool{
 	ReasonAlreadyDelivered: true, "unsupported_extension": true, ReasonTooManyFiles: true,
 	ReasonUnsafePath: true, ReasonInvalidName: true, ReasonRemoteExists: true,
 	"checksum_mismatch": true, ReasonKeepsChanging: true,
+	ReasonIncompleteSequence: true, ReasonSuspectFrame: true,
 }
 
 // FolderName renders the watch.folder template for a request's fields. Each field value is

@@ -30,6 +30,9 @@ type Profile struct {
 	// RequireMarker waits for the ready marker. Both keep a crashed render's truncated but
 	// stable file from being delivered.
 	RequireChecksum, RequireMarker bool
+	// SuspectFrames holds a frame of a sequence that is empty or much smaller than its
+	// neighbours (suspect_frame): a render node that died mid-write leaves such a frame.
+	SuspectFrames bool
 }
 
 // SourceType is a [[source_type]] from the config. When Name is a built-in profile's name
@@ -47,6 +50,7 @@ type SourceType struct {
 	Multi                          *bool
 	Metadata                       map[string]Field
 	RequireChecksum, RequireMarker bool
+	SuspectFrames                  *bool  // nil = keep the built-in's
 	Pos                            string // where it is written (FILE:LINE:COL), for errors
 }
 
@@ -56,9 +60,11 @@ var (
 	videoExt    = []string{"mov", "mp4", "m4v", "mxf"}
 	frameRates  = []string{"23.976", "24", "25", "29.97", "30", "50", "59.94", "60"}
 	audioConfig = []string{"1.0", "2.0", "5.1", "7.1", "7.1.4", "atmos"}
+	// imageExt are the formats render farms write as frame sequences.
+	imageExt = []string{"exr", "dpx", "cin", "tif", "tiff", "png", "jpg", "jpeg", "tga", "j2c", "j2k", "jp2", "ari", "bmp", "hdr", "sgi", "rgb", "psd", "webp"}
 )
 
-// BuiltinProfiles returns the thirteen built-in profiles of SPEC.md, in a fixed order. Each
+// BuiltinProfiles returns the built-in profiles: SPEC.md's thirteen and VFX (frame sequences), in a fixed order. Each
 // call returns fresh copies.
 func BuiltinProfiles() []Profile {
 	lang := Field{Required: true}
@@ -92,6 +98,10 @@ func BuiltinProfiles() []Profile {
 			Metadata: map[string]Field{"language": lang, "frame_rate": fr}},
 		{Name: "IMF", Aliases: []string{"IMP"}, Extensions: []string{"mxf", "xml"}, Multi: true,
 			Metadata: map[string]Field{"frame_rate": fr}},
+		// Not in SPEC's list of thirteen ("at least"): render farms' frame sequences (plates,
+		// VFX pulls, renders), which hotdrop shows and checks as sequences.
+		{Name: "VFX", Aliases: []string{"PLATES", "VFXPULL", "PULL", "RENDER", "FRAMES", "IMAGESEQUENCE", "EXR", "DPX"}, Extensions: imageExt, Multi: true,
+			Metadata: map[string]Field{"frame_rate": fr}, SuspectFrames: true},
 	}
 }
 
@@ -160,6 +170,9 @@ func buildProfiles(overrides []SourceType) (*profiles, error) {
 		p.Metadata = md
 		p.RequireChecksum = p.RequireChecksum || o.RequireChecksum
 		p.RequireMarker = p.RequireMarker || o.RequireMarker
+		if o.SuspectFrames != nil {
+			p.SuspectFrames = *o.SuspectFrames
+		}
 	}
 	for _, p := range ps.list {
 		for _, a := range append([]string{p.Name}, p.Aliases...) {

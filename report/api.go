@@ -3,7 +3,6 @@ package report
 import (
 	"encoding/json"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -26,9 +25,56 @@ type RequestInfo struct {
 	Fields        map[string]string `json:"fields,omitempty"`
 	Folder        string            `json:"folder,omitempty"`
 	// Reason is the first held or failed file's reason: why the request does not move.
-	Reason    *Reason    `json:"reason,omitempty"`
-	Files     []FileInfo `json:"files"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	Reason *Reason    `json:"reason,omitempty"`
+	Files  []FileInfo `json:"files"`
+	// FilesOmitted files are not listed (past the first 500, those needing attention first).
+	FilesOmitted int `json:"files_omitted,omitempty"`
+	// Sequences are frame sequences, each one row instead of one per frame.
+	Sequences []SequenceInfo `json:"sequences,omitempty"`
+	// Counts is how many files, frames included, are in each state.
+	Counts    map[string]int `json:"counts,omitempty"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+// SequenceInfo is one frame sequence: shot_010.[1001-2400].exr — 1,400 frames, 8.2 GiB,
+// 1,388 delivered.
+type SequenceInfo struct {
+	Name          string         `json:"name"`
+	First         int64          `json:"first"`
+	Last          int64          `json:"last"`
+	Frames        int            `json:"frames"`
+	Size          int64          `json:"size"`
+	Delivered     int            `json:"delivered"`
+	DeliveredSize int64          `json:"delivered_size"`
+	Done          int64          `json:"done,omitempty"`
+	State         string         `json:"state"`
+	Counts        map[string]int `json:"counts"`
+	Reason        *Reason        `json:"reason,omitempty"`
+	ChangedAt     time.Time      `json:"changed_at"`
+}
+
+func sequenceInfos(seqs []delivery.SequenceView) []SequenceInfo {
+	var out []SequenceInfo
+	for _, s := range seqs {
+		si := SequenceInfo{Name: s.Name, First: s.First, Last: s.Last, Frames: s.Frames, Size: s.Size, Delivered: s.Delivered,
+			DeliveredSize: s.DeliveredSize, Done: s.Done, State: string(s.State), Counts: stateCounts(s.Counts), ChangedAt: s.ChangedAt.UTC()}
+		if s.Reason != "" {
+			si.Reason = &Reason{Code: s.Reason, Message: s.Message}
+		}
+		out = append(out, si)
+	}
+	return out
+}
+
+func stateCounts(c map[delivery.State]int) map[string]int {
+	if len(c) == 0 {
+		return nil
+	}
+	out := make(map[string]int, len(c))
+	for s, n := range c {
+		out[string(s)] = n
+	}
+	return out
 }
 
 // FileInfo is one file of a RequestInfo. Done, Rate and ETA follow the upload in progress.
@@ -52,7 +98,8 @@ type FileInfo struct {
 // InfoFromView builds the API form of a request view.
 func InfoFromView(v delivery.RequestView) RequestInfo {
 	ri := RequestInfo{ID: v.ID, Status: v.Status, State: string(v.State), FilesExpected: v.FilesExpected,
-		Bin: v.Bin, Fields: v.Fields, Folder: v.Folder, Files: []FileInfo{}, UpdatedAt: v.UpdatedAt.UTC()}
+		Bin: v.Bin, Fields: v.Fields, Folder: v.Folder, Files: []FileInfo{}, UpdatedAt: v.UpdatedAt.UTC(),
+		FilesOmitted: v.FilesOmitted, Sequences: sequenceInfos(v.Sequences), Counts: stateCounts(v.Counts)}
 	ri.fillFields()
 	for _, f := range v.Files {
 		fi := FileInfo{ID: f.ID, Name: f.Name, Path: f.Path, State: string(f.State), Size: f.Size, Done: f.Done,
@@ -76,6 +123,12 @@ func (ri *RequestInfo) fillFields() {
 
 func (ri *RequestInfo) fillReason() {
 	ri.Reason = nil
+	for _, s := range ri.Sequences {
+		if s.Reason != nil && (s.State == string(delivery.Held) || s.State == string(delivery.Failed)) {
+			ri.Reason = &Reason{Code: s.Reason.Code, Message: s.Reason.Message}
+			return
+		}
+	}
 	for _, f := range ri.Files {
 		if f.Reason != nil && (f.State == string(delivery.Held) || f.State == string(delivery.Failed)) {
 			ri.Reason = &Reason{Code: f.Reason.Code, Message: f.Name + ": " + f.Reason.Message}
@@ -100,19 +153,28 @@ func InfoFromStore(reqs []store.Request, files []store.File) []RequestInfo {
 			ri.Fields = nil
 		}
 		ri.fillFields()
+		views := make([]delivery.FileView, 0, len(byReq[r.ID]))
+		counts := map[delivery.State]int{}
 		for _, f := range byReq[r.ID] {
 			name := f.Path
 			if rel, ok := relSlash(r.Folder, f.Path); ok {
 				name = rel
 			}
-			fi := FileInfo{ID: f.ID, Name: name, Path: f.Path, State: f.State, Size: f.Size, SHA256: f.SHA256,
-				RemotePath: f.RemotePath, ChangedAt: f.UpdatedAt.UTC()}
+			views = append(views, delivery.FileView{ID: f.ID, Name: name, Path: f.Path, State: delivery.State(f.State), Size: f.Size,
+				SHA256: f.SHA256, RemotePath: f.RemotePath, ChangedAt: f.UpdatedAt, Reason: f.Reason, Message: f.Message})
+			counts[delivery.State(f.State)]++
+		}
+		_, framesGiven := ri.Fields["frames"]
+		singles, seqs, omitted := delivery.Summarize(views, framesGiven)
+		ri.Sequences, ri.FilesOmitted, ri.Counts = sequenceInfos(seqs), omitted, stateCounts(counts)
+		for _, f := range singles {
+			fi := FileInfo{ID: f.ID, Name: f.Name, Path: f.Path, State: string(f.State), Size: f.Size, SHA256: f.SHA256,
+				RemotePath: f.RemotePath, ChangedAt: f.ChangedAt.UTC()}
 			if f.Reason != "" {
 				fi.Reason = &Reason{Code: f.Reason, Message: f.Message}
 			}
 			ri.Files = append(ri.Files, fi)
 		}
-		sort.Slice(ri.Files, func(i, j int) bool { return ri.Files[i].Name < ri.Files[j].Name })
 		ri.fillReason()
 		out = append(out, ri)
 	}
@@ -133,6 +195,10 @@ func InfoFromStore(reqs []store.Request, files []store.File) []RequestInfo {
 
 // Progress sums a request's bytes done (delivered files count whole) and its total.
 func (ri RequestInfo) Progress() (done, total int64) {
+	for _, s := range ri.Sequences {
+		total += s.Size
+		done += s.DeliveredSize + s.Done
+	}
 	for _, f := range ri.Files {
 		total += f.Size
 		switch f.State {

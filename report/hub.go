@@ -243,6 +243,7 @@ func (h *Hub) FileByPath(p string) (int64, bool) {
 
 func cloneInfo(v RequestInfo) RequestInfo {
 	v.Files = append([]FileInfo{}, v.Files...)
+	v.Sequences = append([]SequenceInfo(nil), v.Sequences...)
 	return v
 }
 

@@ -117,6 +117,11 @@ func (m *Metrics) observeView(ri RequestInfo) {
 			queued += max(f.Size-f.Done, 0)
 		}
 	}
+	for _, s := range ri.Sequences {
+		if s.State == string(delivery.Ready) || s.State == string(delivery.Uploading) {
+			queued += max(s.Size-s.DeliveredSize-s.Done, 0)
+		}
+	}
 	key := ri.ID
 	if ri.Bin {
 		key = "\x00bin"

@@ -34,9 +34,13 @@ var _ delivery.Reporter = (*StatusFiles)(nil)
 
 // Status is the content of a status file.
 type Status struct {
-	Request   *RequestStatus `json:"request,omitempty"`
-	Bin       bool           `json:"bin,omitempty"`
-	Files     []FileStatus   `json:"files"`
+	Request *RequestStatus `json:"request,omitempty"`
+	Bin     bool           `json:"bin,omitempty"`
+	Files   []FileStatus   `json:"files"`
+	// FilesOmitted files are not listed: past the first 500, those needing attention first.
+	FilesOmitted int `json:"files_omitted,omitempty"`
+	// Sequences are frame sequences, one entry each instead of one per frame.
+	Sequences []SequenceInfo `json:"sequences,omitempty"`
 	UpdatedAt time.Time      `json:"updated_at"`
 }
 
@@ -81,7 +85,7 @@ type Retrying struct {
 
 // FromView builds the status-file content of a request view.
 func FromView(v delivery.RequestView) Status {
-	s := Status{Bin: v.Bin, Files: []FileStatus{}, UpdatedAt: v.UpdatedAt.UTC()}
+	s := Status{Bin: v.Bin, Files: []FileStatus{}, UpdatedAt: v.UpdatedAt.UTC(), FilesOmitted: v.FilesOmitted, Sequences: sequenceInfos(v.Sequences)}
 	if !v.Bin {
 		s.Request = &RequestStatus{ID: v.ID, Title: v.Fields["title"], SourceType: v.Fields["source_type"],
 			Language: v.Fields["language"], PackageID: v.Fields["package_id"], Status: v.Status,

@@ -229,6 +229,7 @@ type explainedProfile struct {
 	Metadata        map[string]matcher.Field `json:"metadata"`
 	RequireChecksum bool                     `json:"require_checksum,omitempty"`
 	RequireMarker   bool                     `json:"require_marker,omitempty"`
+	SuspectFrames   bool                     `json:"suspect_frames,omitempty"`
 }
 
 // explainOne judges one file, reading its checksum files and hashing it against them too.
@@ -249,7 +250,7 @@ func explainOne(m *matcher.Matcher, t explainTarget) explained {
 	e.Trace = &v.Trace
 	if p := v.Profile; p != nil {
 		e.Profile = &explainedProfile{Name: p.Name, Multi: p.Multi, Extensions: p.Extensions, Metadata: p.Metadata,
-			RequireChecksum: p.RequireChecksum, RequireMarker: p.RequireMarker}
+			RequireChecksum: p.RequireChecksum, RequireMarker: p.RequireMarker, SuspectFrames: p.SuspectFrames}
 	}
 	if v.Request != "" {
 		files := v.Files

@@ -33,7 +33,7 @@ func newMatcher(cfg *config.Config, reqs []config.Request) (*matcher.Matcher, er
 		}
 		opt.SourceTypes = append(opt.SourceTypes, matcher.SourceType{
 			Name: st.Name, Aliases: st.Aliases, Extensions: st.Extensions, Multi: st.Multi, Metadata: md,
-			RequireChecksum: st.RequireChecksum, RequireMarker: st.RequireMarker, Pos: st.Pos.String(),
+			RequireChecksum: st.RequireChecksum, RequireMarker: st.RequireMarker, SuspectFrames: st.SuspectFrames, Pos: st.Pos.String(),
 		})
 	}
 	m, err := matcher.New(opt)

@@ -1,0 +1,488 @@
+// Command scale drives the real hotdrop daemon at render-farm sizes (issue 11) and prints what
+// it costs: files/s end to end, the daemon's peak RSS and CPU, the status file's size, and how a
+// restart with everything delivered goes back to idle. The destination is a file:// folder, so
+// what is measured is the daemon, not SSH.
+//
+//	go run ./bench/scale                       # 1k, 10k and 100k files; 10,000 requests
+//	go run ./bench/scale -sizes 1000,10000 -requests 1000
+//
+// Every run checks its own result: each file delivered exactly once with its size, and the
+// restart sends nothing. A check that fails makes the command exit 1.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var (
+	flagSizes    = flag.String("sizes", "1000,10000,100000", "files in the one request, per run")
+	flagRequests = flag.Int("requests", 10000, "requests for the many-requests run (0: skip)")
+	flagFileSize = flag.Int("file-size", 4096, "bytes per file")
+	flagMode     = flag.String("mode", "marker,count", "how the request is complete: marker (files = 0 and _READY), count (files = N)")
+	flagRestart  = flag.Bool("restart", true, "after the largest run, restart the daemon and measure its way back to idle")
+	flagBin      = flag.String("hotdrop", "", "the hotdrop binary (default: build ./cmd/hotdrop)")
+	flagKeep     = flag.Bool("keep", false, "keep the work folders")
+	flagProfile  = flag.String("cpuprofile", "", "write each daemon's CPU profile to this file (the last run's is kept)")
+)
+
+func main() {
+	flag.Parse()
+	bin := *flagBin
+	if bin == "" {
+		bin = filepath.Join(os.TempDir(), "hotdrop-scale-bin")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/hotdrop")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fatal("build: %v", err)
+		}
+	}
+	failed := false
+	fmt.Printf("%-8s %-7s %9s %9s %9s %9s %10s %11s %12s\n", "files", "mode", "seconds", "files/s", "RSS MB", "CPU s", "CPU ms/file", "status KB", "check")
+	var sizes []int
+	for _, s := range strings.Split(*flagSizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fatal("-sizes: %q is not a count", s)
+		}
+		sizes = append(sizes, n)
+	}
+	modes := strings.Split(*flagMode, ",")
+	for i, n := range sizes {
+		for j, mode := range modes {
+			last := i == len(sizes)-1 && j == len(modes)-1
+			r, err := oneRequest(bin, n, mode, last && *flagRestart)
+			check := "ok"
+			if err != nil {
+				check, failed = "FAIL", true
+			}
+			fmt.Printf("%-8d %-7s %9.1f %9.0f %9.0f %9.1f %10.1f %11.1f %12s\n", n, mode, r.secs, float64(n)/r.secs, r.rssMB, r.cpu,
+				1000*r.cpu/float64(n), float64(r.statusBytes)/1024, check)
+			if err != nil {
+				fmt.Printf("    %v\n", err)
+			}
+			if r.restartCPU >= 0 {
+				fmt.Printf("    restart with %d delivered: %.2f s of CPU to idle (%.1f s wall), %d files sent again\n", n, r.restartCPU, r.restartWall, r.resent)
+			}
+		}
+	}
+	if *flagRequests > 0 {
+		if err := manyRequests(bin, *flagRequests); err != nil {
+			fmt.Printf("    %v\n", err)
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func fatal(f string, a ...any) {
+	fmt.Fprintf(os.Stderr, "scale: "+f+"\n", a...)
+	os.Exit(2)
+}
+
+type result struct {
+	secs, rssMB, cpu        float64
+	statusBytes             int64
+	restartCPU, restartWall float64
+	resent                  int
+}
+
+const config = `state_dir = "state"
+
+[watch]
+root = "watch"
+folder = "{id}"
+settle = "1s"
+mode = "events"
+rescan = "1h"
+
+[requests]
+files = ["requests.toml"]
+
+[destination]
+url = "file://%s"
+path = "{id}/{name}"
+concurrency = 4
+
+[status]
+listen = ""
+`
+
+type work struct {
+	dir, out string
+}
+
+func newWork(requests string) (work, error) {
+	dir, err := os.MkdirTemp("", "hotdrop-scale-")
+	if err != nil {
+		return work{}, err
+	}
+	w := work{dir: dir, out: filepath.Join(dir, "out")}
+	for _, d := range []string{w.out, filepath.Join(dir, "watch")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return w, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hotdrop.toml"), []byte(fmt.Sprintf(config, filepath.ToSlash(w.out))), 0o644); err != nil {
+		return w, err
+	}
+	return w, os.WriteFile(filepath.Join(dir, "requests.toml"), []byte(requests), 0o644)
+}
+
+func (w work) cleanup() {
+	if !*flagKeep {
+		os.RemoveAll(w.dir)
+	} else {
+		fmt.Printf("    kept %s\n", w.dir)
+	}
+}
+
+type daemon struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func start(bin string, w work) (*daemon, error) {
+	log, err := os.OpenFile(filepath.Join(w.dir, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--config", filepath.Join(w.dir, "hotdrop.toml"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if *flagProfile != "" {
+		cmd.Env = append(os.Environ(), "HOTDROP_CPUPROFILE="+*flagProfile)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	d := &daemon{cmd: cmd, done: make(chan error, 1)}
+	go func() { d.done <- cmd.Wait(); log.Close() }()
+	return d, nil
+}
+
+// stop ends the daemon with SIGTERM and returns its CPU seconds and peak RSS.
+func (d *daemon) stop() (cpu, rssMB float64, err error) {
+	rss := peakRSS(d.cmd.Process.Pid)
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err = <-d.done:
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		err = <-d.done
+		err = fmt.Errorf("did not stop within 30 s of SIGTERM (%v)", err)
+	}
+	if ps := d.cmd.ProcessState; ps != nil {
+		cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 0 {
+		err = nil
+	}
+	return cpu, rss, err
+}
+
+// cpuNow is the daemon's CPU seconds so far, from /proc.
+func cpuNow(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100 // USER_HZ
+}
+
+func peakRSS(pid int) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// delivered counts the delivered files of a request: what the destination holds, less
+// checksum files, temporaries and the manifest.
+func delivered(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".sha256") || strings.HasSuffix(name, ".hotdrop.json") {
+			continue
+		}
+		n++
+	}
+	return n, nil
+}
+
+func frameName(i int) string { return fmt.Sprintf("shot_010.%07d.exr", 1001+i) }
+
+func oneRequest(bin string, n int, mode string, restart bool) (r result, err error) {
+	r.restartCPU = -1
+	files := "0"
+	if mode == "count" {
+		files = strconv.Itoa(n)
+	}
+	w, err := newWork(fmt.Sprintf("[[request]]\nid = \"SR-1\"\ntitle = \"Shot\"\nsource_type = \"VFX\"\nstatus = \"open\"\nfiles = %s\n", files))
+	if err != nil {
+		return r, err
+	}
+	defer w.cleanup()
+	d, err := start(bin, w)
+	if err != nil {
+		return r, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_, _, _ = d.stop()
+		}
+	}()
+	drop := filepath.Join(w.dir, "watch", "SR-1")
+	if err := waitFor(30*time.Second, func() bool { _, err := os.Stat(drop); return err == nil }); err != nil {
+		return r, fmt.Errorf("drop folder %s never appeared: %w", drop, err)
+	}
+	data := bytes.Repeat([]byte("f"), *flagFileSize)
+	t0 := time.Now()
+	for i := range n {
+		binaryStamp(data, i)
+		if err := os.WriteFile(filepath.Join(drop, frameName(i)), data, 0o644); err != nil {
+			return r, err
+		}
+	}
+	if mode == "marker" {
+		if err := os.WriteFile(filepath.Join(drop, "_READY"), nil, 0o644); err != nil {
+			return r, err
+		}
+	}
+	out := filepath.Join(w.out, "SR-1")
+	deadline := time.Duration(n)*10*time.Millisecond + time.Minute
+	var got int
+	err = waitFor(deadline, func() bool {
+		got, _ = delivered(out)
+		return got >= n
+	})
+	r.secs = time.Since(t0).Seconds()
+	if st, serr := os.Stat(filepath.Join(drop, ".hotdrop-status.json")); serr == nil {
+		r.statusBytes = st.Size()
+	}
+	if err != nil {
+		r.cpu, r.rssMB, _ = d.stop()
+		stopped = true
+		return r, fmt.Errorf("%d of %d files delivered after %.0f s", got, n, r.secs)
+	}
+	// The manifest follows the last file: wait for it, so the restart has nothing left to do.
+	_ = waitFor(time.Minute, func() bool {
+		_, err := os.Stat(filepath.Join(out, "SR-1.hotdrop.json"))
+		return err == nil
+	})
+	r.cpu, r.rssMB, err = d.stop()
+	stopped = true
+	if err != nil {
+		return r, err
+	}
+	if err := checkOnce(out, n); err != nil {
+		return r, err
+	}
+	if !restart {
+		return r, nil
+	}
+	before := map[string]time.Time{}
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil {
+			before[e.Name()] = info.ModTime()
+		}
+	}
+	d, err = start(bin, w)
+	if err != nil {
+		return r, err
+	}
+	t1 := time.Now()
+	pid := d.cmd.Process.Pid
+	// Idle: no CPU used for a whole second, measured at 4 Hz.
+	last, still := cpuNow(pid), 0
+	_ = waitFor(2*time.Minute, func() bool {
+		c := cpuNow(pid)
+		if c == last {
+			still++
+		} else {
+			still = 0
+		}
+		last = c
+		return still >= 4
+	})
+	r.restartWall = time.Since(t1).Seconds() - 1
+	r.restartCPU, _, err = d.stop()
+	if err != nil {
+		return r, err
+	}
+	ents, _ = os.ReadDir(out)
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if t, ok := before[e.Name()]; !ok || !t.Equal(info.ModTime()) {
+			if !strings.HasPrefix(e.Name(), ".") {
+				r.resent++
+			}
+		}
+	}
+	if r.resent > 0 {
+		return r, fmt.Errorf("the restart wrote %d files again", r.resent)
+	}
+	return r, nil
+}
+
+// binaryStamp makes every file's content its own.
+func binaryStamp(b []byte, i int) {
+	copy(b, fmt.Sprintf("%010d", i))
+}
+
+// checkOnce checks the destination holds each file once, whole, and the manifest lists each once.
+func checkOnce(out string, n int) error {
+	for i := range n {
+		st, err := os.Stat(filepath.Join(out, frameName(i)))
+		if err != nil {
+			return fmt.Errorf("frame %d: %w", i, err)
+		}
+		if st.Size() != int64(*flagFileSize) {
+			return fmt.Errorf("%s: %d bytes, want %d", frameName(i), st.Size(), *flagFileSize)
+		}
+	}
+	got, err := delivered(out)
+	if err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("the destination holds %d files, want %d", got, n)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "SR-1.hotdrop.json"))
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	var m struct {
+		Files []struct{ Name string } `json:"files"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, f := range m.Files {
+		if seen[f.Name] {
+			return fmt.Errorf("manifest lists %s twice", f.Name)
+		}
+		seen[f.Name] = true
+	}
+	if len(seen) != n {
+		return fmt.Errorf("manifest lists %d files, want %d", len(seen), n)
+	}
+	return nil
+}
+
+func manyRequests(bin string, n int) error {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "[[request]]\nid = \"SR-%05d\"\ntitle = \"Show %d\"\nsource_type = \"VFX\"\nstatus = \"open\"\n\n", i, i)
+	}
+	w, err := newWork(b.String())
+	if err != nil {
+		return err
+	}
+	defer w.cleanup()
+	d, err := start(bin, w)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	root := filepath.Join(w.dir, "watch")
+	last := filepath.Join(root, fmt.Sprintf("SR-%05d", n-1))
+	first := filepath.Join(root, "SR-00000")
+	err = waitFor(5*time.Minute, func() bool {
+		_, e1 := os.Stat(last)
+		_, e2 := os.Stat(first)
+		return e1 == nil && e2 == nil
+	})
+	ready := time.Since(t0).Seconds()
+	if err != nil {
+		_, _, _ = d.stop()
+		return fmt.Errorf("%d requests: drop folders not made within 5 minutes", n)
+	}
+	// Ready means events are on for every folder too: the daemon logs when it watches.
+	made := 0
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "SR-") {
+			made++
+		}
+	}
+	time.Sleep(2 * time.Second) // settle, then measure idle
+	pid := d.cmd.Process.Pid
+	c0 := cpuNow(pid)
+	time.Sleep(10 * time.Second)
+	idle := (cpuNow(pid) - c0) / 10 * 100
+	cpu, rss, err := d.stop()
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	find := exec.Command("find", root)
+	find.Stdout = nil
+	if err := find.Run(); err != nil {
+		return fmt.Errorf("find: %w", err)
+	}
+	findSecs := time.Since(t1).Seconds()
+	fmt.Printf("%d requests: %d drop folders made in %.2f s (a bare find over the tree: %.2f s, ratio %.1f); idle CPU %.2f %%; RSS %.0f MB; CPU %.1f s\n",
+		n, made, ready, findSecs, ready/findSecs, idle, rss, cpu)
+	if made != n {
+		return fmt.Errorf("%d drop folders made, want %d", made, n)
+	}
+	return nil
+}
+
+func waitFor(d time.Duration, ok func() bool) error {
+	end := time.Now().Add(d)
+	for {
+		if ok() {
+			return nil
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("timed out after %s", d)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -1,0 +1,337 @@
+package delivery
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hotdrop/hotdrop/matcher"
+)
+
+// Frame sequences (SPEC.md): files of one request whose names differ only by a frame number
+// are one sequence. It is delivered only whole (a gap is a hold, incomplete_sequence), a frame
+// much smaller than its neighbours may be held (suspect_frame), and views show it as one row.
+
+// frameOf is what fs's name says about its frame, computed once per name.
+func (fs *fileState) frameOf() (matcher.Frame, bool) {
+	if fs.frameFor != fs.name || !fs.frameKnown {
+		fs.frame, fs.isFrame = matcher.SplitFrame(fs.name)
+		fs.frameFor, fs.frameKnown = fs.name, true
+	}
+	return fs.frame, fs.isFrame
+}
+
+// sequence is the frames of one sequence in one request, by frame number.
+type sequence struct {
+	key    string
+	frame  matcher.Frame // one frame's, for the prefix and suffix
+	frames []*fileState
+	width  int // the narrowest padding written
+}
+
+func (s *sequence) first() int64 { return s.frames[0].frame.Number }
+func (s *sequence) last() int64  { return s.frames[len(s.frames)-1].frame.Number }
+func (s *sequence) name() string {
+	return matcher.SequenceName(s.frame, s.first(), s.last(), s.width)
+}
+
+// sequencesOf groups files into sequences: two frames or more of the same key, or one when
+// the request names its frames (frames = "1001-2400"). Sorted by key; frames by number.
+func sequencesOf(files []*fileState, framesGiven bool) []*sequence {
+	byKey := map[string]*sequence{}
+	for _, fs := range files {
+		f, ok := fs.frameOf()
+		if !ok {
+			continue
+		}
+		s := byKey[f.Key]
+		if s == nil {
+			s = &sequence{key: f.Key, frame: f, width: f.Width}
+			byKey[f.Key] = s
+		}
+		s.frames = append(s.frames, fs)
+		s.width = min(s.width, f.Width)
+	}
+	out := make([]*sequence, 0, len(byKey))
+	for _, s := range byKey {
+		if len(s.frames) < 2 && !framesGiven {
+			continue
+		}
+		sort.Slice(s.frames, func(i, j int) bool {
+			a, b := s.frames[i].frame, s.frames[j].frame
+			if a.Number != b.Number {
+				return a.Number < b.Number
+			}
+			return s.frames[i].name < s.frames[j].name
+		})
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// seqHold is why a sequence may not be sent yet, and which of its frames that holds (nil:
+// every frame).
+type seqHold struct {
+	code, msg string
+	only      []*fileState
+}
+
+// judgeSequence is the hold policy for one sequence of a complete request, a pure function of
+// the sequence and the request's fields: frames missing inside the expected range (the
+// request's frames field, else from the first frame to the last), frames outside that range,
+// and suspect frames when the profile asks for them.
+func judgeSequence(s *sequence, fields map[string]string, suspect bool) *seqHold {
+	numbers := make([]int64, len(s.frames))
+	for i, fs := range s.frames {
+		numbers[i] = fs.frame.Number
+	}
+	numbers = matcher.SortFrames(numbers)
+	name := s.name()
+	first, last := numbers[0], numbers[len(numbers)-1]
+	if v, ok := fields["frames"]; ok && strings.TrimSpace(v) != "" {
+		lo, hi, err := matcher.ParseFrameRange(v)
+		if err != nil {
+			return &seqHold{code: "invalid_metadata", msg: fmt.Sprintf("the request's %v; hotdrop cannot tell whether %s is whole", err, name)}
+		}
+		if out := matcher.Outside(numbers, lo, hi); len(out) > 0 {
+			return &seqHold{code: ReasonIncompleteSequence, msg: fmt.Sprintf("%s has %d frame(s) outside the request's frames %d-%d: %s; remove them or ask the studio to widen the range",
+				name, matcher.CountRanges(out), lo, hi, matcher.FormatRanges(out))}
+		}
+		first, last = lo, hi
+	} else if allowGaps(fields) {
+		first, last = 0, -1 // nothing is missing
+	}
+	if first <= last {
+		if miss := matcher.Missing(numbers, first, last); len(miss) > 0 {
+			return &seqHold{code: ReasonIncompleteSequence, msg: fmt.Sprintf("%s is missing %d frame(s): %s; a sequence is sent only whole (a render node may have died mid-shot). "+
+				"Render the missing frames, or ask the studio to set allow_gaps = true on the request if the gaps are meant", name, matcher.CountRanges(miss), matcher.FormatRanges(miss))}
+		}
+	}
+	if suspect {
+		if bad := suspectFrames(s.frames); len(bad) > 0 {
+			fs := bad[0]
+			return &seqHold{code: ReasonSuspectFrame, only: bad, msg: fmt.Sprintf("%s: %d frame(s) are empty or much smaller than the frames around them (%s is %s); "+
+				"a render node may have died while writing them. Render them again; if they are right as they are, set suspect_frames = false in the source type's profile",
+				name, len(bad), fs.name, sizeText(fs.rec.Size))}
+		}
+	}
+	return nil
+}
+
+// allowGaps reads the request's allow_gaps field.
+func allowGaps(fields map[string]string) bool {
+	b, err := strconv.ParseBool(strings.TrimSpace(fields["allow_gaps"]))
+	return err == nil && b
+}
+
+// suspectNeighbours is how many frames on each side a frame is compared with.
+const suspectNeighbours = 4
+
+// suspectFrames are the frames (sorted by number) that are empty, or under a tenth of the
+// median size of the frames on each side of them. Both sides must agree, so the first black
+// frame after a cut, small beside the picture before it and like the black frames after it,
+// is not suspect.
+func suspectFrames(frames []*fileState) []*fileState {
+	var out []*fileState
+	median := func(lo, hi int) (int64, bool) {
+		lo, hi = max(lo, 0), min(hi, len(frames))
+		if lo >= hi {
+			return 0, false
+		}
+		sizes := make([]int64, 0, hi-lo)
+		for _, fs := range frames[lo:hi] {
+			sizes = append(sizes, fs.rec.Size)
+		}
+		slices.Sort(sizes)
+		return sizes[len(sizes)/2], true
+	}
+	for i, fs := range frames {
+		size := fs.rec.Size
+		if size == 0 {
+			out = append(out, fs)
+			continue
+		}
+		left, okL := median(i-suspectNeighbours, i)
+		right, okR := median(i+1, i+1+suspectNeighbours)
+		if !okL && !okR {
+			continue
+		}
+		if (!okL || size*10 < left) && (!okR || size*10 < right) {
+			out = append(out, fs)
+		}
+	}
+	return out
+}
+
+func sizeText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// holdSequences holds the ready frames of every sequence of a complete request that may not
+// be sent, and reports whether it held any.
+func (e *Engine) holdSequences(r *reqState, files []*fileState) bool {
+	_, framesGiven := r.Fields["frames"]
+	held := false
+	for _, s := range sequencesOf(files, framesGiven) {
+		h := judgeSequence(s, r.Fields, r.suspect)
+		if h == nil {
+			continue
+		}
+		targets := s.frames
+		if h.only != nil {
+			targets = h.only
+		}
+		for _, fs := range targets {
+			if fs.rec.State == string(Ready) {
+				e.hold(fs, h.code, h.msg)
+				held = true
+			}
+		}
+	}
+	return held
+}
+
+// maxListedFiles bounds the files a view lists one by one (frames of sequences aside): a
+// request of 100,000 files would make every status file and page tens of megabytes.
+const maxListedFiles = 500
+
+// Summarize groups a request's files for a view: the frames of each sequence into one
+// SequenceView, the rest listed by name, past maxListedFiles only those that most need
+// attention (failed, held, uploading, ready, settling, then delivered). framesGiven is whether
+// the request has a frames field (then one frame alone is a sequence). The engine's views and
+// `hotdrop status` without a daemon (from the journal) both use it.
+func Summarize(files []FileView, framesGiven bool) (singles []FileView, seqs []SequenceView, omitted int) {
+	type group struct {
+		frame   matcher.Frame
+		members []int
+		numbers []int64
+	}
+	groups := map[string]*group{}
+	frameOf := make([]matcher.Frame, len(files))
+	for i, f := range files {
+		fr, ok := matcher.SplitFrame(f.Name)
+		if !ok {
+			continue
+		}
+		frameOf[i] = fr
+		g := groups[fr.Key]
+		if g == nil {
+			g = &group{frame: fr}
+			groups[fr.Key] = g
+		}
+		g.members = append(g.members, i)
+		g.numbers = append(g.numbers, fr.Number)
+		if fr.Width < g.frame.Width {
+			g.frame.Width = fr.Width
+		}
+	}
+	inSeq := make([]bool, len(files))
+	keys := make([]string, 0, len(groups))
+	for k, g := range groups {
+		if len(g.members) >= 2 || framesGiven {
+			keys = append(keys, k)
+			for _, i := range g.members {
+				inSeq[i] = true
+			}
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		g := groups[k]
+		slices.Sort(g.numbers)
+		sv := SequenceView{First: g.numbers[0], Last: g.numbers[len(g.numbers)-1], Frames: len(g.members), Counts: map[State]int{}}
+		sv.Name = matcher.SequenceName(g.frame, sv.First, sv.Last, g.frame.Width)
+		var reasonAt int64
+		for _, i := range g.members {
+			f := files[i]
+			sv.Size += f.Size
+			sv.Counts[f.State]++
+			switch f.State {
+			case Delivered:
+				sv.Delivered++
+				sv.DeliveredSize += f.Size
+			case Uploading:
+				sv.Done += f.Done
+			case Held, Failed:
+				if n := frameOf[i].Number; sv.Reason == "" || n < reasonAt {
+					sv.Reason, sv.Message, reasonAt = f.Reason, f.Message, n
+				}
+			}
+			if f.ChangedAt.After(sv.ChangedAt) {
+				sv.ChangedAt = f.ChangedAt
+			}
+		}
+		sv.State = stateOfCounts(sv.Counts, sv.Frames)
+		seqs = append(seqs, sv)
+	}
+	for i, f := range files {
+		if !inSeq[i] {
+			singles = append(singles, f)
+		}
+	}
+	if len(singles) > maxListedFiles {
+		sort.SliceStable(singles, func(i, j int) bool {
+			a, b := attention(singles[i].State), attention(singles[j].State)
+			if a != b {
+				return a < b
+			}
+			return singles[i].Name < singles[j].Name
+		})
+		omitted = len(singles) - maxListedFiles
+		singles = singles[:maxListedFiles]
+	}
+	sort.Slice(singles, func(i, j int) bool { return singles[i].Name < singles[j].Name })
+	return singles, seqs, omitted
+}
+
+// attention orders states by how much they need a person: failed first, delivered last.
+func attention(s State) int {
+	switch s {
+	case Failed:
+		return 0
+	case Held:
+		return 1
+	case Uploading:
+		return 2
+	case Ready:
+		return 3
+	case Settling:
+		return 4
+	case Waiting:
+		return 5
+	}
+	return 6
+}
+
+// stateOfCounts derives a group's state from how many of its n files are in each state, as a
+// request's is (SPEC.md: held if any is held, failed if any failed, uploading once any is,
+// delivered when all are).
+func stateOfCounts(c map[State]int, n int) State {
+	switch {
+	case c[Failed] > 0:
+		return Failed
+	case c[Held] > 0:
+		return Held
+	case c[Uploading] > 0:
+		return Uploading
+	case n > 0 && c[Delivered] == n:
+		return Delivered
+	case c[Settling] > 0:
+		return Settling
+	case c[Ready] > 0:
+		return Ready
+	}
+	return Waiting
+}
