@@ -18,7 +18,7 @@ import (
 func TestBuiltinProfiles(t *testing.T) {
 	want := []string{"Audio Description", "Audio M&E", "Audio Print Master", "Final Script", "Forced Sub",
 		"Production Locked Proxy", "SDH/CC", "Secondary Audio", "Subtitle", "AV (Muxed)", "Non-IMF delivery",
-		"Secondary AV (Muxed)", "IMF"}
+		"Secondary AV (Muxed)", "IMF", "VFX"}
 	ps, err := buildProfiles(nil)
 	if err != nil {
 		t.Fatalf("the built-in profiles clash: %v", err)
@@ -36,6 +36,7 @@ func TestBuiltinProfiles(t *testing.T) {
 		"audio_m&e": "Audio M&E", "PM": "Audio Print Master", "AD": "Audio Description", "FS": "Forced Sub",
 		"PLP": "Production Locked Proxy", "IMF": "IMF", "IMP": "IMF", "av (muxed)": "AV (Muxed)", "AV": "AV (Muxed)",
 		"NON-IMF": "Non-IMF delivery", "SAV": "Secondary AV (Muxed)", "script": "Final Script", "SA": "Secondary Audio",
+		"PLATES": "VFX", "exr": "VFX", "vfx-pull": "VFX",
 	} {
 		if p := ps.lookup(code); p == nil || p.Name != name {
 			t.Errorf("lookup(%q) = %v, want %s", code, p, name)
