@@ -75,7 +75,12 @@ type Engine struct {
 	files    map[string]*fileState
 	byReq    map[string]map[*fileState]struct{} // request id ("" for none) → its files; see index.go
 	stale    map[string]bool                    // requests to refresh once the events at hand are handled
-	outside  map[string]bool                    // paths already logged as being outside every drop folder
+	// unsaved are files whose records changed since the journal was last written, and
+	// queued the events made meanwhile: both go out once per batch (journal.go).
+	unsaved map[*fileState]struct{}
+	queued  []queuedEvent
+	intents []pendingIntent // rename intents waiting for the end of the batch
+	outside map[string]bool // paths already logged as being outside every drop folder
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot
@@ -106,7 +111,8 @@ type reqState struct {
 	emitted     State // the state the last request event was made for
 	quiet       bool  // first refresh after start: establish the state without events
 	refreshedAt time.Time
-	reportedAt  time.Time // when its view was last sent
+	reportedAt  time.Time         // when its view was last sent
+	milestones  map[string]string // sequence key → its last milestone event (sequence.go)
 }
 
 type fileState struct {
@@ -243,7 +249,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 			rs.quiet = true
 		}
 		if old := prev[r.ID]; old != nil {
-			rs.marker, rs.deliver, rs.state, rs.emitted = old.marker, old.deliver, old.state, old.emitted
+			rs.marker, rs.deliver, rs.state, rs.emitted, rs.milestones = old.marker, old.deliver, old.state, old.emitted, old.milestones
 			if old.Status != r.Status {
 				e.log.Info("request status changed", "request", r.ID, "from", old.Status, "to", r.Status)
 				e.emit(Event{Type: EventRequestStatusChanged, Request: &EventRequest{ID: r.ID, State: string(old.state), Status: r.Status}})
@@ -331,7 +337,7 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 	select {
 	case e.msgs <- msg{kind: msgCall, call: func() {
 		fn()
-		e.refreshStale(e.runCtx, true) // what fn changed is derived before its caller looks
+		e.settle(e.runCtx, true) // what fn changed is derived and journaled before its caller looks
 		close(done)
 	}}:
 	case <-ctx.Done():
@@ -383,8 +389,8 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 		r.quiet = true
 		e.refresh(ctx, r)
 	}
-	e.refreshStale(ctx, true)
 	e.reportBin()
+	e.settle(ctx, true)
 	e.mu.Unlock()
 	defer e.wg.Wait()
 	if len(pending) > 0 {
@@ -399,6 +405,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	defer flush.Stop()
 	defer func() {
 		e.mu.Lock()
+		e.flushJournal(ctx)
 		e.flushReports(true)
 		e.mu.Unlock()
 	}()
@@ -428,7 +435,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			e.mu.Unlock()
 		case <-flush.C:
 			e.mu.Lock()
-			e.refreshStale(ctx, true)
+			e.settle(ctx, true)
 			e.flushReports(false)
 			e.mu.Unlock()
 		}
@@ -446,7 +453,7 @@ func (e *Engine) batch(ctx context.Context, events <-chan watcher.Event) {
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				e.refreshStale(ctx, false)
+				e.settle(ctx, false)
 				return
 			}
 			e.handle(ctx, ev)
@@ -458,7 +465,7 @@ func (e *Engine) batch(ctx context.Context, events <-chan watcher.Event) {
 		}
 		break
 	}
-	e.refreshStale(ctx, false)
+	e.settle(ctx, false)
 }
 
 func relName(folder, p string) string {
@@ -616,37 +623,29 @@ func (e *Engine) hold(fs *fileState, code, message string) {
 	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Held), code, message
 }
 
-func (e *Engine) save(ctx context.Context, fs *fileState) {
+// save marks fs's record for the journal and announces its new state; both go out at the end
+// of the batch (flushJournal), the record first.
+func (e *Engine) save(_ context.Context, fs *fileState) {
 	fs.rec.UpdatedAt = time.Now()
-	id, err := e.st.SaveFile(ctx, fs.rec)
-	if err != nil {
-		e.log.Error("journal", "err", err)
-		return
+	if e.unsaved == nil {
+		e.unsaved = map[*fileState]struct{}{}
 	}
-	fs.rec.ID = id
+	e.unsaved[fs] = struct{}{}
 	st := State(fs.rec.State)
 	if typ := fileEventType(fs.emitted, st); typ != "" {
-		e.emit(e.fileEvent(typ, fs))
+		e.queue(e.fileEvent(typ, fs), fs)
 	}
 	fs.emitted = st
 }
 
-func (e *Engine) emit(ev Event) {
-	if e.opt.Events == nil {
-		return
-	}
-	if ev.ID == "" {
-		ev.ID = newEventID()
-	}
-	if ev.At.IsZero() {
-		ev.At = time.Now().UTC()
-	}
-	e.opt.Events.Emit(ev)
-}
+func (e *Engine) emit(ev Event) { e.queue(ev, nil) }
 
 func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	ev := Event{Type: typ, File: &EventFile{ID: fs.rec.ID, Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath}}
+	if f, ok := fs.frameOf(); ok {
+		ev.File.Sequence = f.Key
+	}
 	if typ == EventFileDelivered {
 		ev.File.Verified = fs.verified
 	}
@@ -741,6 +740,7 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 		}
 	}
 	r.state = requestState(files, r, complete)
+	e.sequenceMilestones(r, files, r.quiet)
 	if r.quiet {
 		r.quiet, r.emitted = false, r.state
 		if r.state == Delivered && e.opt.Manifest {
@@ -949,7 +949,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		return
 	case msgIntent:
 		fs.rec.RenameIntent = true
-		m.reply <- e.st.MarkRenameIntent(ctx, fs.rec.Path, fs.rec.RemotePath, "")
+		e.intents = append(e.intents, pendingIntent{fs: fs, reply: m.reply}) // written at the end of the batch
 		return
 	case msgRetrying:
 		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next

@@ -36,6 +36,14 @@ func (s *memStore) SaveRequest(_ context.Context, r RequestRecord) error {
 	return nil
 }
 
+func (s *memStore) SaveFiles(ctx context.Context, fs []FileRecord) ([]int64, error) {
+	ids := make([]int64, len(fs))
+	for i, f := range fs {
+		ids[i], _ = s.SaveFile(ctx, f)
+	}
+	return ids, nil
+}
+
 func (s *memStore) SaveFile(_ context.Context, f FileRecord) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -64,6 +72,14 @@ func (s *memStore) Files(context.Context) ([]FileRecord, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+func (s *memStore) MarkRenameIntents(ctx context.Context, in []RenameIntent) []error {
+	errs := make([]error, len(in))
+	for i, x := range in {
+		errs[i] = s.MarkRenameIntent(ctx, x.Path, x.Remote, x.SHA256)
+	}
+	return errs
 }
 
 func (s *memStore) MarkRenameIntent(_ context.Context, p, remote, sha string) error {

@@ -27,19 +27,34 @@ const (
 	// EventFileProgress goes to live views only (SSE), at most once a second per file; it is
 	// never journaled, sent by webhook or sent to the tracker.
 	EventFileProgress = "file.progress"
+	// Sequence milestones: webhooks and the tracker get these instead of one event per frame
+	// (the frames' own events are journaled and shown live, not sent).
+	EventSequenceStarted   = "sequence.started"
+	EventSequenceDelivered = "sequence.delivered"
+	EventSequenceHeld      = "sequence.held"
 )
 
 // Event is one thing that happened, in the shape SPEC.md gives for the webhook, the tracker,
 // SSE and the journal alike. ID is stable, so receivers can drop duplicates of an
 // at-least-once delivery.
 type Event struct {
-	ID       string        `json:"id"`
-	Type     string        `json:"type"`
-	At       time.Time     `json:"at"`
-	Request  *EventRequest `json:"request,omitempty"`
-	File     *EventFile    `json:"file,omitempty"`
-	Reason   *EventReason  `json:"reason,omitempty"`
-	Progress *Progress     `json:"progress,omitempty"`
+	ID       string         `json:"id"`
+	Type     string         `json:"type"`
+	At       time.Time      `json:"at"`
+	Request  *EventRequest  `json:"request,omitempty"`
+	File     *EventFile     `json:"file,omitempty"`
+	Reason   *EventReason   `json:"reason,omitempty"`
+	Progress *Progress      `json:"progress,omitempty"`
+	Sequence *EventSequence `json:"sequence,omitempty"`
+}
+
+// EventSequence is the frame sequence a sequence.* event concerns.
+type EventSequence struct {
+	Key       string `json:"key"`  // stable: the frames' names with the number as #
+	Name      string `json:"name"` // shot_010.[1001-2400].exr
+	Frames    int    `json:"frames"`
+	Delivered int    `json:"delivered"`
+	Size      int64  `json:"size"`
 }
 
 // EventRequest is the request an event concerns.
@@ -58,6 +73,9 @@ type EventFile struct {
 	RemotePath string            `json:"remote_path,omitempty"`
 	Verified   string            `json:"verified,omitempty"` // file.delivered: "hash", "readback" or "size"
 	Metadata   map[string]string `json:"metadata,omitempty"`
+	// Sequence is the key of the frame sequence the file is a frame of: its events are
+	// journaled and shown live; receivers get the sequence's milestones instead.
+	Sequence string `json:"sequence,omitempty"`
 }
 
 // EventReason is a hold or failure code with its sentence.
@@ -72,6 +90,12 @@ type Progress struct {
 	Total int64   `json:"total"`
 	Rate  float64 `json:"rate"`          // bytes per second
 	ETA   float64 `json:"eta,omitempty"` // seconds
+}
+
+// BatchSink is an EventSink that takes the events of one batch of the Engine's loop at once
+// (journaled in one transaction).
+type BatchSink interface {
+	EmitBatch(evs []Event)
 }
 
 // EventSink hears every event. Emit is called from the Engine's loop: it must not block for

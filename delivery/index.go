@@ -21,6 +21,7 @@ func (e *Engine) putFile(fs *fileState) {
 
 // dropFile forgets fs.
 func (e *Engine) dropFile(fs *fileState) {
+	e.forget(fs)
 	delete(e.files, fs.rec.Path)
 	if set := e.byReq[fs.req]; set != nil {
 		delete(set, fs)
@@ -94,4 +95,12 @@ func (e *Engine) refreshStale(ctx context.Context, all bool) {
 		r.refreshedAt = now
 		e.refreshNow(ctx, r)
 	}
+}
+
+// settle ends a batch: the requests it touched are re-derived, then what changed is journaled
+// and announced.
+func (e *Engine) settle(ctx context.Context, all bool) {
+	e.refreshStale(ctx, all)
+	e.flushJournal(ctx)
+	e.flushIntents(ctx)
 }

@@ -121,10 +121,13 @@ func classify(err error) *TransferError {
 // rename intent in particular guards against delivering a file twice after a crash.
 type Store interface {
 	SaveRequest(ctx context.Context, r RequestRecord) error
-	SaveFile(ctx context.Context, f FileRecord) (int64, error)
+	// SaveFiles journals files in one transaction and returns their ids, in order.
+	SaveFiles(ctx context.Context, fs []FileRecord) ([]int64, error)
 	DeleteFile(ctx context.Context, path string) error
 	Files(ctx context.Context) ([]FileRecord, error)
-	MarkRenameIntent(ctx context.Context, path, remote, sha256 string) error
+	// MarkRenameIntents records, durably (one full sync for all), that each file is about to
+	// be renamed into place at its remote path; errs[i] is intents[i]'s outcome.
+	MarkRenameIntents(ctx context.Context, intents []RenameIntent) (errs []error)
 	// Checkpoint returns the journaled resume point of path's upload; ok is false when none.
 	Checkpoint(ctx context.Context, path string) (c Checkpoint, ok bool, err error)
 	SaveCheckpoint(ctx context.Context, path string, c Checkpoint) error
@@ -133,6 +136,9 @@ type Store interface {
 	ManifestAt(ctx context.Context, id string) (time.Time, error)
 	MarkManifest(ctx context.Context, id string, at time.Time) error
 }
+
+// RenameIntent is one file about to be renamed into place at Remote (store.RenameIntent).
+type RenameIntent struct{ Path, Remote, SHA256 string }
 
 // RequestRecord is a request as the journal stores it. Its fields match store.Request so the
 // wiring can convert one to the other directly.

@@ -335,3 +335,93 @@ func stateOfCounts(c map[State]int, n int) State {
 	}
 	return Waiting
 }
+
+// sequenceMilestones announces each sequence's milestones — started, delivered, held — as
+// its frames move: webhooks and the tracker get these instead of one event per frame. quiet
+// records where each sequence stands without announcing it (the first look after a start).
+func (e *Engine) sequenceMilestones(r *reqState, files []*fileState, quiet bool) {
+	type agg struct {
+		frame           matcher.Frame
+		first, last     int64
+		counts          map[State]int
+		n, delivered    int
+		size            int64
+		reason, message string
+		reasonAt        int64
+	}
+	var groups map[string]*agg
+	for _, fs := range files {
+		f, ok := fs.frameOf()
+		if !ok {
+			continue
+		}
+		if groups == nil {
+			groups = map[string]*agg{}
+		}
+		g := groups[f.Key]
+		if g == nil {
+			g = &agg{frame: f, first: f.Number, last: f.Number, counts: map[State]int{}}
+			groups[f.Key] = g
+		}
+		g.first, g.last = min(g.first, f.Number), max(g.last, f.Number)
+		g.frame.Width = min(g.frame.Width, f.Width)
+		st := State(fs.rec.State)
+		g.counts[st]++
+		g.n++
+		g.size += fs.rec.Size
+		if st == Delivered {
+			g.delivered++
+		}
+		if (st == Held || st == Failed) && (g.reason == "" || f.Number < g.reasonAt) {
+			g.reason, g.message, g.reasonAt = fs.rec.Reason, fs.rec.Message, f.Number
+		}
+	}
+	if groups == nil && len(r.milestones) == 0 {
+		return
+	}
+	if r.milestones == nil {
+		r.milestones = map[string]string{}
+	}
+	for key := range r.milestones {
+		if groups[key] == nil {
+			delete(r.milestones, key) // its frames are gone
+		}
+	}
+	for key, g := range groups {
+		var typ string
+		was := r.milestones[key]
+		switch stateOfCounts(g.counts, g.n) {
+		case Uploading:
+			if was != EventSequenceStarted {
+				typ = EventSequenceStarted
+			}
+		case Delivered:
+			if was != EventSequenceDelivered {
+				typ = EventSequenceDelivered
+			}
+		case Held, Failed:
+			if was != EventSequenceHeld {
+				typ = EventSequenceHeld
+			}
+		default:
+			if was == EventSequenceHeld {
+				r.milestones[key] = "" // released: the next start is news again
+			}
+			continue
+		}
+		if typ == "" {
+			continue
+		}
+		r.milestones[key] = typ
+		if quiet {
+			continue
+		}
+		ev := Event{Type: typ, Request: &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status},
+			Sequence: &EventSequence{Key: key, Name: matcher.SequenceName(g.frame, g.first, g.last, g.frame.Width),
+				Frames: g.n, Delivered: g.delivered, Size: g.size}}
+		if typ == EventSequenceHeld {
+			ev.Reason = &EventReason{Code: g.reason, Message: g.message}
+		}
+		e.emit(ev)
+	}
+}

@@ -82,40 +82,72 @@ func (h *Hub) OnJournal(fn func()) {
 
 // Emit journals ev (unless it is file.progress), updates the metrics and the live views, and
 // passes it to every subscriber.
-func (h *Hub) Emit(ev delivery.Event) {
-	body, err := json.Marshal(ev)
-	if err != nil {
-		h.log.Error("encoding event", "type", ev.Type, "err", err)
-		return
-	}
-	if h.metrics != nil {
-		h.metrics.observe(ev)
-	}
-	var seq int64
-	if ev.Type != delivery.EventFileProgress && h.st != nil {
-		rec := store.Event{ID: ev.ID, Type: ev.Type, At: ev.At, Body: body}
-		if ev.Request != nil {
-			rec.RequestID = ev.Request.ID
-		}
-		seq, err = h.st.AppendEvent(context.Background(), rec, h.targetsFor(rec))
+func (h *Hub) Emit(ev delivery.Event) { h.EmitBatch([]delivery.Event{ev}) }
+
+var _ delivery.BatchSink = (*Hub)(nil)
+
+// EmitBatch is Emit for the events of one batch of the Engine's loop: they are journaled in
+// one transaction.
+func (h *Hub) EmitBatch(evs []delivery.Event) {
+	bodies := make([][]byte, len(evs))
+	seqs := make([]int64, len(evs))
+	var recs []store.Event
+	var targets [][]string
+	var at []int // recs[k] is evs[at[k]]
+	for i, ev := range evs {
+		body, err := json.Marshal(ev)
 		if err != nil {
-			h.log.Error("journaling event", "type", ev.Type, "id", ev.ID, "err", err)
+			h.log.Error("encoding event", "type", ev.Type, "err", err)
+			continue
+		}
+		bodies[i] = body
+		if h.metrics != nil {
+			h.metrics.observe(ev)
+		}
+		if ev.Type != delivery.EventFileProgress && h.st != nil {
+			rec := store.Event{ID: ev.ID, Type: ev.Type, At: ev.At, Body: body}
+			if ev.Request != nil {
+				rec.RequestID = ev.Request.ID
+			}
+			recs, at = append(recs, rec), append(at, i)
+			targets = append(targets, h.targetsFor(rec, ev))
+		}
+	}
+	if len(recs) > 0 {
+		got, err := h.st.AppendEvents(context.Background(), recs, targets)
+		if err != nil {
+			h.log.Error("journaling events", "events", len(recs), "first", recs[0].ID, "err", err)
+		}
+		for k, seq := range got {
+			seqs[at[k]] = seq
 		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if ev.Type == delivery.EventFileProgress {
-		h.applyProgress(ev)
+	woke := false
+	for i, ev := range evs {
+		if bodies[i] == nil {
+			continue
+		}
+		if ev.Type == delivery.EventFileProgress {
+			h.applyProgress(ev)
+		}
+		h.broadcast(frame{id: seqs[i], event: ev.Type, data: bodies[i]})
+		woke = woke || seqs[i] > 0
 	}
-	h.broadcast(frame{id: seq, event: ev.Type, data: body})
-	if seq > 0 {
+	if woke {
 		for _, w := range h.wakers {
 			w()
 		}
 	}
 }
 
-func (h *Hub) targetsFor(ev store.Event) []string {
+// targetsFor are the outbox targets of an event. A frame's own events go to none: webhooks
+// and the tracker get its sequence's milestones instead (sequence.*), not 100,000 POSTs.
+func (h *Hub) targetsFor(ev store.Event, dev delivery.Event) []string {
+	if dev.File != nil && dev.File.Sequence != "" {
+		return nil
+	}
 	var out []string
 	for _, t := range h.targets {
 		if t == TargetTracker && ev.RequestID == "" {

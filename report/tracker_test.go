@@ -26,6 +26,14 @@ type memStore struct {
 }
 
 func (m *memStore) SaveRequest(context.Context, delivery.RequestRecord) error { return nil }
+func (m *memStore) SaveFiles(ctx context.Context, fs []delivery.FileRecord) ([]int64, error) {
+	ids := make([]int64, len(fs))
+	for i, f := range fs {
+		ids[i], _ = m.SaveFile(ctx, f)
+	}
+	return ids, nil
+}
+
 func (m *memStore) SaveFile(_ context.Context, f delivery.FileRecord) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -41,9 +49,11 @@ func (m *memStore) SaveFile(_ context.Context, f delivery.FileRecord) (int64, er
 	m.files[f.Path] = f
 	return f.ID, nil
 }
-func (m *memStore) DeleteFile(context.Context, string) error                       { return nil }
-func (m *memStore) Files(context.Context) ([]delivery.FileRecord, error)           { return nil, nil }
-func (m *memStore) MarkRenameIntent(context.Context, string, string, string) error { return nil }
+func (m *memStore) DeleteFile(context.Context, string) error             { return nil }
+func (m *memStore) Files(context.Context) ([]delivery.FileRecord, error) { return nil, nil }
+func (m *memStore) MarkRenameIntents(_ context.Context, in []delivery.RenameIntent) []error {
+	return make([]error, len(in))
+}
 func (m *memStore) Checkpoint(context.Context, string) (delivery.Checkpoint, bool, error) {
 	return delivery.Checkpoint{}, false, nil
 }

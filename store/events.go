@@ -32,27 +32,50 @@ type OutboxItem struct {
 // never journaled without its deliveries or the other way round. It returns ev's Seq. An
 // event whose id is already journaled is not added again (its Seq is returned).
 func (s *Store) AppendEvent(ctx context.Context, ev Event, targets []string) (int64, error) {
+	seqs, err := s.AppendEvents(ctx, []Event{ev}, [][]string{targets})
+	if err != nil {
+		return 0, err
+	}
+	return seqs[0], nil
+}
+
+// AppendEvents is AppendEvent for several events in one transaction (targets[i] are evs[i]'s):
+// the daemon journals a batch of events at once.
+func (s *Store) AppendEvents(ctx context.Context, evs []Event, targets [][]string) ([]int64, error) {
+	seqs := make([]int64, len(evs))
+	if len(evs) == 0 {
+		return seqs, nil
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("journaling event %s: %w", ev.ID, err)
+		return nil, fmt.Errorf("journaling events: %w", err)
 	}
 	defer tx.Rollback()
-	var seq int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO events(id, type, request_id, at, body) VALUES(?,?,?,?,?)
-		ON CONFLICT(id) DO UPDATE SET id = excluded.id RETURNING seq`,
-		ev.ID, ev.Type, ev.RequestID, ts(ev.At), string(ev.Body)).Scan(&seq)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO events(id, type, request_id, at, body) VALUES(?,?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET id = excluded.id RETURNING seq`)
 	if err != nil {
-		return 0, fmt.Errorf("journaling event %s: %w", ev.ID, err)
+		return nil, fmt.Errorf("journaling events: %w", err)
 	}
-	for _, t := range targets {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(target, event_seq) VALUES(?,?) ON CONFLICT DO NOTHING`, t, seq); err != nil {
-			return 0, fmt.Errorf("queueing event %s for %s: %w", ev.ID, t, err)
+	defer ins.Close()
+	queue, err := tx.PrepareContext(ctx, `INSERT INTO outbox(target, event_seq) VALUES(?,?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return nil, fmt.Errorf("journaling events: %w", err)
+	}
+	defer queue.Close()
+	for i, ev := range evs {
+		if err := ins.QueryRowContext(ctx, ev.ID, ev.Type, ev.RequestID, ts(ev.At), string(ev.Body)).Scan(&seqs[i]); err != nil {
+			return nil, fmt.Errorf("journaling event %s: %w", ev.ID, err)
+		}
+		for _, t := range targets[i] {
+			if _, err := queue.ExecContext(ctx, t, seqs[i]); err != nil {
+				return nil, fmt.Errorf("queueing event %s for %s: %w", ev.ID, t, err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("journaling event %s: %w", ev.ID, err)
+		return nil, fmt.Errorf("journaling events: %w", err)
 	}
-	return seq, nil
+	return seqs, nil
 }
 
 const eventCols = `e.seq, e.id, e.type, e.request_id, e.at, e.body`

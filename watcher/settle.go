@@ -60,6 +60,18 @@ func (s *settler) observe(key string, info FileInfo, now time.Time, restart bool
 	return false
 }
 
+// known reports whether key is tracked.
+func (s *settler) known(key string) bool {
+	_, ok := s.entries[key]
+	return ok
+}
+
+// settled tracks key as ready in identity info without a settle period: a file delivered
+// before in this very identity (Options.Settled).
+func (s *settler) settled(key string, info FileInfo, now time.Time) {
+	s.entries[key] = &settleEntry{info: info, since: now, ready: true}
+}
+
 // due lists, sorted, the settling files whose clock has run a full period;
 // the caller stats each again and passes the result to confirm.
 func (s *settler) due(now time.Time) []string {

@@ -12,12 +12,12 @@ import (
 	"syscall"
 )
 
-// fileInfoOf turns an Lstat or Fstat result into the file's identity.
+// fileInfoOf turns an Lstat or Fstat result into the file's identity. The results come from
+// os and from internal/safefs, whose Sys() differ (syscall.Stat_t, unix.Stat_t): both are read.
 func fileInfoOf(fi fs.FileInfo) FileInfo {
 	info := FileInfo{Size: fi.Size(), ModTime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		info.Inode = uint64(st.Ino)
-		info.Dev = uint64(st.Dev) // int32 on darwin
+	if dev, ino, ok := safefs.Identity(fi); ok {
+		info.Inode, info.Dev = ino, dev
 	}
 	return info
 }
@@ -25,10 +25,8 @@ func fileInfoOf(fi fs.FileInfo) FileInfo {
 // devOf returns the device a folder lives on, only to notice mount points
 // below the root (never as part of a file's identity).
 func devOf(fi fs.FileInfo) (uint64, bool) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev), true // int32 on darwin
-	}
-	return 0, false
+	dev, _, ok := safefs.Identity(fi)
+	return dev, ok
 }
 
 // freshStat reads a regular file's size and mtime through an open

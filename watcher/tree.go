@@ -194,6 +194,10 @@ func (r *run) observeFile(rel string, d *dirState, fi fs.FileInfo, restart bool)
 		}
 		info = fresh
 	}
+	if r.w.settled != nil && !r.set.known(rel) && r.w.settled(rel, info) {
+		r.set.settled(rel, info, r.now())
+		return
+	}
 	if r.set.observe(rel, info, r.now(), restart) {
 		r.emit(Event{Kind: Settling, Rel: rel, Info: info})
 	}

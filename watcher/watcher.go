@@ -43,9 +43,14 @@ type Options struct {
 	// for a folder, everything below. It runs on the Run goroutine, so it
 	// must be quick and safe to call while its owner updates what it reads.
 	// May be nil.
-	Skip   func(rel string) bool
-	Clock  Clock        // nil = RealClock()
-	Logger *slog.Logger // nil = slog.Default()
+	Skip func(rel string) bool
+	// Settled is asked about a file the watcher sees for the first time: true says the file
+	// was delivered in exactly this identity before (the journal knows it), so it is ready at
+	// once and reported to no one. A restart with 100,000 delivered files then costs one stat
+	// each and no events. Called on the Run goroutine; may be nil.
+	Settled func(rel string, info FileInfo) bool
+	Clock   Clock        // nil = RealClock()
+	Logger  *slog.Logger // nil = slog.Default()
 }
 
 // Kind says what happened to a file.
@@ -109,6 +114,7 @@ type Watcher struct {
 	mode       string
 	ignore     []string
 	skip       func(string) bool
+	settled    func(string, FileInfo) bool
 	clock      Clock
 	log        *slog.Logger
 
@@ -146,6 +152,7 @@ func New(opts Options) (*Watcher, error) {
 		mode:        opts.Mode,
 		ignore:      append([]string(nil), opts.Ignore...),
 		skip:        opts.Skip,
+		settled:     opts.Settled,
 		clock:       opts.Clock,
 		log:         opts.Logger,
 		rescanReq:   make(chan struct{}, 1),

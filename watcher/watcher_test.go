@@ -433,3 +433,43 @@ func TestTouchRestartsSettle(t *testing.T) {
 	})
 	h.w.Touch("nope.txt") // unknown: ignored
 }
+
+// A file the journal says was delivered in this very identity is ready at once and reported
+// to no one (Options.Settled): a restart with 100,000 delivered files sends no events. A
+// file delivered in another identity, or never, settles as usual; so does a delivered file
+// that changes later.
+func TestSettledFilesAreNotReported(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "done.exr", "delivered")
+	writeFile(t, root, "changed.exr", "changed since")
+	writeFile(t, root, "new.exr", "never sent")
+	ident := func(rel string) FileInfo {
+		fi, err := os.Lstat(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fileInfoOf(fi)
+	}
+	journal := map[string]FileInfo{"done.exr": ident("done.exr"), "changed.exr": {Size: 1, Inode: ident("changed.exr").Inode}}
+	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	h := start(t, Options{Root: root, Settle: 30 * time.Second, Poll: time.Second, Mode: ModePoll, Clock: fc,
+		Settled: func(rel string, info FileInfo) bool { want, ok := journal[rel]; return ok && want.equal(info) }}, nil)
+	h.advance(t, fc, 31*time.Second)
+	h.c.waitKind(t, Ready, "new.exr")
+	h.c.waitKind(t, Ready, "changed.exr")
+	// The first scan saw all three before either of those was ready.
+	if n := len(h.c.all()) - h.c.count(Settling, "new.exr") - h.c.count(Ready, "new.exr") - h.c.count(Settling, "changed.exr") - h.c.count(Ready, "changed.exr"); n != 0 {
+		t.Fatalf("done.exr was reported although the journal knows it in this identity:\n%s", h.c.dump())
+	}
+	for _, e := range h.c.all() {
+		if want := ident(e.Rel); e.Info.Inode != want.Inode || e.Info.Dev != want.Dev {
+			t.Fatalf("%s reported with inode %d device %d, want %d %d: an identity without them cannot tell a replaced file",
+				e.Rel, e.Info.Inode, e.Info.Dev, want.Inode, want.Dev)
+		}
+	}
+	appendFile(t, root, "done.exr", " and changed")
+	h.advance(t, fc, 2*time.Second)
+	h.c.waitKind(t, Settling, "done.exr")
+	h.advance(t, fc, 31*time.Second)
+	h.c.waitKind(t, Ready, "done.exr")
+}

@@ -224,10 +224,22 @@ func (d *daemon) wrap(u *uploader.Uploader) delivery.Uploader {
 }
 
 func (d *daemon) startWatcher(ctx context.Context) error {
+	// Files delivered and unchanged since are not reported again: a restart with 100,000
+	// delivered frames stats each once and sends the engine nothing (issue 11). The engine
+	// would find each of them delivered in the same identity anyway.
+	delivered, err := d.st.Delivered(ctx)
+	if err != nil {
+		d.log.Warn("journal: cannot list delivered files; the watcher reports every file again", "err", err)
+	}
+	root := d.cfg.Watch.Root
 	w, err := watcher.New(watcher.Options{
-		Root: d.cfg.Watch.Root, Settle: d.cfg.Watch.Settle, Rescan: d.cfg.Watch.Rescan, Poll: d.cfg.Watch.Poll,
+		Root: root, Settle: d.cfg.Watch.Settle, Rescan: d.cfg.Watch.Rescan, Poll: d.cfg.Watch.Poll,
 		Mode: d.cfg.Watch.Mode, Ignore: d.cfg.Watch.Ignore, Logger: d.log,
 		Skip: func(rel string) bool { return rel == "_delivered" || strings.HasPrefix(rel, "_delivered/") },
+		Settled: func(rel string, info watcher.FileInfo) bool {
+			id, ok := delivered[filepath.Join(root, filepath.FromSlash(rel))]
+			return ok && id.Size == info.Size && id.ModTime.Equal(info.ModTime) && id.Inode == info.Inode
+		},
 	})
 	if err != nil {
 		return err
@@ -534,8 +546,12 @@ func (a storeAdapter) SaveRequest(ctx context.Context, r delivery.RequestRecord)
 	return a.s.SaveRequest(ctx, store.Request(r))
 }
 
-func (a storeAdapter) SaveFile(ctx context.Context, f delivery.FileRecord) (int64, error) {
-	return a.s.SaveFile(ctx, store.File(f))
+func (a storeAdapter) SaveFiles(ctx context.Context, fs []delivery.FileRecord) ([]int64, error) {
+	recs := make([]store.File, len(fs))
+	for i, f := range fs {
+		recs[i] = store.File(f)
+	}
+	return a.s.SaveFiles(ctx, recs)
 }
 
 func (a storeAdapter) DeleteFile(ctx context.Context, path string) error {
@@ -580,6 +596,10 @@ func (a storeAdapter) Check(ctx context.Context) error { return a.s.Check(ctx) }
 
 var _ delivery.JournalChecker = storeAdapter{}
 
-func (a storeAdapter) MarkRenameIntent(ctx context.Context, path, remote, sha string) error {
-	return a.s.MarkRenameIntent(ctx, path, remote, sha)
+func (a storeAdapter) MarkRenameIntents(ctx context.Context, intents []delivery.RenameIntent) []error {
+	in := make([]store.RenameIntent, len(intents))
+	for i, x := range intents {
+		in[i] = store.RenameIntent(x)
+	}
+	return a.s.MarkRenameIntents(ctx, in)
 }

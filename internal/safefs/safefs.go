@@ -71,6 +71,10 @@ func SameIdentity(a, b fs.FileInfo) bool {
 	return a != nil && b != nil && os.SameFile(a, b)
 }
 
+// Identity returns the file's device and inode numbers; ok is false where the platform
+// reports neither. It reads both what os.Lstat and what this package's Lstat return.
+func Identity(fi fs.FileInfo) (dev, ino uint64, ok bool) { return identity(fi) }
+
 // Inode returns the file's inode number (0 where the platform has none).
 func Inode(fi fs.FileInfo) uint64 {
 	_, ino, _ := identity(fi)

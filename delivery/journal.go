@@ -1,0 +1,103 @@
+package delivery
+
+import (
+	"context"
+	"time"
+)
+
+// The Engine journals and announces per batch of its loop, not per change: a commit per state
+// change and an event journaled per transaction were most of the daemon's CPU at render-farm
+// sizes. Nothing is lost by waiting for the end of the batch that a kill -9 would not lose
+// anyway: the one record that guards against a double delivery, the rename intent, is written
+// at once, after the batch so far (flushJournal before MarkRenameIntent), and states are
+// re-derived from the disk and the server on start.
+
+// queuedEvent is an event waiting for the end of the batch; fs, when set, is the file whose
+// journal id it carries once the record is written.
+type queuedEvent struct {
+	ev Event
+	fs *fileState
+}
+
+func (e *Engine) queue(ev Event, fs *fileState) {
+	if e.opt.Events == nil {
+		return
+	}
+	if ev.ID == "" {
+		ev.ID = newEventID()
+	}
+	if ev.At.IsZero() {
+		ev.At = time.Now().UTC()
+	}
+	e.queued = append(e.queued, queuedEvent{ev: ev, fs: fs})
+}
+
+// flushJournal writes the changed records in one transaction, then hands the events of the
+// batch to the sink, in the order they were made.
+func (e *Engine) flushJournal(ctx context.Context) {
+	if len(e.unsaved) > 0 {
+		files := make([]*fileState, 0, len(e.unsaved))
+		recs := make([]FileRecord, 0, len(e.unsaved))
+		for fs := range e.unsaved {
+			files = append(files, fs)
+			recs = append(recs, fs.rec)
+		}
+		ids, err := e.st.SaveFiles(context.WithoutCancel(ctx), recs)
+		if err != nil {
+			// Kept for the next batch: a journal that is back takes them then.
+			e.log.Error("journal", "err", err)
+		} else {
+			for i, fs := range files {
+				fs.rec.ID = ids[i]
+			}
+			clear(e.unsaved)
+		}
+	}
+	if len(e.queued) == 0 {
+		return
+	}
+	evs := make([]Event, len(e.queued))
+	for i, q := range e.queued {
+		if q.fs != nil && q.ev.File != nil && q.ev.File.ID == 0 {
+			q.ev.File.ID = q.fs.rec.ID
+		}
+		evs[i] = q.ev
+	}
+	clear(e.queued)
+	e.queued = e.queued[:0]
+	if b, ok := e.opt.Events.(BatchSink); ok {
+		b.EmitBatch(evs)
+		return
+	}
+	for _, ev := range evs {
+		e.opt.Events.Emit(ev)
+	}
+}
+
+// pendingIntent is an upload waiting at its rename for its intent to be journaled.
+type pendingIntent struct {
+	fs    *fileState
+	reply chan error
+}
+
+// flushIntents journals the rename intents of the batch with one full sync and lets their
+// uploads go on. The rows they update are written first.
+func (e *Engine) flushIntents(ctx context.Context) {
+	if len(e.intents) == 0 {
+		return
+	}
+	e.flushJournal(ctx)
+	in := make([]RenameIntent, len(e.intents))
+	for i, p := range e.intents {
+		in[i] = RenameIntent{Path: p.fs.rec.Path, Remote: p.fs.rec.RemotePath}
+	}
+	errs := e.st.MarkRenameIntents(context.WithoutCancel(ctx), in)
+	for i, p := range e.intents {
+		p.reply <- errs[i]
+	}
+	clear(e.intents)
+	e.intents = e.intents[:0]
+}
+
+// forget drops fs from the records waiting for the journal: its record is being deleted.
+func (e *Engine) forget(fs *fileState) { delete(e.unsaved, fs) }
