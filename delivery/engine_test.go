@@ -291,7 +291,6 @@ func (h *harness) drop(id, name string, kind watcher.Kind, size int64) string {
 func inodeOf(fi os.FileInfo) uint64 { return safefs.Inode(fi) }
 func devOf(fi os.FileInfo) uint64   { return safefs.Device(fi) }
 
-// waitState waits until request id reaches state; the engine's loop is asynchronous.
 // waitAttempts waits until up was asked to upload n times in all.
 func (h *harness) waitAttempts(up *fakeUploader, n int) {
 	h.t.Helper()
@@ -313,6 +312,7 @@ func (h *harness) waitAttempts(up *fakeUploader, n int) {
 	}
 }
 
+// waitState waits until request id reaches state; the engine's loop is asynchronous.
 func (h *harness) waitState(id string, want State) RequestView {
 	h.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

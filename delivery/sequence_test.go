@@ -1,0 +1,208 @@
+package delivery
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/matcher"
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+func frames(sizes map[int64]int64) []*fileState {
+	var out []*fileState
+	for n, size := range sizes {
+		out = append(out, &fileState{name: fmt.Sprintf("shot_010.%04d.exr", n), rec: FileRecord{Size: size, State: string(Ready)}})
+	}
+	return out
+}
+
+func oneSequence(t *testing.T, files []*fileState, framesGiven bool) *sequence {
+	t.Helper()
+	seqs := sequencesOf(files, framesGiven)
+	if len(seqs) != 1 {
+		t.Fatalf("%d sequences, want 1", len(seqs))
+	}
+	return seqs[0]
+}
+
+func TestJudgeSequence(t *testing.T) {
+	whole := map[int64]int64{}
+	for n := int64(1001); n <= 1010; n++ {
+		whole[n] = 8 << 20
+	}
+	gappy := map[int64]int64{}
+	for n, s := range whole {
+		if n != 1003 && (n < 1006 || n > 1008) {
+			gappy[n] = s
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		sizes   map[int64]int64
+		fields  map[string]string
+		suspect bool
+		code    string
+		says    []string
+	}{
+		{"whole", whole, nil, false, "", nil},
+		{"gaps named as ranges", gappy, nil, false, ReasonIncompleteSequence, []string{"shot_010.[1001-1010].exr", "missing 4 frame(s): 1003, 1006-1008"}},
+		{"gaps allowed", gappy, map[string]string{"allow_gaps": "true"}, false, "", nil},
+		{"the request's range names the frames missing at its ends", whole, map[string]string{"frames": "1000-1012"}, false,
+			ReasonIncompleteSequence, []string{"missing 3 frame(s): 1000, 1011-1012"}},
+		{"frames outside the request's range", whole, map[string]string{"frames": "1001-1008"}, false,
+			ReasonIncompleteSequence, []string{"2 frame(s) outside the request's frames 1001-1008: 1009-1010"}},
+		{"a range given wins over allow_gaps", gappy, map[string]string{"frames": "1001-1010", "allow_gaps": "true"}, false,
+			ReasonIncompleteSequence, []string{"1003, 1006-1008"}},
+		{"a bad frames field", whole, map[string]string{"frames": "ten to twenty"}, false, "invalid_metadata", []string{`frames = "ten to twenty"`}},
+		{"a whole sequence is not suspect", whole, nil, true, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := judgeSequence(oneSequence(t, frames(tc.sizes), true), tc.fields, tc.suspect)
+			if tc.code == "" {
+				if h != nil {
+					t.Fatalf("held %s: %s", h.code, h.msg)
+				}
+				return
+			}
+			if h == nil || h.code != tc.code {
+				t.Fatalf("hold = %+v, want %s", h, tc.code)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(h.msg, s) {
+					t.Errorf("message %q does not say %q", h.msg, s)
+				}
+			}
+		})
+	}
+}
+
+func TestSuspectFrames(t *testing.T) {
+	sizes := map[int64]int64{}
+	for n := int64(1); n <= 20; n++ {
+		sizes[n] = 8 << 20
+	}
+	sizes[5] = 12 << 10 // truncated: a node died while writing it
+	sizes[9] = 0        // empty
+	// A cut to black: frames 14-20 are small, and like each other.
+	for n := int64(14); n <= 20; n++ {
+		sizes[n] = 40 << 10
+	}
+	s := oneSequence(t, frames(sizes), false)
+	var got []int64
+	for _, fs := range suspectFrames(s.frames) {
+		got = append(got, fs.frame.Number)
+	}
+	if !slices.Equal(got, []int64{5, 9}) {
+		t.Errorf("suspect frames = %v, want [5 9] (the first black frame after the cut is not suspect)", got)
+	}
+	h := judgeSequence(s, nil, true)
+	if h == nil || h.code != ReasonSuspectFrame || len(h.only) != 2 || !strings.Contains(h.msg, "shot_010.0005.exr is 12.0 KiB") {
+		t.Fatalf("hold = %+v", h)
+	}
+	if judgeSequence(s, nil, false) != nil {
+		t.Errorf("suspect frames held although the profile does not ask for it")
+	}
+}
+
+func TestSummarizeGroupsSequences(t *testing.T) {
+	var files []FileView
+	for n := 1001; n <= 1400; n++ {
+		st := Delivered
+		switch {
+		case n == 1203:
+			st = Held
+		case n > 1388:
+			st = Uploading
+		}
+		files = append(files, FileView{Name: fmt.Sprintf("plates/shot_010.%d.exr", n), State: st, Size: 1000, Reason: map[bool]string{true: "x"}[st == Held]})
+	}
+	files = append(files, FileView{Name: "notes.pdf", State: Ready, Size: 5}, FileView{Name: "poster.0001.exr", State: Ready, Size: 7})
+	singles, seqs, omitted := Summarize(files, false)
+	if len(seqs) != 1 || omitted != 0 {
+		t.Fatalf("sequences %+v, omitted %d", seqs, omitted)
+	}
+	s := seqs[0]
+	if s.Name != "plates/shot_010.[1001-1400].exr" || s.Frames != 400 || s.Delivered != 387 || s.Size != 400000 || s.State != Held || s.Reason != "x" {
+		t.Errorf("sequence = %+v", s)
+	}
+	if len(singles) != 2 || singles[0].Name != "notes.pdf" || singles[1].Name != "poster.0001.exr" {
+		t.Errorf("singles = %+v (one frame alone is a file)", singles)
+	}
+	var many []FileView
+	for i := range maxListedFiles + 100 {
+		many = append(many, FileView{Name: fmt.Sprintf("f%05d.mov", i), State: Delivered})
+	}
+	many[maxListedFiles+50].State = Failed
+	singles, _, omitted = Summarize(many, false)
+	if len(singles) != maxListedFiles || omitted != 100 {
+		t.Fatalf("%d listed, %d omitted", len(singles), omitted)
+	}
+	if !slices.ContainsFunc(singles, func(f FileView) bool { return f.State == Failed }) {
+		t.Errorf("the failed file was left out of the list")
+	}
+}
+
+// A sequence with missing frames is held when the request is complete, naming the missing
+// frames; once they are rendered it is delivered, announced as one sequence's milestones.
+func TestIncompleteSequenceHeldThenDelivered(t *testing.T) {
+	up := newFakeUploader()
+	h, evs := withEvents(t, up, nil, req("SR-V", 0, "source_type", "VFX"))
+	for _, n := range []int{1001, 1002, 1004, 1005} {
+		h.drop("SR-V", fmt.Sprintf("shot.%d.exr", n), watcher.Ready, 100)
+	}
+	h.drop("SR-V", "_READY", watcher.Ready, 0)
+	v := h.waitState("SR-V", Held)
+	if len(v.Sequences) != 1 || v.Sequences[0].Reason != ReasonIncompleteSequence || !strings.Contains(v.Sequences[0].Message, "missing 1 frame(s): 1003") {
+		t.Fatalf("sequences = %+v", v.Sequences)
+	}
+	if up.count() != 0 {
+		t.Fatalf("%d frames uploaded from an incomplete sequence", up.count())
+	}
+	h.drop("SR-V", "shot.1003.exr", watcher.Ready, 100)
+	v = h.waitState("SR-V", Delivered)
+	if up.count() != 5 || len(v.Sequences) != 1 || v.Sequences[0].Delivered != 5 || v.Sequences[0].Name != "shot.[1001-1005].exr" {
+		t.Fatalf("%d uploads; sequences = %+v", up.count(), v.Sequences)
+	}
+	var milestones []string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		milestones = milestones[:0]
+		for _, typ := range evs.types("SR-V") {
+			if strings.HasPrefix(typ, "sequence.") {
+				milestones = append(milestones, typ)
+			}
+		}
+		if len(milestones) >= 3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if want := []string{EventSequenceHeld, EventSequenceStarted, EventSequenceDelivered}; !slices.Equal(milestones, want) {
+		t.Errorf("sequence events = %v, want %v", milestones, want)
+	}
+	evs.mu.Lock()
+	defer evs.mu.Unlock()
+	for _, ev := range evs.events {
+		if ev.File != nil && strings.HasPrefix(ev.File.Name, "shot.") && ev.File.Sequence != "shot.#.exr" {
+			t.Errorf("%s for frame %s does not name its sequence: %q", ev.Type, ev.File.Name, ev.File.Sequence)
+		}
+	}
+}
+
+func TestSplitFrameKeysMatchViews(t *testing.T) {
+	// The engine's grouping (sequencesOf) and the views' (Summarize) agree on what a sequence is.
+	files := frames(map[int64]int64{1: 1, 2: 1, 3: 1})
+	files = append(files, &fileState{name: "other.0001.dpx"})
+	seqs := sequencesOf(files, false)
+	var views []FileView
+	for _, fs := range files {
+		views = append(views, FileView{Name: fs.name})
+	}
+	_, vs, _ := Summarize(views, false)
+	if len(seqs) != len(vs) || len(seqs) != 1 || vs[0].Name != matcher.SequenceName(seqs[0].frame, 1, 3, 4) {
+		t.Errorf("engine %d sequences, views %+v", len(seqs), vs)
+	}
+}
