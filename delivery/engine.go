@@ -80,6 +80,8 @@ type Engine struct {
 	unsaved map[*fileState]struct{}
 	queued  []queuedEvent
 	intents []pendingIntent // rename intents waiting for the end of the batch
+	// unsavedReqs are requests whose state changed since the journal was last written.
+	unsavedReqs map[string]*reqState
 	outside map[string]bool // paths already logged as being outside every drop folder
 
 	msgs    chan msg
@@ -98,6 +100,9 @@ type Engine struct {
 	unreachable atomic.Bool // destination.unreachable was sent and not yet followed by back
 
 	root *safefs.Root // watch.root, open; see fsRoot
+	// watch.group's id, looked up for gidFor (mkdirAll).
+	gid    int
+	gidFor string
 }
 
 type reqState struct {
@@ -225,6 +230,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	prev := e.reqs
 	e.reqs, e.byFolder = map[string]*reqState{}, map[string]string{}
 	var errs []error
+	recs := make([]RequestRecord, 0, len(reqs))
 	if e.opt.Bin != "" {
 		if err := e.mkdirAll(e.opt.Bin); err != nil {
 			errs = append(errs, err)
@@ -262,13 +268,18 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 				errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
 			}
 		}
-		fields, _ := json.Marshal(r.Fields)
-		if err := e.st.SaveRequest(ctx, RequestRecord{ID: r.ID, Fields: string(fields), Status: r.Status, Files: r.Files,
-			Folder: r.Folder, State: string(rs.state), UpdatedAt: time.Now()}); err != nil {
-			errs = append(errs, err)
-		}
+		recs = append(recs, requestRecord(rs))
+	}
+	if err := e.st.SaveRequests(ctx, recs); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+func requestRecord(r *reqState) RequestRecord {
+	fields, _ := json.Marshal(r.Fields)
+	return RequestRecord{ID: r.ID, Fields: string(fields), Status: r.Status, Files: r.Files,
+		Folder: r.Folder, State: string(r.state), UpdatedAt: time.Now()}
 }
 
 func lookupGroup(name string) (int, error) {
@@ -766,11 +777,10 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 	}
 	if r.emitted != r.state {
 		r.emitted = r.state
-		fields, _ := json.Marshal(r.Fields)
-		if err := e.st.SaveRequest(ctx, RequestRecord{ID: r.ID, Fields: string(fields), Status: r.Status, Files: r.Files,
-			Folder: r.Folder, State: string(r.state), UpdatedAt: time.Now()}); err != nil {
-			e.log.Error("journal", "err", err)
+		if e.unsavedReqs == nil {
+			e.unsavedReqs = map[string]*reqState{}
 		}
+		e.unsavedReqs[r.ID] = r // journaled at the end of the batch
 	}
 	e.report(r)
 }

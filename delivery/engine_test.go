@@ -29,6 +29,13 @@ func newMemStore() *memStore {
 	return &memStore{files: map[string]FileRecord{}, reqs: map[string]RequestRecord{}}
 }
 
+func (s *memStore) SaveRequests(ctx context.Context, rs []RequestRecord) error {
+	for _, r := range rs {
+		_ = s.SaveRequest(ctx, r)
+	}
+	return nil
+}
+
 func (s *memStore) SaveRequest(_ context.Context, r RequestRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

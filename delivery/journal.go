@@ -35,6 +35,17 @@ func (e *Engine) queue(ev Event, fs *fileState) {
 // flushJournal writes the changed records in one transaction, then hands the events of the
 // batch to the sink, in the order they were made.
 func (e *Engine) flushJournal(ctx context.Context) {
+	if len(e.unsavedReqs) > 0 {
+		recs := make([]RequestRecord, 0, len(e.unsavedReqs))
+		for _, r := range e.unsavedReqs {
+			recs = append(recs, requestRecord(r))
+		}
+		if err := e.st.SaveRequests(context.WithoutCancel(ctx), recs); err != nil {
+			e.log.Error("journal", "err", err)
+		} else {
+			clear(e.unsavedReqs)
+		}
+	}
 	if len(e.unsaved) > 0 {
 		files := make([]*fileState, 0, len(e.unsaved))
 		recs := make([]FileRecord, 0, len(e.unsaved))

@@ -120,7 +120,8 @@ func classify(err error) *TransferError {
 // Store is the journal the Engine records into. It must be durable before it returns: the
 // rename intent in particular guards against delivering a file twice after a crash.
 type Store interface {
-	SaveRequest(ctx context.Context, r RequestRecord) error
+	// SaveRequests journals requests in one transaction.
+	SaveRequests(ctx context.Context, rs []RequestRecord) error
 	// SaveFiles journals files in one transaction and returns their ids, in order.
 	SaveFiles(ctx context.Context, fs []FileRecord) ([]int64, error)
 	DeleteFile(ctx context.Context, path string) error

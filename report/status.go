@@ -41,6 +41,8 @@ type Status struct {
 	FilesOmitted int `json:"files_omitted,omitempty"`
 	// Sequences are frame sequences, one entry each instead of one per frame.
 	Sequences []SequenceInfo `json:"sequences,omitempty"`
+	// Counts is how many files, frames included, are in each state.
+	Counts    map[string]int `json:"counts,omitempty"`
 	UpdatedAt time.Time      `json:"updated_at"`
 }
 
@@ -85,7 +87,8 @@ type Retrying struct {
 
 // FromView builds the status-file content of a request view.
 func FromView(v delivery.RequestView) Status {
-	s := Status{Bin: v.Bin, Files: []FileStatus{}, UpdatedAt: v.UpdatedAt.UTC(), FilesOmitted: v.FilesOmitted, Sequences: sequenceInfos(v.Sequences)}
+	s := Status{Bin: v.Bin, Files: []FileStatus{}, UpdatedAt: v.UpdatedAt.UTC(), FilesOmitted: v.FilesOmitted, Sequences: sequenceInfos(v.Sequences),
+		Counts: stateCounts(v.Counts)}
 	if !v.Bin {
 		s.Request = &RequestStatus{ID: v.ID, Title: v.Fields["title"], SourceType: v.Fields["source_type"],
 			Language: v.Fields["language"], PackageID: v.Fields["package_id"], Status: v.Status,

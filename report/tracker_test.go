@@ -25,7 +25,7 @@ type memStore struct {
 	next  int64
 }
 
-func (m *memStore) SaveRequest(context.Context, delivery.RequestRecord) error { return nil }
+func (m *memStore) SaveRequests(context.Context, []delivery.RequestRecord) error { return nil }
 func (m *memStore) SaveFiles(ctx context.Context, fs []delivery.FileRecord) ([]int64, error) {
 	ids := make([]int64, len(fs))
 	for i, f := range fs {

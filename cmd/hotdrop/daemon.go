@@ -542,8 +542,12 @@ func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, err
 // so they convert directly.
 type storeAdapter struct{ s *store.Store }
 
-func (a storeAdapter) SaveRequest(ctx context.Context, r delivery.RequestRecord) error {
-	return a.s.SaveRequest(ctx, store.Request(r))
+func (a storeAdapter) SaveRequests(ctx context.Context, rs []delivery.RequestRecord) error {
+	recs := make([]store.Request, len(rs))
+	for i, r := range rs {
+		recs[i] = store.Request(r)
+	}
+	return a.s.SaveRequests(ctx, recs)
 }
 
 func (a storeAdapter) SaveFiles(ctx context.Context, fs []delivery.FileRecord) ([]int64, error) {

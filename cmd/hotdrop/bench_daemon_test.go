@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/sshdtest"
+)
+
+// BenchmarkDaemonVsSend delivers the same small files to a real sshd twice in one run: with
+// `hotdrop send` and through the daemon (drop folder, settle, _READY, upload, verify,
+// journal). They share the engine; the daemon must not add a bottleneck of its own (issue 11:
+// at least 90 % of send's files/s). HOTDROP_BENCH_FILES sets the count (default 2,000; the
+// issue's figure is 20,000).
+//
+//	go test ./cmd/hotdrop -run '^$' -bench DaemonVsSend -benchtime 1x
+func BenchmarkDaemonVsSend(b *testing.B) {
+	n := 2000
+	if v, err := strconv.Atoi(os.Getenv("HOTDROP_BENCH_FILES")); err == nil && v > 0 {
+		n = v
+	}
+	srv := sshdtest.Start(b)
+	dir := b.TempDir()
+	src := filepath.Join(dir, "data")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for i := range n {
+		copy(buf, fmt.Sprintf("%010d", i))
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("shot.%06d.exr", i)), buf, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range b.N {
+		// send
+		cfgPath := writeBenchConfig(b, filepath.Join(dir, fmt.Sprintf("send%d", i)), srv, "")
+		t0 := time.Now()
+		if code := run([]string{"send", src, "--to", fmt.Sprintf("send%d", i), "--config", cfgPath}, io.Discard, io.Discard); code != 0 {
+			b.Fatalf("send exited %d", code)
+		}
+		sendSecs := time.Since(t0).Seconds()
+
+		// the daemon
+		home := filepath.Join(dir, fmt.Sprintf("daemon%d", i))
+		cfgPath = writeBenchConfig(b, home, srv, fmt.Sprintf(`[[request]]
+id = "SR-B%d"
+title = "Bench"
+source_type = "VFX"
+status = "open"
+files = 0
+`, i))
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var delivered atomic.Int64
+		var firstUpload atomic.Int64 // unix nanos
+		all := make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		started, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- runDaemon(ctx, cfg, newLogger(io.Discard), daemonHooks{started: started, events: func(ev delivery.Event) {
+				if ev.Type == delivery.EventFileUploading {
+					firstUpload.CompareAndSwap(0, time.Now().UnixNano())
+				}
+				if ev.Type == delivery.EventFileDelivered && delivered.Add(1) == int64(n) {
+					close(all)
+				}
+			}})
+		}()
+		select {
+		case <-started:
+		case err := <-done:
+			b.Fatalf("daemon: %v", err)
+		}
+		drop := filepath.Join(home, "root", fmt.Sprintf("SR-B%d", i))
+		t1 := time.Now()
+		for j := range n {
+			name := fmt.Sprintf("shot.%06d.exr", j)
+			if err := os.Link(filepath.Join(src, name), filepath.Join(drop, name)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(drop, "_READY"), nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-all:
+		case <-time.After(time.Duration(n)*20*time.Millisecond + time.Minute):
+			b.Fatalf("%d of %d files delivered", delivered.Load(), n)
+		}
+		daemonSecs := time.Since(t1).Seconds() - cfg.Watch.Settle.Seconds()
+		uploadSecs := time.Since(time.Unix(0, firstUpload.Load())).Seconds()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatalf("daemon: %v", err)
+		}
+		b.ReportMetric(float64(n)/sendSecs, "send-files/s")
+		b.ReportMetric(float64(n)/daemonSecs, "daemon-files/s")
+		b.ReportMetric(sendSecs/daemonSecs, "daemon/send")
+		// From the first upload on: what the engine does once the request is complete.
+		b.ReportMetric(float64(n)/uploadSecs, "daemon-upload-files/s")
+	}
+}
+
+// writeBenchConfig writes a config for srv in home, with requests (none: an empty list).
+func writeBenchConfig(b *testing.B, home string, srv *sshdtest.Server, requests string) string {
+	b.Helper()
+	for _, d := range []string{"root", "requests.d"} {
+		if err := os.MkdirAll(filepath.Join(home, d), 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(home, "requests.d", "r.toml"), []byte(requests), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`state_dir = "state"
+[watch]
+root = "root"
+folder = "{id}"
+settle = "1s"
+mode = "events"
+[requests]
+files = ["requests.d/*.toml"]
+[destination]
+url = %q
+identity_file = %q
+known_hosts = %q
+path = "{id}/{name}"
+concurrency = 8
+names = "any"
+[status]
+listen = ""
+`, srv.URL(), srv.IdentityFile, srv.KnownHosts)
+	p := filepath.Join(home, "hotdrop.toml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
