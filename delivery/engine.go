@@ -82,7 +82,7 @@ type Engine struct {
 	intents []pendingIntent // rename intents waiting for the end of the batch
 	// unsavedReqs are requests whose state changed since the journal was last written.
 	unsavedReqs map[string]*reqState
-	outside map[string]bool // paths already logged as being outside every drop folder
+	outside     map[string]bool // paths already logged as being outside every drop folder
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot
