@@ -132,12 +132,17 @@ func printStatusRequest(w io.Writer, r report.RequestInfo) {
 		fmt.Fprintf(tw, "  folder:\t%s\n", r.Folder)
 	}
 	tw.Flush()
-	if len(r.Files) == 0 {
+	if len(r.Files) == 0 && len(r.Sequences) == 0 {
 		return
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  FILE\tSTATE\tSIZE\tPROGRESS\tREASON")
+	for _, s := range r.Sequences {
+		// One row per frame sequence: shot_010.[1001-2400].exr — 1,400 frames, 1,388 delivered.
+		prog := fmt.Sprintf("%s of %s frames delivered", thousands(s.Delivered), thousands(s.Frames))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.Name, s.State, humanBytes(s.Size), prog, orDash(reasonColumn(s.Reason, 0)))
+	}
 	for _, f := range r.Files {
 		prog := "-"
 		switch {
@@ -152,6 +157,29 @@ func printStatusRequest(w io.Writer, r report.RequestInfo) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Name, f.State, humanBytes(f.Size), prog, orDash(reasonColumn(f.Reason, 0)))
 	}
 	tw.Flush()
+	if r.FilesOmitted > 0 {
+		fmt.Fprintf(w, "  … and %s more files not listed (those needing attention are listed first; counts: %s)\n", thousands(r.FilesOmitted), countsText(r.Counts))
+	}
+}
+
+// thousands writes n with thousands separators: 100,000.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// countsText writes counts by state in the order a request moves through them.
+func countsText(c map[string]int) string {
+	var parts []string
+	for _, st := range []string{"failed", "held", "uploading", "ready", "settling", "waiting", "delivered"} {
+		if c[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s", thousands(c[st]), st))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func orDash(s string) string {
@@ -170,19 +198,26 @@ func clipText(s string, n int) string {
 }
 
 func filesColumn(r report.RequestInfo) string {
-	delivered := 0
+	delivered, total := 0, len(r.Files)+r.FilesOmitted
 	for _, f := range r.Files {
 		if f.State == "delivered" {
 			delivered++
 		}
 	}
+	for _, s := range r.Sequences {
+		delivered += s.Delivered
+		total += s.Frames
+	}
+	if r.Counts != nil {
+		delivered = r.Counts["delivered"] // the omitted files too
+	}
 	if r.Bin {
-		return fmt.Sprint(len(r.Files))
+		return thousands(total)
 	}
 	if r.FilesExpected == 0 {
-		return fmt.Sprintf("%d/%d (any)", delivered, len(r.Files))
+		return fmt.Sprintf("%s/%s (any)", thousands(delivered), thousands(total))
 	}
-	return fmt.Sprintf("%d/%d", delivered, r.FilesExpected)
+	return fmt.Sprintf("%s/%s", thousands(delivered), thousands(r.FilesExpected))
 }
 
 func progressColumn(r report.RequestInfo) string {

@@ -128,12 +128,34 @@ function fileItem(f) {
   return li;
 }
 
+// sequenceItem is one frame sequence as one row: shot_010.[1001-2400].exr — 1,400 frames,
+// 8.2 GiB, 1,388 delivered.
+function sequenceItem(s) {
+  const li = el("li", "file sequence s-" + s.state);
+  const head = el("div", "file-head");
+  head.append(el("span", "file-name", s.name), stateLabel(s.state));
+  li.append(head);
+  const frac = s.size ? Math.min(1, (s.delivered_size + (s.done || 0)) / s.size) : 0;
+  const bar = el("div", "bar");
+  const fill = el("div");
+  fill.style.width = (100 * frac).toFixed(1) + "%";
+  bar.append(fill);
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-valuenow", Math.round(100 * frac));
+  li.append(bar, el("div", "rate", `${s.frames.toLocaleString()} frames · ${bytes(s.size)} · ${s.delivered.toLocaleString()} delivered`));
+  if (s.reason && (s.state === "held" || s.state === "failed")) {
+    li.append(reasonBox(s.reason, s.state === "failed"));
+  }
+  return li;
+}
+
 function card(r) {
   const c = el("article", "card s-" + r.state);
   c.dataset.id = r.id;
   const head = el("div", "card-head");
   const title = r.bin ? "File Bin" : `${r.title || r.id}`;
   const files = r.files || [];
+  const seqs = r.sequences || [];
   // The File Bin has no delivery state of its own: show whether anything there needs a person.
   const state = r.bin ? (files.some((f) => f.state === "held") ? "held" : "waiting") : r.state;
   head.append(el("span", "card-title", title), stateLabel(state));
@@ -142,21 +164,24 @@ function card(r) {
     const bits = [r.id, r.source_type, r.language, r.package_id, r.status && r.status !== "open" ? "status: " + r.status : ""];
     c.append(el("div", "meta", bits.filter(Boolean).join(" · ")));
   }
-  const expected = r.files_expected ? `${files.length} of ${r.files_expected} file(s)` : `${files.length} file(s)`;
+  const count = files.length + (r.files_omitted || 0) + seqs.reduce((n, s) => n + s.frames, 0);
+  const expected = r.files_expected ? `${count.toLocaleString()} of ${r.files_expected.toLocaleString()} file(s)` : `${count.toLocaleString()} file(s)`;
   c.append(el("div", "meta", expected));
-  if (files.length) {
+  if (files.length || seqs.length) {
     const ul = el("ul", "files");
+    seqs.forEach((s) => ul.append(sequenceItem(s)));
     files.forEach((f) => ul.append(fileItem(f)));
+    if (r.files_omitted) ul.append(el("li", "file omitted", `… and ${r.files_omitted.toLocaleString()} more files not listed`));
     c.append(ul);
   }
   if (!r.bin) {
     const actions = el("div", "actions");
-    if (files.some((f) => f.state === "failed" || f.state === "held")) {
+    if (files.some((f) => f.state === "failed" || f.state === "held") || seqs.some((s) => s.state === "failed" || s.state === "held")) {
       const b = el("button", "retry", "Retry");
       b.onclick = () => post(`/api/requests/${encodeURIComponent(r.id)}/retry`, b);
       actions.append(b);
     }
-    if (files.length && ["waiting", "settling", "ready"].includes(r.state)) {
+    if ((files.length || seqs.length) && ["waiting", "settling", "ready"].includes(r.state)) {
       const b = el("button", "deliver", "Deliver");
       b.title = "Deliver now (auto_deliver = false, or a request of any number of files); never overrides a hold";
       b.onclick = () => post(`/api/requests/${encodeURIComponent(r.id)}/deliver`, b);
