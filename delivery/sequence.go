@@ -425,3 +425,28 @@ func (e *Engine) sequenceMilestones(r *reqState, files []*fileState, quiet bool)
 		e.emit(ev)
 	}
 }
+
+// FrameFile is one frame as `hotdrop explain` sees it: its name (slash path inside the drop
+// folder) and size.
+type FrameFile struct {
+	Name string
+	Size int64
+}
+
+// CheckSequence is the hold policy the daemon applies to one sequence of a complete request
+// (judgeSequence), for `hotdrop explain`: the hold code and sentence, or "" when the sequence
+// may be sent. fields are the request's (frames, allow_gaps); suspect is the profile's
+// suspect_frames.
+func CheckSequence(frames []FrameFile, fields map[string]string, suspect bool) (code, message string) {
+	files := make([]*fileState, len(frames))
+	for i, f := range frames {
+		files[i] = &fileState{name: f.Name, rec: FileRecord{Size: f.Size}}
+	}
+	_, framesGiven := fields["frames"]
+	for _, s := range sequencesOf(files, framesGiven) {
+		if h := judgeSequence(s, fields, suspect); h != nil {
+			return h.code, h.msg
+		}
+	}
+	return "", ""
+}

@@ -64,6 +64,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 			out = append(out, e)
 		}
 	}
+	out = groupSequences(reqs, out)
 	if *asJSON {
 		if out == nil {
 			out = []explained{}
@@ -214,6 +215,7 @@ type explained struct {
 	Trace            *matcher.Trace           `json:"trace,omitempty"`
 	Marker           *explainedMarker         `json:"ready_marker,omitempty"` // for a request taking any number of files
 	Verdict          string                   `json:"verdict"`
+	Sequence         *explainedSequence       `json:"sequence,omitempty"` // this row stands for a frame sequence
 	verdict          matcher.Verdict
 }
 
@@ -294,6 +296,9 @@ func explainMarker(cfg *config.Config, reqs []config.Request, e *explained) {
 // writeExplained prints one explanation for people.
 func writeExplained(w io.Writer, e explained) {
 	fmt.Fprintln(w, e.Path)
+	if e.Sequence != nil {
+		fmt.Fprintln(w, sequenceLine(e.Sequence))
+	}
 	if e.Note != "" {
 		fmt.Fprintf(w, "  note: %s\n", e.Note)
 	}
@@ -387,6 +392,8 @@ func writeOutcome(w io.Writer, e explained) {
 		fmt.Fprintf(w, "  verdict: held %s: %s\n", e.Hold.Code, e.Hold.Message)
 	case e.Wait != "":
 		fmt.Fprintf(w, "  verdict: goes to %s once ready; waiting: %s\n", e.Request, e.Wait)
+	case e.Sequence != nil && e.Sequence.Hold != "":
+		fmt.Fprintf(w, "  verdict: goes to %s, but the sequence is held %s once the request is complete (above)\n", e.Request, e.Sequence.Hold)
 	default:
 		fmt.Fprintf(w, "  verdict: goes to %s\n", e.Request)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,5 +299,42 @@ func TestExplainHostileSidecar(t *testing.T) {
 	want := "verdict: held invalid_sidecar: " + filepath.Join(dir, file) + ".toml:1:64: nests tables, arrays or dotted-key parts more than 32 levels deep"
 	if !strings.Contains(stdout.String(), want) {
 		t.Errorf("explain output lacks %q:\n%s", want, stdout.String())
+	}
+}
+
+// explain on a drop folder of frames shows the sequence once, with the daemon's verdict on it
+// as a whole (issue 11): frames missing are named, not 40 near-identical explanations printed.
+func TestExplainSequence(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "hotdrop.toml"), []byte("state_dir = \"state\"\n[watch]\nroot = \"root\"\nfolder = \"{id}\"\n[requests]\nfiles = [\"r.toml\"]\n[destination]\nurl = \"file:///tmp/out\"\npath = \"{id}/{name}\"\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "r.toml"), []byte("[[request]]\nid = \"SR-V\"\ntitle = \"Shot\"\nsource_type = \"VFX\"\nfiles = 0\nframes = \"1001-1040\"\n"), 0o644))
+	drop := filepath.Join(dir, "root", "SR-V")
+	must(os.MkdirAll(drop, 0o755))
+	for n := 1001; n <= 1040; n++ {
+		if n == 1013 || n == 1039 || n == 1040 {
+			continue
+		}
+		must(os.WriteFile(filepath.Join(drop, fmt.Sprintf("shot_010.%d.exr", n)), []byte("frame data"), 0o644))
+	}
+	must(os.WriteFile(filepath.Join(drop, "notes.exr.txt"), []byte("x"), 0o644))
+	var out, errOut strings.Builder
+	code := run([]string{"explain", drop, "--config", filepath.Join(dir, "hotdrop.toml")}, &out, &errOut)
+	text := out.String()
+	if code != 0 {
+		t.Fatalf("explain exited %d: %s\n%s", code, errOut.String(), text)
+	}
+	for _, want := range []string{"shot_010.[1001-1038].exr", "sequence: 37 frames (1001-1038)", "held incomplete_sequence", "missing 3 frame(s): 1013, 1039-1040", "notes.exr.txt"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("explain does not say %q:\n%s", want, text)
+		}
+	}
+	if n := strings.Count(text, "shot_010."); n != 2 { // the row's name, and the hold's sentence
+		t.Errorf("the frames appear %d times, want the sequence once:\n%s", n, text)
 	}
 }
