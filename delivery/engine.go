@@ -82,7 +82,8 @@ type Engine struct {
 	intents []pendingIntent // rename intents waiting for the end of the batch
 	// unsavedReqs are requests whose state changed since the journal was last written.
 	unsavedReqs map[string]*reqState
-	outside     map[string]bool // paths already logged as being outside every drop folder
+	binSeqs     map[string]map[string]int // File Bin sequence key → request id → frames (index.go)
+	outside     map[string]bool           // paths already logged as being outside every drop folder
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot
@@ -144,9 +145,11 @@ type fileState struct {
 	frame               matcher.Frame
 	isFrame, frameKnown bool
 	frameFor            string
-	gone                bool // removed while uploading
-	sourceGone          bool // delivered, then its source was moved away or deleted
-	replace             bool // the upload may replace the remote file (hotdrop's earlier delivery there)
+	seqSplit            bool   // held because its File Bin sequence went to several requests
+	binKey, binReq      string // how binSequence counted it ("": not counted)
+	gone                bool   // removed while uploading
+	sourceGone          bool   // delivered, then its source was moved away or deleted
+	replace             bool   // the upload may replace the remote file (hotdrop's earlier delivery there)
 	meta                map[string]string
 	verify              []Checksum // writers' checksum files to check before uploading
 	progressAt          time.Time
@@ -578,6 +581,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		}
 	}
 	fs.name = name
+	e.binSequence(fs, true) // name and File Bin known now
 	fs.gone, fs.sourceGone = false, false
 	fs.latest, fs.latestReady = ev.Info, ev.Kind == watcher.Ready
 
@@ -686,7 +690,8 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 	before := make([]was, len(files))
 	for i, fs := range files {
 		before[i] = was{fs.rec.State, fs.rec.Reason}
-		if fs.rec.State == string(Held) && reconsidered[fs.rec.Reason] {
+		if fs.rec.State == string(Held) && (reconsidered[fs.rec.Reason] || fs.seqSplit) {
+			fs.seqSplit = false
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
 			if !fs.latestReady {
 				fs.rec.State = string(Settling)
@@ -723,7 +728,10 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 		case r.Files > 0 && delivered+ready+busy > r.Files:
 			e.hold(fs, ReasonTooManyFiles, fmt.Sprintf("request %s takes %d file(s) but its folder holds %d; remove the extra ones", r.ID, r.Files, delivered+ready+busy))
 		default:
-			if msg := e.nameProblem(r, fs); msg != "" {
+			if msg := e.sequenceSplit(fs); msg != "" {
+				e.hold(fs, "ambiguous_match", msg)
+				fs.seqSplit = true
+			} else if msg := e.nameProblem(r, fs); msg != "" {
 				e.hold(fs, ReasonInvalidName, msg)
 			}
 		}

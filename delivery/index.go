@@ -2,6 +2,9 @@ package delivery
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -23,6 +26,7 @@ func (e *Engine) putFile(fs *fileState) {
 func (e *Engine) dropFile(fs *fileState) {
 	e.forget(fs)
 	delete(e.files, fs.rec.Path)
+	e.binSequence(fs, false)
 	if set := e.byReq[fs.req]; set != nil {
 		delete(set, fs)
 		if len(set) == 0 {
@@ -48,12 +52,89 @@ func (e *Engine) assign(fs *fileState, id string) {
 }
 
 func (e *Engine) index(fs *fileState) {
+	e.binSequence(fs, true)
 	set := e.byReq[fs.req]
 	if set == nil {
 		set = map[*fileState]struct{}{}
 		e.byReq[fs.req] = set
 	}
 	set[fs] = struct{}{}
+}
+
+// binSequence keeps fs counted among the frames of its File Bin sequence, by the request
+// each frame was matched to (present false: no longer counted), and asks for the requests
+// concerned to be looked at again: a sequence dropped in the File Bin goes to one request
+// whole, never frame by frame into several (sequenceSplit). What was counted is kept in fs,
+// so a name, a File Bin move or a match that changes later is counted once.
+func (e *Engine) binSequence(fs *fileState, present bool) {
+	key, req := "", ""
+	if present && fs.inBin {
+		if f, ok := fs.frameOf(); ok {
+			key, req = f.Key, fs.req
+		}
+	}
+	if key == fs.binKey && req == fs.binReq {
+		return
+	}
+	if e.binSeqs == nil {
+		e.binSeqs = map[string]map[string]int{}
+	}
+	touch := func(k string) {
+		for id := range e.binSeqs[k] {
+			if r := e.reqs[id]; r != nil {
+				e.refresh(context.Background(), r)
+			}
+		}
+	}
+	if fs.binKey != "" {
+		touch(fs.binKey)
+		if by := e.binSeqs[fs.binKey]; by != nil {
+			if by[fs.binReq]--; by[fs.binReq] <= 0 {
+				delete(by, fs.binReq)
+			}
+			if len(by) == 0 {
+				delete(e.binSeqs, fs.binKey)
+			}
+		}
+	}
+	fs.binKey, fs.binReq = key, req
+	if key != "" {
+		by := e.binSeqs[key]
+		if by == nil {
+			by = map[string]int{}
+			e.binSeqs[key] = by
+		}
+		by[req]++
+		touch(key)
+	}
+}
+
+// sequenceSplit says, for a File Bin frame, how its sequence's frames were matched when they
+// went to more than one request (or some to none): "" when they all went to one.
+func (e *Engine) sequenceSplit(fs *fileState) string {
+	if !fs.inBin {
+		return ""
+	}
+	f, ok := fs.frameOf()
+	if !ok || len(e.binSeqs[f.Key]) < 2 {
+		return ""
+	}
+	by := e.binSeqs[f.Key]
+	ids := make([]string, 0, len(by))
+	for id := range by {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		name := id
+		if id == "" {
+			name = "no request"
+		}
+		parts[i] = fmt.Sprintf("%s (%d frames)", name, by[id])
+	}
+	return fmt.Sprintf("the frames of %s in the File Bin matched different requests: %s; a sequence goes to one request whole. "+
+		"Rename the frames, or pin them with request = \"SR-…\" in a _metadata.toml beside them", f.Prefix+"#"+f.Suffix, strings.Join(parts, ", "))
 }
 
 // filesOf lists a request's files. The order is the map's: this runs on every refresh, and

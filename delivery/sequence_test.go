@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -204,5 +206,49 @@ func TestSplitFrameKeysMatchViews(t *testing.T) {
 	_, vs, _ := Summarize(views, false)
 	if len(seqs) != len(vs) || len(seqs) != 1 || vs[0].Name != matcher.SequenceName(seqs[0].frame, 1, 3, 4) {
 		t.Errorf("engine %d sequences, views %+v", len(seqs), vs)
+	}
+}
+
+// A sequence dropped in the File Bin goes to one request whole: frames matched to different
+// requests are all held, naming how they split, and go once they agree.
+func TestBinSequenceNeverSplitAcrossRequests(t *testing.T) {
+	reqs := []Request{req("SR-A", 0, "source_type", "VFX"), req("SR-B", 0, "source_type", "VFX")}
+	up := newFakeUploader()
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Classifier = newMatcher(t, reqs...) }, reqs...)
+	bin := filepath.Join(h.root, "_bin")
+	writeReal(t, filepath.Join(bin, "_metadata.toml"), "request = \"SR-A\"\n")
+	writeReal(t, filepath.Join(bin, "shot.1003.exr.toml"), "request = \"SR-B\"\n")
+	for n := 1001; n <= 1004; n++ {
+		name := fmt.Sprintf("shot.%d.exr", n)
+		writeReal(t, filepath.Join(bin, name), "frame")
+		h.drop("", name, watcher.Ready, 5)
+	}
+	for _, id := range []string{"SR-A", "SR-B"} {
+		if err := h.eng.Deliver(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := h.waitState("SR-A", Held)
+	msg := v.Sequences[0].Message
+	if v.Sequences[0].Reason != "ambiguous_match" || !strings.Contains(msg, "SR-A (3 frames), SR-B (1 frames)") {
+		t.Fatalf("SR-A's sequence = %+v", v.Sequences[0])
+	}
+	if w := h.waitState("SR-B", Held); w.Files[0].Reason != "ambiguous_match" {
+		t.Fatalf("SR-B's frame = %+v", w.Files[0])
+	}
+	if up.count() != 0 {
+		t.Fatalf("%d frames sent from a split sequence", up.count())
+	}
+	// The stray pin goes: every frame goes to SR-A, whole.
+	if err := os.Remove(filepath.Join(bin, "shot.1003.exr.toml")); err != nil {
+		t.Fatal(err)
+	}
+	h.drop("", "shot.1003.exr", watcher.Ready, 5)
+	if err := h.eng.Deliver(t.Context(), "SR-A"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("SR-A", Delivered)
+	if up.count() != 4 {
+		t.Errorf("%d frames sent, want the 4", up.count())
 	}
 }
