@@ -73,11 +73,14 @@ func (e *Engine) afterDelivery(fs *fileState) {
 // Manifest is REQUEST_ID.hotdrop.json, written beside a request's files once all are
 // delivered: the ingest side's signal that the package is whole.
 type Manifest struct {
-	Request     string            `json:"request"`
-	Metadata    map[string]string `json:"metadata"`
-	Files       []ManifestFile    `json:"files"`
-	DeliveredAt time.Time         `json:"delivered_at"`
-	Generator   string            `json:"generator"`
+	Request  string            `json:"request"`
+	Metadata map[string]string `json:"metadata"`
+	Files    []ManifestFile    `json:"files"`
+	// Sequences sums up the frame sequences among Files (each frame is in Files, with its
+	// checksum, as an ASC MHL lists them).
+	Sequences   []ManifestSequence `json:"sequences,omitempty"`
+	DeliveredAt time.Time          `json:"delivered_at"`
+	Generator   string             `json:"generator"`
 }
 
 // ManifestFile is one delivered file in a Manifest.
@@ -86,6 +89,15 @@ type ManifestFile struct {
 	Size       int64  `json:"size"`
 	SHA256     string `json:"sha256"`
 	RemotePath string `json:"remote_path"`
+}
+
+// ManifestSequence is one frame sequence of a Manifest.
+type ManifestSequence struct {
+	Name   string `json:"name"` // shot_010.[1001-2400].exr
+	First  int64  `json:"first"`
+	Last   int64  `json:"last"`
+	Frames int    `json:"frames"`
+	Size   int64  `json:"size"`
 }
 
 // startManifest uploads the request's manifest from its own goroutine, retrying transient
@@ -101,6 +113,20 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		}
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
+	var delivered []*fileState
+	for _, fs := range files {
+		if fs.rec.State == string(Delivered) {
+			delivered = append(delivered, fs)
+		}
+	}
+	_, framesGiven := r.Fields["frames"]
+	for _, s := range sequencesOf(delivered, framesGiven) {
+		ms := ManifestSequence{Name: s.name(), First: s.first(), Last: s.last(), Frames: len(s.frames)}
+		for _, fs := range s.frames {
+			ms.Size += fs.rec.Size
+		}
+		m.Sequences = append(m.Sequences, ms)
+	}
 	name := r.ID + ".hotdrop.json"
 	rel, err := e.opt.RemotePath(r.Request, name)
 	if err != nil {

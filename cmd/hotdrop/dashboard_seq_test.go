@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/hotdrop/hotdrop/delivery"
 )
 
 // The dashboard shows a frame sequence as one row with its frame count and, when frames are
@@ -101,5 +103,21 @@ files = 0
 	}
 	if n := len(remoteFiles(t, filepath.Join(out, "SR-V"))); n < 40 {
 		t.Errorf("%d files at the destination, want the 40 frames", n)
+	}
+	// The manifest lists every frame with its checksum, and the sequence they make.
+	var m delivery.Manifest
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(out, "SR-V", "SR-V.hotdrop.json"))
+		if err == nil && json.Unmarshal(b, &m) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no manifest: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(m.Files) != 40 || m.Files[0].SHA256 == "" || len(m.Sequences) != 1 || m.Sequences[0].Name != "shot_010.[1001-1040].exr" || m.Sequences[0].Frames != 40 {
+		t.Errorf("manifest: %d files (first %+v), sequences %+v", len(m.Files), m.Files[0], m.Sequences)
 	}
 }
