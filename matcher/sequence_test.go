@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -108,4 +109,27 @@ func FuzzSplitFrame(f *testing.F) {
 			t.Fatalf("SequenceName lost the prefix: %q", got)
 		}
 	})
+}
+
+// A naming rule may capture {frame}: the frame number is metadata, never a request field, so
+// every frame of a File Bin sequence matches the same request.
+func TestRuleCapturesFrame(t *testing.T) {
+	shot := Request{ID: "SR-77", Status: "open", Fields: map[string]string{"id": "SR-77", "status": "open", "title": "Shot", "shot": "010", "source_type": "VFX"}}
+	m, err := New(Options{Rules: []Rule{{Name: "frames", Pattern: "{title}_{shot}_{source_type}.{frame}.{ext}"}}, Requests: []Request{shot}, Names: "portable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	for _, name := range []string{"Shot_010_VFX.1001.exr", "Shot_010_VFX.1002.exr", "Shot_010_VFX.0999.exr"} {
+		drop(t, bin, map[string]string{name: "frame"})
+		v := m.Evaluate(Input{Path: filepath.Join(bin, name), Root: bin})
+		if v.Request != "SR-77" || v.Hold != nil {
+			t.Fatalf("Evaluate(%s) = request %q hold %+v, want SR-77", name, v.Request, v.Hold)
+		}
+		f, _ := SplitFrame(name)
+		want := strings.TrimSuffix(strings.TrimPrefix(name, "Shot_010_VFX."), ".exr")
+		if got := v.Metadata.Values()["frame"]; got != want || f.Key != "Shot_010_VFX.#.exr" {
+			t.Errorf("%s: frame metadata %q, key %q", name, got, f.Key)
+		}
+	}
 }
