@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -109,6 +111,9 @@ func parseRequests(file string, data []byte) ([]Request, []Position, ErrorList) 
 	return reqs, ids, d.errs
 }
 
+// frameRange is a request's frames field: "1001-2400", or one frame.
+var frameRange = regexp.MustCompile(`^\s*[0-9]{1,12}\s*(-\s*[0-9]{1,12}\s*)?$`)
+
 func decodeRequest(t *table) (Request, Position, bool) {
 	r := Request{Status: "open", Files: 1, Fields: map[string]string{}, Pos: t.pos}
 	n := len(t.d.errs)
@@ -122,6 +127,12 @@ func decodeRequest(t *table) (Request, Position, bool) {
 		}
 		if !fieldName.MatchString(k) {
 			t.errorf(t.keyPos(k), "%s: %q is not a field name; expected lower-case letters, digits and _ (like package_id) so naming rules can use it", t.label(k), k)
+			continue
+		}
+		if k == "allow_gaps" { // frame sequences with gaps are delivered (SPEC.md, Frame sequences)
+			var b bool
+			t.setBool(k, &b)
+			r.Fields[k] = strconv.FormatBool(b)
 			continue
 		}
 		s, ok := t.str(k, "a string")
@@ -152,6 +163,11 @@ func decodeRequest(t *table) (Request, Position, bool) {
 			}
 			s = tag.String()
 			r.Language = s
+		case "frames":
+			if !frameRange.MatchString(s) {
+				t.errorf(t.valPos(k), `request.frames: %q is not a frame range; expected the first and last frame numbers, like "1001-2400"`, s)
+				continue
+			}
 		case "status":
 			if strings.TrimSpace(s) == "" {
 				t.errorf(t.valPos(k), `request.status: must not be empty; expected e.g. "open"`)

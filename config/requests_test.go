@@ -2,7 +2,10 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -122,5 +125,31 @@ func TestParseRequests(t *testing.T) {
 	}
 	if reqs, err := ParseRequests("empty.toml", nil); reqs != nil || err != nil {
 		t.Errorf("ParseRequests(empty) = %v, %v; want nil, nil", reqs, err)
+	}
+}
+
+// Frame-sequence fields: allow_gaps is a boolean (kept as "true"/"false" among the fields),
+// frames a range, checked where they are written.
+func TestRequestSequenceFields(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r.toml")
+	if err := os.WriteFile(p, []byte("[[request]]\nid = \"SR-1\"\nallow_gaps = true\nframes = \"1001-2400\"\n\n[[request]]\nid = \"SR-2\"\nallow_gaps = \"yes\"\nframes = \"ten\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadRequests(fileConfig(p))
+	if err == nil {
+		t.Fatal("no error for allow_gaps = \"yes\" and frames = \"ten\"")
+	}
+	for _, want := range []string{":8:14: request.allow_gaps: expected true or false", `:9:10: request.frames: "ten" is not a frame range`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if err := os.WriteFile(p, []byte("[[request]]\nid = \"SR-1\"\nallow_gaps = true\nframes = \"1001-2400\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reqs, err := LoadRequests(fileConfig(p))
+	if err != nil || reqs[0].Fields["allow_gaps"] != "true" || reqs[0].Fields["frames"] != "1001-2400" {
+		t.Fatalf("requests %+v, %v", reqs, err)
 	}
 }
