@@ -50,6 +50,13 @@ func (e *Engine) flushJournal(ctx context.Context) {
 		files := make([]*fileState, 0, len(e.unsaved))
 		recs := make([]FileRecord, 0, len(e.unsaved))
 		for fs := range e.unsaved {
+			if fs.rec.ID == 0 && fs.rec.State == string(Settling) {
+				// Not journaled until it settles: a settling record is never read back (a
+				// start re-derives it from the disk), and a writer's temp file that comes and
+				// goes costs nothing. One write in four per file at render-farm sizes.
+				delete(e.unsaved, fs)
+				continue
+			}
 			files = append(files, fs)
 			recs = append(recs, fs.rec)
 		}

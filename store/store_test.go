@@ -188,3 +188,31 @@ func TestManifestMark(t *testing.T) {
 		t.Errorf("ManifestAt after = %v, %v; want %v", at, err, now)
 	}
 }
+
+// SaveFiles updates a file by its id and inserts one without; a file forgotten since its id
+// was handed out is inserted again rather than lost.
+func TestSaveFilesByIDAndAfterDelete(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	ids, err := s.SaveFiles(ctx, []File{{Path: "/d/a", State: "ready"}, {Path: "/d/b", State: "ready"}})
+	if err != nil || ids[0] == 0 || ids[1] == 0 || ids[0] == ids[1] {
+		t.Fatalf("ids %v, %v", ids, err)
+	}
+	again, err := s.SaveFiles(ctx, []File{{ID: ids[0], Path: "/d/a", State: "delivered", SHA256: "x"}})
+	if err != nil || again[0] != ids[0] {
+		t.Fatalf("update by id: %v, %v", again, err)
+	}
+	if f, err := s.File(ctx, "/d/a"); err != nil || f.State != "delivered" || f.SHA256 != "x" {
+		t.Fatalf("after the update: %+v, %v", f, err)
+	}
+	if err := s.DeleteFile(ctx, "/d/b"); err != nil {
+		t.Fatal(err)
+	}
+	back, err := s.SaveFiles(ctx, []File{{ID: ids[1], Path: "/d/b", State: "held"}})
+	if err != nil || back[0] == 0 {
+		t.Fatalf("save after delete: %v, %v", back, err)
+	}
+	if f, err := s.File(ctx, "/d/b"); err != nil || f.State != "held" {
+		t.Fatalf("a forgotten file saved again: %+v, %v", f, err)
+	}
+}
