@@ -58,6 +58,8 @@ type Options struct {
 	// AlertAfter is destination.alert_after: transient failures for this long make one
 	// destination.unreachable event; the next success makes destination.back.
 	AlertAfter time.Duration
+	// Inspector looks inside files before they are sent (nil: no content checks).
+	Inspector Inspector
 }
 
 // Engine runs the delivery state machine. Its state is owned by the goroutine in Run; the
@@ -90,7 +92,8 @@ type Engine struct {
 	downSince   time.Time   // first transient failure of the current outage
 	unreachable atomic.Bool // destination.unreachable was sent and not yet followed by back
 
-	root *safefs.Root // watch.root, open; see fsRoot
+	root *safefs.Root  // watch.root, open; see fsRoot
+	insp *inspectState // content checks; see inspect.go
 }
 
 type reqState struct {
@@ -134,6 +137,7 @@ type fileState struct {
 	verified         string      // what proved the last delivery (Result.Verified)
 	resume           *Checkpoint // the journaled resume point, read when the upload is queued
 	dev              uint64      // device of the settled identity (0: unknown, e.g. after a restart)
+	insp             *fileInspection
 }
 
 type msgKind int
@@ -602,12 +606,13 @@ func (e *Engine) emit(ev Event) {
 func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	ev := Event{Type: typ, File: &EventFile{ID: fs.rec.ID, Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath}}
-	if typ == EventFileDelivered {
-		ev.File.Verified = fs.verified
-	}
 	if r := e.reqs[fs.req]; r != nil {
 		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
 		ev.File.Metadata = r.Fields
+	}
+	if typ == EventFileDelivered {
+		ev.File.Verified = fs.verified
+		withMedia(&ev, fs)
 	}
 	if fs.rec.Reason != "" {
 		ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.rec.Message}
@@ -633,6 +638,7 @@ func (e *Engine) filesOf(id string) []*fileState {
 // (unsafe_path) stay until the file changes.
 var reconsidered = map[string]bool{
 	ReasonRequestNotOpen: true, ReasonTooManyFiles: true, ReasonAlreadyDelivered: true, ReasonInvalidName: true,
+	ReasonMediaMismatch: true, ReasonUnreadableMedia: true, ReasonIMFMismatch: true, // applyContent re-derives them
 }
 
 // refresh re-derives a request's holds and state, starts its uploads when it is complete,
@@ -684,6 +690,7 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 			}
 		}
 	}
+	checking := e.applyContent(ctx, r, files)
 	held, failed, uploading := 0, 0, 0
 	ready = 0
 	for _, fs := range files {
@@ -704,7 +711,7 @@ func (e *Engine) refresh(ctx context.Context, r *reqState) {
 	} else {
 		complete = (r.marker || r.deliver) && ready+delivered+uploading > 0 && busy == uploading
 	}
-	if complete && held == 0 && failed == 0 && ready > 0 && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
+	if complete && held == 0 && failed == 0 && ready > 0 && !checking && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
 		var starting []*fileState
 		for _, fs := range files {
 			if fs.rec.State == string(Ready) {
@@ -1010,7 +1017,7 @@ func fileView(fs *fileState) FileView {
 	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath, Verified: fs.verified, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
-		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done}
+		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done, Media: mediaOf(fs)}
 }
 
 // report marks a request's view as changed. Views are sent at most every reportEvery (and

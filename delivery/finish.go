@@ -73,11 +73,13 @@ func (e *Engine) afterDelivery(fs *fileState) {
 // Manifest is REQUEST_ID.hotdrop.json, written beside a request's files once all are
 // delivered: the ingest side's signal that the package is whole.
 type Manifest struct {
-	Request     string            `json:"request"`
-	Metadata    map[string]string `json:"metadata"`
-	Files       []ManifestFile    `json:"files"`
-	DeliveredAt time.Time         `json:"delivered_at"`
-	Generator   string            `json:"generator"`
+	Request  string            `json:"request"`
+	Metadata map[string]string `json:"metadata"`
+	Files    []ManifestFile    `json:"files"`
+	// Compositions are an IMF package's CPLs (title and id).
+	Compositions []Composition `json:"compositions,omitempty"`
+	DeliveredAt  time.Time     `json:"delivered_at"`
+	Generator    string        `json:"generator"`
 }
 
 // ManifestFile is one delivered file in a Manifest.
@@ -86,6 +88,9 @@ type ManifestFile struct {
 	Size       int64  `json:"size"`
 	SHA256     string `json:"sha256"`
 	RemotePath string `json:"remote_path"`
+	// Media are the key properties the content check found (frame_rate, resolution,
+	// duration, channels, sample_rate...).
+	Media map[string]string `json:"media,omitempty"`
 }
 
 // startManifest uploads the request's manifest from its own goroutine, retrying transient
@@ -97,10 +102,11 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	m := Manifest{Request: r.ID, Metadata: r.Fields, DeliveredAt: time.Now().UTC(), Generator: "hotdrop"}
 	for _, fs := range files {
 		if fs.rec.State == string(Delivered) {
-			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath})
+			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath, Media: mediaOf(fs)})
 		}
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
+	m.Compositions = e.compositionsOf(r.ID)
 	name := r.ID + ".hotdrop.json"
 	rel, err := e.opt.RemotePath(r.Request, name)
 	if err != nil {
