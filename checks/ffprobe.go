@@ -101,7 +101,7 @@ func (p Prober) Probe(ctx context.Context, f *os.File) (*Media, error) {
 	if runtime.GOOS == "linux" {
 		input = "file:/proc/self/fd/3"
 	}
-	cmd := exec.CommandContext(ctx, bin, "-v", "error", "-hide_banner", "-nostdin",
+	cmd := exec.CommandContext(ctx, bin, "-v", "error", "-hide_banner",
 		"-protocol_whitelist", "file", "-format_whitelist", formats,
 		"-show_streams", "-show_format", "-of", "json", input)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
@@ -135,7 +135,11 @@ func (p Prober) Probe(ctx context.Context, f *os.File) (*Media, error) {
 		return nil, fmt.Errorf("reading ffprobe's output: %w", rerr)
 	case werr != nil:
 		if strings.Contains(words, "Permission denied") {
-			return nil, fmt.Errorf("ffprobe could not open the file: %s", words)
+			return nil, fmt.Errorf("ffprobe could not open the file: %s", oneLine(words))
+		}
+		if strings.Contains(words, "Option not found") || strings.Contains(words, "Unrecognized option") {
+			// This ffprobe does not take hotdrop's options: the tool, not the file.
+			return nil, fmt.Errorf("%w: %s does not accept hotdrop's options: %s", ErrNoTool, bin, oneLine(words))
 		}
 		var ee *exec.ExitError
 		if errors.As(werr, &ee) && ee.Exited() {
