@@ -79,7 +79,7 @@ func ParseTTML(data []byte) (*TimedText, error) {
 	d.Strict = true
 	d.CharsetReader = charsetReader
 	tt := &TimedText{Format: "ttml"}
-	depth, tokens := 0, 0
+	depth, tokens, root := 0, 0, false
 	for {
 		tok, err := d.RawToken()
 		if err == io.EOF {
@@ -100,6 +100,7 @@ func ParseTTML(data []byte) (*TimedText, error) {
 				return nil, fmt.Errorf("%w: elements nested deeper than %d at line %d", ErrUnreadable, maxXMLDepth, line)
 			}
 			if depth == 1 {
+				root = true
 				if t.Name.Local != "tt" {
 					return nil, fmt.Errorf("%w (the root element is <%s>, not <tt>)", errNotTTML, t.Name.Local)
 				}
@@ -116,7 +117,10 @@ func ParseTTML(data []byte) (*TimedText, error) {
 			depth--
 		}
 	}
-	if depth != 0 || tt.Format == "" {
+	if !root {
+		return nil, fmt.Errorf("%w: no XML element at all", ErrUnreadable)
+	}
+	if depth != 0 {
 		return nil, fmt.Errorf("%w: the XML ends inside an element", ErrUnreadable)
 	}
 	return tt, nil
