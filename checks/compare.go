@@ -98,7 +98,7 @@ func BuiltinProfiles() map[string]Profile {
 	tt := Profile{TimedText: true}
 	out := map[string]Profile{
 		"AV (Muxed)": video, "Secondary AV (Muxed)": video, "Production Locked Proxy": video,
-		"Non-IMF delivery": {Probe: true, TimedText: true},
+		"Non-IMF delivery":  {Probe: true, TimedText: true},
 		"Audio Description": audio, "Audio M&E": audio, "Audio Print Master": audio, "Secondary Audio": audio,
 		"Subtitle": tt, "Forced Sub": tt, "SDH/CC": tt,
 		"IMF": {IMF: true},
