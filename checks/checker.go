@@ -186,7 +186,7 @@ func summary(r FileResult) string {
 	if len(checked) > 0 {
 		s += "; agrees on " + strings.Join(checked, ", ")
 	} else {
-		s += "; nothing in the metadata to compare"
+		s += "; no property that both the file and the metadata state"
 	}
 	return s
 }

@@ -81,8 +81,8 @@ func (r PackageResult) Message() string {
 
 // Summary is one line for people.
 func (r PackageResult) Summary() string {
-	if m := r.Message(); m != "" {
-		return m
+	if n := len(r.Problems); n > 0 {
+		return fmt.Sprintf("%d way(s) the package disagrees with its own asset map and packing lists", n)
 	}
 	var titles []string
 	for _, c := range r.Compositions {

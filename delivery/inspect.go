@@ -130,7 +130,7 @@ func (e *Engine) inspect(fs *fileState, md matcher.Metadata, folder string) {
 	}
 	fi := &fileInspection{key: key, pending: true}
 	fs.insp = fi
-	req := FileInspection{Path: fs.rec.Path, Name: fs.name, Open: e.sourceOpener(fs), Metadata: metaValues(md, folder)}
+	req := FileInspection{Path: fs.rec.Path, Name: fs.name, Open: e.sourceOpener(fs), Metadata: MetaValues(md, folder)}
 	req.SourceType = req.Metadata["source_type"].Value
 	p := fs.rec.Path
 	e.background(func(ctx context.Context) func() {
@@ -314,9 +314,9 @@ func (e *Engine) packageInspected(id string, pk *pkgInspection, res Inspection, 
 	}
 }
 
-// metaValues turns matcher metadata into the port's, each origin as people read it: a
+// MetaValues turns matcher metadata into the port's, each origin as people read it: a
 // sidecar by its path inside the drop folder and its line ("sidecar _metadata.toml:2").
-func metaValues(md matcher.Metadata, folder string) map[string]MetaValue {
+func MetaValues(md matcher.Metadata, folder string) map[string]MetaValue {
 	out := make(map[string]MetaValue, len(md))
 	for k, v := range md {
 		origin := v.Origin()

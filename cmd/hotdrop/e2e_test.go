@@ -87,6 +87,8 @@ known_hosts = %q
 %s
 [status]
 listen = ""
+[checks]
+probe = false # the files are arbitrary bytes, not media or timed text
 `, mode, url, identity, knownHosts, destExtra)
 	cfgPath := filepath.Join(dir, "hotdrop.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
