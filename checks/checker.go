@@ -86,6 +86,12 @@ func (c *Checker) NeedsProbe() bool {
 	return false
 }
 
+// Inspects says whether CheckFile would look at a file of this source type and name.
+func (c *Checker) Inspects(sourceType, name string) bool {
+	p, ok := c.opt.Profiles[sourceType]
+	return ok && c.opt.Probe && p.Kind(name) != ""
+}
+
 // IsPackage says whether requests of this source type are packages checked as a whole.
 func (c *Checker) IsPackage(sourceType string) bool {
 	p, ok := c.opt.Profiles[sourceType]

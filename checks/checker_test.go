@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestProbeRealMedia(t *testing.T) {
@@ -157,5 +158,86 @@ func TestCheckFileNotApplicable(t *testing.T) {
 	}
 	if off.NeedsProbe() || !New(Options{Probe: true}).NeedsProbe() {
 		t.Error("NeedsProbe does not follow probe")
+	}
+}
+
+func TestInspects(t *testing.T) {
+	c := New(Options{Probe: true})
+	for _, tt := range []struct {
+		st, name string
+		want     bool
+	}{
+		{"AV (Muxed)", "a.mov", true}, {"Audio M&E", "L.wav", true}, {"Subtitle", "ep1.ttml", true}, {"SDH/CC", "ep1.scc", true},
+		{"Non-IMF delivery", "notes.pdf", false}, {"Non-IMF delivery", "conform.mxf", true}, {"Final Script", "s.pdf", false},
+		{"AV (Muxed)", "shot.1001.exr", false}, {"IMF", "VIDEO.mxf", false}, {"Unknown", "a.mov", false},
+	} {
+		if got := c.Inspects(tt.st, tt.name); got != tt.want {
+			t.Errorf("Inspects(%q, %q) = %v, want %v", tt.st, tt.name, got, tt.want)
+		}
+	}
+	if New(Options{Probe: false}).Inspects("AV (Muxed)", "a.mov") {
+		t.Error("probe = false still inspects")
+	}
+}
+
+// fakeTool writes an executable script standing in for ffprobe, in a folder anyone may enter
+// (the child runs as nobody when the test runs as root).
+func fakeTool(t *testing.T, body string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hotdrop-tool-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := filepath.Join(dir, "ffprobe")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestProbeBounds(t *testing.T) {
+	f, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	hang := fakeTool(t, "exec sleep 30")
+	start := time.Now()
+	_, err = Prober{Path: hang, Timeout: 300 * time.Millisecond}.Probe(context.Background(), f)
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 300ms") || errors.Is(err, ErrUnreadable) || time.Since(start) > 10*time.Second {
+		t.Errorf("a hanging ffprobe: %v after %v; want a timeout error, soon, not unreadable media", err, time.Since(start))
+	}
+	chatty := fakeTool(t, "exec yes '{\"streams\": []}'")
+	_, err = Prober{Path: chatty, MaxOutput: 1 << 20}.Probe(context.Background(), f)
+	if err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes") {
+		t.Errorf("an endless ffprobe: %v; want the output bound", err)
+	}
+}
+
+func TestProbeRunsUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root drops privileges for ffprobe")
+	}
+	out, err := os.CreateTemp("", "hotdrop-uid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	os.Chmod(out.Name(), 0o666)
+	defer os.Remove(out.Name())
+	tool := fakeTool(t, "id -u > "+out.Name()+"; ls /proc/self/fd/3 >/dev/null && echo '{\"format\": {}, \"streams\": [{\"codec_type\": \"audio\", \"channels\": 2}]}'")
+	f, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := (Prober{Path: tool}).Probe(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := os.ReadFile(out.Name())
+	if strings.TrimSpace(string(uid)) == "0" || len(uid) == 0 {
+		t.Errorf("ffprobe ran as uid %q; want an unprivileged one", uid)
 	}
 }

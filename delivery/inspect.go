@@ -29,6 +29,10 @@ type Inspector interface {
 	// missing or timed out, the file could not be opened): the file is held rather than sent
 	// unchecked, with the error's words.
 	InspectFile(ctx context.Context, in FileInspection) (Inspection, error)
+	// Inspects says, cheaply and without touching the file, whether InspectFile would look at
+	// a file of this source type and name: a frame sequence's 100,000 EXRs must not each
+	// cost a trip off the loop for nothing.
+	Inspects(sourceType, name string) bool
 	// IsPackage says whether requests of a source type are packages checked as a whole.
 	IsPackage(sourceType string) bool
 	// InspectPackage checks a request's folder as one package, once the request is complete.
@@ -130,8 +134,12 @@ func (e *Engine) inspect(fs *fileState, md matcher.Metadata, folder string) {
 	}
 	fi := &fileInspection{key: key, pending: true}
 	fs.insp = fi
-	req := FileInspection{Path: fs.rec.Path, Name: fs.name, Open: e.sourceOpener(fs), Metadata: MetaValues(md, folder)}
-	req.SourceType = req.Metadata["source_type"].Value
+	st := md["source_type"].Value
+	if !in.Inspects(st, fs.name) {
+		fs.insp = nil
+		return
+	}
+	req := FileInspection{Path: fs.rec.Path, Name: fs.name, Open: e.sourceOpener(fs), Metadata: MetaValues(md, folder), SourceType: st}
 	p := fs.rec.Path
 	e.background(func(ctx context.Context) func() {
 		res, err := in.InspectFile(ctx, req)

@@ -38,6 +38,11 @@ func (f *funcInspector) InspectFile(ctx context.Context, in FileInspection) (Ins
 
 func (f *funcInspector) IsPackage(st string) bool { return st == "IMF" }
 
+// Inspects: media and timed text by extension, as the real checker decides by profile.
+func (f *funcInspector) Inspects(st, name string) bool {
+	return st != "IMF" && !strings.HasSuffix(name, ".exr")
+}
+
 func (f *funcInspector) InspectPackage(_ context.Context, in PackageInspection) (Inspection, error) {
 	f.mu.Lock()
 	f.pkgSeen = append(f.pkgSeen, in)

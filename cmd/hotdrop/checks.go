@@ -113,6 +113,8 @@ func (i inspector) InspectFile(ctx context.Context, in delivery.FileInspection) 
 		Properties: res.Properties}, nil
 }
 
+func (i inspector) Inspects(sourceType, name string) bool { return i.c.Inspects(sourceType, name) }
+
 func (i inspector) IsPackage(sourceType string) bool { return i.c.IsPackage(sourceType) }
 
 func (i inspector) InspectPackage(ctx context.Context, in delivery.PackageInspection) (delivery.Inspection, error) {
