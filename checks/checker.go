@@ -163,8 +163,6 @@ func (c *Checker) CheckFile(ctx context.Context, in FileInput) (FileResult, erro
 		}
 		res.Hold = HoldMediaMismatch
 		res.Message = fmt.Sprintf("%s does not match its metadata: %s", in.Name, strings.Join(parts, "; "))
-		res.Summary = res.Message
-		return res, nil
 	}
 	res.Summary = summary(res)
 	return res, nil
@@ -184,14 +182,22 @@ func summary(r FileResult) string {
 			parts = append(parts, k+" "+v)
 		}
 	}
-	var checked []string
+	var agrees, differs []string
 	for _, f := range r.Findings {
-		checked = appendNew(checked, f.Property)
+		if f.OK {
+			agrees = appendNew(agrees, f.Property)
+		} else {
+			differs = appendNew(differs, f.Property)
+		}
 	}
 	s := strings.Join(parts, ", ")
-	if len(checked) > 0 {
-		s += "; agrees on " + strings.Join(checked, ", ")
-	} else {
+	if len(differs) > 0 {
+		s += "; disagrees on " + strings.Join(differs, ", ")
+	}
+	if len(agrees) > 0 {
+		s += "; agrees on " + strings.Join(agrees, ", ")
+	}
+	if len(r.Findings) == 0 {
 		s += "; no property that both the file and the metadata state"
 	}
 	return s

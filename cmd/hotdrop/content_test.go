@@ -249,3 +249,76 @@ func readJSON(t *testing.T, p string, v any) {
 		t.Fatalf("%s: %v", p, err)
 	}
 }
+
+// contentConfig writes a config with a file:// destination and the content-check lines
+// given, and the content test's requests; it returns the config's path.
+func contentConfig(t *testing.T, checksLines string) (dir, cfgPath string) {
+	t.Helper()
+	dir = t.TempDir()
+	for _, d := range []string{"requests.d", "root", "out"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "requests.d", "r.toml"), []byte(contentRequests), 0o644)
+	cfgPath = filepath.Join(dir, "hotdrop.toml")
+	text := fmt.Sprintf("state_dir = \"state\"\n[watch]\nroot = \"root\"\n[requests]\nfiles = [\"requests.d/*.toml\"]\n[destination]\nurl = \"file://%s\"\n[status]\nlisten = \"\"\n[checks]\n%s\n",
+		filepath.Join(dir, "out"), checksLines)
+	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfgPath
+}
+
+// TestCheckSaysFFprobeIsMissing: with probing on and profiles asking for it, a missing
+// ffprobe is a problem `hotdrop check` reports, never a silent skip; probe = false is fine.
+func TestCheckSaysFFprobeIsMissing(t *testing.T) {
+	_, cfg := contentConfig(t, "probe = true\nffprobe = \"/nonexistent/ffprobe\"")
+	var stdout, stderr strings.Builder
+	if code := run([]string{"check", "--config", cfg}, &stdout, &stderr); code != exitFail ||
+		!strings.Contains(stdout.String(), "checks.probe is on and source type profiles ask for the media probe, but ffprobe is not available") ||
+		!strings.Contains(stdout.String(), "apt-get install ffmpeg") {
+		t.Errorf("check with no ffprobe: exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	_, cfg = contentConfig(t, "probe = false\nffprobe = \"/nonexistent/ffprobe\"")
+	stdout.Reset()
+	if code := run([]string{"check", "--config", cfg}, &stdout, &stderr); code != 0 {
+		t.Errorf("check with probe = false: exit %d\n%s", code, stdout.String())
+	}
+}
+
+// TestExplainShowsTheProbe: explain looks inside the file as the daemon would.
+func TestExplainShowsTheProbe(t *testing.T) {
+	needFFmpeg(t)
+	dir, cfg := contentConfig(t, "probe = true")
+	folder := filepath.Join(dir, "root", "Wednesday", "AV (Muxed) fr-FR [SR-10]")
+	os.MkdirAll(folder, 0o755)
+	mov := filepath.Join(folder, "conform.mov")
+	runFFmpeg(t, mov, "-f", "lavfi", "-i", "testsrc2=rate=25:size=320x180:duration=1", "-f", "lavfi", "-i", "sine=sample_rate=48000:duration=1",
+		"-ac", "6", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest")
+	os.WriteFile(filepath.Join(folder, "_metadata.toml"), []byte("# from the studio\n\nframe_rate = \"23.976\"\n"), 0o644)
+	var stdout, stderr strings.Builder
+	run([]string{"explain", "--config", cfg, mov}, &stdout, &stderr)
+	for _, want := range []string{
+		"content media (ffprobe): frame_rate 25, resolution 320x180, duration ",
+		"channels 5.1, sample_rate 48000; disagrees on frame_rate; agrees on sample_rate",
+		"check FAIL frame_rate: file 25, request 23.976 (sidecar _metadata.toml:3)",
+		"check ok   sample_rate: file 48000, request 48000 (profile AV (Muxed) default)",
+		"verdict: held media_mismatch: conform.mov does not match its metadata: frame_rate: file 25, request 23.976 (sidecar _metadata.toml:3)",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("explain output lacks %q:\n%s%s", want, stdout.String(), stderr.String())
+		}
+	}
+	stdout.Reset()
+	run([]string{"explain", "--json", "--config", cfg, mov}, &stdout, &stderr)
+	var out []struct {
+		Verdict string
+		Content struct {
+			Kind       string
+			Properties map[string]string
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout.String()), &out); err != nil || len(out) != 1 || out[0].Verdict != "held media_mismatch" ||
+		out[0].Content.Kind != "media" || out[0].Content.Properties["channels"] != "5.1" {
+		t.Errorf("explain --json = %+v, %v\n%s", out, err, stdout.String())
+	}
+}
