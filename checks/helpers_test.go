@@ -2,35 +2,20 @@ package checks
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/hotdrop/hotdrop/internal/ffmpegtest"
 )
 
-// needFFmpeg skips a test without FFmpeg, except under CI=true, where CI installs it and a
-// missing tool is a failure.
-func needFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed, and CI=true: .ci/run installs ffmpeg", tool)
-			}
-			t.Skipf("%s is not installed (apt-get install ffmpeg); skipping", tool)
-		}
-	}
-}
+func needFFmpeg(t testing.TB) { ffmpegtest.Need(t) }
 
 // ffmpeg runs ffmpeg with args to write dir/name, and returns the path.
 func ffmpeg(t testing.TB, dir, name string, args ...string) string {
 	t.Helper()
 	out := filepath.Join(dir, name)
-	full := append([]string{"-v", "error", "-y", "-nostdin"}, args...)
-	full = append(full, out)
-	if msg, err := exec.Command("ffmpeg", full...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", args, err, msg)
-	}
+	ffmpegtest.Run(t, out, args...)
 	return out
 }
 

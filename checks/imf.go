@@ -319,16 +319,10 @@ func (p *pkg) composition(rel string, listed map[string]bool) error {
 
 // trackFileIDs returns every TrackFileId in a CPL, wherever its sequence sits.
 func trackFileIDs(data []byte) []string {
-	d := xml.NewDecoder(bytes.NewReader(data))
-	d.CharsetReader = charsetReader
 	var out []string
 	seen := map[string]bool{}
 	in := false
-	for {
-		tok, err := d.RawToken()
-		if err != nil {
-			return out
-		}
+	_ = walkXML(data, func(tok xml.Token, _ int) error {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			in = t.Name.Local == "TrackFileId"
@@ -340,42 +334,18 @@ func trackFileIDs(data []byte) []string {
 		case xml.EndElement:
 			in = false
 		}
-	}
+		return nil
+	})
+	return out
 }
 
 // decodeXML checks the document's shape (bounded depth and tokens, well-formed) and then
 // decodes it; "" means it went well, else a sentence.
 func decodeXML(data []byte, v any) string {
+	if err := walkXML(data, func(xml.Token, int) error { return nil }); err != nil {
+		return strings.TrimPrefix(err.Error(), ErrUnreadable.Error()+": ")
+	}
 	d := xml.NewDecoder(bytes.NewReader(data))
-	d.Strict = true
-	d.CharsetReader = charsetReader
-	depth, tokens := 0, 0
-	for {
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			line, _ := d.InputPos()
-			return fmt.Sprintf("not well-formed XML at line %d: %s", line, trimXMLErr(err))
-		}
-		if tokens++; tokens > maxXMLTokens {
-			return fmt.Sprintf("more than %d XML tokens", maxXMLTokens)
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			if depth++; depth > maxXMLDepth {
-				line, _ := d.InputPos()
-				return fmt.Sprintf("elements nested deeper than %d at line %d", maxXMLDepth, line)
-			}
-		case xml.EndElement:
-			depth--
-		}
-	}
-	if depth != 0 {
-		return "the XML ends inside an element"
-	}
-	d = xml.NewDecoder(bytes.NewReader(data))
 	d.CharsetReader = charsetReader
 	if err := d.Decode(v); err != nil {
 		return "not the document expected: " + err.Error()

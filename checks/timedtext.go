@@ -75,53 +75,29 @@ func ParseTimedText(format string, r io.Reader) (*TimedText, error) {
 // ttp:frameRateMultiplier. The whole document must be well-formed; nesting deeper than
 // maxXMLDepth is refused.
 func ParseTTML(data []byte) (*TimedText, error) {
-	d := xml.NewDecoder(bytes.NewReader(data))
-	d.Strict = true
-	d.CharsetReader = charsetReader
 	tt := &TimedText{Format: "ttml"}
-	depth, tokens, root := 0, 0, false
-	for {
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			break
+	err := walkXML(data, func(tok xml.Token, depth int) error {
+		t, ok := tok.(xml.StartElement)
+		if !ok {
+			return nil
 		}
-		if err != nil {
-			line, _ := d.InputPos()
-			return nil, fmt.Errorf("%w: not well-formed XML at line %d: %v", ErrUnreadable, line, trimXMLErr(err))
-		}
-		if tokens++; tokens > maxXMLTokens {
-			return nil, fmt.Errorf("%w: more than %d XML tokens", ErrUnreadable, maxXMLTokens)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth > maxXMLDepth {
-				line, _ := d.InputPos()
-				return nil, fmt.Errorf("%w: elements nested deeper than %d at line %d", ErrUnreadable, maxXMLDepth, line)
+		switch {
+		case depth == 1 && t.Name.Local != "tt":
+			return fmt.Errorf("%w (the root element is <%s>, not <tt>)", errNotTTML, t.Name.Local)
+		case depth == 1:
+			if err := ttRoot(tt, t); err != nil {
+				return err
 			}
-			if depth == 1 {
-				root = true
-				if t.Name.Local != "tt" {
-					return nil, fmt.Errorf("%w (the root element is <%s>, not <tt>)", errNotTTML, t.Name.Local)
-				}
-				if err := ttRoot(tt, t); err != nil {
-					return nil, err
-				}
-			} else if tt.Lang == "" && (t.Name.Local == "body" || t.Name.Local == "div") {
-				tt.Lang = attr(t, "xml", "lang")
-			}
-			if t.Name.Local == "p" {
-				tt.Cues++
-			}
-		case xml.EndElement:
-			depth--
+		case tt.Lang == "" && (t.Name.Local == "body" || t.Name.Local == "div"):
+			tt.Lang = attr(t, "xml", "lang")
 		}
-	}
-	if !root {
-		return nil, fmt.Errorf("%w: no XML element at all", ErrUnreadable)
-	}
-	if depth != 0 {
-		return nil, fmt.Errorf("%w: the XML ends inside an element", ErrUnreadable)
+		if t.Name.Local == "p" {
+			tt.Cues++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return tt, nil
 }

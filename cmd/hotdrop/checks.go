@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"reflect"
-	"strings"
-	"unicode"
 
 	"github.com/hotdrop/hotdrop/checks"
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/matcher"
 )
 
 // newChecker builds the content checker from [checks] and the profiles' checks: the
@@ -18,7 +17,7 @@ func newChecker(cfg *config.Config) *checks.Checker {
 	for _, st := range cfg.SourceTypes {
 		name := st.Name
 		for n := range profiles {
-			if profileKey(n) == profileKey(st.Name) {
+			if matcher.SourceTypeKey(n) == matcher.SourceTypeKey(st.Name) {
 				name = n // a built-in: the matcher spells it the built-in's way
 			}
 		}
@@ -59,18 +58,6 @@ func newChecker(cfg *config.Config) *checks.Checker {
 		Prober:   checks.Prober{Path: cfg.Checks.FFprobe, Timeout: cfg.Checks.Timeout},
 		Profiles: profiles,
 	})
-}
-
-// profileKey compares source type names as the matcher does: case, spaces and punctuation
-// do not count.
-func profileKey(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			b.WriteRune(unicode.ToLower(r))
-		}
-	}
-	return b.String()
 }
 
 // checksConfig is what the checker is built from: a reload that leaves it alone keeps the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/ffmpegtest"
 	"github.com/hotdrop/hotdrop/report"
 )
 
@@ -52,26 +53,9 @@ language = "fr-FR"
 frame_rate = "23.976"
 `
 
-// needFFmpeg skips without FFmpeg, except under CI=true (CI installs it): then it fails.
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed, and CI=true: .ci/run installs ffmpeg", tool)
-			}
-			t.Skipf("%s is not installed (apt-get install ffmpeg); skipping", tool)
-		}
-	}
-}
+func needFFmpeg(t *testing.T) { ffmpegtest.Need(t) }
 
-func runFFmpeg(t *testing.T, out string, args ...string) {
-	t.Helper()
-	full := append(append([]string{"-v", "error", "-y"}, args...), out)
-	if msg, err := exec.Command("ffmpeg", full...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", args, err, msg)
-	}
-}
+func runFFmpeg(t *testing.T, out string, args ...string) { ffmpegtest.Run(t, out, args...) }
 
 // TestContentChecksEndToEnd runs the daemon with [checks] on against real media: the wrong
 // file is held with both values named, the right one goes with its properties in the
