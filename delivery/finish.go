@@ -73,13 +73,14 @@ func (e *Engine) afterDelivery(fs *fileState) {
 // Manifest is REQUEST_ID.hotdrop.json, written beside a request's files once all are
 // delivered: the ingest side's signal that the package is whole.
 type Manifest struct {
-	Request  string            `json:"request"`
-	Metadata map[string]string `json:"metadata"`
-	Files    []ManifestFile    `json:"files"`
+	Request     string            `json:"request"`
+	Metadata    map[string]string `json:"metadata"`
+	Files       []ManifestFile    `json:"files"`
+	DeliveredAt time.Time         `json:"delivered_at"`
+	Generator   string            `json:"generator"`
+
 	// Compositions are an IMF package's CPLs (title and id).
 	Compositions []Composition `json:"compositions,omitempty"`
-	DeliveredAt  time.Time     `json:"delivered_at"`
-	Generator    string        `json:"generator"`
 }
 
 // ManifestFile is one delivered file in a Manifest.

@@ -33,22 +33,23 @@ type RequestInfo struct {
 
 // FileInfo is one file of a RequestInfo. Done, Rate and ETA follow the upload in progress.
 type FileInfo struct {
-	ID         int64   `json:"id"`
-	Name       string  `json:"name"`
-	Path       string  `json:"path,omitempty"`
-	State      string  `json:"state"`
-	Reason     *Reason `json:"reason,omitempty"`
-	Size       int64   `json:"size"`
-	Done       int64   `json:"done,omitempty"`
-	Rate       float64 `json:"rate,omitempty"` // bytes per second
-	ETA        float64 `json:"eta,omitempty"`  // seconds
-	SHA256     string  `json:"sha256,omitempty"`
-	RemotePath string  `json:"remote_path,omitempty"`
-	Verified   string  `json:"verified,omitempty"` // "hash", "readback" or "size"
+	ID         int64     `json:"id"`
+	Name       string    `json:"name"`
+	Path       string    `json:"path,omitempty"`
+	State      string    `json:"state"`
+	Reason     *Reason   `json:"reason,omitempty"`
+	Size       int64     `json:"size"`
+	Done       int64     `json:"done,omitempty"`
+	Rate       float64   `json:"rate,omitempty"` // bytes per second
+	ETA        float64   `json:"eta,omitempty"`  // seconds
+	SHA256     string    `json:"sha256,omitempty"`
+	RemotePath string    `json:"remote_path,omitempty"`
+	Verified   string    `json:"verified,omitempty"` // "hash", "readback" or "size"
+	Retrying   *Retrying `json:"retrying,omitempty"`
+	ChangedAt  time.Time `json:"changed_at"`
+
 	// Media are the key properties the content check found (frame_rate, resolution...).
-	Media     map[string]string `json:"media,omitempty"`
-	Retrying  *Retrying         `json:"retrying,omitempty"`
-	ChangedAt time.Time         `json:"changed_at"`
+	Media map[string]string `json:"media,omitempty"`
 }
 
 // InfoFromView builds the API form of a request view.
@@ -58,7 +59,7 @@ func InfoFromView(v delivery.RequestView) RequestInfo {
 	ri.fillFields()
 	for _, f := range v.Files {
 		fi := FileInfo{ID: f.ID, Name: f.Name, Path: f.Path, State: string(f.State), Size: f.Size, Done: f.Done,
-			SHA256: f.SHA256, RemotePath: f.RemotePath, Verified: f.Verified, Media: f.Media, ChangedAt: f.ChangedAt.UTC()}
+			SHA256: f.SHA256, RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC(), Media: f.Media}
 		if f.Reason != "" {
 			fi.Reason = &Reason{Code: f.Reason, Message: f.Message}
 		}
