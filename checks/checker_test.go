@@ -241,3 +241,18 @@ func TestProbeRunsUnprivileged(t *testing.T) {
 		t.Errorf("ffprobe ran as uid %q; want an unprivileged one", uid)
 	}
 }
+
+// FuzzParseFFprobe: ffprobe echoes what a file's tags say; no output makes the decoder panic.
+func FuzzParseFFprobe(f *testing.F) {
+	f.Add([]byte(`{"streams":[{"codec_type":"video","width":1920,"height":1080,"avg_frame_rate":"24000/1001"},{"codec_type":"audio","sample_rate":"48000","channels":6,"channel_layout":"5.1(side)","tags":{"language":"fra"}}],"format":{"duration":"600.0"}}`))
+	f.Add([]byte(`{"streams":[{"codec_type":"video","avg_frame_rate":"0/0","r_frame_rate":"1/0"}]}`))
+	f.Add([]byte(`{"streams":[` + strings.Repeat(`{"tags":{"language":"`+strings.Repeat("x", 100)+`"}},`, 1000) + `{}]}`))
+	f.Add([]byte(strings.Repeat("[", 100)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseFFprobe(data)
+		if err == nil {
+			Properties(m)
+			CompareMedia(m, Metadata{"frame_rate": {Value: "24"}, "channels": {Value: "5.1"}, "duration": {Value: "10"}, "language": {Value: "fr"}}, BuiltinProfiles()["AV (Muxed)"])
+		}
+	})
+}
