@@ -264,9 +264,14 @@ func TestEndToEndRealSSHD(t *testing.T) {
 			t.Errorf("status files = %+v, want one delivered file with its sha256", s.Files)
 		}
 	}
-	got := strings.Join(remoteFiles(t, srv.Dir), " ")
 	want := "PKG-1/SDH_CC/SR-2.hotdrop.json PKG-1/SDH_CC/nested/ep1_en-US.scc PKG-1/SDH_CC/nested/ep1_en-US.scc.sha256 " +
 		"PKG-1/Subtitle/SR-1.hotdrop.json PKG-1/Subtitle/ep1_fr-FR.ttml PKG-1/Subtitle/ep1_fr-FR.ttml.sha256"
+	// The manifest follows the request's delivered state, from its own upload: wait for it.
+	got := strings.Join(remoteFiles(t, srv.Dir), " ")
+	for deadline := time.Now().Add(15 * time.Second); got != want && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		got = strings.Join(remoteFiles(t, srv.Dir), " ")
+	}
 	if got != want {
 		t.Errorf("remote files = %v, want exactly the two deliveries, their checksum files and manifests (no .partial left)", got)
 	}
