@@ -134,40 +134,80 @@ func CheckPackage(ctx context.Context, in PackageInput) (PackageResult, error) {
 	if base == "" {
 		base = in.Folder
 	}
-	pk := &pkg{ctx: ctx, in: in, base: base, res: &res}
+	// A package is the folder of an ASSETMAP.xml: the drop folder itself, or the folders below
+	// it a vendor dropped whole packages in (an original version and a supplemental).
+	var roots []string
+	for _, f := range in.Files {
+		if path.Base(f) == "ASSETMAP.xml" {
+			roots = append(roots, path.Dir(f))
+		}
+	}
+	if len(roots) == 0 {
+		roots = []string{"."}
+	}
+	sort.Strings(roots)
+	mapped := map[string]bool{}
+	for _, root := range roots {
+		pk := &pkg{ctx: ctx, in: in, base: base, res: &res, prefix: root}
+		if err := pk.check(mapped); err != nil {
+			return res, err
+		}
+	}
+	for _, f := range in.Files {
+		if !mapped[f] {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s is in the package folder but not in ASSETMAP.xml", f))
+		}
+	}
+	sort.Slice(res.Compositions, func(i, j int) bool { return res.Compositions[i].Title < res.Compositions[j].Title })
+	for _, pr := range res.Problems {
+		if pr.File != "" {
+			res.HoldFile = pr.File
+			break
+		}
+	}
+	return res, nil
+}
+
+// check checks the package at p.prefix, adding the paths it maps (inside the drop folder) to
+// mapped.
+func (pk *pkg) check(mapped map[string]bool) error {
+	for _, own := range []string{"ASSETMAP.xml", "VOLINDEX.xml"} {
+		mapped[pk.name(own)] = true
+	}
 	data, err := pk.read("ASSETMAP.xml")
 	if errors.Is(err, fs.ErrNotExist) {
-		res.problem("", "", "there is no ASSETMAP.xml in the package folder")
-		return pk.finish(), nil
+		pk.problem("", "", "there is no ASSETMAP.xml in the package folder")
+		return nil
 	}
 	if err != nil {
-		return res, err
+		return err
 	}
 	var am assetMap
 	if msg := decodeXML(data, &am); msg != "" {
-		res.problem("", "ASSETMAP.xml", msg)
-		return pk.finish(), nil
+		pk.problem("", "ASSETMAP.xml", msg)
+		return nil
 	}
-	paths := map[string]string{} // asset id → path inside the folder
+	paths := map[string]string{} // asset id → path inside the package
 	var pkls []string
 	for _, a := range am.Assets {
 		id := strings.TrimSpace(a.ID)
 		if len(a.Chunks) != 1 {
-			res.problem(id, "ASSETMAP.xml", fmt.Sprintf("has %d chunks; hotdrop checks single-volume packages, one file per asset", len(a.Chunks)))
+			pk.problem(id, "ASSETMAP.xml", fmt.Sprintf("has %d chunks; hotdrop checks single-volume packages, one file per asset", len(a.Chunks)))
 			continue
 		}
 		p, ok := assetPath(a.Chunks[0].Path)
 		if !ok {
-			res.problem(id, "ASSETMAP.xml", fmt.Sprintf("its path %q leaves the package folder or is not a plain relative path; it is never opened", clip(a.Chunks[0].Path)))
+			pk.problem(id, "ASSETMAP.xml", fmt.Sprintf("its path %q leaves the package folder or is not a plain relative path; it is never opened", clip(a.Chunks[0].Path)))
 			continue
 		}
 		paths[id] = p
+		mapped[pk.name(p)] = true
 		if strings.EqualFold(strings.TrimSpace(a.PackingList), "true") {
 			pkls = append(pkls, id)
 		}
 	}
-	if len(pkls) == 0 && len(res.Problems) == 0 {
-		res.problem("", "ASSETMAP.xml", "lists no packing list (no asset with <PackingList>true</PackingList>)")
+	if len(pkls) == 0 && len(pk.res.Problems) == 0 {
+		pk.problem("", "ASSETMAP.xml", "lists no packing list (no asset with <PackingList>true</PackingList>)")
 	}
 	listed := map[string]bool{} // asset ids some PKL lists
 	var cpls []string
@@ -175,28 +215,28 @@ func CheckPackage(ctx context.Context, in PackageInput) (PackageResult, error) {
 		file := paths[id]
 		data, err := pk.read(file)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, safefs.ErrUnsafe) {
-			res.problem(id, file, "the packing list is not in the package ("+reason(err)+")")
+			pk.problem(id, file, "the packing list is not in the package ("+reason(err)+")")
 			continue
 		}
 		if err != nil {
-			return res, err
+			return err
 		}
 		var pl packingList
 		if msg := decodeXML(data, &pl); msg != "" {
-			res.problem(id, file, msg)
+			pk.problem(id, file, msg)
 			continue
 		}
 		for _, a := range pl.Assets {
 			aid := strings.TrimSpace(a.ID)
 			listed[aid] = true
-			res.Assets++
+			pk.res.Assets++
 			p, ok := paths[aid]
 			if !ok {
-				res.problem(aid, file, fmt.Sprintf("the packing list names it (%s) but ASSETMAP.xml gives no path for it", orUnnamed(a.OriginalName)))
+				pk.problem(aid, file, fmt.Sprintf("the packing list names it (%s) but ASSETMAP.xml gives no path for it", orUnnamed(a.OriginalName)))
 				continue
 			}
 			if err := pk.verify(aid, p, a.Size, a.Hash, a.HashAlgorithm.Algorithm, file); err != nil {
-				return res, err
+				return err
 			}
 			if isXMLType(a.Type) || strings.HasSuffix(strings.ToLower(p), ".xml") {
 				cpls = append(cpls, p)
@@ -204,47 +244,33 @@ func CheckPackage(ctx context.Context, in PackageInput) (PackageResult, error) {
 		}
 	}
 	for _, p := range cpls {
-		if err := pk.composition(p, listed); err != nil {
-			return res, err
-		}
+		pk.composition(p, listed)
 	}
-	mapped := map[string]bool{"ASSETMAP.xml": true, "VOLINDEX.xml": true}
-	for _, p := range paths {
-		mapped[p] = true
-	}
-	for _, f := range in.Files {
-		if !mapped[f] {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s is in the package folder but not in ASSETMAP.xml", f))
-		}
-	}
-	return pk.finish(), nil
+	return nil
 }
 
 type pkg struct {
-	ctx  context.Context
-	in   PackageInput
-	base string
-	res  *PackageResult
+	ctx    context.Context
+	in     PackageInput
+	base   string
+	res    *PackageResult
+	prefix string // the package's folder inside the drop folder ("." = the drop folder)
 }
 
-func (p *pkg) finish() PackageResult {
-	sort.Slice(p.res.Compositions, func(i, j int) bool { return p.res.Compositions[i].Title < p.res.Compositions[j].Title })
-	for _, pr := range p.res.Problems {
-		if pr.File != "" {
-			p.res.HoldFile = pr.File
-			break
-		}
+// name is a package path as a path inside the drop folder.
+func (p *pkg) name(rel string) string { return path.Join(p.prefix, rel) }
+
+// problem records a problem about a file of this package (rel inside it; "" = none).
+func (p *pkg) problem(asset, rel, msg string) {
+	if rel != "" {
+		rel = p.name(rel)
 	}
-	return *p.res
-}
-
-func (r *PackageResult) problem(asset, file, msg string) {
-	r.Problems = append(r.Problems, PackageProblem{Asset: asset, File: file, Msg: msg})
+	p.res.Problems = append(p.res.Problems, PackageProblem{Asset: asset, File: rel, Msg: msg})
 }
 
 // open opens a file of the package beneath the base folder, never through a link.
 func (p *pkg) open(rel string) (io.ReadCloser, error) {
-	return safefs.OpenUnder(p.base, filepath.Join(p.in.Folder, filepath.FromSlash(rel)))
+	return safefs.OpenUnder(p.base, filepath.Join(p.in.Folder, filepath.FromSlash(p.name(rel))))
 }
 
 func (p *pkg) read(rel string) ([]byte, error) {
@@ -267,7 +293,7 @@ func (p *pkg) read(rel string) ([]byte, error) {
 func (p *pkg) verify(id, rel string, size int64, want, algo, pkl string) error {
 	f, err := p.open(rel)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, safefs.ErrUnsafe) {
-		p.res.problem(id, rel, fmt.Sprintf("listed in %s, but %s", pkl, reason(err)))
+		p.problem(id, rel, fmt.Sprintf("listed in %s, but %s", pkl, reason(err)))
 		return nil
 	}
 	if err != nil {
@@ -286,19 +312,19 @@ func (p *pkg) verify(id, rel string, size int64, want, algo, pkl string) error {
 	got := base64.StdEncoding.EncodeToString(h.Sum(nil))
 	switch {
 	case n != size:
-		p.res.problem(id, rel, fmt.Sprintf("size is %d bytes but %s says %d", n, pkl, size))
+		p.problem(id, rel, fmt.Sprintf("size is %d bytes but %s says %d", n, pkl, size))
 	case got != strings.TrimSpace(want):
-		p.res.problem(id, rel, fmt.Sprintf("%s is %s but %s says %s", name, got, pkl, strings.TrimSpace(want)))
+		p.problem(id, rel, fmt.Sprintf("%s is %s but %s says %s", name, got, pkl, strings.TrimSpace(want)))
 	}
 	return nil
 }
 
 // composition reads an XML asset; a CompositionPlaylist is recorded, and each track file it
 // references must be an asset of the package.
-func (p *pkg) composition(rel string, listed map[string]bool) error {
+func (p *pkg) composition(rel string, listed map[string]bool) {
 	data, err := p.read(rel)
 	if err != nil {
-		return nil // verify reported it already
+		return // verify reported it already
 	}
 	var cpl struct {
 		XMLName xml.Name
@@ -306,15 +332,14 @@ func (p *pkg) composition(rel string, listed map[string]bool) error {
 		Title   string `xml:"ContentTitle"`
 	}
 	if msg := decodeXML(data, &cpl); msg != "" || cpl.XMLName.Local != "CompositionPlaylist" {
-		return nil // an XML asset that is not a CPL (OPL, sidecar): nothing more to check
+		return // an XML asset that is not a CPL (OPL, sidecar): nothing more to check
 	}
 	p.res.Compositions = append(p.res.Compositions, Composition{ID: strings.TrimSpace(cpl.ID), Title: strings.TrimSpace(cpl.Title)})
 	for _, id := range trackFileIDs(data) {
 		if !listed[id] {
-			p.res.problem(id, rel, "the CPL references this track file, but no packing list of the package lists it")
+			p.problem(id, rel, "the CPL references this track file, but no packing list of the package lists it")
 		}
 	}
-	return nil
 }
 
 // trackFileIDs returns every TrackFileId in a CPL, wherever its sequence sits.

@@ -231,3 +231,38 @@ func FuzzAssetMap(f *testing.F) {
 		}
 	})
 }
+
+// TestPackagesInSubfolders: a vendor drops whole packages into the request's folder; each
+// ASSETMAP.xml's folder is checked as its own package, and problems name files by their path
+// inside the drop folder.
+func TestPackagesInSubfolders(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "drop")
+	ov, supp := filepath.Join(dir, "WED_OV"), filepath.Join(dir, "WED_SUPP")
+	os.MkdirAll(ov, 0o755)
+	os.MkdirAll(supp, 0o755)
+	writeIMF(t, ov, []imfAsset{{id: "urn:uuid:v1", path: "VIDEO.mxf", data: mxf(5000, 1)}}, nil, nil)
+	writeIMF(t, supp, []imfAsset{{id: "urn:uuid:a9", path: "AUDIO_DE.mxf", data: mxf(700, 3), listedSize: 699}}, nil, nil)
+	files := []string{"notes.txt"}
+	for _, d := range []string{"WED_OV", "WED_SUPP"} {
+		for _, n := range []string{"ASSETMAP.xml", "PKL_wed.xml", "CPL_wed.xml"} {
+			files = append(files, d+"/"+n)
+		}
+	}
+	files = append(files, "WED_OV/VIDEO.mxf", "WED_SUPP/AUDIO_DE.mxf")
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644)
+	res, err := CheckPackage(context.Background(), PackageInput{Folder: dir, Root: root, Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) != 1 || res.Problems[0].String() != "asset urn:uuid:a9 (WED_SUPP/AUDIO_DE.mxf): size is 700 bytes but PKL_wed.xml says 699" ||
+		res.HoldFile != "WED_SUPP/AUDIO_DE.mxf" {
+		t.Errorf("problems = %q, hold file %q", res.Problems, res.HoldFile)
+	}
+	if len(res.Compositions) != 2 || res.Assets != 4 {
+		t.Errorf("compositions = %+v, assets %d; want both packages' CPLs and four assets", res.Compositions, res.Assets)
+	}
+	if strings.Join(res.Warnings, "|") != "notes.txt is in the package folder but not in ASSETMAP.xml" {
+		t.Errorf("warnings = %q", res.Warnings)
+	}
+}
