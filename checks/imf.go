@@ -142,8 +142,9 @@ func CheckPackage(ctx context.Context, in PackageInput) (PackageResult, error) {
 			roots = append(roots, path.Dir(f))
 		}
 	}
-	if len(roots) == 0 {
-		roots = []string{"."}
+	found := len(roots) > 0
+	if !found {
+		roots = []string{"."} // where the missing ASSETMAP.xml is reported
 	}
 	sort.Strings(roots)
 	mapped := map[string]bool{}
@@ -154,7 +155,7 @@ func CheckPackage(ctx context.Context, in PackageInput) (PackageResult, error) {
 		}
 	}
 	for _, f := range in.Files {
-		if !mapped[f] {
+		if found && !mapped[f] {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s is in the package folder but not in ASSETMAP.xml", f))
 		}
 	}
