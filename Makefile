@@ -2,7 +2,7 @@
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test race demo lint fuzz bench package
+.PHONY: build test race demo lint fuzz bench bench-probe package
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/hotdrop ./cmd/hotdrop
@@ -46,6 +46,10 @@ cross:
 # BENCH_FLAGS=--quick for the small data sets; the Go benchmarks: go test -bench SSHD ./uploader/
 bench:
 	bash bench/run.sh $(BENCH_FLAGS)
+
+# bench-probe: what the content check adds per file (ffprobe on a 2 GiB movie, 1,000 WAVs).
+bench-probe:
+	HOTDROP_MEASURE=1 go test -count=1 -run TestMeasureProbe -v -timeout 20m ./checks/
 
 # faults: the fault suite (faults/, build tag "faults"): the real daemon binary against a real
 # sshd behind a proxy that counts, cuts and redirects connections; one FAULT line per scenario,

@@ -16,6 +16,7 @@ type Config struct {
 	Requests    Requests
 	Destination Destination
 	Status      Status
+	Checks      Checks
 	Rules       []Rule
 	SourceTypes []SourceType
 }
@@ -70,6 +71,28 @@ type Status struct {
 	Hosts []string
 }
 
+// Checks is the [checks] table: looking inside files before they are sent.
+type Checks struct {
+	// Probe turns the media probe and the timed-text checks on for the source types whose
+	// profile asks for them (IMF packages are checked against their packing lists always).
+	Probe   bool
+	FFprobe string        // the ffprobe binary; "" = ffprobe from PATH
+	Timeout time.Duration // per file
+}
+
+// ProfileChecks is a [source_type.checks] table: which content checks a source type gets and
+// how strict they are. Nil fields keep the built-in profile's choice.
+type ProfileChecks struct {
+	Probe, TimedText, IMF, Video *bool
+	// Apply lists the properties compared (frame_rate, resolution, duration, channels,
+	// sample_rate, language, timing); nil = all.
+	Apply             []string
+	SampleRate        int    // expected when the metadata gives none; 0 = not set
+	Channels          string // expected when the metadata gives none ("5.1"); "" = not set
+	DurationTolerance time.Duration
+	Pos               Position
+}
+
 // Rule is one [[rule]]: a file name pattern for the File Bin.
 type Rule struct {
 	Name, Pattern string
@@ -97,7 +120,9 @@ type SourceType struct {
 	// but stable file from being delivered.
 	RequireChecksum, RequireMarker bool
 	SuspectFrames                  *bool // nil = not set
-	Pos                            Position
+	// Checks, when set, overrides the source type's content checks.
+	Checks *ProfileChecks
+	Pos    Position
 }
 
 // Default returns a Config holding every default SPEC.md documents. Root and
@@ -137,6 +162,7 @@ func Default() *Config {
 			Listen:      "127.0.0.1:8470",
 			StatusFiles: true,
 		},
+		Checks: Checks{Probe: true, Timeout: time.Minute},
 	}
 }
 
@@ -187,6 +213,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	decodeRequests(root.sub("requests"), &c.Requests, dir)
 	decodeDestination(root.sub("destination"), &c.Destination, dir)
 	decodeStatus(root.sub("status"), &c.Status, dir)
+	decodeChecks(root.sub("checks"), &c.Checks, dir)
 	c.Rules = decodeRules(root.list("rule"))
 	c.SourceTypes = decodeSourceTypes(root.list("source_type"))
 	d.checkUnknown()

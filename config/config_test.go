@@ -50,6 +50,7 @@ func TestDefault(t *testing.T) {
 			Listen:      "127.0.0.1:8470",
 			StatusFiles: true,
 		},
+		Checks: Checks{Probe: true, Timeout: time.Minute},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", got, want)
@@ -76,7 +77,7 @@ func TestLoadGood(t *testing.T) {
 	}
 	dir, _ := filepath.Abs("testdata")
 	in := func(p string) string { return filepath.Join(dir, p) }
-	yes := true
+	yes, no := true, false
 	want := &Config{
 		File:     in("good.toml"),
 		StateDir: in("state"),
@@ -162,7 +163,15 @@ func TestLoadGood(t *testing.T) {
 				Metadata:   map[string]Field{"format": {Values: []string{"pdf"}}},
 				Pos:        Position{"testdata/good.toml", 82, 1},
 			},
+			{
+				Name:     "Audio Print Master",
+				Metadata: map[string]Field{},
+				Checks: &ProfileChecks{Video: &no, Apply: []string{"channels", "sample_rate"}, SampleRate: 96000, Channels: "7.1",
+					DurationTolerance: 2 * time.Second, Pos: Position{"testdata/good.toml", 94, 1}},
+				Pos: Position{"testdata/good.toml", 92, 1},
+			},
 		},
+		Checks: Checks{Probe: false, FFprobe: "/opt/ffmpeg/bin/ffprobe", Timeout: 30 * time.Second},
 	}
 	// Compiled expressions are compared by their source.
 	for i := range c.Rules {
@@ -251,6 +260,13 @@ func TestBadConfigs(t *testing.T) {
 			{8, 8, `destination.schedule.from: "8:00" is not a time of day; expected "HH:MM"`},
 			{17, 1, `destination.schedule: 23:00–07:00 overlaps the window 20:00–24:00 at line 12`},
 			{24, 6, `destination.schedule: from and to are the same time`},
+		}},
+		{"bad_checks.toml", []wantErr{
+			{6, 11, `checks.timeout: "soon" is not a duration`},
+			{11, 22, `source_type.checks.apply: "framerate" is not a property hotdrop checks (did you mean "frame_rate"?)`},
+			{12, 15, `source_type.checks.sample_rate: 48 is not a sample rate in Hz`},
+			{13, 12, `source_type.checks.channels: "5.2" is not a channel configuration`},
+			{14, 1, `unknown key "source_type.checks.prob" (did you mean "probe"?)`},
 		}},
 		{"syntax.toml", []wantErr{
 			{3, 10, `not valid TOML: expected value but found '=' instead`},

@@ -450,6 +450,11 @@ func decodeSourceTypes(tables []*table) []SourceType {
 			t.setBool("suspect_frames", &b)
 			st.SuspectFrames = &b
 		}
+		if t.has("checks") {
+			st.Checks = decodeProfileChecks(t.sub("checks"))
+		} else {
+			t.get("checks")
+		}
 		if t.has("metadata") {
 			md := t.sub("metadata")
 			md.open = true
@@ -500,4 +505,59 @@ func hostNameProblem(h string) string {
 		}
 	}
 	return ""
+}
+
+func decodeChecks(t *table, c *Checks, dir string) {
+	t.setBool("probe", &c.Probe)
+	t.setPath("ffprobe", dir, &c.FFprobe)
+	t.setDuration("timeout", &c.Timeout)
+}
+
+// checkProperties are the properties a profile's checks.apply may list.
+var checkProperties = []string{"frame_rate", "resolution", "duration", "channels", "sample_rate", "language", "timing"}
+
+// channelConfigs are the channel configurations checks.channels accepts besides a count.
+var channelConfigs = []string{"1.0", "mono", "2.0", "stereo", "2.1", "3.0", "4.0", "quad", "5.0", "5.1", "6.1", "7.1", "5.1.2", "5.1.4", "7.1.2", "7.1.4"}
+
+func decodeProfileChecks(t *table) *ProfileChecks {
+	pc := &ProfileChecks{Pos: t.pos}
+	for k, dst := range map[string]**bool{"probe": &pc.Probe, "timed_text": &pc.TimedText, "imf": &pc.IMF, "video": &pc.Video} {
+		if t.has(k) {
+			var b bool
+			t.setBool(k, &b)
+			*dst = &b
+		} else {
+			t.get(k)
+		}
+	}
+	if list, ok := t.strList("apply"); ok {
+		pc.Apply = []string{}
+		for i, p := range list {
+			if !contains(checkProperties, p) {
+				hint := ""
+				if s := suggest(p, checkProperties); s != "" {
+					hint = fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				t.errorf(t.itemPos("apply", i), "%s: %q is not a property hotdrop checks%s; expected some of %s", t.label("apply"), p, hint, quoteAll(checkProperties))
+				continue
+			}
+			pc.Apply = append(pc.Apply, p)
+		}
+	}
+	if n, ok := t.integer("sample_rate", 1); ok {
+		if n < 8000 || n > 768000 {
+			t.errorf(t.valPos("sample_rate"), "%s: %d is not a sample rate in Hz; expected e.g. 48000", t.label("sample_rate"), n)
+		} else {
+			pc.SampleRate = int(n)
+		}
+	}
+	if s, ok := t.str("channels", `a channel configuration like "5.1"`); ok {
+		if !contains(channelConfigs, strings.ToLower(s)) {
+			t.errorf(t.valPos("channels"), "%s: %q is not a channel configuration; expected one of %s", t.label("channels"), s, quoteAll(channelConfigs))
+		} else {
+			pc.Channels = s
+		}
+	}
+	t.setDuration("duration_tolerance", &pc.DurationTolerance)
+	return pc
 }

@@ -108,6 +108,11 @@ func (e *Engine) classify(ctx context.Context, fs *fileState, r *reqState) {
 	if v.Hold != nil {
 		e.hold(fs, v.Hold.Code, v.Hold.Message)
 	}
+	folder := in.Root
+	if owner := e.reqs[fs.req]; owner != nil {
+		folder = owner.Folder
+	}
+	e.inspect(fs, v.Metadata, folder)
 }
 
 // reclassify judges every ready or held file again: rules, profiles or requests changed.

@@ -23,6 +23,7 @@ func (e *Engine) Retry(ctx context.Context, requestID string) error {
 		for _, fs := range e.filesOf(requestID) {
 			e.rearm(ctx, fs)
 		}
+		e.forgetFailedPackage(requestID)
 		e.refresh(ctx, r)
 	})
 	if cerr != nil {

@@ -58,6 +58,8 @@ type Options struct {
 	// AlertAfter is destination.alert_after: transient failures for this long make one
 	// destination.unreachable event; the next success makes destination.back.
 	AlertAfter time.Duration
+	// Inspector looks inside files before they are sent (nil: no content checks).
+	Inspector Inspector
 }
 
 // Engine runs the delivery state machine. Its state is owned by the goroutine in Run; the
@@ -100,7 +102,8 @@ type Engine struct {
 	downSince   time.Time   // first transient failure of the current outage
 	unreachable atomic.Bool // destination.unreachable was sent and not yet followed by back
 
-	root *safefs.Root // watch.root, open; see fsRoot
+	root *safefs.Root  // watch.root, open; see fsRoot
+	insp *inspectState // content checks; see inspect.go
 	// watch.group's id, looked up for gidFor (mkdirAll).
 	gid    int
 	gidFor string
@@ -157,6 +160,7 @@ type fileState struct {
 	verified            string      // what proved the last delivery (Result.Verified)
 	resume              *Checkpoint // the journaled resume point, read when the upload is queued
 	dev                 uint64      // device of the settled identity (0: unknown, e.g. after a restart)
+	insp                *fileInspection
 }
 
 type msgKind int
@@ -661,12 +665,13 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	if f, ok := fs.frameOf(); ok {
 		ev.File.Sequence = f.Key
 	}
-	if typ == EventFileDelivered {
-		ev.File.Verified = fs.verified
-	}
 	if r := e.reqs[fs.req]; r != nil {
 		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
 		ev.File.Metadata = r.Fields
+	}
+	if typ == EventFileDelivered {
+		ev.File.Verified = fs.verified
+		withMedia(&ev, fs)
 	}
 	if fs.rec.Reason != "" {
 		ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.rec.Message}
@@ -680,6 +685,7 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 var reconsidered = map[string]bool{
 	ReasonRequestNotOpen: true, ReasonTooManyFiles: true, ReasonAlreadyDelivered: true, ReasonInvalidName: true,
 	ReasonIncompleteSequence: true, ReasonSuspectFrame: true,
+	ReasonMediaMismatch: true, ReasonUnreadableMedia: true, ReasonIMFMismatch: true, // applyContent re-derives them
 }
 
 // refreshNow re-derives a request's holds and state, starts its uploads when it is complete,
@@ -736,11 +742,12 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 			}
 		}
 	}
+	checking := e.applyContent(ctx, r, files)
 	held, failed, ready, complete := countFiles(files, r, delivered, busy)
-	if complete && held == 0 && failed == 0 && ready > 0 && e.holdSequences(r, files) {
+	if complete && held == 0 && failed == 0 && ready > 0 && !checking && e.holdSequences(r, files) {
 		held, failed, ready, complete = countFiles(files, r, delivered, busy)
 	}
-	if complete && held == 0 && failed == 0 && ready > 0 && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
+	if complete && held == 0 && failed == 0 && ready > 0 && !checking && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
 		var starting []*fileState
 		for _, fs := range files {
 			if fs.rec.State == string(Ready) {
@@ -1075,7 +1082,7 @@ func fileView(fs *fileState) FileView {
 	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath, Verified: fs.verified, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
-		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done}
+		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done, Media: mediaOf(fs)}
 }
 
 // report marks a request's view as changed. Views are sent at most every reportEvery (and

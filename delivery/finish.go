@@ -81,6 +81,9 @@ type Manifest struct {
 	Sequences   []ManifestSequence `json:"sequences,omitempty"`
 	DeliveredAt time.Time          `json:"delivered_at"`
 	Generator   string             `json:"generator"`
+
+	// Compositions are an IMF package's CPLs (title and id).
+	Compositions []Composition `json:"compositions,omitempty"`
 }
 
 // ManifestFile is one delivered file in a Manifest.
@@ -89,6 +92,9 @@ type ManifestFile struct {
 	Size       int64  `json:"size"`
 	SHA256     string `json:"sha256"`
 	RemotePath string `json:"remote_path"`
+	// Media are the key properties the content check found (frame_rate, resolution,
+	// duration, channels, sample_rate...).
+	Media map[string]string `json:"media,omitempty"`
 }
 
 // ManifestSequence is one frame sequence of a Manifest.
@@ -109,7 +115,7 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	m := Manifest{Request: r.ID, Metadata: r.Fields, DeliveredAt: time.Now().UTC(), Generator: "hotdrop"}
 	for _, fs := range files {
 		if fs.rec.State == string(Delivered) {
-			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath})
+			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath, Media: mediaOf(fs)})
 		}
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
@@ -127,6 +133,7 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		}
 		m.Sequences = append(m.Sequences, ms)
 	}
+	m.Compositions = e.compositionsOf(r.ID)
 	name := r.ID + ".hotdrop.json"
 	rel, err := e.opt.RemotePath(r.Request, name)
 	if err != nil {

@@ -250,4 +250,6 @@ type FileView struct {
 	Attempt  int
 	NextTry  time.Time
 	Done     int64
+	// Media are the key properties the content check found (frame_rate, resolution...).
+	Media map[string]string
 }

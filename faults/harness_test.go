@@ -111,6 +111,8 @@ concurrency = %d
 %s
 [status]
 listen = %q
+[checks]
+probe = false # the files are arbitrary bytes, not media or timed text
 `, s.state, s.root, reqFile, url, s.srv.IdentityFile, s.srv.KnownHosts, concurrency, dest, s.listen)
 	s.cfgFile = filepath.Join(s.dir, "hotdrop.toml")
 	must(t, os.WriteFile(s.cfgFile, []byte(conf), 0o644))

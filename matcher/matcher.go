@@ -198,6 +198,7 @@ type Value struct {
 	Source Source `json:"source"`
 	From   string `json:"from"` // the request id, the rule's name, or the sidecar's path
 	Raw    string `json:"raw,omitempty"`
+	Line   int    `json:"line,omitempty"` // the sidecar line it is written on; 0 = unknown
 }
 
 // Origin describes the value's source for people: "request SR-1042", "name (rule

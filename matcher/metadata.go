@@ -16,6 +16,7 @@ type layer struct {
 	file   string
 	source Source
 	values map[string]string
+	lines  map[string]int
 }
 
 // readLayers reads the folder sidecars from root down to the file's folder, then the file's
@@ -33,7 +34,7 @@ func readLayers(base, root, path string) ([]layer, *SidecarError) {
 	read := func(names []string, src Source) *SidecarError {
 		found := ""
 		for _, p := range names {
-			vals, ok, err := readSidecarUnder(base, p)
+			vals, lines, ok, err := readSidecarUnder(base, p)
 			if err != nil {
 				var se *SidecarError
 				if errors.As(err, &se) {
@@ -48,7 +49,7 @@ func readLayers(base, root, path string) ([]layer, *SidecarError) {
 				return &SidecarError{File: p, Msg: fmt.Sprintf("both %s and %s exist; keep one of them", filepath.Base(found), filepath.Base(p))}
 			}
 			found = p
-			out = append(out, layer{p, src, vals})
+			out = append(out, layer{p, src, vals, lines})
 		}
 		return nil
 	}
@@ -68,8 +69,8 @@ func readLayers(base, root, path string) ([]layer, *SidecarError) {
 // the one before. source_type values are shown by profile name and language values as
 // canonical BCP 47; Raw keeps what was written.
 func (m *Matcher) merge(v *Verdict, req *entry, caps []Capture, rule string, layers []layer) {
-	set := func(f, val string, src Source, from string) {
-		nv := Value{Value: val, Source: src, From: from}
+	set := func(f, val string, src Source, from string, line int) {
+		nv := Value{Value: val, Source: src, From: from, Line: line}
 		switch f {
 		case "source_type":
 			if p := m.ps.lookup(val); p != nil && p.Name != val {
@@ -85,17 +86,17 @@ func (m *Matcher) merge(v *Verdict, req *entry, caps []Capture, rule string, lay
 	if req != nil {
 		for f, val := range req.req.Fields {
 			if f != "status" {
-				set(f, val, FromRequest, req.req.ID)
+				set(f, val, FromRequest, req.req.ID, 0)
 			}
 		}
 	}
 	for _, c := range caps {
-		set(c.Field, c.Value, FromName, rule)
+		set(c.Field, c.Value, FromName, rule, 0)
 	}
 	for _, l := range layers {
 		for f, val := range l.values {
 			if f != "request" {
-				set(f, val, l.source, l.file)
+				set(f, val, l.source, l.file, l.lines[f])
 			}
 		}
 	}

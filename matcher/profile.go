@@ -105,6 +105,10 @@ func BuiltinProfiles() []Profile {
 	}
 }
 
+// SourceTypeKey is how source type names and aliases are compared (see aliasKey), for
+// callers that key their own per-source-type settings by name.
+func SourceTypeKey(s string) string { return aliasKey(s) }
+
 // aliasKey is how source types are compared: case, spaces and punctuation do not count, so
 // "SDH/CC", "sdh-cc" and "SDHCC" are the same code and "Audio M&E" is "audiome".
 func aliasKey(s string) string {

@@ -48,32 +48,37 @@ const maxSidecar = 1 << 20
 // *SidecarError.
 // The file is opened without following a link and without blocking on a FIFO.
 func ReadSidecar(path string) (values map[string]string, found bool, err error) {
-	return readSidecarUnder("", path)
+	values, _, found, err = readSidecarUnder("", path)
+	return values, found, err
 }
 
 // readSidecarUnder is ReadSidecar for a file beneath base (watch.root), with no link followed
 // at any level: a folder swapped for a link must not pull foreign content into metadata.
-func readSidecarUnder(base, path string) (values map[string]string, found bool, err error) {
+// lines gives the line each field is written on, for people ("sidecar _metadata.toml:2").
+func readSidecarUnder(base, path string) (values map[string]string, lines map[string]int, found bool, err error) {
 	f, err := safefs.OpenUnder(base, path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	if errors.Is(err, safefs.ErrUnsafe) {
-		return nil, true, &SidecarError{File: path, Msg: "is not a regular file, or a folder on its path is a symbolic link (hotdrop never follows links); a sidecar is a small TOML or JSON file", Err: err}
+		return nil, nil, true, &SidecarError{File: path, Msg: "is not a regular file, or a folder on its path is a symbolic link (hotdrop never follows links); a sidecar is a small TOML or JSON file", Err: err}
 	}
 	if err != nil {
-		return nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
+		return nil, nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxSidecar+1))
 	if err != nil {
-		return nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
+		return nil, nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
 	}
 	if len(data) > maxSidecar {
-		return nil, true, &SidecarError{File: path, Msg: fmt.Sprintf("is larger than %d bytes; a sidecar is a small TOML or JSON file", maxSidecar)}
+		return nil, nil, true, &SidecarError{File: path, Msg: fmt.Sprintf("is larger than %d bytes; a sidecar is a small TOML or JSON file", maxSidecar)}
 	}
 	values, err = ParseSidecar(path, data)
-	return values, true, err
+	if err == nil {
+		lines = keyLines(data, values)
+	}
+	return values, lines, true, err
 }
 
 // ParseSidecar decodes a sidecar's contents: a flat table of field = value, where values are
@@ -306,3 +311,28 @@ func lineCol(data []byte, off int64) (int, int) {
 
 // folderSidecarNames are the "apply to all rows" sidecars of a folder.
 var folderSidecarNames = []string{"_metadata.toml", "_metadata.json"}
+
+// keyLines finds the line each field of a flat sidecar is written on: the first line that
+// starts with the key (quoted or not) followed by = or :. It is for messages only; a field it
+// cannot place gets no line.
+func keyLines(data []byte, values map[string]string) map[string]int {
+	out := make(map[string]int, len(values))
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimLeft(line, " \t{,")
+		for _, q := range []string{"", "\"", "'"} {
+			if q != "" && !strings.HasPrefix(t, q) {
+				continue
+			}
+			k := strings.TrimPrefix(t, q)
+			end := strings.IndexAny(k, "=:"+q+" \t")
+			if end <= 0 {
+				continue
+			}
+			key := k[:end]
+			if _, ok := values[key]; ok && out[key] == 0 {
+				out[key] = i + 1
+			}
+		}
+	}
+	return out
+}

@@ -93,6 +93,9 @@ type FileInfo struct {
 	Verified   string    `json:"verified,omitempty"` // "hash", "readback" or "size"
 	Retrying   *Retrying `json:"retrying,omitempty"`
 	ChangedAt  time.Time `json:"changed_at"`
+
+	// Media are the key properties the content check found (frame_rate, resolution...).
+	Media map[string]string `json:"media,omitempty"`
 }
 
 // InfoFromView builds the API form of a request view.
@@ -103,7 +106,7 @@ func InfoFromView(v delivery.RequestView) RequestInfo {
 	ri.fillFields()
 	for _, f := range v.Files {
 		fi := FileInfo{ID: f.ID, Name: f.Name, Path: f.Path, State: string(f.State), Size: f.Size, Done: f.Done,
-			SHA256: f.SHA256, RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC()}
+			SHA256: f.SHA256, RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC(), Media: f.Media}
 		if f.Reason != "" {
 			fi.Reason = &Reason{Code: f.Reason, Message: f.Message}
 		}

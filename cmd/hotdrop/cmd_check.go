@@ -45,6 +45,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, msg)
 		problems++
 	}
+	if msg := probeProblem(newChecker(cfg), cfg); msg != "" {
+		fmt.Fprintln(stdout, msg)
+		problems++
+	}
 	for _, w := range checkSystem(cfg) {
 		fmt.Fprintln(stdout, w)
 	}

@@ -51,6 +51,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	}
 	var out []explained
 	failed := 0
+	content := newExplainContent(cfg)
 	for _, p := range paths {
 		targets, err := explainTargets(cfg, reqs, p)
 		if err != nil {
@@ -61,6 +62,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		for _, t := range targets {
 			e := explainOne(m, t)
 			explainMarker(cfg, reqs, &e)
+			content.explain(ctx, &e)
 			out = append(out, e)
 		}
 	}
@@ -214,6 +216,7 @@ type explained struct {
 	Metadata         map[string]matcher.Value `json:"metadata"`
 	Trace            *matcher.Trace           `json:"trace,omitempty"`
 	Marker           *explainedMarker         `json:"ready_marker,omitempty"` // for a request taking any number of files
+	Content          *explainedContent        `json:"content,omitempty"`
 	Verdict          string                   `json:"verdict"`
 	Sequence         *explainedSequence       `json:"sequence,omitempty"` // this row stands for a frame sequence
 	verdict          matcher.Verdict
@@ -387,6 +390,7 @@ func writeOutcome(w io.Writer, e explained) {
 		}
 		fmt.Fprintf(w, "  ready marker %s: %s\n", m.Path, state)
 	}
+	writeContent(w, e.Content)
 	switch {
 	case e.Hold != nil:
 		fmt.Fprintf(w, "  verdict: held %s: %s\n", e.Hold.Code, e.Hold.Message)

@@ -179,6 +179,17 @@ status_files = true
 # with X-Hotdrop-Timestamp: TIMESTAMP (Unix seconds), so receivers can refuse replays.
 # webhook_secret_file = "/etc/hotdrop/webhook.secret"
 
+[checks]
+# Look inside files before any byte leaves: media of the AV, proxy, Non-IMF and audio source
+# types with ffprobe (frame rate, resolution, duration, channels, sample rate, language
+# against the metadata), timed text (TTML frame rate and xml:lang, SRT/WebVTT timing, SCC
+# header). A mismatch holds the file media_mismatch. IMF packages are always checked
+# against their asset map and packing lists (imf_mismatch). Needs FFmpeg (apt install ffmpeg);
+# hotdrop check says when it is missing.
+probe = true
+# ffprobe = "/usr/bin/ffprobe"   # default: ffprobe from PATH
+timeout = "1m0s"
+
 # Naming rules for the File Bin, tried in order; the first whose pattern fits decides.
 # None by default: files in the bin are held until a rule or a sidecar names their request.
 # [[rule]]
@@ -195,6 +206,12 @@ status_files = true
 # multi = false                # takes several files per request (a request's own files wins)
 # require_checksum = false     # deliver only files with a writer's NAME.sha256/.md5/.xxh64
 # require_marker = false       # deliver only once the ready marker is there
+# [source_type.checks]         # which content checks apply, and how strict (default: the built-in's)
+# apply = ["frame_rate", "resolution", "duration", "channels", "sample_rate", "language", "timing"]
+# sample_rate = 48000          # expected when the metadata gives no sample_rate
+# channels = "5.1"             # expected when the metadata gives no channels/audio_config
+# duration_tolerance = "1s"    # how far the running time may be from duration/runtime
+# probe = true                 # media probe with ffprobe; timed_text = true, imf = false, video = false
 # [source_type.metadata]
 # language = { required = true }
 # frame_rate = { required = true, values = ["23.976", "24", "25", "29.97", "30"] }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hotdrop/hotdrop/checks"
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/statelock"
@@ -99,6 +100,9 @@ type daemon struct {
 	events  chan watcher.Event
 	watch   context.CancelFunc
 	werr    chan error
+	// checker looks inside files; kept across reloads that leave [checks] alone.
+	checker    *checks.Checker
+	checkerKey []any
 }
 
 // runDaemon is `hotdrop run`: it wires config, journal, uploader, engine and watcher together
@@ -365,6 +369,7 @@ func (d *daemon) options(cfg *config.Config, m *matcher.Matcher) delivery.Option
 func (d *daemon) engineOptions(cfg *config.Config, m *matcher.Matcher) delivery.Options {
 	o := engineOptions(cfg, d.log)
 	o.Classifier = m
+	o.Inspector = inspector{d.checkerFor(cfg)}
 	o.Touch = func(p string) {
 		if w := d.w.Load(); w != nil {
 			w.Touch(p)

@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/hotdrop/hotdrop/checks"
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/sftpd"
@@ -65,6 +68,9 @@ path = "{package_id}/{source_type}/{name}"
 
 [status]
 listen = ""
+
+[checks]
+probe = %s
 `
 
 // demoFile is a sample file the demo writes, slowly, the way a render farm would.
@@ -150,7 +156,12 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 		return err
 	}
 	cfgFile := filepath.Join(dir, "hotdrop.toml")
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(demoConfig, srv.Addr, filepath.ToSlash(studio))), 0o644); err != nil {
+	probe := "true # the subtitle's TTML and the stems' WAV headers are checked before sending"
+	if _, err := (checks.Prober{}).Available(); err != nil {
+		probe = "false # ffprobe was not found: install FFmpeg to see the media checks"
+		say("  ffprobe not found: the demo runs with [checks] probe = false (install FFmpeg to see the media checks)")
+	}
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(demoConfig, srv.Addr, filepath.ToSlash(studio), probe)), 0o644); err != nil {
 		return err
 	}
 	cfg, err := config.Load(cfgFile)
@@ -199,7 +210,7 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 		writers.Add(1)
 		go func() {
 			defer writers.Done()
-			if err := slowWrite(dctx, filepath.Join(folder, f.name), f.chunks, f.chunkSize); err != nil {
+			if err := slowWrite(dctx, filepath.Join(folder, f.name), demoContent(f)); err != nil {
 				fmt.Fprintf(stderr, "demo writer: %v\n", err)
 			}
 		}()
@@ -278,17 +289,13 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 
 // slowWrite writes a file in chunks with pauses, as a render farm does: hotdrop must not send
 // it before it has stopped changing for the settle period.
-func slowWrite(ctx context.Context, path string, chunks, size int) error {
+func slowWrite(ctx context.Context, path string, chunks [][]byte) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	buf := make([]byte, size)
-	for i := 0; i < chunks; i++ {
-		if _, err := rand.Read(buf); err != nil {
-			return err
-		}
+	for _, buf := range chunks {
 		if _, err := f.Write(buf); err != nil {
 			return err
 		}
@@ -380,4 +387,57 @@ func (p *demoProgress) remotePath(local string) string {
 		}
 	}
 	return ""
+}
+
+// demoContent is a sample file's content in f.chunks pieces of about f.chunkSize bytes: real
+// timed text and real audio, since hotdrop looks inside them before sending.
+func demoContent(f demoFile) [][]byte {
+	total := f.chunks * f.chunkSize
+	var data []byte
+	if strings.HasSuffix(f.name, ".wav") {
+		data = demoWAV(total)
+	} else {
+		var b strings.Builder
+		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+			`<tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" ttp:frameRate="24" ttp:frameRateMultiplier="1000 1001" xml:lang="fr-FR"><body><div>` + "\n")
+		for i := 0; b.Len() < total-200; i++ {
+			fmt.Fprintf(&b, `<p begin="%s" end="%s">Réplique %d</p>`+"\n", demoTC(i*3), demoTC(i*3+2), i+1)
+		}
+		b.WriteString("</div></body></tt>\n")
+		data = []byte(b.String())
+	}
+	var out [][]byte
+	for len(data) > 0 {
+		n := min(len(data), f.chunkSize)
+		out = append(out, data[:n])
+		data = data[n:]
+	}
+	return out
+}
+
+func demoTC(sec int) string {
+	return fmt.Sprintf("%02d:%02d:%02d.000", sec/3600, sec/60%60, sec%60)
+}
+
+// demoWAV is a mono 48 kHz 16-bit PCM WAV of about size bytes: a quiet 440 Hz tone.
+func demoWAV(size int) []byte {
+	samples := (size - 44) / 2
+	b := make([]byte, 44+samples*2)
+	copy(b, "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+samples*2))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
+	binary.LittleEndian.PutUint16(b[22:], 1) // mono
+	binary.LittleEndian.PutUint32(b[24:], 48000)
+	binary.LittleEndian.PutUint32(b[28:], 48000*2)
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(samples*2))
+	for i := 0; i < samples; i++ {
+		v := int16(3000 * math.Sin(2*math.Pi*440*float64(i)/48000))
+		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(v))
+	}
+	return b
 }

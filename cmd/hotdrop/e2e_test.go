@@ -87,6 +87,8 @@ known_hosts = %q
 %s
 [status]
 listen = ""
+[checks]
+probe = false # the files are arbitrary bytes, not media or timed text
 `, mode, url, identity, knownHosts, destExtra)
 	cfgPath := filepath.Join(dir, "hotdrop.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
@@ -262,9 +264,14 @@ func TestEndToEndRealSSHD(t *testing.T) {
 			t.Errorf("status files = %+v, want one delivered file with its sha256", s.Files)
 		}
 	}
-	got := strings.Join(remoteFiles(t, srv.Dir), " ")
 	want := "PKG-1/SDH_CC/SR-2.hotdrop.json PKG-1/SDH_CC/nested/ep1_en-US.scc PKG-1/SDH_CC/nested/ep1_en-US.scc.sha256 " +
 		"PKG-1/Subtitle/SR-1.hotdrop.json PKG-1/Subtitle/ep1_fr-FR.ttml PKG-1/Subtitle/ep1_fr-FR.ttml.sha256"
+	// The manifest follows the request's delivered state, from its own upload: wait for it.
+	got := strings.Join(remoteFiles(t, srv.Dir), " ")
+	for deadline := time.Now().Add(15 * time.Second); got != want && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		got = strings.Join(remoteFiles(t, srv.Dir), " ")
+	}
 	if got != want {
 		t.Errorf("remote files = %v, want exactly the two deliveries, their checksum files and manifests (no .partial left)", got)
 	}

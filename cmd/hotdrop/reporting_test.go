@@ -123,6 +123,8 @@ url = "file://%s"
 listen = %q
 webhook = "%s/hook"
 webhook_secret_file = "hook.secret"
+[checks]
+probe = false # the files are arbitrary bytes, not media or timed text
 `, srv.URL, filepath.Join(dir, "out"), addr, srv.URL)
 	cfgPath := filepath.Join(dir, "hotdrop.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {

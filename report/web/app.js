@@ -103,6 +103,21 @@ function fraction(f) {
   return Math.min(1, (f.done || 0) / f.size);
 }
 
+// mediaText shows what the content check found: "25 fps · 1920x1080 · 0:10:00 · 5.1 · 48000 Hz".
+function mediaText(m) {
+  const parts = [];
+  if (m.frame_rate) parts.push(m.frame_rate + " fps");
+  if (m.resolution) parts.push(m.resolution);
+  if (m.duration) {
+    const s = Math.round(Number(m.duration));
+    parts.push(`${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`);
+  }
+  if (m.channels) parts.push(m.channels);
+  if (m.sample_rate) parts.push(m.sample_rate + " Hz");
+  if (m.language) parts.push(m.language);
+  return parts.join(" · ");
+}
+
 function fileItem(f) {
   const li = el("li", "file s-" + f.state);
   li.dataset.fileId = f.id;
@@ -117,6 +132,7 @@ function fileItem(f) {
   bar.setAttribute("aria-valuenow", Math.round(100 * fraction(f)));
   bar.hidden = f.state !== "uploading" && f.state !== "delivered";
   li.append(bar, el("div", "rate", progressText(f)));
+  if (f.media) li.append(el("div", "media", mediaText(f.media)));
   if (f.reason && (f.state === "held" || f.state === "failed" || f.state === "settling")) {
     li.append(reasonBox(f.reason, f.state === "failed"));
   }

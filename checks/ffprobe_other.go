@@ -1,0 +1,10 @@
+//go:build !unix
+
+package checks
+
+import (
+	"os"
+	"syscall"
+)
+
+func setUnprivileged(*syscall.SysProcAttr, *os.File) {}
