@@ -105,11 +105,13 @@ type daemon struct {
 // and runs them until ctx is cancelled, reloading on hooks.reload and when a requests file
 // changes.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks daemonHooks) error {
-	if err := checkSecrets(cfg); err != nil {
-		return err
-	}
 	creqs, err := config.LoadRequests(cfg)
 	if err != nil {
+		return err
+	}
+	// What the service cannot read or write is a config error (exit 78), refused before
+	// anything starts: a restart would only meet it again.
+	if err := configProblems(cfg, creqs, config.CurrentAccount()); err != nil {
 		return err
 	}
 	if len(creqs) == 0 {
@@ -269,11 +271,11 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkSecrets(cfg); err != nil {
-		return err
-	}
 	creqs, err := config.LoadRequests(cfg)
 	if err != nil {
+		return err
+	}
+	if err := configProblems(cfg, creqs, config.CurrentAccount()); err != nil {
 		return err
 	}
 	if cfg.StateDir != d.cfg.StateDir {
