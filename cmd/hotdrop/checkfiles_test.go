@@ -80,9 +80,13 @@ func TestCheckRefusesWhatCannotWork(t *testing.T) {
 		{"webhook secret missing", func(s string) string {
 			return s + "webhook = \"https://hooks.example/x\"\nwebhook_secret_file = \"nosuch.secret\"\n"
 		}, `hotdrop.toml:14:23: status.webhook_secret_file: DIR/etc/nosuch.secret does not exist`},
-		{"watch.group missing", func(s string) string { return strings.Replace(s, "[requests]", "group = \"nosuchgroup\"\n[requests]", 1) },
+		{"watch.group missing", func(s string) string {
+			return strings.Replace(s, "[requests]", "group = \"nosuchgroup\"\n[requests]", 1)
+		},
 			`hotdrop.toml:4:9: watch.group: there is no group "nosuchgroup" on this machine`},
-		{"unknown path field", func(s string) string { return strings.Replace(s, "{package_id}/{source_type}/{name}", "{nosuch}/{name}", 1) },
+		{"unknown path field", func(s string) string {
+			return strings.Replace(s, "{package_id}/{source_type}/{name}", "{nosuch}/{name}", 1)
+		},
 			`hotdrop.toml:10:8: destination.path: {nosuch} is not a field of any request`},
 		{"path field a request lacks", func(s string) string { return strings.Replace(s, "{package_id}/{source_type}", "{episode}", 1) },
 			`hotdrop.toml:10:8: destination.path: {episode} is not a field of any request`},
