@@ -114,6 +114,7 @@ type fileState struct {
 	latestReady bool
 	changes     int // consecutive changed_during_upload
 	retrying    bool
+	retryWhy    string // the transient error being retried, in words (whyRetrying)
 	attempt     int
 	nextTry     time.Time
 	done        int64
@@ -837,6 +838,12 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		return
 	case msgBack:
 		e.noteBack()
+		if fs := e.files[m.path]; fs != nil && fs.retrying { // logged in again: no longer retrying
+			fs.retrying = false
+			if r := e.reqs[fs.req]; r != nil {
+				e.report(r)
+			}
+		}
 		return
 	case msgTrouble:
 		e.noteTrouble(m.err)
@@ -910,6 +917,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		return
 	case msgRetrying:
 		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next
+		fs.retryWhy = classify(m.err).Msg
 		e.noteTrouble(m.err)
 		if r := e.reqs[fs.req]; r != nil {
 			e.report(r)
@@ -1001,16 +1009,17 @@ func (e *Engine) view(r *reqState) RequestView {
 	files := e.filesOf(r.ID)
 	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
 	for _, fs := range files {
-		v.Files = append(v.Files, fileView(fs))
+		v.Files = append(v.Files, fileView(fs, e.opt.Clock.Now()))
 	}
+	v.Why, v.CanDeliver = whyRequest(r, files, e.opt, e.opt.Clock.Now()), canDeliver(r, e.opt)
 	return v
 }
 
-func fileView(fs *fileState) FileView {
+func fileView(fs *fileState, now time.Time) FileView {
 	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath, Verified: fs.verified, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
-		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done}
+		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done, Why: whyFile(fs, now), RetryReason: fs.retryWhy}
 }
 
 // report marks a request's view as changed. Views are sent at most every reportEvery (and
@@ -1077,7 +1086,7 @@ func (e *Engine) sendBin() {
 	sort.Strings(names)
 	for _, n := range names {
 		fs := byName[n]
-		v.Files = append(v.Files, fileView(fs))
+		v.Files = append(v.Files, fileView(fs, e.opt.Clock.Now()))
 	}
 	if e.rep != nil {
 		e.rep.RequestChanged(v)

@@ -195,6 +195,11 @@ type RequestView struct {
 	Bin           bool // the File Bin's view: files not (yet) tied to a request
 	Files         []FileView
 	UpdatedAt     time.Time
+	// Why says in one line what the request waits for while it is not delivered (the ready
+	// marker, more files, a retry's cause…); "" when delivered.
+	Why string
+	// CanDeliver says whether `hotdrop deliver` would change anything for it now.
+	CanDeliver bool
 }
 
 // FileView is a snapshot of one file, for reporting.
@@ -219,4 +224,9 @@ type FileView struct {
 	Attempt  int
 	NextTry  time.Time
 	Done     int64
+	// Why says in one line what a settling or retrying file waits for ("" otherwise: a held or
+	// failed file has its Reason).
+	Why string
+	// RetryReason is the transient error being retried, in words.
+	RetryReason string
 }

@@ -26,9 +26,13 @@ type RequestInfo struct {
 	Fields        map[string]string `json:"fields,omitempty"`
 	Folder        string            `json:"folder,omitempty"`
 	// Reason is the first held or failed file's reason: why the request does not move.
-	Reason    *Reason    `json:"reason,omitempty"`
-	Files     []FileInfo `json:"files"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	Reason *Reason `json:"reason,omitempty"`
+	// Why says in one line what the request waits for while it is not delivered.
+	Why string `json:"why,omitempty"`
+	// CanDeliver says whether deliver would do anything now (the dashboard offers it then).
+	CanDeliver bool       `json:"can_deliver,omitempty"`
+	Files      []FileInfo `json:"files"`
+	UpdatedAt  time.Time  `json:"updated_at"`
 }
 
 // FileInfo is one file of a RequestInfo. Done, Rate and ETA follow the upload in progress.
@@ -46,23 +50,23 @@ type FileInfo struct {
 	RemotePath string    `json:"remote_path,omitempty"`
 	Verified   string    `json:"verified,omitempty"` // "hash", "readback" or "size"
 	Retrying   *Retrying `json:"retrying,omitempty"`
+	Why        string    `json:"why,omitempty"` // what a settling or retrying file waits for
 	ChangedAt  time.Time `json:"changed_at"`
 }
 
 // InfoFromView builds the API form of a request view.
 func InfoFromView(v delivery.RequestView) RequestInfo {
 	ri := RequestInfo{ID: v.ID, Status: v.Status, State: string(v.State), FilesExpected: v.FilesExpected,
-		Bin: v.Bin, Fields: v.Fields, Folder: v.Folder, Files: []FileInfo{}, UpdatedAt: v.UpdatedAt.UTC()}
+		Bin: v.Bin, Fields: v.Fields, Folder: v.Folder, Files: []FileInfo{}, UpdatedAt: v.UpdatedAt.UTC(),
+		Why: v.Why, CanDeliver: v.CanDeliver}
 	ri.fillFields()
 	for _, f := range v.Files {
 		fi := FileInfo{ID: f.ID, Name: f.Name, Path: f.Path, State: string(f.State), Size: f.Size, Done: f.Done,
-			SHA256: f.SHA256, RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC()}
+			SHA256: f.SHA256, RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC(), Why: f.Why}
 		if f.Reason != "" {
 			fi.Reason = &Reason{Code: f.Reason, Message: f.Message}
 		}
-		if f.Retrying {
-			fi.Retrying = &Retrying{Attempt: f.Attempt, NextTry: f.NextTry.UTC()}
-		}
+		fi.Retrying = retryingOf(f)
 		ri.Files = append(ri.Files, fi)
 	}
 	ri.fillReason()

@@ -118,7 +118,7 @@ func printStatusTable(w io.Writer, reqs []report.RequestInfo) {
 			id = "(File Bin)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, orDash(clipText(r.Title, 30)), orDash(r.SourceType), orDash(r.Language),
-			r.State, filesColumn(r), progressColumn(r), orDash(reasonColumn(r.Reason, 60)))
+			r.State, filesColumn(r), progressColumn(r), orDash(reasonOrWhy(r.Reason, r.Why, 60)))
 	}
 	tw.Flush()
 }
@@ -128,6 +128,9 @@ func printStatusRequest(w io.Writer, r report.RequestInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  source type:\t%s\n  language:\t%s\n  package id:\t%s\n  status:\t%s\n  state:\t%s\n  files:\t%s\n  progress:\t%s\n",
 		orDash(r.SourceType), orDash(r.Language), orDash(r.PackageID), orDash(r.Status), r.State, filesColumn(r), progressColumn(r))
+	if r.Why != "" {
+		fmt.Fprintf(tw, "  why:\t%s\n", r.Why)
+	}
 	if r.Folder != "" {
 		fmt.Fprintf(tw, "  folder:\t%s\n", r.Folder)
 	}
@@ -149,7 +152,7 @@ func printStatusRequest(w io.Writer, r report.RequestInfo) {
 		if f.Retrying != nil {
 			prog += fmt.Sprintf(" (retry %d at %s)", f.Retrying.Attempt, f.Retrying.NextTry.Local().Format("15:04:05"))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Name, f.State, humanBytes(f.Size), prog, orDash(reasonColumn(f.Reason, 0)))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Name, f.State, humanBytes(f.Size), prog, orDash(reasonOrWhy(f.Reason, f.Why, 0)))
 	}
 	tw.Flush()
 }
@@ -193,9 +196,10 @@ func progressColumn(r report.RequestInfo) string {
 	return fmt.Sprintf("%d%% of %s", 100*done/total, humanBytes(total))
 }
 
-func reasonColumn(rs *report.Reason, n int) string {
+// reasonOrWhy is a held or failed thing's reason, else what it waits for.
+func reasonOrWhy(rs *report.Reason, why string, n int) string {
 	if rs == nil {
-		return ""
+		return clipText(why, n)
 	}
 	return clipText(rs.Code+": "+rs.Message, n)
 }
