@@ -153,7 +153,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 		return err
 	}
 	d.m = m
-	d.eng = delivery.New(d.options(cfg, d.m), d.wrap(d.up), storeAdapter{d.st}, rep) // reporting
+	d.eng = delivery.New(d.options(cfg, d.m), d.wrap(d.up, cfg), storeAdapter{d.st}, rep) // reporting
 	if err := d.eng.SetRequests(ctx, reqs); err != nil {
 		return err
 	}
@@ -217,8 +217,8 @@ func (d *daemon) shutdown(engDone <-chan error) error {
 	}
 }
 
-func (d *daemon) wrap(u *uploader.Uploader) delivery.Uploader {
-	var du delivery.Uploader = uploaderAdapter{u}
+func (d *daemon) wrap(u *uploader.Uploader, cfg *config.Config) delivery.Uploader {
+	var du delivery.Uploader = uploaderAdapter{u: u, next: newNextSteps(cfg)}
 	if d.hooks.wrapUploader != nil {
 		du = d.hooks.wrapUploader(du)
 	}
@@ -293,7 +293,7 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 	}
 	var du delivery.Uploader
 	if newUp != nil {
-		du = d.wrap(newUp)
+		du = d.wrap(newUp, cfg)
 	}
 	reqs, m, err := d.requestsAndMatcher(cfg, creqs)
 	if err != nil {
@@ -469,7 +469,10 @@ func (m multiReporter) RequestChanged(v delivery.RequestView) {
 
 // uploaderAdapter lets the engine use the concrete uploader: the engine declares what it
 // needs and does not import the uploader package.
-type uploaderAdapter struct{ u *uploader.Uploader }
+type uploaderAdapter struct {
+	u    *uploader.Uploader
+	next nextSteps // what a person does about a permanent failure
+}
 
 var (
 	_ delivery.Finisher = uploaderAdapter{}
@@ -491,7 +494,9 @@ func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.R
 	}
 	res, err := a.u.Upload(ctx, uj)
 	if err != nil {
-		return delivery.Result{}, transferError(err)
+		te := transferError(err)
+		a.next.advise(te, j.RemoteRel)
+		return delivery.Result{}, te
 	}
 	return deliveryResult(res), nil
 }
