@@ -302,6 +302,9 @@ type apiError struct {
 // RequestList is GET /api/requests.
 type RequestList struct {
 	Requests []RequestInfo `json:"requests"`
+	// Problems are config or requests-file errors the daemon refused; it runs with the last
+	// good files until they are fixed.
+	Problems []Problem `json:"problems,omitempty"`
 }
 
 // RequestDetail is GET /api/requests/{id}: the request and its latest journaled events.
@@ -311,7 +314,7 @@ type RequestDetail struct {
 }
 
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, RequestList{Requests: s.o.Hub.Requests()})
+	writeJSON(w, http.StatusOK, RequestList{Requests: s.o.Hub.Requests(), Problems: s.o.Hub.Problems()})
 }
 
 func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {

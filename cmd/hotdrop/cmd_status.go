@@ -42,12 +42,19 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	reqs, live, err := statusRequests(ctx, cfg)
+	list, live, err := statusRequests(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	reqs := list.Requests
 	if !live {
 		fmt.Fprintln(stderr, "hotdrop: the daemon is not running; showing the state database (no live progress or retries)")
+		if _, err := config.LoadRequests(cfg); err != nil {
+			list.Problems = []report.Problem{{Message: err.Error()}}
+		}
+	}
+	if !*asJSON {
+		printProblems(stdout, list.Problems, live)
 	}
 	if len(pos) == 1 {
 		id := pos[0]
@@ -63,43 +70,62 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("request %s is not known to hotdrop", id)
 	}
 	if *asJSON {
-		return writeStatusJSON(stdout, report.RequestList{Requests: reqs})
+		return writeStatusJSON(stdout, list)
 	}
 	printStatusTable(stdout, reqs)
 	return nil
 }
 
 // statusRequests asks the daemon, or reads the journal when nothing answers.
-func statusRequests(ctx context.Context, cfg *config.Config) ([]report.RequestInfo, bool, error) {
+func statusRequests(ctx context.Context, cfg *config.Config) (report.RequestList, bool, error) {
 	c, err := newAPIClient(cfg)
 	if err == nil {
 		var list report.RequestList
 		err = c.do(ctx, http.MethodGet, "/api/requests", &list)
 		if err == nil {
-			return list.Requests, true, nil
+			return list, true, nil
 		}
 	}
 	if !errors.Is(err, errNoDaemon) {
-		return nil, false, err
+		return report.RequestList{}, false, err
 	}
 	dbPath := filepath.Join(cfg.StateDir, "state.db")
 	if _, serr := os.Stat(dbPath); errors.Is(serr, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("the daemon is not running and there is no state database at %s: hotdrop has not run with this configuration yet", dbPath)
+		return report.RequestList{}, false, fmt.Errorf("the daemon is not running and there is no state database at %s: hotdrop has not run with this configuration yet", dbPath)
 	}
 	st, err := store.Open(dbPath)
 	if err != nil {
-		return nil, false, err
+		return report.RequestList{}, false, err
 	}
 	defer st.Close()
 	rs, err := st.Requests(ctx)
 	if err != nil {
-		return nil, false, err
+		return report.RequestList{}, false, err
 	}
 	files, err := st.Files(ctx)
 	if err != nil {
-		return nil, false, err
+		return report.RequestList{}, false, err
 	}
-	return report.InfoFromStore(rs, files), false, nil
+	return report.RequestList{Requests: report.InfoFromStore(rs, files)}, false, nil
+}
+
+// printProblems puts refused config or requests-file errors above the table: the daemon
+// runs with the last good files, and a broken one must not pass unnoticed.
+func printProblems(w io.Writer, ps []report.Problem, live bool) {
+	for _, p := range ps {
+		what := "the daemon refused a reload and runs with the last good config and requests files"
+		if !live {
+			what = "the config or requests files have errors; the daemon will refuse them"
+		}
+		if !p.Since.IsZero() {
+			what += " (since " + p.Since.Local().Format("2006-01-02 15:04:05") + ")"
+		}
+		fmt.Fprintf(w, "PROBLEM: %s:\n", what)
+		for _, line := range strings.Split(p.Message, "\n") {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func writeStatusJSON(w io.Writer, v any) error {

@@ -261,6 +261,7 @@ func (d *daemon) reload(ctx context.Context) {
 	} else {
 		d.log.Info("configuration reloaded", "config", d.cfg.File)
 	}
+	d.rp.hub.SetProblem(err) // the dashboard and hotdrop status show it until a reload succeeds
 	if d.hooks.reloaded != nil {
 		d.hooks.reloaded(err)
 	}

@@ -117,6 +117,26 @@ func TestDashboardSaysWhy(t *testing.T) {
 			t.Errorf("search %q: %q, %v; want %q", tc.q, got, err, want)
 		}
 	}
+
+	// Item 5: a broken requests file is a banner, and a PROBLEM in hotdrop status, until fixed.
+	reqFile := filepath.Join(e.dir, "requests.d", "why.toml")
+	if err := os.WriteFile(reqFile, []byte(dashWhyRequests+"\n[[request]]\nid = \"SR-13\"\nfiles = \"two\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantPos := reqFile + ":28:9: request.files: expected an integer"
+	d.waitJS("the problems banner", fmt.Sprintf(`(() => { const b = document.getElementById("problems");
+		return !b.hidden && b.innerText.includes(%q) ? "ok" : b.innerText })()`, wantPos))
+	out, errOut, code := runCmd(t, "status", "--config", e.cfg.File)
+	if code != 0 || !strings.HasPrefix(out, "PROBLEM: the daemon refused a reload") || !strings.Contains(out, wantPos) {
+		t.Errorf("hotdrop status with a broken requests file: exit %d:\n%s%s", code, out, errOut)
+	}
+	if err := os.WriteFile(reqFile, []byte(dashWhyRequests), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitJS("the problems banner to go", `document.getElementById("problems").hidden ? "ok" : "shown"`)
+	if out, _, _ := runCmd(t, "status", "--config", e.cfg.File); strings.Contains(out, "PROBLEM") {
+		t.Errorf("hotdrop status still shows a problem after the fix:\n%s", out)
+	}
 }
 
 func jsList(ss []string) string {

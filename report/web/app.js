@@ -35,6 +35,7 @@ const group = document.getElementById("group");
 const live = document.getElementById("live");
 const banner = document.getElementById("banner");
 const said = document.getElementById("said");
+const problemsBox = document.getElementById("problems");
 let reachable = true; // the destination, as /healthz and the destination.* events say
 
 group.value = localStorage.getItem("hotdrop.group") || "title";
@@ -284,12 +285,24 @@ async function health() {
   render();
 }
 
+// showProblems keeps a refused config or requests file in sight until a reload succeeds.
+function showProblems(ps) {
+  problemsBox.replaceChildren();
+  for (const p of ps || []) {
+    problemsBox.append(el("b", null, "A reload was refused: hotdrop runs with the last good config and requests files" +
+      (p.since ? " (since " + clock(p.since) + ")" : "") + ". Fix these and save:"));
+    problemsBox.append(el("pre", null, p.message));
+  }
+  problemsBox.hidden = !(ps && ps.length);
+}
+
 async function reload() {
   const r = await fetch("/api/requests", { credentials: "same-origin" });
   if (!r.ok) return;
   const body = await r.json();
   requests.clear();
   for (const q of body.requests || []) requests.set(q.bin ? "" : q.id, q);
+  showProblems(body.problems);
   render();
 }
 
@@ -319,6 +332,7 @@ function connect() {
     render();
   });
   es.addEventListener("file.progress", (m) => progress(JSON.parse(m.data)));
+  es.addEventListener("problems", (m) => showProblems(JSON.parse(m.data).problems));
   es.addEventListener("resync", () => reload());
   es.addEventListener("destination.unreachable", (m) => {
     const ev = JSON.parse(m.data);
