@@ -104,6 +104,9 @@ func InfoFromStore(reqs []store.Request, files []store.File) []RequestInfo {
 			ri.Fields = nil
 		}
 		ri.fillFields()
+		if r.State != string(delivery.Delivered) && !(delivery.Request{Status: r.Status}).Accepting() {
+			ri.Why = "not open: " + r.Status
+		}
 		for _, f := range byReq[r.ID] {
 			name := f.Path
 			if rel, ok := relSlash(r.Folder, f.Path); ok {

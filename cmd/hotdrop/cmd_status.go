@@ -25,9 +25,10 @@ import (
 // cmdStatus is `hotdrop status [ID] [--json]`: the running daemon's view through its API, or
 // the journal's when the daemon is not running.
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", "status [ID] [--json] [--config FILE]", stderr)
+	fs := newFlags("status", "status [ID] [--json] [--wide] [--config FILE]", stderr)
 	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
 	asJSON := fs.Bool("json", false, "print JSON (the API's form) instead of a table")
+	wide := fs.Bool("wide", false, "print whole reasons instead of cutting them to fit the table")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -72,7 +73,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		return writeStatusJSON(stdout, list)
 	}
-	printStatusTable(stdout, reqs)
+	printStatusTable(stdout, reqs, *wide)
 	return nil
 }
 
@@ -135,18 +136,41 @@ func writeStatusJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printStatusTable(w io.Writer, reqs []report.RequestInfo) {
+// reasonWidth is how much of a reason the table shows without --wide.
+const reasonWidth = 60
+
+func printStatusTable(w io.Writer, reqs []report.RequestInfo, wide bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTITLE\tTYPE\tLANGUAGE\tSTATE\tFILES\tPROGRESS\tREASON")
+	width, cut := reasonWidth, false
+	if wide {
+		width = 0
+	}
 	for _, r := range reqs {
-		id := r.ID
+		id, state := r.ID, r.State
 		if r.Bin {
-			id = "(File Bin)"
+			id, state = "(File Bin)", binState(r)
 		}
+		reason := reasonOrWhy(r.Reason, r.Why, width)
+		cut = cut || reason != reasonOrWhy(r.Reason, r.Why, 0)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, orDash(clipText(r.Title, 30)), orDash(r.SourceType), orDash(r.Language),
-			r.State, filesColumn(r), progressColumn(r), orDash(reasonOrWhy(r.Reason, r.Why, 60)))
+			state, filesColumn(r), progressColumn(r), orDash(reason))
 	}
 	tw.Flush()
+	if cut {
+		fmt.Fprintln(w, "(reasons cut to fit: hotdrop status --wide shows them whole, hotdrop status ID one request's files)")
+	}
+}
+
+// binState is the File Bin's state as the dashboard shows it: it has none of its own, so it
+// is held while any file there needs a person.
+func binState(r report.RequestInfo) string {
+	for _, f := range r.Files {
+		if f.State == "held" {
+			return "held"
+		}
+	}
+	return "waiting"
 }
 
 func printStatusRequest(w io.Writer, r report.RequestInfo) {
@@ -190,12 +214,19 @@ func orDash(s string) string {
 	return s
 }
 
-// clip shortens s to n characters with an ellipsis (n = 0: no limit).
+// clipText shortens s to n characters with an ellipsis (n = 0: no limit), at a word's end
+// when one is near: a reason cut mid-word reads as a different word.
 func clipText(s string, n int) string {
 	if n <= 0 || utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return string([]rune(s)[:n-1]) + "…"
+	r := []rune(s)[:n-1]
+	for i := len(r) - 1; i > n*2/3; i-- {
+		if r[i] == ' ' {
+			return strings.TrimRight(string(r[:i]), " ,;:") + " …"
+		}
+	}
+	return string(r) + "…"
 }
 
 func filesColumn(r report.RequestInfo) string {
@@ -214,10 +245,16 @@ func filesColumn(r report.RequestInfo) string {
 	return fmt.Sprintf("%d/%d", delivered, r.FilesExpected)
 }
 
+// progressColumn is the share of bytes sent while a request uploads or once delivered;
+// otherwise only its size: a held request's bytes are not on their way, whatever share its
+// delivered files make.
 func progressColumn(r report.RequestInfo) string {
 	done, total := r.Progress()
 	if total == 0 {
 		return "-"
+	}
+	if r.State != "uploading" && r.State != "delivered" {
+		return humanBytes(total)
 	}
 	return fmt.Sprintf("%d%% of %s", 100*done/total, humanBytes(total))
 }
