@@ -32,8 +32,8 @@ Uploads files and folders (with their sub-folders) once, with the destination of
 the same transfer engine as the daemon (temporary names, resume from the journal in
 state_dir, names policy, verify, checksum files), without requests or events. DIR is a
 folder below the destination URL's folder. A progress bar is drawn on a terminal; otherwise
-one line per file. Exit 0 when every file was delivered, 1 when any failed, 2 on a usage or
-config error.`
+one line per file. Exit 0 when every file was delivered, 1 when any failed, 64 on a wrong
+command line, 78 on a config error.`
 
 // sendAttempts bounds the retries of a transient error in a one-shot send; each attempt
 // resumes from the last checkpoint, so a flaky link still finishes.
