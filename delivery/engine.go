@@ -608,7 +608,7 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	}
 	if r := e.reqs[fs.req]; r != nil {
 		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
-		ev.File.Metadata = r.Fields
+		ev.File.Metadata = fileMetadata(r, fs)
 	}
 	if fs.rec.Reason != "" {
 		ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.rec.Message}

@@ -86,6 +86,11 @@ func ParseSidecar(file string, data []byte) (map[string]string, error) {
 		return nil, &SidecarError{File: file, Msg: "is not UTF-8 text"}
 	}
 	isJSON := strings.HasSuffix(strings.ToLower(file), ".json")
+	if isJSON {
+		// Windows editors start UTF-8 with a byte order mark; the TOML parser takes it, and
+		// so does a JSON sidecar.
+		data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	}
 	// Anyone who can write into a drop folder writes sidecars: their shape is bounded before
 	// a parser sees them (a few KB of nesting costs BurntSushi/toml gigabytes).
 	check := bounded.TOML

@@ -64,10 +64,12 @@ type FileStatus struct {
 	SHA256     string  `json:"sha256,omitempty"`
 	RemotePath string  `json:"remote_path,omitempty"`
 	// Verified is what proved the delivered copy: "hash", "readback" or "size".
-	Verified  string    `json:"verified,omitempty"`
-	Retrying  *Retrying `json:"retrying,omitempty"`
-	Why       string    `json:"why,omitempty"` // what a settling or retrying file waits for
-	ChangedAt time.Time `json:"changed_at"`
+	Verified string    `json:"verified,omitempty"`
+	Retrying *Retrying `json:"retrying,omitempty"`
+	Why      string    `json:"why,omitempty"` // what a settling or retrying file waits for
+	// Metadata is the file's merged metadata: the request's fields, name captures and sidecars.
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	ChangedAt time.Time         `json:"changed_at"`
 }
 
 // Reason is a machine-readable code with the sentence a person reads.
@@ -101,7 +103,7 @@ func FromView(v delivery.RequestView) Status {
 	}
 	for _, f := range v.Files {
 		fs := FileStatus{Name: f.Name, State: string(f.State), Size: f.Size, SHA256: f.SHA256,
-			RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC(), Why: f.Why}
+			RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC(), Why: f.Why, Metadata: f.Metadata}
 		if v.Bin {
 			fs.Request = f.Request
 		}
