@@ -1,8 +1,8 @@
 package matcher
 
 import (
-	"golang.org/x/text/unicode/norm"
 	"fmt"
+	"golang.org/x/text/unicode/norm"
 	"strings"
 	"sync"
 
