@@ -2,11 +2,11 @@ package matcher
 
 import (
 	"fmt"
-	"golang.org/x/text/unicode/norm"
 	"strings"
 	"sync"
 
 	"golang.org/x/text/language"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Request is a Source Request as the matcher needs it.
