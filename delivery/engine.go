@@ -99,6 +99,7 @@ type reqState struct {
 	rel         string // drop folder relative to Root, slash-separated
 	marker      bool   // the ready marker is present
 	deliver     bool   // `hotdrop deliver` was given: counts as the marker, and as auto_deliver
+	setupErr    string // why its drop folder could not be made (whyRequest says it)
 	state       State
 	emitted     State // the state the last request event was made for
 	quiet       bool  // first refresh after start: establish the state without events
@@ -246,6 +247,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 		if r.Accepting() {
 			if err := e.mkdirAll(rel); err != nil {
 				errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
+				rs.setupErr = err.Error()
 			}
 		}
 		fields, _ := json.Marshal(r.Fields)

@@ -17,6 +17,9 @@ func whyRequest(r *reqState, files []*fileState, opt Options, now time.Time) str
 	if r.state == Delivered {
 		return ""
 	}
+	if r.setupErr != "" {
+		return "no drop folder: " + r.setupErr + " (the other requests run; fix the request or watch.folder)"
+	}
 	if !r.Accepting() {
 		return fmt.Sprintf("not open: %s (the studio's status takes no delivery until it is open or redelivery_requested)", r.Status)
 	}
@@ -123,7 +126,7 @@ func roundWait(d time.Duration) string {
 // canDeliver says whether `hotdrop deliver` (the dashboard's Deliver) would change anything:
 // it stands in for the ready marker and for auto_deliver = false, and never overrides a hold.
 func canDeliver(r *reqState, opt Options) bool {
-	if !r.Accepting() || r.state == Delivered || r.deliver {
+	if !r.Accepting() || r.state == Delivered || r.deliver || r.setupErr != "" {
 		return false
 	}
 	return r.Files == 0 || (r.needsMarker && !r.marker) || !opt.AutoDeliver

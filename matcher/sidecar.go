@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -55,7 +56,7 @@ func ReadSidecar(path string) (values map[string]string, found bool, err error) 
 // at any level: a folder swapped for a link must not pull foreign content into metadata.
 func readSidecarUnder(base, path string) (values map[string]string, found bool, err error) {
 	f, err := safefs.OpenUnder(base, path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if absent(err) {
 		return nil, false, nil
 	}
 	if errors.Is(err, safefs.ErrUnsafe) {
@@ -311,3 +312,10 @@ func lineCol(data []byte, off int64) (int, int) {
 
 // folderSidecarNames are the "apply to all rows" sidecars of a folder.
 var folderSidecarNames = []string{"_metadata.toml", "_metadata.json"}
+
+// absent says whether an error opening a sidecar or checksum file means there is none: it
+// does not exist, or its name (the file's name and ".toml") is longer than the file system
+// allows, so it cannot exist. A file of a 251-255 byte name has no sidecar; it is not broken.
+func absent(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENAMETOOLONG)
+}

@@ -67,3 +67,15 @@ func TestDecomposedTitleMatches(t *testing.T) {
 		t.Errorf("Diff of plain values = %s", got)
 	}
 }
+
+// TestLongNameHasNoSidecar (issue 14, item 12): a 253-byte name cannot have NAME.toml beside
+// it (the file system allows 255 bytes); that is no sidecar, not a broken one.
+func TestLongNameHasNoSidecar(t *testing.T) {
+	m := newTest(t)
+	dir := t.TempDir()
+	name := strings.Repeat("a", 248) + ".ttml"
+	drop(t, dir, map[string]string{name: "x"})
+	if v := m.Evaluate(Input{Path: filepath.Join(dir, name), Root: dir, Request: "SR-1042"}); v.Hold != nil {
+		t.Errorf("a %d-byte name: hold %+v, want none", len(name), v.Hold)
+	}
+}

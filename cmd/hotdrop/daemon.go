@@ -155,7 +155,9 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	d.m = m
 	d.eng = delivery.New(d.options(cfg, d.m), d.wrap(d.up, cfg), storeAdapter{d.st}, rep) // reporting
 	if err := d.eng.SetRequests(ctx, reqs); err != nil {
-		return err
+		// A request whose drop folder cannot be made (a 300-byte title) is flagged in its
+		// view; the others run. Ending here would stop every delivery for one bad request.
+		log.Error("some requests could not be set up; the others run", "err", err)
 	}
 	if hooks.engine != nil {
 		hooks.engine(d.eng)
