@@ -1,13 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -32,40 +32,36 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestDemoKeepServesDashboard (issue 14, item 10): demo --keep keeps the dashboard up and
 // prints its URL.
 func TestDemoKeepServesDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var out lockedBuffer
+	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- runDemo(ctx, t.TempDir(), true, &out, &out) }()
+	go func() {
+		err := runDemo(ctx, t.TempDir(), true, pw, pw)
+		pw.Close()
+		done <- err
+	}()
 	url := regexp.MustCompile(`Dashboard: +(http://127\.0\.0\.1:\d+/)`)
-	var m []string
-	for m == nil {
-		select {
-		case err := <-done:
-			t.Fatalf("demo --keep ended: %v\n%s", err, out.String())
-		case <-time.After(50 * time.Millisecond):
+	found := make(chan []string, 1)
+	go func() { // reads every line, so the demo never blocks on its output
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := url.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m:
+				default:
+				}
+			}
 		}
-		m = url.FindStringSubmatch(out.String())
+	}()
+	var m []string
+	select {
+	case m = <-found:
+	case err := <-done:
+		t.Fatalf("demo --keep ended before printing the dashboard's address: %v", err)
 	}
 	resp, err := http.Get(m[1])
 	if err != nil {
