@@ -153,3 +153,56 @@ func (e *Engine) UpdateRequests(ctx context.Context, reqs []Request) error {
 	e.mu.Unlock()
 	return e.Reload(ctx, opt, nil, reqs)
 }
+
+// ReasonReplaceRequested is the reason of the file.released event that `hotdrop retry
+// --replace` journals: a person decided that the file on the server may be replaced.
+const ReasonReplaceRequested = "replace_requested"
+
+// RetryReplace is `hotdrop retry --replace ID|PATH`: the files held remote_exists (of the
+// request, or the one file) are released, and their next upload replaces the file the server
+// holds, which hotdrop never does unasked. The decision is journaled as the reason of their
+// file.released event and logged. Files held for anything else are left alone.
+func (e *Engine) RetryReplace(ctx context.Context, idOrPath string) (int, error) {
+	var err error
+	n := 0
+	cerr := e.do(ctx, func() {
+		var files []*fileState
+		r := e.reqs[idOrPath]
+		if r != nil {
+			files = e.filesOf(r.ID)
+		} else {
+			for _, fs := range e.files {
+				if fs.rec.Path == idOrPath || fmt.Sprint(fs.rec.ID) == idOrPath {
+					files = []*fileState{fs}
+				}
+			}
+			if files == nil {
+				err = fmt.Errorf("%s is neither a request nor a file hotdrop knows: %w", idOrPath, ErrUnknown)
+				return
+			}
+		}
+		for _, fs := range files {
+			if fs.rec.State != string(Held) || fs.rec.Reason != ReasonRemoteExists {
+				continue
+			}
+			remote := fs.rec.RemotePath
+			if remote == "" {
+				remote = "its remote path"
+			}
+			msg := fmt.Sprintf("hotdrop retry --replace: the file at %s on the server is replaced by this one", remote)
+			e.log.Warn("replace requested: the next upload replaces the file on the server", "file", fs.rec.Path, "remote", remote)
+			fs.replaceAsked = true
+			fs.note = &EventReason{Code: ReasonReplaceRequested, Message: msg}
+			e.rearm(ctx, fs)
+			e.refreshOwner(ctx, fs)
+			n++
+		}
+		if n == 0 {
+			err = fmt.Errorf("%s has no file held remote_exists: nothing to replace: %w", idOrPath, ErrNothingToDo)
+		}
+	})
+	if cerr != nil {
+		return 0, cerr
+	}
+	return n, err
+}

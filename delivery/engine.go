@@ -126,9 +126,11 @@ type fileState struct {
 	nameGen          int
 	nameReq, nameFor string
 	nameMsg          string
-	gone             bool // removed while uploading
-	sourceGone       bool // delivered, then its source was moved away or deleted
-	replace          bool // the upload may replace the remote file (hotdrop's earlier delivery there)
+	gone             bool         // removed while uploading
+	sourceGone       bool         // delivered, then its source was moved away or deleted
+	replace          bool         // the upload may replace the remote file (hotdrop's earlier delivery there)
+	replaceAsked     bool         // `hotdrop retry --replace`: the next upload replaces what is there (control.go)
+	note             *EventReason // said with the file's next event, once (control.go)
 	meta             map[string]string
 	verify           []Checksum // writers' checksum files to check before uploading
 	progressAt       time.Time
@@ -614,6 +616,8 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	}
 	if fs.rec.Reason != "" {
 		ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.rec.Message}
+	} else if fs.note != nil {
+		ev.Reason, fs.note = fs.note, nil
 	}
 	return ev
 }

@@ -33,6 +33,12 @@ type Control interface {
 	Unreachable() bool
 }
 
+// Replacer is a Control that can release files held remote_exists so that their upload
+// replaces the server's file (`hotdrop retry --replace`; *delivery.Engine is one).
+type Replacer interface {
+	RetryReplace(ctx context.Context, idOrPath string) (int, error)
+}
+
 // DeliverSayer is a Control whose deliver also says what it did (*delivery.Engine is one): the
 // API passes the sentence on, so a button or `hotdrop deliver` never claims more than happened.
 type DeliverSayer interface {
@@ -183,6 +189,19 @@ func (s *Server) routes() {
 		}
 		return "", c.RetryFile(ctx, id)
 	}))
+	replace := s.control(func(ctx context.Context, c Control, id string) (string, error) {
+		rr, ok := c.(Replacer)
+		if !ok {
+			return "", fmt.Errorf("this hotdrop cannot replace remote files: %w", delivery.ErrNothingToDo)
+		}
+		n, err := rr.RetryReplace(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s: %d file(s) released; each replaces the file of its name on the server (journaled as replace_requested)", id, n), nil
+	})
+	m.HandleFunc("POST /api/requests/{id}/replace", replace)
+	m.HandleFunc("POST /api/files/{id}/replace", replace)
 	m.HandleFunc("GET /healthz", s.healthz)
 	if s.o.Metrics != nil {
 		m.Handle("GET /metrics", s.o.Metrics.Handler())

@@ -17,7 +17,7 @@ var examples = map[string][]string{
 	"trust":   {"hotdrop trust --config /etc/hotdrop/hotdrop.toml"},
 	"explain": {"hotdrop explain /srv/deliveries/_bin/Wednesday_S01E03_SUB_fr-FR.ttml", "hotdrop explain --json /srv/deliveries/_bin/*"},
 	"status":  {"hotdrop status", "hotdrop status SR-1042 --json", "hotdrop status --wide"},
-	"retry":   {"hotdrop retry SR-1042", "hotdrop retry '/srv/deliveries/Wednesday/Subtitle fr-FR [SR-1042]/ep103.ttml'"},
+	"retry":   {"hotdrop retry SR-1042", "hotdrop retry --replace SR-1042   # files held remote_exists replace the server's (ask the studio first)", "hotdrop retry '/srv/deliveries/Wednesday/Subtitle fr-FR [SR-1042]/ep103.ttml'"},
 	"deliver": {"hotdrop deliver SR-1042"},
 	"send":    {"hotdrop send ./reel1.mxf ./stills --to adhoc/2026-11-30", "hotdrop send --replace ./fixed.ttml --to adhoc"},
 	"service": {"hotdrop service install --config /etc/hotdrop/hotdrop.toml", "hotdrop service start", "hotdrop service install --user --config ~/.config/hotdrop/hotdrop.toml"},

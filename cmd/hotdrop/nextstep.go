@@ -62,7 +62,7 @@ func (n nextSteps) advise(te *delivery.TransferError, remoteRel string) {
 		next += ", then Retry (hotdrop retry)"
 	case uploader.CodeRemoteExists:
 		next = "ask the studio whether that file is theirs to keep; once they remove or rename it, Retry (hotdrop retry) " +
-			"delivers this one (hotdrop never replaces a file it did not deliver)"
+			"delivers this one; if they want it replaced, hotdrop retry --replace (journaled as replace_requested)"
 	default:
 		return
 	}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
 
@@ -87,12 +88,37 @@ func TestFailuresSayWhatToDo(t *testing.T) {
 		}
 		chownToLogin(t, srv, filepath.Join(srv.Dir, "PKG-1"), filepath.Dir(taken), taken)
 		e := newE2E(t, "", srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto")
+		released := make(chan *delivery.EventReason, 4)
+		e.hooks.events = func(ev delivery.Event) {
+			if ev.Type == delivery.EventFileReleased {
+				released <- ev.Reason
+			}
+		}
 		e.start()
-		writeFile(t, filepath.Join(e.folder("SR-1"), "theirs.ttml"), 100)
+		local := filepath.Join(e.folder("SR-1"), "theirs.ttml")
+		writeFile(t, local, 100)
 		s := e.waitStatus("SR-1", "held")
-		want := "ask the studio whether that file is theirs to keep; once they remove or rename it, Retry (hotdrop retry) delivers this one"
+		want := "ask the studio whether that file is theirs to keep; once they remove or rename it, Retry (hotdrop retry) delivers this one; if they want it replaced, hotdrop retry --replace"
 		if s.Files[0].Reason.Code != "remote_exists" || !strings.Contains(s.Files[0].Reason.Message, want) {
 			t.Errorf("remote_exists reason %s: %q lacks %q", s.Files[0].Reason.Code, s.Files[0].Reason.Message, want)
+		}
+		// The studio says to replace it: retry --replace does, and the journal says who asked.
+		out, errOut, code := runCmd(t, "retry", "--replace", "SR-1", "--config", e.cfg.File)
+		if code != exitOK || !strings.Contains(out, "SR-1: 1 file(s) released; each replaces the file of its name on the server") {
+			t.Fatalf("retry --replace: exit %d\n%s%s", code, out, errOut)
+		}
+		e.waitStatus("SR-1", "delivered")
+		sameContent(t, local, taken)
+		select {
+		case r := <-released:
+			if r == nil || r.Code != delivery.ReasonReplaceRequested || !strings.Contains(r.Message, "is replaced by this one") {
+				t.Errorf("file.released reason = %+v, want replace_requested", r)
+			}
+		default:
+			t.Error("no file.released event for the replace")
+		}
+		if _, _, code := runCmd(t, "retry", "--replace", "SR-1", "--config", e.cfg.File); code != exitFail {
+			t.Errorf("retry --replace with nothing held remote_exists: exit %d, want 1", code)
 		}
 	})
 }
