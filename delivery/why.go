@@ -74,7 +74,7 @@ func whyRequest(r *reqState, files []*fileState, opt Options, now time.Time) str
 		if settling > 0 {
 			return fmt.Sprintf("%d of %d files ready; %d still being written (settling)", ready, r.Files, settling)
 		}
-		return fmt.Sprintf("%d of %d files", ready, r.Files)
+		return fmt.Sprintf("%d of %d files ready: waiting for %d more", ready, r.Files, r.Files-ready)
 	case r.needsMarker && !r.marker && !r.deliver:
 		return fmt.Sprintf("waiting for %s or %s (its source type requires the ready marker)", opt.ReadyMarker, deliver)
 	case settling > 0:

@@ -73,7 +73,7 @@ func TestDashboardSaysWhy(t *testing.T) {
 		t.Errorf("SR-10 (files = 0, no marker) buttons %q, want deliver", b)
 	}
 	writeFile(t, filepath.Join(folder("SR-11"), "one.ttml"), 100)
-	cardHas("SR-11", "SR-11 to say 1 of 2 files", "1 of 2 files")
+	cardHas("SR-11", "SR-11 to say 1 of 2 files", "1 of 2 files ready: waiting for 1 more")
 	if b := buttons("SR-11"); b != "" {
 		t.Errorf("SR-11 (1 of 2 files, auto_deliver) buttons %q, want none: deliver would do nothing", b)
 	}
