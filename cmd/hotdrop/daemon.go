@@ -183,6 +183,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	seen := requestFilesStamp(cfg)
+	root := stampRoot(cfg.Watch.Root)
 	for {
 		select {
 		case err := <-engDone:
@@ -194,13 +195,14 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 			a.reply <- d.applyTracker(ctx, a.reqs)
 		case <-hooks.reload:
 			d.reload(ctx)
-			seen = requestFilesStamp(d.cfg)
+			seen, root = requestFilesStamp(d.cfg), stampRoot(d.cfg.Watch.Root)
 		case <-tick.C:
 			if now := requestFilesStamp(d.cfg); now != seen {
 				seen = now
 				log.Info("a requests file changed; reloading")
 				d.reload(ctx)
 			}
+			d.checkRoot(ctx, &root)
 		}
 	}
 }
