@@ -9,7 +9,10 @@
 // not one error per restart.
 //
 // It is not the place for behaviour: it does not create folders, open
-// connections, check that files exist, expand globs beyond LoadRequests or
-// know the built-in source type profiles. Those belong to the components the
-// values are handed to; config only decodes, assembles and validates.
+// connections, expand globs beyond LoadRequests or know the built-in source
+// type profiles. Those belong to the components the values are handed to;
+// config only decodes, assembles and validates. CheckFiles is the one look at
+// the file system: whether the files and folders the config names are there
+// and usable by the user the service runs as, so that `check`, `run` and a
+// reload refuse what the service could not use, with the key's position.
 package config

@@ -12,7 +12,11 @@ import (
 func decodeWatch(t *table, w *Watch, dir string) {
 	if s, ok := t.str("root", "a path"); ok && s != "" {
 		if p, ok := t.checkPath(t.valPos("root"), "watch.root", s, dir); ok {
-			w.Root = p
+			if filepath.Dir(p) == p {
+				t.errorf(t.valPos("root"), `watch.root: %q is the whole file system: hotdrop would make drop folders in it and watch every file below it; give it a folder of its own, e.g. root = "/srv/deliveries"`, s)
+			} else {
+				w.Root = p
+			}
 		}
 	} else if ok || !t.has("root") {
 		p := t.pos

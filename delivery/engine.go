@@ -116,6 +116,7 @@ type reqState struct {
 	rel         string // drop folder relative to Root, slash-separated
 	marker      bool   // the ready marker is present
 	deliver     bool   // `hotdrop deliver` was given: counts as the marker, and as auto_deliver
+	setupErr    string // why its drop folder could not be made (whyRequest says it)
 	state       State
 	emitted     State // the state the last request event was made for
 	quiet       bool  // first refresh after start: establish the state without events
@@ -134,6 +135,7 @@ type fileState struct {
 	latestReady bool
 	changes     int // consecutive changed_during_upload
 	retrying    bool
+	retryWhy    string // the transient error being retried, in words (whyRetrying)
 	attempt     int
 	nextTry     time.Time
 	done        int64
@@ -148,11 +150,13 @@ type fileState struct {
 	frame               matcher.Frame
 	isFrame, frameKnown bool
 	frameFor            string
-	seqSplit            bool   // held because its File Bin sequence went to several requests
-	binKey, binReq      string // how binSequence counted it ("": not counted)
-	gone                bool   // removed while uploading
-	sourceGone          bool   // delivered, then its source was moved away or deleted
-	replace             bool   // the upload may replace the remote file (hotdrop's earlier delivery there)
+	seqSplit            bool         // held because its File Bin sequence went to several requests
+	binKey, binReq      string       // how binSequence counted it ("": not counted)
+	gone                bool         // removed while uploading
+	sourceGone          bool         // delivered, then its source was moved away or deleted
+	replace             bool         // the upload may replace the remote file (hotdrop's earlier delivery there)
+	replaceAsked        bool         // `hotdrop retry --replace`: the next upload replaces what is there (control.go)
+	note                *EventReason // said with the file's next event, once (control.go)
 	meta                map[string]string
 	verify              []Checksum // writers' checksum files to check before uploading
 	progressAt          time.Time
@@ -273,6 +277,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 		if r.Accepting() {
 			if err := e.mkdirAll(rel); err != nil {
 				errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
+				rs.setupErr = err.Error()
 			}
 		}
 		recs = append(recs, requestRecord(rs))
@@ -354,8 +359,11 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
 	select {
 	case e.msgs <- msg{kind: msgCall, call: func() {
+		// What the events of this batch changed is derived before fn looks at it, and what fn
+		// changed before its caller looks.
+		e.settle(e.runCtx, true)
 		fn()
-		e.settle(e.runCtx, true) // what fn changed is derived and journaled before its caller looks
+		e.settle(e.runCtx, true)
 		close(done)
 	}}:
 	case <-ctx.Done():
@@ -667,7 +675,7 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	}
 	if r := e.reqs[fs.req]; r != nil {
 		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
-		ev.File.Metadata = r.Fields
+		ev.File.Metadata = fileMetadata(r, fs)
 	}
 	if typ == EventFileDelivered {
 		ev.File.Verified = fs.verified
@@ -675,6 +683,8 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	}
 	if fs.rec.Reason != "" {
 		ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.rec.Message}
+	} else if fs.note != nil {
+		ev.Reason, fs.note = fs.note, nil
 	}
 	return ev
 }
@@ -905,6 +915,12 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		return
 	case msgBack:
 		e.noteBack()
+		if fs := e.files[m.path]; fs != nil && fs.retrying { // logged in again: no longer retrying
+			fs.retrying = false
+			if r := e.reqs[fs.req]; r != nil {
+				e.report(r)
+			}
+		}
 		return
 	case msgTrouble:
 		e.noteTrouble(m.err)
@@ -978,6 +994,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		return
 	case msgRetrying:
 		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next
+		fs.retryWhy = classify(m.err).Msg
 		e.noteTrouble(m.err)
 		if r := e.reqs[fs.req]; r != nil {
 			e.report(r)
@@ -1067,22 +1084,24 @@ func (e *Engine) view(r *reqState) RequestView {
 	v := RequestView{ID: r.ID, Fields: r.Fields, Status: r.Status, State: r.state, Folder: r.Folder,
 		FilesExpected: r.Files, UpdatedAt: time.Now()}
 	files := e.filesOf(r.ID)
+	now := e.opt.Clock.Now()
 	all := make([]FileView, len(files))
 	v.Counts = map[State]int{}
 	for i, fs := range files {
-		all[i] = fileView(fs)
+		all[i] = fileView(fs, now)
 		v.Counts[all[i].State]++
 	}
 	_, framesGiven := r.Fields["frames"]
 	v.Files, v.Sequences, v.FilesOmitted = Summarize(all, framesGiven)
+	v.Why, v.CanDeliver = whyRequest(r, files, e.opt, now), canDeliver(r, e.opt)
 	return v
 }
 
-func fileView(fs *fileState) FileView {
+func fileView(fs *fileState, now time.Time) FileView {
 	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath, Verified: fs.verified, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
-		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done, Media: mediaOf(fs)}
+		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done, Media: mediaOf(fs), Why: whyFile(fs, now), RetryReason: fs.retryWhy}
 }
 
 // report marks a request's view as changed. Views are sent at most every reportEvery (and
@@ -1162,7 +1181,7 @@ func (e *Engine) sendBin() {
 	sort.Strings(names)
 	for _, n := range names {
 		fs := byName[n]
-		v.Files = append(v.Files, fileView(fs))
+		v.Files = append(v.Files, fileView(fs, e.opt.Clock.Now()))
 	}
 	if e.rep != nil {
 		e.rep.RequestChanged(v)

@@ -95,6 +95,9 @@ type ManifestFile struct {
 	// Media are the key properties the content check found (frame_rate, resolution,
 	// duration, channels, sample_rate...).
 	Media map[string]string `json:"media,omitempty"`
+	// Metadata is the file's merged metadata (request, name, folder and file sidecars) where
+	// it adds to or differs from the request's own fields.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // ManifestSequence is one frame sequence of a Manifest.
@@ -115,7 +118,8 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	m := Manifest{Request: r.ID, Metadata: r.Fields, DeliveredAt: time.Now().UTC(), Generator: "hotdrop"}
 	for _, fs := range files {
 		if fs.rec.State == string(Delivered) {
-			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath, Media: mediaOf(fs)})
+			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath,
+				Media: mediaOf(fs), Metadata: extraMetadata(r.Fields, fs.meta)})
 		}
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
@@ -259,4 +263,28 @@ func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel str
 		rt.log.Info("manifest written", "remote", res.Remote)
 	}
 	return err
+}
+
+// fileMetadata is what events say about a file's metadata: its merged metadata (sidecars and
+// name captures over the request's fields) when it was classified, else the request's fields.
+func fileMetadata(r *reqState, fs *fileState) map[string]string {
+	if len(fs.meta) == 0 {
+		return r.Fields
+	}
+	return fs.meta
+}
+
+// extraMetadata is the part of a file's metadata that its request's fields do not already say.
+func extraMetadata(req, file map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range file {
+		if req[k] == v {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
 }

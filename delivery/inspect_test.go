@@ -57,7 +57,8 @@ func (f *funcInspector) calls() (files, pkgs int) {
 }
 
 func TestContentCheckGatesAndHolds(t *testing.T) {
-	reqs := []Request{req("SR-60", 1, "source_type", "AV (Muxed)", "frame_rate", "24")}
+	// The request names no frame rate: its folder sidecar adds one (a sidecar may add metadata, not contradict the request).
+	reqs := []Request{req("SR-60", 1, "source_type", "AV (Muxed)")}
 	up := newFakeUploader()
 	ins := &funcInspector{gate: make(chan struct{})}
 	ins.file = func(in FileInspection) (Inspection, error) {

@@ -209,6 +209,11 @@ type RequestView struct {
 	// Counts is how many files (frames included) are in each state.
 	Counts    map[State]int
 	UpdatedAt time.Time
+	// Why says in one line what the request waits for while it is not delivered (the ready
+	// marker, more files, a retry's cause…); "" when delivered.
+	Why string
+	// CanDeliver says whether `hotdrop deliver` would change anything for it now.
+	CanDeliver bool
 }
 
 // SequenceView is one frame sequence of a request: shot_010.[1001-2400].exr, 1,400 frames,
@@ -252,4 +257,9 @@ type FileView struct {
 	Done     int64
 	// Media are the key properties the content check found (frame_rate, resolution...).
 	Media map[string]string
+	// Why says in one line what a settling or retrying file waits for ("" otherwise: a held or
+	// failed file has its Reason).
+	Why string
+	// RetryReason is the transient error being retried, in words.
+	RetryReason string
 }

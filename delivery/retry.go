@@ -94,7 +94,7 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 	j.Connected = func() {
 		if !loggedIn.Swap(true) && (failures > 0 || e.unreachable.Load()) {
 			// The destination is back: say so now, not when this file is done.
-			e.send(ctx, msg{kind: msgBack})
+			e.send(ctx, msg{kind: msgBack, path: j.LocalPath})
 		}
 		if connected != nil {
 			connected()

@@ -22,7 +22,8 @@ func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
 	// A redelivery may replace only what hotdrop put at this very path before; a path that
 	// moved (destination.path or a field changed) is not ours to overwrite.
 	prev := fs.rec.RemotePath
-	fs.replace = !fs.rec.DeliveredAt.IsZero() && (prev == rel || strings.HasSuffix(prev, "/"+rel))
+	fs.replace = !fs.rec.DeliveredAt.IsZero() && (prev == rel || strings.HasSuffix(prev, "/"+rel)) || fs.replaceAsked
+	fs.replaceAsked = false
 	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Uploading), "", ""
 	fs.rec.RemotePath = rel
 	fs.retrying, fs.attempt, fs.done = false, 0, 0

@@ -243,10 +243,7 @@ func TestBinSequenceNeverSplitAcrossRequests(t *testing.T) {
 	if err := os.Remove(filepath.Join(bin, "shot.1003.exr.toml")); err != nil {
 		t.Fatal(err)
 	}
-	h.drop("", "shot.1003.exr", watcher.Ready, 5)
-	if err := h.eng.Deliver(t.Context(), "SR-A"); err != nil {
-		t.Fatal(err)
-	}
+	h.drop("", "shot.1003.exr", watcher.Ready, 5) // SR-A was released: it goes once whole
 	h.waitState("SR-A", Delivered)
 	if up.count() != 4 {
 		t.Errorf("%d frames sent, want the 4", up.count())

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -223,7 +222,7 @@ func readChecksums(base, path string) ([]Checksum, *SidecarError) {
 	for _, algo := range checksumExts {
 		file := path + "." + algo
 		f, err := safefs.OpenUnder(base, file)
-		if errors.Is(err, fs.ErrNotExist) {
+		if absent(err) {
 			continue
 		}
 		if errors.Is(err, safefs.ErrUnsafe) {

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"golang.org/x/text/language"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Request is a Source Request as the matcher needs it.
@@ -125,12 +126,14 @@ func normValue(ps *profiles, field, v string) string {
 }
 
 // foldValue lower-cases ASCII and turns spaces into underscores, allocating only when that
-// changes something (non-ASCII text is compared as strings.ToLower gives it).
+// changes something. Non-ASCII text is compared as strings.ToLower gives it in Unicode's
+// composed form (NFC): macOS writes "é" in names as e and a combining accent (NFD), a
+// tracker as one letter, and both are the same title.
 func foldValue(v string) string {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c >= 0x80 {
-			return strings.ReplaceAll(strings.ToLower(v), " ", "_")
+			return foldUnicode(v)
 		}
 		if ('A' <= c && c <= 'Z') || c == ' ' {
 			b := []byte(v)
@@ -141,13 +144,17 @@ func foldValue(v string) string {
 				case c == ' ':
 					b[j] = '_'
 				case c >= 0x80:
-					return strings.ReplaceAll(strings.ToLower(v), " ", "_")
+					return foldUnicode(v)
 				}
 			}
 			return string(b)
 		}
 	}
 	return v
+}
+
+func foldUnicode(v string) string {
+	return strings.ReplaceAll(strings.ToLower(norm.NFC.String(v)), " ", "_")
 }
 
 // langCacheMax bounds the language cache: names are not trusted input.

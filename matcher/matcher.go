@@ -311,7 +311,7 @@ type Diff struct {
 
 // String renders the difference as `field "file value" ≠ "request value"`.
 func (d Diff) String() string {
-	return d.Field + " " + strconv.Quote(d.File) + " ≠ " + strconv.Quote(d.Request)
+	return d.Field + " " + strconv.Quote(d.File) + " ≠ " + strconv.Quote(d.Request) + howTheyDiffer(d.File, d.Request)
 }
 
 // CheckResult is one profile or file check.

@@ -153,7 +153,8 @@ func TestAmbiguous(t *testing.T) {
 }
 
 func TestDropFolder(t *testing.T) {
-	m := newTest(t)
+	// An Audio Description request: its profile requires a language, which SR-1050 lacks.
+	m := newTest(t, req("SR-1050", "open", "title", "Wednesday", "episode", "S01E03", "source_type", "Audio Description", "package_id", "PKG-1", "files", "2"))
 	tests := []struct {
 		name, request, file string
 		files               map[string]string
@@ -168,7 +169,7 @@ func TestDropFolder(t *testing.T) {
 		{"imf subfolder", "SR-1048", "pkg/VIDEO.mxf", nil, "", 0, true},
 		{"wrong extension", "SR-1048", "pkg/notes.pdf", nil, "unsupported_extension", 0, true},
 		{"missing language", "SR-1042", "ep.ttml", map[string]string{"_metadata.json": `{"language": ""}`}, "missing_metadata", 1, true},
-		{"misspelt language", "SR-1043", "ep.wav", map[string]string{"ep.wav.toml": "source_type = \"AD\"\nlanguag = \"en\"\n"}, "missing_metadata", 2, false},
+		{"misspelt language", "SR-1050", "ep.wav", map[string]string{"ep.wav.toml": "languag = \"en\"\n"}, "missing_metadata", 2, false},
 		{"linked sidecar", "SR-1042", "ep.ttml", map[string]string{"ep.ttml.json": "@link"}, "invalid_sidecar", 1, true},
 		{"pin elsewhere", "SR-1042", "ep.ttml", map[string]string{"ep.ttml.toml": `request = "SR-1044"`}, "invalid_metadata", 1, true},
 		{"closed", "SR-1046", "ep.ttml", nil, "request_not_open", 1, true},
@@ -207,7 +208,7 @@ func TestMetadataPrecedence(t *testing.T) {
 	file := "show/s1/Wednesday_S01E03_SUB_fr-FR.ttml"
 	drop(t, bin, map[string]string{
 		file:                  "x",
-		"_metadata.toml":      "frame_rate = \"25\"\nvendor = \"far\"\ntitle = \"from folder\"\n",
+		"_metadata.toml":      "frame_rate = \"25\"\nvendor = \"far\"\ntitle = \"WEDNESDAY\"\n", // agrees with the request (a contradiction is held)
 		"show/_metadata.json": `{"vendor": "near", "reel": 3}`,
 		file + ".toml":        "frame_rate = 23.976\n",
 	})
@@ -219,7 +220,7 @@ func TestMetadataPrecedence(t *testing.T) {
 		"frame_rate":  {"23.976", string(FromSidecar)},
 		"vendor":      {"near", string(FromFolderSidecar)},
 		"reel":        {"3", string(FromFolderSidecar)},
-		"title":       {"from folder", string(FromFolderSidecar)},
+		"title":       {"WEDNESDAY", string(FromFolderSidecar)},
 		"episode":     {"S01E03", string(FromName)},
 		"language":    {"fr-FR", string(FromName)},
 		"source_type": {"Subtitle", string(FromName)},

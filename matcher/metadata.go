@@ -95,11 +95,31 @@ func (m *Matcher) merge(v *Verdict, req *entry, caps []Capture, rule string, lay
 	}
 	for _, l := range layers {
 		for f, val := range l.values {
-			if f != "request" {
-				set(f, val, l.source, l.file, l.lines[f])
+			if f == "request" {
+				continue
 			}
+			if req != nil {
+				m.contradiction(v, req, f, val, l.file)
+			}
+			set(f, val, l.source, l.file, l.lines[f])
 		}
 	}
+}
+
+// contradiction holds a file whose sidecar gives a field of its request another value
+// (language = "de-DE" in a fr-FR request's folder): a sidecar adds metadata, and a file that
+// says it is something its request is not must not reach the studio silently. Values are
+// compared as matching compares them (case, aliases, canonical language tags, Unicode form).
+func (m *Matcher) contradiction(v *Verdict, req *entry, field, val, file string) {
+	want, ok := req.req.Fields[field]
+	if !ok || val == "" || field == "status" || field == "id" || normValue(m.ps, field, val) == normValue(m.ps, field, want) {
+		return
+	}
+	d := Diff{Field: field, File: val, Request: want}
+	msg := fmt.Sprintf("%s: the sidecar %s says %q, but request %s says %q%s; a sidecar may add to its request's metadata, not contradict it: correct the sidecar (or move the file to the request it belongs to)",
+		field, filepath.Base(file), val, req.req.ID, want, howTheyDiffer(val, want))
+	v.check("sidecar against request", false, d.String())
+	v.hold(HoldInvalidMetadata, msg)
 }
 
 // checkFile works out how many files complete the request, then applies the profile, the

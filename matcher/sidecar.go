@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -57,7 +58,7 @@ func ReadSidecar(path string) (values map[string]string, found bool, err error) 
 // lines gives the line each field is written on, for people ("sidecar _metadata.toml:2").
 func readSidecarUnder(base, path string) (values map[string]string, lines map[string]int, found bool, err error) {
 	f, err := safefs.OpenUnder(base, path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if absent(err) {
 		return nil, nil, false, nil
 	}
 	if errors.Is(err, safefs.ErrUnsafe) {
@@ -91,6 +92,11 @@ func ParseSidecar(file string, data []byte) (map[string]string, error) {
 		return nil, &SidecarError{File: file, Msg: "is not UTF-8 text"}
 	}
 	isJSON := strings.HasSuffix(strings.ToLower(file), ".json")
+	if isJSON {
+		// Windows editors start UTF-8 with a byte order mark; the TOML parser takes it, and
+		// so does a JSON sidecar.
+		data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	}
 	// Anyone who can write into a drop folder writes sidecars: their shape is bounded before
 	// a parser sees them (a few KB of nesting costs BurntSushi/toml gigabytes).
 	check := bounded.TOML
@@ -335,4 +341,11 @@ func keyLines(data []byte, values map[string]string) map[string]int {
 		}
 	}
 	return out
+}
+
+// absent says whether an error opening a sidecar or checksum file means there is none: it
+// does not exist, or its name (the file's name and ".toml") is longer than the file system
+// allows, so it cannot exist. A file of a 251-255 byte name has no sidecar; it is not broken.
+func absent(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENAMETOOLONG)
 }

@@ -25,8 +25,12 @@ type RequestInfo struct {
 	Fields        map[string]string `json:"fields,omitempty"`
 	Folder        string            `json:"folder,omitempty"`
 	// Reason is the first held or failed file's reason: why the request does not move.
-	Reason *Reason    `json:"reason,omitempty"`
-	Files  []FileInfo `json:"files"`
+	Reason *Reason `json:"reason,omitempty"`
+	// Why says in one line what the request waits for while it is not delivered.
+	Why string `json:"why,omitempty"`
+	// CanDeliver says whether deliver would do anything now (the dashboard offers it then).
+	CanDeliver bool       `json:"can_deliver,omitempty"`
+	Files      []FileInfo `json:"files"`
 	// FilesOmitted files are not listed (past the first 500, those needing attention first).
 	FilesOmitted int `json:"files_omitted,omitempty"`
 	// Sequences are frame sequences, each one row instead of one per frame.
@@ -92,6 +96,7 @@ type FileInfo struct {
 	RemotePath string    `json:"remote_path,omitempty"`
 	Verified   string    `json:"verified,omitempty"` // "hash", "readback" or "size"
 	Retrying   *Retrying `json:"retrying,omitempty"`
+	Why        string    `json:"why,omitempty"` // what a settling or retrying file waits for
 	ChangedAt  time.Time `json:"changed_at"`
 
 	// Media are the key properties the content check found (frame_rate, resolution...).
@@ -102,17 +107,16 @@ type FileInfo struct {
 func InfoFromView(v delivery.RequestView) RequestInfo {
 	ri := RequestInfo{ID: v.ID, Status: v.Status, State: string(v.State), FilesExpected: v.FilesExpected,
 		Bin: v.Bin, Fields: v.Fields, Folder: v.Folder, Files: []FileInfo{}, UpdatedAt: v.UpdatedAt.UTC(),
-		FilesOmitted: v.FilesOmitted, Sequences: sequenceInfos(v.Sequences), Counts: stateCounts(v.Counts)}
+		FilesOmitted: v.FilesOmitted, Sequences: sequenceInfos(v.Sequences), Counts: stateCounts(v.Counts),
+		Why: v.Why, CanDeliver: v.CanDeliver}
 	ri.fillFields()
 	for _, f := range v.Files {
 		fi := FileInfo{ID: f.ID, Name: f.Name, Path: f.Path, State: string(f.State), Size: f.Size, Done: f.Done,
-			SHA256: f.SHA256, RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC(), Media: f.Media}
+			SHA256: f.SHA256, RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC(), Media: f.Media, Why: f.Why}
 		if f.Reason != "" {
 			fi.Reason = &Reason{Code: f.Reason, Message: f.Message}
 		}
-		if f.Retrying {
-			fi.Retrying = &Retrying{Attempt: f.Attempt, NextTry: f.NextTry.UTC()}
-		}
+		fi.Retrying = retryingOf(f)
 		ri.Files = append(ri.Files, fi)
 	}
 	ri.fillReason()
@@ -156,6 +160,9 @@ func InfoFromStore(reqs []store.Request, files []store.File) []RequestInfo {
 			ri.Fields = nil
 		}
 		ri.fillFields()
+		if r.State != string(delivery.Delivered) && !(delivery.Request{Status: r.Status}).Accepting() {
+			ri.Why = "not open: " + r.Status
+		}
 		views := make([]delivery.FileView, 0, len(byReq[r.ID]))
 		counts := map[delivery.State]int{}
 		for _, f := range byReq[r.ID] {

@@ -39,6 +39,8 @@ type Hub struct {
 	views  map[string]RequestInfo // by request id; "" is the File Bin
 	subs   map[*subscriber]struct{}
 	wakers []func()
+	// problems are the last reload's refused config or requests-file errors (problems.go).
+	problems []Problem
 }
 
 // HubOptions configure a Hub.

@@ -33,6 +33,18 @@ type Control interface {
 	Unreachable() bool
 }
 
+// Replacer is a Control that can release files held remote_exists so that their upload
+// replaces the server's file (`hotdrop retry --replace`; *delivery.Engine is one).
+type Replacer interface {
+	RetryReplace(ctx context.Context, idOrPath string) (int, error)
+}
+
+// DeliverSayer is a Control whose deliver also says what it did (*delivery.Engine is one): the
+// API passes the sentence on, so a button or `hotdrop deliver` never claims more than happened.
+type DeliverSayer interface {
+	DeliverSay(ctx context.Context, requestID string) (string, error)
+}
+
 // ServerOptions configure the HTTP server on status.listen.
 type ServerOptions struct {
 	Listen string // host:port; "" = no TCP listener (the socket alone)
@@ -162,14 +174,34 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/requests", s.listRequests)
 	m.HandleFunc("GET /api/requests/{id}", s.getRequest)
 	m.HandleFunc("GET /api/events", s.events)
-	m.HandleFunc("POST /api/requests/{id}/retry", s.control(func(ctx context.Context, c Control, id string) error { return c.Retry(ctx, id) }))
-	m.HandleFunc("POST /api/requests/{id}/deliver", s.control(func(ctx context.Context, c Control, id string) error { return c.Deliver(ctx, id) }))
-	m.HandleFunc("POST /api/files/{id}/retry", s.control(func(ctx context.Context, c Control, id string) error {
-		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
-			return fmt.Errorf("file %s: %w", id, delivery.ErrUnknown)
-		}
-		return c.RetryFile(ctx, id)
+	m.HandleFunc("POST /api/requests/{id}/retry", s.control(func(ctx context.Context, c Control, id string) (string, error) {
+		return "", c.Retry(ctx, id)
 	}))
+	m.HandleFunc("POST /api/requests/{id}/deliver", s.control(func(ctx context.Context, c Control, id string) (string, error) {
+		if ds, ok := c.(DeliverSayer); ok {
+			return ds.DeliverSay(ctx, id)
+		}
+		return "", c.Deliver(ctx, id)
+	}))
+	m.HandleFunc("POST /api/files/{id}/retry", s.control(func(ctx context.Context, c Control, id string) (string, error) {
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+			return "", fmt.Errorf("file %s: %w", id, delivery.ErrUnknown)
+		}
+		return "", c.RetryFile(ctx, id)
+	}))
+	replace := s.control(func(ctx context.Context, c Control, id string) (string, error) {
+		rr, ok := c.(Replacer)
+		if !ok {
+			return "", fmt.Errorf("this hotdrop cannot replace remote files: %w", delivery.ErrNothingToDo)
+		}
+		n, err := rr.RetryReplace(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s: %d file(s) released; each replaces the file of its name on the server (journaled as replace_requested)", id, n), nil
+	})
+	m.HandleFunc("POST /api/requests/{id}/replace", replace)
+	m.HandleFunc("POST /api/files/{id}/replace", replace)
 	m.HandleFunc("GET /healthz", s.healthz)
 	if s.o.Metrics != nil {
 		m.Handle("GET /metrics", s.o.Metrics.Handler())
@@ -289,6 +321,9 @@ type apiError struct {
 // RequestList is GET /api/requests.
 type RequestList struct {
 	Requests []RequestInfo `json:"requests"`
+	// Problems are config or requests-file errors the daemon refused; it runs with the last
+	// good files until they are fixed.
+	Problems []Problem `json:"problems,omitempty"`
 }
 
 // RequestDetail is GET /api/requests/{id}: the request and its latest journaled events.
@@ -298,7 +333,7 @@ type RequestDetail struct {
 }
 
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, RequestList{Requests: s.o.Hub.Requests()})
+	writeJSON(w, http.StatusOK, RequestList{Requests: s.o.Hub.Requests(), Problems: s.o.Hub.Problems()})
 }
 
 func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
@@ -324,7 +359,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
 // controlTimeout bounds how long a button waits for the engine's loop.
 const controlTimeout = 15 * time.Second
 
-func (s *Server) control(fn func(ctx context.Context, c Control, id string) error) http.HandlerFunc {
+func (s *Server) control(fn func(ctx context.Context, c Control, id string) (string, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.o.Control == nil {
 			writeJSON(w, http.StatusServiceUnavailable, apiError{"hotdrop is starting; try again in a moment"})
@@ -335,11 +370,20 @@ func (s *Server) control(fn func(ctx context.Context, c Control, id string) erro
 		// this handler and would cancel the uploads it started). The handler waits at most
 		// controlTimeout; the call itself ends with the server.
 		id := r.PathValue("id")
-		res := make(chan error, 1)
-		go func() { res <- fn(s.baseCtx(), s.o.Control, id) }()
+		type result struct {
+			said string
+			err  error
+		}
+		res := make(chan result, 1)
+		go func() {
+			said, err := fn(s.baseCtx(), s.o.Control, id)
+			res <- result{said, err}
+		}()
 		var err error
+		var said string
 		select {
-		case err = <-res:
+		case r := <-res:
+			said, err = r.said, r.err
 		case <-time.After(controlTimeout):
 			err = errors.New("hotdrop is busy and did not take the request in time; it may still act on it")
 		case <-r.Context().Done():
@@ -347,13 +391,21 @@ func (s *Server) control(fn func(ctx context.Context, c Control, id string) erro
 		}
 		switch {
 		case err == nil:
-			writeJSON(w, http.StatusAccepted, map[string]bool{"ok": true})
+			writeJSON(w, http.StatusAccepted, controlReply{OK: true, Message: said})
 		case errors.Is(err, delivery.ErrUnknown):
 			writeJSON(w, http.StatusNotFound, apiError{err.Error()})
+		case errors.Is(err, delivery.ErrNothingToDo):
+			writeJSON(w, http.StatusConflict, apiError{err.Error()})
 		default:
 			writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 		}
 	}
+}
+
+// controlReply answers a retry or deliver that was done; Message says what it did.
+type controlReply struct {
+	OK      bool   `json:"ok"`
+	Message string `json:"message,omitempty"`
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -56,6 +56,8 @@ type RequestStatus struct {
 	Status        string `json:"status"`
 	State         string `json:"state"`
 	FilesExpected int    `json:"files_expected"`
+	// Why says in one line what the request waits for while it is not delivered.
+	Why string `json:"why,omitempty"`
 }
 
 // FileStatus is one file in a status file.
@@ -68,9 +70,12 @@ type FileStatus struct {
 	SHA256     string  `json:"sha256,omitempty"`
 	RemotePath string  `json:"remote_path,omitempty"`
 	// Verified is what proved the delivered copy: "hash", "readback" or "size".
-	Verified  string    `json:"verified,omitempty"`
-	Retrying  *Retrying `json:"retrying,omitempty"`
-	ChangedAt time.Time `json:"changed_at"`
+	Verified string    `json:"verified,omitempty"`
+	Retrying *Retrying `json:"retrying,omitempty"`
+	Why      string    `json:"why,omitempty"` // what a settling or retrying file waits for
+	// Metadata is the file's merged metadata: the request's fields, name captures and sidecars.
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	ChangedAt time.Time         `json:"changed_at"`
 }
 
 // Reason is a machine-readable code with the sentence a person reads.
@@ -83,6 +88,15 @@ type Reason struct {
 type Retrying struct {
 	Attempt int       `json:"attempt"`
 	NextTry time.Time `json:"next_try"`
+	// Reason is the transient error being retried, in words (the server's own included).
+	Reason string `json:"reason,omitempty"`
+}
+
+func retryingOf(f delivery.FileView) *Retrying {
+	if !f.Retrying {
+		return nil
+	}
+	return &Retrying{Attempt: f.Attempt, NextTry: f.NextTry.UTC(), Reason: f.RetryReason}
 }
 
 // FromView builds the status-file content of a request view.
@@ -92,20 +106,18 @@ func FromView(v delivery.RequestView) Status {
 	if !v.Bin {
 		s.Request = &RequestStatus{ID: v.ID, Title: v.Fields["title"], SourceType: v.Fields["source_type"],
 			Language: v.Fields["language"], PackageID: v.Fields["package_id"], Status: v.Status,
-			State: string(v.State), FilesExpected: v.FilesExpected}
+			State: string(v.State), FilesExpected: v.FilesExpected, Why: v.Why}
 	}
 	for _, f := range v.Files {
 		fs := FileStatus{Name: f.Name, State: string(f.State), Size: f.Size, SHA256: f.SHA256,
-			RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC()}
+			RemotePath: f.RemotePath, Verified: f.Verified, ChangedAt: f.ChangedAt.UTC(), Why: f.Why, Metadata: f.Metadata}
 		if v.Bin {
 			fs.Request = f.Request
 		}
 		if f.Reason != "" {
 			fs.Reason = &Reason{Code: f.Reason, Message: f.Message}
 		}
-		if f.Retrying {
-			fs.Retrying = &Retrying{Attempt: f.Attempt, NextTry: f.NextTry.UTC()}
-		}
+		fs.Retrying = retryingOf(f)
 		s.Files = append(s.Files, fs)
 	}
 	return s

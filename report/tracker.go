@@ -202,12 +202,20 @@ func (t *Tracker) fetch(ctx context.Context) ([]delivery.Request, bool, error) {
 		return nil, false, fmt.Errorf("tracker %s: the reply has no \"requests\" list", redact(u))
 	}
 	var out []delivery.Request
+	first := map[string]int{} // lower-cased id → index of its first appearance
 	for i, m := range reply.Requests {
-		r, err := requestFromTracker(m)
+		r, err := requestFromTracker(m, func(msg string) { t.Logger.Warn("tracker: "+msg, "index", i) })
 		if err != nil {
 			t.Logger.Warn("tracker: skipping a request", "index", i, "err", err)
 			continue
 		}
+		// Two entries with one id: which is right cannot be told, and taking the last one
+		// silently would let a stale copy override. The first stays; the other is named.
+		if j, dup := first[strings.ToLower(r.ID)]; dup {
+			t.Logger.Warn("tracker: the reply lists request "+r.ID+" twice; the second is ignored", "first_index", j, "index", i)
+			continue
+		}
+		first[strings.ToLower(r.ID)] = i
 		out = append(out, r)
 	}
 	t.mu.Lock()
@@ -224,23 +232,38 @@ var trackerLimits = bounded.Limits{MaxBytes: 64 << 20, MaxDepth: 32, MaxKeys: 1_
 var errBadRequest = errors.New("unusable request")
 
 // requestFromTracker reads one request object: string fields become Fields (language in its
-// canonical BCP 47 form), files a count (default 1), status defaults to open.
-func requestFromTracker(m map[string]any) (delivery.Request, error) {
+// canonical BCP 47 form), files a count (default 1), status defaults to open. A field of
+// another type is ignored, and warn says so naming the request: a tracker that sends
+// "episode": 3 must learn it, not see the field silently vanish.
+func requestFromTracker(m map[string]any, warn func(string)) (delivery.Request, error) {
 	r := delivery.Request{Status: delivery.StatusOpen, Files: 1, Fields: map[string]string{}}
+	var ignored []string
 	for k, v := range m {
 		switch val := v.(type) {
 		case string:
+			if k == "files" {
+				return r, fmt.Errorf("request %v: files = %q is text; expected a number like 2: %w", m["id"], val, errBadRequest)
+			}
 			if val != "" {
 				r.Fields[k] = val
 			}
 		case float64:
-			if k == "files" {
-				if val < 0 || val != float64(int(val)) {
-					return r, fmt.Errorf("request %v: files = %v is not a count: %w", m["id"], val, errBadRequest)
-				}
-				r.Files = int(val)
+			if k != "files" {
+				ignored = append(ignored, fmt.Sprintf("%s (the number %v)", k, val))
+				continue
 			}
+			if val < 0 || val != float64(int(val)) {
+				return r, fmt.Errorf("request %v: files = %v is not a count: %w", m["id"], val, errBadRequest)
+			}
+			r.Files = int(val)
+		case nil:
+		default:
+			ignored = append(ignored, fmt.Sprintf("%s (%T)", k, v))
 		}
+	}
+	if len(ignored) > 0 && warn != nil {
+		sort.Strings(ignored)
+		warn(fmt.Sprintf("request %v: fields that are not text are ignored: %s; send them as strings", m["id"], strings.Join(ignored, ", ")))
 	}
 	r.ID = r.Fields["id"]
 	if !usableID(r.ID) {

@@ -35,3 +35,57 @@ func checkSystem(cfg *config.Config) []string {
 	}
 	return []string{fmt.Sprintf("inotify: %d folder(s) to watch, limit %d: ok", dirs, limit)}
 }
+
+// unitFiles are where the systemd unit of `hotdrop service install` and of the packages sits.
+var unitFiles = []string{
+	"/etc/systemd/system/hotdrop.service",
+	"/lib/systemd/system/hotdrop.service",
+	"/usr/lib/systemd/system/hotdrop.service",
+}
+
+// checkAccount is the user whose view of the files `check` takes: --as USER, else, for root,
+// the User= of an installed unit (root sees every file, the service does not), else this
+// process. It also says where the choice came from.
+func checkAccount(as string) (config.Account, string, error) {
+	if as != "" {
+		a, err := config.LookupAccount(as)
+		if err != nil {
+			return a, "", usageError{"--as: " + err.Error()}
+		}
+		return a, "--as " + as, nil
+	}
+	if os.Geteuid() == 0 {
+		for _, f := range unitFiles {
+			name, groups := unitUser(f)
+			if name == "" {
+				continue
+			}
+			a, err := config.LookupAccount(name, groups...)
+			if err != nil {
+				return a, "", fmt.Errorf("%s runs the service as %s: %w", f, name, err)
+			}
+			return a, "User= of " + f, nil
+		}
+	}
+	return config.CurrentAccount(), "this process", nil
+}
+
+// unitUser reads User= and SupplementaryGroups= from a systemd unit ("" when it has none).
+func unitUser(file string) (string, []string) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", nil
+	}
+	var name string
+	var groups []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "User="); ok {
+			name = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "SupplementaryGroups="); ok {
+			groups = append(groups, strings.Fields(v)...)
+		}
+	}
+	return name, groups
+}

@@ -17,8 +17,9 @@ import (
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "check [--config FILE] [--connect]", stderr)
+	fs := newFlags("check", "check [--config FILE] [--as USER] [--connect]", stderr)
 	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
+	as := fs.String("as", "", "check files and folders as this user sees them (default: for root, the User= of an installed service unit; else yourself)")
 	connect := fs.Bool("connect", false, "also connect to the destination: handshake, host key, login, and write, rename and delete a test file in its folder")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -31,20 +32,18 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", cfg.File)
+	acct, why, err := checkAccount(*as)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: syntax and values ok\n", cfg.File)
 	fmt.Fprintf(stdout, "requests: %d from %s\n", len(reqs), strings.Join(cfg.Requests.Files, ", "))
+	fmt.Fprintf(stdout, "files and folders: as the user %s (%s)\n", acct.Name, why)
+	bad := configProblems(cfg, reqs, acct)
+	if bad == nil {
+		fmt.Fprintln(stdout, "files and folders: ok")
+	}
 	problems := 0
-	if fi, err := os.Stat(cfg.Watch.Root); err != nil {
-		fmt.Fprintf(stdout, "watch.root %s: %v (hotdrop run creates drop folders below it; create the folder first)\n", cfg.Watch.Root, err)
-		problems++
-	} else if !fi.IsDir() {
-		fmt.Fprintf(stdout, "watch.root %s: not a folder\n", cfg.Watch.Root)
-		problems++
-	}
-	for _, msg := range secretProblems(cfg) {
-		fmt.Fprintln(stdout, msg)
-		problems++
-	}
 	if msg := probeProblem(newChecker(cfg), cfg); msg != "" {
 		fmt.Fprintln(stdout, msg)
 		problems++
@@ -58,6 +57,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		if !checkConnect(ctx, cfg, stdout) {
 			problems++
 		}
+	}
+	if bad != nil {
+		return bad // exit 78: the service would refuse to start
 	}
 	if problems > 0 {
 		return fmt.Errorf("%d problem(s) found", problems)

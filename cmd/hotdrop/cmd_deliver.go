@@ -30,9 +30,15 @@ func cmdDeliver(args []string, stdout, stderr io.Writer) error {
 	}
 	defer cancel()
 	id := pos[0]
-	if err := c.do(ctx, http.MethodPost, "/api/requests/"+url.PathEscape(id)+"/deliver", nil); err != nil {
+	var reply struct {
+		Message string `json:"message"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/requests/"+url.PathEscape(id)+"/deliver", &reply); err != nil {
 		return daemonNeeded(err, "deliver")
 	}
-	fmt.Fprintf(stdout, "%s: released for delivery; its files are sent once complete (a held file still needs its cause fixed; see `hotdrop status %s`)\n", id, id)
+	if reply.Message == "" {
+		reply.Message = id + " released"
+	}
+	fmt.Fprintln(stdout, reply.Message)
 	return nil
 }

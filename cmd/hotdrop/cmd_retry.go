@@ -18,8 +18,9 @@ import (
 // cmdRetry is `hotdrop retry ID|PATH`: the running daemon tries a request's failed and held
 // files again, or one file given by its path.
 func cmdRetry(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("retry", "retry ID|PATH [--config FILE]", stderr)
+	fs := newFlags("retry", "retry ID|PATH [--replace] [--config FILE]", stderr)
 	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
+	replace := fs.Bool("replace", false, "for files held remote_exists: replace the file on the server (ask the studio first); journaled")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -41,6 +42,9 @@ func cmdRetry(args []string, stdout, stderr io.Writer) error {
 		return daemonNeeded(err, "retry")
 	}
 	arg := pos[0]
+	if *replace {
+		return retryReplace(ctx, c, list, arg, stdout)
+	}
 	for _, r := range list.Requests {
 		if !r.Bin && r.ID == arg {
 			if err := c.do(ctx, http.MethodPost, "/api/requests/"+url.PathEscape(arg)+"/retry", nil); err != nil {
@@ -84,4 +88,31 @@ func daemonNeeded(err error, cmd string) error {
 		return fmt.Errorf("%w: `hotdrop %s` needs the running daemon; start it with `hotdrop run` or `hotdrop service start`", err, cmd)
 	}
 	return err
+}
+
+// retryReplace is `hotdrop retry --replace ID|PATH`.
+func retryReplace(ctx context.Context, c *apiClient, list report.RequestList, arg string, stdout io.Writer) error {
+	target := ""
+	abs, _ := filepath.Abs(arg)
+	for _, r := range list.Requests {
+		if !r.Bin && r.ID == arg {
+			target = "/api/requests/" + url.PathEscape(arg) + "/replace"
+		}
+		for _, f := range r.Files {
+			if f.Path == abs || f.Path == arg {
+				target = fmt.Sprintf("/api/files/%d/replace", f.ID)
+			}
+		}
+	}
+	if target == "" {
+		return fmt.Errorf("%s is neither a request ID nor a file hotdrop knows", arg)
+	}
+	var reply struct {
+		Message string `json:"message"`
+	}
+	if err := c.do(ctx, http.MethodPost, target, &reply); err != nil {
+		return daemonNeeded(err, "retry")
+	}
+	fmt.Fprintln(stdout, reply.Message)
+	return nil
 }

@@ -32,8 +32,8 @@ Uploads files and folders (with their sub-folders) once, with the destination of
 the same transfer engine as the daemon (temporary names, resume from the journal in
 state_dir, names policy, verify, checksum files), without requests or events. DIR is a
 folder below the destination URL's folder. A progress bar is drawn on a terminal; otherwise
-one line per file. Exit 0 when every file was delivered, 1 when any failed, 2 on a usage or
-config error.`
+one line per file. Exit 0 when every file was delivered, 1 when any failed, 64 on a wrong
+command line, 78 on a config error.`
 
 // sendAttempts bounds the retries of a transient error in a one-shot send; each attempt
 // resumes from the last checkpoint, so a flaky link still finishes.
@@ -295,8 +295,18 @@ func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
 			j.Resume = &uc
 			checkpointed = true
 		}
-		var counted int64
+		var counted, there int64
+		first := true
 		j.Progress = func(done int64) {
+			if first && j.Resume != nil {
+				// A resumed upload reports from its resume point: what was already on the
+				// server counts toward the bar, not toward the rate (one chunk aside).
+				there = done
+				r.out.resumed(done)
+			} else {
+				r.out.sent(done - counted)
+			}
+			first = false
 			r.out.add(done - counted)
 			counted = done
 		}
@@ -304,6 +314,12 @@ func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
 		if err != nil {
 			// The next attempt reports its own progress, from its resume point.
 			r.out.add(-counted)
+			r.out.sent(-(counted - there))
+			r.out.resumed(-there)
+		} else if res.Resumed != there {
+			// The exact resume point, now known: the first report was one chunk past it.
+			r.out.resumed(res.Resumed - there)
+			r.out.sent(there - res.Resumed)
 		}
 		ue := uploader.Classify(err)
 		if err == nil || !ue.Transient || ctx.Err() != nil || attempt == sendAttempts {
@@ -327,7 +343,13 @@ func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
 		r.failed.Add(1)
 		if ctx.Err() == nil {
 			ue := uploader.Classify(err)
-			r.out.line("failed   %s: %s: %s", it.local, ue.Code, err)
+			msg := err.Error()
+			if ue.Code == uploader.CodeRemoteExists {
+				// send keeps no record of what it delivered: the file may well be this one,
+				// sent before. It is never replaced without being asked.
+				msg = fmt.Sprintf("%s is already on the server (perhaps from an earlier send); it was left as it is: --replace sends this one over it", it.rel)
+			}
+			r.out.line("failed   %s: %s: %s", it.local, ue.Code, msg)
 		}
 		r.out.skip(it.size)
 		return
@@ -351,8 +373,11 @@ type sendOutput struct {
 	total          int64
 	files          int
 
-	bytes     atomic.Int64 // read and sent, including finished files
+	bytes     atomic.Int64 // read and sent, including finished files and resumed parts
+	sentBytes atomic.Int64 // sent in this run: what rate and ETA are made of
+	there     atomic.Int64 // resumed parts, already on the server before this run
 	doneFiles atomic.Int64
+	failed    atomic.Int64
 	began     time.Time
 
 	mu   sync.Mutex // serialises writes so lines and the bar do not interleave
@@ -377,15 +402,18 @@ func (o *sendOutput) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (o *sendOutput) add(n int64) { o.bytes.Add(n) }
+func (o *sendOutput) add(n int64)     { o.bytes.Add(n) }
+func (o *sendOutput) sent(n int64)    { o.sentBytes.Add(n) }
+func (o *sendOutput) resumed(n int64) { o.there.Add(n) }
 
-// done counts a delivered file; skip counts a file given up (its bytes leave the total).
+// done counts a delivered file; skip counts a file given up (its bytes leave the total, the
+// file stays counted: "1 of 2 files delivered, 1 failed").
 func (o *sendOutput) done(int64) { o.doneFiles.Add(1) }
 func (o *sendOutput) skip(size int64) {
 	o.mu.Lock()
 	o.total -= size
-	o.files--
 	o.mu.Unlock()
+	o.failed.Add(1)
 }
 
 func (o *sendOutput) line(format string, args ...any) {
@@ -433,11 +461,33 @@ func (o *sendOutput) stop() {
 		o.drawLocked()
 		fmt.Fprintln(o.stderr)
 	}
-	el := time.Since(o.began)
-	n := o.bytes.Load()
-	fmt.Fprintf(o.stdout, "%d of %d files, %s in %s (%s/s, %.0f files/s)\n", o.doneFiles.Load(), o.files,
-		humanBytes(n), el.Round(time.Millisecond), humanBytes(int64(float64(n)/max(el.Seconds(), 1e-3))),
-		float64(o.doneFiles.Load())/max(el.Seconds(), 1e-3))
+	fmt.Fprintln(o.stdout, o.summary(time.Since(o.began)))
+}
+
+// summary is the last line: files delivered (and failed), bytes sent in this run at what
+// rate, and what a resume found already on the server.
+func (o *sendOutput) summary(el time.Duration) string {
+	done, n := o.doneFiles.Load(), o.sentBytes.Load()
+	secs := max(el.Seconds(), 1e-3)
+	s := fmt.Sprintf("%d of %d files delivered", done, o.files)
+	if f := o.failed.Load(); f > 0 {
+		s += fmt.Sprintf(", %d failed", f)
+	}
+	s += fmt.Sprintf("; %s sent in %s (%s/s", humanBytes(n), el.Round(time.Millisecond), humanBytes(int64(float64(n)/secs)))
+	switch rate := float64(done) / secs; {
+	case done == 0:
+	case rate >= 10:
+		s += fmt.Sprintf(", %.0f files/s", rate)
+	case rate >= 1:
+		s += fmt.Sprintf(", %.1f files/s", rate)
+	default:
+		s += fmt.Sprintf(", %s per file", (el / time.Duration(done)).Round(100*time.Millisecond))
+	}
+	s += ")"
+	if t := o.there.Load(); t > 0 {
+		s += fmt.Sprintf("; %s resumed, already on the server", humanBytes(t))
+	}
+	return s
 }
 
 func (o *sendOutput) drawLocked() {
@@ -449,7 +499,7 @@ func (o *sendOutput) drawLocked() {
 	}
 	const width = 30
 	bar := strings.Repeat("#", int(frac*width)) + strings.Repeat(".", width-int(frac*width))
-	rate := float64(n) / max(el, 1e-3)
+	rate := float64(o.sentBytes.Load()) / max(el, 1e-3)
 	eta := "--:--"
 	if rate > 0 && n > 0 {
 		left := time.Duration(float64(total-n) / rate * float64(time.Second))

@@ -176,6 +176,18 @@ func TestSendResumesAcrossRuns(t *testing.T) {
 	if !strings.Contains(stdout.String(), "resumed at 3.0 MiB") {
 		t.Errorf("send did not resume:\n%s", stdout.String())
 	}
+	// The rate counts what this run sent, not what the resume found on the server.
+	if !strings.Contains(stdout.String(), "1 of 1 files delivered; 2.0 MiB sent in ") || !strings.Contains(stdout.String(), "; 3.0 MiB resumed, already on the server") {
+		t.Errorf("send's summary does not separate sent and resumed bytes:\n%s", stdout.String())
+	}
+	// Again: the file is there; send says so and what to do, and counts it as not delivered.
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"send", "--config", cfg, "--to", "in", local}, &stdout, &stderr); code != exitFail ||
+		!strings.Contains(stdout.String(), "remote_exists: in/movie.mxf is already on the server (perhaps from an earlier send); it was left as it is: --replace sends this one over it") ||
+		!strings.Contains(stdout.String(), "0 of 1 files delivered, 1 failed;") {
+		t.Errorf("send of a file already there: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
 	got, err := os.ReadFile(filepath.Join(s.Dir, "in", "movie.mxf"))
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("delivered file differs (%v)", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,9 +39,17 @@ const serviceUsage = `service install|uninstall|start|stop|restart|reload|status
   start, stop, restart, status
   reload     re-read the config and requests without dropping uploads (SIGHUP; not on Windows)`
 
+// serviceFlags are the flags every service action takes.
+func serviceFlags(fs *flag.FlagSet) (cfgPath *string, perUser *bool) {
+	cfgPath = fs.String("config", "", "install: the config file the service runs with, recorded in the unit (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
+	perUser = fs.Bool("user", false, "a per-user service (systemd --user, a launchd agent) instead of a system one; every action takes it to find that service")
+	return cfgPath, perUser
+}
+
 func cmdService(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fs := newFlags("service", serviceUsage, stderr)
+		serviceFlags(fs)
 		if len(args) > 0 {
 			if err := fs.Parse(args); err != nil {
 				return err // --help
@@ -51,8 +60,7 @@ func cmdService(args []string, stdout, stderr io.Writer) error {
 	}
 	action := args[0]
 	fs := newFlags("service "+action, serviceUsage, stderr)
-	cfgPath := fs.String("config", "", "install: the config file the service runs with (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
-	perUser := fs.Bool("user", false, "a per-user service (systemd --user, a launchd agent) instead of a system one")
+	cfgPath, perUser := serviceFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}

@@ -25,9 +25,10 @@ import (
 // cmdStatus is `hotdrop status [ID] [--json]`: the running daemon's view through its API, or
 // the journal's when the daemon is not running.
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", "status [ID] [--json] [--config FILE]", stderr)
+	fs := newFlags("status", "status [ID] [--json] [--wide] [--config FILE]", stderr)
 	cfgPath := fs.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
 	asJSON := fs.Bool("json", false, "print JSON (the API's form) instead of a table")
+	wide := fs.Bool("wide", false, "print whole reasons instead of cutting them to fit the table")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -42,12 +43,19 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	reqs, live, err := statusRequests(ctx, cfg)
+	list, live, err := statusRequests(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	reqs := list.Requests
 	if !live {
 		fmt.Fprintln(stderr, "hotdrop: the daemon is not running; showing the state database (no live progress or retries)")
+		if _, err := config.LoadRequests(cfg); err != nil {
+			list.Problems = []report.Problem{{Message: err.Error()}}
+		}
+	}
+	if !*asJSON {
+		printProblems(stdout, list.Problems, live)
 	}
 	if len(pos) == 1 {
 		id := pos[0]
@@ -63,43 +71,62 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("request %s is not known to hotdrop", id)
 	}
 	if *asJSON {
-		return writeStatusJSON(stdout, report.RequestList{Requests: reqs})
+		return writeStatusJSON(stdout, list)
 	}
-	printStatusTable(stdout, reqs)
+	printStatusTable(stdout, reqs, *wide)
 	return nil
 }
 
 // statusRequests asks the daemon, or reads the journal when nothing answers.
-func statusRequests(ctx context.Context, cfg *config.Config) ([]report.RequestInfo, bool, error) {
+func statusRequests(ctx context.Context, cfg *config.Config) (report.RequestList, bool, error) {
 	c, err := newAPIClient(cfg)
 	if err == nil {
 		var list report.RequestList
 		err = c.do(ctx, http.MethodGet, "/api/requests", &list)
 		if err == nil {
-			return list.Requests, true, nil
+			return list, true, nil
 		}
 	}
 	if !errors.Is(err, errNoDaemon) {
-		return nil, false, err
+		return report.RequestList{}, false, err
 	}
 	dbPath := filepath.Join(cfg.StateDir, "state.db")
 	if _, serr := os.Stat(dbPath); errors.Is(serr, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("the daemon is not running and there is no state database at %s: hotdrop has not run with this configuration yet", dbPath)
+		return report.RequestList{}, false, fmt.Errorf("the daemon is not running and there is no state database at %s: hotdrop has not run with this configuration yet", dbPath)
 	}
 	st, err := store.Open(dbPath)
 	if err != nil {
-		return nil, false, err
+		return report.RequestList{}, false, err
 	}
 	defer st.Close()
 	rs, err := st.Requests(ctx)
 	if err != nil {
-		return nil, false, err
+		return report.RequestList{}, false, err
 	}
 	files, err := st.Files(ctx)
 	if err != nil {
-		return nil, false, err
+		return report.RequestList{}, false, err
 	}
-	return report.InfoFromStore(rs, files), false, nil
+	return report.RequestList{Requests: report.InfoFromStore(rs, files)}, false, nil
+}
+
+// printProblems puts refused config or requests-file errors above the table: the daemon
+// runs with the last good files, and a broken one must not pass unnoticed.
+func printProblems(w io.Writer, ps []report.Problem, live bool) {
+	for _, p := range ps {
+		what := "the daemon refused a reload and runs with the last good config and requests files"
+		if !live {
+			what = "the config or requests files have errors; the daemon will refuse them"
+		}
+		if !p.Since.IsZero() {
+			what += " (since " + p.Since.Local().Format("2006-01-02 15:04:05") + ")"
+		}
+		fmt.Fprintf(w, "PROBLEM: %s:\n", what)
+		for _, line := range strings.Split(p.Message, "\n") {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func writeStatusJSON(w io.Writer, v any) error {
@@ -109,18 +136,41 @@ func writeStatusJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printStatusTable(w io.Writer, reqs []report.RequestInfo) {
+// reasonWidth is how much of a reason the table shows without --wide.
+const reasonWidth = 60
+
+func printStatusTable(w io.Writer, reqs []report.RequestInfo, wide bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTITLE\tTYPE\tLANGUAGE\tSTATE\tFILES\tPROGRESS\tREASON")
+	width, cut := reasonWidth, false
+	if wide {
+		width = 0
+	}
 	for _, r := range reqs {
-		id := r.ID
+		id, state := r.ID, r.State
 		if r.Bin {
-			id = "(File Bin)"
+			id, state = "(File Bin)", binState(r)
 		}
+		reason := reasonOrWhy(r.Reason, r.Why, width)
+		cut = cut || reason != reasonOrWhy(r.Reason, r.Why, 0)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, orDash(clipText(r.Title, 30)), orDash(r.SourceType), orDash(r.Language),
-			r.State, filesColumn(r), progressColumn(r), orDash(reasonColumn(r.Reason, 60)))
+			state, filesColumn(r), progressColumn(r), orDash(reason))
 	}
 	tw.Flush()
+	if cut {
+		fmt.Fprintln(w, "(reasons cut to fit: hotdrop status --wide shows them whole, hotdrop status ID one request's files)")
+	}
+}
+
+// binState is the File Bin's state as the dashboard shows it: it has none of its own, so it
+// is held while any file there needs a person.
+func binState(r report.RequestInfo) string {
+	for _, f := range r.Files {
+		if f.State == "held" {
+			return "held"
+		}
+	}
+	return "waiting"
 }
 
 func printStatusRequest(w io.Writer, r report.RequestInfo) {
@@ -128,6 +178,9 @@ func printStatusRequest(w io.Writer, r report.RequestInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  source type:\t%s\n  language:\t%s\n  package id:\t%s\n  status:\t%s\n  state:\t%s\n  files:\t%s\n  progress:\t%s\n",
 		orDash(r.SourceType), orDash(r.Language), orDash(r.PackageID), orDash(r.Status), r.State, filesColumn(r), progressColumn(r))
+	if r.Why != "" {
+		fmt.Fprintf(tw, "  why:\t%s\n", r.Why)
+	}
 	if r.Folder != "" {
 		fmt.Fprintf(tw, "  folder:\t%s\n", r.Folder)
 	}
@@ -141,7 +194,7 @@ func printStatusRequest(w io.Writer, r report.RequestInfo) {
 	for _, s := range r.Sequences {
 		// One row per frame sequence: shot_010.[1001-2400].exr — 1,400 frames, 1,388 delivered.
 		prog := fmt.Sprintf("%s of %s frames delivered", thousands(s.Delivered), thousands(s.Frames))
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.Name, s.State, humanBytes(s.Size), prog, orDash(reasonColumn(s.Reason, 0)))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.Name, s.State, humanBytes(s.Size), prog, orDash(reasonOrWhy(s.Reason, "", 0)))
 	}
 	for _, f := range r.Files {
 		prog := "-"
@@ -154,7 +207,7 @@ func printStatusRequest(w io.Writer, r report.RequestInfo) {
 		if f.Retrying != nil {
 			prog += fmt.Sprintf(" (retry %d at %s)", f.Retrying.Attempt, f.Retrying.NextTry.Local().Format("15:04:05"))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Name, f.State, humanBytes(f.Size), prog, orDash(reasonColumn(f.Reason, 0)))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Name, f.State, humanBytes(f.Size), prog, orDash(reasonOrWhy(f.Reason, f.Why, 0)))
 	}
 	tw.Flush()
 	if r.FilesOmitted > 0 {
@@ -189,12 +242,19 @@ func orDash(s string) string {
 	return s
 }
 
-// clip shortens s to n characters with an ellipsis (n = 0: no limit).
+// clipText shortens s to n characters with an ellipsis (n = 0: no limit), at a word's end
+// when one is near: a reason cut mid-word reads as a different word.
 func clipText(s string, n int) string {
 	if n <= 0 || utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return string([]rune(s)[:n-1]) + "…"
+	r := []rune(s)[:n-1]
+	for i := len(r) - 1; i > n*2/3; i-- {
+		if r[i] == ' ' {
+			return strings.TrimRight(string(r[:i]), " ,;:") + " …"
+		}
+	}
+	return string(r) + "…"
 }
 
 func filesColumn(r report.RequestInfo) string {
@@ -220,17 +280,24 @@ func filesColumn(r report.RequestInfo) string {
 	return fmt.Sprintf("%s/%s", thousands(delivered), thousands(r.FilesExpected))
 }
 
+// progressColumn is the share of bytes sent while a request uploads or once delivered;
+// otherwise only its size: a held request's bytes are not on their way, whatever share its
+// delivered files make.
 func progressColumn(r report.RequestInfo) string {
 	done, total := r.Progress()
 	if total == 0 {
 		return "-"
 	}
+	if r.State != "uploading" && r.State != "delivered" {
+		return humanBytes(total)
+	}
 	return fmt.Sprintf("%d%% of %s", 100*done/total, humanBytes(total))
 }
 
-func reasonColumn(rs *report.Reason, n int) string {
+// reasonOrWhy is a held or failed thing's reason, else what it waits for.
+func reasonOrWhy(rs *report.Reason, why string, n int) string {
 	if rs == nil {
-		return ""
+		return clipText(why, n)
 	}
 	return clipText(rs.Code+": "+rs.Message, n)
 }

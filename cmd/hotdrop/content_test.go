@@ -51,6 +51,13 @@ package_id = "PKG-9"
 source_type = "Subtitle"
 language = "fr-FR"
 frame_rate = "23.976"
+
+[[request]]
+id = "SR-14"
+title = "Wednesday"
+package_id = "PKG-9"
+source_type = "AV (Muxed)"
+language = "fr-FR"
 `
 
 func needFFmpeg(t *testing.T) { ffmpegtest.Need(t) }
@@ -123,8 +130,9 @@ func TestContentChecksEndToEnd(t *testing.T) {
 	if f := s.Files[0]; f.Reason == nil || f.Reason.Code != "media_mismatch" || !strings.Contains(f.Reason.Message, want) {
 		t.Fatalf("conform.mov = %+v; want held media_mismatch naming %q", f, want)
 	}
-	// The studio confirms 25 in a folder sidecar: the same file goes, probed once.
-	os.WriteFile(filepath.Join(av, "_metadata.toml"), []byte("# the conform is 25p\nframe_rate = \"25\"\n"), 0o644)
+	// The studio changes the request to 25 (a sidecar may add to a request's metadata, not
+	// contradict it): the same file goes, probed once.
+	os.WriteFile(filepath.Join(dir, "requests.d", "r.toml"), []byte(strings.Replace(contentRequests, `frame_rate = "24"`, `frame_rate = "25"`, 1)), 0o644)
 	waitFolderStatus(t, av, "delivered")
 
 	// A stereo mix at 44.1 kHz where 5.1 at 48 kHz was asked.
@@ -273,7 +281,8 @@ func TestCheckSaysFFprobeIsMissing(t *testing.T) {
 func TestExplainShowsTheProbe(t *testing.T) {
 	needFFmpeg(t)
 	dir, cfg := contentConfig(t, "probe = true")
-	folder := filepath.Join(dir, "root", "Wednesday", "AV (Muxed) fr-FR [SR-10]")
+	// SR-14 names no frame rate: the folder sidecar adds one.
+	folder := filepath.Join(dir, "root", "Wednesday", "AV (Muxed) fr-FR [SR-14]")
 	os.MkdirAll(folder, 0o755)
 	mov := filepath.Join(folder, "conform.mov")
 	runFFmpeg(t, mov, "-f", "lavfi", "-i", "testsrc2=rate=25:size=320x180:duration=1", "-f", "lavfi", "-i", "sine=sample_rate=48000:duration=1",

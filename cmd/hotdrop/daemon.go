@@ -109,11 +109,13 @@ type daemon struct {
 // and runs them until ctx is cancelled, reloading on hooks.reload and when a requests file
 // changes.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks daemonHooks) error {
-	if err := checkSecrets(cfg); err != nil {
-		return err
-	}
 	creqs, err := config.LoadRequests(cfg)
 	if err != nil {
+		return err
+	}
+	// What the service cannot read or write is a config error (exit 78), refused before
+	// anything starts: a restart would only meet it again.
+	if err := configProblems(cfg, creqs, config.CurrentAccount()); err != nil {
 		return err
 	}
 	if len(creqs) == 0 {
@@ -155,9 +157,11 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 		return err
 	}
 	d.m = m
-	d.eng = delivery.New(d.options(cfg, d.m), d.wrap(d.up), storeAdapter{d.st}, rep) // reporting
+	d.eng = delivery.New(d.options(cfg, d.m), d.wrap(d.up, cfg), storeAdapter{d.st}, rep) // reporting
 	if err := d.eng.SetRequests(ctx, reqs); err != nil {
-		return err
+		// A request whose drop folder cannot be made (a 300-byte title) is flagged in its
+		// view; the others run. Ending here would stop every delivery for one bad request.
+		log.Error("some requests could not be set up; the others run", "err", err)
 	}
 	if hooks.engine != nil {
 		hooks.engine(d.eng)
@@ -183,6 +187,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	seen := requestFilesStamp(cfg)
+	root := stampRoot(cfg.Watch.Root)
 	for {
 		select {
 		case err := <-engDone:
@@ -194,13 +199,14 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 			a.reply <- d.applyTracker(ctx, a.reqs)
 		case <-hooks.reload:
 			d.reload(ctx)
-			seen = requestFilesStamp(d.cfg)
+			seen, root = requestFilesStamp(d.cfg), stampRoot(d.cfg.Watch.Root)
 		case <-tick.C:
 			if now := requestFilesStamp(d.cfg); now != seen {
 				seen = now
 				log.Info("a requests file changed; reloading")
 				d.reload(ctx)
 			}
+			d.checkRoot(ctx, &root)
 		}
 	}
 }
@@ -219,8 +225,8 @@ func (d *daemon) shutdown(engDone <-chan error) error {
 	}
 }
 
-func (d *daemon) wrap(u *uploader.Uploader) delivery.Uploader {
-	var du delivery.Uploader = uploaderAdapter{u}
+func (d *daemon) wrap(u *uploader.Uploader, cfg *config.Config) delivery.Uploader {
+	var du delivery.Uploader = uploaderAdapter{u: u, next: newNextSteps(cfg)}
 	if d.hooks.wrapUploader != nil {
 		du = d.hooks.wrapUploader(du)
 	}
@@ -275,6 +281,7 @@ func (d *daemon) reload(ctx context.Context) {
 	} else {
 		d.log.Info("configuration reloaded", "config", d.cfg.File)
 	}
+	d.rp.hub.SetProblem(err) // the dashboard and hotdrop status show it until a reload succeeds
 	if d.hooks.reloaded != nil {
 		d.hooks.reloaded(err)
 	}
@@ -285,11 +292,11 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkSecrets(cfg); err != nil {
-		return err
-	}
 	creqs, err := config.LoadRequests(cfg)
 	if err != nil {
+		return err
+	}
+	if err := configProblems(cfg, creqs, config.CurrentAccount()); err != nil {
 		return err
 	}
 	if cfg.StateDir != d.cfg.StateDir {
@@ -307,7 +314,7 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 	}
 	var du delivery.Uploader
 	if newUp != nil {
-		du = d.wrap(newUp)
+		du = d.wrap(newUp, cfg)
 	}
 	reqs, m, err := d.requestsAndMatcher(cfg, creqs)
 	if err != nil {
@@ -484,7 +491,10 @@ func (m multiReporter) RequestChanged(v delivery.RequestView) {
 
 // uploaderAdapter lets the engine use the concrete uploader: the engine declares what it
 // needs and does not import the uploader package.
-type uploaderAdapter struct{ u *uploader.Uploader }
+type uploaderAdapter struct {
+	u    *uploader.Uploader
+	next nextSteps // what a person does about a permanent failure
+}
 
 var (
 	_ delivery.Finisher = uploaderAdapter{}
@@ -506,7 +516,9 @@ func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.R
 	}
 	res, err := a.u.Upload(ctx, uj)
 	if err != nil {
-		return delivery.Result{}, transferError(err)
+		te := transferError(err)
+		a.next.advise(te, j.RemoteRel)
+		return delivery.Result{}, te
 	}
 	return deliveryResult(res), nil
 }

@@ -90,13 +90,17 @@ source_type = "Audio Description"
 language = "de-DE"
 `
 
-func TestDashboardInBrowser(t *testing.T) {
+// dashboard is a daemon with its dashboard open in a headless browser.
+type dashboard struct {
+	t    *testing.T
+	addr string
+	eval func(js string) (string, error)
+}
+
+// openDashboard starts e's daemon (uploads through up) with a status listener and opens the
+// dashboard in a headless Chromium; everything stops when the test ends.
+func openDashboard(t *testing.T, e *e2e, up *dashUploader) *dashboard {
 	browser := findBrowser(t)
-	srv := sshdtest.Start(t)
-	e := newE2E(t, "", srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto")
-	if err := os.WriteFile(filepath.Join(e.dir, "requests.d", "extra.toml"), []byte(dashExtraRequests), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +109,6 @@ func TestDashboardInBrowser(t *testing.T) {
 	ln.Close()
 	e.cfg.Status.Listen = addr
 
-	up := &dashUploader{bps: 6 << 20, failOnce: map[string]bool{"ep1_en-US.scc": true}, calls: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	started, done := make(chan struct{}), make(chan error, 1)
 	go func() {
@@ -151,31 +154,43 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Logf("screenshot of the dashboard: %s", p)
 		}
 	})
-
-	eval := func(js string) (string, error) {
+	return &dashboard{t: t, addr: addr, eval: func(js string) (string, error) {
 		c, cc := context.WithTimeout(bctx, 5*time.Second)
 		defer cc()
 		return chromedp.Run(c, chromedp.Evaluate[string](js))
-	}
-	waitJS := func(what, js string) {
-		t.Helper()
-		deadline := time.Now().Add(45 * time.Second)
-		var last string
-		var err error
-		for time.Now().Before(deadline) {
-			if last, err = eval(js); err == nil && last == "ok" {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
+	}}
+}
+
+// waitJS waits until js evaluates to "ok" in the page.
+func (d *dashboard) waitJS(what, js string) {
+	d.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	var last string
+	var err error
+	for time.Now().Before(deadline) {
+		if last, err = d.eval(js); err == nil && last == "ok" {
+			return
 		}
-		text, _ := eval("document.body.innerText")
-		if resp, err := http.Get("http://" + addr + "/api/requests/SR-2"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			t.Logf("API: %s", b)
-		}
-		t.Fatalf("timed out waiting for %s (last %q, %v); the page shows:\n%s", what, last, err, text)
+		time.Sleep(100 * time.Millisecond)
 	}
+	text, _ := d.eval("document.body.innerText")
+	if resp, err := http.Get("http://" + d.addr + "/api/requests"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		d.t.Logf("API: %s", b)
+	}
+	d.t.Fatalf("timed out waiting for %s (last %q, %v); the page shows:\n%s", what, last, err, text)
+}
+
+func TestDashboardInBrowser(t *testing.T) {
+	srv := sshdtest.Start(t)
+	e := newE2E(t, "", srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto")
+	if err := os.WriteFile(filepath.Join(e.dir, "requests.d", "extra.toml"), []byte(dashExtraRequests), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := &dashUploader{bps: 6 << 20, failOnce: map[string]bool{"ep1_en-US.scc": true}, calls: map[string]int{}}
+	d := openDashboard(t, e, up)
+	eval, waitJS := d.eval, d.waitJS
 	cardState := func(id string) string {
 		s, _ := eval(fmt.Sprintf(`(() => { const c = document.querySelector('article[data-id=%q]'); return c ? c.className : "none" })()`, id))
 		return s

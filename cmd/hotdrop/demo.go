@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -67,10 +68,15 @@ known_hosts = "known_hosts"
 path = "{package_id}/{source_type}/{name}"
 
 [status]
-listen = ""
+listen = "%s"   # the dashboard
 
 [checks]
 probe = %s
+
+# Files dropped in deliveries/_bin (the File Bin) are matched to requests by their names.
+[[rule]]
+name = "by-name"
+pattern = "{title}_{episode}_{source_type}_{language}.{ext}"
 `
 
 // demoFile is a sample file the demo writes, slowly, the way a render farm would.
@@ -84,6 +90,9 @@ var demoFiles = []demoFile{
 	{"SR-1042", "Wednesday_S01E03_SUB_fr-FR.ttml", 4, 16 << 10},
 	{"SR-1043", "Wednesday_S01E03_ME_L.wav", 8, 1 << 20},
 	{"SR-1043", "Wednesday_S01E03_ME_R.wav", 8, 1 << 20},
+	// Into the File Bin, with a name that fits no request (episode S01E04): held, and the
+	// hold names the nearest request and the field that differs.
+	{"", "Wednesday_S01E04_SUB_fr-FR.ttml", 2, 4 << 10},
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
@@ -155,13 +164,17 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 	if err := os.WriteFile(filepath.Join(dir, "requests.d", "demo.toml"), []byte(demoRequests), 0o644); err != nil {
 		return err
 	}
+	listen, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
 	cfgFile := filepath.Join(dir, "hotdrop.toml")
 	probe := "true # the subtitle's TTML and the stems' WAV headers are checked before sending"
 	if _, err := (checks.Prober{}).Available(); err != nil {
 		probe = "false # ffprobe was not found: install FFmpeg to see the media checks"
 		say("  ffprobe not found: the demo runs with [checks] probe = false (install FFmpeg to see the media checks)")
 	}
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(demoConfig, srv.Addr, filepath.ToSlash(studio), probe)), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(demoConfig, srv.Addr, filepath.ToSlash(studio), listen, probe)), 0o644); err != nil {
 		return err
 	}
 	cfg, err := config.Load(cfgFile)
@@ -170,6 +183,7 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 	}
 	say("  config              %s", cfgFile)
 	say("  drop folders        %s", cfg.Watch.Root)
+	say("  dashboard           http://%s/", listen)
 	say("")
 
 	progress := newDemoProgress(stdout)
@@ -195,7 +209,7 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	folders := map[string]string{}
+	folders := map[string]string{"": filepath.Join(cfg.Watch.Root, cfg.Watch.Bin)}
 	for _, r := range reqs {
 		rel, err := delivery.DropFolder(cfg.Watch.Folder, r.Fields, cfg.Watch.Bin)
 		if err != nil {
@@ -218,7 +232,7 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 	say("")
 
 	timeout := time.After(2 * time.Minute)
-	for !progress.allDelivered(len(folders)) {
+	for !progress.allDelivered(len(reqs)) || !progress.binHeld() {
 		select {
 		case <-progress.changed:
 		case err := <-done:
@@ -242,6 +256,9 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 	say("Delivered. On the studio's server:")
 	bad := 0
 	for _, f := range demoFiles {
+		if f.request == "" {
+			continue // the File Bin's file is held, not delivered
+		}
 		local := filepath.Join(folders[f.request], f.name)
 		remote := progress.remotePath(local)
 		a, errA := fileSHA256(local)
@@ -275,8 +292,10 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 		<-done
 		return fmt.Errorf("%d delivered file(s) differ from their source", bad)
 	}
+	say("File Bin:     %s is held (no_matching_request): its name says S01E04, and no request asks for that episode", filepath.Join(folders[""], demoFiles[3].name))
 	if keep {
 		say("\nStill watching: drop more files into %s (Ctrl-C stops).", cfg.Watch.Root)
+		say("Dashboard:    http://%s/", listen)
 		<-ctx.Done()
 	}
 	cancel()
@@ -337,11 +356,11 @@ func newDemoProgress(out io.Writer) *demoProgress {
 }
 
 func (p *demoProgress) RequestChanged(v delivery.RequestView) {
-	if v.Bin {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if v.Bin {
+		v.ID = "_bin"
+	}
 	p.views[v.ID] = v
 	stamp := fmt.Sprintf("%5.1fs", time.Since(p.start).Seconds())
 	for _, f := range v.Files {
@@ -354,7 +373,7 @@ func (p *demoProgress) RequestChanged(v delivery.RequestView) {
 			fmt.Fprintf(p.out, "%s  %-8s %-34s %s\n", stamp, v.ID, f.Name, st)
 		}
 	}
-	if st := string(v.State); p.last[v.ID] != st {
+	if st := string(v.State); !v.Bin && p.last[v.ID] != st {
 		p.last[v.ID] = st
 		fmt.Fprintf(p.out, "%s  %-8s %-34s request %s\n", stamp, v.ID, "", st)
 	}
@@ -369,11 +388,34 @@ func (p *demoProgress) allDelivered(n int) bool {
 	defer p.mu.Unlock()
 	count := 0
 	for _, v := range p.views {
-		if v.State == delivery.Delivered {
+		if v.State == delivery.Delivered && !v.Bin {
 			count++
 		}
 	}
 	return count == n
+}
+
+// binHeld says whether a file in the File Bin is held (the demo shows a hold too).
+func (p *demoProgress) binHeld() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range p.views["_bin"].Files {
+		if f.State == delivery.Held {
+			return true
+		}
+	}
+	return false
+}
+
+// freeLoopbackAddr is a loopback address with a port nothing listens on, for the demo's
+// dashboard (the default 8470 may belong to a real hotdrop on this machine).
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 func (p *demoProgress) remotePath(local string) string {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,12 +20,60 @@ func TestDemo(t *testing.T) {
 	if err := runDemo(ctx, t.TempDir(), false, &out, &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"request delivered", "identical to the source", "SR-1043.hotdrop.json  manifest"} {
+	for _, want := range []string{"request delivered", "identical to the source", "SR-1043.hotdrop.json  manifest",
+		// The File Bin holds a file whose name fits no request, and says which field differs.
+		"held (no_matching_request: no open request fits the name; nearest: SR-1042 (episode \"S01E04\" ≠ \"S01E03\")"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
 	if strings.Contains(out.String(), "DIFFERENT") || strings.Contains(out.String(), "not written yet") {
 		t.Errorf("demo output reports a problem:\n%s", out.String())
+	}
+}
+
+// TestDemoKeepServesDashboard (issue 14, item 10): demo --keep keeps the dashboard up and
+// prints its URL.
+func TestDemoKeepServesDashboard(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := runDemo(ctx, t.TempDir(), true, pw, pw)
+		pw.Close()
+		done <- err
+	}()
+	url := regexp.MustCompile(`Dashboard: +(http://127\.0\.0\.1:\d+/)`)
+	found := make(chan []string, 1)
+	go func() { // reads every line, so the demo never blocks on its output
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := url.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m:
+				default:
+				}
+			}
+		}
+	}()
+	var m []string
+	select {
+	case m = <-found:
+	case err := <-done:
+		t.Fatalf("demo --keep ended before printing the dashboard's address: %v", err)
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatalf("GET %s: %v", m[1], err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<title>hotdrop</title>") {
+		t.Errorf("GET %s: %d\n%s", m[1], resp.StatusCode, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("demo --keep after Ctrl-C: %v", err)
 	}
 }

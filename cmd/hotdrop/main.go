@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/hotdrop/hotdrop/config"
@@ -57,7 +58,7 @@ Commands:
   version   print the version
   help      this text
 
-Every command takes --help. The config is /etc/hotdrop/hotdrop.toml unless --config or
+Every command takes --help (or: hotdrop help COMMAND). The config is /etc/hotdrop/hotdrop.toml unless --config or
 HOTDROP_CONFIG says otherwise.
 Exit codes: 0 success, 1 failure, 64 usage error, 75 the state_dir is in use by another
 hotdrop process (try again later), 78 config error. 2 is a crash (the service manager
@@ -85,6 +86,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "help", "-h", "--help", "-help":
+		if len(rest) > 0 && rest[0] != "help" && !strings.HasPrefix(rest[0], "-") {
+			// hotdrop help send = hotdrop send --help, on stdout.
+			return run([]string{rest[0], "--help"}, stdout, stdout)
+		}
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	case "version", "--version":
@@ -143,10 +148,7 @@ func exitCode(err error, stderr io.Writer) int {
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hotdrop %s\n\n", synopsis)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(stderr, fs, synopsis) }
 	return fs
 }
 

@@ -151,6 +151,9 @@ func (c *recordingControl) RetryFile(_ context.Context, id string) error {
 	return c.note("retry-file " + id)
 }
 func (c *recordingControl) Deliver(_ context.Context, id string) error {
+	if id == "SR-1043" {
+		return fmt.Errorf("request SR-1043 does not wait for a deliver: it is delivered: %w", delivery.ErrNothingToDo)
+	}
 	if id != "SR-1045" {
 		return fmt.Errorf("request %s: %w", id, delivery.ErrUnknown)
 	}
@@ -198,7 +201,8 @@ func TestStatusRetryDeliverThroughTheDaemon(t *testing.T) {
 		{[]string{"retry", "/srv/d/Wednesday/IMF [SR-1045]/CPL.xml"}, 0, "CPL.xml: being tried again"},
 		{[]string{"retry", "/srv/elsewhere/x.wav"}, 1, "is not a file hotdrop knows"},
 		{[]string{"retry", "SR-nope"}, 1, "neither a request ID nor a file"},
-		{[]string{"deliver", "SR-1045"}, 0, "SR-1045: released for delivery"},
+		{[]string{"deliver", "SR-1045"}, 0, "SR-1045 released"},
+		{[]string{"deliver", "SR-1043"}, 1, "hotdrop: request SR-1043 does not wait for a deliver: it is delivered: nothing to do"},
 		{[]string{"deliver", "SR-9"}, 1, "request SR-9: unknown"},
 	} {
 		out, errOut, code := runCmd(t, append(tc.args, "--config", cfgPath)...)

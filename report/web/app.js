@@ -34,6 +34,9 @@ const search = document.getElementById("search");
 const group = document.getElementById("group");
 const live = document.getElementById("live");
 const banner = document.getElementById("banner");
+const said = document.getElementById("said");
+const problemsBox = document.getElementById("problems");
+let reachable = true; // the destination, as /healthz and the destination.* events say
 
 group.value = localStorage.getItem("hotdrop.group") || "title";
 
@@ -69,31 +72,62 @@ function reasonBox(reason, failed) {
   return box;
 }
 
+// say shows what a button did (or why it did nothing) until the next click.
+function say(text, bad) {
+  said.textContent = text;
+  said.classList.toggle("bad", !!bad);
+  said.hidden = !text;
+}
+
 async function post(url, button) {
   if (button) button.disabled = true;
   try {
     const r = await fetch(url, { method: "POST", credentials: "same-origin" });
     if (r.status === 401) {
       if (confirm("This hotdrop wants its token (status.token_file) for retry and deliver. Log in now?")) location.href = "/login";
-    } else if (!r.ok) {
-      const body = await r.json().catch(() => ({}));
-      alert(body.error || `The request failed (HTTP ${r.status}).`);
+      return;
     }
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) say(body.error || `The request failed (HTTP ${r.status}).`, true);
+    else say(body.message || (button ? button.dataset.done : "") || "Done.");
   } catch (e) {
-    alert("hotdrop did not answer: " + e);
+    say("hotdrop did not answer: " + e, true);
   } finally {
     if (button) button.disabled = false;
   }
 }
 
+// retryText is "retrying: CAUSE — next try in N s", counted down from next_try.
+function retryText(rt) {
+  const wait = Math.round((new Date(rt.next_try) - Date.now()) / 1000);
+  const cause = (rt.reason || "a transient error").replace(/\.$/, "");
+  return `retrying (attempt ${rt.attempt}): ${cause} — ` + (wait > 0 ? `next try in ${duration(wait)}` : "trying now");
+}
+
+function clock(t) {
+  const d = new Date(t);
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+// wrapName lets a long name wrap after its separators (_ . - / space), not mid-word.
+function wrapName(cls, name) {
+  const span = el("span", cls);
+  for (const part of name.split(/(?<=[_.\-\/ ])/)) {
+    span.append(document.createTextNode(part), document.createElement("wbr"));
+  }
+  span.title = name;
+  return span;
+}
+
 function progressText(f) {
-  if (f.state === "delivered") return "delivered";
+  if (f.state === "delivered") return "delivered " + clock(f.changed_at) + (f.remote_path ? " → " + f.remote_path : "");
   if (f.state !== "uploading") return "";
   const pct = f.size > 0 ? Math.floor((100 * (f.done || 0)) / f.size) : 0;
   let t = `${pct}% of ${bytes(f.size)}`;
   if (f.rate) t += ` · ${bytes(f.rate)}/s`;
   if (f.eta) t += ` · ETA ${duration(f.eta)}`;
-  if (f.retrying) t += ` · retrying (attempt ${f.retrying.attempt}, next try ${new Date(f.retrying.next_try).toLocaleTimeString()})`;
+  if (f.retrying) t += " · " + retryText(f.retrying);
   return t;
 }
 
@@ -122,7 +156,7 @@ function fileItem(f) {
   const li = el("li", "file s-" + f.state);
   li.dataset.fileId = f.id;
   const head = el("div", "file-head");
-  head.append(el("span", "file-name", f.name), stateLabel(f.state));
+  head.append(wrapName("file-name", f.name), stateLabel(f.state));
   li.append(head);
   const bar = el("div", "bar");
   const fill = el("div");
@@ -135,9 +169,12 @@ function fileItem(f) {
   if (f.media) li.append(el("div", "media", mediaText(f.media)));
   if (f.reason && (f.state === "held" || f.state === "failed" || f.state === "settling")) {
     li.append(reasonBox(f.reason, f.state === "failed"));
+  } else if (f.why && !f.retrying) {
+    li.append(el("div", "why", f.why));
   }
   if (f.state === "failed" || f.state === "held") {
     const b = el("button", "retry-file", "Retry file");
+    b.dataset.done = f.name + ": being tried again";
     b.onclick = () => post(`/api/files/${f.id}/retry`, b);
     li.append(b);
   }
@@ -165,6 +202,12 @@ function sequenceItem(s) {
   return li;
 }
 
+// why is the card's one line on what it waits for; a retry's countdown is kept current here.
+function whyLine(r) {
+  const f = (r.files || []).find((x) => x.retrying);
+  return f ? retryText(f.retrying) : r.why || "";
+}
+
 function card(r) {
   const c = el("article", "card s-" + r.state);
   c.dataset.id = r.id;
@@ -174,7 +217,7 @@ function card(r) {
   const seqs = r.sequences || [];
   // The File Bin has no delivery state of its own: show whether anything there needs a person.
   const state = r.bin ? (files.some((f) => f.state === "held") ? "held" : "waiting") : r.state;
-  head.append(el("span", "card-title", title), stateLabel(state));
+  head.append(wrapName("card-title", title), stateLabel(state));
   c.append(head);
   if (!r.bin) {
     const bits = [r.id, r.source_type, r.language, r.package_id, r.status && r.status !== "open" ? "status: " + r.status : ""];
@@ -183,6 +226,8 @@ function card(r) {
   const count = files.length + (r.files_omitted || 0) + seqs.reduce((n, s) => n + s.frames, 0);
   const expected = r.files_expected ? `${count.toLocaleString()} of ${r.files_expected.toLocaleString()} file(s)` : `${count.toLocaleString()} file(s)`;
   c.append(el("div", "meta", expected));
+  const why = whyLine(r);
+  if (why && !r.bin) c.append(el("div", "why", why));
   if (files.length || seqs.length) {
     const ul = el("ul", "files");
     seqs.forEach((s) => ul.append(sequenceItem(s)));
@@ -192,14 +237,18 @@ function card(r) {
   }
   if (!r.bin) {
     const actions = el("div", "actions");
-    if (files.some((f) => f.state === "failed" || f.state === "held") || seqs.some((s) => s.state === "failed" || s.state === "held")) {
-      const b = el("button", "retry", "Retry");
+    // A single file has its own Retry: one button, not two that do the same. A sequence has none
+    // of its own, so a request with a held or failed sequence gets the request's.
+    const seqTrouble = seqs.some((s) => s.state === "failed" || s.state === "held");
+    if ((files.length > 1 || seqTrouble) && (seqTrouble || files.some((f) => f.state === "failed" || f.state === "held"))) {
+      const b = el("button", "retry", "Retry all");
+      b.dataset.done = r.id + ": its failed and held files are being tried again";
       b.onclick = () => post(`/api/requests/${encodeURIComponent(r.id)}/retry`, b);
       actions.append(b);
     }
-    if ((files.length || seqs.length) && ["waiting", "settling", "ready"].includes(r.state)) {
+    if (r.can_deliver) {
       const b = el("button", "deliver", "Deliver");
-      b.title = "Deliver now (auto_deliver = false, or a request of any number of files); never overrides a hold";
+      b.title = "Release it now: stands in for the ready marker (or for auto_deliver = false); never overrides a hold";
       b.onclick = () => post(`/api/requests/${encodeURIComponent(r.id)}/deliver`, b);
       actions.append(b);
     }
@@ -216,8 +265,16 @@ function groupKey(r) {
 
 function matches(r, q) {
   if (!q) return true;
-  return [r.title, r.package_id, r.id, r.bin ? "file bin" : ""].some((s) => (s || "").toLowerCase().includes(q));
+  const words = [r.title, r.package_id, r.id, r.source_type, r.language, r.why, r.bin ? "file bin" : ""];
+  for (const f of r.files || []) {
+    words.push(f.name, f.why);
+    if (f.reason) words.push(f.reason.code, f.reason.message, reasonWords[f.reason.code]);
+  }
+  return words.some((s) => (s || "").toLowerCase().includes(q));
 }
+
+// stateOrder puts what needs a person first, then what moves, then what is done.
+const stateOrder = ["failed", "held", "uploading", "ready", "settling", "waiting", "delivered"];
 
 function render() {
   const q = search.value.trim().toLowerCase();
@@ -235,11 +292,10 @@ function render() {
   if (!shown) {
     board.append(el("p", "empty", requests.size ? "No request matches the search." : "No requests yet."));
   }
-  const order = ["waiting", "settling", "held", "ready", "uploading", "failed", "delivered"];
   const bin = "File Bin";
   const keys = [...groups.keys()].sort((a, b) =>
     (a === bin) - (b === bin) ||
-    (group.value === "state" ? order.indexOf(a) - order.indexOf(b) : a.localeCompare(b)));
+    (group.value === "state" ? stateOrder.indexOf(a) - stateOrder.indexOf(b) : a.localeCompare(b)));
   for (const k of keys) {
     const sec = el("section", "group");
     sec.dataset.group = k;
@@ -249,10 +305,38 @@ function render() {
     sec.append(cards);
     board.append(sec);
   }
+  // The counts follow the search: they describe the cards shown.
   const counts = {};
-  for (const r of requests.values()) if (!r.bin) counts[r.state] = (counts[r.state] || 0) + 1;
-  document.getElementById("counts").textContent =
-    Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(" · ");
+  let last = null;
+  for (const r of requests.values()) {
+    for (const f of r.files || []) if (f.state === "delivered" && (!last || f.changed_at > last)) last = f.changed_at;
+    if (!r.bin && matches(r, q)) counts[r.state] = (counts[r.state] || 0) + 1;
+  }
+  document.getElementById("counts").textContent = stateOrder.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(" · ") +
+    (q ? " (search)" : "");
+  document.getElementById("last").textContent = last ? "last delivery " + clock(last) : "no delivery yet";
+  const dest = document.getElementById("dest");
+  dest.textContent = reachable ? "destination reachable" : "destination unreachable";
+  dest.classList.toggle("off", !reachable);
+}
+
+async function health() {
+  try {
+    const r = await fetch("/healthz", { credentials: "same-origin" });
+    reachable = r.status !== 503;
+  } catch (e) { /* hotdrop itself is away: the live badge says so */ }
+  render();
+}
+
+// showProblems keeps a refused config or requests file in sight until a reload succeeds.
+function showProblems(ps) {
+  problemsBox.replaceChildren();
+  for (const p of ps || []) {
+    problemsBox.append(el("b", null, "A reload was refused: hotdrop runs with the last good config and requests files" +
+      (p.since ? " (since " + clock(p.since) + ")" : "") + ". Fix these and save:"));
+    problemsBox.append(el("pre", null, p.message));
+  }
+  problemsBox.hidden = !(ps && ps.length);
 }
 
 async function reload() {
@@ -261,6 +345,7 @@ async function reload() {
   const body = await r.json();
   requests.clear();
   for (const q of body.requests || []) requests.set(q.bin ? "" : q.id, q);
+  showProblems(body.problems);
   render();
 }
 
@@ -282,7 +367,7 @@ function progress(ev) {
 
 function connect() {
   const es = new EventSource("/api/events");
-  es.onopen = () => { live.textContent = "live"; live.classList.remove("off"); reload(); };
+  es.onopen = () => { live.textContent = "live"; live.classList.remove("off"); reload(); health(); };
   es.onerror = () => { live.textContent = "reconnecting…"; live.classList.add("off"); };
   es.addEventListener("request", (m) => {
     const r = JSON.parse(m.data);
@@ -290,14 +375,30 @@ function connect() {
     render();
   });
   es.addEventListener("file.progress", (m) => progress(JSON.parse(m.data)));
+  es.addEventListener("problems", (m) => showProblems(JSON.parse(m.data).problems));
   es.addEventListener("resync", () => reload());
   es.addEventListener("destination.unreachable", (m) => {
     const ev = JSON.parse(m.data);
     banner.textContent = "The destination is unreachable. " + ((ev.reason && ev.reason.message) || "");
     banner.hidden = false;
+    reachable = false;
+    render();
   });
-  es.addEventListener("destination.back", () => { banner.hidden = true; });
+  es.addEventListener("destination.back", () => { banner.hidden = true; reachable = true; render(); });
 }
+
+// Countdowns of retries, kept current in place (a full render would reset the search box).
+setInterval(() => {
+  for (const r of requests.values()) {
+    for (const f of r.files || []) {
+      if (!f.retrying) continue;
+      const li = board.querySelector(`li[data-file-id="${f.id}"]`);
+      if (li) li.querySelector(".rate").textContent = progressText(f);
+      const why = r.id && board.querySelector(`article[data-id="${CSS.escape(r.id)}"] > .why`);
+      if (why) why.textContent = whyLine(r);
+    }
+  }
+}, 1000);
 
 search.addEventListener("input", render);
 group.addEventListener("change", () => { localStorage.setItem("hotdrop.group", group.value); render(); });
