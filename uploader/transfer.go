@@ -13,7 +13,48 @@ import (
 )
 
 // transfer runs the steps after the source is open and the target reached.
+// A server that refuses writes sent out of order (most object-store gateways)
+// refuses one of the first concurrent ones: the file is then sent once more
+// from its start, in order, and when that works the destination is
+// remembered as sequential-only, so every later file is sent in order at once.
 func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.FileInfo, j Job, final string) (Result, error) {
+	seq := u.sequential.Load()
+	res, err := u.transferOnce(ctx, t, f, fi, j, final, seq)
+	var refused *writeRefused
+	if err == nil || seq || ctx.Err() != nil || Classify(err).Code != CodeRemoteError || !errors.As(err, &refused) {
+		return res, err
+	}
+	u.log.Info("the server refused a write sent out of order; sending the file again from its start, in order",
+		"addr", u.addr, "remote", final, "err", Classify(err).Reason())
+	if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+		return Result{}, classifyLocal(j.LocalPath, serr)
+	}
+	j.Resume = nil
+	res, err2 := u.transferOnce(ctx, t, f, fi, j, final, true)
+	if err2 != nil {
+		return Result{}, err2
+	}
+	u.markSequential(Classify(err).Reason())
+	return res, nil
+}
+
+// markSequential remembers that the destination takes writes only in
+// order, and says so once.
+func (u *Uploader) markSequential(why string) {
+	if !u.sequential.Swap(true) {
+		u.log.Warn("the destination accepts only in-order writes: hotdrop sends every file to it in order from now on (still pipelined)",
+			"addr", u.addr, "refusal", why)
+	}
+}
+
+// writeRefused marks a write the server answered with a refusal while
+// several were in flight, which may mean "not out of order".
+type writeRefused struct{ err error }
+
+func (w *writeRefused) Error() string { return w.err.Error() }
+func (w *writeRefused) Unwrap() error { return w.err }
+
+func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os.FileInfo, j Job, final string, seq bool) (Result, error) {
 	partial := t.partial(final)
 	// Looking at the final name and opening the partial are independent:
 	// one round trip for both.
@@ -70,7 +111,7 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 		}
 	}
 	lookAgain := u.hashFirst(start)
-	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, h, onHashed)
+	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, seq, h, onHashed)
 	if err != nil {
 		keep = j.Checkpoint != nil && Classify(err).Transient
 		return Result{}, err
@@ -203,7 +244,7 @@ type fileSums struct{ sha, sum, prefix string }
 // writePartial hashes the resumed prefix, then copies and hashes the rest
 // in one pass, then proves that both ends hold what was meant: the source
 // unchanged, the partial complete.
-func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, h *hashes, onHashed func(sum string)) (fileSums, error) {
+func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, seq bool, h *hashes, onHashed func(sum string)) (fileSums, error) {
 	closed := false
 	defer func() {
 		if !closed {
@@ -227,11 +268,14 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 		}
 	}
 	pr := pump(ctx, pumpConfig{
-		src: f, dst: w, start: start, end: j.Size, chunk: t.chunkSize(), inflight: u.inflight,
+		src: f, dst: w, start: start, end: j.Size, chunk: t.chunkSize(), inflight: u.inflight, sequential: seq,
 		hashes: h, limit: u.limit, progress: j.Progress, checkpoint: checkpoint, clock: u.clock,
 		readBytes: func(n int) { u.readBytes.Add(int64(n)) },
 	})
 	if pr.readErr != nil || pr.sendErr != nil {
+		if pr.sendErr != nil && !seq && j.Size-start > int64(t.chunkSize()) {
+			pr.sendErr = &writeRefused{pr.sendErr}
+		}
 		err := u.pumpError(ctx, t, j, partial, pr)
 		if checkpoint != nil && Classify(err).Transient && pr.acked > start {
 			checkpoint(pr.acked)

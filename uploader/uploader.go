@@ -105,6 +105,9 @@ type Uploader struct {
 	// noRemoteHash is set once the server showed it cannot hash a file
 	// (SFTP-only account, no sha256sum): verify = "auto" stops asking.
 	noRemoteHash atomic.Bool
+	// sequential is set once the server refused writes sent out of order
+	// and took them in order: every upload then sends in order.
+	sequential atomic.Bool
 	// beforeVerify, for tests, runs when the partial is complete, before
 	// the remote hash.
 	beforeVerify func(partial string)
