@@ -170,13 +170,16 @@ func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, p
 					// local file are kept, the rest cut off and sent again.
 					start += u.salvage(t, f, partial, start, rfi.Size())
 				}
-				if err == nil {
+				how := "appending at the server's size: every byte past the journal's offset read back equal to the local file's"
+				if err == nil && start != rfi.Size() {
+					// Cutting back is a SETSTAT some servers (sequential-only
+					// ones among them) refuse; where every byte reads back
+					// right there is nothing to cut, and the resume appends.
+					how = "cutting the partial back to the last byte that matches"
 					err = w.Truncate(start)
 				}
 				if err == nil {
-					if start > r.Offset {
-						u.log.Debug("resuming past the acknowledged offset", "remote", partial, "acknowledged", r.Offset, "kept", start-r.Offset)
-					}
+					u.log.Info("resuming", "remote", partial, "from", start, "acknowledged", r.Offset, "how", how)
 					return w, start, nil
 				}
 				w.Close()

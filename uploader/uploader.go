@@ -58,6 +58,11 @@ type Options struct {
 	// and rclone: it costs a disk flush per file, which halves large-file
 	// throughput and caps small files at a few hundred per second.
 	Fsync bool
+	// TempName is where each file is written before its rename into place,
+	// relative to the final file's folder: {name} is the final file's name.
+	// "" is DefaultTempName (".{name}.partial"); servers that refuse or hide
+	// dotfiles want "{name}.partial", or a folder such as ".hotdrop-tmp/{name}".
+	TempName string
 }
 
 const (
@@ -86,6 +91,8 @@ type Uploader struct {
 	clock       Clock
 	limit       *limiter
 
+	tempName string // Options.TempName, checked
+
 	local bool   // file:// destination
 	base  string // the URL's folder: a slash path for sftp, an OS path for file://
 	addr  string // host:port for sftp
@@ -108,6 +115,8 @@ type Uploader struct {
 	// sequential is set once the server refused writes sent out of order
 	// and took them in order: every upload then sends in order.
 	sequential atomic.Bool
+	capsMu     sync.Mutex
+	caps       Capabilities // what the last Probe found out
 	// beforeVerify, for tests, runs when the partial is complete, before
 	// the remote hash.
 	beforeVerify func(partial string)
@@ -220,6 +229,13 @@ func (u *Uploader) applyTuning(o Options) error {
 		return fmt.Errorf("destination bandwidth %d: must not be negative", o.Bandwidth)
 	}
 	u.fsync = o.Fsync
+	u.tempName = o.TempName
+	if u.tempName == "" {
+		u.tempName = DefaultTempName
+	}
+	if err := checkTempName(u.tempName); err != nil {
+		return err
+	}
 	u.inflight = o.RequestsInFlight
 	if u.inflight <= 0 {
 		u.inflight = defaultInflight

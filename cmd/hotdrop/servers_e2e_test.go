@@ -100,3 +100,35 @@ func (l *lockedLog) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestCheckConnectCapabilities: check --connect prints, for each real server, what it found
+// out: the extensions, whether writes must come in order (rclone's refusal, in its words),
+// whether SSH exec can hash (OpenSSH yes; rclone and ProFTPD no, with the reason) and the
+// free space. Nothing is left behind.
+func TestCheckConnectCapabilities(t *testing.T) {
+	for _, kind := range sshdtest.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			srv := sshdtest.StartKind(t, kind)
+			e := newE2EWith(t, "", srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto", "")
+			code, out, errOut := hotdrop("check", "--connect", "--config", e.cfg.File)
+			t.Logf("check --connect against %s:\n%s%s", kind, out, errOut)
+			if code != exitOK {
+				t.Fatalf("check --connect: exit %d", code)
+			}
+			want := map[sshdtest.Kind][]string{
+				sshdtest.OpenSSH: {"posix-rename@openssh.com", "in-order writes only  no", "ssh exec (hash)       yes", "free space            "},
+				sshdtest.Rclone: {"in-order writes only  yes", `SSH_FX_FAILURE "Illegal seek"`, "ssh exec (hash)       no:",
+					"not implemented"},
+				sshdtest.ProFTPD: {"in-order writes only  no", "ssh exec (hash)       no:", "refused"},
+			}[kind]
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Errorf("check --connect output lacks %q", w)
+				}
+			}
+			if left := remoteFiles(t, srv.Dir); len(left) != 0 {
+				t.Errorf("the probe left %v", left)
+			}
+		})
+	}
+}
