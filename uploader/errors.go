@@ -197,7 +197,7 @@ func isNoSpace(err error) bool {
 		return true
 	}
 	msg := strings.ToLower(statusMessage(se))
-	for _, w := range []string{"no space", "disk full", "quota", "not enough space", "insufficient storage", "out of space"} {
+	for _, w := range []string{"no space", "disk full", "quota", "not enough space", "insufficient storage", "out of space", "out of disk space"} {
 		if strings.Contains(msg, w) {
 			return true
 		}

@@ -76,9 +76,9 @@ type pumpConfig struct {
 	// one writer hands each buffer of inflight chunks to one WriteAt, which
 	// pkg/sftp splits into requests it sends in order and waits for together.
 	sequential bool
-	hashes   *hashes
-	limit    *limiter
-	progress func(int64) // bytes read so far, from the pump goroutine
+	hashes     *hashes
+	limit      *limiter
+	progress   func(int64) // bytes read so far, from the pump goroutine
 	// checkpoint receives the contiguous acknowledged offset, throttled; it
 	// runs on its own goroutine so a slow journal never stalls the writes.
 	checkpoint func(int64)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"time"
 )
 
 // transfer runs the steps after the source is open and the target reached.
@@ -21,20 +22,34 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 	seq := u.sequential.Load()
 	res, err := u.transferOnce(ctx, t, f, fi, j, final, seq)
 	var refused *writeRefused
-	if err == nil || seq || ctx.Err() != nil || Classify(err).Code != CodeRemoteError || !errors.As(err, &refused) {
+	if err == nil || ctx.Err() != nil || Classify(err).Code != CodeRemoteError || !errors.As(err, &refused) {
 		return res, err
 	}
-	u.log.Info("the server refused a write sent out of order; sending the file again from its start, in order",
-		"addr", u.addr, "remote", final, "err", Classify(err).Reason())
+	why := Classify(err).Reason()
+	switch {
+	case refused.start > 0:
+		// What a server allows on a partial it already holds varies (rclone
+		// without a cache reopens it, then refuses the write): start again.
+		u.log.Info("the server refused to continue the resumed partial; sending the file again from its start",
+			"addr", u.addr, "remote", final, "resumed_from", refused.start, "err", why)
+	case !seq && refused.concurrent:
+		u.log.Info("the server refused a write sent out of order; sending the file again from its start, in order",
+			"addr", u.addr, "remote", final, "err", why)
+		seq = true
+	default:
+		return res, err
+	}
 	if _, serr := f.Seek(0, io.SeekStart); serr != nil {
 		return Result{}, classifyLocal(j.LocalPath, serr)
 	}
 	j.Resume = nil
-	res, err2 := u.transferOnce(ctx, t, f, fi, j, final, true)
+	res, err2 := u.transferOnce(ctx, t, f, fi, j, final, seq)
 	if err2 != nil {
 		return Result{}, err2
 	}
-	u.markSequential(Classify(err).Reason())
+	if refused.concurrent && refused.start == 0 {
+		u.markSequential(why)
+	}
 	return res, nil
 }
 
@@ -47,9 +62,14 @@ func (u *Uploader) markSequential(why string) {
 	}
 }
 
-// writeRefused marks a write the server answered with a refusal while
-// several were in flight, which may mean "not out of order".
-type writeRefused struct{ err error }
+// writeRefused marks a write the server refused: with several in flight
+// (concurrent), which may mean "not out of order"; or to a resumed partial
+// (start > 0), which may mean "not to a file I hold already".
+type writeRefused struct {
+	err        error
+	concurrent bool
+	start      int64
+}
 
 func (w *writeRefused) Error() string { return w.err.Error() }
 func (w *writeRefused) Unwrap() error { return w.err }
@@ -276,8 +296,8 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 		readBytes: func(n int) { u.readBytes.Add(int64(n)) },
 	})
 	if pr.readErr != nil || pr.sendErr != nil {
-		if pr.sendErr != nil && !seq && j.Size-start > int64(t.chunkSize()) {
-			pr.sendErr = &writeRefused{pr.sendErr}
+		if pr.sendErr != nil {
+			pr.sendErr = &writeRefused{err: pr.sendErr, start: start, concurrent: !seq && j.Size-start > int64(t.chunkSize())}
 		}
 		err := u.pumpError(ctx, t, j, partial, pr)
 		if checkpoint != nil && Classify(err).Transient && pr.acked > start {
@@ -339,6 +359,11 @@ func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileI
 		return ferr
 	}
 	err := serr
+	if (err == nil && rfi.Size() < j.Size) || errors.Is(err, fs.ErrNotExist) {
+		// Every write was acknowledged: a server that shows less (or
+		// nothing yet) stores behind its answers, as object stores do.
+		rfi, err = u.waitForSize(t, partial, j.Size)
+	}
 	if err != nil {
 		return classify("check size of", partial, err)
 	}
@@ -347,6 +372,29 @@ func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileI
 			fmt.Errorf("%w: the server holds %d bytes, we sent %d", errShortRemote, rfi.Size(), j.Size), j.Size)
 	}
 	return nil
+}
+
+// waitForSize looks at the partial again, less and less often, until it
+// shows size bytes or u.statLag has passed; it returns what it saw last.
+func (u *Uploader) waitForSize(t target, p string, size int64) (os.FileInfo, error) {
+	start := u.clock.Now()
+	wait := 20 * time.Millisecond
+	for {
+		<-u.clock.After(wait)
+		fi, err := t.stat(p)
+		if err == nil && fi.Size() >= size {
+			u.log.Info("the server showed the whole file only some time after its close; verify waited for it",
+				"remote", p, "waited", u.clock.Now().Sub(start).Round(time.Millisecond))
+			return fi, nil
+		}
+		if (err != nil && !errors.Is(err, fs.ErrNotExist)) || u.clock.Now().Sub(start) >= u.statLag {
+			if errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("%w: the server still shows no file %s %v after its close", errShortRemote, p, u.statLag)
+			}
+			return fi, err
+		}
+		wait = min(wait*2, time.Second)
+	}
 }
 
 // pumpError names why the copy stopped: the local file, ctx, or the server.

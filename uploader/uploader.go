@@ -75,6 +75,9 @@ const (
 	// uses only as many as it has chunks.
 	defaultInflight = 64
 	maxConnections  = 4
+	// defaultStatLag: how long verify waits for a closed partial's size to
+	// appear on a server that stores behind its answers.
+	defaultStatLag = 30 * time.Second
 )
 
 // Uploader delivers files to one destination. It is safe for concurrent
@@ -100,6 +103,9 @@ type Uploader struct {
 
 	// keepalive settings, variables so tests can shorten them.
 	kaInterval, kaTimeout time.Duration
+	// statLag bounds how long a closed partial may take to show its whole
+	// size (object-store gateways store after they answer).
+	statLag time.Duration
 
 	mu     sync.Mutex // guards closed and each slot's conn and active
 	slots  []*slot
@@ -131,6 +137,7 @@ func New(opts Options) (*Uploader, error) {
 		dialTimeout: opts.DialTimeout,
 		kaInterval:  keepaliveInterval,
 		kaTimeout:   keepaliveTimeout,
+		statLag:     defaultStatLag,
 	}
 	if u.log == nil {
 		u.log = slog.Default()

@@ -178,7 +178,7 @@ func StartProFTPD(t testing.TB, o ProFTPDOptions) *Server {
 			conf = append(conf, "SFTPExtensions -"+strings.Join(o.NoExtensions, " -"))
 		}
 		if o.DenyDotfiles {
-			conf = append(conf, `PathDenyFilter "(^|/)\.[^/]*$"`)
+			conf = append(conf, `PathDenyFilter "(^|/)[.][^/]*$"`)
 		}
 		if o.Extra != "" {
 			conf = append(conf, o.Extra)
