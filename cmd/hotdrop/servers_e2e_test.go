@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
 
@@ -131,4 +132,56 @@ func TestCheckConnectCapabilities(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServerWordsInFailure: a server that refuses dotfiles (ProFTPD's PathDenyFilter) fails
+// the file permission_denied, and the reason carries the server's own status beside
+// hotdrop's sentence in the status file, the event and the log. After temp_name =
+// "{name}.partial" is set and the config reloaded, the file is delivered.
+func TestServerWordsInFailure(t *testing.T) {
+	srv := sshdtest.StartProFTPD(t, sshdtest.ProFTPDOptions{DenyDotfiles: true})
+	e := newE2EWith(t, "", srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto", "")
+	var mu sync.Mutex
+	var reasons []string
+	e.hooks.events = func(ev delivery.Event) {
+		if ev.Reason != nil {
+			mu.Lock()
+			reasons = append(reasons, ev.Reason.Code+": "+ev.Reason.Message)
+			mu.Unlock()
+		}
+	}
+	e.start()
+	p := filepath.Join(e.folder("SR-1"), "ep1_fr-FR.ttml")
+	writeFile(t, p, 10<<10)
+	s := e.waitStatusWithin("SR-1", "failed", serversDeadline)
+	const words = "the server said: SSH_FX_PERMISSION_DENIED"
+	if len(s.Files) != 1 || s.Files[0].Reason == nil || s.Files[0].Reason.Code != "permission_denied" ||
+		!strings.Contains(s.Files[0].Reason.Message, words) {
+		t.Fatalf("status files = %+v, want permission_denied with %q", s.Files, words)
+	}
+	t.Logf("status file reason: %s", s.Files[0].Reason.Message)
+	mu.Lock()
+	evWords := slices.ContainsFunc(reasons, func(r string) bool { return strings.Contains(r, words) })
+	mu.Unlock()
+	if !evWords {
+		t.Errorf("no event reason carries %q: %q", words, reasons)
+	}
+	if !strings.Contains(e.logged.String(), words) {
+		t.Errorf("the log does not carry %q", words)
+	}
+
+	cfg, err := os.ReadFile(e.cfg.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("[destination]\n"), []byte("[destination]\ntemp_name = \"{name}.partial\"\n"), 1)
+	if err := os.WriteFile(e.cfg.File, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.reload <- struct{}{}
+	if err := <-e.reloads; err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	e.waitStatusWithin("SR-1", "delivered", serversDeadline)
+	sameContent(t, p, filepath.Join(srv.Dir, "PKG-1", "Subtitle", "ep1_fr-FR.ttml"))
 }
