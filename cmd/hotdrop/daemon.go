@@ -494,6 +494,9 @@ func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.R
 	return deliveryResult(res), nil
 }
 
+// transferError hands the engine an uploader failure; its message is the uploader's sentence
+// with the server's own words beside it, so the status file, events, dashboard and log all
+// show what the server said.
 func transferError(err error) *delivery.TransferError {
 	var te *delivery.TransferError
 	if errors.As(err, &te) {
