@@ -52,6 +52,21 @@ type Capabilities struct {
 	FreeKnown bool
 }
 
+// Remember takes over what prev learnt about its server (writes only in
+// order, no remote hash, the last probe's findings) when u reaches the same
+// server and folder as the same user: a config reload must not make the
+// first file find it all out again.
+func (u *Uploader) Remember(prev *Uploader) {
+	if prev == nil || prev.local || u.local || prev.addr != u.addr || prev.user != u.user || prev.base != u.base {
+		return
+	}
+	u.sequential.Store(prev.sequential.Load())
+	u.noRemoteHash.Store(prev.noRemoteHash.Load())
+	u.capsMu.Lock()
+	u.caps = prev.Capabilities()
+	u.capsMu.Unlock()
+}
+
 // Capabilities returns what the last successful Probe found out.
 func (u *Uploader) Capabilities() Capabilities {
 	u.capsMu.Lock()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,30 +189,26 @@ func TestProFTPDDotfilesRefused(t *testing.T) {
 	}
 }
 
-// laggingFS is pkg/sftp's in-memory server whose stat of a file shows no bytes until lag
-// after its close, as object-store gateways do (they store after they answer).
+// laggingFS is pkg/sftp's in-memory server whose stat of a newly written file shows no
+// bytes the first lagStats times it is asked, as object-store gateways do (they store
+// after they answer). Counting stats, not time, keeps the test independent of speed.
 type laggingFS struct {
 	sftp.Handlers
-	lag    time.Duration
-	mu     sync.Mutex
-	closed map[string]time.Time
+	lagStats atomic.Int64 // for files written from now on
+	mu       sync.Mutex
+	left     map[string]int64 // stats still to answer with no bytes, by path
 }
 
-func newLaggingFS(lag time.Duration) *sftp.Handlers {
-	l := &laggingFS{Handlers: sftp.InMemHandler(), lag: lag, closed: map[string]time.Time{}}
-	return &sftp.Handlers{FileGet: l.FileGet, FilePut: l, FileCmd: l.FileCmd, FileList: l}
+func newLaggingFS() (*laggingFS, *sftp.Handlers) {
+	l := &laggingFS{Handlers: sftp.InMemHandler(), left: map[string]int64{}}
+	return l, &sftp.Handlers{FileGet: l.FileGet, FilePut: l, FileCmd: l.FileCmd, FileList: l}
 }
 
 func (l *laggingFS) Filewrite(r *sftp.Request) (io.WriterAt, error) {
-	w, err := l.FilePut.Filewrite(r)
-	if err != nil {
-		return nil, err
-	}
-	return &closeNoter{WriterAt: w, done: func() {
-		l.mu.Lock()
-		l.closed[r.Filepath] = time.Now()
-		l.mu.Unlock()
-	}}, nil
+	l.mu.Lock()
+	l.left[r.Filepath] = l.lagStats.Load()
+	l.mu.Unlock()
+	return l.FilePut.Filewrite(r)
 }
 
 func (l *laggingFS) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
@@ -220,9 +217,12 @@ func (l *laggingFS) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 		return la, err
 	}
 	l.mu.Lock()
-	at, ok := l.closed[r.Filepath]
+	lag := l.left[r.Filepath] > 0
+	if lag {
+		l.left[r.Filepath]--
+	}
 	l.mu.Unlock()
-	if !ok || time.Since(at) >= l.lag {
+	if !lag {
 		return la, nil
 	}
 	fis := make([]os.FileInfo, 1)
@@ -230,16 +230,6 @@ func (l *laggingFS) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 		return nil, err
 	}
 	return listerAt{emptyInfo{fis[0]}}, nil
-}
-
-type closeNoter struct {
-	io.WriterAt
-	done func()
-}
-
-func (c *closeNoter) Close() error {
-	c.done()
-	return nil
 }
 
 type emptyInfo struct{ os.FileInfo }
@@ -260,9 +250,12 @@ func (l listerAt) ListAt(out []os.FileInfo, off int64) (int, error) {
 }
 
 // TestStatLagsAfterClose: a server that shows a closed file's size only later is waited
-// for, within a bound; past the bound the upload fails with the sizes in its words.
+// for, within a bound (the default 30 s; here it shows it at the fourth look); past the
+// bound the upload fails with the sizes in its words.
 func TestStatLagsAfterClose(t *testing.T) {
-	ts := startServerWith(t, "", newLaggingFS(700*time.Millisecond))
+	fake, handlers := newLaggingFS()
+	fake.lagStats.Store(4)
+	ts := startServerWith(t, "", handlers)
 	var logs syncBuffer
 	o := ts.options()
 	o.URL = "sftp://ingest@" + ts.Addr + "/"
@@ -280,10 +273,32 @@ func TestStatLagsAfterClose(t *testing.T) {
 	}
 
 	u.statLag = 100 * time.Millisecond
+	fake.lagStats.Store(1 << 30)
 	j2, _ := localFile(t, 200<<10, "lag/b.bin")
 	_, err = u.Upload(t.Context(), j2)
 	e := wantCode(t, err, CodeRemoteError, false)
 	if !strings.Contains(e.Error(), "the server holds 0 bytes") {
 		t.Errorf("error %q does not say what the server showed", e.Error())
+	}
+}
+
+// TestRememberAcrossReload: a new uploader for the same server (a config reload) keeps
+// what the old one learnt; one for another folder does not.
+func TestRememberAcrossReload(t *testing.T) {
+	o := Options{URL: "sftp://ingest@127.0.0.1:2222/in", KnownHosts: "/dev/null", Logger: discardLogger()}
+	old := newUploader(t, o)
+	old.markSequential("SSH_FX_FAILURE \"Illegal seek\"")
+	old.noRemoteHash.Store(true)
+	o.TempName = "{name}.partial"
+	same := newUploader(t, o)
+	same.Remember(old)
+	if !same.sequential.Load() || !same.noRemoteHash.Load() {
+		t.Errorf("after Remember: sequential=%v noRemoteHash=%v, want both", same.sequential.Load(), same.noRemoteHash.Load())
+	}
+	o.URL = "sftp://ingest@127.0.0.1:2222/other"
+	other := newUploader(t, o)
+	other.Remember(old)
+	if other.sequential.Load() || other.noRemoteHash.Load() {
+		t.Errorf("another folder took over what the old one learnt")
 	}
 }

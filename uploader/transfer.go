@@ -20,37 +20,36 @@ import (
 // remembered as sequential-only, so every later file is sent in order at once.
 func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.FileInfo, j Job, final string) (Result, error) {
 	seq := u.sequential.Load()
-	res, err := u.transferOnce(ctx, t, f, fi, j, final, seq)
-	var refused *writeRefused
-	if err == nil || ctx.Err() != nil || Classify(err).Code != CodeRemoteError || !errors.As(err, &refused) {
-		return res, err
+	restarted, orderWhy := false, ""
+	for {
+		res, err := u.transferOnce(ctx, t, f, fi, j, final, seq)
+		var refused *writeRefused
+		if err == nil || ctx.Err() != nil || Classify(err).Code != CodeRemoteError || !errors.As(err, &refused) {
+			if err == nil && orderWhy != "" {
+				u.markSequential(orderWhy)
+			}
+			return res, err
+		}
+		why := Classify(err).Reason()
+		switch {
+		case refused.start > 0 && !restarted:
+			// What a server allows on a partial it already holds varies
+			// (rclone without a cache reopens it, then refuses the write).
+			restarted = true
+			u.log.Info("the server refused to continue the resumed partial; sending the file again from its start",
+				"addr", u.addr, "remote", final, "resumed_from", refused.start, "err", why)
+		case refused.concurrent && !seq:
+			seq, orderWhy = true, why
+			u.log.Info("the server refused a write sent out of order; sending the file again from its start, in order",
+				"addr", u.addr, "remote", final, "err", why)
+		default:
+			return res, err
+		}
+		if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+			return Result{}, classifyLocal(j.LocalPath, serr)
+		}
+		j.Resume = nil
 	}
-	why := Classify(err).Reason()
-	switch {
-	case refused.start > 0:
-		// What a server allows on a partial it already holds varies (rclone
-		// without a cache reopens it, then refuses the write): start again.
-		u.log.Info("the server refused to continue the resumed partial; sending the file again from its start",
-			"addr", u.addr, "remote", final, "resumed_from", refused.start, "err", why)
-	case !seq && refused.concurrent:
-		u.log.Info("the server refused a write sent out of order; sending the file again from its start, in order",
-			"addr", u.addr, "remote", final, "err", why)
-		seq = true
-	default:
-		return res, err
-	}
-	if _, serr := f.Seek(0, io.SeekStart); serr != nil {
-		return Result{}, classifyLocal(j.LocalPath, serr)
-	}
-	j.Resume = nil
-	res, err2 := u.transferOnce(ctx, t, f, fi, j, final, seq)
-	if err2 != nil {
-		return Result{}, err2
-	}
-	if refused.concurrent && refused.start == 0 {
-		u.markSequential(why)
-	}
-	return res, nil
 }
 
 // markSequential remembers that the destination takes writes only in

@@ -288,6 +288,7 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 		if newUp, err = newUploader(cfg, d.log); err != nil {
 			return err
 		}
+		newUp.Remember(d.up) // what the server showed it cannot do, when it is the same server
 	}
 	var du delivery.Uploader
 	if newUp != nil {
