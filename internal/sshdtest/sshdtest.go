@@ -231,6 +231,7 @@ func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string, o Option
 // spawn starts cmd and waits until it accepts connections on addr; the
 // test's cleanup kills it.
 func spawn(t testing.TB, cmd *exec.Cmd, addr, name string) error {
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
