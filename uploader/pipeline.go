@@ -151,7 +151,7 @@ func pump(ctx context.Context, c pumpConfig) pumpResult {
 					err = io.ErrShortWrite
 				}
 				done <- writeDone{off: w.off, n: len(w.buf), err: err}
-				free <- w.buf[:cap(w.buf)]
+				free <- w.buf[:chunk] // not cap: a pooled buffer may be larger than this file's chunks
 			}
 		}()
 	}
