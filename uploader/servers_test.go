@@ -302,3 +302,33 @@ func TestRememberAcrossReload(t *testing.T) {
 		t.Errorf("another folder took over what the old one learnt")
 	}
 }
+
+// TestProFTPDResumeAppends: a partial whose bytes past the journal's offset all read back
+// equal to the local file's is continued at the server's size, with no SETSTAT to cut it
+// (which sequential-only servers refuse), and the log says so; the resumed file is then
+// proved by reading its earlier part back (ProFTPD cannot hash).
+func TestProFTPDResumeAppends(t *testing.T) {
+	s := sshdtest.StartProFTPD(t, sshdtest.ProFTPDOptions{})
+	u, logs := loggedUploader(t, s, nil)
+	j, data := localFile(t, 3<<20, "r/a.mov")
+	must(t, os.MkdirAll(filepath.Join(s.Dir, "r"), 0o755))
+	partial := filepath.Join(s.Dir, "r", ".a.mov.partial")
+	must(t, os.WriteFile(partial, data[:1<<20], 0o644))
+	if os.Geteuid() == 0 {
+		uid, gid := lookupIDs(t, s.User)
+		must(t, os.Chown(filepath.Dir(partial), uid, gid))
+		must(t, os.Chown(partial, uid, gid))
+	}
+	fi, err := os.Stat(j.LocalPath)
+	must(t, err)
+	j.Resume = &Checkpoint{Partial: partial, Offset: 512 << 10, Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi)}
+	res, err := u.Upload(t.Context(), j)
+	must(t, err)
+	assertFile(t, filepath.Join(s.Dir, "r", "a.mov"), data)
+	if res.Resumed != 1<<20 || res.Verified != VerifyReadback {
+		t.Errorf("Upload() resumed from %d, verified by %q; want 1 MiB and readback", res.Resumed, res.Verified)
+	}
+	if !strings.Contains(logs.String(), "appending at the server's size") {
+		t.Errorf("the log does not say the resume appended:\n%s", logs.String())
+	}
+}
