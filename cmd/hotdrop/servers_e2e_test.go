@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
@@ -136,7 +141,7 @@ func TestCheckConnectCapabilities(t *testing.T) {
 
 // TestServerWordsInFailure: a server that refuses dotfiles (ProFTPD's PathDenyFilter) fails
 // the file permission_denied, and the reason carries the server's own status beside
-// hotdrop's sentence in the status file, the event and the log. After temp_name =
+// hotdrop's sentence in the status file, the event, the dashboard's API and the log. After temp_name =
 // "{name}.partial" is set and the config reloaded, the file is delivered.
 func TestServerWordsInFailure(t *testing.T) {
 	srv := sshdtest.StartProFTPD(t, sshdtest.ProFTPDOptions{DenyDotfiles: true})
@@ -149,6 +154,24 @@ func TestServerWordsInFailure(t *testing.T) {
 			reasons = append(reasons, ev.Reason.Code+": "+ev.Reason.Message)
 			mu.Unlock()
 		}
+	}
+	// The dashboard's API too: a status listener on a free loopback port.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	text, err := os.ReadFile(e.cfg.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = bytes.Replace(text, []byte(`listen = ""`), fmt.Appendf(nil, "listen = %q", addr), 1)
+	if err := os.WriteFile(e.cfg.File, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if e.cfg, err = config.Load(e.cfg.File); err != nil {
+		t.Fatal(err)
 	}
 	e.start()
 	p := filepath.Join(e.folder("SR-1"), "ep1_fr-FR.ttml")
@@ -168,6 +191,15 @@ func TestServerWordsInFailure(t *testing.T) {
 	}
 	if !strings.Contains(e.logged.String(), words) {
 		t.Errorf("the log does not carry %q", words)
+	}
+	resp, err := http.Get("http://" + addr + "/api/requests/SR-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), words) {
+		t.Errorf("the dashboard's /api/requests/SR-1 does not carry %q:\n%s", words, body)
 	}
 
 	cfg, err := os.ReadFile(e.cfg.File)
