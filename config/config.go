@@ -52,6 +52,7 @@ type Window struct {
 // Destination is the [destination] table: where and how files are delivered.
 type Destination struct {
 	URL, IdentityFile, PasswordFile, KnownHosts, Path string
+	TempName                                          string // where a file is written before its rename, beside or below the final one
 	Concurrency                                       int
 	Bandwidth                                         int64 // bytes/s, 0 = unlimited
 	Checksum, Names, Verify, After                    string
@@ -149,6 +150,7 @@ func Default() *Config {
 		Destination: Destination{
 			KnownHosts:  "/etc/hotdrop/known_hosts",
 			Path:        "{package_id}/{source_type}/{name}",
+			TempName:    ".{name}.partial",
 			Concurrency: 4,
 			Checksum:    "sha256",
 			Names:       "portable",

@@ -36,6 +36,7 @@ func TestDefault(t *testing.T) {
 		Destination: Destination{
 			KnownHosts:  "/etc/hotdrop/known_hosts",
 			Path:        "{package_id}/{source_type}/{name}",
+			TempName:    ".{name}.partial",
 			Concurrency: 4,
 			Bandwidth:   0,
 			Checksum:    "sha256",
@@ -107,6 +108,7 @@ func TestLoadGood(t *testing.T) {
 			PasswordFile: "/etc/hotdrop/password",
 			KnownHosts:   in("known_hosts"),
 			Path:         "{package_id}/{source_type}/{name}",
+			TempName:     ".{name}.partial",
 			Concurrency:  8,
 			Bandwidth:    40 << 20,
 			Checksum:     "xxh64",
@@ -244,6 +246,9 @@ func TestBadConfigs(t *testing.T) {
 			{3, 10, `watch.settle: "30" is not a duration; expected e.g. "30s" or "2m"`},
 			{4, 10, `watch.rescan: must be longer than 0, got "0s"`},
 		}},
+		{"bad_temp_name.toml", []wantErr{
+			{6, 13, `destination.temp_name: "../{name}.partial" holds "..", which is not a folder or file name`},
+		}},
 		{"bad_size.toml", []wantErr{
 			{6, 13, `destination.bandwidth: "40MB/s" is not a size; expected e.g. "40MiB" or "0"`},
 			{11, 13, `destination.schedule.bandwidth: "20M" is not a size`},
@@ -361,5 +366,32 @@ func TestParseBytesOnly(t *testing.T) {
 	src := []byte("[watch]\nroot = \"/r\"\n[destination]\nurl = \"file:///o\"\n")
 	if _, err := Parse("/nowhere/hotdrop.toml", src); err != nil {
 		t.Errorf("Parse: %v", err)
+	}
+}
+
+// TestTempName: destination.temp_name takes a name beside the final file or in one folder
+// below it, always with {name}, never the final name itself.
+func TestTempName(t *testing.T) {
+	for _, tc := range []struct{ value, problem string }{
+		{"{name}.partial", ""},
+		{".hotdrop-tmp/{name}", ""},
+		{"tmp/.{name}.part", ""},
+		{"{name}", "final name itself"},
+		{".partial", "must hold {name} once"},
+		{"{name}.{ext}", "must hold {name} once and no other {field}"},
+		{"/tmp/{name}", "relative to the final file's folder"},
+		{"a/b/{name}", "at most one folder"},
+		{"{name}/x", "{name} in its last part"},
+	} {
+		src := "[watch]\nroot = \"drops\"\n[destination]\nurl = \"file:///mnt/outbox\"\ntemp_name = \"" + tc.value + "\"\n"
+		c, err := Parse("/etc/hotdrop/hotdrop.toml", []byte(src))
+		switch {
+		case tc.problem == "" && err != nil:
+			t.Errorf("temp_name = %q: %v, want accepted", tc.value, err)
+		case tc.problem == "" && c.Destination.TempName != tc.value:
+			t.Errorf("temp_name = %q gave %q", tc.value, c.Destination.TempName)
+		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem) || !strings.Contains(err.Error(), "hotdrop.toml:5:13")):
+			t.Errorf("temp_name = %q: %v, want an error at hotdrop.toml:5:13 saying %q", tc.value, err, tc.problem)
+		}
 	}
 }

@@ -194,6 +194,13 @@ func decodeDestination(t *table, dst *Destination, dir string) {
 	if s, ok := t.str("path", "a path template"); ok && t.template("path", s, true) {
 		dst.Path = s
 	}
+	if s, ok := t.str("temp_name", "a name template"); ok {
+		if p := tempNameProblem(s); p != "" {
+			t.errorf(t.valPos("temp_name"), "destination.temp_name: %q %s; e.g. \".{name}.partial\", \"{name}.partial\" or \".hotdrop-tmp/{name}\"", s, p)
+		} else {
+			dst.TempName = s
+		}
+	}
 	if n, ok := t.integer("concurrency", 1); ok {
 		if n > maxConcurrency {
 			t.errorf(t.valPos("concurrency"), "destination.concurrency: %d files in flight is more than the %d hotdrop allows", n, maxConcurrency)
@@ -564,4 +571,29 @@ func decodeProfileChecks(t *table) *ProfileChecks {
 	}
 	t.setDuration("duration_tolerance", &pc.DurationTolerance)
 	return pc
+}
+
+// tempNameProblem says what is wrong with destination.temp_name: {name} (the final file's
+// own name) once, in its last part; at most one folder before it, below the final file's
+// folder, so the rename into place stays within one folder's filesystem; never the final
+// name itself. "" when it is fine. The uploader checks the same rule.
+func tempNameProblem(s string) string {
+	switch {
+	case strings.Count(s, "{name}") != 1 || strings.Count(s, "{") != 1 || strings.Count(s, "}") != 1:
+		return "must hold {name} once and no other {field}"
+	case s == "{name}":
+		return "is the final name itself; a partial file must never appear there"
+	case strings.HasPrefix(s, "/") || strings.ContainsAny(s, "\\\x00"):
+		return "must be a name, or a folder and a name, relative to the final file's folder"
+	}
+	els := strings.Split(s, "/")
+	if len(els) > 2 || !strings.Contains(els[len(els)-1], "{name}") {
+		return "may have at most one folder, and {name} in its last part"
+	}
+	for _, el := range els {
+		if el == "" || el == "." || el == ".." {
+			return fmt.Sprintf("holds %q, which is not a folder or file name", el)
+		}
+	}
+	return ""
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -38,6 +40,23 @@ type Error struct {
 	Msg       string // a sentence a sysadmin can act on; never holds a secret
 	Transient bool   // true: retrying the same job later may succeed
 	Err       error  // the underlying error, for errors.Is/As; may be nil
+	// Server is the server's own answer, as it sent it: the SFTP status code's
+	// name and its message (`SSH_FX_FAILURE "can't seek in file"`), or a
+	// command's words. "" when the failure was not the server's answer.
+	Server string
+}
+
+// Reason is the sentence with the server's own words beside it: what a
+// status file, an event, the dashboard and the log show.
+func (e *Error) Reason() string {
+	words := e.Server
+	if words == "" && e.Err != nil && !e.Transient {
+		words = ServerWords(e.Err)
+	}
+	if words == "" || strings.Contains(e.Msg, words) {
+		return e.Msg
+	}
+	return e.Msg + " (the server said: " + words + ")"
 }
 
 // Error gives the sentence, then the underlying error's words (the server's, often).
@@ -76,17 +95,83 @@ func classify(op, p string, err error) *Error {
 	if what == "" {
 		what = "transfer"
 	}
+	words := ServerWords(err)
 	switch {
 	case isPermission(err):
-		return &Error{Code: CodePermissionDenied, Msg: what + ": permission denied", Err: err}
+		return &Error{Code: CodePermissionDenied, Msg: what + ": permission denied", Err: err, Server: words}
 	case isNoSpace(err):
-		return &Error{Code: CodeNoSpace, Msg: what + ": no space left on the destination", Err: err}
+		return &Error{Code: CodeNoSpace, Msg: what + ": no space left on the destination", Err: err, Server: words}
 	case isAuth(err):
 		return &Error{Code: CodeAuthFailed, Msg: "the server refused our login", Err: err}
 	case isTransient(err):
 		return &Error{Code: CodeTransient, Msg: what + ": connection problem, will retry", Transient: true, Err: err}
 	}
-	return &Error{Code: CodeRemoteError, Msg: what + ": the server refused", Err: err}
+	return &Error{Code: CodeRemoteError, Msg: what + ": the server refused", Err: err, Server: words}
+}
+
+// fxNames are the SFTP status codes by number: SFTP version 3's (what
+// pkg/sftp speaks) and the later drafts' that some servers send anyway.
+var fxNames = []string{"SSH_FX_OK", "SSH_FX_EOF", "SSH_FX_NO_SUCH_FILE", "SSH_FX_PERMISSION_DENIED",
+	"SSH_FX_FAILURE", "SSH_FX_BAD_MESSAGE", "SSH_FX_NO_CONNECTION", "SSH_FX_CONNECTION_LOST",
+	"SSH_FX_OP_UNSUPPORTED", "SSH_FX_INVALID_HANDLE", "SSH_FX_NO_SUCH_PATH", "SSH_FX_FILE_ALREADY_EXISTS",
+	"SSH_FX_WRITE_PROTECT", "SSH_FX_NO_MEDIA", "SSH_FX_NO_SPACE_ON_FILESYSTEM", "SSH_FX_QUOTA_EXCEEDED",
+	"SSH_FX_UNKNOWN_PRINCIPAL", "SSH_FX_LOCK_CONFLICT", "SSH_FX_DIR_NOT_EMPTY", "SSH_FX_NOT_A_DIRECTORY",
+	"SSH_FX_INVALID_FILENAME", "SSH_FX_LINK_LOOP", "SSH_FX_CANNOT_DELETE", "SSH_FX_INVALID_PARAMETER",
+	"SSH_FX_FILE_IS_A_DIRECTORY"}
+
+const (
+	fxNoSpaceOnFilesystem = 14
+	fxQuotaExceeded       = 15
+)
+
+// ServerWords returns the server's own answer held in err: the SFTP status
+// code's name and the message the server sent with it, e.g.
+// `SSH_FX_FAILURE "can't seek in file"`. pkg/sftp keeps no message for
+// "no such file" and "permission denied" (it turns them into fs errors), so
+// those give the code's name alone. For a file:// destination it is the
+// system's error text. "" when err holds no answer of the server's.
+func ServerWords(err error) string {
+	var se *sftp.StatusError
+	if errors.As(err, &se) {
+		name := fmt.Sprintf("SFTP status %d", se.Code)
+		if int(se.Code) < len(fxNames) {
+			name = fxNames[se.Code]
+		}
+		if msg := statusMessage(se); msg != "" {
+			return fmt.Sprintf("%s %q", name, msg)
+		}
+		return name
+	}
+	var errno syscall.Errno
+	var oe *net.OpError
+	if errors.As(err, &errno) && !errors.As(err, &oe) {
+		return errno.Error()
+	}
+	// pkg/sftp's own stand-ins for the two codes it maps to fs errors.
+	switch err {
+	case os.ErrPermission:
+		return fxNames[3]
+	case os.ErrNotExist:
+		return fxNames[2]
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && (pe.Err == os.ErrPermission || pe.Err == os.ErrNotExist) {
+		return ServerWords(pe.Err)
+	}
+	return ""
+}
+
+// statusMessage digs the server's message out of a StatusError, which keeps
+// it unexported and prints it as `sftp: "MESSAGE" (CODE NAME)`.
+func statusMessage(se *sftp.StatusError) string {
+	s := strings.TrimPrefix(se.Error(), "sftp: ")
+	if i := strings.LastIndex(s, " ("); i > 0 {
+		s = s[:i]
+	}
+	if m, err := strconv.Unquote(s); err == nil {
+		return strings.TrimSpace(m)
+	}
+	return strings.TrimSpace(s)
 }
 
 func isPermission(err error) bool {
@@ -97,8 +182,27 @@ func isPermission(err error) bool {
 	return errors.Is(err, os.ErrPermission) || errors.Is(err, sftp.ErrSSHFxPermissionDenied)
 }
 
+// isNoSpace reports a full disk or quota: the system's error for file://;
+// for SFTP the later drafts' status codes, or a message that says so (a
+// server without statvfs@openssh.com can tell us no other way).
 func isNoSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	var se *sftp.StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	if se.Code == fxNoSpaceOnFilesystem || se.Code == fxQuotaExceeded {
+		return true
+	}
+	msg := strings.ToLower(statusMessage(se))
+	for _, w := range []string{"no space", "disk full", "quota", "not enough space", "insufficient storage", "out of space", "out of disk space"} {
+		if strings.Contains(msg, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func isAuth(err error) bool {

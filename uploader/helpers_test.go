@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hotdrop/hotdrop/internal/sftpd"
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -30,6 +31,13 @@ type testServer struct {
 }
 
 func startServer(t *testing.T, password string) *testServer {
+	t.Helper()
+	return startServerWith(t, password, nil)
+}
+
+// startServerWith is startServer with handlers instead of the real filesystem
+// (pkg/sftp's request server), for behaviour no installable server shows.
+func startServerWith(t *testing.T, password string, handlers *sftp.Handlers) *testServer {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	must(t, err)
@@ -45,7 +53,7 @@ func startServer(t *testing.T, password string) *testServer {
 	}
 	must(t, os.Mkdir(ts.root, 0o755))
 	must(t, os.WriteFile(ts.identityFile, pem.EncodeToMemory(block), 0o600))
-	ts.Server, err = sftpd.Start(t.Context(), sftpd.Config{Root: ts.root, User: "ingest", AuthorizedKey: sshPub, Password: password})
+	ts.Server, err = sftpd.Start(t.Context(), sftpd.Config{Root: ts.root, User: "ingest", AuthorizedKey: sshPub, Password: password, Handlers: handlers})
 	must(t, err)
 	t.Cleanup(func() { ts.Close() })
 	ts.pin(t, ts.Addr, ts.HostKey)

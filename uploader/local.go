@@ -11,12 +11,12 @@ import (
 
 // localTarget is a file:// destination: a local or mounted folder, reached
 // with the same steps as SFTP so the two behave alike.
-type localTarget struct{ base string }
+type localTarget struct{ base, tempName string }
 
 func (l localTarget) abs(rel string) string { return filepath.Join(l.base, filepath.FromSlash(rel)) }
 func (l localTarget) dir(p string) string   { return filepath.Dir(p) }
 func (l localTarget) partial(p string) string {
-	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".partial")
+	return filepath.Join(filepath.Dir(p), filepath.FromSlash(tempRel(l.tempName, filepath.Base(p))))
 }
 func (l localTarget) stat(p string) (fs.FileInfo, error) { return os.Stat(p) }
 func (l localTarget) mkdirAll(dir string) error          { return os.MkdirAll(dir, 0o777) }

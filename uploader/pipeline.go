@@ -71,9 +71,14 @@ type pumpConfig struct {
 	end      int64 // the file's size
 	chunk    int   // bytes per write request
 	inflight int   // write requests in flight
-	hashes   *hashes
-	limit    *limiter
-	progress func(int64) // bytes read so far, from the pump goroutine
+	// sequential sends the writes strictly in order, for servers that refuse
+	// any other (object-store gateways, rclone serve sftp without a cache):
+	// one writer hands each buffer of inflight chunks to one WriteAt, which
+	// pkg/sftp splits into requests it sends in order and waits for together.
+	sequential bool
+	hashes     *hashes
+	limit      *limiter
+	progress   func(int64) // bytes read so far, from the pump goroutine
 	// checkpoint receives the contiguous acknowledged offset, throttled; it
 	// runs on its own goroutine so a slow journal never stalls the writes.
 	checkpoint func(int64)
@@ -95,6 +100,10 @@ type writeDone struct {
 	err error
 }
 
+// seqBufferMax bounds one in-order burst: what a sequential upload has in
+// flight at once, and each of its two buffers.
+const seqBufferMax = 4 << 20
+
 // pump reads the local file once, in order, hashing each chunk before it
 // is handed to one of inflight writers; every write is one SFTP request, so
 // inflight requests are on the wire at once. It returns after every writer
@@ -109,14 +118,25 @@ func pump(ctx context.Context, c pumpConfig) pumpResult {
 	remain := c.end - c.start
 	chunk := int(min(int64(c.chunk), max(remain, 1)))
 	writers := int(min(int64(c.inflight), max((remain+int64(chunk)-1)/int64(chunk), 1)))
+	bufs := writers
+	if c.sequential {
+		// One writer, so nothing overtakes; a second buffer is read and
+		// hashed while the first is on the wire.
+		per := max(min(c.inflight, seqBufferMax/c.chunk), 1)
+		chunk = int(min(int64(c.chunk*per), max(remain, 1)))
+		writers, bufs = 1, 1
+		if remain > int64(chunk) {
+			bufs = 2
+		}
+	}
 	jobs := make(chan work)
-	done := make(chan writeDone, writers)
-	free := make(chan []byte, writers)
-	for range writers {
+	done := make(chan writeDone, bufs)
+	free := make(chan []byte, bufs)
+	for range bufs {
 		free <- getBuf(chunk)
 	}
 	defer func() {
-		for range writers {
+		for range bufs {
 			putBuf(<-free)
 		}
 	}()
@@ -131,7 +151,7 @@ func pump(ctx context.Context, c pumpConfig) pumpResult {
 					err = io.ErrShortWrite
 				}
 				done <- writeDone{off: w.off, n: len(w.buf), err: err}
-				free <- w.buf[:cap(w.buf)]
+				free <- w.buf[:chunk] // not cap: a pooled buffer may be larger than this file's chunks
 			}
 		}()
 	}
@@ -196,15 +216,24 @@ loop:
 			}
 		}
 		outstanding++
-		select {
-		case jobs <- work{buf: buf, off: off - int64(n)}:
-		case <-ctx.Done():
-			// Not sent: the next read offset stays honest for the caller,
-			// which drops the partial or resumes from acked, never from read.
-			outstanding--
-			free <- buf
-			res.readErr = ctx.Err()
-			break loop
+		// While the writers are busy, their results are taken in: a writer
+		// that has two buffers' worth of results to report (the sequential
+		// mode's one writer) must never wait on us while we wait on it.
+	send:
+		for {
+			select {
+			case jobs <- work{buf: buf, off: off - int64(n)}:
+				break send
+			case d := <-done:
+				handle(d)
+			case <-ctx.Done():
+				// Not sent: the next read offset stays honest for the caller,
+				// which drops the partial or resumes from acked, never from read.
+				outstanding--
+				free <- buf
+				res.readErr = ctx.Err()
+				break loop
+			}
 		}
 	}
 	close(jobs)

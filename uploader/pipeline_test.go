@@ -102,3 +102,57 @@ func TestPumpShrunkSource(t *testing.T) {
 		t.Errorf("readErr = %v, want io.ErrUnexpectedEOF", res.readErr)
 	}
 }
+
+// orderWriter records every write's offset and size.
+type orderWriter struct {
+	mu     sync.Mutex
+	buf    []byte
+	writes [][2]int64
+}
+
+func (w *orderWriter) WriteAt(p []byte, off int64) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	copy(w.buf[off:], p)
+	w.writes = append(w.writes, [2]int64{off, int64(len(p))})
+	return len(p), nil
+}
+
+// TestPumpSequential: in sequential mode every write starts where the last one ended, in
+// bursts of several chunks; the bytes arrive whole. A concurrent pump afterwards (its
+// buffers from the same pool) still writes one chunk at a time: a burst-sized pooled
+// buffer must not turn into one huge write.
+func TestPumpSequential(t *testing.T) {
+	data := make([]byte, 3<<20+555)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	run := func(seq bool) *orderWriter {
+		w := &orderWriter{buf: make([]byte, len(data))}
+		pr := pump(t.Context(), pumpConfig{src: bytes.NewReader(data), dst: w, end: int64(len(data)),
+			chunk: 32 << 10, inflight: 16, sequential: seq, hashes: newHashes(""), clock: realClock{}})
+		if pr.readErr != nil || pr.sendErr != nil || pr.acked != int64(len(data)) {
+			t.Fatalf("pump(sequential=%v) = %+v", seq, pr)
+		}
+		if !bytes.Equal(w.buf, data) {
+			t.Fatalf("pump(sequential=%v): the bytes written differ", seq)
+		}
+		return w
+	}
+	w := run(true)
+	next := int64(0)
+	for _, wr := range w.writes {
+		if wr[0] != next {
+			t.Fatalf("sequential write at %d, want %d (writes %v)", wr[0], next, w.writes)
+		}
+		next += wr[1]
+	}
+	if w.writes[0][1] != 16*32<<10 {
+		t.Errorf("sequential burst = %d bytes, want 16 chunks of 32 KiB", w.writes[0][1])
+	}
+	for _, wr := range run(false).writes {
+		if wr[1] > 32<<10 {
+			t.Fatalf("concurrent write of %d bytes after a sequential pump, want at most one 32 KiB chunk", wr[1])
+		}
+	}
+}

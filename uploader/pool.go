@@ -134,7 +134,7 @@ func (u *Uploader) withTarget(ctx context.Context, op func(t target) error) erro
 
 func (u *Uploader) lease(ctx context.Context) (*lease, error) {
 	if u.local {
-		return &lease{t: localTarget{base: u.base}, release: func() {}}, nil
+		return &lease{t: localTarget{base: u.base, tempName: u.tempName}, release: func() {}}, nil
 	}
 	c, release, err := u.session(ctx)
 	if err != nil {

@@ -125,3 +125,41 @@ func checkName(name string) error {
 	}
 	return nil
 }
+
+// DefaultTempName is where a file is written before its rename into place:
+// a dotfile beside the final name.
+const DefaultTempName = ".{name}.partial"
+
+// checkTempName accepts destination.temp_name: {name} (the final file's own
+// name) once, in the last element; at most one folder before it, below the
+// final file's folder, so the rename stays in one folder's filesystem; never
+// the final name itself.
+func checkTempName(tmpl string) error {
+	switch {
+	case strings.Count(tmpl, "{name}") != 1 || strings.Count(tmpl, "{") != 1 || strings.Count(tmpl, "}") != 1:
+		return fmt.Errorf("destination temp_name %q: must hold {name} once and no other {field}", tmpl)
+	case tmpl == "{name}":
+		return fmt.Errorf("destination temp_name %q: would write to the final name itself; partial files must never appear there", tmpl)
+	case strings.HasPrefix(tmpl, "/") || strings.ContainsAny(tmpl, "\\\x00"):
+		return fmt.Errorf("destination temp_name %q: must be a name, or a folder and a name, relative to the final file's folder", tmpl)
+	}
+	els := strings.Split(tmpl, "/")
+	if len(els) > 2 || !strings.Contains(els[len(els)-1], "{name}") {
+		return fmt.Errorf("destination temp_name %q: at most one folder, and {name} in the last part", tmpl)
+	}
+	for _, el := range els {
+		if el == "" || el == "." || el == ".." {
+			return fmt.Errorf("destination temp_name %q: %q is not a folder or file name", tmpl, el)
+		}
+	}
+	return nil
+}
+
+// tempRel renders the temporary name of the file called base, relative to
+// its folder, as a slash path.
+func tempRel(tmpl, base string) string {
+	if tmpl == "" {
+		tmpl = DefaultTempName
+	}
+	return strings.Replace(tmpl, "{name}", base, 1)
+}

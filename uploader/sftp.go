@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,12 +27,14 @@ const openSSHMaxWrite = 256*1024 - 1024
 // sftpConn is one SSH connection with its SFTP session, one slot of the
 // pool, shared by the Uploads given that slot until it dies.
 type sftpConn struct {
-	ssh   *ssh.Client
-	sftp  *sftp.Client
-	base  string
-	chunk int // write payload per request
+	ssh      *ssh.Client
+	sftp     *sftp.Client
+	base     string
+	tempName string // destination.temp_name
+	chunk    int    // write payload per request
 
 	posixRename, statvfs, fsync bool
+	extensions                  []string // every extension the server advertised, sorted
 
 	done chan struct{} // closed once the connection is unusable
 	// dead is set the moment anyone closes the connection, before the watch
@@ -103,10 +106,11 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 		return nil, classify("connect to", u.addr, context.Cause(ctx))
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := &sftpConn{ssh: client, sftp: sc, base: u.base, chunk: chunk, done: make(chan struct{})}
+	c := &sftpConn{ssh: client, sftp: sc, base: u.base, tempName: u.tempName, chunk: chunk, done: make(chan struct{})}
 	_, c.posixRename = sc.HasExtension("posix-rename@openssh.com")
 	_, c.statvfs = sc.HasExtension("statvfs@openssh.com")
 	_, c.fsync = sc.HasExtension("fsync@openssh.com")
+	c.extensions = advertised(sc)
 	c.wg.Add(2)
 	go c.watch()
 	go c.keepalive(u.kaInterval, u.kaTimeout)
@@ -279,7 +283,7 @@ func (c *sftpConn) keepalive(interval, timeout time.Duration) {
 func (c *sftpConn) abs(rel string) string { return path.Join(c.base, rel) }
 func (c *sftpConn) dir(p string) string   { return path.Dir(p) }
 func (c *sftpConn) partial(p string) string {
-	return path.Join(path.Dir(p), "."+path.Base(p)+".partial")
+	return path.Join(path.Dir(p), tempRel(c.tempName, path.Base(p)))
 }
 func (c *sftpConn) stat(p string) (fs.FileInfo, error) { return c.sftp.Stat(p) }
 func (c *sftpConn) mkdirAll(dir string) error          { return c.sftp.MkdirAll(dir) }
@@ -319,10 +323,22 @@ func (c *sftpConn) rename(from, to string, replace bool) (string, error) {
 	if c.posixRename {
 		return "posix-rename@openssh.com", c.sftp.PosixRename(from, to)
 	}
-	if err := c.sftp.Remove(to); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "remove then rename", err
+	// Without posix-rename the old file is moved aside first and removed
+	// only once the new one is in place; if that fails it goes back. The
+	// name is empty for a moment, but never holds a partial file, and the
+	// old file is never lost without a new one.
+	aside := c.partial(to) + ".replaced"
+	if err := c.sftp.Rename(to, aside); errors.Is(err, fs.ErrNotExist) {
+		return "rename", c.sftp.Rename(from, to)
+	} else if err != nil {
+		return "move the old file aside", err
 	}
-	return "rename", c.sftp.Rename(from, to)
+	if err := c.sftp.Rename(from, to); err != nil {
+		_ = c.sftp.Rename(aside, to)
+		return "move aside, then rename", err
+	}
+	_ = c.sftp.Remove(aside)
+	return "move aside, rename, remove the old file", nil
 }
 
 func (c *sftpConn) freeSpace(dir string) (int64, bool) {
@@ -375,4 +391,22 @@ func readRangeFrom(r io.ReaderAt, off int64, n int) ([]byte, error) {
 		return nil, err
 	}
 	return buf[:m], nil
+}
+
+// knownExtensions are the SFTP extensions servers advertise that hotdrop
+// reports (pkg/sftp offers no list of what was advertised, only a lookup).
+var knownExtensions = []string{"posix-rename@openssh.com", "statvfs@openssh.com", "fstatvfs@openssh.com",
+	"fsync@openssh.com", "hardlink@openssh.com", "limits@openssh.com", "lsetstat@openssh.com",
+	"expand-path@openssh.com", "copy-data", "home-directory", "users-groups-by-id@openssh.com",
+	"check-file", "space-available", "vendor-id", "versions", "newline"}
+
+func advertised(sc *sftp.Client) []string {
+	var out []string
+	for _, name := range knownExtensions {
+		if _, ok := sc.HasExtension(name); ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -10,10 +10,70 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"time"
 )
 
 // transfer runs the steps after the source is open and the target reached.
+// A server that refuses writes sent out of order (most object-store gateways)
+// refuses one of the first concurrent ones: the file is then sent once more
+// from its start, in order, and when that works the destination is
+// remembered as sequential-only, so every later file is sent in order at once.
 func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.FileInfo, j Job, final string) (Result, error) {
+	seq := u.sequential.Load()
+	restarted, orderWhy := false, ""
+	for {
+		res, err := u.transferOnce(ctx, t, f, fi, j, final, seq)
+		var refused *writeRefused
+		if err == nil || ctx.Err() != nil || Classify(err).Code != CodeRemoteError || !errors.As(err, &refused) {
+			if err == nil && orderWhy != "" {
+				u.markSequential(orderWhy)
+			}
+			return res, err
+		}
+		why := Classify(err).Reason()
+		switch {
+		case refused.start > 0 && !restarted:
+			// What a server allows on a partial it already holds varies
+			// (rclone without a cache reopens it, then refuses the write).
+			restarted = true
+			u.log.Info("the server refused to continue the resumed partial; sending the file again from its start",
+				"addr", u.addr, "remote", final, "resumed_from", refused.start, "err", why)
+		case refused.concurrent && !seq:
+			seq, orderWhy = true, why
+			u.log.Info("the server refused a write sent out of order; sending the file again from its start, in order",
+				"addr", u.addr, "remote", final, "err", why)
+		default:
+			return res, err
+		}
+		if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+			return Result{}, classifyLocal(j.LocalPath, serr)
+		}
+		j.Resume = nil
+	}
+}
+
+// markSequential remembers that the destination takes writes only in
+// order, and says so once.
+func (u *Uploader) markSequential(why string) {
+	if !u.sequential.Swap(true) {
+		u.log.Warn("the destination accepts only in-order writes: hotdrop sends every file to it in order from now on (still pipelined)",
+			"addr", u.addr, "refusal", why)
+	}
+}
+
+// writeRefused marks a write the server refused: with several in flight
+// (concurrent), which may mean "not out of order"; or to a resumed partial
+// (start > 0), which may mean "not to a file I hold already".
+type writeRefused struct {
+	err        error
+	concurrent bool
+	start      int64
+}
+
+func (w *writeRefused) Error() string { return w.err.Error() }
+func (w *writeRefused) Unwrap() error { return w.err }
+
+func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os.FileInfo, j Job, final string, seq bool) (Result, error) {
 	partial := t.partial(final)
 	// Looking at the final name and opening the partial are independent:
 	// one round trip for both.
@@ -70,7 +130,7 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 		}
 	}
 	lookAgain := u.hashFirst(start)
-	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, h, onHashed)
+	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, seq, h, onHashed)
 	if err != nil {
 		keep = j.Checkpoint != nil && Classify(err).Transient
 		return Result{}, err
@@ -129,13 +189,16 @@ func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, p
 					// local file are kept, the rest cut off and sent again.
 					start += u.salvage(t, f, partial, start, rfi.Size())
 				}
-				if err == nil {
+				how := "appending at the server's size: every byte past the journal's offset read back equal to the local file's"
+				if err == nil && start != rfi.Size() {
+					// Cutting back is a SETSTAT some servers (sequential-only
+					// ones among them) refuse; where every byte reads back
+					// right there is nothing to cut, and the resume appends.
+					how = "cutting the partial back to the last byte that matches"
 					err = w.Truncate(start)
 				}
 				if err == nil {
-					if start > r.Offset {
-						u.log.Debug("resuming past the acknowledged offset", "remote", partial, "acknowledged", r.Offset, "kept", start-r.Offset)
-					}
+					u.log.Info("resuming", "remote", partial, "from", start, "acknowledged", r.Offset, "how", how)
 					return w, start, nil
 				}
 				w.Close()
@@ -203,7 +266,7 @@ type fileSums struct{ sha, sum, prefix string }
 // writePartial hashes the resumed prefix, then copies and hashes the rest
 // in one pass, then proves that both ends hold what was meant: the source
 // unchanged, the partial complete.
-func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, h *hashes, onHashed func(sum string)) (fileSums, error) {
+func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, seq bool, h *hashes, onHashed func(sum string)) (fileSums, error) {
 	closed := false
 	defer func() {
 		if !closed {
@@ -227,11 +290,14 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 		}
 	}
 	pr := pump(ctx, pumpConfig{
-		src: f, dst: w, start: start, end: j.Size, chunk: t.chunkSize(), inflight: u.inflight,
+		src: f, dst: w, start: start, end: j.Size, chunk: t.chunkSize(), inflight: u.inflight, sequential: seq,
 		hashes: h, limit: u.limit, progress: j.Progress, checkpoint: checkpoint, clock: u.clock,
 		readBytes: func(n int) { u.readBytes.Add(int64(n)) },
 	})
 	if pr.readErr != nil || pr.sendErr != nil {
+		if pr.sendErr != nil {
+			pr.sendErr = &writeRefused{err: pr.sendErr, start: start, concurrent: !seq && j.Size-start > int64(t.chunkSize())}
+		}
 		err := u.pumpError(ctx, t, j, partial, pr)
 		if checkpoint != nil && Classify(err).Transient && pr.acked > start {
 			checkpoint(pr.acked)
@@ -292,6 +358,11 @@ func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileI
 		return ferr
 	}
 	err := serr
+	if (err == nil && rfi.Size() < j.Size) || errors.Is(err, fs.ErrNotExist) {
+		// Every write was acknowledged: a server that shows less (or
+		// nothing yet) stores behind its answers, as object stores do.
+		rfi, err = u.waitForSize(t, partial, j.Size)
+	}
 	if err != nil {
 		return classify("check size of", partial, err)
 	}
@@ -300,6 +371,29 @@ func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileI
 			fmt.Errorf("%w: the server holds %d bytes, we sent %d", errShortRemote, rfi.Size(), j.Size), j.Size)
 	}
 	return nil
+}
+
+// waitForSize looks at the partial again, less and less often, until it
+// shows size bytes or u.statLag has passed; it returns what it saw last.
+func (u *Uploader) waitForSize(t target, p string, size int64) (os.FileInfo, error) {
+	start := u.clock.Now()
+	wait := 20 * time.Millisecond
+	for {
+		<-u.clock.After(wait)
+		fi, err := t.stat(p)
+		if err == nil && fi.Size() >= size {
+			u.log.Info("the server showed the whole file only some time after its close; verify waited for it",
+				"remote", p, "waited", u.clock.Now().Sub(start).Round(time.Millisecond))
+			return fi, nil
+		}
+		if (err != nil && !errors.Is(err, fs.ErrNotExist)) || u.clock.Now().Sub(start) >= u.statLag {
+			if errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("%w: the server still shows no file %s %v after its close", errShortRemote, p, u.statLag)
+			}
+			return fi, err
+		}
+		wait = min(wait*2, time.Second)
+	}
 }
 
 // pumpError names why the copy stopped: the local file, ctx, or the server.

@@ -58,6 +58,11 @@ type Options struct {
 	// and rclone: it costs a disk flush per file, which halves large-file
 	// throughput and caps small files at a few hundred per second.
 	Fsync bool
+	// TempName is where each file is written before its rename into place,
+	// relative to the final file's folder: {name} is the final file's name.
+	// "" is DefaultTempName (".{name}.partial"); servers that refuse or hide
+	// dotfiles want "{name}.partial", or a folder such as ".hotdrop-tmp/{name}".
+	TempName string
 }
 
 const (
@@ -70,6 +75,9 @@ const (
 	// uses only as many as it has chunks.
 	defaultInflight = 64
 	maxConnections  = 4
+	// defaultStatLag: how long verify waits for a closed partial's size to
+	// appear on a server that stores behind its answers.
+	defaultStatLag = 30 * time.Second
 )
 
 // Uploader delivers files to one destination. It is safe for concurrent
@@ -86,6 +94,8 @@ type Uploader struct {
 	clock       Clock
 	limit       *limiter
 
+	tempName string // Options.TempName, checked
+
 	local bool   // file:// destination
 	base  string // the URL's folder: a slash path for sftp, an OS path for file://
 	addr  string // host:port for sftp
@@ -93,6 +103,9 @@ type Uploader struct {
 
 	// keepalive settings, variables so tests can shorten them.
 	kaInterval, kaTimeout time.Duration
+	// statLag bounds how long a closed partial may take to show its whole
+	// size (object-store gateways store after they answer).
+	statLag time.Duration
 
 	mu     sync.Mutex // guards closed and each slot's conn and active
 	slots  []*slot
@@ -105,6 +118,11 @@ type Uploader struct {
 	// noRemoteHash is set once the server showed it cannot hash a file
 	// (SFTP-only account, no sha256sum): verify = "auto" stops asking.
 	noRemoteHash atomic.Bool
+	// sequential is set once the server refused writes sent out of order
+	// and took them in order: every upload then sends in order.
+	sequential atomic.Bool
+	capsMu     sync.Mutex
+	caps       Capabilities // what the last Probe found out
 	// beforeVerify, for tests, runs when the partial is complete, before
 	// the remote hash.
 	beforeVerify func(partial string)
@@ -119,6 +137,7 @@ func New(opts Options) (*Uploader, error) {
 		dialTimeout: opts.DialTimeout,
 		kaInterval:  keepaliveInterval,
 		kaTimeout:   keepaliveTimeout,
+		statLag:     defaultStatLag,
 	}
 	if u.log == nil {
 		u.log = slog.Default()
@@ -217,6 +236,13 @@ func (u *Uploader) applyTuning(o Options) error {
 		return fmt.Errorf("destination bandwidth %d: must not be negative", o.Bandwidth)
 	}
 	u.fsync = o.Fsync
+	u.tempName = o.TempName
+	if u.tempName == "" {
+		u.tempName = DefaultTempName
+	}
+	if err := checkTempName(u.tempName); err != nil {
+		return err
+	}
 	u.inflight = o.RequestsInFlight
 	if u.inflight <= 0 {
 		u.inflight = defaultInflight

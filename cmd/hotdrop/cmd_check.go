@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -71,11 +72,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 // and whether all went well.
 func checkConnect(ctx context.Context, cfg *config.Config, stdout io.Writer) bool {
 	dest := redactURL(cfg.Destination.URL)
-	up, err := uploader.New(uploader.Options{
-		URL: cfg.Destination.URL, IdentityFile: cfg.Destination.IdentityFile,
-		PasswordFile: cfg.Destination.PasswordFile, KnownHosts: cfg.Destination.KnownHosts,
-		Logger: slog.New(slog.DiscardHandler),
-	})
+	up, err := uploader.New(uploaderOptions(cfg.Destination, slog.New(slog.DiscardHandler)))
 	if err != nil {
 		fmt.Fprintf(stdout, "destination %s: %v\n", dest, uploader.Classify(err).Msg)
 		return false
@@ -106,5 +103,56 @@ func checkConnect(ctx context.Context, cfg *config.Config, stdout io.Writer) boo
 		fmt.Fprintf(stdout, "destination %s: handshake, host key, login: ok\n", dest)
 	}
 	fmt.Fprintf(stdout, "destination %s: write, rename and delete a test file in the folder: ok\n", dest)
+	printCapabilities(stdout, up.Capabilities(), cfg.Destination)
 	return true
+}
+
+// printCapabilities shows, as a short table, what the probe found out about the server and
+// what hotdrop does about it.
+func printCapabilities(w io.Writer, c uploader.Capabilities, d config.Destination) {
+	if c.Server == "" {
+		return // file://: a local folder has none of these
+	}
+	has := func(ext string) bool { return slices.Contains(c.Extensions, ext) }
+	yes := func(ok bool, y, n string) string {
+		if ok {
+			return "yes: " + y
+		}
+		return "no: " + n
+	}
+	exts := strings.Join(c.Extensions, " ")
+	if exts == "" {
+		exts = "(none)"
+	}
+	rows := [][2]string{
+		{"server", c.Server},
+		{"sftp extensions", exts},
+		{"posix-rename", yes(has("posix-rename@openssh.com"), "a redelivery replaces the old file atomically",
+			"new files are published by the plain rename, which never overwrites; a redelivery moves the old file aside first")},
+		{"statvfs", yes(has("statvfs@openssh.com"), "a bare failure is checked against the free space",
+			"no free-space check; a full disk is known from the server's answer alone")},
+		{"fsync", yes(has("fsync@openssh.com"), "used when destination.fsync asks", "files are not flushed on the server")},
+	}
+	if c.SequentialOnly {
+		rows = append(rows, [2]string{"in-order writes only", "yes: every file is sent in order, still pipelined (" + c.SequentialWhy + ")"})
+	} else {
+		rows = append(rows, [2]string{"in-order writes only", "no: writes are sent concurrently"})
+	}
+	switch {
+	case c.Exec:
+		rows = append(rows, [2]string{"ssh exec (hash)", "yes: files are verified by the server's sha256 before the rename"})
+	case c.ExecWhy != "":
+		rows = append(rows, [2]string{"ssh exec (hash)", "no: verify = \"auto\" checks sizes (and reads resumed parts back): " + c.ExecWhy})
+	default:
+		rows = append(rows, [2]string{"ssh exec (hash)", "not asked: verify = \"" + d.Verify + "\""})
+	}
+	if c.FreeKnown {
+		rows = append(rows, [2]string{"free space", fmt.Sprintf("%s (%d bytes)", humanBytes(c.FreeSpace), c.FreeSpace)})
+	} else {
+		rows = append(rows, [2]string{"free space", "unknown"})
+	}
+	fmt.Fprintln(w, "server capabilities (used for every file, not asked again):")
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-21s %s\n", r[0], r[1])
+	}
 }

@@ -144,6 +144,10 @@ names = "portable"
 # else the size; a resumed file is never checked on its size alone: its earlier part is read
 # back when the server cannot hash); "size" compares sizes; "hash" requires the server's hash.
 verify = "auto"
+# Where a file is written before its rename into place, relative to its final folder:
+# {name} is its name. For servers that refuse or hide dotfiles: "{name}.partial", or one
+# folder such as ".hotdrop-tmp/{name}".
+temp_name = ".{name}.partial"
 # What happens to a source file after its delivery is verified: "keep", "move" (to
 # watch.root/_delivered/) or "delete".
 after = "keep"

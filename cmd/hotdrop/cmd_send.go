@@ -188,6 +188,7 @@ func uploaderOptions(d config.Destination, log *slog.Logger) uploader.Options {
 	o := uploader.Options{
 		URL: d.URL, IdentityFile: d.IdentityFile, PasswordFile: d.PasswordFile, KnownHosts: d.KnownHosts,
 		Logger: log, Checksum: d.Checksum, Verify: d.Verify, Concurrency: d.Concurrency, Bandwidth: d.Bandwidth,
+		TempName: d.TempName,
 	}
 	for _, w := range d.Schedule {
 		o.Schedule = append(o.Schedule, uploader.Window{From: w.From, To: w.To, Bandwidth: w.Bandwidth})

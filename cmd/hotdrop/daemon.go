@@ -311,6 +311,7 @@ func (d *daemon) reloadErr(ctx context.Context) error {
 		if newUp, err = newUploader(cfg, d.log); err != nil {
 			return err
 		}
+		newUp.Remember(d.up) // what the server showed it cannot do, when it is the same server
 	}
 	var du delivery.Uploader
 	if newUp != nil {
@@ -523,13 +524,16 @@ func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.R
 	return deliveryResult(res), nil
 }
 
+// transferError hands the engine an uploader failure; its message is the uploader's sentence
+// with the server's own words beside it, so the status file, events, dashboard and log all
+// show what the server said.
 func transferError(err error) *delivery.TransferError {
 	var te *delivery.TransferError
 	if errors.As(err, &te) {
 		return te // the engine's own opener refused the source
 	}
 	ue := uploader.Classify(err)
-	return &delivery.TransferError{Code: ue.Code, Msg: ue.Msg, Transient: ue.Transient, Err: err}
+	return &delivery.TransferError{Code: ue.Code, Msg: ue.Reason(), Transient: ue.Transient, Err: err}
 }
 
 func deliveryResult(res uploader.Result) delivery.Result {
@@ -550,7 +554,7 @@ func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, err
 	n, ok, err := a.u.Stat(ctx, rel)
 	if err != nil {
 		ue := uploader.Classify(err)
-		return 0, false, &delivery.TransferError{Code: ue.Code, Msg: ue.Msg, Transient: ue.Transient, Err: err}
+		return 0, false, &delivery.TransferError{Code: ue.Code, Msg: ue.Reason(), Transient: ue.Transient, Err: err}
 	}
 	return n, ok, nil
 }

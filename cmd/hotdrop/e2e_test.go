@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -50,7 +51,9 @@ type e2e struct {
 	reloads chan error
 	cancel  context.CancelFunc
 	done    chan error
-	hooks   daemonHooks // further hooks for start (engine options, events)
+	hooks   daemonHooks       // further hooks for start (engine options, events)
+	logged  lockedLog         // what the daemon logged
+	drops   map[string]string // drop folders (below watch.root) of requests other than SR-1 and SR-2
 }
 
 // newE2E writes a config for the destination (url, identity, known_hosts) into a fresh folder.
@@ -137,7 +140,7 @@ func (e *e2e) start() {
 		h.started, h.reload = started, e.reload
 		h.reloaded = func(err error) { e.reloads <- err }
 		h.wrapUploader = func(u delivery.Uploader) delivery.Uploader { return countingUploader{u, &e.uploads} }
-		e.done <- runDaemon(ctx, e.cfg, newLogger(testWriter{e.t}), h)
+		e.done <- runDaemon(ctx, e.cfg, newLogger(io.MultiWriter(testWriter{e.t}, &e.logged)), h)
 	}()
 	select {
 	case <-started:
@@ -165,13 +168,22 @@ func (e *e2e) stop() {
 
 func (e *e2e) folder(id string) string {
 	names := map[string]string{"SR-1": "Wednesday/Subtitle fr-FR [SR-1]", "SR-2": "Wednesday/SDH_CC en-US [SR-2]"}
+	if d, ok := e.drops[id]; ok {
+		names[id] = d
+	}
 	return filepath.Join(e.cfg.Watch.Root, filepath.FromSlash(names[id]))
 }
 
 // waitStatus polls a drop folder's status file until the request reaches want.
 func (e *e2e) waitStatus(id, want string) report.Status {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	return e.waitStatusWithin(id, want, 30*time.Second)
+}
+
+// waitStatusWithin is waitStatus with its own deadline.
+func (e *e2e) waitStatusWithin(id, want string, within time.Duration) report.Status {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
 	var last report.Status
 	for time.Now().Before(deadline) {
 		s, err := report.ReadStatus(e.folder(id))

@@ -36,6 +36,10 @@ type Config struct {
 	AuthorizedKey ssh.PublicKey // accepted client key; nil = no public-key login
 	Password      string        // accepted password (also via keyboard-interactive); "" = none
 	Logger        *slog.Logger  // nil = slog.Default()
+	// Handlers, when set, serve the files instead of the real filesystem, through
+	// pkg/sftp's request server: for tests that need a server behaving in a way no
+	// installable one does (Root must still name an existing folder).
+	Handlers *sftp.Handlers
 }
 
 // Server is a running SFTP server.
@@ -234,10 +238,19 @@ func (s *Server) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			continue
 		}
 		started = true
-		srv, err := sftp.NewServer(ch, sftp.WithServerWorkingDirectory(s.cfg.Root))
-		if err != nil {
-			s.log.Warn("sftpd: cannot start sftp", "err", err)
-			return
+		var srv interface {
+			Serve() error
+			Close() error
+		}
+		if s.cfg.Handlers != nil {
+			srv = sftp.NewRequestServer(ch, *s.cfg.Handlers)
+		} else {
+			fsrv, err := sftp.NewServer(ch, sftp.WithServerWorkingDirectory(s.cfg.Root))
+			if err != nil {
+				s.log.Warn("sftpd: cannot start sftp", "err", err)
+				return
+			}
+			srv = fsrv
 		}
 		wg.Add(1)
 		go func() {

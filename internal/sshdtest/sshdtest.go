@@ -36,17 +36,27 @@ const TestUser = "hotdrop-test"
 
 // Server is a running sshd.
 type Server struct {
+	Kind         Kind   // which server this is
 	Addr         string // 127.0.0.1:PORT
 	User         string
-	Dir          string // absolute remote folder writable by User (use as URL path)
+	Dir          string // absolute local folder the server writes into, writable by User
+	Path         string // that folder as the server names it, for the URL; "" = Dir
 	IdentityFile string // client private key, OpenSSH PEM
 	KnownHosts   string // a known_hosts pinning HostKey for Addr
 	HostKey      ssh.PublicKey
-	LogFile      string // sshd's own log, LogLevel VERBOSE; shown when the test fails
+	LogFile      string // the server's own log; shown when the test fails
+
+	account *user.User
 }
 
 // URL is the destination URL for the uploader.
-func (s *Server) URL() string { return fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, s.Dir) }
+func (s *Server) URL() string {
+	p := s.Path
+	if p == "" {
+		p = s.Dir
+	}
+	return fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, p)
+}
 
 // Log returns sshd's log so far.
 func (s *Server) Log() string {
@@ -80,48 +90,18 @@ func StartWith(t testing.TB, o Options) *Server {
 	if bin == "" {
 		skipOrFail(t, "sshd not found: install openssh-server to run the real-SFTP tests")
 	}
-	account, err := loginUser(t)
-	if err != nil {
-		skipOrFail(t, fmt.Sprintf("sshdtest: no user for sshd to log in: %v", err))
-	}
-	uid, _ := strconv.Atoi(account.Uid)
-	gid, _ := strconv.Atoi(account.Gid)
-	asRoot := os.Geteuid() == 0
-	if asRoot {
+	s, base, clientPub := prepare(t, OpenSSH)
+	if os.Geteuid() == 0 {
 		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 			t.Fatalf("sshdtest: sshd needs /run/sshd: %v", err)
 		}
 	}
-
-	// t.TempDir is 0700; sshd reads authorized_keys as the login user and
-	// that user must reach Dir, so the base is our own, traversable folder.
-	base, err := os.MkdirTemp("", "hotdrop-sshd-*")
-	if err != nil {
-		t.Fatalf("sshdtest: %v", err)
-	}
-	t.Cleanup(func() { removeAll(base) })
-	must(t, os.Chmod(base, 0o755))
-
 	hostPub, hostPEM := newKey(t, "hotdrop-test host")
-	clientPub, clientPEM := newKey(t, "hotdrop-test client")
-	keys := t.TempDir()
-	s := &Server{
-		User:         account.Username,
-		Dir:          filepath.Join(base, "remote"),
-		IdentityFile: filepath.Join(keys, "id_ed25519"),
-		KnownHosts:   filepath.Join(keys, "known_hosts"),
-		HostKey:      hostPub,
-		LogFile:      filepath.Join(base, "sshd.log"),
-	}
-	must(t, os.WriteFile(s.IdentityFile, clientPEM, 0o600))
+	s.HostKey = hostPub
 	hostKeyFile := filepath.Join(base, "ssh_host_ed25519_key")
 	must(t, os.WriteFile(hostKeyFile, hostPEM, 0o600))
 	authKeys := filepath.Join(base, "authorized_keys")
 	must(t, os.WriteFile(authKeys, ssh.MarshalAuthorizedKey(clientPub), 0o644))
-	must(t, os.Mkdir(s.Dir, 0o755))
-	if asRoot {
-		must(t, os.Chown(s.Dir, uid, gid))
-	}
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -132,14 +112,64 @@ func StartWith(t testing.TB, o Options) *Server {
 	if lastErr != nil {
 		t.Fatalf("sshdtest: %v\n--- sshd log ---\n%s", lastErr, s.Log())
 	}
-	line := knownhosts.Line([]string{knownhosts.Normalize(s.Addr)}, hostPub)
+	s.pinHostKey(t)
+	return s
+}
+
+// prepare makes what every test server needs: the account it logs in, a
+// folder of its own that the account can reach (t.TempDir is 0700) with the
+// remote folder Dir in it, owned by the account, and the client's key.
+func prepare(t testing.TB, kind Kind) (s *Server, base string, clientPub ssh.PublicKey) {
+	t.Helper()
+	account, err := loginUser(t)
+	if err != nil {
+		skipOrFail(t, fmt.Sprintf("sshdtest: no user for %s to log in: %v", kind, err))
+	}
+	base, err = os.MkdirTemp("", "hotdrop-"+string(kind)+"-*")
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	t.Cleanup(func() { removeAll(base) })
+	must(t, os.Chmod(base, 0o755))
+	clientPub, clientPEM := newKey(t, "hotdrop-test client")
+	keys := t.TempDir()
+	s = &Server{
+		Kind:         kind,
+		User:         account.Username,
+		Dir:          filepath.Join(base, "remote"),
+		IdentityFile: filepath.Join(keys, "id_ed25519"),
+		KnownHosts:   filepath.Join(keys, "known_hosts"),
+		LogFile:      filepath.Join(base, string(kind)+".log"),
+		account:      account,
+	}
+	must(t, os.WriteFile(s.IdentityFile, clientPEM, 0o600))
+	must(t, os.Mkdir(s.Dir, 0o755))
+	s.own(t, s.Dir)
+	return s, base, clientPub
+}
+
+// own gives p to the login account when the tests run as root.
+func (s *Server) own(t testing.TB, p string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	uid, _ := strconv.Atoi(s.account.Uid)
+	gid, _ := strconv.Atoi(s.account.Gid)
+	must(t, os.Chown(p, uid, gid))
+}
+
+// pinHostKey writes the client's known_hosts once the server listens, and
+// has the server's log shown when the test fails.
+func (s *Server) pinHostKey(t testing.TB) {
+	t.Helper()
+	line := knownhosts.Line([]string{knownhosts.Normalize(s.Addr)}, s.HostKey)
 	must(t, os.WriteFile(s.KnownHosts, []byte(line+"\n"), 0o600))
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("--- sshd log (%s) ---\n%s", s.LogFile, s.Log())
+			t.Logf("--- %s log (%s) ---\n%s", s.Kind, s.LogFile, s.Log())
 		}
 	})
-	return s
 }
 
 // run starts sshd on a free port and waits until it accepts connections.
@@ -195,8 +225,15 @@ func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string, o Option
 			"/bin/sh", "-c", `trap '' XFSZ; exec "$0" -D -e -f "$1"`, bin, cfg)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	return spawn(t, cmd, s.Addr, "sshd")
+}
+
+// spawn starts cmd and waits until it accepts connections on addr; the
+// test's cleanup kills it.
+func spawn(t testing.TB, cmd *exec.Cmd, addr, name string) error {
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
+		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -206,7 +243,7 @@ func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string, o Option
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
 			break
@@ -214,12 +251,12 @@ func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string, o Option
 		select {
 		case werr := <-exited:
 			exited <- werr
-			return fmt.Errorf("sshd exited at start: %v", werr)
+			return fmt.Errorf("%s exited at start: %v", name, werr)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return fmt.Errorf("sshd did not accept connections on %s within 10s", s.Addr)
+			return fmt.Errorf("%s did not accept connections on %s within 10s", name, addr)
 		}
 	}
 	t.Cleanup(stop)
