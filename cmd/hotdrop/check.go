@@ -11,10 +11,14 @@ import (
 	"github.com/hotdrop/hotdrop/config"
 )
 
+// maxUserWatchesFile is where the kernel says how many inotify watches a user may have; tests
+// point it at a file of their own to lower the limit hotdrop sees.
+var maxUserWatchesFile = "/proc/sys/fs/inotify/max_user_watches"
+
 // checkSystem returns plain-words warnings about the machine hotdrop runs on: today the
 // inotify watch limit against the number of folders under watch.root (one watch per folder).
 func checkSystem(cfg *config.Config) []string {
-	data, err := os.ReadFile("/proc/sys/fs/inotify/max_user_watches")
+	data, err := os.ReadFile(maxUserWatchesFile)
 	if err != nil {
 		return nil // not Linux, or /proc not mounted: nothing to say
 	}
@@ -33,7 +37,7 @@ func checkSystem(cfg *config.Config) []string {
 		return []string{fmt.Sprintf("inotify: %d folders under %s use most of fs.inotify.max_user_watches = %d; raise it with `sysctl -w fs.inotify.max_user_watches=%d` (and in /etc/sysctl.d/) or hotdrop falls back to polling",
 			dirs, cfg.Watch.Root, limit, limit*4)}
 	}
-	return []string{fmt.Sprintf("inotify: %d folder(s) to watch, limit %d: ok", dirs, limit)}
+	return []string{fmt.Sprintf("inotify: %d folder(s) to watch, limit %d: ok (headroom %d)", dirs, limit, limit-dirs)}
 }
 
 // unitFiles are where the systemd unit of `hotdrop service install` and of the packages sits.
