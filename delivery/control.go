@@ -138,6 +138,7 @@ func (e *Engine) DeliverSay(ctx context.Context, requestID string) (string, erro
 		}
 		r.deliver = true
 		e.refresh(ctx, r)
+		e.settle(ctx, true) // what the release starts or holds is derived before it is told
 		said = DeliverOutcome(e.view(r))
 	})
 	if cerr != nil {

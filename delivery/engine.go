@@ -82,6 +82,10 @@ type Engine struct {
 	unsaved map[*fileState]struct{}
 	queued  []queuedEvent
 	intents []pendingIntent // rename intents waiting for the end of the batch
+	afters  []*fileState    // delivered files whose destination.after waits for their record
+	// checkpointed are the files with a resume point when Run started (nil: unknown, ask the
+	// store for each file); see noCheckpoint.
+	checkpointed map[string]bool
 	// unsavedReqs are requests whose state changed since the journal was last written.
 	unsavedReqs map[string]*reqState
 	binSeqs     map[string]map[string]int // File Bin sequence key → request id → frames (index.go)
@@ -95,12 +99,13 @@ type Engine struct {
 	active    int
 	wg        sync.WaitGroup
 
-	runCtx      context.Context // Run's; the uploads it starts stop with it
-	dirty       map[string]bool // requests whose views changed since the last flush
-	binDirty    bool
-	gen         int         // counts reloads: what was derived from the options before is stale
-	downSince   time.Time   // first transient failure of the current outage
-	unreachable atomic.Bool // destination.unreachable was sent and not yet followed by back
+	runCtx        context.Context // Run's; the uploads it starts stop with it
+	dirty         map[string]bool // requests whose views changed since the last flush
+	binDirty      bool
+	binReportedAt time.Time   // when the File Bin's view was last sent
+	gen           int         // counts reloads: what was derived from the options before is stale
+	downSince     time.Time   // first transient failure of the current outage
+	unreachable   atomic.Bool // destination.unreachable was sent and not yet followed by back
 
 	root *safefs.Root  // watch.root, open; see fsRoot
 	insp *inspectState // content checks; see inspect.go
@@ -150,6 +155,7 @@ type fileState struct {
 	frame               matcher.Frame
 	isFrame, frameKnown bool
 	frameFor            string
+	began               bool         // an upload of it began in this run (it may have a resume point)
 	seqSplit            bool         // held because its File Bin sequence went to several requests
 	binKey, binReq      string       // how binSequence counted it ("": not counted)
 	gone                bool         // removed while uploading
@@ -403,6 +409,13 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	if err := e.load(ctx); err != nil {
 		return err
 	}
+	if cl, ok := e.st.(CheckpointLister); ok {
+		if paths, err := cl.CheckpointPaths(ctx); err == nil {
+			e.checkpointed = paths
+		} else {
+			e.log.Warn("journal: cannot list upload checkpoints; each file's is read when it is queued", "err", err)
+		}
+	}
 	e.mu.Lock()
 	var pending []pendingRename
 	for _, fs := range e.files {
@@ -619,6 +632,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 			e.classify(ctx, fs, r)
 		}
 	}
+	e.binSequence(fs, true) // judged now (classify), or settling again
 	e.save(ctx, fs)
 	e.refreshOwner(ctx, fs)
 }
@@ -633,7 +647,9 @@ func (e *Engine) refreshOwner(ctx context.Context, fs *fileState) {
 }
 
 func sameIdentity(rec FileRecord, fi watcher.FileInfo) bool {
-	return rec.Size == fi.Size && rec.ModTime.Equal(fi.ModTime) && rec.Inode == fi.Inode
+	// A journaled inode of 0 is unknown, not different: the watcher reported none for a while
+	// (its stats came from safefs, whose Sys() it did not read), and records of then remain.
+	return rec.Size == fi.Size && rec.ModTime.Equal(fi.ModTime) && (rec.Inode == fi.Inode || rec.Inode == 0)
 }
 
 func (e *Engine) setIdentity(fs *fileState, fi watcher.FileInfo) {
@@ -670,7 +686,9 @@ func (e *Engine) emit(ev Event) { e.queue(ev, nil) }
 func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	ev := Event{Type: typ, File: &EventFile{ID: fs.rec.ID, Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath}}
-	if f, ok := fs.frameOf(); ok {
+	if f, ok := fs.frameOf(); ok && fs.req != "" {
+		// A frame of a request: receivers get its sequence's milestones (sequenceMilestones,
+		// per request). A File Bin frame no request took keeps its own events.
 		ev.File.Sequence = f.Key
 	}
 	if r := e.reqs[fs.req]; r != nil {
@@ -1028,7 +1046,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		fs.changes = 0
 		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
 			"resumed_from", m.res.Resumed, "verified", m.res.Verified)
-		e.afterDelivery(fs)
+		e.afters = append(e.afters, fs) // once its delivered record is journaled (flushJournal)
 	case errors.Is(m.err, errCancelled):
 		return // journal keeps it uploading; the next start re-derives it
 	case errors.As(m.err, &te) && te.Code == ReasonChangedDuringUpload:
@@ -1144,8 +1162,8 @@ func (e *Engine) flushReports(all bool) {
 		r.reportedAt = now
 		e.rep.RequestChanged(e.view(r))
 	}
-	if e.binDirty {
-		e.binDirty = false
+	if e.binDirty && (all || len(e.files) < bigRequest || now.Sub(e.binReportedAt) >= bigReportEvery) {
+		e.binDirty, e.binReportedAt = false, now
 		e.sendBin()
 	}
 }
@@ -1158,8 +1176,9 @@ func (e *Engine) reportBin() {
 	}
 	if e.opt.Classifier == nil {
 		// Without naming rules, ready bin files are held at once (not at the next flush).
-		for _, fs := range e.files {
-			if fs.inBin && fs.req == "" && fs.rec.State == string(Ready) {
+		// Bin files no request took are the index's "" entry (not every file hotdrop knows).
+		for fs := range e.byReq[""] {
+			if fs.inBin && fs.rec.State == string(Ready) {
 				e.hold(fs, ReasonNoMatchingRequest, "no naming rules are configured: the File Bin cannot match files to requests; move the file into its request's drop folder")
 				e.save(context.Background(), fs)
 			}
@@ -1169,20 +1188,19 @@ func (e *Engine) reportBin() {
 }
 
 func (e *Engine) sendBin() {
-	v := RequestView{Bin: true, Folder: filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)), UpdatedAt: time.Now(), State: Waiting}
-	var names []string
-	byName := map[string]*fileState{}
+	v := RequestView{Bin: true, Folder: filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)), UpdatedAt: time.Now(), State: Waiting,
+		Counts: map[State]int{}}
+	now := e.opt.Clock.Now()
+	var all []FileView
 	for _, fs := range e.files {
 		if fs.inBin {
-			names = append(names, fs.name)
-			byName[fs.name] = fs
+			all = append(all, fileView(fs, now))
+			v.Counts[State(fs.rec.State)]++
 		}
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fs := byName[n]
-		v.Files = append(v.Files, fileView(fs, e.opt.Clock.Now()))
-	}
+	// Summarized as a request's view is: a sequence dropped in the bin is one row, and past
+	// 500 other files only those needing attention are listed.
+	v.Files, v.Sequences, v.FilesOmitted = Summarize(all, false)
 	if e.rep != nil {
 		e.rep.RequestChanged(v)
 	}

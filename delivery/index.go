@@ -68,7 +68,9 @@ func (e *Engine) index(fs *fileState) {
 // so a name, a File Bin move or a match that changes later is counted once.
 func (e *Engine) binSequence(fs *fileState, present bool) {
 	key, req := "", ""
-	if present && fs.inBin {
+	// Counted once judged: a frame still settling has no request yet, and counting it as
+	// "no request" would hold a sequence that is still being rendered.
+	if present && fs.inBin && fs.rec.State != string(Settling) {
 		if f, ok := fs.frameOf(); ok {
 			key, req = f.Key, fs.req
 		}

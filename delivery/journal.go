@@ -33,8 +33,10 @@ func (e *Engine) queue(ev Event, fs *fileState) {
 }
 
 // flushJournal writes the changed records in one transaction, then hands the events of the
-// batch to the sink, in the order they were made.
-func (e *Engine) flushJournal(ctx context.Context) {
+// batch to the sink, in the order they were made, and moves or deletes the sources
+// (destination.after) whose delivered record is now written. When the records cannot be
+// written, nothing of that follows: it waits for the next batch, and the error is returned.
+func (e *Engine) flushJournal(ctx context.Context) error {
 	if len(e.unsavedReqs) > 0 {
 		recs := make([]RequestRecord, 0, len(e.unsavedReqs))
 		for _, r := range e.unsavedReqs {
@@ -62,17 +64,28 @@ func (e *Engine) flushJournal(ctx context.Context) {
 		}
 		ids, err := e.st.SaveFiles(context.WithoutCancel(ctx), recs)
 		if err != nil {
-			// Kept for the next batch: a journal that is back takes them then.
+			// Kept for the next batch, with the events that announce them: a journal that is
+			// back takes them then (one that is gone stops the daemon: health.go).
 			e.log.Error("journal", "err", err)
-		} else {
-			for i, fs := range files {
-				fs.rec.ID = ids[i]
-			}
-			clear(e.unsaved)
+			return err
+		}
+		for i, fs := range files {
+			fs.rec.ID = ids[i]
+		}
+		clear(e.unsaved)
+	}
+	// A source is moved or deleted only once its delivered record is journaled: a crash in
+	// between must not leave a delivered file whose journal still calls it uploading and
+	// whose source is gone.
+	for _, fs := range e.afters {
+		if e.files[fs.rec.Path] == fs && fs.rec.State == string(Delivered) {
+			e.afterDelivery(fs)
 		}
 	}
+	clear(e.afters)
+	e.afters = e.afters[:0]
 	if len(e.queued) == 0 {
-		return
+		return nil
 	}
 	evs := make([]Event, len(e.queued))
 	for i, q := range e.queued {
@@ -85,11 +98,12 @@ func (e *Engine) flushJournal(ctx context.Context) {
 	e.queued = e.queued[:0]
 	if b, ok := e.opt.Events.(BatchSink); ok {
 		b.EmitBatch(evs)
-		return
+		return nil
 	}
 	for _, ev := range evs {
 		e.opt.Events.Emit(ev)
 	}
+	return nil
 }
 
 // pendingIntent is an upload waiting at its rename for its intent to be journaled.
@@ -104,7 +118,16 @@ func (e *Engine) flushIntents(ctx context.Context) {
 	if len(e.intents) == 0 {
 		return
 	}
-	e.flushJournal(ctx)
+	if err := e.flushJournal(ctx); err != nil {
+		// The intent would land on whatever row is there (an older delivery's, say): no
+		// rename without the file's own record. The upload retries.
+		for _, p := range e.intents {
+			p.reply <- err
+		}
+		clear(e.intents)
+		e.intents = e.intents[:0]
+		return
+	}
 	in := make([]RenameIntent, len(e.intents))
 	for i, p := range e.intents {
 		in[i] = RenameIntent{Path: p.fs.rec.Path, Remote: p.fs.rec.RemotePath}

@@ -138,6 +138,12 @@ type Store interface {
 	MarkManifest(ctx context.Context, id string, at time.Time) error
 }
 
+// CheckpointLister is a Store that can list the files with a resume point at once; the Engine
+// then asks for a file's only when it has one (or began an upload in this run).
+type CheckpointLister interface {
+	CheckpointPaths(ctx context.Context) (map[string]bool, error)
+}
+
 // RenameIntent is one file about to be renamed into place at Remote (store.RenameIntent).
 type RenameIntent struct{ Path, Remote, SHA256 string }
 

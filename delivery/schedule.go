@@ -28,6 +28,10 @@ func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
 	fs.rec.RemotePath = rel
 	fs.retrying, fs.attempt, fs.done = false, 0, 0
 	fs.resume = nil
+	if e.noCheckpoint(fs) {
+		e.pending = append(e.pending, fs)
+		return
+	}
 	if c, ok, err := e.st.Checkpoint(ctx, fs.rec.Path); err != nil {
 		e.log.Warn("journal: cannot read the upload checkpoint; starting from the beginning", "file", fs.rec.Path, "err", err)
 	} else if ok {
@@ -36,6 +40,12 @@ func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
 		return
 	}
 	e.pending = append(e.pending, fs)
+}
+
+// noCheckpoint says the journal surely holds no resume point for fs: none at the start, and no
+// upload of it began since.
+func (e *Engine) noCheckpoint(fs *fileState) bool {
+	return e.checkpointed != nil && !e.checkpointed[fs.rec.Path] && !fs.began
 }
 
 // next takes the file to upload next off the queues: resumable partials first.
@@ -60,6 +70,7 @@ func (e *Engine) dispatch(_ context.Context) {
 			continue
 		}
 		e.active++
+		fs.began = true // it may leave a resume point from now on
 		job := e.job(fs)
 		job.Resume, fs.resume = fs.resume, nil
 		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}

@@ -589,6 +589,26 @@ func (s *Store) Checkpoint(ctx context.Context, path string) (Checkpoint, error)
 	return c, nil
 }
 
+// CheckpointPaths lists the local files that have a resume point: the daemon asks for one
+// file's only when it is among them (a query per file, 100,000 at once when a big request
+// completes, blocked its loop).
+func (s *Store) CheckpointPaths(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT path FROM checkpoints`)
+	if err != nil {
+		return nil, fmt.Errorf("listing upload checkpoints: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("listing upload checkpoints: %w", err)
+		}
+		out[p] = true
+	}
+	return out, rows.Err()
+}
+
 // DeleteCheckpoint forgets the resume point of the local file at path: after delivery, or
 // when the upload must start over. Forgetting one that does not exist is not an error.
 func (s *Store) DeleteCheckpoint(ctx context.Context, path string) error {

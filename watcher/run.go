@@ -26,12 +26,14 @@ type run struct {
 	ctx context.Context
 	out chan<- Event
 
-	set    *settler
-	dirs   map[string]*dirState // by rel; "." is the root
-	q      *queue
-	n      notifier // nil in poll mode or while no event source can be made
-	drains sync.WaitGroup
-	stop   context.CancelFunc // stops the current drain goroutine
+	set *settler
+	// settled is Options.Settled during the first full scan, nil after it.
+	settled func(string, FileInfo) bool
+	dirs    map[string]*dirState // by rel; "." is the root
+	q       *queue
+	n       notifier // nil in poll mode or while no event source can be made
+	drains  sync.WaitGroup
+	stop    context.CancelFunc // stops the current drain goroutine
 
 	rootMissing bool
 	limited     bool      // the watch limit was hit; no Add until the next re-arm
@@ -115,7 +117,12 @@ func (r *run) loop() error {
 	if r.w.mode == ModeEvents || (r.w.mode == ModeAuto && !autoPollsAll) {
 		r.startNotifier()
 	}
+	r.settled = r.w.settled
 	r.fullScan()
+	// Settled speaks of what was there at the start; a file that appears later (moved back,
+	// restored) is new and settles like any other. Dropped, so what it holds (the journal's
+	// delivered files) is freed.
+	r.settled, r.w.settled = nil, nil
 	settleT := r.w.clock.NewTicker(r.w.checkEvery)
 	defer settleT.Stop()
 	pollT := r.w.clock.NewTicker(r.w.poll)

@@ -194,7 +194,7 @@ func (r *run) observeFile(rel string, d *dirState, fi fs.FileInfo, restart bool)
 		}
 		info = fresh
 	}
-	if r.w.settled != nil && !r.set.known(rel) && r.w.settled(rel, info) {
+	if r.settled != nil && !r.set.known(rel) && r.settled(rel, info) {
 		r.set.settled(rel, info, r.now())
 		return
 	}

@@ -248,7 +248,8 @@ func (d *daemon) startWatcher(ctx context.Context) error {
 		Skip: func(rel string) bool { return rel == "_delivered" || strings.HasPrefix(rel, "_delivered/") },
 		Settled: func(rel string, info watcher.FileInfo) bool {
 			id, ok := delivered[filepath.Join(root, filepath.FromSlash(rel))]
-			return ok && id.Size == info.Size && id.ModTime.Equal(info.ModTime) && id.Inode == info.Inode
+			// A journaled inode of 0 is unknown (journals of a version whose watcher read none).
+			return ok && id.Size == info.Size && id.ModTime.Equal(info.ModTime) && (id.Inode == info.Inode || id.Inode == 0)
 		},
 	})
 	if err != nil {
@@ -569,6 +570,10 @@ func (a storeAdapter) SaveRequests(ctx context.Context, rs []delivery.RequestRec
 		recs[i] = store.Request(r)
 	}
 	return a.s.SaveRequests(ctx, recs)
+}
+
+func (a storeAdapter) CheckpointPaths(ctx context.Context) (map[string]bool, error) {
+	return a.s.CheckpointPaths(ctx)
 }
 
 func (a storeAdapter) SaveFiles(ctx context.Context, fs []delivery.FileRecord) ([]int64, error) {

@@ -216,7 +216,7 @@ function card(r) {
   const files = r.files || [];
   const seqs = r.sequences || [];
   // The File Bin has no delivery state of its own: show whether anything there needs a person.
-  const state = r.bin ? (files.some((f) => f.state === "held") ? "held" : "waiting") : r.state;
+  const state = r.bin ? (files.some((f) => f.state === "held") || seqs.some((s) => s.state === "held") ? "held" : "waiting") : r.state;
   head.append(wrapName("card-title", title), stateLabel(state));
   c.append(head);
   if (!r.bin) {
