@@ -249,3 +249,35 @@ func TestBinSequenceNeverSplitAcrossRequests(t *testing.T) {
 		t.Errorf("%d frames sent, want the 4", up.count())
 	}
 }
+
+// A File Bin sequence still being rendered is not split: frames still settling have no request
+// yet, and are not counted as matched to none.
+func TestBinSequenceStillRendering(t *testing.T) {
+	reqs := []Request{req("SR-A", 0, "source_type", "VFX")}
+	up := newFakeUploader()
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Classifier = newMatcher(t, reqs...) }, reqs...)
+	bin := filepath.Join(h.root, "_bin")
+	writeReal(t, filepath.Join(bin, "_metadata.toml"), "request = \"SR-A\"\n")
+	for n := 1001; n <= 1004; n++ {
+		name := fmt.Sprintf("shot.%d.exr", n)
+		writeReal(t, filepath.Join(bin, name), "frame")
+		kind := watcher.Ready
+		if n == 1004 {
+			kind = watcher.Settling // the render node is still writing it
+		}
+		h.drop("", name, kind, 5)
+	}
+	if err := h.eng.Deliver(t.Context(), "SR-A"); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range h.eng.Requests() {
+		if v.ID == "SR-A" && v.State == Held {
+			t.Fatalf("SR-A held while a frame still settles: %+v %+v", v.Sequences, v.Files)
+		}
+	}
+	h.drop("", "shot.1004.exr", watcher.Ready, 5)
+	h.waitState("SR-A", Delivered)
+	if up.count() != 4 {
+		t.Errorf("%d frames sent, want 4", up.count())
+	}
+}
