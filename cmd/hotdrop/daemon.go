@@ -150,7 +150,11 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 	rep := multiReporter(hooks.reporters)
 	rep = append(rep, d.rp.reporter()) // reporting
 	if cfg.Status.StatusFiles {
-		rep = append(multiReporter{&report.StatusFiles{Logger: log, Root: cfg.Watch.Root}}, rep...)
+		// Written off the engine's loop; Close (after the engine has stopped: defers run in
+		// reverse) writes the last views.
+		sw := report.NewStatusWriter(&report.StatusFiles{Logger: log, Root: cfg.Watch.Root})
+		defer sw.Close()
+		rep = append(multiReporter{sw}, rep...)
 	}
 	reqs, m, err := d.requestsAndMatcher(cfg, creqs)
 	if err != nil {
