@@ -383,6 +383,20 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 	}
 }
 
+// RequestIDs lists the ids of the requests the Engine knows, sorted, for callers outside the
+// loop that need no view (building every view of 10,000 requests every 10 s showed in idle
+// profiles).
+func (e *Engine) RequestIDs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ids := make([]string, 0, len(e.reqs))
+	for id := range e.reqs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // Requests returns a view of every request, for commands and reports outside the loop.
 func (e *Engine) Requests() []RequestView {
 	e.mu.Lock()
@@ -474,7 +488,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			e.mu.Unlock()
 		case <-flush.C:
 			e.mu.Lock()
-			e.settle(ctx, true)
+			e.settle(ctx, false) // big requests keep their own pace (refreshStale)
 			e.flushReports(false)
 			e.mu.Unlock()
 		}

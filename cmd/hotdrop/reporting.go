@@ -180,12 +180,7 @@ func (r *reporting) start(ctx context.Context, eng *delivery.Engine, apply func(
 				return nil
 			case <-time.After(10 * time.Second):
 			}
-			views := eng.Requests()
-			ids := make([]string, 0, len(views))
-			for _, v := range views {
-				ids = append(ids, v.ID)
-			}
-			r.hub.Retain(ids)
+			r.hub.Retain(eng.RequestIDs())
 		}
 	})
 	run("journal pruning", func(ctx context.Context) error {
