@@ -153,6 +153,7 @@ type fileState struct {
 	seqSplit            bool         // held because its File Bin sequence went to several requests
 	binKey, binReq      string       // how binSequence counted it ("": not counted)
 	gone                bool         // removed while uploading
+	abandon             func()       // stops its upload in flight for good (abandon.go); nil when none runs
 	sourceGone          bool         // delivered, then its source was moved away or deleted
 	replace             bool         // the upload may replace the remote file (hotdrop's earlier delivery there)
 	replaceAsked        bool         // `hotdrop retry --replace`: the next upload replaces what is there (control.go)
@@ -563,6 +564,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		}
 		if fs.rec.State == string(Uploading) {
 			fs.gone = true
+			e.abandonUpload(fs)
 		}
 		if fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
 			e.dropFile(fs)
@@ -1003,7 +1005,11 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	}
 	e.active--
 	defer e.dispatch(ctx)
-	if m.exists && !errors.Is(m.err, errCancelled) {
+	fs.abandon = nil
+	// Stopped by a shutdown: resumed on the next start. Stopped because its source is gone:
+	// forgotten below, resume point and all.
+	cancelled := errors.Is(m.err, errCancelled) && !fs.gone
+	if m.exists && !cancelled {
 		// Delivered, failed or changed: the partial is gone and so is its resume point.
 		if err := e.st.DeleteCheckpoint(ctx, fs.rec.Path); err != nil {
 			e.log.Warn("journal", "err", err)
@@ -1029,8 +1035,13 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
 			"resumed_from", m.res.Resumed, "verified", m.res.Verified)
 		e.afterDelivery(fs)
-	case errors.Is(m.err, errCancelled):
+	case cancelled:
 		return // journal keeps it uploading; the next start re-derives it
+	case fs.gone && m.err != nil:
+		// Its source was removed: the upload stopped (abandonUpload) or failed on it; the
+		// file is forgotten below.
+		e.log.Info("source removed during upload: the upload stopped, its partial was discarded and the file is forgotten",
+			"file", fs.rec.Path, "request", fs.req, "sent", fs.done)
 	case errors.As(m.err, &te) && te.Code == ReasonChangedDuringUpload:
 		fs.changes++
 		fs.rec.RenameIntent = false
