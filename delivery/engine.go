@@ -506,6 +506,9 @@ func relName(folder, p string) string {
 // locate finds the request whose drop folder holds the file at rel (relative to Root), and
 // the file's path inside it. bin is set for files in the File Bin.
 func (e *Engine) locate(rel string) (r *reqState, name string, bin bool) {
+	if id, ok := e.byFolder[rel]; ok && rel != e.opt.Bin {
+		return e.reqs[id], ".", false // the drop folder itself: a folder hotdrop cannot enter (Denied)
+	}
 	if e.opt.Bin != "" && (rel == e.opt.Bin || strings.HasPrefix(rel, e.opt.Bin+"/")) {
 		return nil, strings.TrimPrefix(rel, e.opt.Bin+"/"), true
 	}
@@ -550,7 +553,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		e.refresh(ctx, r)
 		return
 	}
-	if ev.Kind != watcher.Removed && ev.Kind != watcher.Unsafe && e.isAuxiliary(ev.Path) {
+	if ev.Kind != watcher.Removed && ev.Kind != watcher.Unsafe && ev.Kind != watcher.Denied && e.isAuxiliary(ev.Path) {
 		e.auxChanged(ev.Path)
 		return
 	}
@@ -606,6 +609,10 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		}
 		e.setIdentity(fs, ev.Info)
 		e.hold(fs, ReasonUnsafePath, fmt.Sprintf("%s %s", name, ev.Reason))
+	case watcher.Denied:
+		if !e.holdDenied(fs, ev) {
+			return
+		}
 	case watcher.Settling, watcher.Ready:
 		if fs.rec.State == string(Uploading) {
 			return // the upload will notice the change and discard its partial

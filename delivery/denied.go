@@ -1,0 +1,27 @@
+package delivery
+
+import "github.com/hotdrop/hotdrop/watcher"
+
+// A folder hotdrop cannot enter holds the files known in it (or itself, when none was known)
+// permission_denied, with the watcher's sentence naming the folder, the service user and what
+// to change (issue 14). The watcher lifts the hold: once the folder can be read, its files are
+// reported settling anew, and what it held that is not there is reported removed.
+
+// holdDenied holds fs for a watcher.Denied event; false says nothing changes: an upload in
+// flight has its file open already, and a delivery stands.
+func (e *Engine) holdDenied(fs *fileState, ev watcher.Event) bool {
+	if fs.rec.State == string(Uploading) || fs.rec.State == string(Delivered) {
+		return false
+	}
+	if ev.Info != (watcher.FileInfo{}) {
+		e.setIdentity(fs, ev.Info)
+	}
+	e.hold(fs, ReasonPermissionDenied, ev.Reason)
+	return true
+}
+
+// deniedHold says whether fs is held because hotdrop cannot enter its folder: only the watcher
+// lifts that (a retry cannot).
+func deniedHold(fs *fileState) bool {
+	return fs.rec.State == string(Held) && fs.rec.Reason == ReasonPermissionDenied
+}
