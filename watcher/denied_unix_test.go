@@ -29,7 +29,9 @@ func TestDeniedFolder(t *testing.T) {
 	for _, mode := range []string{ModeEvents, ModePoll} {
 		t.Run(mode, func(t *testing.T) {
 			root := t.TempDir()
-			t.Cleanup(func() { _ = filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { return os.Chmod(p, 0o755) }) })
+			t.Cleanup(func() {
+				_ = filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { return os.Chmod(p, 0o755) })
+			})
 			writeFile(t, root, "sub/known.txt", "k")
 			writeFile(t, root, "sub/deeper/frame.exr", "f")
 			// Made ready outside the watcher's sight (.hotdrop* is never watched), then moved in.
