@@ -51,3 +51,28 @@ func (e *Engine) discard(ctx context.Context, up Uploader, j Job) {
 		e.log.Warn("the source was removed during upload, but its partial upload could not be removed from the server", "file", j.LocalPath, "remote", j.RemoteRel, "err", err)
 	}
 }
+
+// afterAbandon settles a file whose upload stopped because its source was removed (or whose
+// upload failed after it was). A source still gone is forgotten by result; one made again
+// meanwhile is a new file, settling, or judged at once when the watcher already reported it
+// ready (no other event would come for it).
+func (e *Engine) afterAbandon(ctx context.Context, fs *fileState) {
+	fs.rec.RenameIntent = false
+	if fs.gone {
+		e.log.Info("source removed during upload: the upload stopped and the file is forgotten",
+			"file", fs.rec.Path, "request", fs.req, "sent", fs.done)
+		return
+	}
+	e.log.Info("source removed during upload and made again: the upload of the removed file stopped; the new one is settling",
+		"file", fs.rec.Path, "request", fs.req, "sent", fs.done)
+	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), "", ""
+	if fs.latestReady {
+		e.setIdentity(fs, fs.latest)
+		fs.rec.State = string(Ready)
+		var r *reqState
+		if !fs.inBin {
+			r = e.reqs[fs.req]
+		}
+		e.classify(ctx, fs, r)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,5 +129,41 @@ func TestShutdownKeepsPartial(t *testing.T) {
 	up.mu.Unlock()
 	if !cp || discarded != 0 {
 		t.Errorf("after a shutdown: checkpoint kept %v, discards %d; want the checkpoint kept and nothing discarded", cp, discarded)
+	}
+}
+
+// A source removed and made again while its upload runs: the upload of the removed file
+// stops, its partial is discarded, and the new file is sent once it is ready, not left
+// "uploading" for good.
+func TestRemovedAndRemadeMidUpload(t *testing.T) {
+	up := newFakeUploader()
+	first := make(chan struct{})
+	var calls atomic.Int32
+	up.during = func(ctx context.Context, j Job) error {
+		if calls.Add(1) > 1 {
+			return nil
+		}
+		close(first)
+		select {
+		case <-ctx.Done():
+			return &TransferError{Code: "transient", Msg: "cancelled", Transient: true, Err: ctx.Err()}
+		case <-time.After(10 * time.Second):
+			return nil
+		}
+	}
+	h := newHarness(t, newMemStore(), up, req("SR-65", 1))
+	p := h.drop("SR-65", "a.mxf", watcher.Ready, 4)
+	<-first
+	rel, _ := filepath.Rel(h.root, p)
+	h.events <- watcher.Event{Kind: watcher.Removed, Path: p, Rel: filepath.ToSlash(rel)}
+	h.events <- watcher.Event{Kind: watcher.Ready, Path: p, Rel: filepath.ToSlash(rel), Info: watcher.FileInfo{Size: 5, ModTime: time.Unix(2000, 0), Inode: 8}}
+	v := h.waitState("SR-65", Delivered)
+	if len(v.Files) != 1 || v.Files[0].Size != 5 || up.count() != 1 || calls.Load() != 2 {
+		t.Errorf("files %+v, %d published of %d attempts; want the new a.mxf (5 bytes) published by the second", v.Files, up.count(), calls.Load())
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if !slices.Equal(up.discarded, []string{"SR-65/a.mxf"}) {
+		t.Errorf("discarded %v, want the removed file's partial", up.discarded)
 	}
 }

@@ -192,6 +192,8 @@ type msg struct {
 	reply   chan error
 	exists  bool
 	call    func()
+	// abandoned: the upload stopped because its source was removed (abandon.go).
+	abandoned bool
 }
 
 // New makes an Engine. Call SetRequests, then Run.
@@ -1015,7 +1017,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	fs.abandon = nil
 	// Stopped by a shutdown: resumed on the next start. Stopped because its source is gone:
 	// forgotten below, resume point and all.
-	cancelled := errors.Is(m.err, errCancelled) && !fs.gone
+	cancelled := errors.Is(m.err, errCancelled) && !m.abandoned && !fs.gone
 	if m.exists && !cancelled {
 		// Delivered, failed or changed: the partial is gone and so is its resume point.
 		if err := e.st.DeleteCheckpoint(ctx, fs.rec.Path); err != nil {
@@ -1044,11 +1046,8 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		e.afterDelivery(fs)
 	case cancelled:
 		return // journal keeps it uploading; the next start re-derives it
-	case fs.gone && m.err != nil:
-		// Its source was removed: the upload stopped (abandonUpload) or failed on it; the
-		// file is forgotten below.
-		e.log.Info("source removed during upload: the upload stopped, its partial was discarded and the file is forgotten",
-			"file", fs.rec.Path, "request", fs.req, "sent", fs.done)
+	case m.abandoned || fs.gone && m.err != nil:
+		e.afterAbandon(ctx, fs) // its source was removed: forgotten below, or judged anew if it is back
 	case errors.As(m.err, &te) && te.Code == ReasonChangedDuringUpload:
 		fs.changes++
 		fs.rec.RenameIntent = false

@@ -82,12 +82,13 @@ func (e *Engine) dispatch(_ context.Context) {
 			} else {
 				res, err = e.transfer(uctx, &rt, job, intent)
 			}
-			if err != nil && abandoned() {
+			gaveUp := err != nil && abandoned()
+			if gaveUp {
 				e.discard(ctx, rt.up, job)
 			}
 			// Sent on Run's context: the upload's own may be cancelled, and the loop must hear
 			// that the upload is over.
-			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed})
+			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed, abandoned: gaveUp})
 		}()
 	}
 }
