@@ -3,13 +3,9 @@
 package watcher
 
 import (
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +19,7 @@ import (
 // stayed settling forever, without a word.
 func TestDeniedFolder(t *testing.T) {
 	if os.Geteuid() == 0 {
-		asTestUser(t) // root enters every folder: the kernel refuses only someone else
+		sshdtest.RerunAsAccount(t) // root enters every folder: the kernel refuses only someone else
 		return
 	}
 	for _, mode := range []string{ModeEvents, ModePoll} {
@@ -90,46 +86,4 @@ func TestDeniedFolder(t *testing.T) {
 			}
 		})
 	}
-}
-
-// asTestUser runs the calling test again, in a copy of this test binary, as the unprivileged
-// account of sshdtest.Account, and fails unless it ran and passed there.
-func asTestUser(t *testing.T) {
-	t.Helper()
-	u, err := sshdtest.Account(t)
-	if err != nil {
-		t.Fatalf("no unprivileged account to run %s as: %v", t.Name(), err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	dir := t.TempDir()
-	for p := dir; p != filepath.Dir(p) && p != os.TempDir(); p = filepath.Dir(p) {
-		must(t, os.Chmod(p, 0o755)) // t.TempDir's folders are root's, mode 700
-	}
-	self, err := os.Executable()
-	must(t, err)
-	bin := filepath.Join(dir, filepath.Base(self))
-	copyFile(t, self, bin)
-	cmd := exec.Command(bin, "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TMPDIR=/tmp", "HOME=/tmp")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	out, err := cmd.CombinedOutput()
-	t.Logf("%s as the user %s:\n%s", t.Name(), u.Username, out)
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("%s as the user %s: %v", t.Name(), u.Username, err)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	in, err := os.Open(from)
-	must(t, err)
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	must(t, err)
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	must(t, out.Close())
 }
