@@ -1,6 +1,10 @@
 package delivery
 
-import "github.com/hotdrop/hotdrop/watcher"
+import (
+	"context"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
 
 // A folder hotdrop cannot enter holds the files known in it (or itself, when none was known)
 // permission_denied, with the watcher's sentence naming the folder, the service user and what
@@ -24,4 +28,19 @@ func (e *Engine) holdDenied(fs *fileState, ev watcher.Event) bool {
 // lifts that (a retry cannot).
 func deniedHold(fs *fileState) bool {
 	return fs.rec.State == string(Held) && fs.rec.Reason == ReasonPermissionDenied
+}
+
+// liftDenied forgets the hold of an auxiliary file (a sidecar, _metadata.toml, a checksum
+// file) that was held while its folder could not be entered: then nothing could tell what it
+// was, and now that it is seen again as what it is, it is no file to deliver.
+func (e *Engine) liftDenied(ctx context.Context, p string) {
+	fs := e.files[p]
+	if fs == nil || !deniedHold(fs) {
+		return
+	}
+	e.dropFile(fs)
+	if err := e.st.DeleteFile(ctx, p); err != nil {
+		e.log.Error("journal", "err", err)
+	}
+	e.refreshOwner(ctx, fs)
 }

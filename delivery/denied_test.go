@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -54,4 +55,28 @@ func TestDeniedFolderHeld(t *testing.T) {
 	h.events <- watcher.Event{Kind: watcher.Removed, Path: folder, Rel: filepath.ToSlash(rel)}
 	h.drop("SR-81", "locked/c.wav", watcher.Ready, 4)
 	h.waitState("SR-81", Delivered)
+}
+
+// A folder's _metadata.toml known when the folder was locked is held like the files beside
+// it (nothing can tell what it is then); seen again once the folder is readable, it is folder
+// metadata, and its hold goes: it must not keep the request held.
+func TestDeniedMetadataLifted(t *testing.T) {
+	h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-82", 1))
+	folder := h.eng.Requests()[0].Folder
+	if err := os.MkdirAll(filepath.Join(folder, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	meta := filepath.Join(folder, "sub", "_metadata.toml")
+	if err := os.WriteFile(meta, []byte("# nothing\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel, _ := filepath.Rel(h.root, meta)
+	h.events <- watcher.Event{Kind: watcher.Denied, Path: meta, Rel: filepath.ToSlash(rel), Reason: "cannot enter the folder sub"}
+	h.waitState("SR-82", Held)
+	h.events <- watcher.Event{Kind: watcher.Settling, Path: meta, Rel: filepath.ToSlash(rel)}
+	h.drop("SR-82", "sub/a.wav", watcher.Ready, 4)
+	v := h.waitState("SR-82", Delivered)
+	if len(v.Files) != 1 || v.Files[0].Name != "sub/a.wav" {
+		t.Errorf("files = %+v, want only sub/a.wav", v.Files)
+	}
 }

@@ -556,6 +556,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		return
 	}
 	if ev.Kind != watcher.Removed && ev.Kind != watcher.Unsafe && ev.Kind != watcher.Denied && e.isAuxiliary(ev.Path) {
+		e.liftDenied(ctx, ev.Path)
 		e.auxChanged(ev.Path)
 		return
 	}
