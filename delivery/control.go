@@ -92,9 +92,10 @@ func (e *Engine) rearm(ctx context.Context, fs *fileState) {
 }
 
 // rearmable says whether a retry acts on the file: failed or held, except a link or special
-// file, which stays held until it is replaced by a real file.
+// file, which stays held until it is replaced by a real file, and a file in a folder hotdrop
+// cannot enter, which the watcher releases once it can (deniedHold).
 func rearmable(fs *fileState) bool {
-	return (fs.rec.State == string(Failed) || fs.rec.State == string(Held)) && fs.rec.Reason != ReasonUnsafePath
+	return (fs.rec.State == string(Failed) || fs.rec.State == string(Held)) && fs.rec.Reason != ReasonUnsafePath && !deniedHold(fs)
 }
 
 func whySuffix(v RequestView) string {

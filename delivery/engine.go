@@ -159,6 +159,7 @@ type fileState struct {
 	seqSplit            bool         // held because its File Bin sequence went to several requests
 	binKey, binReq      string       // how binSequence counted it ("": not counted)
 	gone                bool         // removed while uploading
+	abandon             func()       // stops its upload in flight for good (abandon.go); nil when none runs
 	sourceGone          bool         // delivered, then its source was moved away or deleted
 	replace             bool         // the upload may replace the remote file (hotdrop's earlier delivery there)
 	replaceAsked        bool         // `hotdrop retry --replace`: the next upload replaces what is there (control.go)
@@ -197,6 +198,8 @@ type msg struct {
 	reply   chan error
 	exists  bool
 	call    func()
+	// abandoned: the upload stopped because its source was removed (abandon.go).
+	abandoned bool
 }
 
 // New makes an Engine. Call SetRequests, then Run.
@@ -532,6 +535,9 @@ func relName(folder, p string) string {
 // locate finds the request whose drop folder holds the file at rel (relative to Root), and
 // the file's path inside it. bin is set for files in the File Bin.
 func (e *Engine) locate(rel string) (r *reqState, name string, bin bool) {
+	if id, ok := e.byFolder[rel]; ok && rel != e.opt.Bin {
+		return e.reqs[id], ".", false // the drop folder itself: a folder hotdrop cannot enter (Denied)
+	}
 	if e.opt.Bin != "" && (rel == e.opt.Bin || strings.HasPrefix(rel, e.opt.Bin+"/")) {
 		return nil, strings.TrimPrefix(rel, e.opt.Bin+"/"), true
 	}
@@ -576,7 +582,8 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		e.refresh(ctx, r)
 		return
 	}
-	if ev.Kind != watcher.Removed && ev.Kind != watcher.Unsafe && e.isAuxiliary(ev.Path) {
+	if ev.Kind != watcher.Removed && ev.Kind != watcher.Unsafe && ev.Kind != watcher.Denied && e.isAuxiliary(ev.Path) {
+		e.liftDenied(ctx, ev.Path)
 		e.auxChanged(ev.Path)
 		return
 	}
@@ -590,6 +597,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		}
 		if fs.rec.State == string(Uploading) {
 			fs.gone = true
+			e.abandonUpload(fs)
 		}
 		if fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
 			e.dropFile(fs)
@@ -631,6 +639,10 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		}
 		e.setIdentity(fs, ev.Info)
 		e.hold(fs, ReasonUnsafePath, fmt.Sprintf("%s %s", name, ev.Reason))
+	case watcher.Denied:
+		if !e.holdDenied(fs, ev) {
+			return
+		}
 	case watcher.Settling, watcher.Ready:
 		if fs.rec.State == string(Uploading) {
 			return // the upload will notice the change and discard its partial
@@ -764,6 +776,15 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 			busy++
 		}
 	}
+	// A sequence dropped in the File Bin whose other frames still settle there (matched to
+	// no request yet) goes once they are judged, whole.
+	binWait := false
+	for _, fs := range files {
+		if fs.inBin && fs.rec.State == string(Ready) && e.binFramesSettling(fs) {
+			binWait = true
+			break
+		}
+	}
 	for _, fs := range files {
 		if fs.rec.State != string(Ready) {
 			continue
@@ -786,8 +807,10 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 	}
 	checking := e.applyContent(ctx, r, files)
 	held, failed, ready, complete := countFiles(files, r, delivered, busy)
+	complete = complete && !binWait
 	if complete && held == 0 && failed == 0 && ready > 0 && !checking && e.holdSequences(r, files) {
 		held, failed, ready, complete = countFiles(files, r, delivered, busy)
+		complete = complete && !binWait
 	}
 	if complete && held == 0 && failed == 0 && ready > 0 && !checking && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
 		var starting []*fileState
@@ -1035,7 +1058,11 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	}
 	e.active--
 	defer e.dispatch(ctx)
-	if m.exists && !errors.Is(m.err, errCancelled) {
+	fs.abandon = nil
+	// Stopped by a shutdown: resumed on the next start. Stopped because its source is gone:
+	// forgotten below, resume point and all.
+	cancelled := errors.Is(m.err, errCancelled) && !m.abandoned && !fs.gone
+	if m.exists && !cancelled {
 		// Delivered, failed or changed: the partial is gone and so is its resume point.
 		if err := e.st.DeleteCheckpoint(ctx, fs.rec.Path); err != nil {
 			e.log.Warn("journal", "err", err)
@@ -1061,8 +1088,10 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
 			"resumed_from", m.res.Resumed, "verified", m.res.Verified)
 		e.afters = append(e.afters, fs) // once its delivered record is journaled (flushJournal)
-	case errors.Is(m.err, errCancelled):
+	case cancelled:
 		return // journal keeps it uploading; the next start re-derives it
+	case m.abandoned || fs.gone && m.err != nil:
+		e.afterAbandon(ctx, fs) // its source was removed: forgotten below, or judged anew if it is back
 	case errors.As(m.err, &te) && te.Code == ReasonChangedDuringUpload:
 		fs.changes++
 		fs.rec.RenameIntent = false

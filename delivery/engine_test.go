@@ -148,6 +148,16 @@ type fakeUploader struct {
 	uploads []string
 	fail    func(attempt int, j Job) error
 	attempt map[string]int
+	// during, when set, runs inside each upload with its context (after fail).
+	during    func(ctx context.Context, j Job) error
+	discarded []string // remote paths whose partial Discard was asked to remove
+}
+
+func (u *fakeUploader) Discard(_ context.Context, rel string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.discarded = append(u.discarded, rel)
+	return nil
 }
 
 func newFakeUploader() *fakeUploader {
@@ -158,10 +168,15 @@ func (u *fakeUploader) Upload(ctx context.Context, j Job) (Result, error) {
 	u.mu.Lock()
 	u.attempt[j.LocalPath]++
 	n := u.attempt[j.LocalPath]
-	fail := u.fail
+	fail, during := u.fail, u.during
 	u.mu.Unlock()
 	if fail != nil {
 		if err := fail(n, j); err != nil {
+			return Result{}, err
+		}
+	}
+	if during != nil {
+		if err := during(ctx, j); err != nil {
 			return Result{}, err
 		}
 	}

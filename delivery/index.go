@@ -68,11 +68,15 @@ func (e *Engine) index(fs *fileState) {
 // so a name, a File Bin move or a match that changes later is counted once.
 func (e *Engine) binSequence(fs *fileState, present bool) {
 	key, req := "", ""
-	// Counted once judged: a frame still settling has no request yet, and counting it as
-	// "no request" would hold a sequence that is still being rendered.
-	if present && fs.inBin && fs.rec.State != string(Settling) {
+	if present && fs.inBin {
 		if f, ok := fs.frameOf(); ok {
 			key, req = f.Key, fs.req
+			if fs.rec.State == string(Settling) {
+				// Not judged yet, so matched to no request yet: counted apart, so that the
+				// sequence is not held as split while it renders (sequenceSplit) and the
+				// request its other frames went to waits for it (binFramesSettling).
+				req = settlingFrames
+			}
 		}
 	}
 	if key == fs.binKey && req == fs.binReq {
@@ -111,6 +115,19 @@ func (e *Engine) binSequence(fs *fileState, present bool) {
 	}
 }
 
+// settlingFrames is binSeqs' entry for the frames of a File Bin sequence still settling.
+const settlingFrames = "\x00settling"
+
+// binFramesSettling reports whether fs is a File Bin frame whose sequence still has frames
+// settling: its request is not complete until they are judged (a sequence goes whole).
+func (e *Engine) binFramesSettling(fs *fileState) bool {
+	if !fs.inBin {
+		return false
+	}
+	f, ok := fs.frameOf()
+	return ok && e.binSeqs[f.Key][settlingFrames] > 0
+}
+
 // sequenceSplit says, for a File Bin frame, how its sequence's frames were matched when they
 // went to more than one request (or some to none): "" when they all went to one.
 func (e *Engine) sequenceSplit(fs *fileState) string {
@@ -118,13 +135,18 @@ func (e *Engine) sequenceSplit(fs *fileState) string {
 		return ""
 	}
 	f, ok := fs.frameOf()
-	if !ok || len(e.binSeqs[f.Key]) < 2 {
+	if !ok {
 		return ""
 	}
 	by := e.binSeqs[f.Key]
 	ids := make([]string, 0, len(by))
 	for id := range by {
-		ids = append(ids, id)
+		if id != settlingFrames {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) < 2 {
+		return ""
 	}
 	sort.Strings(ids)
 	parts := make([]string, len(ids))

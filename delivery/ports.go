@@ -25,6 +25,14 @@ type Reacher interface {
 	Reachable(ctx context.Context) error
 }
 
+// Discarder is an Uploader's optional ability to remove the partial upload of a remote path
+// that a cancelled or failed Upload kept on the server for a resume: the Engine calls it when
+// it gives up on a file for good (its source was deleted mid-upload), so no partial is left
+// behind that nothing will ever resume. No partial there is not an error.
+type Discarder interface {
+	Discard(ctx context.Context, rel string) error
+}
+
 // Finisher is an Uploader's optional ability to finish the publish of a file whose rename
 // into place happened before hotdrop stopped: it hashes the local file (still j's identity),
 // writes the checksum file beside the final one, replacing any temporary copy the crash left,

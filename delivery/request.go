@@ -57,6 +57,9 @@ const (
 	ReasonRemoteError         = "remote_error"
 	ReasonIncompleteSequence  = "incomplete_sequence"
 	ReasonSuspectFrame        = "suspect_frame"
+	// ReasonPermissionDenied is a failure when the server refuses a write, and a hold on the
+	// source side when hotdrop cannot enter the folder a file is in (denied.go).
+	ReasonPermissionDenied = "permission_denied"
 )
 
 // holdCodes are the reasons that put a file in Held rather than Failed: they need a person to

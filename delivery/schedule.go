@@ -77,9 +77,13 @@ func (e *Engine) dispatch(_ context.Context) {
 		intent := fs.rec.RenameIntent
 		sums := append([]Checksum(nil), fs.verify...)
 		gone := fs.gone
+		// Each upload has its own context, so that the removal of its source stops it
+		// (abandonUpload) without touching the others.
+		uctx, release, abandoned := e.uploadContext(fs)
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
+			defer release()
 			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, job.Open, sums) }
 			var res Result
 			var err error
@@ -87,9 +91,15 @@ func (e *Engine) dispatch(_ context.Context) {
 				// Removed while it waited for a slot: whatever is at its path now never settled.
 				err = &TransferError{Code: ReasonChangedDuringUpload, Msg: fmt.Sprintf("%s is gone", job.LocalPath)}
 			} else {
-				res, err = e.transfer(ctx, &rt, job, intent)
+				res, err = e.transfer(uctx, &rt, job, intent)
 			}
-			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed})
+			gaveUp := err != nil && abandoned()
+			if gaveUp {
+				e.discard(ctx, rt.up, job)
+			}
+			// Sent on Run's context: the upload's own may be cancelled, and the loop must hear
+			// that the upload is over.
+			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed, abandoned: gaveUp})
 		}()
 	}
 }

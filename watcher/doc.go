@@ -6,7 +6,9 @@
 // Ready once its size, modification time and inode have stayed the same for
 // the settle period. Events only start and restart that clock; they never
 // prove a file complete. Symbolic links, FIFOs, sockets and devices are
-// reported once as Unsafe and never followed or opened.
+// reported once as Unsafe and never followed or opened. A folder hotdrop may
+// not list or enter is reported once as Denied (the files known in it, or the
+// folder itself) and polled until it can be read, when its files settle anew.
 //
 // All debouncing, settling and "too many events, rescan the tree" logic lives
 // here and nowhere else. The watcher degrades instead of dying: a lost event

@@ -39,8 +39,9 @@ type run struct {
 	limited     bool      // the watch limit was hit; no Add until the next re-arm
 	rearmAt     time.Time // zero: nothing to re-arm
 	rearmDelay  time.Duration
-	warnedList  map[string]bool // folders already reported unreadable
-	warnedWatch map[string]bool // folders already reported unwatchable
+	warnedList  map[string]bool    // folders already reported unreadable
+	warnedWatch map[string]bool    // folders already reported unwatchable
+	denied      map[string]*denial // folders hotdrop may not enter, by rel (denied.go)
 
 	root *safefs.Root // the watch root, held open; nil while it is missing
 }
@@ -76,6 +77,7 @@ func newRun(ctx context.Context, w *Watcher, out chan<- Event) *run {
 		rearmDelay:  w.rearmMin,
 		warnedList:  make(map[string]bool),
 		warnedWatch: make(map[string]bool),
+		denied:      make(map[string]*denial),
 	}
 }
 
@@ -274,6 +276,8 @@ func (r *run) handleEvent(ev fsnotify.Event) bool {
 			if _, known := d.children[name]; known {
 				r.removeChild(parent, d, name)
 			}
+		} else if errors.Is(err, fs.ErrPermission) {
+			r.scanDir(parent, false) // a folder on the way may no longer be entered: deny says so
 		} else {
 			r.w.log.Debug("stat after file event", "path", r.abs(rel), "err", err)
 		}
@@ -281,6 +285,11 @@ func (r *run) handleEvent(ev fsnotify.Event) bool {
 	}
 	restart := ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write)
 	r.visit(parent, d, name, fi, restart, false)
+	if fi.IsDir() && ev.Has(fsnotify.Chmod) && r.dirs[rel] != nil {
+		// Its mode or owner changed: hotdrop may have lost (deny) or gained (lift) the right
+		// to enter it.
+		r.scanDir(rel, false)
+	}
 	return false
 }
 

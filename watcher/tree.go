@@ -95,6 +95,10 @@ func (r *run) scanDir(rel string, recursive bool) {
 			}
 			return
 		}
+		if rel != "." && errors.Is(err, fs.ErrPermission) {
+			r.deny(rel, err) // its files are held until it can be read
+			return
+		}
 		// Unreadable is not empty: keep what is known, say so once.
 		if !r.warnedList[rel] {
 			r.warnedList[rel] = true
@@ -103,6 +107,9 @@ func (r *run) scanDir(rel string, recursive bool) {
 		return
 	}
 	delete(r.warnedList, rel)
+	if after := r.lift(rel, d); after != nil {
+		defer after()
+	}
 	present := make(map[string]bool, len(entries)) // listDir left the ignored ones out
 	for _, fi := range entries {
 		present[fi.Name()] = true
@@ -221,6 +228,8 @@ func (r *run) checkSettled() {
 		if err != nil {
 			if gone(err) {
 				r.removeChild(parent, d, name)
+			} else if errors.Is(err, fs.ErrPermission) {
+				r.scanDir(parent, false) // a folder on the way may no longer be entered: deny says so
 			}
 			continue
 		}
@@ -299,6 +308,8 @@ func (r *run) arm(rel string, d *dirState) {
 		if r.w.warnedLimit.CompareAndSwap(false, true) {
 			r.w.log.Warn(watchLimitAdvice(r.abs(rel), r.w.poll))
 		}
+	case errors.Is(err, fs.ErrPermission):
+		// A folder hotdrop may not read: its listing says so (deny), once.
 	default:
 		if !r.warnedWatch[rel] {
 			r.warnedWatch[rel] = true
@@ -349,6 +360,7 @@ func (r *run) dropDir(rel string) {
 	delete(r.dirs, rel)
 	delete(r.warnedList, rel)
 	delete(r.warnedWatch, rel)
+	r.undeny(rel)
 }
 
 // reconcileWatches re-adds watches the event source no longer holds (the

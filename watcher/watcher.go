@@ -62,6 +62,12 @@ const (
 	Ready                // size and mtime unchanged for Settle
 	Removed              // a previously reported file is gone
 	Unsafe               // symlink, FIFO, socket or device: never followed or opened
+	// Denied: a folder hotdrop cannot list or enter. Rel is a file known inside it (its files
+	// are held until the folder can be read), or the folder itself when none was known; Reason
+	// names the folder, the service user and what to change. When the folder can be read
+	// again its files are reported Settling anew, and what was reported Denied and is not
+	// there is reported Removed.
+	Denied
 )
 
 // String returns the lower-case name used in logs.
@@ -75,6 +81,8 @@ func (k Kind) String() string {
 		return "removed"
 	case Unsafe:
 		return "unsafe"
+	case Denied:
+		return "denied"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -101,7 +109,7 @@ type Event struct {
 	Path   string   // absolute
 	Rel    string   // slash-separated, relative to Root
 	Info   FileInfo // for Removed: what was last seen
-	Reason string   // for Unsafe: a human sentence ("is a symbolic link; hotdrop never follows links")
+	Reason string   // for Unsafe and Denied: a human sentence ("is a symbolic link; hotdrop never follows links")
 }
 
 // Watcher watches one root. Make it with New and start it with Run.

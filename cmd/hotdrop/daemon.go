@@ -503,11 +503,19 @@ type uploaderAdapter struct {
 }
 
 var (
-	_ delivery.Finisher = uploaderAdapter{}
-	_ delivery.Reacher  = uploaderAdapter{}
+	_ delivery.Finisher  = uploaderAdapter{}
+	_ delivery.Reacher   = uploaderAdapter{}
+	_ delivery.Discarder = uploaderAdapter{}
 )
 
 func (a uploaderAdapter) Reachable(ctx context.Context) error { return a.u.Reachable(ctx) }
+
+func (a uploaderAdapter) Discard(ctx context.Context, rel string) error {
+	if err := a.u.Discard(ctx, rel); err != nil {
+		return transferError(err)
+	}
+	return nil
+}
 
 func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.Result, error) {
 	uj := uploader.Job{LocalPath: j.LocalPath, Open: j.Open, RemoteRel: j.RemoteRel, Size: j.Size,

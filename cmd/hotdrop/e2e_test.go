@@ -130,6 +130,11 @@ func (c countingUploader) Reachable(ctx context.Context) error {
 	return c.Uploader.(delivery.Reacher).Reachable(ctx)
 }
 
+// Discard passes the optional ability through, like FinishPublish.
+func (c countingUploader) Discard(ctx context.Context, rel string) error {
+	return c.Uploader.(delivery.Discarder).Discard(ctx, rel)
+}
+
 func (e *e2e) start() {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,0 +1,169 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A source removed while it is being sent stops its upload at once (issue 14): the upload's
+// context is cancelled, the partial it kept for a resume is discarded on the server, its
+// resume point is dropped and the file is forgotten. Before, the upload read on to the end.
+func TestRemovedMidUploadStopsUpload(t *testing.T) {
+	up := newFakeUploader()
+	started := make(chan struct{})
+	stopped := make(chan error, 1)
+	otherGo := make(chan struct{})
+	up.during = func(ctx context.Context, j Job) error {
+		if filepath.Base(j.LocalPath) == "other.mxf" {
+			<-otherGo // still running when big.mxf is removed
+			return ctx.Err()
+		}
+		j.Checkpoint(Checkpoint{Partial: "/in/SR-61/.big.mxf.partial", Offset: 2, Size: 4})
+		close(started)
+		select {
+		case <-ctx.Done():
+			stopped <- ctx.Err()
+			return &TransferError{Code: "transient", Msg: "cancelled", Transient: true, Err: ctx.Err()}
+		case <-time.After(10 * time.Second):
+			stopped <- nil
+			return nil // the upload ran to its end
+		}
+	}
+	logs := &syncBuffer{}
+	st := newMemStore()
+	h := newHarnessWith(t, t.TempDir(), st, up, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}, req("SR-61", 1), req("SR-64", 1))
+	var letOther sync.Once
+	release := func() { letOther.Do(func() { close(otherGo) }) }
+	t.Cleanup(release) // before the harness stops, which waits for the uploads
+	// Another request's upload runs beside it and must not be stopped.
+	h.drop("SR-64", "other.mxf", watcher.Ready, 4)
+	h.waitAttempts(up, 1)
+	p := h.drop("SR-61", "big.mxf", watcher.Ready, 4)
+	<-started
+	rel, _ := filepath.Rel(h.root, p)
+	h.events <- watcher.Event{Kind: watcher.Removed, Path: p, Rel: filepath.ToSlash(rel)}
+	select {
+	case err := <-stopped:
+		if err == nil {
+			t.Fatal("the upload of a removed source ran to its end; its context was never cancelled")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upload of a removed source was not stopped within 5s")
+	}
+	waitUntil(t, func() bool {
+		v := h.views.get("SR-61")
+		return len(v.Files) == 0 && v.State == Waiting
+	})
+	release()
+	h.waitState("SR-64", Delivered)
+	waitUntil(t, func() bool {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		return slices.Equal(up.discarded, []string{"SR-61/big.mxf"})
+	})
+	waitUntil(t, func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		_, rec := st.files[p]
+		_, cp := st.checkpoints[p]
+		return !rec && !cp
+	})
+	if up.count() != 1 {
+		t.Errorf("%d uploads published, want 1 (other.mxf only)", up.count())
+	}
+	if !strings.Contains(logs.String(), "source removed during upload") {
+		t.Errorf("no log line says the upload stopped because its source was removed:\n%s", logs.String())
+	}
+}
+
+// A shutdown still stops uploads at a resumable point: the partial is not discarded and the
+// resume point stays.
+func TestShutdownKeepsPartial(t *testing.T) {
+	up := newFakeUploader()
+	started := make(chan struct{})
+	up.during = func(ctx context.Context, j Job) error {
+		j.Checkpoint(Checkpoint{Partial: "/in/SR-63/.big.mxf.partial", Offset: 2, Size: 4})
+		close(started)
+		<-ctx.Done()
+		return &TransferError{Code: "transient", Msg: "cancelled", Transient: true, Err: ctx.Err()}
+	}
+	st := newMemStore()
+	h := newHarness(t, st, up, req("SR-63", 1))
+	p := h.drop("SR-63", "big.mxf", watcher.Ready, 4)
+	<-started
+	h.stop()
+	st.mu.Lock()
+	_, cp := st.checkpoints[p]
+	st.mu.Unlock()
+	up.mu.Lock()
+	discarded := len(up.discarded)
+	up.mu.Unlock()
+	if !cp || discarded != 0 {
+		t.Errorf("after a shutdown: checkpoint kept %v, discards %d; want the checkpoint kept and nothing discarded", cp, discarded)
+	}
+}
+
+// A source removed and made again while its upload runs: the upload of the removed file
+// stops, its partial is discarded, and the new file is sent once it is ready, not left
+// "uploading" for good.
+func TestRemovedAndRemadeMidUpload(t *testing.T) {
+	up := newFakeUploader()
+	first := make(chan struct{})
+	var calls atomic.Int32
+	up.during = func(ctx context.Context, j Job) error {
+		if calls.Add(1) > 1 {
+			return nil
+		}
+		close(first)
+		select {
+		case <-ctx.Done():
+			return &TransferError{Code: "transient", Msg: "cancelled", Transient: true, Err: ctx.Err()}
+		case <-time.After(10 * time.Second):
+			return nil
+		}
+	}
+	h := newHarness(t, newMemStore(), up, req("SR-65", 1))
+	p := h.drop("SR-65", "a.mxf", watcher.Ready, 4)
+	<-first
+	rel, _ := filepath.Rel(h.root, p)
+	h.events <- watcher.Event{Kind: watcher.Removed, Path: p, Rel: filepath.ToSlash(rel)}
+	h.events <- watcher.Event{Kind: watcher.Ready, Path: p, Rel: filepath.ToSlash(rel), Info: watcher.FileInfo{Size: 5, ModTime: time.Unix(2000, 0), Inode: 8}}
+	v := h.waitState("SR-65", Delivered)
+	if len(v.Files) != 1 || v.Files[0].Size != 5 || up.count() != 1 || calls.Load() != 2 {
+		t.Errorf("files %+v, %d published of %d attempts; want the new a.mxf (5 bytes) published by the second", v.Files, up.count(), calls.Load())
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if !slices.Equal(up.discarded, []string{"SR-65/a.mxf"}) {
+		t.Errorf("discarded %v, want the removed file's partial", up.discarded)
+	}
+}
