@@ -52,10 +52,13 @@ func (e *Engine) flushJournal(ctx context.Context) error {
 		files := make([]*fileState, 0, len(e.unsaved))
 		recs := make([]FileRecord, 0, len(e.unsaved))
 		for fs := range e.unsaved {
-			if fs.rec.ID == 0 && fs.rec.State == string(Settling) {
-				// Not journaled until it settles: a settling record is never read back (a
-				// start re-derives it from the disk), and a writer's temp file that comes and
-				// goes costs nothing. One write in four per file at render-farm sizes.
+			if fs.rec.ID == 0 && fs.rec.State == string(Settling) ||
+				fs.rec.ID != 0 && fs.rec.State == string(Uploading) && !fs.rec.RenameIntent {
+				// Not journaled: a settling record is never read back (a start re-derives it
+				// from the disk; a writer's temp file that comes and goes costs nothing), nor
+				// is an uploading one without its rename intent (a start re-derives it too;
+				// the intent, which matters, is written by flushIntents). Two writes in four
+				// per file at render-farm sizes.
 				delete(e.unsaved, fs)
 				continue
 			}
