@@ -115,7 +115,7 @@ func judgeSequence(s *sequence, fields map[string]string, suspect bool) *seqHold
 			fs := bad[0]
 			return &seqHold{code: ReasonSuspectFrame, only: bad, msg: fmt.Sprintf("%s: %d frame(s) are empty or much smaller than the frames around them (%s is %s); "+
 				"a render node may have died while writing them. Render them again; if they are right as they are, set suspect_frames = false in the source type's profile",
-				name, len(bad), fs.name, sizeText(fs.rec.Size))}
+				name, len(bad), fs.name, HumanBytes(fs.rec.Size))}
 		}
 	}
 	return nil
@@ -166,10 +166,11 @@ func suspectFrames(frames []*fileState) []*fileState {
 	return out
 }
 
-func sizeText(n int64) string {
+// HumanBytes prints a size in binary units (12.0 KiB), as the config's bandwidth takes them.
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
-		return fmt.Sprintf("%d bytes", n)
+		return fmt.Sprintf("%d B", n)
 	}
 	div, exp := int64(unit), 0
 	for m := n / unit; m >= unit; m /= unit {
