@@ -208,6 +208,9 @@ func (e *Engine) refreshStale(ctx context.Context, all bool) {
 // settle ends a batch: the requests it touched are re-derived, then what changed is journaled
 // and announced.
 func (e *Engine) settle(ctx context.Context, all bool) {
+	// Uploads waiting at their rename go on first: re-deriving a request of 20,000 frames
+	// must not hold them back.
+	e.flushIntents(ctx)
 	e.refreshStale(ctx, all)
 	e.flushJournal(ctx)
 	e.flushIntents(ctx)
