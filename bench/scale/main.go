@@ -336,19 +336,7 @@ func oneRequest(bin string, n int, mode string, restart bool) (r result, err err
 		return r, err
 	}
 	t1 := time.Now()
-	pid := d.cmd.Process.Pid
-	// Idle: no CPU used for a whole second, measured at 4 Hz.
-	last, still := cpuNow(pid), 0
-	_ = waitFor(2*time.Minute, func() bool {
-		c := cpuNow(pid)
-		if c == last {
-			still++
-		} else {
-			still = 0
-		}
-		last = c
-		return still >= 4
-	})
+	waitIdle(d.cmd.Process.Pid)
 	r.restartWall = time.Since(t1).Seconds() - 1
 	r.restartCPU, _, err = d.stop()
 	if err != nil {
@@ -454,17 +442,7 @@ func manyRequests(bin string, n int) error {
 			// Idle: first the status files of every request are written (off the loop), then
 			// nothing; idle CPU is measured from the first second without any, for 10 s.
 			pid := d.cmd.Process.Pid
-			last, still := cpuNow(pid), 0
-			_ = waitFor(2*time.Minute, func() bool {
-				c := cpuNow(pid)
-				if c == last {
-					still++
-				} else {
-					still = 0
-				}
-				last = c
-				return still >= 4
-			})
+			waitIdle(pid)
 			toIdle = time.Since(t0).Seconds()
 			c0 := cpuNow(pid)
 			time.Sleep(10 * time.Second)
@@ -519,6 +497,22 @@ func readStatus(dir string) (status, error) {
 		return s, err
 	}
 	return s, json.Unmarshal(b, &s)
+}
+
+// waitIdle waits (at most 2 minutes) until the process has used no CPU for a whole second,
+// measured at 4 Hz.
+func waitIdle(pid int) {
+	last, still := cpuNow(pid), 0
+	_ = waitFor(2*time.Minute, func() bool {
+		c := cpuNow(pid)
+		if c == last {
+			still++
+		} else {
+			still = 0
+		}
+		last = c
+		return still >= 4
+	})
 }
 
 func waitFor(d time.Duration, ok func() bool) error {
