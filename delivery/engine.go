@@ -128,6 +128,7 @@ type reqState struct {
 	refreshedAt time.Time
 	reportedAt  time.Time         // when its view was last sent
 	milestones  map[string]string // sequence key → its last milestone event (sequence.go)
+	lastMeta    map[string]string // the metadata of its last file judged, shared by equal ones (shareMeta)
 }
 
 type fileState struct {

@@ -99,6 +99,9 @@ func (e *Engine) flushJournal(ctx context.Context) error {
 	}
 	clear(e.queued)
 	e.queued = e.queued[:0]
+	if cap(e.queued) > 4096 {
+		e.queued = nil // a flood's backing array is not kept for the quiet that follows
+	}
 	if b, ok := e.opt.Events.(BatchSink); ok {
 		b.EmitBatch(evs)
 		return nil
