@@ -393,6 +393,10 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 func (e *Engine) RequestIDs() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.sortedIDs()
+}
+
+func (e *Engine) sortedIDs() []string {
 	ids := make([]string, 0, len(e.reqs))
 	for id := range e.reqs {
 		ids = append(ids, id)
@@ -405,11 +409,7 @@ func (e *Engine) RequestIDs() []string {
 func (e *Engine) Requests() []RequestView {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ids := make([]string, 0, len(e.reqs))
-	for id := range e.reqs {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := e.sortedIDs()
 	out := make([]RequestView, 0, len(ids))
 	for _, id := range ids {
 		out = append(out, e.view(e.reqs[id]))
