@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"time"
@@ -146,4 +147,45 @@ func requestEventType(from, to State) string {
 		return EventRequestReleased
 	}
 	return ""
+}
+
+// save marks fs's record for the journal and announces its new state; both go out at the end
+// of the batch (flushJournal), the record first.
+func (e *Engine) save(_ context.Context, fs *fileState) {
+	fs.rec.UpdatedAt = time.Now()
+	if e.unsaved == nil {
+		e.unsaved = map[*fileState]struct{}{}
+	}
+	e.unsaved[fs] = struct{}{}
+	st := State(fs.rec.State)
+	if typ := fileEventType(fs.emitted, st); typ != "" {
+		e.queue(e.fileEvent(typ, fs), fs)
+	}
+	fs.emitted = st
+}
+
+func (e *Engine) emit(ev Event) { e.queue(ev, nil) }
+
+func (e *Engine) fileEvent(typ string, fs *fileState) Event {
+	ev := Event{Type: typ, File: &EventFile{ID: fs.rec.ID, Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
+		RemotePath: fs.rec.RemotePath}}
+	if f, ok := fs.frameOf(); ok && fs.req != "" {
+		// A frame of a request: receivers get its sequence's milestones (sequenceMilestones,
+		// per request). A File Bin frame no request took keeps its own events.
+		ev.File.Sequence = f.Key
+	}
+	if r := e.reqs[fs.req]; r != nil {
+		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
+		ev.File.Metadata = fileMetadata(r, fs)
+	}
+	if typ == EventFileDelivered {
+		ev.File.Verified = fs.verified
+		withMedia(&ev, fs)
+	}
+	if fs.rec.Reason != "" {
+		ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.rec.Message}
+	} else if fs.note != nil {
+		ev.Reason, fs.note = fs.note, nil
+	}
+	return ev
 }

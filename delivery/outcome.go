@@ -1,0 +1,188 @@
+// Outcomes: what the upload goroutines report back, and what the Engine makes of it.
+
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+func (e *Engine) result(ctx context.Context, m msg) {
+	switch m.kind {
+	case msgCall:
+		m.call()
+		return
+	case msgBack:
+		e.noteBack()
+		if fs := e.files[m.path]; fs != nil && fs.retrying { // logged in again: no longer retrying
+			fs.retrying = false
+			if r := e.reqs[fs.req]; r != nil {
+				e.report(r)
+			}
+		}
+		return
+	case msgTrouble:
+		e.noteTrouble(m.err)
+		return
+	}
+	fs := e.files[m.path]
+	if fs == nil {
+		if m.reply != nil {
+			m.reply <- fmt.Errorf("file %s: no longer known", m.path)
+		}
+		if m.kind == msgDone {
+			e.active--
+			e.dispatch(ctx)
+		}
+		return
+	}
+	switch m.kind {
+	case msgProgress:
+		fs.done = m.done
+		now := time.Now()
+		if fs.progressAt0.IsZero() {
+			fs.progressAt0 = now
+		}
+		if now.Sub(fs.progressAt) >= time.Second || m.done == fs.rec.Size {
+			fs.progressAt = now
+			p := &Progress{Bytes: m.done, Total: fs.rec.Size}
+			if el := now.Sub(fs.progressAt0).Seconds(); el > 0 {
+				p.Rate = float64(m.done) / el
+				if p.Rate > 0 {
+					p.ETA = float64(fs.rec.Size-m.done) / p.Rate
+				}
+			}
+			ev := e.fileEvent(EventFileProgress, fs)
+			ev.Progress = p
+			e.emit(ev)
+		}
+		return
+	case msgReconciled:
+		if fs.rec.State == string(Uploading) || fs.rec.State == string(Delivered) || !fs.rec.RenameIntent {
+			return // an upload worker got there first and checks the server itself
+		}
+		fs.rec.RenameIntent = false
+		if m.exists && m.err != nil {
+			te := classify(m.err)
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
+			e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+		} else if m.exists {
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
+			fs.rec.DeliveredAt = time.Now()
+			if m.res.SHA256 != "" {
+				fs.rec.SHA256 = m.res.SHA256
+			}
+			fs.verified = m.res.Verified
+			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath,
+				"sha256", fs.rec.SHA256, "verified", fs.verified, "checksum_file", m.res.ChecksumFile)
+		} else if _, err := e.lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
+			// Not delivered, and the source is gone: nothing is left to send or to show.
+			e.dropFile(fs)
+			if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
+				e.log.Error("journal", "err", err)
+			}
+			e.refreshOwner(ctx, fs)
+			return
+		}
+		e.save(ctx, fs)
+		e.refreshOwner(ctx, fs)
+		return
+	case msgIntent:
+		fs.rec.RenameIntent = true
+		e.intents = append(e.intents, pendingIntent{fs: fs, reply: m.reply}) // written at the end of the batch
+		return
+	case msgRetrying:
+		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next
+		fs.retryWhy = classify(m.err).Msg
+		e.noteTrouble(m.err)
+		if r := e.reqs[fs.req]; r != nil {
+			e.report(r)
+		}
+		return
+	}
+	e.active--
+	defer e.dispatch(ctx)
+	fs.abandon = nil
+	// Stopped by a shutdown: resumed on the next start. Stopped because its source is gone:
+	// forgotten below, resume point and all.
+	cancelled := errors.Is(m.err, errCancelled) && !m.abandoned && !fs.gone
+	if m.exists && !cancelled {
+		// Delivered, failed or changed: the partial is gone and so is its resume point.
+		if err := e.st.DeleteCheckpoint(ctx, fs.rec.Path); err != nil {
+			e.log.Warn("journal", "err", err)
+		}
+	}
+	fs.retrying = false
+	fs.progressAt0, fs.progressAt = time.Time{}, time.Time{}
+	if m.err == nil {
+		e.noteBack()
+	}
+	var te *TransferError
+	switch {
+	case m.err == nil:
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
+		fs.rec.SHA256 = m.res.SHA256
+		fs.verified = m.res.Verified
+		if m.res.Remote != "" {
+			fs.rec.RemotePath = m.res.Remote
+		}
+		fs.rec.RenameIntent = false
+		fs.rec.DeliveredAt = time.Now()
+		fs.changes = 0
+		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
+			"resumed_from", m.res.Resumed, "verified", m.res.Verified)
+		e.afters = append(e.afters, fs) // once its delivered record is journaled (flushJournal)
+	case cancelled:
+		return // journal keeps it uploading; the next start re-derives it
+	case m.abandoned || fs.gone && m.err != nil:
+		e.afterAbandon(ctx, fs) // its source was removed: forgotten below, or judged anew if it is back
+	case errors.As(m.err, &te) && te.Code == ReasonChangedDuringUpload:
+		fs.changes++
+		fs.rec.RenameIntent = false
+		if fs.changes >= 3 {
+			e.hold(fs, ReasonKeepsChanging, fmt.Sprintf("%s changed during upload %d times in a row; hotdrop will try again when it stops changing", fs.name, fs.changes))
+		} else {
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), ReasonChangedDuringUpload,
+				"the file changed while it was being sent; the partial upload was discarded and it is settling again"
+			if fs.latestReady && !sameIdentity(fs.rec, fs.latest) {
+				e.setIdentity(fs, fs.latest)
+				fs.rec.State = string(Ready)
+			}
+		}
+		e.log.Warn("file changed during upload; partial discarded", "file", fs.rec.Path)
+	case errors.As(m.err, &te) && holdCodes[te.Code]:
+		fs.rec.RenameIntent = false // no rename followed: the intent must not vouch for a delivery
+		e.hold(fs, te.Code, te.Msg)
+		e.log.Warn("file held", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+	default:
+		fs.rec.RenameIntent = false
+		te = classify(m.err)
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
+		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+	}
+	if fs.gone && fs.rec.State != string(Delivered) {
+		// Removed while it was being sent: nothing is left to send or to show.
+		e.dropFile(fs)
+		if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
+			e.log.Error("journal", "err", err)
+		}
+		e.refreshOwner(ctx, fs)
+		return
+	}
+	if fs.latestReady && !sameIdentity(fs.rec, fs.latest) && fs.rec.State != string(Settling) && fs.rec.State != string(Ready) {
+		// A newer version settled while the upload ran (its Ready came and was set aside):
+		// judge it now, or it would wait for a watcher event that never comes.
+		e.setIdentity(fs, fs.latest)
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+		fs.changes = 0
+		var r *reqState
+		if !fs.inBin {
+			r = e.reqs[fs.req]
+		}
+		e.classify(ctx, fs, r)
+	}
+	e.save(ctx, fs)
+	e.refreshOwner(ctx, fs)
+}
