@@ -151,10 +151,7 @@ func (e *Engine) DeliverSay(ctx context.Context, requestID string) (string, erro
 // UpdateRequests replaces the requests while running (a tracker poll, a changed requests
 // file), keeping every other setting: Reload with the current options and uploader.
 func (e *Engine) UpdateRequests(ctx context.Context, reqs []Request) error {
-	e.mu.Lock()
-	opt := e.opt
-	e.mu.Unlock()
-	return e.Reload(ctx, opt, nil, reqs)
+	return e.reload(ctx, nil, nil, reqs)
 }
 
 // ReasonReplaceRequested is the reason of the file.released event that `hotdrop retry

@@ -61,12 +61,14 @@ type Engine struct {
 	rep Reporter
 	log *slog.Logger
 
-	mu       sync.Mutex // guards reqs for Requests() callers outside the loop
-	reqs     map[string]*reqState
-	byFolder map[string]string // drop folder (slash, relative to Root) → request id
-	files    map[string]*fileState
-	byReq    map[string]map[*fileState]struct{} // request id ("" for none) → its files; see index.go
-	stale    map[string]bool                    // requests to refresh once the events at hand are handled
+	// published is what readers outside the loop see (views.go); nothing else is shared.
+	published   atomic.Pointer[views]
+	reqsChanged bool // requests came or went since the last publish
+	reqs        map[string]*reqState
+	byFolder    map[string]string // drop folder (slash, relative to Root) → request id
+	files       map[string]*fileState
+	byReq       map[string]map[*fileState]struct{} // request id ("" for none) → its files; see index.go
+	stale       map[string]bool                    // requests to refresh once the events at hand are handled
 	// unsaved are files whose records changed since the journal was last written, and
 	// queued the events made meanwhile: both go out once per batch (journal.go).
 	unsaved map[*fileState]struct{}
@@ -205,31 +207,10 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	e.runCtx = ctx
-	if err := e.load(ctx); err != nil {
+	pending, err := e.restore(ctx)
+	if err != nil {
 		return err
 	}
-	if cl, ok := e.st.(CheckpointLister); ok {
-		if paths, err := cl.CheckpointPaths(ctx); err == nil {
-			e.checkpointed = paths
-		} else {
-			e.log.Warn("journal: cannot list upload checkpoints; each file's is read when it is queued", "err", err)
-		}
-	}
-	e.mu.Lock()
-	var pending []pendingRename
-	for _, fs := range e.files {
-		if fs.rec.RenameIntent && fs.rec.State != string(Delivered) {
-			// The opener is made here, on the loop, which owns the root.
-			pending = append(pending, pendingRename{rec: fs.rec, open: e.sourceOpener(fs)})
-		}
-	}
-	for _, r := range e.reqs {
-		r.quiet = true
-		e.refresh(ctx, r)
-	}
-	e.reportBin()
-	e.settle(ctx, true)
-	e.mu.Unlock()
 	defer e.wg.Wait()
 	if len(pending) > 0 {
 		up, log := e.up, e.log
@@ -242,10 +223,8 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	flush := time.NewTicker(reportEvery)
 	defer flush.Stop()
 	defer func() {
-		e.mu.Lock()
 		e.flushJournal(ctx)
 		e.flushReports(true)
-		e.mu.Unlock()
 	}()
 	check := e.journalCheck()
 	for {
@@ -262,22 +241,47 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			if !ok {
 				return nil
 			}
-			e.mu.Lock()
 			e.handle(ctx, ev)
 			e.batch(ctx, events)
-			e.mu.Unlock()
 		case m := <-e.msgs:
-			e.mu.Lock()
 			e.result(ctx, m)
 			e.batch(ctx, events)
-			e.mu.Unlock()
 		case <-flush.C:
-			e.mu.Lock()
 			e.settle(ctx, false) // big requests keep their own pace (refreshStale)
 			e.flushReports(false)
-			e.mu.Unlock()
 		}
 	}
+}
+
+// restore restores the journal and establishes every request's state quietly, before the
+// first event is handled. It returns the renames whose outcome a crash left unknown, for
+// reconcile to ask the server about.
+func (e *Engine) restore(ctx context.Context) ([]pendingRename, error) {
+	if err := e.load(ctx); err != nil {
+		return nil, err
+	}
+	if cl, ok := e.st.(CheckpointLister); ok {
+		if paths, err := cl.CheckpointPaths(ctx); err == nil {
+			e.checkpointed = paths
+		} else {
+			e.log.Warn("journal: cannot list upload checkpoints; each file's is read when it is queued", "err", err)
+		}
+	}
+	var pending []pendingRename
+	for _, fs := range e.files {
+		if fs.rec.RenameIntent && fs.rec.State != string(Delivered) {
+			// The opener is made here, on the loop, which owns the root.
+			pending = append(pending, pendingRename{rec: fs.rec, open: e.sourceOpener(fs)})
+		}
+	}
+	for _, r := range e.reqs {
+		r.quiet = true
+		e.refresh(ctx, r)
+	}
+	e.reportBin()
+	e.settle(ctx, true)
+	e.flushReports(true)
+	return pending, nil
 }
 
 // maxBatch bounds how many events and messages are handled before the requests they touched

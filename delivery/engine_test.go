@@ -416,10 +416,12 @@ func TestHolds(t *testing.T) {
 	h := newHarness(t, newMemStore(), newFakeUploader(),
 		req("SR-4", 1, "status", "closed"), req("SR-5", 1), req("SR-6", 1, "title", "Other"))
 	// The closed request gets no folder of its own; pretend one was left from before.
-	h.eng.mu.Lock()
-	h.eng.reqs["SR-4"].Folder = filepath.Join(h.root, "closed")
-	h.eng.byFolder["closed"] = "SR-4"
-	h.eng.mu.Unlock()
+	if err := h.eng.do(context.Background(), func() {
+		h.eng.reqs["SR-4"].Folder = filepath.Join(h.root, "closed")
+		h.eng.byFolder["closed"] = "SR-4"
+	}); err != nil {
+		t.Fatal(err)
+	}
 	h.drop("SR-4", "a.ttml", watcher.Ready, 1)
 	v := h.waitState("SR-4", Held)
 	if v.Files[0].Reason != ReasonRequestNotOpen {

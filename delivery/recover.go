@@ -17,8 +17,6 @@ func (e *Engine) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	binDir := filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)) + string(filepath.Separator)
 	for _, rec := range recs {
 		if rec.State != string(Delivered) && !rec.RenameIntent && rec.DeliveredAt.IsZero() {

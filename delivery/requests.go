@@ -16,13 +16,14 @@ import (
 // SetRequests installs the requests, creating a drop folder for each one that accepts
 // deliveries (and the File Bin) and journaling them. It must be called before Run.
 func (e *Engine) SetRequests(ctx context.Context, reqs []Request) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.setRequests(ctx, reqs)
+	err := e.setRequests(ctx, reqs)
+	e.publish(nil) // readers see the requests before Run starts
+	return err
 }
 
 func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	prev := e.reqs
+	e.reqsChanged = true
 	e.reqs, e.byFolder = map[string]*reqState{}, map[string]string{}
 	var errs []error
 	recs := make([]RequestRecord, 0, len(reqs))
@@ -94,12 +95,18 @@ func lookupGroup(name string) (int, error) {
 // current one). Requests are replaced (new drop folders created, statuses applied), failed
 // files are tried again (SPEC: a config reload retries them) and every hold is re-derived.
 func (e *Engine) Reload(ctx context.Context, opt Options, up Uploader, reqs []Request) error {
+	return e.reload(ctx, &opt, up, reqs)
+}
+
+// reload is Reload; a nil opt keeps the current options.
+func (e *Engine) reload(ctx context.Context, opt *Options, up Uploader, reqs []Request) error {
 	var err error
 	callErr := e.do(ctx, func() {
-		opt = withDefaults(opt)
-		e.opt = opt
-		e.gen++
-		e.log = opt.Logger
+		if opt != nil {
+			e.opt = withDefaults(*opt)
+			e.log = e.opt.Logger
+		}
+		e.gen++ // what was derived from the options or the requests' fields is stale
 		if up != nil {
 			e.up = up
 		}

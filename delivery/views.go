@@ -9,13 +9,22 @@ import (
 	"time"
 )
 
+// views is what readers outside the loop see: the loop owns the Engine's state and publishes
+// a snapshot of it, so no lock is held across the loop's work (journal writes, renames) and
+// a reader never waits for it.
+type views struct {
+	ids  []string               // every request, sorted
+	byID map[string]RequestView // the newest view of each; never modified once published
+}
+
 // RequestIDs lists the ids of the requests the Engine knows, sorted, for callers outside the
 // loop that need no view (building every view of 10,000 requests every 10 s showed in idle
 // profiles).
 func (e *Engine) RequestIDs() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.sortedIDs()
+	if v := e.published.Load(); v != nil {
+		return v.ids
+	}
+	return nil
 }
 
 func (e *Engine) sortedIDs() []string {
@@ -27,16 +36,62 @@ func (e *Engine) sortedIDs() []string {
 	return ids
 }
 
-// Requests returns a view of every request, for commands and reports outside the loop.
+// Requests returns a view of every request, for commands and reports outside the loop: the
+// views the loop last published, at most reportEvery old (bigReportEvery for a big request),
+// and current once a control call (Deliver, Retry, Reload) has returned.
 func (e *Engine) Requests() []RequestView {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ids := e.sortedIDs()
-	out := make([]RequestView, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, e.view(e.reqs[id]))
+	v := e.published.Load()
+	if v == nil {
+		return nil
+	}
+	out := make([]RequestView, 0, len(v.ids))
+	for _, id := range v.ids {
+		if rv, ok := v.byID[id]; ok {
+			out = append(out, rv)
+		}
 	}
 	return out
+}
+
+// publish makes changed (views the loop just built) what readers see, with the request list
+// as it stands. Copy on write: the map is copied only when a view changed or a request came
+// or went, which an idle daemon does not do.
+func (e *Engine) publish(changed []RequestView) {
+	old := e.published.Load()
+	if old != nil && len(changed) == 0 && len(old.ids) == len(e.reqs) && !e.reqsChanged {
+		return
+	}
+	next := &views{byID: make(map[string]RequestView, len(e.reqs))}
+	if e.reqsChanged || old == nil {
+		next.ids = e.sortedIDs()
+	} else {
+		next.ids = old.ids
+	}
+	e.reqsChanged = false
+	for _, rv := range changed {
+		if _, ok := e.reqs[rv.ID]; ok {
+			next.byID[rv.ID] = rv
+		}
+	}
+	for _, id := range next.ids {
+		if _, ok := next.byID[id]; ok {
+			continue
+		}
+		if rv, ok := old.lookup(id); ok {
+			next.byID[id] = rv
+		} else {
+			next.byID[id] = e.view(e.reqs[id]) // new: its first view, not left out until the next flush
+		}
+	}
+	e.published.Store(next)
+}
+
+func (v *views) lookup(id string) (RequestView, bool) {
+	if v == nil {
+		return RequestView{}, false
+	}
+	rv, ok := v.byID[id]
+	return rv, ok
 }
 
 func (e *Engine) view(r *reqState) RequestView {
@@ -67,9 +122,6 @@ func fileView(fs *fileState, now time.Time) FileView {
 // when the loop stops): a request of thousands of files changes thousands of times, and
 // rebuilding its status file on each change made the work grow with the square of its size.
 func (e *Engine) report(r *reqState) {
-	if e.rep == nil {
-		return
-	}
 	if e.dirty == nil {
 		e.dirty = map[string]bool{}
 	}
@@ -86,10 +138,8 @@ const bigReportEvery = time.Second
 // flushReports sends the views of the requests that changed since the last flush; all sends
 // big requests' too, however recently they were sent.
 func (e *Engine) flushReports(all bool) {
-	if e.rep == nil {
-		return
-	}
-	now := time.Now()
+	now := e.opt.Clock.Now()
+	var changed []RequestView
 	for id := range e.dirty {
 		r := e.reqs[id]
 		if r == nil {
@@ -101,8 +151,13 @@ func (e *Engine) flushReports(all bool) {
 		}
 		delete(e.dirty, id)
 		r.reportedAt = now
-		e.rep.RequestChanged(e.view(r))
+		v := e.view(r)
+		changed = append(changed, v)
+		if e.rep != nil {
+			e.rep.RequestChanged(v)
+		}
 	}
+	e.publish(changed)
 	if e.binDirty && (all || len(e.files) < bigRequest || now.Sub(e.binReportedAt) >= bigReportEvery) {
 		e.binDirty, e.binReportedAt = false, now
 		e.sendBin()
