@@ -8,7 +8,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -70,34 +69,52 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 	}
 	fs := e.files[ev.Path]
 	if ev.Kind == watcher.Removed {
-		if fs == nil {
-			if e.isAuxiliary(ev.Path) {
-				e.auxChanged(ev.Path) // a sidecar or checksum file went: judge its file again
-			}
-			return
-		}
-		if fs.rec.State == string(Uploading) {
-			fs.gone = true
-			e.abandonUpload(fs)
-		}
-		if fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
-			e.dropFile(fs)
-			if err := e.st.DeleteFile(ctx, ev.Path); err != nil {
-				e.log.Error("journal", "err", err)
-			}
-		}
-		if fs.rec.State == string(Delivered) {
-			fs.sourceGone = true // moved away (after = move) or deleted: the delivery stands
-		}
-		e.refreshOwner(ctx, fs)
+		e.removed(ctx, ev.Path, fs)
 		return
 	}
 	if fs == nil {
-		fs = &fileState{rec: FileRecord{Path: ev.Path, State: string(Settling), CreatedAt: time.Now()}}
+		fs = &fileState{rec: FileRecord{Path: ev.Path, State: string(Settling), CreatedAt: e.opt.Clock.Now()}}
 		e.putFile(fs)
 	}
+	e.place(ctx, fs, r, name, bin)
+	fs.latest, fs.latestReady = ev.Info, ev.Kind == watcher.Ready
+	if !e.judge(ctx, fs, r, ev) {
+		return
+	}
+	e.binSequence(fs, true) // judged now (classify), or settling again
+	e.save(ctx, fs)
+	e.refreshOwner(ctx, fs)
+}
+
+// removed handles a file that went away: an upload of it stops, a file not delivered is
+// forgotten, and a delivered one stays delivered (moved away by after = move, or deleted).
+func (e *Engine) removed(ctx context.Context, p string, fs *fileState) {
+	if fs == nil {
+		if e.isAuxiliary(p) {
+			e.auxChanged(p) // a sidecar or checksum file went: judge its file again
+		}
+		return
+	}
+	switch fs.rec.State {
+	case string(Uploading):
+		fs.gone = true
+		e.abandonUpload(fs)
+	case string(Delivered):
+		fs.sourceGone = true // the delivery stands
+	default:
+		e.dropFile(fs)
+		if err := e.st.DeleteFile(ctx, p); err != nil {
+			e.log.Error("journal", "err", err)
+		}
+	}
+	e.refreshOwner(ctx, fs)
+}
+
+// place puts a file in its request (or the File Bin) as the event found it; a File Bin
+// file's request is decided by the naming rules once it is ready (classify).
+func (e *Engine) place(ctx context.Context, fs *fileState, r *reqState, name string, bin bool) {
 	fs.inBin = bin
-	id := fs.req // a File Bin file's request is decided by classify when it is ready
+	id := fs.req
 	if r != nil {
 		id = r.ID
 	}
@@ -111,25 +128,27 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 	fs.name = name
 	e.binSequence(fs, true) // name and File Bin known now
 	fs.gone, fs.sourceGone = false, false
-	fs.latest, fs.latestReady = ev.Info, ev.Kind == watcher.Ready
+}
 
+// judge sets a file's state from a watcher event, and reports whether it changed anything:
+// a file being uploaded is left to its upload (which notices a change and discards its
+// partial), and a delivered file seen again as it was is left delivered.
+func (e *Engine) judge(ctx context.Context, fs *fileState, r *reqState, ev watcher.Event) bool {
 	switch ev.Kind {
 	case watcher.Unsafe:
 		if fs.rec.State == string(Uploading) {
-			return
+			return false
 		}
 		e.setIdentity(fs, ev.Info)
-		e.hold(fs, ReasonUnsafePath, fmt.Sprintf("%s %s", name, ev.Reason))
+		e.hold(fs, ReasonUnsafePath, fmt.Sprintf("%s %s", fs.name, ev.Reason))
 	case watcher.Denied:
-		if !e.holdDenied(fs, ev) {
-			return
-		}
+		return e.holdDenied(fs, ev)
 	case watcher.Settling, watcher.Ready:
 		if fs.rec.State == string(Uploading) {
-			return // the upload will notice the change and discard its partial
+			return false
 		}
 		if fs.rec.State == string(Delivered) && sameIdentity(fs.rec, ev.Info) {
-			return
+			return false
 		}
 		e.setIdentity(fs, ev.Info)
 		if ev.Kind == watcher.Settling {
@@ -139,9 +158,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 			e.classify(ctx, fs, r)
 		}
 	}
-	e.binSequence(fs, true) // judged now (classify), or settling again
-	e.save(ctx, fs)
-	e.refreshOwner(ctx, fs)
+	return true
 }
 
 func (e *Engine) refreshOwner(ctx context.Context, fs *fileState) {

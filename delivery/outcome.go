@@ -9,6 +9,8 @@ import (
 	"time"
 )
 
+// result handles one message from outside the loop: a control call, a reachability note, or
+// news of one file's upload.
 func (e *Engine) result(ctx context.Context, m msg) {
 	switch m.kind {
 	case msgCall:
@@ -40,59 +42,12 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	}
 	switch m.kind {
 	case msgProgress:
-		fs.done = m.done
-		now := time.Now()
-		if fs.progressAt0.IsZero() {
-			fs.progressAt0 = now
-		}
-		if now.Sub(fs.progressAt) >= time.Second || m.done == fs.rec.Size {
-			fs.progressAt = now
-			p := &Progress{Bytes: m.done, Total: fs.rec.Size}
-			if el := now.Sub(fs.progressAt0).Seconds(); el > 0 {
-				p.Rate = float64(m.done) / el
-				if p.Rate > 0 {
-					p.ETA = float64(fs.rec.Size-m.done) / p.Rate
-				}
-			}
-			ev := e.fileEvent(EventFileProgress, fs)
-			ev.Progress = p
-			e.emit(ev)
-		}
-		return
+		e.progress(fs, m.done)
 	case msgReconciled:
-		if fs.rec.State == string(Uploading) || fs.rec.State == string(Delivered) || !fs.rec.RenameIntent {
-			return // an upload worker got there first and checks the server itself
-		}
-		fs.rec.RenameIntent = false
-		if m.exists && m.err != nil {
-			te := classify(m.err)
-			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
-			e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
-		} else if m.exists {
-			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
-			fs.rec.DeliveredAt = time.Now()
-			if m.res.SHA256 != "" {
-				fs.rec.SHA256 = m.res.SHA256
-			}
-			fs.verified = m.res.Verified
-			e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath,
-				"sha256", fs.rec.SHA256, "verified", fs.verified, "checksum_file", m.res.ChecksumFile)
-		} else if _, err := e.lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
-			// Not delivered, and the source is gone: nothing is left to send or to show.
-			e.dropFile(fs)
-			if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
-				e.log.Error("journal", "err", err)
-			}
-			e.refreshOwner(ctx, fs)
-			return
-		}
-		e.save(ctx, fs)
-		e.refreshOwner(ctx, fs)
-		return
+		e.reconciled(ctx, fs, m)
 	case msgIntent:
 		fs.rec.RenameIntent = true
 		e.intents = append(e.intents, pendingIntent{fs: fs, reply: m.reply}) // written at the end of the batch
-		return
 	case msgRetrying:
 		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next
 		fs.retryWhy = classify(m.err).Msg
@@ -100,8 +55,79 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		if r := e.reqs[fs.req]; r != nil {
 			e.report(r)
 		}
+	default:
+		e.uploadDone(ctx, fs, m)
+	}
+}
+
+// progress notes how far an upload is, and announces it at most once a second (and at the
+// end), with its rate and the time left.
+func (e *Engine) progress(fs *fileState, done int64) {
+	fs.done = done
+	now := e.opt.Clock.Now()
+	if fs.progressAt0.IsZero() {
+		fs.progressAt0 = now
+	}
+	if now.Sub(fs.progressAt) < time.Second && done != fs.rec.Size {
 		return
 	}
+	fs.progressAt = now
+	p := &Progress{Bytes: done, Total: fs.rec.Size}
+	if el := now.Sub(fs.progressAt0).Seconds(); el > 0 {
+		p.Rate = float64(done) / el
+		if p.Rate > 0 {
+			p.ETA = float64(fs.rec.Size-done) / p.Rate
+		}
+	}
+	ev := e.fileEvent(EventFileProgress, fs)
+	ev.Progress = p
+	e.emit(ev)
+}
+
+// reconciled is what the server said about a rename a crash left unknown (recover.go): the
+// file is delivered if it is there, failed if asking failed, and forgotten if neither the
+// remote file nor its source is left.
+func (e *Engine) reconciled(ctx context.Context, fs *fileState, m msg) {
+	if fs.rec.State == string(Uploading) || fs.rec.State == string(Delivered) || !fs.rec.RenameIntent {
+		return // an upload worker got there first and checks the server itself
+	}
+	fs.rec.RenameIntent = false
+	switch {
+	case m.exists && m.err != nil:
+		te := classify(m.err)
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
+		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+	case m.exists:
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
+		fs.rec.DeliveredAt = e.opt.Clock.Now()
+		if m.res.SHA256 != "" {
+			fs.rec.SHA256 = m.res.SHA256
+		}
+		fs.verified = m.res.Verified
+		e.log.Info("delivered (the rename had happened before hotdrop stopped)", "file", fs.rec.Path, "remote", fs.rec.RemotePath,
+			"sha256", fs.rec.SHA256, "verified", fs.verified, "checksum_file", m.res.ChecksumFile)
+	default:
+		if _, err := e.lstat(fs.rec.Path); err != nil && fs.rec.DeliveredAt.IsZero() {
+			e.forgetFile(ctx, fs) // not delivered, and the source is gone: nothing is left to send or to show
+			return
+		}
+	}
+	e.save(ctx, fs)
+	e.refreshOwner(ctx, fs)
+}
+
+// forgetFile drops a file that is neither delivered nor present any more, from the Engine and
+// the journal.
+func (e *Engine) forgetFile(ctx context.Context, fs *fileState) {
+	e.dropFile(fs)
+	if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
+		e.log.Error("journal", "err", err)
+	}
+	e.refreshOwner(ctx, fs)
+}
+
+// uploadDone is the end of one upload: delivered, stopped, changed, held or failed.
+func (e *Engine) uploadDone(ctx context.Context, fs *fileState, m msg) {
 	e.active--
 	defer e.dispatch(ctx)
 	fs.abandon = nil
@@ -119,56 +145,12 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	if m.err == nil {
 		e.noteBack()
 	}
-	var te *TransferError
-	switch {
-	case m.err == nil:
-		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
-		fs.rec.SHA256 = m.res.SHA256
-		fs.verified = m.res.Verified
-		if m.res.Remote != "" {
-			fs.rec.RemotePath = m.res.Remote
-		}
-		fs.rec.RenameIntent = false
-		fs.rec.DeliveredAt = time.Now()
-		fs.changes = 0
-		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
-			"resumed_from", m.res.Resumed, "verified", m.res.Verified)
-		e.afters = append(e.afters, fs) // once its delivered record is journaled (flushJournal)
-	case cancelled:
-		return // journal keeps it uploading; the next start re-derives it
-	case m.abandoned || fs.gone && m.err != nil:
-		e.afterAbandon(ctx, fs) // its source was removed: forgotten below, or judged anew if it is back
-	case errors.As(m.err, &te) && te.Code == ReasonChangedDuringUpload:
-		fs.changes++
-		fs.rec.RenameIntent = false
-		if fs.changes >= 3 {
-			e.hold(fs, ReasonKeepsChanging, fmt.Sprintf("%s changed during upload %d times in a row; hotdrop will try again when it stops changing", fs.name, fs.changes))
-		} else {
-			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), ReasonChangedDuringUpload,
-				"the file changed while it was being sent; the partial upload was discarded and it is settling again"
-			if fs.latestReady && !sameIdentity(fs.rec, fs.latest) {
-				e.setIdentity(fs, fs.latest)
-				fs.rec.State = string(Ready)
-			}
-		}
-		e.log.Warn("file changed during upload; partial discarded", "file", fs.rec.Path)
-	case errors.As(m.err, &te) && holdCodes[te.Code]:
-		fs.rec.RenameIntent = false // no rename followed: the intent must not vouch for a delivery
-		e.hold(fs, te.Code, te.Msg)
-		e.log.Warn("file held", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
-	default:
-		fs.rec.RenameIntent = false
-		te = classify(m.err)
-		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
-		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+	if cancelled {
+		return // the journal keeps it uploading; the next start re-derives it
 	}
+	e.judgeOutcome(ctx, fs, m)
 	if fs.gone && fs.rec.State != string(Delivered) {
-		// Removed while it was being sent: nothing is left to send or to show.
-		e.dropFile(fs)
-		if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
-			e.log.Error("journal", "err", err)
-		}
-		e.refreshOwner(ctx, fs)
+		e.forgetFile(ctx, fs) // removed while it was being sent: nothing is left to send or to show
 		return
 	}
 	if fs.latestReady && !sameIdentity(fs.rec, fs.latest) && fs.rec.State != string(Settling) && fs.rec.State != string(Ready) {
@@ -185,4 +167,55 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	}
 	e.save(ctx, fs)
 	e.refreshOwner(ctx, fs)
+}
+
+// judgeOutcome sets a file's state from how its upload (not cancelled) ended.
+func (e *Engine) judgeOutcome(ctx context.Context, fs *fileState, m msg) {
+	var te *TransferError
+	switch {
+	case m.err == nil:
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
+		fs.rec.SHA256 = m.res.SHA256
+		fs.verified = m.res.Verified
+		if m.res.Remote != "" {
+			fs.rec.RemotePath = m.res.Remote
+		}
+		fs.rec.RenameIntent = false
+		fs.rec.DeliveredAt = e.opt.Clock.Now()
+		fs.changes = 0
+		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
+			"resumed_from", m.res.Resumed, "verified", m.res.Verified)
+		e.afters = append(e.afters, fs) // once its delivered record is journaled (flushJournal)
+	case m.abandoned || fs.gone && m.err != nil:
+		e.afterAbandon(ctx, fs) // its source was removed: forgotten, or judged anew if it is back
+	case errors.As(m.err, &te) && te.Code == ReasonChangedDuringUpload:
+		e.changedDuringUpload(fs)
+	case errors.As(m.err, &te) && holdCodes[te.Code]:
+		fs.rec.RenameIntent = false // no rename followed: the intent must not vouch for a delivery
+		e.hold(fs, te.Code, te.Msg)
+		e.log.Warn("file held", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+	default:
+		fs.rec.RenameIntent = false
+		te = classify(m.err)
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
+		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
+	}
+}
+
+// changedDuringUpload settles a file again after its upload saw it change, and holds it
+// keeps_changing the third time in a row.
+func (e *Engine) changedDuringUpload(fs *fileState) {
+	fs.changes++
+	fs.rec.RenameIntent = false
+	if fs.changes >= 3 {
+		e.hold(fs, ReasonKeepsChanging, fmt.Sprintf("%s changed during upload %d times in a row; hotdrop will try again when it stops changing", fs.name, fs.changes))
+	} else {
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), ReasonChangedDuringUpload,
+			"the file changed while it was being sent; the partial upload was discarded and it is settling again"
+		if fs.latestReady && !sameIdentity(fs.rec, fs.latest) {
+			e.setIdentity(fs, fs.latest)
+			fs.rec.State = string(Ready)
+		}
+	}
+	e.log.Warn("file changed during upload; partial discarded", "file", fs.rec.Path)
 }

@@ -23,10 +23,42 @@ var reconsidered = map[string]bool{
 // and reports it. Callers ask for it with refresh; see index.go.
 func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 	files := e.filesOf(r.ID)
-	type was struct{ state, reason string }
-	before := make([]was, len(files))
+	before := liftReconsidered(files)
+	t := tallyFiles(files, r)
+	binWait := e.binWaits(files)
+	for _, fs := range files {
+		if fs.rec.State == string(Ready) {
+			e.deriveHold(r, fs, t)
+		}
+	}
+	checking := e.applyContent(ctx, r, files)
+	held, failed, ready, complete := countFiles(files, r, t.delivered, t.busy)
+	complete = complete && !binWait
+	if complete && held == 0 && failed == 0 && ready > 0 && !checking && e.holdSequences(r, files) {
+		held, failed, ready, complete = countFiles(files, r, t.delivered, t.busy)
+		complete = complete && !binWait
+	}
+	if complete && held == 0 && failed == 0 && ready > 0 && !checking && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
+		e.startReady(ctx, r, files)
+	}
 	for i, fs := range files {
-		before[i] = was{fs.rec.State, fs.rec.Reason}
+		if before[i] != (fileWas{fs.rec.State, fs.rec.Reason}) {
+			e.save(ctx, fs)
+		}
+	}
+	r.state = requestState(files, r, complete)
+	e.announce(ctx, r, files)
+	e.report(r)
+}
+
+type fileWas struct{ state, reason string }
+
+// liftReconsidered lifts the holds refreshNow derives again, and returns each file's state
+// and reason before, so that only files whose outcome changed are saved.
+func liftReconsidered(files []*fileState) []fileWas {
+	before := make([]fileWas, len(files))
+	for i, fs := range files {
+		before[i] = fileWas{fs.rec.State, fs.rec.Reason}
 		if fs.rec.State == string(Held) && (reconsidered[fs.rec.Reason] || fs.seqSplit) {
 			fs.seqSplit = false
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
@@ -35,79 +67,101 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 			}
 		}
 	}
-	var delivered, ready, busy, everDelivered int
+	return before
+}
+
+// tally is what the request-level holds are judged on, counted before any is derived: a held
+// file still takes its place.
+type tally struct {
+	delivered     int // delivered files that still take one of the request's places
+	ready         int
+	busy          int // settling or uploading
+	everDelivered int // files delivered once, whatever they are now
+}
+
+func tallyFiles(files []*fileState, r *reqState) tally {
+	var t tally
 	for _, fs := range files {
 		if !fs.rec.DeliveredAt.IsZero() {
-			everDelivered++
+			t.everDelivered++
 		}
 		switch State(fs.rec.State) {
 		case Delivered:
 			// In a redelivery, a delivered file whose source is gone is being replaced
 			// (perhaps under a new name): it no longer takes one of the request's places.
 			if !(r.Status == StatusRedeliveryRequested && fs.sourceGone) {
-				delivered++
+				t.delivered++
 			}
 		case Ready:
-			ready++
+			t.ready++
 		case Settling, Uploading:
-			busy++
+			t.busy++
 		}
 	}
-	// A sequence dropped in the File Bin whose other frames still settle there (matched to
-	// no request yet) goes once they are judged, whole.
-	binWait := false
+	return t
+}
+
+// RequestHold is the hold every ready file of a request gets from the request as a whole —
+// its status, an earlier delivery, more files than it takes — or "" when there is none. It
+// is the Engine's rule and explain's: files holds the request's files as the Engine counts
+// them (delivered ones still taking a place, ready, and settling or uploading ones), and
+// everDelivered those delivered at least once.
+func RequestHold(r Request, files, everDelivered int) (code, message string) {
+	switch {
+	case !r.Accepting():
+		return ReasonRequestNotOpen, fmt.Sprintf("request %s has status %q, which takes no deliveries; the studio must reopen it (open or redelivery_requested)", r.ID, r.Status)
+	case r.Status != StatusRedeliveryRequested && everDelivered > 0 && everDelivered >= max(r.Files, 1):
+		return ReasonAlreadyDelivered, fmt.Sprintf("request %s was already delivered; a new or changed file is sent only when the studio asks for a redelivery (status redelivery_requested)", r.ID)
+	case r.Files > 0 && files > r.Files:
+		return ReasonTooManyFiles, fmt.Sprintf("request %s takes %d file(s) but its folder holds %d; remove the extra ones", r.ID, r.Files, files)
+	}
+	return "", ""
+}
+
+// deriveHold holds a ready file for what its request as a whole says (RequestHold), a File
+// Bin sequence split between requests, or a name the destination cannot take.
+func (e *Engine) deriveHold(r *reqState, fs *fileState, t tally) {
+	if code, msg := RequestHold(r.Request, t.delivered+t.ready+t.busy, t.everDelivered); code != "" {
+		e.hold(fs, code, msg)
+	} else if msg := e.sequenceSplit(fs); msg != "" {
+		e.hold(fs, "ambiguous_match", msg)
+		fs.seqSplit = true
+	} else if msg := e.nameProblem(r, fs); msg != "" {
+		e.hold(fs, ReasonInvalidName, msg)
+	}
+}
+
+// binWaits reports whether a File Bin sequence of the request still has frames settling in
+// the bin (matched to no request yet): it goes once they are judged, whole.
+func (e *Engine) binWaits(files []*fileState) bool {
 	for _, fs := range files {
 		if fs.inBin && fs.rec.State == string(Ready) && e.binFramesSettling(fs) {
-			binWait = true
-			break
+			return true
 		}
 	}
+	return false
+}
+
+// startReady starts the uploads of a complete request's ready files, in name order.
+func (e *Engine) startReady(ctx context.Context, r *reqState, files []*fileState) {
+	var starting []*fileState
 	for _, fs := range files {
-		if fs.rec.State != string(Ready) {
-			continue
-		}
-		switch {
-		case !r.Accepting():
-			e.hold(fs, ReasonRequestNotOpen, fmt.Sprintf("request %s has status %q, which takes no deliveries; the studio must reopen it (open or redelivery_requested)", r.ID, r.Status))
-		case r.Status != StatusRedeliveryRequested && everDelivered > 0 && everDelivered >= max(r.Files, 1):
-			e.hold(fs, ReasonAlreadyDelivered, fmt.Sprintf("request %s was already delivered; a new or changed file is sent only when the studio asks for a redelivery (status redelivery_requested)", r.ID))
-		case r.Files > 0 && delivered+ready+busy > r.Files:
-			e.hold(fs, ReasonTooManyFiles, fmt.Sprintf("request %s takes %d file(s) but its folder holds %d; remove the extra ones", r.ID, r.Files, delivered+ready+busy))
-		default:
-			if msg := e.sequenceSplit(fs); msg != "" {
-				e.hold(fs, "ambiguous_match", msg)
-				fs.seqSplit = true
-			} else if msg := e.nameProblem(r, fs); msg != "" {
-				e.hold(fs, ReasonInvalidName, msg)
-			}
+		if fs.rec.State == string(Ready) {
+			starting = append(starting, fs)
 		}
 	}
-	checking := e.applyContent(ctx, r, files)
-	held, failed, ready, complete := countFiles(files, r, delivered, busy)
-	complete = complete && !binWait
-	if complete && held == 0 && failed == 0 && ready > 0 && !checking && e.holdSequences(r, files) {
-		held, failed, ready, complete = countFiles(files, r, delivered, busy)
-		complete = complete && !binWait
+	sort.Slice(starting, func(i, j int) bool { return starting[i].name < starting[j].name })
+	for _, fs := range starting {
+		e.start(ctx, r, fs)
 	}
-	if complete && held == 0 && failed == 0 && ready > 0 && !checking && (e.opt.AutoDeliver || r.deliver) && r.Accepting() {
-		var starting []*fileState
-		for _, fs := range files {
-			if fs.rec.State == string(Ready) {
-				starting = append(starting, fs)
-			}
-		}
-		sort.Slice(starting, func(i, j int) bool { return starting[i].name < starting[j].name })
-		for _, fs := range starting {
-			e.start(ctx, r, fs)
-		}
-		e.dispatch(ctx)
-	}
-	for i, fs := range files {
-		if before[i] != (was{fs.rec.State, fs.rec.Reason}) {
-			e.save(ctx, fs)
-		}
-	}
-	r.state = requestState(files, r, complete)
+	e.dispatch(ctx)
+}
+
+// announce says what a request's new state means: sequence milestones, the request event
+// (with the first hold or failure as its reason), the manifest once it is delivered, and a
+// journal record of the state. The first look after a start is quiet: it establishes the
+// state, and only sends a manifest a crash left unsent.
+func (e *Engine) announce(ctx context.Context, r *reqState, files []*fileState) {
 	e.sequenceMilestones(r, files, r.quiet)
 	if r.quiet {
 		r.quiet, r.emitted = false, r.state
@@ -139,7 +193,6 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 		}
 		e.unsavedReqs[r.ID] = r // journaled at the end of the batch
 	}
-	e.report(r)
 }
 
 // countFiles counts a request's held, failed and ready files and says whether it is
