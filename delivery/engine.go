@@ -180,6 +180,7 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 		e.settle(e.runCtx, true)
 		fn()
 		e.settle(e.runCtx, true)
+		e.flushReports(true) // readers (Requests) see what fn did once do returns
 		close(done)
 	}}:
 	case <-ctx.Done():

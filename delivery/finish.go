@@ -115,7 +115,38 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	if !e.opt.Manifest || e.opt.RemotePath == nil {
 		return
 	}
-	m := Manifest{Request: r.ID, Metadata: r.Fields, DeliveredAt: time.Now().UTC(), Generator: "hotdrop"}
+	m := e.buildManifest(r, files)
+	name := r.ID + ".hotdrop.json"
+	rel, err := e.opt.RemotePath(r.Request, name)
+	if err != nil {
+		e.log.Error("manifest: no remote path", "request", r.ID, "err", err)
+		return
+	}
+	// Beside the files: a request whose files sit in sub-folders gets it at the top.
+	rel = path.Join(path.Dir(rel), name)
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		e.log.Error("manifest", "request", r.ID, "err", err)
+		return
+	}
+	// A manifest hotdrop wrote for this request before (a redelivery) is its own to replace;
+	// anything else at that name is not, and is never overwritten.
+	prev, err := e.st.ManifestAt(ctx, r.ID)
+	if err != nil {
+		e.log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", r.ID, "err", err)
+	}
+	rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
+	st, tmpDir := e.st, e.opt.TempDir // read on the loop, which owns them
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.sendManifest(e.runCtx, rt, st, tmpDir, r.ID, rel, data, !prev.IsZero())
+	}()
+}
+
+// buildManifest lists a request's delivered files and sequences, and its IMF compositions.
+func (e *Engine) buildManifest(r *reqState, files []*fileState) Manifest {
+	m := Manifest{Request: r.ID, Metadata: r.Fields, DeliveredAt: e.opt.Clock.Now().UTC(), Generator: "hotdrop"}
 	for _, fs := range files {
 		if fs.rec.State == string(Delivered) {
 			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath,
@@ -138,79 +169,55 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		m.Sequences = append(m.Sequences, ms)
 	}
 	m.Compositions = e.compositionsOf(r.ID)
-	name := r.ID + ".hotdrop.json"
-	rel, err := e.opt.RemotePath(r.Request, name)
-	if err != nil {
-		e.log.Error("manifest: no remote path", "request", r.ID, "err", err)
-		return
-	}
-	// Beside the files: a request whose files sit in sub-folders gets it at the top.
-	rel = path.Join(path.Dir(rel), name)
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		e.log.Error("manifest", "request", r.ID, "err", err)
-		return
-	}
-	// A manifest hotdrop wrote for this request before (a redelivery) is its own to replace;
-	// anything else at that name is not, and is never overwritten.
-	prev, err := e.st.ManifestAt(ctx, r.ID)
-	if err != nil {
-		e.log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", r.ID, "err", err)
-	}
-	replace := !prev.IsZero()
-	rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
-	tmpDir := e.opt.TempDir
-	ctx = e.runCtx
-	id, st := r.ID, e.st
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		// The manifest is the ingest side's signal that the package is whole: whatever kept
-		// it from the server (a local temp folder that turned read-only, a refusal), it is
-		// tried again with backoff until it is there or hotdrop stops; the next start sends
-		// one still owed.
-		for failures := 1; ; failures++ {
-			intended := false
-			err := e.uploadManifest(ctx, rt, tmpDir, rel, data, replace, func(ctx context.Context) error {
-				if replace {
-					return nil
-				}
-				// Journaled before the rename: after a crash right behind it, the manifest on
-				// the server is hotdrop's own and is replaced, not taken for someone else's.
-				if err := st.MarkManifest(ctx, id, manifestIntent); err != nil {
-					return err
-				}
-				intended = true
+	return m
+}
+
+// sendManifest uploads a request's manifest, off the loop. The manifest is the ingest side's
+// signal that the package is whole: whatever kept it from the server (a local temp folder
+// that turned read-only, a refusal), it is tried again with backoff until it is there or
+// hotdrop stops; the next start sends one still owed. replace: the one there is hotdrop's own.
+func (e *Engine) sendManifest(ctx context.Context, rt retrier, st Store, tmpDir, id, rel string, data []byte, replace bool) {
+	for failures := 1; ; failures++ {
+		intended := false
+		err := e.uploadManifest(ctx, rt, tmpDir, rel, data, replace, func(ctx context.Context) error {
+			if replace {
 				return nil
-			})
-			if err == nil {
-				break
 			}
-			if intended {
-				if classify(err).Code == ReasonRemoteExists {
-					// The rename was refused: what is there is not ours, and stays so.
-					if err := st.MarkManifest(context.WithoutCancel(ctx), id, time.Time{}); err != nil {
-						rt.log.Error("journal", "err", err)
-					}
-				} else {
-					replace = true // the rename may have happened before its answer was lost
+			// Journaled before the rename: after a crash right behind it, the manifest on
+			// the server is hotdrop's own and is replaced, not taken for someone else's.
+			if err := st.MarkManifest(ctx, id, manifestIntent); err != nil {
+				return err
+			}
+			intended = true
+			return nil
+		})
+		if err == nil {
+			break
+		}
+		if intended {
+			if classify(err).Code == ReasonRemoteExists {
+				// The rename was refused: what is there is not ours, and stays so.
+				if err := st.MarkManifest(context.WithoutCancel(ctx), id, time.Time{}); err != nil {
+					rt.log.Error("journal", "err", err)
 				}
-			}
-			if errors.Is(err, errCancelled) || ctx.Err() != nil {
-				return
-			}
-			wait := backoff(failures, rt.base, rt.max)
-			rt.log.Error("manifest not written; will try again", "request", id, "remote", rel, "next_try", rt.clock.Now().Add(wait).Format(time.RFC3339), "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-rt.clock.After(wait):
+			} else {
+				replace = true // the rename may have happened before its answer was lost
 			}
 		}
-		if err := st.MarkManifest(context.WithoutCancel(ctx), id, time.Now()); err != nil {
-			rt.log.Error("journal", "err", err)
+		if errors.Is(err, errCancelled) || ctx.Err() != nil {
+			return
 		}
-	}()
+		wait := backoff(failures, rt.base, rt.max)
+		rt.log.Error("manifest not written; will try again", "request", id, "remote", rel, "next_try", rt.clock.Now().Add(wait).Format(time.RFC3339), "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-rt.clock.After(wait):
+		}
+	}
+	if err := st.MarkManifest(context.WithoutCancel(ctx), id, rt.clock.Now()); err != nil {
+		rt.log.Error("journal", "err", err)
+	}
 }
 
 func createManifestTemp(dir string) (*os.File, error) {

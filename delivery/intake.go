@@ -15,20 +15,32 @@ import (
 // locate finds the request whose drop folder holds the file at rel (relative to Root), and
 // the file's path inside it. bin is set for files in the File Bin.
 func (e *Engine) locate(rel string) (r *reqState, name string, bin bool) {
-	if id, ok := e.byFolder[rel]; ok && rel != e.opt.Bin {
-		return e.reqs[id], ".", false // the drop folder itself: a folder hotdrop cannot enter (Denied)
+	id, name, bin := Locate(e.byFolder, e.opt.Bin, rel)
+	if id != "" {
+		r = e.reqs[id]
 	}
-	if e.opt.Bin != "" && (rel == e.opt.Bin || strings.HasPrefix(rel, e.opt.Bin+"/")) {
-		return nil, strings.TrimPrefix(rel, e.opt.Bin+"/"), true
+	return r, name, bin
+}
+
+// Locate places a path below watch.root (rel, slash-separated): in the File Bin (bin set,
+// name its path there), or in the deepest request drop folder holding it (id, and name its
+// path inside), or nowhere (id ""). folders maps drop folders (relative to the root) to
+// request ids. The drop folder itself is name ".". It is the Engine's rule and explain's.
+func Locate(folders map[string]string, bin, rel string) (id, name string, inBin bool) {
+	if id, ok := folders[rel]; ok && rel != bin {
+		return id, ".", false // the drop folder itself: a folder hotdrop cannot enter (Denied)
+	}
+	if bin != "" && (rel == bin || strings.HasPrefix(rel, bin+"/")) {
+		return "", strings.TrimPrefix(rel, bin+"/"), true
 	}
 	dir := path.Dir(rel)
 	for dir != "." && dir != "/" {
-		if id, ok := e.byFolder[dir]; ok {
-			return e.reqs[id], strings.TrimPrefix(rel, dir+"/"), false
+		if id, ok := folders[dir]; ok {
+			return id, strings.TrimPrefix(rel, dir+"/"), false
 		}
 		dir = path.Dir(dir)
 	}
-	return nil, "", false
+	return "", "", false
 }
 
 // auxiliary reports whether a file is never delivered itself: the ready marker, sidecars,

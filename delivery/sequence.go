@@ -341,42 +341,7 @@ func stateOfCounts(c map[State]int, n int) State {
 // its frames move: webhooks and the tracker get these instead of one event per frame. quiet
 // records where each sequence stands without announcing it (the first look after a start).
 func (e *Engine) sequenceMilestones(r *reqState, files []*fileState, quiet bool) {
-	type agg struct {
-		frame           matcher.Frame
-		first, last     int64
-		counts          map[State]int
-		n, delivered    int
-		size            int64
-		reason, message string
-		reasonAt        int64
-	}
-	var groups map[string]*agg
-	for _, fs := range files {
-		f, ok := fs.frameOf()
-		if !ok {
-			continue
-		}
-		if groups == nil {
-			groups = map[string]*agg{}
-		}
-		g := groups[f.Key]
-		if g == nil {
-			g = &agg{frame: f, first: f.Number, last: f.Number, counts: map[State]int{}}
-			groups[f.Key] = g
-		}
-		g.first, g.last = min(g.first, f.Number), max(g.last, f.Number)
-		g.frame.Width = min(g.frame.Width, f.Width)
-		st := State(fs.rec.State)
-		g.counts[st]++
-		g.n++
-		g.size += fs.rec.Size
-		if st == Delivered {
-			g.delivered++
-		}
-		if (st == Held || st == Failed) && (g.reason == "" || f.Number < g.reasonAt) {
-			g.reason, g.message, g.reasonAt = fs.rec.Reason, fs.rec.Message, f.Number
-		}
-	}
+	groups := milestoneGroups(files)
 	if groups == nil && len(r.milestones) == 0 {
 		return
 	}
@@ -389,26 +354,9 @@ func (e *Engine) sequenceMilestones(r *reqState, files []*fileState, quiet bool)
 		}
 	}
 	for key, g := range groups {
-		var typ string
-		was := r.milestones[key]
-		switch stateOfCounts(g.counts, g.n) {
-		case Uploading:
-			if was != EventSequenceStarted {
-				typ = EventSequenceStarted
-			}
-		case Delivered:
-			if was != EventSequenceDelivered {
-				typ = EventSequenceDelivered
-			}
-		case Held, Failed:
-			if was != EventSequenceHeld {
-				typ = EventSequenceHeld
-			}
-		default:
-			if was == EventSequenceHeld {
-				r.milestones[key] = "" // released: the next start is news again
-			}
-			continue
+		typ, released := nextMilestone(r.milestones[key], stateOfCounts(g.counts, g.n))
+		if released {
+			r.milestones[key] = "" // released: the next start is news again
 		}
 		if typ == "" {
 			continue
@@ -425,6 +373,69 @@ func (e *Engine) sequenceMilestones(r *reqState, files []*fileState, quiet bool)
 		}
 		e.emit(ev)
 	}
+}
+
+// milestoneGroup is one sequence of a request, as its milestones are judged.
+type milestoneGroup struct {
+	frame           matcher.Frame
+	first, last     int64
+	counts          map[State]int
+	n, delivered    int
+	size            int64
+	reason, message string // the hold or failure of its lowest frame held or failed
+	reasonAt        int64
+}
+
+// milestoneGroups groups a request's frames by sequence (nil: none).
+func milestoneGroups(files []*fileState) map[string]*milestoneGroup {
+	var groups map[string]*milestoneGroup
+	for _, fs := range files {
+		f, ok := fs.frameOf()
+		if !ok {
+			continue
+		}
+		if groups == nil {
+			groups = map[string]*milestoneGroup{}
+		}
+		g := groups[f.Key]
+		if g == nil {
+			g = &milestoneGroup{frame: f, first: f.Number, last: f.Number, counts: map[State]int{}}
+			groups[f.Key] = g
+		}
+		g.first, g.last = min(g.first, f.Number), max(g.last, f.Number)
+		g.frame.Width = min(g.frame.Width, f.Width)
+		st := State(fs.rec.State)
+		g.counts[st]++
+		g.n++
+		g.size += fs.rec.Size
+		if st == Delivered {
+			g.delivered++
+		}
+		if (st == Held || st == Failed) && (g.reason == "" || f.Number < g.reasonAt) {
+			g.reason, g.message, g.reasonAt = fs.rec.Reason, fs.rec.Message, f.Number
+		}
+	}
+	return groups
+}
+
+// nextMilestone is the milestone event a sequence in state st makes after was ("" for none),
+// and whether a hold was released (so that its next start is news again).
+func nextMilestone(was string, st State) (typ string, released bool) {
+	var next string
+	switch st {
+	case Uploading:
+		next = EventSequenceStarted
+	case Delivered:
+		next = EventSequenceDelivered
+	case Held, Failed:
+		next = EventSequenceHeld
+	default:
+		return "", was == EventSequenceHeld
+	}
+	if was == next {
+		return "", false
+	}
+	return next, false
 }
 
 // FrameFile is one frame as `hotdrop explain` sees it: its name (slash path inside the drop

@@ -280,13 +280,20 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 
 // ignored reports whether a file or folder is hidden from the watcher.
 func (w *Watcher) ignored(name, rel string) bool {
+	return Ignored(w.ignore, name) || w.skip != nil && w.skip(rel)
+}
+
+// Ignored reports whether a file or folder named name is never reported: hotdrop's own
+// files (.hotdrop*, the status file) and those matching a watch.ignore pattern (writers'
+// temp files). It is the watcher's rule and explain's.
+func Ignored(patterns []string, name string) bool {
 	if strings.HasPrefix(name, ".hotdrop") || name == statusFileName {
 		return true
 	}
-	for _, p := range w.ignore {
+	for _, p := range patterns {
 		if ok, _ := path.Match(p, name); ok {
 			return true
 		}
 	}
-	return w.skip != nil && w.skip(rel)
+	return false
 }

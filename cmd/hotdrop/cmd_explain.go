@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/matcher"
+	"github.com/hotdrop/hotdrop/watcher"
 )
 
 // cmdExplain is `hotdrop explain PATH... [--config FILE] [--json]`: for each file, every
@@ -61,6 +61,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		}
 		for _, t := range targets {
 			e := explainOne(m, t)
+			explainRequestHold(cfg, reqs, m, &e)
 			explainMarker(cfg, reqs, &e)
 			content.explain(ctx, &e)
 			out = append(out, e)
@@ -122,17 +123,16 @@ func explainTargets(cfg *config.Config, reqs []config.Request, arg string) ([]ex
 	}
 	isDir := exists && fi.IsDir()
 	root, request := "", ""
-	if cfg.Watch.Bin != "" && under(bin, abs) && (abs != bin || isDir) {
-		root = bin
-	} else {
-		for _, r := range reqs {
-			rel, err := delivery.DropFolder(cfg.Watch.Folder, r.Fields, cfg.Watch.Bin)
-			if err != nil {
-				continue
-			}
-			dir := filepath.Join(cfg.Watch.Root, filepath.FromSlash(rel))
-			if under(dir, abs) && (abs != dir || isDir) && len(dir) > len(root) {
-				root, request = dir, r.ID
+	if rel, err := filepath.Rel(cfg.Watch.Root, abs); err == nil && under(cfg.Watch.Root, abs) {
+		// Placed as the engine places it (delivery.Locate); a folder stands for the files below.
+		id, name, inBin := delivery.Locate(dropFolders(cfg, reqs), cfg.Watch.Bin, filepath.ToSlash(rel))
+		switch {
+		case inBin && (abs != bin || isDir):
+			root = bin
+		case id != "" && (name != "." || isDir):
+			root, request = filepath.Join(cfg.Watch.Root, filepath.FromSlash(strings.TrimSuffix(filepath.ToSlash(rel), "/"+name))), id
+			if name == "." {
+				root = abs
 			}
 		}
 	}
@@ -145,7 +145,7 @@ func explainTargets(cfg *config.Config, reqs []config.Request, arg string) ([]ex
 			if err != nil {
 				return err
 			}
-			if p != abs && ignoredName(cfg.Watch.Ignore, d.Name()) {
+			if p != abs && watcher.Ignored(cfg.Watch.Ignore, d.Name()) {
 				if d.IsDir() {
 					return filepath.SkipDir
 				}
@@ -173,13 +173,16 @@ func under(root, p string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
-func ignoredName(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, name); ok {
-			return true
+// dropFolders maps each request's drop folder (relative to watch.root) to its id, as the
+// engine makes them.
+func dropFolders(cfg *config.Config, reqs []config.Request) map[string]string {
+	out := make(map[string]string, len(reqs))
+	for _, r := range reqs {
+		if rel, err := delivery.DropFolder(cfg.Watch.Folder, r.Fields, cfg.Watch.Bin); err == nil {
+			out[rel] = r.ID
 		}
 	}
-	return false
+	return out
 }
 
 // unsafeKind names a file type hotdrop never follows or opens, or "".
@@ -272,6 +275,58 @@ func explainOne(m *matcher.Matcher, t explainTarget) explained {
 		e.Verdict = "goes to " + v.Request
 	}
 	return e
+}
+
+// explainRequestHold holds a file the naming rules send to a request when the request as a
+// whole would hold it: the engine's rule (delivery.RequestHold), judged on the files in the
+// drop folder now. Whether the request was delivered before is the journal's to know and is
+// not judged here.
+func explainRequestHold(cfg *config.Config, reqs []config.Request, m *matcher.Matcher, e *explained) {
+	if e.Hold != nil || e.Auxiliary != "" || e.Request == "" || e.Files == nil {
+		return
+	}
+	for _, r := range reqs {
+		if r.ID != e.Request {
+			continue
+		}
+		n := 0
+		if rel, err := delivery.DropFolder(cfg.Watch.Folder, r.Fields, cfg.Watch.Bin); err == nil {
+			n = countDeliverable(filepath.Join(cfg.Watch.Root, filepath.FromSlash(rel)), cfg.Watch.Ignore, m)
+		}
+		if e.Folder == "bin" || !e.Exists {
+			n++ // the file explained joins them
+		}
+		dr := delivery.Request{ID: r.ID, Status: r.Status, Files: *e.Files, Fields: r.Fields}
+		if code, msg := delivery.RequestHold(dr, n, 0); code != "" {
+			e.Hold = &matcher.Hold{Code: code, Message: msg}
+			e.Verdict = "held " + code
+		}
+		return
+	}
+}
+
+// countDeliverable counts the files below dir the engine would count as its request's: not
+// ignored, not auxiliary (sidecars, checksum files, the ready marker).
+func countDeliverable(dir string, ignore []string, m *matcher.Matcher) int {
+	n := 0
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // what cannot be read is not counted; explain says what it can
+		}
+		if p != dir && watcher.Ignored(ignore, d.Name()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if aux, _ := m.Auxiliary(p); !aux {
+				n++
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // explainMarker says, for a file of a request that takes any number of files, whether the

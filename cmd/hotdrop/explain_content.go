@@ -12,6 +12,7 @@ import (
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/matcher"
+	"github.com/hotdrop/hotdrop/watcher"
 )
 
 // explainedContent is what looking inside the file found, as the daemon would before sending.
@@ -122,7 +123,7 @@ type matcherAux struct{ cfg *config.Config }
 
 func (a matcherAux) is(p string) (bool, string) {
 	base := filepath.Base(p)
-	if ignoredName(a.cfg.Watch.Ignore, base) || base == a.cfg.Watch.ReadyMarker || base == "_metadata.toml" || base == "_metadata.json" {
+	if watcher.Ignored(a.cfg.Watch.Ignore, base) || base == a.cfg.Watch.ReadyMarker || base == "_metadata.toml" || base == "_metadata.json" {
 		return true, ""
 	}
 	for _, ext := range []string{".toml", ".json", ".md5", ".sha256", ".xxh64"} {

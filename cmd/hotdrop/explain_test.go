@@ -146,12 +146,17 @@ func TestExplainGolden(t *testing.T) {
 	dir := explainWorld(t)
 	bin := "root/_bin/"
 	imf := "root/The Crown/IMF [SR-3001]"
+	folder := "root/Wednesday/Subtitle fr-FR [SR-1042]/"
 	tests := []struct {
 		golden string
 		args   []string
 		before func()
 	}{
-		{"match", []string{bin + "Wednesday_S01E03_SUB_fr-FR.ttml"}, nil},
+		{"unsafe_name", []string{folder + "Wednesday S01E03 (final).ttml"}, nil},
+		// The drop folder's own file would make two for a request that takes one: gone first.
+		{"match", []string{bin + "Wednesday_S01E03_SUB_fr-FR.ttml"}, func() {
+			os.Remove(filepath.Join(dir, filepath.FromSlash(folder), "Wednesday S01E03 (final).ttml"))
+		}},
 		{"match_json", []string{"--json", bin + "Wednesday_S01E03_SUB_fr-FR.ttml"}, nil},
 		{"no_match", []string{bin + "Wednesday_S01E03_SUB_pt-BR.ttml"}, nil},
 		{"ambiguous", []string{bin + "Wednesday_S01E06_SUB_fr-FR.ttml"}, nil},
@@ -159,13 +164,16 @@ func TestExplainGolden(t *testing.T) {
 		{"invalid_metadata", []string{bin + "late/Wednesday_S01E04_SUB_de-DE.ttml"}, nil},
 		{"invalid_sidecar", []string{bin + "broken/Wednesday_S01E03_SUB_fr-FR.ttml"}, nil},
 		{"unsupported_extension", []string{bin + "Wednesday_S01E03_SUB_fr-FR.docx"}, nil},
-		{"unsafe_name", []string{"root/Wednesday/Subtitle fr-FR [SR-1042]/Wednesday S01E03 (final).ttml"}, nil},
 		{"name_only", []string{"Wednesday_S01E04_SUB_de-de.srt"}, nil},
 		{"auxiliary", []string{bin + "Wednesday_S01E03_SUB_fr-FR.ttml.toml"}, nil},
 		{"unsafe_path", []string{bin + "Wednesday_S01E03_SUB_fr-FR.srt"}, nil},
 		{"multi_without_marker", []string{imf}, nil},
 		{"multi_with_marker", []string{imf}, func() {
 			os.WriteFile(filepath.Join(dir, filepath.FromSlash(imf), "_READY"), nil, 0o644)
+		}},
+		// The engine's request-level rule (delivery.RequestHold): one file more than it takes.
+		{"too_many_files", []string{bin + "Wednesday_S01E03_SUB_fr-FR.ttml"}, func() {
+			os.WriteFile(filepath.Join(dir, filepath.FromSlash(folder), "Wednesday_S01E03_SUB_fr-FR.ttml"), []byte("<tt/>"), 0o644)
 		}},
 	}
 	for _, tt := range tests {
