@@ -158,7 +158,7 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		e.log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", r.ID, "err", err)
 	}
 	replace := !prev.IsZero()
-	rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
+	rt := e.newRetrier()
 	tmpDir := e.opt.TempDir
 	ctx = e.runCtx
 	id, st := r.ID, e.st
@@ -199,7 +199,7 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 			if errors.Is(err, errCancelled) || ctx.Err() != nil {
 				return
 			}
-			wait := backoff(failures, rt.base, rt.max)
+			wait := rt.backoff.Delay(failures)
 			rt.log.Error("manifest not written; will try again", "request", id, "remote", rel, "next_try", rt.clock.Now().Add(wait).Format(time.RFC3339), "err", err)
 			select {
 			case <-ctx.Done():

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/backoff"
 )
 
 // noteTrouble records a transient failure; failures lasting AlertAfter make one
@@ -49,7 +50,7 @@ type retrier struct {
 	last         *Checkpoint                     // the newest checkpoint of this upload
 	checkpointed bool
 	up           Uploader
-	base, max    time.Duration
+	backoff      backoff.Policy
 	clock        Clock
 	log          *slog.Logger
 	// probeCut: the last wait was cut short by the reachability probe. If the attempt after
@@ -146,7 +147,7 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 			failures = 1
 			rt.probeCut = false
 		}
-		wait := backoff(failures, rt.base, rt.max)
+		wait := rt.backoff.Delay(failures)
 		next := rt.clock.Now().Add(wait)
 		rt.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
 		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te})
@@ -215,15 +216,7 @@ func (e *Engine) wait(ctx context.Context, rt *retrier, d time.Duration, probe b
 	}
 }
 
-// backoff is exponential from base, capped at max, with up to 50% jitter so that many
-// daemons behind one ingest server do not retry in step.
-func backoff(attempt int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+// newRetrier is what an upload goroutine started now needs: the options as they are now.
+func (e *Engine) newRetrier() retrier {
+	return retrier{up: e.up, backoff: backoff.Policy{Base: e.opt.RetryBase, Max: e.opt.RetryMax}, clock: e.opt.Clock, log: e.log}
 }

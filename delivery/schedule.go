@@ -73,7 +73,7 @@ func (e *Engine) dispatch(_ context.Context) {
 		fs.began = true // it may leave a resume point from now on
 		job := e.job(fs)
 		job.Resume, fs.resume = fs.resume, nil
-		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
+		rt := e.newRetrier()
 		intent := fs.rec.RenameIntent
 		sums := append([]Checksum(nil), fs.verify...)
 		gone := fs.gone

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/backoff"
 	"github.com/hotdrop/hotdrop/internal/statelock"
 	"github.com/hotdrop/hotdrop/store"
 	"github.com/hotdrop/hotdrop/uploader"
@@ -37,8 +38,11 @@ one line per file. Exit 0 when every file was delivered, 1 when any failed, 64 o
 command line, 78 on a config error.`
 
 // sendAttempts bounds the retries of a transient error in a one-shot send; each attempt
-// resumes from the last checkpoint, so a flaky link still finishes.
+// resumes from the last checkpoint, so a flaky link still finishes. The waits between them
+// (sendBackoff: 1s, 2s, 4s…) have no jitter: one person runs send, not a fleet.
 const sendAttempts = 6
+
+var sendBackoff = backoff.Policy{Base: time.Second, Max: time.Minute}
 
 // sendItem is one local file and where it goes.
 type sendItem struct {
@@ -327,7 +331,7 @@ func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
 		if err == nil || !ue.Transient || ctx.Err() != nil || attempt == sendAttempts {
 			break
 		}
-		wait := time.Duration(1<<(attempt-1)) * time.Second
+		wait := sendBackoff.Step(attempt)
 		r.out.line("retrying %s in %v (attempt %d of %d): %v", it.local, wait, attempt+1, sendAttempts, err)
 		select {
 		case <-time.After(wait):
