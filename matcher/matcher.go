@@ -71,12 +71,12 @@ type Options struct {
 // Matcher judges files against rules, profiles and requests. It is immutable and safe for
 // concurrent use; build a new one when any of its inputs change.
 type Matcher struct {
-	rules    []rule
-	ps       *profiles
-	ix       *index
-	marker   string
-	portable bool
-	root     string // Options.Root, cleaned
+	rules  []rule
+	ps     *profiles
+	ix     *index
+	marker string
+	names  string // destination.names
+	root   string // Options.Root, cleaned
 }
 
 type rule struct {
@@ -93,7 +93,7 @@ func New(o Options) (*Matcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Matcher{ps: ps, marker: o.ReadyMarker, portable: o.Names == "portable"}
+	m := &Matcher{ps: ps, marker: o.ReadyMarker, names: o.Names}
 	if o.Root != "" {
 		m.root = filepath.Clean(o.Root)
 	}
@@ -366,16 +366,11 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 	}
 	v.Trace.Pin = pin
 
-	if p := UnsafeNameProblem(rel); p != "" {
+	if p := NameProblem(m.names, rel); p != "" {
 		v.hold(HoldInvalidName, p)
 		v.check("names", false, p)
-	} else if m.portable {
-		if p := PortableNameProblem(rel); p != "" {
-			v.hold(HoldInvalidName, p)
-			v.check("names", false, p)
-		} else {
-			v.check("names", true, "portable")
-		}
+	} else if m.names == NamesPortable {
+		v.check("names", true, NamesPortable)
 	}
 
 	req, caps, capRule := m.owner(&v, in.Request, pin, rel, in.Explain)

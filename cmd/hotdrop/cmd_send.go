@@ -17,12 +17,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/backoff"
 	"github.com/hotdrop/hotdrop/internal/statelock"
+	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/store"
 	"github.com/hotdrop/hotdrop/uploader"
 	"golang.org/x/term"
@@ -172,22 +172,6 @@ func collectSend(paths []string, dir string, ignore []string, stderr io.Writer) 
 	return items, nil
 }
 
-// portableProblem mirrors destination.names = "portable": only [A-Za-z0-9._-] in every
-// element and at most 255 bytes, checked before any byte is sent.
-func portableProblem(rel string) string {
-	if len(rel) > 255 {
-		return fmt.Sprintf("the path is %d bytes long; at most 255 are allowed", len(rel))
-	}
-	for _, r := range rel {
-		if r == '/' || r == '.' || r == '_' || r == '-' || (r < utf8.RuneSelf &&
-			(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')) {
-			continue
-		}
-		return fmt.Sprintf("it holds %q; only A-Z a-z 0-9 . _ - are allowed (rename it, or set destination.names = \"any\")", r)
-	}
-	return ""
-}
-
 // uploaderOptions turns the [destination] table into the uploader's options.
 func uploaderOptions(d config.Destination, log *slog.Logger) uploader.Options {
 	o := uploader.Options{
@@ -221,12 +205,10 @@ func runSend(ctx context.Context, cfg *config.Config, items []sendItem, replace 
 	out := newSendOutput(stdout, stderr, items)
 	var good []sendItem
 	for _, it := range items {
-		if cfg.Destination.Names == "portable" {
-			if why := portableProblem(it.rel); why != "" {
-				out.line("held     %s: invalid_name: %s", it.local, why)
-				out.skip(it.size)
-				continue
-			}
+		if why := matcher.NameProblem(cfg.Destination.Names, it.rel); why != "" {
+			out.line("held     %s: invalid_name: %s", it.local, why)
+			out.skip(it.size)
+			continue
 		}
 		good = append(good, it)
 	}
