@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/hotdrop/hotdrop/config"
 )
 
 // Hold reasons the matcher gives (SPEC.md, Words). The delivery engine adds the others
@@ -58,7 +60,7 @@ type Options struct {
 	Rules       []Rule
 	SourceTypes []SourceType // overrides and additions to BuiltinProfiles
 	Requests    []Request    // every known request, whatever its status
-	ReadyMarker string       // watch.ready_marker; default "_READY"
+	ReadyMarker string       // watch.ready_marker; "" = config.DefaultReadyMarker
 	// Names is destination.names: "portable" holds names outside [A-Za-z0-9._-] (invalid_name);
 	// anything else allows any name.
 	Names string
@@ -98,7 +100,7 @@ func New(o Options) (*Matcher, error) {
 		m.root = filepath.Clean(o.Root)
 	}
 	if m.marker == "" {
-		m.marker = "_READY"
+		m.marker = config.DefaultReadyMarker
 	}
 	var fields []string
 	for i, r := range o.Rules {

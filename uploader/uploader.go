@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hotdrop/hotdrop/config"
 )
 
 // Options configures one destination. The uploader owns these defaults;
@@ -60,7 +62,7 @@ type Options struct {
 	Fsync bool
 	// TempName is where each file is written before its rename into place,
 	// relative to the final file's folder: {name} is the final file's name.
-	// "" is DefaultTempName (".{name}.partial"); servers that refuse or hide
+	// "" is config.DefaultTempName (".{name}.partial"); servers that refuse or hide
 	// dotfiles want "{name}.partial", or a folder such as ".hotdrop-tmp/{name}".
 	TempName string
 }
@@ -224,11 +226,12 @@ func (u *Uploader) applyTuning(o Options) error {
 	if o.Checksum != ChecksumNone {
 		u.checksum = o.Checksum
 	}
-	switch o.Verify {
-	case "", VerifyAuto:
-		u.verify = VerifyAuto
-	case VerifySize, VerifyHash:
-		u.verify = o.Verify
+	u.verify = o.Verify
+	if u.verify == "" {
+		u.verify = config.DefaultVerify
+	}
+	switch u.verify {
+	case VerifyAuto, VerifySize, VerifyHash:
 	default:
 		return fmt.Errorf("destination verify %q: want auto, size or hash", o.Verify)
 	}
@@ -238,7 +241,7 @@ func (u *Uploader) applyTuning(o Options) error {
 	u.fsync = o.Fsync
 	u.tempName = o.TempName
 	if u.tempName == "" {
-		u.tempName = DefaultTempName
+		u.tempName = config.DefaultTempName
 	}
 	if err := checkTempName(u.tempName); err != nil {
 		return err
