@@ -242,7 +242,7 @@ func readChecksums(base, path string) ([]Checksum, *SidecarError) {
 			continue
 		}
 		if errors.Is(err, safefs.ErrUnsafe) {
-			return nil, &SidecarError{File: file, Msg: "is not a regular file, or a folder on its path is a symbolic link (hotdrop never follows links)", Err: err}
+			return nil, &SidecarError{File: file, Msg: safefs.Refusal("is not a regular file, or a folder on its path is a symbolic link"), Err: err}
 		}
 		if err != nil {
 			return nil, &SidecarError{File: file, Msg: "cannot read the checksum file: " + err.Error(), Err: err}

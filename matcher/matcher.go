@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // Hold reasons the matcher gives (SPEC.md, Words). The delivery engine adds the others
@@ -344,7 +345,7 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 	path, root := filepath.Clean(in.Path), filepath.Clean(in.Root)
 	v.Trace.Path, v.Trace.Root, v.Trace.Folder = path, root, in.Request
 	if !filepath.IsAbs(path) || !filepath.IsAbs(root) || !within(root, path) || path == root {
-		v.hold(HoldUnsafePath, fmt.Sprintf("%s is not inside %s", path, root))
+		v.hold(HoldUnsafePath, path+" "+safefs.OutsideRefusal(root))
 		return v
 	}
 	rel, _ := filepath.Rel(root, path)

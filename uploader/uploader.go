@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
-// Options configures one destination. The uploader owns these defaults;
-// config only decodes and passes them.
+// Options configures one destination, as config resolved it. A zero value falls back on the
+// same default config gives it (config.DefaultTempName, config.DefaultVerify); tuning that is
+// not a config key (in-flight requests, dial timeout) the uploader owns.
 type Options struct {
 	URL          string // sftp://user@host:port/abs/path or file:///abs/path
 	IdentityFile string // OpenSSH private key, unencrypted
@@ -423,7 +425,7 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 		}
 		fi, err := f.Stat()
 		if err == nil && !fi.Mode().IsRegular() {
-			err = &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is not a regular file (%s); hotdrop never opens special files", j.LocalPath, fi.Mode().Type())}
+			err = unsafeSource(j.LocalPath, fi.Mode(), nil)
 		}
 		if err == nil && (fi.Size() != j.Size || (!j.ModTime.IsZero() && !fi.ModTime().Equal(j.ModTime))) {
 			err = &Error{Code: CodeChanged, Msg: fmt.Sprintf(
@@ -439,12 +441,12 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 		return f, fi, nil
 	}
 	if li, err := os.Lstat(j.LocalPath); err == nil && !li.Mode().IsRegular() {
-		return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is no longer a regular file (%s); hotdrop never follows links or opens special files", j.LocalPath, li.Mode().Type())}
+		return nil, nil, unsafeSource(j.LocalPath, li.Mode(), nil)
 	}
 	f, err := os.OpenFile(j.LocalPath, os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
-			return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s became a symbolic link; hotdrop never follows links", j.LocalPath), Err: err}
+			return nil, nil, unsafeSource(j.LocalPath, fs.ModeSymlink, err)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s is gone", j.LocalPath), Err: err}
@@ -458,7 +460,7 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is not a regular file (%s); hotdrop never opens special files", j.LocalPath, fi.Mode().Type())}
+		return nil, nil, unsafeSource(j.LocalPath, fi.Mode(), nil)
 	}
 	if fi.Size() != j.Size || (!j.ModTime.IsZero() && !fi.ModTime().Equal(j.ModTime)) {
 		f.Close()
@@ -466,6 +468,12 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 			"local file %s changed since it settled (size %d, want %d)", j.LocalPath, fi.Size(), j.Size)}
 	}
 	return f, fi, nil
+}
+
+// unsafeSource refuses a source that is no longer the regular file that settled (it became
+// a link, a FIFO, a device…): unsafe_path, in the one wording of safefs.TypeRefusal.
+func unsafeSource(p string, m fs.FileMode, err error) *Error {
+	return &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s changed since it settled: it %s", p, safefs.TypeRefusal(m)), Err: err}
 }
 
 // classifyLocal names local read problems. A source on NFS or SMB can fail

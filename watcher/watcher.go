@@ -104,7 +104,7 @@ type Event struct {
 	Path   string   // absolute
 	Rel    string   // slash-separated, relative to Root
 	Info   FileInfo // for Removed: what was last seen
-	Reason string   // for Unsafe and Denied: a human sentence ("is a symbolic link; hotdrop never follows links")
+	Reason string   // for Unsafe and Denied: a human sentence (for Unsafe, safefs.TypeRefusal's)
 }
 
 // Watcher watches one root. Make it with New and start it with Run.

@@ -21,6 +21,7 @@ import (
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/backoff"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/internal/statelock"
 	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/store"
@@ -134,7 +135,7 @@ func collectSend(paths []string, dir string, ignore []string, stderr io.Writer) 
 			add(abs, fi.Name(), fi)
 			continue
 		case !fi.IsDir():
-			return nil, fmt.Errorf("cannot send %s: not a regular file or folder (%s); hotdrop never follows links", arg, fi.Mode().Type())
+			return nil, fmt.Errorf("cannot send %s: it %s", arg, safefs.TypeRefusal(fi.Mode()))
 		}
 		base := filepath.Base(abs)
 		err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
