@@ -187,7 +187,7 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 				break
 			}
 			if intended {
-				if classify(err).Code == ReasonRemoteExists {
+				if asTransferError(err).Code == ReasonRemoteExists {
 					// The rename was refused: what is there is not ours, and stays so.
 					if err := st.MarkManifest(context.WithoutCancel(ctx), id, time.Time{}); err != nil {
 						rt.log.Error("journal", "err", err)

@@ -11,8 +11,12 @@ import (
 )
 
 // noteTrouble records a transient failure; failures lasting AlertAfter make one
-// destination.unreachable event.
+// destination.unreachable event. A failure of the source's (an NFS or SMB mount that failed a
+// read for a moment) says nothing about the destination and is not counted.
 func (e *Engine) noteTrouble(err error) {
+	if err != nil && asTransferError(err).Source {
+		return
+	}
 	now := time.Now()
 	if e.downSince.IsZero() {
 		e.downSince = now
@@ -137,7 +141,7 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		if ctx.Err() != nil {
 			return Result{}, errCancelled
 		}
-		te := classify(err)
+		te := asTransferError(err)
 		if !te.Transient {
 			return Result{}, te
 		}
@@ -202,7 +206,7 @@ func (e *Engine) wait(ctx context.Context, rt *retrier, d time.Duration, probe b
 			}
 			failed = true
 			rt.log.Debug("destination still unreachable", "err", err)
-			e.send(pctx, msg{kind: msgTrouble, err: classify(err)})
+			e.send(pctx, msg{kind: msgTrouble, err: asTransferError(err)})
 		}
 	}()
 	select {

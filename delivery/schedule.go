@@ -89,7 +89,7 @@ func (e *Engine) dispatch(_ context.Context) {
 			var err error
 			if gone && !intent {
 				// Removed while it waited for a slot: whatever is at its path now never settled.
-				err = &TransferError{Code: ReasonChangedDuringUpload, Msg: fmt.Sprintf("%s is gone", job.LocalPath)}
+				err = &TransferError{Code: ReasonChangedDuringUpload, Source: true, Msg: fmt.Sprintf("%s is gone", job.LocalPath)}
 			} else {
 				res, err = e.transfer(uctx, &rt, job, intent)
 			}

@@ -380,7 +380,7 @@ type remoteHasher interface {
 // Upload does not retry. Cancelling ctx stops the transfer at the next chunk.
 func (u *Uploader) Upload(ctx context.Context, j Job) (Result, error) {
 	if err := ctx.Err(); err != nil {
-		return Result{}, classify("upload", j.LocalPath, err)
+		return Result{}, destinationError("upload", j.LocalPath, err)
 	}
 	if err := checkName(j.RemoteRel); err != nil {
 		return Result{}, &Error{Code: CodeRemoteError, Msg: "refusing remote path", Err: err}
@@ -395,7 +395,7 @@ func (u *Uploader) Upload(ctx context.Context, j Job) (Result, error) {
 		// A second run (the pooled connection was found dead) reads the
 		// source again from its start.
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return classifyLocal(j.LocalPath, err)
+			return sourceError(j.LocalPath, err)
 		}
 		if j.Connected != nil {
 			j.Connected()
@@ -428,13 +428,13 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 			err = unsafeSource(j.LocalPath, fi.Mode(), nil)
 		}
 		if err == nil && (fi.Size() != j.Size || (!j.ModTime.IsZero() && !fi.ModTime().Equal(j.ModTime))) {
-			err = &Error{Code: CodeChanged, Msg: fmt.Sprintf(
+			err = &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf(
 				"local file %s changed since it settled (size %d, want %d)", j.LocalPath, fi.Size(), j.Size)}
 		}
 		if err != nil {
 			f.Close()
 			if _, ok := err.(*Error); !ok {
-				err = classifyLocal(j.LocalPath, err)
+				err = sourceError(j.LocalPath, err)
 			}
 			return nil, nil, err
 		}
@@ -449,14 +449,14 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 			return nil, nil, unsafeSource(j.LocalPath, fs.ModeSymlink, err)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s is gone", j.LocalPath), Err: err}
+			return nil, nil, &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf("local file %s is gone", j.LocalPath), Err: err}
 		}
-		return nil, nil, classifyLocal(j.LocalPath, err)
+		return nil, nil, sourceError(j.LocalPath, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, nil, classifyLocal(j.LocalPath, err)
+		return nil, nil, sourceError(j.LocalPath, err)
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
@@ -464,7 +464,7 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 	}
 	if fi.Size() != j.Size || (!j.ModTime.IsZero() && !fi.ModTime().Equal(j.ModTime)) {
 		f.Close()
-		return nil, nil, &Error{Code: CodeChanged, Msg: fmt.Sprintf(
+		return nil, nil, &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf(
 			"local file %s changed since it settled (size %d, want %d)", j.LocalPath, fi.Size(), j.Size)}
 	}
 	return f, fi, nil
@@ -473,16 +473,18 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 // unsafeSource refuses a source that is no longer the regular file that settled (it became
 // a link, a FIFO, a device…): unsafe_path, in the one wording of safefs.TypeRefusal.
 func unsafeSource(p string, m fs.FileMode, err error) *Error {
-	return &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s changed since it settled: it %s", p, safefs.TypeRefusal(m)), Err: err}
+	return &Error{Code: CodeUnsafePath, Source: true, Msg: fmt.Sprintf("local file %s changed since it settled: it %s", p, safefs.TypeRefusal(m)), Err: err}
 }
 
-// classifyLocal names local read problems. A source on NFS or SMB can fail
-// for a moment, so anything but a permission problem is retried.
-func classifyLocal(p string, err error) *Error {
+// sourceError names a failure reading the local file being sent: the source's
+// trouble, never the destination's (Source). A source on NFS or SMB can fail
+// for a moment (EIO, ESTALE), so anything but a permission problem is retried;
+// the sentence (safefs.ReadFailure) carries the system's own words.
+func sourceError(p string, err error) *Error {
 	if errors.Is(err, fs.ErrPermission) {
-		return &Error{Code: CodePermissionDenied, Msg: fmt.Sprintf("cannot read local file %s: permission denied", p), Err: err}
+		return &Error{Code: CodePermissionDenied, Source: true, Msg: safefs.ReadFailure(p, err), Err: err}
 	}
-	return &Error{Code: CodeTransient, Msg: fmt.Sprintf("reading local file %s", p), Transient: true, Err: err}
+	return &Error{Code: CodeTransient, Transient: true, Source: true, Msg: safefs.ReadFailure(p, err) + "; will retry", Err: err}
 }
 
 // Stat reports the size of rel below the destination folder, for the start-up
@@ -499,7 +501,7 @@ func (u *Uploader) Stat(ctx context.Context, rel string) (size int64, exists boo
 			size, exists = 0, false
 			return nil
 		case err != nil:
-			return classify("stat", p, err)
+			return destinationError("stat", p, err)
 		}
 		size, exists = fi.Size(), true
 		return nil

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // ErrUnsafe is wrapped by every refusal to follow a link, to open something that is not a
@@ -116,6 +117,24 @@ func TypeRefusal(m fs.FileMode) string {
 		what = "is a folder"
 	}
 	return Refusal(what)
+}
+
+// ReadFailure is the one sentence for a source file that could not be opened, looked at or
+// read: its path, the system's own words, and whose trouble it is. The engine's opener and
+// the uploader's reads both word such failures with it, so a status file reads the same
+// whichever of them met the NFS hiccup.
+func ReadFailure(p string, err error) string {
+	return fmt.Sprintf("cannot read local file %s (%s): the source failed, not the destination", p, SystemWords(err))
+}
+
+// SystemWords is what the operating system said in err: the errno's text when there is one
+// ("input/output error", "stale file handle"), else err's own.
+func SystemWords(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
 }
 
 // OutsideRefusal is the sentence, after the path, for a path that is not below root.
