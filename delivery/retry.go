@@ -184,14 +184,13 @@ func (e *Engine) wait(ctx context.Context, rt *retrier, d time.Duration, probe b
 	defer stop()
 	back := make(chan struct{})
 	go func() {
-		delay, failed := probeBase, false
-		for {
+		probes, failed := backoff.Policy{Base: probeBase, Max: probeMax}, false
+		for n := 1; ; n++ {
 			select {
 			case <-pctx.Done():
 				return
-			case <-rt.clock.After(delay):
+			case <-rt.clock.After(probes.Step(n)):
 			}
-			delay = min(delay*2, probeMax)
 			err := r.Reachable(pctx)
 			switch {
 			case pctx.Err() != nil:
