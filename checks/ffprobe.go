@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/internal/bounded"
 )
 
@@ -49,17 +50,14 @@ var ErrNoTool = errors.New("ffprobe is not available")
 // Prober runs ffprobe. The zero value uses "ffprobe" from PATH with the default bounds.
 type Prober struct {
 	Path      string        // the ffprobe binary; "" = "ffprobe" from PATH
-	Timeout   time.Duration // per file; 0 = DefaultTimeout
+	Timeout   time.Duration // per file; 0 = config.DefaultProbeTimeout (checks.timeout)
 	MaxOutput int64         // bytes of JSON read; 0 = DefaultMaxOutput
 }
 
-// Bounds of one probe. ffprobe reads headers, not the whole file (a 2 GiB file is probed in a
-// fraction of a second), so a minute means it hangs; its JSON for a file with a few dozen
-// streams is a few tens of KB.
-const (
-	DefaultTimeout   = time.Minute
-	DefaultMaxOutput = 4 << 20
-)
+// DefaultMaxOutput bounds the JSON one probe may print: for a file with a few dozen streams
+// it is a few tens of KB. (Its time bound is checks.timeout: ffprobe reads headers, not the
+// whole file, so a 2 GiB file is probed in a fraction of a second and a minute means a hang.)
+const DefaultMaxOutput = 4 << 20
 
 // formats are the demuxers ffprobe may use: the containers media deliveries come in. Others
 // are refused as unreadable, among them playlists (hls, concat) that would make ffprobe open
@@ -90,7 +88,7 @@ func (p Prober) Probe(ctx context.Context, f *os.File) (*Media, error) {
 	}
 	timeout, maxOut := p.Timeout, p.MaxOutput
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = config.DefaultProbeTimeout
 	}
 	if maxOut <= 0 {
 		maxOut = DefaultMaxOutput

@@ -397,7 +397,7 @@ func assetPath(p string) (string, bool) {
 
 func reason(err error) string {
 	if errors.Is(err, safefs.ErrUnsafe) {
-		return "it is a link or not a regular file (hotdrop never follows links)"
+		return "it " + safefs.Refusal("is a link or not a regular file")
 	}
 	return "it is not there"
 }

@@ -126,6 +126,21 @@ type SourceType struct {
 	Pos    Position
 }
 
+// The defaults SPEC.md documents that a component also falls back on when its caller (a
+// test, mostly) leaves the option zero: defined here once, so the two cannot drift apart.
+// Everything else config resolves at load and components read as given.
+const (
+	DefaultReadyMarker  = "_READY"
+	DefaultSettle       = 30 * time.Second
+	DefaultRescan       = 10 * time.Minute
+	DefaultPoll         = 5 * time.Second
+	DefaultRequestsPoll = time.Minute
+	DefaultTempName     = ".{name}.partial"
+	DefaultConcurrency  = 4
+	DefaultVerify       = "auto"
+	DefaultProbeTimeout = time.Minute
+)
+
 // Default returns a Config holding every default SPEC.md documents. Root and
 // destination URL have none: Parse requires them.
 func Default() *Config {
@@ -134,27 +149,27 @@ func Default() *Config {
 		Watch: Watch{
 			Bin:         "_bin",
 			Folder:      "{title}/{source_type} {language} [{id}]",
-			Settle:      30 * time.Second,
-			Rescan:      10 * time.Minute,
+			Settle:      DefaultSettle,
+			Rescan:      DefaultRescan,
 			Mode:        "auto",
-			Poll:        5 * time.Second,
+			Poll:        DefaultPoll,
 			Ignore:      []string{".*", "*.part", "*.partial", "*.tmp", "*~", "*.crdownload", "Thumbs.db", "desktop.ini"},
-			ReadyMarker: "_READY",
+			ReadyMarker: DefaultReadyMarker,
 			FolderMode:  os.ModeSetgid | 0o775,
 		},
 		Requests: Requests{
 			Source: "file",
 			Files:  []string{"/etc/hotdrop/requests.d/*.toml"},
-			Poll:   time.Minute,
+			Poll:   DefaultRequestsPoll,
 		},
 		Destination: Destination{
 			KnownHosts:  "/etc/hotdrop/known_hosts",
 			Path:        "{package_id}/{source_type}/{name}",
-			TempName:    ".{name}.partial",
-			Concurrency: 4,
+			TempName:    DefaultTempName,
+			Concurrency: DefaultConcurrency,
 			Checksum:    "sha256",
 			Names:       "portable",
-			Verify:      "auto",
+			Verify:      DefaultVerify,
 			After:       "keep",
 			Manifest:    true,
 			AlertAfter:  10 * time.Minute,
@@ -164,7 +179,7 @@ func Default() *Config {
 			Listen:      "127.0.0.1:8470",
 			StatusFiles: true,
 		},
-		Checks: Checks{Probe: true, Timeout: time.Minute},
+		Checks: Checks{Probe: true, Timeout: DefaultProbeTimeout},
 	}
 }
 

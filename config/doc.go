@@ -1,7 +1,8 @@
 // Package config reads hotdrop's configuration file and its requests files.
 //
 // It decodes the TOML described in SPEC.md's Config section, fills in the
-// documented defaults, resolves relative paths against the config file's
+// documented defaults (the one place they are written: components that fall
+// back on one for a zero option use the Default* constants), resolves relative paths against the config file's
 // folder and validates every value, so that the rest of the daemon can trust
 // what it is handed. Every problem is reported with the file, line and column
 // where it sits and what was expected, and all problems are reported at once

@@ -73,6 +73,6 @@ func (e *Engine) afterAbandon(ctx context.Context, fs *fileState) {
 		if !fs.inBin {
 			r = e.reqs[fs.req]
 		}
-		e.classify(ctx, fs, r)
+		e.judge(ctx, fs, r)
 	}
 }

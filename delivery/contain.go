@@ -110,7 +110,7 @@ func (e *Engine) sourceOpener(fsx *fileState) func() (*os.File, error) {
 	size, mtime, inode, dev := fsx.rec.Size, fsx.rec.ModTime, fsx.rec.Inode, fsx.dev
 	return func() (*os.File, error) {
 		if rootErr != nil {
-			return nil, &TransferError{Code: "transient", Msg: rootErr.Error(), Transient: true, Err: rootErr}
+			return nil, sourceError(p, rootErr)
 		}
 		rel, err := safefs.Rel(root.Path(), p)
 		if err != nil {
@@ -122,20 +122,18 @@ func (e *Engine) sourceOpener(fsx *fileState) func() (*os.File, error) {
 		case errors.Is(err, safefs.ErrUnsafe):
 			return nil, unsafeSource(name, err)
 		case errors.Is(err, fs.ErrNotExist):
-			return nil, &TransferError{Code: ReasonChangedDuringUpload, Msg: fmt.Sprintf("%s is gone", p), Err: err}
-		case errors.Is(err, fs.ErrPermission):
-			return nil, &TransferError{Code: "permission_denied", Msg: fmt.Sprintf("cannot read local file %s: permission denied", p), Err: err}
+			return nil, &TransferError{Code: ReasonChangedDuringUpload, Source: true, Msg: fmt.Sprintf("%s is gone", p), Err: err}
 		default:
-			return nil, &TransferError{Code: "transient", Msg: fmt.Sprintf("opening local file %s: %v", p, err), Transient: true, Err: err}
+			return nil, sourceError(p, err)
 		}
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, &TransferError{Code: "transient", Msg: fmt.Sprintf("reading local file %s: %v", p, err), Transient: true, Err: err}
+			return nil, sourceError(p, err)
 		}
 		if fi.Size() != size || !fi.ModTime().Equal(mtime) || (inode != 0 && safefs.Inode(fi) != inode) || (dev != 0 && safefs.Device(fi) != dev) {
 			f.Close()
-			return nil, &TransferError{Code: ReasonChangedDuringUpload, Msg: fmt.Sprintf(
+			return nil, &TransferError{Code: ReasonChangedDuringUpload, Source: true, Msg: fmt.Sprintf(
 				"%s is no longer the file that settled (size %d, want %d); nothing of it was sent, and it is settling again", p, fi.Size(), size)}
 		}
 		return f, nil
@@ -143,7 +141,18 @@ func (e *Engine) sourceOpener(fsx *fileState) func() (*os.File, error) {
 }
 
 func unsafeSource(name string, err error) *TransferError {
-	return &TransferError{Code: ReasonUnsafePath, Msg: fmt.Sprintf("%s was not opened: %v", name, err), Err: err}
+	return &TransferError{Code: ReasonUnsafePath, Source: true, Msg: fmt.Sprintf("%s was not opened: %v", name, err), Err: err}
+}
+
+// sourceError is a failure to open, look at or read the file to send: the source's trouble
+// (Source), never the destination's, worded by safefs.ReadFailure with the system's words. A
+// source on NFS or SMB can fail for a moment (EIO, ESTALE), so anything but a permission
+// problem is retried.
+func sourceError(p string, err error) *TransferError {
+	if errors.Is(err, fs.ErrPermission) {
+		return &TransferError{Code: "permission_denied", Source: true, Msg: safefs.ReadFailure(p, err), Err: err}
+	}
+	return &TransferError{Code: "transient", Transient: true, Source: true, Msg: safefs.ReadFailure(p, err) + "; will retry", Err: err}
 }
 
 // sameAsDelivered accepts the entry about to be moved or deleted only when it is still the

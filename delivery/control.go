@@ -88,7 +88,7 @@ func (e *Engine) rearm(ctx context.Context, fs *fileState) {
 	if !fs.inBin {
 		r = e.reqs[fs.req]
 	}
-	e.classify(ctx, fs, r)
+	e.judge(ctx, fs, r)
 }
 
 // rearmable says whether a retry acts on the file: failed or held, except a link or special

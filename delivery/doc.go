@@ -16,7 +16,7 @@
 //	state.go      what is known of each request and file
 //	requests.go   installing requests: drop folders, the File Bin, reloads
 //	intake.go     a watcher event becomes a tracked file (Locate: which folder holds it)
-//	classify.go   naming rules, sidecars and profiles judge a ready file (the Classifier port)
+//	judge.go      naming rules, sidecars and profiles judge a ready file (the Matcher port)
 //	policy.go     hold policy: RequestHold, deriveHold, countFiles, requestState
 //	sequence.go   frame sequences: gaps, suspect frames, milestones, summaries
 //	inspect.go    content checks (the Inspector port)

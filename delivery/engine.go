@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -30,9 +31,9 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	Clock               Clock
 	Logger              *slog.Logger
-	// Classifier judges files against naming rules, sidecars and profiles (nil: only drop
+	// Matcher judges files against naming rules, sidecars and profiles (nil: only drop
 	// folders are used, and the File Bin holds its files).
-	Classifier Classifier
+	Matcher Matcher
 	// Touch restarts a file's settle clock (the watcher's); called when its sidecar changes.
 	Touch func(path string)
 	// Events hears every state change (nil: none).
@@ -147,7 +148,7 @@ func New(opt Options, up Uploader, st Store, rep Reporter) *Engine {
 
 func withDefaults(opt Options) Options {
 	if opt.Concurrency <= 0 {
-		opt.Concurrency = 1
+		opt.Concurrency = config.DefaultConcurrency
 	}
 	if opt.RetryBase <= 0 {
 		opt.RetryBase = time.Second
@@ -162,7 +163,7 @@ func withDefaults(opt Options) Options {
 		opt.Logger = slog.Default()
 	}
 	if opt.ReadyMarker == "" {
-		opt.ReadyMarker = "_READY"
+		opt.ReadyMarker = config.DefaultReadyMarker
 	}
 	if opt.JournalCheckEvery <= 0 {
 		opt.JournalCheckEvery = defaultJournalCheckEvery

@@ -492,9 +492,9 @@ func TestFolderName(t *testing.T) {
 	}
 }
 
-func TestClassifyUnknownIsTransient(t *testing.T) {
-	if te := classify(errors.New("boom")); !te.Transient {
-		t.Errorf("classify(plain error) = %+v, want transient", te)
+func TestUnknownErrorIsTransient(t *testing.T) {
+	if te := asTransferError(errors.New("boom")); !te.Transient || te.Source {
+		t.Errorf("asTransferError(plain error) = %+v, want transient, the destination's", te)
 	}
 }
 

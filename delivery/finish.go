@@ -135,7 +135,7 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	if err != nil {
 		e.log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", r.ID, "err", err)
 	}
-	rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
+	rt := e.newRetrier()
 	st, tmpDir := e.st, e.opt.TempDir // read on the loop, which owns them
 	e.wg.Add(1)
 	go func() {
@@ -195,7 +195,7 @@ func (e *Engine) sendManifest(ctx context.Context, rt retrier, st Store, tmpDir,
 			break
 		}
 		if intended {
-			if classify(err).Code == ReasonRemoteExists {
+			if asTransferError(err).Code == ReasonRemoteExists {
 				// The rename was refused: what is there is not ours, and stays so.
 				if err := st.MarkManifest(context.WithoutCancel(ctx), id, time.Time{}); err != nil {
 					rt.log.Error("journal", "err", err)
@@ -207,7 +207,7 @@ func (e *Engine) sendManifest(ctx context.Context, rt retrier, st Store, tmpDir,
 		if errors.Is(err, errCancelled) || ctx.Err() != nil {
 			return
 		}
-		wait := backoff(failures, rt.base, rt.max)
+		wait := rt.backoff.Delay(failures)
 		rt.log.Error("manifest not written; will try again", "request", id, "remote", rel, "next_try", rt.clock.Now().Add(wait).Format(time.RFC3339), "err", err)
 		select {
 		case <-ctx.Done():

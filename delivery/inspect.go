@@ -121,7 +121,7 @@ func (e *Engine) inspectState() *inspectState {
 	return e.insp
 }
 
-// inspect starts the inspection of a file that classify found ready, unless one for this
+// inspect starts the inspection of a file that judge found ready, unless one for this
 // version and metadata is known (then refresh applies it) or under way.
 func (e *Engine) inspect(fs *fileState, md matcher.Metadata, folder string) {
 	in := e.opt.Inspector

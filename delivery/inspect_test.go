@@ -72,7 +72,7 @@ func TestContentCheckGatesAndHolds(t *testing.T) {
 	var delivered []Event
 	tc := &touches{}
 	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) {
-		o.Classifier = newMatcher(t, reqs...)
+		o.Matcher = newMatcher(t, reqs...)
 		o.Inspector = ins
 		o.Touch = tc.touch
 		o.Events = eventFunc(func(ev Event) {
@@ -142,7 +142,7 @@ func TestContentCheckErrorHoldsThenRetries(t *testing.T) {
 		}
 		return Inspection{Applies: true}, nil
 	}}
-	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Classifier = newMatcher(t, reqs...); o.Inspector = ins }, reqs...)
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Matcher = newMatcher(t, reqs...); o.Inspector = ins }, reqs...)
 	writeReal(t, filepath.Join(h.root, "Wednesday", "Audio M&E fr-FR [SR-61]", "a.wav"), "riff")
 	h.drop("SR-61", "a.wav", watcher.Ready, 4)
 	v := h.waitState("SR-61", Held)
@@ -176,7 +176,7 @@ func TestPackageCheckedOnceWhole(t *testing.T) {
 		}
 		return Inspection{Applies: true, Compositions: []Composition{{ID: "urn:uuid:c1", Title: "WEDNESDAY_FR"}}}, nil
 	}
-	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Classifier = newMatcher(t, reqs...); o.Inspector = ins; o.Manifest = true }, reqs...)
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Matcher = newMatcher(t, reqs...); o.Inspector = ins; o.Manifest = true }, reqs...)
 	folder := filepath.Join(h.root, "Wednesday", "IMF fr-FR [SR-62]")
 	for _, n := range []string{"ASSETMAP.xml", "PKL.xml", "VIDEO.mxf"} {
 		writeReal(t, filepath.Join(folder, n), n)

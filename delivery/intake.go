@@ -90,10 +90,10 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 	}
 	e.place(ctx, fs, r, name, bin)
 	fs.latest, fs.latestReady = ev.Info, ev.Kind == watcher.Ready
-	if !e.judge(ctx, fs, r, ev) {
+	if !e.judgeEvent(ctx, fs, r, ev) {
 		return
 	}
-	e.binSequence(fs, true) // judged now (classify), or settling again
+	e.binSequence(fs, true) // judged now (judge), or settling again
 	e.save(ctx, fs)
 	e.refreshOwner(ctx, fs)
 }
@@ -123,7 +123,7 @@ func (e *Engine) removed(ctx context.Context, p string, fs *fileState) {
 }
 
 // place puts a file in its request (or the File Bin) as the event found it; a File Bin
-// file's request is decided by the naming rules once it is ready (classify).
+// file's request is decided by the naming rules once it is ready (judge).
 func (e *Engine) place(ctx context.Context, fs *fileState, r *reqState, name string, bin bool) {
 	fs.inBin = bin
 	id := fs.req
@@ -142,10 +142,10 @@ func (e *Engine) place(ctx context.Context, fs *fileState, r *reqState, name str
 	fs.gone, fs.sourceGone = false, false
 }
 
-// judge sets a file's state from a watcher event, and reports whether it changed anything:
+// judgeEvent sets a file's state from a watcher event, and reports whether it changed anything:
 // a file being uploaded is left to its upload (which notices a change and discards its
 // partial), and a delivered file seen again as it was is left delivered.
-func (e *Engine) judge(ctx context.Context, fs *fileState, r *reqState, ev watcher.Event) bool {
+func (e *Engine) judgeEvent(ctx context.Context, fs *fileState, r *reqState, ev watcher.Event) bool {
 	switch ev.Kind {
 	case watcher.Unsafe:
 		if fs.rec.State == string(Uploading) {
@@ -167,7 +167,7 @@ func (e *Engine) judge(ctx context.Context, fs *fileState, r *reqState, ev watch
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), "", ""
 		} else {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
-			e.classify(ctx, fs, r)
+			e.judge(ctx, fs, r)
 		}
 	}
 	return true

@@ -50,7 +50,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		e.intents = append(e.intents, pendingIntent{fs: fs, reply: m.reply}) // written at the end of the batch
 	case msgRetrying:
 		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next
-		fs.retryWhy = classify(m.err).Msg
+		fs.retryWhy = asTransferError(m.err).Msg
 		e.noteTrouble(m.err)
 		if r := e.reqs[fs.req]; r != nil {
 			e.report(r)
@@ -94,7 +94,7 @@ func (e *Engine) reconciled(ctx context.Context, fs *fileState, m msg) {
 	fs.rec.RenameIntent = false
 	switch {
 	case m.exists && m.err != nil:
-		te := classify(m.err)
+		te := asTransferError(m.err)
 		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
 		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
 	case m.exists:
@@ -163,7 +163,7 @@ func (e *Engine) uploadDone(ctx context.Context, fs *fileState, m msg) {
 		if !fs.inBin {
 			r = e.reqs[fs.req]
 		}
-		e.classify(ctx, fs, r)
+		e.judge(ctx, fs, r)
 	}
 	e.save(ctx, fs)
 	e.refreshOwner(ctx, fs)
@@ -196,7 +196,7 @@ func (e *Engine) judgeOutcome(ctx context.Context, fs *fileState, m msg) {
 		e.log.Warn("file held", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
 	default:
 		fs.rec.RenameIntent = false
-		te = classify(m.err)
+		te = asTransferError(m.err)
 		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
 		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
 	}

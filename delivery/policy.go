@@ -239,13 +239,7 @@ func (e *Engine) nameProblemUncached(r *reqState, fs *fileState) string {
 	if err != nil {
 		return fmt.Sprintf("the remote path for %q cannot be made from destination.path: %v", fs.name, err)
 	}
-	if p := matcher.UnsafeNameProblem(rel); p != "" {
-		return p // under every policy
-	}
-	if e.opt.Names == "portable" {
-		return matcher.PortableNameProblem(rel)
-	}
-	return ""
+	return matcher.NameProblem(e.opt.Names, rel)
 }
 
 // requestState derives a request's state from its files (SPEC.md: held if any file is held,

@@ -9,7 +9,7 @@ import (
 )
 
 // Uploader sends one file to the destination. Implementations publish atomically (temporary
-// name, size check, BeforeRename, rename) and classify their errors as *TransferError. The
+// name, size check, BeforeRename, rename) and return their errors as *TransferError. The
 // Engine does the retrying; Upload is called from several goroutines at once.
 type Uploader interface {
 	Upload(ctx context.Context, j Job) (Result, error)
@@ -98,11 +98,15 @@ type Result struct {
 
 // TransferError is an upload failure as the code that saw it classified it: transient ones
 // are retried with backoff while the file stays uploading, permanent ones fail the file with
-// Code (a SPEC.md failure reason) and the server's words in Msg.
+// Code (a SPEC.md failure reason) and the server's words in Msg. Source says the failure is
+// on this side of the link (reading the file to send, hotdrop's own journal), set by whoever
+// saw it: such failures are retried or held like any other, but never count towards
+// destination.unreachable.
 type TransferError struct {
 	Code      string
 	Msg       string
 	Transient bool
+	Source    bool
 	Err       error
 }
 
@@ -115,9 +119,12 @@ func (e *TransferError) Error() string {
 
 func (e *TransferError) Unwrap() error { return e.Err }
 
-// classify turns any upload error into a TransferError; an unclassified error is treated as
-// transient, since a wrongly permanent failure stops a delivery at 2 a.m. for nothing.
-func classify(err error) *TransferError {
+// asTransferError returns err as a TransferError: the one in its chain, or, for an error
+// nobody classified, a transient one of the destination's (as the uploader treats an error
+// it does not recognise): a wrongly permanent failure stops a delivery at 2 a.m. for nothing,
+// while a wrongly transient one is retried and, if it lasts, raises destination.unreachable
+// with its words.
+func asTransferError(err error) *TransferError {
 	var te *TransferError
 	if errors.As(err, &te) {
 		return te

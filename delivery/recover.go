@@ -71,7 +71,7 @@ func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, p
 		if err == nil && renamed {
 			j := Job{LocalPath: rec.Path, Open: p.open, RemoteRel: rec.RemotePath, Size: rec.Size, ModTime: rec.ModTime}
 			res, err = finishPublish(ctx, up, j, log)
-			if err != nil && !classify(err).Transient {
+			if err != nil && !asTransferError(err).Transient {
 				e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: true, err: err})
 				continue
 			}

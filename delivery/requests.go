@@ -132,7 +132,7 @@ func (e *Engine) reload(ctx context.Context, opt *Options, up Uploader, reqs []R
 				e.save(ctx, fs)
 			}
 		}
-		e.reclassify(ctx)
+		e.rejudge(ctx)
 		for _, r := range e.reqs {
 			e.refresh(ctx, r)
 		}

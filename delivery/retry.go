@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/backoff"
 )
 
 // noteTrouble records a transient failure; failures lasting AlertAfter make one
-// destination.unreachable event.
+// destination.unreachable event. A failure of the source's (an NFS or SMB mount that failed a
+// read for a moment) says nothing about the destination and is not counted.
 func (e *Engine) noteTrouble(err error) {
+	if err != nil && asTransferError(err).Source {
+		return
+	}
 	now := time.Now()
 	if e.downSince.IsZero() {
 		e.downSince = now
@@ -49,7 +54,7 @@ type retrier struct {
 	last         *Checkpoint                     // the newest checkpoint of this upload
 	checkpointed bool
 	up           Uploader
-	base, max    time.Duration
+	backoff      backoff.Policy
 	clock        Clock
 	log          *slog.Logger
 	// probeCut: the last wait was cut short by the reachability probe. If the attempt after
@@ -136,7 +141,7 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		if ctx.Err() != nil {
 			return Result{}, errCancelled
 		}
-		te := classify(err)
+		te := asTransferError(err)
 		if !te.Transient {
 			return Result{}, te
 		}
@@ -146,7 +151,7 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 			failures = 1
 			rt.probeCut = false
 		}
-		wait := backoff(failures, rt.base, rt.max)
+		wait := rt.backoff.Delay(failures)
 		next := rt.clock.Now().Add(wait)
 		rt.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
 		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te})
@@ -179,14 +184,13 @@ func (e *Engine) wait(ctx context.Context, rt *retrier, d time.Duration, probe b
 	defer stop()
 	back := make(chan struct{})
 	go func() {
-		delay, failed := probeBase, false
-		for {
+		probes, failed := backoff.Policy{Base: probeBase, Max: probeMax}, false
+		for n := 1; ; n++ {
 			select {
 			case <-pctx.Done():
 				return
-			case <-rt.clock.After(delay):
+			case <-rt.clock.After(probes.Step(n)):
 			}
-			delay = min(delay*2, probeMax)
 			err := r.Reachable(pctx)
 			switch {
 			case pctx.Err() != nil:
@@ -201,7 +205,7 @@ func (e *Engine) wait(ctx context.Context, rt *retrier, d time.Duration, probe b
 			}
 			failed = true
 			rt.log.Debug("destination still unreachable", "err", err)
-			e.send(pctx, msg{kind: msgTrouble, err: classify(err)})
+			e.send(pctx, msg{kind: msgTrouble, err: asTransferError(err)})
 		}
 	}()
 	select {
@@ -215,15 +219,7 @@ func (e *Engine) wait(ctx context.Context, rt *retrier, d time.Duration, probe b
 	}
 }
 
-// backoff is exponential from base, capped at max, with up to 50% jitter so that many
-// daemons behind one ingest server do not retry in step.
-func backoff(attempt int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+// newRetrier is what an upload goroutine started now needs: the options as they are now.
+func (e *Engine) newRetrier() retrier {
+	return retrier{up: e.up, backoff: backoff.Policy{Base: e.opt.RetryBase, Max: e.opt.RetryMax}, clock: e.opt.Clock, log: e.log}
 }

@@ -73,7 +73,7 @@ func (e *Engine) dispatch(_ context.Context) {
 		fs.began = true // it may leave a resume point from now on
 		job := e.job(fs)
 		job.Resume, fs.resume = fs.resume, nil
-		rt := retrier{up: e.up, base: e.opt.RetryBase, max: e.opt.RetryMax, clock: e.opt.Clock, log: e.log}
+		rt := e.newRetrier()
 		intent := fs.rec.RenameIntent
 		sums := append([]Checksum(nil), fs.verify...)
 		gone := fs.gone
@@ -89,7 +89,7 @@ func (e *Engine) dispatch(_ context.Context) {
 			var err error
 			if gone && !intent {
 				// Removed while it waited for a slot: whatever is at its path now never settled.
-				err = &TransferError{Code: ReasonChangedDuringUpload, Msg: fmt.Sprintf("%s is gone", job.LocalPath)}
+				err = &TransferError{Code: ReasonChangedDuringUpload, Source: true, Msg: fmt.Sprintf("%s is gone", job.LocalPath)}
 			} else {
 				res, err = e.transfer(uctx, &rt, job, intent)
 			}

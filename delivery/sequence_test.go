@@ -214,7 +214,7 @@ func TestSplitFrameKeysMatchViews(t *testing.T) {
 func TestBinSequenceNeverSplitAcrossRequests(t *testing.T) {
 	reqs := []Request{req("SR-A", 0, "source_type", "VFX"), req("SR-B", 0, "source_type", "VFX")}
 	up := newFakeUploader()
-	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Classifier = newMatcher(t, reqs...) }, reqs...)
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Matcher = newMatcher(t, reqs...) }, reqs...)
 	bin := filepath.Join(h.root, "_bin")
 	writeReal(t, filepath.Join(bin, "_metadata.toml"), "request = \"SR-A\"\n")
 	writeReal(t, filepath.Join(bin, "shot.1003.exr.toml"), "request = \"SR-B\"\n")
@@ -255,7 +255,7 @@ func TestBinSequenceNeverSplitAcrossRequests(t *testing.T) {
 func TestBinSequenceStillRendering(t *testing.T) {
 	reqs := []Request{req("SR-A", 0, "source_type", "VFX")}
 	up := newFakeUploader()
-	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Classifier = newMatcher(t, reqs...) }, reqs...)
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Matcher = newMatcher(t, reqs...) }, reqs...)
 	bin := filepath.Join(h.root, "_bin")
 	writeReal(t, filepath.Join(bin, "_metadata.toml"), "request = \"SR-A\"\n")
 	for n := 1001; n <= 1004; n++ {

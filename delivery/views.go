@@ -170,7 +170,7 @@ func (e *Engine) reportBin() {
 	if e.opt.Bin == "" {
 		return
 	}
-	if e.opt.Classifier == nil {
+	if e.opt.Matcher == nil {
 		// Without naming rules, ready bin files are held at once (not at the next flush).
 		// Bin files no request took are the index's "" entry (not every file hotdrop knows).
 		for fs := range e.byReq[""] {

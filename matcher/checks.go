@@ -24,6 +24,22 @@ import (
 	"github.com/hotdrop/hotdrop/internal/textdist"
 )
 
+// NamesPortable is the destination.names policy that allows only portable names.
+const NamesPortable = "portable"
+
+// NameProblem is the destination.names policy: why the remote path rel is refused under
+// policy ("portable" or "any"), or "" when it may be sent. Every place that holds a name
+// invalid_name (judging a file, the engine's remote path, hotdrop send) asks this.
+func NameProblem(policy, rel string) string {
+	if p := UnsafeNameProblem(rel); p != "" {
+		return p
+	}
+	if policy == NamesPortable {
+		return PortableNameProblem(rel)
+	}
+	return ""
+}
+
 // UnsafeNameProblem says why a remote path is refused under every destination.names policy,
 // or "": a control character (a newline would inject lines into NAME.sha256 and the logs), a
 // backslash (a separator on a Windows server, where ..\ escapes the folder) or an empty, "."
@@ -226,7 +242,7 @@ func readChecksums(base, path string) ([]Checksum, *SidecarError) {
 			continue
 		}
 		if errors.Is(err, safefs.ErrUnsafe) {
-			return nil, &SidecarError{File: file, Msg: "is not a regular file, or a folder on its path is a symbolic link (hotdrop never follows links)", Err: err}
+			return nil, &SidecarError{File: file, Msg: safefs.Refusal("is not a regular file, or a folder on its path is a symbolic link"), Err: err}
 		}
 		if err != nil {
 			return nil, &SidecarError{File: file, Msg: "cannot read the checksum file: " + err.Error(), Err: err}

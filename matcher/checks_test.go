@@ -221,6 +221,28 @@ func TestPortableName(t *testing.T) {
 	}
 }
 
+// TestNameProblem: the one names policy. Unsafe names are refused under both policies,
+// non-portable ones only under "portable".
+func TestNameProblem(t *testing.T) {
+	for _, tt := range []struct {
+		policy, rel string
+		ok          bool
+	}{
+		{"portable", "a/b-c_d.1.ttml", true},
+		{"portable", "Audio M&E/a.wav", false},
+		{"any", "Audio M&E/a.wav", true},
+		{"portable", "a/../b.wav", false},
+		{"any", "a/../b.wav", false},
+		{"any", "a\\b.wav", false},
+		{"any", "a\nb.wav", false},
+		{"", "a b.wav", true},
+	} {
+		if got := NameProblem(tt.policy, tt.rel); (got == "") != tt.ok {
+			t.Errorf("NameProblem(%q, %q) = %q, want ok %v", tt.policy, tt.rel, got, tt.ok)
+		}
+	}
+}
+
 func TestAffected(t *testing.T) {
 	m := newTest(t)
 	dir := t.TempDir()

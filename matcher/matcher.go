@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // Hold reasons the matcher gives (SPEC.md, Words). The delivery engine adds the others
@@ -58,7 +61,7 @@ type Options struct {
 	Rules       []Rule
 	SourceTypes []SourceType // overrides and additions to BuiltinProfiles
 	Requests    []Request    // every known request, whatever its status
-	ReadyMarker string       // watch.ready_marker; default "_READY"
+	ReadyMarker string       // watch.ready_marker; "" = config.DefaultReadyMarker
 	// Names is destination.names: "portable" holds names outside [A-Za-z0-9._-] (invalid_name);
 	// anything else allows any name.
 	Names string
@@ -71,12 +74,12 @@ type Options struct {
 // Matcher judges files against rules, profiles and requests. It is immutable and safe for
 // concurrent use; build a new one when any of its inputs change.
 type Matcher struct {
-	rules    []rule
-	ps       *profiles
-	ix       *index
-	marker   string
-	portable bool
-	root     string // Options.Root, cleaned
+	rules  []rule
+	ps     *profiles
+	ix     *index
+	marker string
+	names  string // destination.names
+	root   string // Options.Root, cleaned
 }
 
 type rule struct {
@@ -93,12 +96,12 @@ func New(o Options) (*Matcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Matcher{ps: ps, marker: o.ReadyMarker, portable: o.Names == "portable"}
+	m := &Matcher{ps: ps, marker: o.ReadyMarker, names: o.Names}
 	if o.Root != "" {
 		m.root = filepath.Clean(o.Root)
 	}
 	if m.marker == "" {
-		m.marker = "_READY"
+		m.marker = config.DefaultReadyMarker
 	}
 	var fields []string
 	for i, r := range o.Rules {
@@ -342,7 +345,7 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 	path, root := filepath.Clean(in.Path), filepath.Clean(in.Root)
 	v.Trace.Path, v.Trace.Root, v.Trace.Folder = path, root, in.Request
 	if !filepath.IsAbs(path) || !filepath.IsAbs(root) || !within(root, path) || path == root {
-		v.hold(HoldUnsafePath, fmt.Sprintf("%s is not inside %s", path, root))
+		v.hold(HoldUnsafePath, path+" "+safefs.OutsideRefusal(root))
 		return v
 	}
 	rel, _ := filepath.Rel(root, path)
@@ -366,16 +369,11 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 	}
 	v.Trace.Pin = pin
 
-	if p := UnsafeNameProblem(rel); p != "" {
+	if p := NameProblem(m.names, rel); p != "" {
 		v.hold(HoldInvalidName, p)
 		v.check("names", false, p)
-	} else if m.portable {
-		if p := PortableNameProblem(rel); p != "" {
-			v.hold(HoldInvalidName, p)
-			v.check("names", false, p)
-		} else {
-			v.check("names", true, "portable")
-		}
+	} else if m.names == NamesPortable {
+		v.check("names", true, NamesPortable)
 	}
 
 	req, caps, capRule := m.owner(&v, in.Request, pin, rel, in.Explain)

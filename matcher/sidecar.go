@@ -62,7 +62,7 @@ func readSidecarUnder(base, path string) (values map[string]string, lines map[st
 		return nil, nil, false, nil
 	}
 	if errors.Is(err, safefs.ErrUnsafe) {
-		return nil, nil, true, &SidecarError{File: path, Msg: "is not a regular file, or a folder on its path is a symbolic link (hotdrop never follows links); a sidecar is a small TOML or JSON file", Err: err}
+		return nil, nil, true, &SidecarError{File: path, Msg: safefs.Refusal("is not a regular file, or a folder on its path is a symbolic link") + "; a sidecar is a small TOML or JSON file", Err: err}
 	}
 	if err != nil {
 		return nil, nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}

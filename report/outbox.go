@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/backoff"
 	"github.com/hotdrop/hotdrop/store"
 )
 
@@ -194,7 +194,7 @@ func (s *Sender) pass(ctx context.Context) (time.Duration, error) {
 			continue
 		}
 		attempts := it.Attempts + 1
-		at := s.Clock.Now().Add(s.backoff(attempts))
+		at := s.Clock.Now().Add(backoff.Policy{Base: s.BackoffBase, Max: s.BackoffMax}.Delay(attempts))
 		s.Logger.Warn("sending event failed; will retry", "target", s.Target, "event", it.Event.ID, "type", it.Event.Type,
 			"request", it.Event.RequestID, "attempt", attempts, "next_try", at.UTC().Format(time.RFC3339), "err", err)
 		if ferr := s.Store.OutboxFailed(bg, it.Seq, attempts, at, err.Error()); ferr != nil {
@@ -257,16 +257,6 @@ func (s *Sender) send(ctx context.Context, ev store.Event) error {
 		return &receiverError{status: resp.StatusCode, body: string(bytes.TrimSpace(snippet))}
 	}
 	return nil
-}
-
-// backoff is exponential from BackoffBase, capped at BackoffMax, with up to 50% jitter.
-func (s *Sender) backoff(attempt int) time.Duration {
-	d := s.BackoffBase
-	for i := 1; i < attempt && d < s.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, s.BackoffMax)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 type wallClock struct{}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/text/language"
 
+	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/bounded"
 	"github.com/hotdrop/hotdrop/store"
@@ -79,7 +80,7 @@ func (t *Tracker) EventURL(ev store.Event) string {
 
 func (t *Tracker) defaults() {
 	if t.Poll <= 0 {
-		t.Poll = time.Minute
+		t.Poll = config.DefaultRequestsPoll
 	}
 	if t.Timeout <= 0 {
 		t.Timeout = 30 * time.Second

@@ -18,7 +18,7 @@ func (u *Uploader) Discard(ctx context.Context, rel string) error {
 	return u.withTarget(ctx, func(t target) error {
 		partial := t.partial(t.abs(rel))
 		if err := t.remove(partial); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return classify("remove", partial, err)
+			return destinationError("remove", partial, err)
 		}
 		return nil
 	})

@@ -34,12 +34,18 @@ const (
 
 // Error is a classified failure. The code that saw the failure decides whether
 // it is Transient (retry later: network, connection lost, timeouts) or
-// permanent (a person has to act); the caller's one retry loop only reads it.
+// permanent (a person has to act), and on which side it happened; the
+// caller's one retry loop only reads it.
 type Error struct {
 	Code      string // one of the Code* constants
 	Msg       string // a sentence a sysadmin can act on; never holds a secret
 	Transient bool   // true: retrying the same job later may succeed
-	Err       error  // the underlying error, for errors.Is/As; may be nil
+	// Source: the failure is on this side of the link, not the destination's:
+	// reading the file being sent (an NFS or SMB source that failed for a
+	// moment), or hotdrop's own journal. It never counts as the destination
+	// being unreachable.
+	Source bool
+	Err    error // the underlying error, for errors.Is/As; may be nil
 	// Server is the server's own answer, as it sent it: the SFTP status code's
 	// name and its message (`SSH_FX_FAILURE "can't seek in file"`), or a
 	// command's words. "" when the failure was not the server's answer.
@@ -50,7 +56,7 @@ type Error struct {
 // status file, an event, the dashboard and the log show.
 func (e *Error) Reason() string {
 	words := e.Server
-	if words == "" && e.Err != nil && !e.Transient {
+	if words == "" && e.Err != nil && !e.Transient && !e.Source {
 		words = ServerWords(e.Err)
 	}
 	if words == "" || strings.Contains(e.Msg, words) {
@@ -71,9 +77,8 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Classify returns err as an *Error: the one found in its chain when there is
-// one, else a classification of a raw error (network and connection errors
-// are transient, permission errors permission_denied, the rest remote_error).
-// It returns nil for a nil error.
+// one, else destinationError's reading of a raw error. It returns nil for a
+// nil error.
 func Classify(err error) *Error {
 	if err == nil {
 		return nil
@@ -82,12 +87,17 @@ func Classify(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return classify("", "", err)
+	return destinationError("", "", err)
 }
 
-// classify turns a raw error seen during operation op on path p into an *Error.
-// It is used where errors arise, so the message can name the operation and path.
-func classify(op, p string, err error) *Error {
+// destinationError turns a raw error seen talking to the destination during
+// operation op on path p into an *Error, naming the operation and path. A
+// refusal in the server's own words is permanent (remote_error with them);
+// an error no rule here recognises, with no answer of the server's in it, is
+// transient, as delivery's is: a wrongly permanent failure stops a delivery
+// at 2 a.m. for nothing, while a wrongly transient one is retried with
+// backoff and, if it lasts, raises destination.unreachable with its words.
+func destinationError(op, p string, err error) *Error {
 	what := op
 	if p != "" {
 		what = fmt.Sprintf("%s %s", op, p)
@@ -105,6 +115,8 @@ func classify(op, p string, err error) *Error {
 		return &Error{Code: CodeAuthFailed, Msg: "the server refused our login", Err: err}
 	case isTransient(err):
 		return &Error{Code: CodeTransient, Msg: what + ": connection problem, will retry", Transient: true, Err: err}
+	case words == "":
+		return &Error{Code: CodeTransient, Msg: fmt.Sprintf("%s: %v; will retry", what, err), Transient: true, Err: err}
 	}
 	return &Error{Code: CodeRemoteError, Msg: what + ": the server refused", Err: err, Server: words}
 }

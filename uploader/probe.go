@@ -20,7 +20,7 @@ const probeContent = "hotdrop check --connect: a test file; it may be deleted\n"
 // *Error, classified like Upload's; the probe file is removed on every path it can be.
 func (u *Uploader) Probe(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return classify("probe", "", err)
+		return destinationError("probe", "", err)
 	}
 	return u.withTarget(ctx, func(t target) error {
 		caps, err := u.probe(ctx, t)
@@ -83,7 +83,7 @@ func (u *Uploader) probe(ctx context.Context, t target) (Capabilities, error) {
 		return caps, &Error{Code: CodeRemoteError, Msg: fmt.Sprintf(
 			"the destination folder %s does not exist; check the path in destination.url", base), Err: err}
 	case err != nil:
-		return caps, classify("look at the destination folder", base, err)
+		return caps, destinationError("look at the destination folder", base, err)
 	case !fi.IsDir():
 		return caps, &Error{Code: CodeRemoteError, Msg: fmt.Sprintf("the destination %s is not a folder", base)}
 	}
@@ -109,14 +109,14 @@ func (u *Uploader) probe(ctx context.Context, t target) (Capabilities, error) {
 	if dir := t.dir(partial); dir != t.dir(final) {
 		// temp_name puts partial files in a folder of their own.
 		if err := t.mkdirAll(dir); err != nil {
-			return caps, classify("create folder", dir, err)
+			return caps, destinationError("create folder", dir, err)
 		}
 	}
 	if err := u.probeWrite(t, partial, &caps); err != nil {
 		return caps, err
 	}
 	if fi, err := t.stat(partial); err != nil {
-		return caps, classify("check size of", partial, err)
+		return caps, destinationError("check size of", partial, err)
 	} else if fi.Size() != int64(len(probeContent)) {
 		return caps, u.writeError(t, "check size of", partial, fmt.Errorf("%w: the server holds %d bytes, we sent %d",
 			errShortRemote, fi.Size(), len(probeContent)), int64(len(probeContent)))
@@ -125,11 +125,11 @@ func (u *Uploader) probe(ctx context.Context, t target) (Capabilities, error) {
 		return caps, err
 	}
 	if _, err := t.rename(partial, final, false); err != nil {
-		return caps, classify("rename", partial, err)
+		return caps, destinationError("rename", partial, err)
 	}
 	leftover = final
 	if err := t.remove(final); err != nil {
-		return caps, classify("delete", final, err)
+		return caps, destinationError("delete", final, err)
 	}
 	leftover = ""
 	caps.FreeSpace, caps.FreeKnown = t.freeSpace(t.dir(final))

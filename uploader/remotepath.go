@@ -5,6 +5,8 @@ import (
 	"path"
 	"strings"
 	"unicode"
+
+	"github.com/hotdrop/hotdrop/config"
 )
 
 // RemotePath renders destination.path, e.g. "{package_id}/{source_type}/{name}",
@@ -126,10 +128,6 @@ func checkName(name string) error {
 	return nil
 }
 
-// DefaultTempName is where a file is written before its rename into place:
-// a dotfile beside the final name.
-const DefaultTempName = ".{name}.partial"
-
 // checkTempName accepts destination.temp_name: {name} (the final file's own
 // name) once, in the last element; at most one folder before it, below the
 // final file's folder, so the rename stays in one folder's filesystem; never
@@ -159,7 +157,7 @@ func checkTempName(tmpl string) error {
 // its folder, as a slash path.
 func tempRel(tmpl, base string) string {
 	if tmpl == "" {
-		tmpl = DefaultTempName
+		tmpl = config.DefaultTempName
 	}
 	return strings.Replace(tmpl, "{name}", base, 1)
 }

@@ -83,27 +83,27 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 		case hk.failure != nil:
 			return nil, hk.failure
 		case ctx.Err() != nil:
-			return nil, classify("connect to", u.addr, ctx.Err())
+			return nil, destinationError("connect to", u.addr, ctx.Err())
 		case isAuth(err):
 			return nil, &Error{Code: CodeAuthFailed, Err: err, Msg: fmt.Sprintf(
 				"server %s refused the login of user %q with %s", u.addr, u.user, u.authDescription())}
 		}
-		return nil, classify("ssh handshake with", u.addr, err)
+		return nil, destinationError("ssh handshake with", u.addr, err)
 	}
 	client := ssh.NewClient(cc, chans, reqs)
 	sc, chunk, err := openSFTP(client, u.inflight)
 	if err != nil {
 		client.Close()
 		if ctx.Err() != nil {
-			return nil, classify("connect to", u.addr, ctx.Err())
+			return nil, destinationError("connect to", u.addr, ctx.Err())
 		}
-		return nil, classify("start sftp on", u.addr, err)
+		return nil, destinationError("start sftp on", u.addr, err)
 	}
 	if !stop() {
 		// ctx ended during the SFTP start and closed the socket.
 		client.Close()
 		sc.Close()
-		return nil, classify("connect to", u.addr, context.Cause(ctx))
+		return nil, destinationError("connect to", u.addr, context.Cause(ctx))
 	}
 	_ = nc.SetDeadline(time.Time{})
 	c := &sftpConn{ssh: client, sftp: sc, base: u.base, tempName: u.tempName, chunk: chunk, done: make(chan struct{})}

@@ -46,7 +46,7 @@ func (u *Uploader) transfer(ctx context.Context, t target, f *os.File, fi os.Fil
 			return res, err
 		}
 		if _, serr := f.Seek(0, io.SeekStart); serr != nil {
-			return Result{}, classifyLocal(j.LocalPath, serr)
+			return Result{}, sourceError(j.LocalPath, serr)
 		}
 		j.Resume = nil
 	}
@@ -211,7 +211,7 @@ func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, p
 	_, known := u.dirs.Load(dir)
 	if !known {
 		if err := t.mkdirAll(dir); err != nil {
-			return nil, 0, classify("create folder", dir, err)
+			return nil, 0, destinationError("create folder", dir, err)
 		}
 		u.dirs.Store(dir, true)
 	}
@@ -220,7 +220,7 @@ func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, p
 		// Someone removed the folder since we made it.
 		u.dirs.Delete(dir)
 		if err := t.mkdirAll(dir); err != nil {
-			return nil, 0, classify("create folder", dir, err)
+			return nil, 0, destinationError("create folder", dir, err)
 		}
 		u.dirs.Store(dir, true)
 		w, err = t.create(partial)
@@ -364,7 +364,7 @@ func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileI
 		rfi, err = u.waitForSize(t, partial, j.Size)
 	}
 	if err != nil {
-		return classify("check size of", partial, err)
+		return destinationError("check size of", partial, err)
 	}
 	if rfi.Size() != j.Size {
 		return u.writeError(t, "check size of", partial,
@@ -400,14 +400,14 @@ func (u *Uploader) waitForSize(t target, p string, size int64) (os.FileInfo, err
 func (u *Uploader) pumpError(ctx context.Context, t target, j Job, partial string, pr pumpResult) error {
 	switch {
 	case pr.readErr != nil && ctx.Err() != nil:
-		return classify("upload", partial, ctx.Err())
+		return destinationError("upload", partial, ctx.Err())
 	case errors.Is(pr.readErr, io.ErrUnexpectedEOF):
-		return &Error{Code: CodeChanged, Msg: fmt.Sprintf(
+		return &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf(
 			"local file %s shrank during upload (read %d bytes, want %d); the partial was discarded", j.LocalPath, pr.read, j.Size)}
 	case pr.sendErr != nil:
 		return u.writeError(t, "write", partial, pr.sendErr, j.Size)
 	}
-	return classifyLocal(j.LocalPath, pr.readErr)
+	return sourceError(j.LocalPath, pr.readErr)
 }
 
 // hashPrefix reads the first n bytes of the source into the hashes: the
@@ -423,9 +423,9 @@ func (u *Uploader) hashPrefix(f *os.File, n int64, h *hashes) (string, error) {
 		u.readBytes.Add(int64(m))
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return "", &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s shrank before the resume point", f.Name())}
+				return "", &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf("local file %s shrank before the resume point", f.Name())}
 			}
-			return "", classifyLocal(f.Name(), err)
+			return "", sourceError(f.Name(), err)
 		}
 		h.Write(b)
 		ps.Write(b)
@@ -450,7 +450,7 @@ func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final 
 			if e := (*Error)(nil); errors.As(err, &e) {
 				return err
 			}
-			return &Error{Code: CodeTransient, Transient: true,
+			return &Error{Code: CodeTransient, Transient: true, Source: true, // hotdrop's own journal
 				Msg: fmt.Sprintf("recording the rename of %s failed; nothing was published", final), Err: err}
 		}
 	}
@@ -461,7 +461,7 @@ func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final 
 				return remoteExists(final)
 			}
 		}
-		return classify("rename into place", final, err)
+		return destinationError("rename into place", final, err)
 	}
 	u.log.Debug("renamed into place", "remote", final, "method", how)
 	return nil
@@ -483,7 +483,7 @@ func checkFinal(t target, final string, replace bool) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return classify("check", final, err)
+		return destinationError("check", final, err)
 	case rfi.IsDir():
 		return &Error{Code: CodeRemoteError, Msg: fmt.Sprintf("remote path %s is a folder", final)}
 	case !replace:
@@ -501,11 +501,11 @@ func checkFinal(t target, final string, replace bool) error {
 func checkUnchanged(j Job, f *os.File, before os.FileInfo) error {
 	p := j.LocalPath
 	changed := func(err error) error {
-		return &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s changed during upload; the partial was discarded", p), Err: err}
+		return &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf("local file %s changed during upload; the partial was discarded", p), Err: err}
 	}
 	held, err := f.Stat()
 	if err != nil {
-		return classifyLocal(p, err)
+		return sourceError(p, err)
 	}
 	if held.Size() != before.Size() || !held.ModTime().Equal(before.ModTime()) {
 		return changed(nil)
@@ -519,10 +519,10 @@ func checkUnchanged(j Job, f *os.File, before os.FileInfo) error {
 		now, err = g.Stat()
 		g.Close()
 		if err != nil {
-			return classifyLocal(p, err)
+			return sourceError(p, err)
 		}
 	} else if now, err = os.Lstat(p); err != nil {
-		return &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s went away during upload", p), Err: err}
+		return &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf("local file %s went away during upload", p), Err: err}
 	}
 	if !now.Mode().IsRegular() || now.Size() != before.Size() || !now.ModTime().Equal(before.ModTime()) || !os.SameFile(now, before) {
 		return changed(nil)
@@ -547,5 +547,9 @@ func (u *Uploader) writeError(t target, op, p string, err error, size int64) *Er
 				"%s %s: the destination has %d bytes free, %d more needed", op, p, free, need), Err: err}
 		}
 	}
-	return classify(op, p, err)
+	if errors.Is(err, errShortRemote) {
+		// What the server showed, against what it acknowledged: its answer, not a hiccup.
+		return &Error{Code: CodeRemoteError, Msg: fmt.Sprintf("%s %s: %v", op, p, err), Err: err}
+	}
+	return destinationError(op, p, err)
 }

@@ -18,10 +18,14 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
-// Options configures one destination. The uploader owns these defaults;
-// config only decodes and passes them.
+// Options configures one destination, as config resolved it. A zero value falls back on the
+// same default config gives it (config.DefaultTempName, config.DefaultVerify); tuning that is
+// not a config key (in-flight requests, dial timeout) the uploader owns.
 type Options struct {
 	URL          string // sftp://user@host:port/abs/path or file:///abs/path
 	IdentityFile string // OpenSSH private key, unencrypted
@@ -60,7 +64,7 @@ type Options struct {
 	Fsync bool
 	// TempName is where each file is written before its rename into place,
 	// relative to the final file's folder: {name} is the final file's name.
-	// "" is DefaultTempName (".{name}.partial"); servers that refuse or hide
+	// "" is config.DefaultTempName (".{name}.partial"); servers that refuse or hide
 	// dotfiles want "{name}.partial", or a folder such as ".hotdrop-tmp/{name}".
 	TempName string
 }
@@ -224,11 +228,12 @@ func (u *Uploader) applyTuning(o Options) error {
 	if o.Checksum != ChecksumNone {
 		u.checksum = o.Checksum
 	}
-	switch o.Verify {
-	case "", VerifyAuto:
-		u.verify = VerifyAuto
-	case VerifySize, VerifyHash:
-		u.verify = o.Verify
+	u.verify = o.Verify
+	if u.verify == "" {
+		u.verify = config.DefaultVerify
+	}
+	switch u.verify {
+	case VerifyAuto, VerifySize, VerifyHash:
 	default:
 		return fmt.Errorf("destination verify %q: want auto, size or hash", o.Verify)
 	}
@@ -238,7 +243,7 @@ func (u *Uploader) applyTuning(o Options) error {
 	u.fsync = o.Fsync
 	u.tempName = o.TempName
 	if u.tempName == "" {
-		u.tempName = DefaultTempName
+		u.tempName = config.DefaultTempName
 	}
 	if err := checkTempName(u.tempName); err != nil {
 		return err
@@ -375,7 +380,7 @@ type remoteHasher interface {
 // Upload does not retry. Cancelling ctx stops the transfer at the next chunk.
 func (u *Uploader) Upload(ctx context.Context, j Job) (Result, error) {
 	if err := ctx.Err(); err != nil {
-		return Result{}, classify("upload", j.LocalPath, err)
+		return Result{}, destinationError("upload", j.LocalPath, err)
 	}
 	if err := checkName(j.RemoteRel); err != nil {
 		return Result{}, &Error{Code: CodeRemoteError, Msg: "refusing remote path", Err: err}
@@ -390,7 +395,7 @@ func (u *Uploader) Upload(ctx context.Context, j Job) (Result, error) {
 		// A second run (the pooled connection was found dead) reads the
 		// source again from its start.
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return classifyLocal(j.LocalPath, err)
+			return sourceError(j.LocalPath, err)
 		}
 		if j.Connected != nil {
 			j.Connected()
@@ -420,58 +425,66 @@ func openLocal(j Job) (*os.File, os.FileInfo, error) {
 		}
 		fi, err := f.Stat()
 		if err == nil && !fi.Mode().IsRegular() {
-			err = &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is not a regular file (%s); hotdrop never opens special files", j.LocalPath, fi.Mode().Type())}
+			err = unsafeSource(j.LocalPath, fi.Mode(), nil)
 		}
 		if err == nil && (fi.Size() != j.Size || (!j.ModTime.IsZero() && !fi.ModTime().Equal(j.ModTime))) {
-			err = &Error{Code: CodeChanged, Msg: fmt.Sprintf(
+			err = &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf(
 				"local file %s changed since it settled (size %d, want %d)", j.LocalPath, fi.Size(), j.Size)}
 		}
 		if err != nil {
 			f.Close()
 			if _, ok := err.(*Error); !ok {
-				err = classifyLocal(j.LocalPath, err)
+				err = sourceError(j.LocalPath, err)
 			}
 			return nil, nil, err
 		}
 		return f, fi, nil
 	}
 	if li, err := os.Lstat(j.LocalPath); err == nil && !li.Mode().IsRegular() {
-		return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is no longer a regular file (%s); hotdrop never follows links or opens special files", j.LocalPath, li.Mode().Type())}
+		return nil, nil, unsafeSource(j.LocalPath, li.Mode(), nil)
 	}
 	f, err := os.OpenFile(j.LocalPath, os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
-			return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s became a symbolic link; hotdrop never follows links", j.LocalPath), Err: err}
+			return nil, nil, unsafeSource(j.LocalPath, fs.ModeSymlink, err)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, &Error{Code: CodeChanged, Msg: fmt.Sprintf("local file %s is gone", j.LocalPath), Err: err}
+			return nil, nil, &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf("local file %s is gone", j.LocalPath), Err: err}
 		}
-		return nil, nil, classifyLocal(j.LocalPath, err)
+		return nil, nil, sourceError(j.LocalPath, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, nil, classifyLocal(j.LocalPath, err)
+		return nil, nil, sourceError(j.LocalPath, err)
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, &Error{Code: CodeUnsafePath, Msg: fmt.Sprintf("local file %s is not a regular file (%s); hotdrop never opens special files", j.LocalPath, fi.Mode().Type())}
+		return nil, nil, unsafeSource(j.LocalPath, fi.Mode(), nil)
 	}
 	if fi.Size() != j.Size || (!j.ModTime.IsZero() && !fi.ModTime().Equal(j.ModTime)) {
 		f.Close()
-		return nil, nil, &Error{Code: CodeChanged, Msg: fmt.Sprintf(
+		return nil, nil, &Error{Code: CodeChanged, Source: true, Msg: fmt.Sprintf(
 			"local file %s changed since it settled (size %d, want %d)", j.LocalPath, fi.Size(), j.Size)}
 	}
 	return f, fi, nil
 }
 
-// classifyLocal names local read problems. A source on NFS or SMB can fail
-// for a moment, so anything but a permission problem is retried.
-func classifyLocal(p string, err error) *Error {
+// unsafeSource refuses a source that is no longer the regular file that settled (it became
+// a link, a FIFO, a device…): unsafe_path, in the one wording of safefs.TypeRefusal.
+func unsafeSource(p string, m fs.FileMode, err error) *Error {
+	return &Error{Code: CodeUnsafePath, Source: true, Msg: fmt.Sprintf("local file %s changed since it settled: it %s", p, safefs.TypeRefusal(m)), Err: err}
+}
+
+// sourceError names a failure reading the local file being sent: the source's
+// trouble, never the destination's (Source). A source on NFS or SMB can fail
+// for a moment (EIO, ESTALE), so anything but a permission problem is retried;
+// the sentence (safefs.ReadFailure) carries the system's own words.
+func sourceError(p string, err error) *Error {
 	if errors.Is(err, fs.ErrPermission) {
-		return &Error{Code: CodePermissionDenied, Msg: fmt.Sprintf("cannot read local file %s: permission denied", p), Err: err}
+		return &Error{Code: CodePermissionDenied, Source: true, Msg: safefs.ReadFailure(p, err), Err: err}
 	}
-	return &Error{Code: CodeTransient, Msg: fmt.Sprintf("reading local file %s", p), Transient: true, Err: err}
+	return &Error{Code: CodeTransient, Transient: true, Source: true, Msg: safefs.ReadFailure(p, err) + "; will retry", Err: err}
 }
 
 // Stat reports the size of rel below the destination folder, for the start-up
@@ -488,7 +501,7 @@ func (u *Uploader) Stat(ctx context.Context, rel string) (size int64, exists boo
 			size, exists = 0, false
 			return nil
 		case err != nil:
-			return classify("stat", p, err)
+			return destinationError("stat", p, err)
 		}
 		size, exists = fi.Size(), true
 		return nil

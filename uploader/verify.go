@@ -72,9 +72,9 @@ func (u *Uploader) verifyPartial(ctx context.Context, t target, partial string, 
 	got, err := pr.sumPrefix(ctx, partial, start)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", classify("read back", partial, ctx.Err())
+			return "", destinationError("read back", partial, ctx.Err())
 		}
-		return "", classify("read back the resumed part of", partial, err)
+		return "", destinationError("read back the resumed part of", partial, err)
 	}
 	if got != sums.prefix {
 		return "", u.badPrefix(t, partial, start, fmt.Sprintf(
@@ -164,7 +164,7 @@ func (u *Uploader) verifyRemote(ctx context.Context, t target, partial, sha stri
 		if e := (*Error)(nil); errors.As(err, &e) {
 			return e
 		}
-		return classify("hash on the server", partial, err)
+		return destinationError("hash on the server", partial, err)
 	}
 	if got != want {
 		return &Error{Code: CodeVerifyMismatch, Msg: fmt.Sprintf(
@@ -291,7 +291,7 @@ func (u *Uploader) startChecksumFile(t target, final, kind, sum string, replace 
 		defer close(ps.done)
 		w, err := t.create(ps.tmp)
 		if err != nil {
-			ps.err = classify("create", ps.tmp, err)
+			ps.err = destinationError("create", ps.tmp, err)
 			return
 		}
 		_, werr := w.WriteAt(line, 0)
@@ -299,7 +299,7 @@ func (u *Uploader) startChecksumFile(t target, final, kind, sum string, replace 
 			werr = cerr
 		}
 		if werr != nil {
-			ps.err = classify("write checksum file", ps.tmp, werr)
+			ps.err = destinationError("write checksum file", ps.tmp, werr)
 		}
 	}()
 	return ps
@@ -335,7 +335,7 @@ func (ps *pendingSumFile) taken(rerr error) error {
 			return remoteExists(ps.p)
 		}
 	}
-	return classify("write checksum file", ps.p, rerr)
+	return destinationError("write checksum file", ps.p, rerr)
 }
 
 // abandon removes the temporary copy when the file itself was not published.
@@ -391,7 +391,7 @@ func (u *Uploader) FinishPublish(ctx context.Context, j Job) (Result, error) {
 	h := newHashes(u.checksum)
 	buf := make([]byte, 1<<20)
 	if _, err := io.CopyBuffer(hashWriter{h}, f, buf); err != nil {
-		return Result{}, classifyLocal(j.LocalPath, err)
+		return Result{}, sourceError(j.LocalPath, err)
 	}
 	sha, sum := h.sums()
 	var res Result

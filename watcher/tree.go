@@ -7,6 +7,8 @@ import (
 	"path"
 	"runtime"
 	"sort"
+
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // autoPollsAll: on macOS kqueue holds a descriptor per watched file, which
@@ -168,23 +170,8 @@ func (r *run) visit(parent string, d *dirState, name string, fi fs.FileInfo, res
 			r.removeChild(parent, d, name)
 		}
 		d.children[name] = childUnsafe
-		r.emit(Event{Kind: Unsafe, Rel: rel, Info: fileInfoOf(fi), Reason: unsafeReason(mode)})
+		r.emit(Event{Kind: Unsafe, Rel: rel, Info: fileInfoOf(fi), Reason: safefs.TypeRefusal(mode)})
 	}
-}
-
-// unsafeReason is the sentence shown to a person for a path never opened.
-func unsafeReason(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "is a symbolic link; hotdrop never follows links"
-	case m&fs.ModeNamedPipe != 0:
-		return "is a named pipe (FIFO); hotdrop delivers only regular files and never opens pipes"
-	case m&fs.ModeSocket != 0:
-		return "is a socket; hotdrop delivers only regular files"
-	case m&fs.ModeDevice != 0:
-		return "is a device file; hotdrop delivers only regular files and never opens devices"
-	}
-	return "is not a regular file (" + m.Type().String() + "); hotdrop delivers only regular files"
 }
 
 // observeFile feeds a regular file's current identity to the settle clock.

@@ -12,13 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// Defaults used when an Options duration is zero; they match SPEC.md.
-const (
-	DefaultSettle = 30 * time.Second
-	DefaultRescan = 10 * time.Minute
-	DefaultPoll   = 5 * time.Second
+	"github.com/hotdrop/hotdrop/config"
 )
 
 // The watch modes of Options.Mode.
@@ -35,7 +30,7 @@ const statusFileName = ".hotdrop-status.json"
 // decodes and validates values into this struct.
 type Options struct {
 	Root                 string
-	Settle, Rescan, Poll time.Duration // zero: DefaultSettle, DefaultRescan, DefaultPoll
+	Settle, Rescan, Poll time.Duration // zero: config.DefaultSettle, DefaultRescan, DefaultPoll
 	Mode                 string        // "auto" (or empty), "events" or "poll"
 	Ignore               []string      // path.Match patterns on the base name, for files and folders
 	// Skip is asked about every folder and file (rel: slash-separated,
@@ -109,7 +104,7 @@ type Event struct {
 	Path   string   // absolute
 	Rel    string   // slash-separated, relative to Root
 	Info   FileInfo // for Removed: what was last seen
-	Reason string   // for Unsafe and Denied: a human sentence ("is a symbolic link; hotdrop never follows links")
+	Reason string   // for Unsafe and Denied: a human sentence (for Unsafe, safefs.TypeRefusal's)
 }
 
 // Watcher watches one root. Make it with New and start it with Run.
@@ -175,7 +170,7 @@ func New(opts Options) (*Watcher, error) {
 		name string
 		v    *time.Duration
 		def  time.Duration
-	}{{"settle", &w.settle, DefaultSettle}, {"rescan", &w.rescan, DefaultRescan}, {"poll", &w.poll, DefaultPoll}} {
+	}{{"settle", &w.settle, config.DefaultSettle}, {"rescan", &w.rescan, config.DefaultRescan}, {"poll", &w.poll, config.DefaultPoll}} {
 		if *d.v < 0 {
 			return nil, fmt.Errorf("watcher: %s period %s is negative", d.name, *d.v)
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/hotdrop/hotdrop/config"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -34,7 +36,7 @@ func TestNewValidates(t *testing.T) {
 				if err != nil {
 					t.Fatalf("New(%+v) = %v, want no error", tt.opts, err)
 				}
-				if w.settle != DefaultSettle || w.rescan != DefaultRescan || w.poll != DefaultPoll || w.mode != ModeAuto {
+				if w.settle != config.DefaultSettle || w.rescan != config.DefaultRescan || w.poll != config.DefaultPoll || w.mode != ModeAuto {
 					t.Fatalf("defaults = %v %v %v %q", w.settle, w.rescan, w.poll, w.mode)
 				}
 				return

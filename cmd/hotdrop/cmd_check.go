@@ -88,7 +88,7 @@ func checkConnect(ctx context.Context, cfg *config.Config, stdout io.Writer) boo
 			// known_hosts is missing, so the uploader never saw the key: look it up, so the
 			// person can compare it before pinning.
 			if addr, aerr := sftpAddr(cfg.Destination.URL); aerr == nil {
-				if key, _, kerr := scanHostKey(ctx, addr, nil); kerr == nil {
+				if key, _, kerr := uploader.ScanHostKey(ctx, addr, nil, trustDialTimeout); kerr == nil {
 					msg += fmt.Sprintf("; the server offers the %s host key %s", key.Type(), ssh.FingerprintSHA256(key))
 				}
 			}

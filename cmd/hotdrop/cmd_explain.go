@@ -15,6 +15,7 @@ import (
 
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -96,7 +97,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 type explainTarget struct {
 	path, root, request string
 	exists              bool
-	unsafe              string // why the file is never opened (a symlink, a FIFO...), or ""
+	unsafe              string // why the file is never opened (safefs.TypeRefusal), or ""
 	note                string
 }
 
@@ -152,7 +153,7 @@ func explainTargets(cfg *config.Config, reqs []config.Request, arg string) ([]ex
 				return nil
 			}
 			if !d.IsDir() {
-				out = append(out, explainTarget{path: p, root: root, request: request, exists: true, unsafe: unsafeKind(d.Type())})
+				out = append(out, explainTarget{path: p, root: root, request: request, exists: true, unsafe: unsafeRefusal(d.Type())})
 			}
 			return nil
 		})
@@ -163,7 +164,7 @@ func explainTargets(cfg *config.Config, reqs []config.Request, arg string) ([]ex
 	}
 	t := explainTarget{path: abs, root: root, request: request, exists: exists, note: note}
 	if exists {
-		t.unsafe = unsafeKind(fi.Mode().Type())
+		t.unsafe = unsafeRefusal(fi.Mode().Type())
 	}
 	return []explainTarget{t}, nil
 }
@@ -185,21 +186,13 @@ func dropFolders(cfg *config.Config, reqs []config.Request) map[string]string {
 	return out
 }
 
-// unsafeKind names a file type hotdrop never follows or opens, or "".
-func unsafeKind(t fs.FileMode) string {
-	switch {
-	case t&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case t&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case t&fs.ModeSocket != 0:
-		return "a socket"
-	case t&fs.ModeDevice != 0:
-		return "a device"
-	case t&fs.ModeIrregular != 0:
-		return "not a regular file"
+// unsafeRefusal is why hotdrop never follows or opens an entry of type t, or "" for a regular
+// file or a folder.
+func unsafeRefusal(t fs.FileMode) string {
+	if t&(fs.ModeSymlink|fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeIrregular) == 0 {
+		return ""
 	}
-	return ""
+	return safefs.TypeRefusal(t)
 }
 
 // explained is one path's explanation, as --json prints it.
@@ -247,7 +240,7 @@ func explainOne(m *matcher.Matcher, t explainTarget) explained {
 		e.Folder = "request"
 	}
 	if t.unsafe != "" {
-		e.Hold = &matcher.Hold{Code: matcher.HoldUnsafePath, Message: fmt.Sprintf("%s is %s: hotdrop never follows or opens it", filepath.Base(t.path), t.unsafe)}
+		e.Hold = &matcher.Hold{Code: matcher.HoldUnsafePath, Message: filepath.Base(t.path) + " " + t.unsafe}
 		e.Verdict = "held " + e.Hold.Code
 		return e
 	}

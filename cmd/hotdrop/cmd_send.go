@@ -17,11 +17,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/backoff"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/internal/statelock"
+	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/store"
 	"github.com/hotdrop/hotdrop/uploader"
 	"golang.org/x/term"
@@ -37,8 +39,11 @@ one line per file. Exit 0 when every file was delivered, 1 when any failed, 64 o
 command line, 78 on a config error.`
 
 // sendAttempts bounds the retries of a transient error in a one-shot send; each attempt
-// resumes from the last checkpoint, so a flaky link still finishes.
+// resumes from the last checkpoint, so a flaky link still finishes. The waits between them
+// (sendBackoff: 1s, 2s, 4s…) have no jitter: one person runs send, not a fleet.
 const sendAttempts = 6
+
+var sendBackoff = backoff.Policy{Base: time.Second, Max: time.Minute}
 
 // sendItem is one local file and where it goes.
 type sendItem struct {
@@ -130,7 +135,7 @@ func collectSend(paths []string, dir string, ignore []string, stderr io.Writer) 
 			add(abs, fi.Name(), fi)
 			continue
 		case !fi.IsDir():
-			return nil, fmt.Errorf("cannot send %s: not a regular file or folder (%s); hotdrop never follows links", arg, fi.Mode().Type())
+			return nil, fmt.Errorf("cannot send %s: it %s", arg, safefs.TypeRefusal(fi.Mode()))
 		}
 		base := filepath.Base(abs)
 		err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
@@ -168,22 +173,6 @@ func collectSend(paths []string, dir string, ignore []string, stderr io.Writer) 
 	return items, nil
 }
 
-// portableProblem mirrors destination.names = "portable": only [A-Za-z0-9._-] in every
-// element and at most 255 bytes, checked before any byte is sent.
-func portableProblem(rel string) string {
-	if len(rel) > 255 {
-		return fmt.Sprintf("the path is %d bytes long; at most 255 are allowed", len(rel))
-	}
-	for _, r := range rel {
-		if r == '/' || r == '.' || r == '_' || r == '-' || (r < utf8.RuneSelf &&
-			(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')) {
-			continue
-		}
-		return fmt.Sprintf("it holds %q; only A-Z a-z 0-9 . _ - are allowed (rename it, or set destination.names = \"any\")", r)
-	}
-	return ""
-}
-
 // uploaderOptions turns the [destination] table into the uploader's options.
 func uploaderOptions(d config.Destination, log *slog.Logger) uploader.Options {
 	o := uploader.Options{
@@ -217,12 +206,10 @@ func runSend(ctx context.Context, cfg *config.Config, items []sendItem, replace 
 	out := newSendOutput(stdout, stderr, items)
 	var good []sendItem
 	for _, it := range items {
-		if cfg.Destination.Names == "portable" {
-			if why := portableProblem(it.rel); why != "" {
-				out.line("held     %s: invalid_name: %s", it.local, why)
-				out.skip(it.size)
-				continue
-			}
+		if why := matcher.NameProblem(cfg.Destination.Names, it.rel); why != "" {
+			out.line("held     %s: invalid_name: %s", it.local, why)
+			out.skip(it.size)
+			continue
 		}
 		good = append(good, it)
 	}
@@ -327,7 +314,7 @@ func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
 		if err == nil || !ue.Transient || ctx.Err() != nil || attempt == sendAttempts {
 			break
 		}
-		wait := time.Duration(1<<(attempt-1)) * time.Second
+		wait := sendBackoff.Step(attempt)
 		r.out.line("retrying %s in %v (attempt %d of %d): %v", it.local, wait, attempt+1, sendAttempts, err)
 		select {
 		case <-time.After(wait):

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -13,13 +12,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/hotdrop/hotdrop/uploader"
 )
 
 // trustDialTimeout bounds the TCP connect and the SSH key exchange of `trust` and the
@@ -57,28 +57,23 @@ func trust(args []string, in io.Reader, tty bool, stdout, stderr io.Writer) erro
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, pinned, err := pinnedKeys(file, addr)
+	known, err := uploader.ReadKnownHosts(file)
 	if err != nil {
 		return err
 	}
-	key, remote, err := scanHostKey(ctx, addr, pinnedAlgorithms(pinned))
+	key, remote, err := uploader.ScanHostKey(ctx, addr, known.Algorithms(addr), trustDialTimeout)
 	if err != nil {
 		return err
 	}
 	fp := ssh.FingerprintSHA256(key)
-	if db != nil {
-		var ke *knownhosts.KeyError
-		switch err := db(addr, remote, key); {
-		case err == nil:
+	if known.Exists() {
+		switch e := known.Check(addr, remote, key); {
+		case e == nil:
 			fmt.Fprintf(stdout, "%s's %s host key %s is already pinned in %s; nothing to do\n", addr, key.Type(), fp, file)
 			return nil
-		case errors.As(err, &ke) && len(ke.Want) > 0:
-			return fmt.Errorf("HOST KEY CHANGED: server %s now offers the %s host key %s, but %s pins %s. "+
-				"This may be an attack, or the server was reinstalled: ask its administrator. hotdrop trust never "+
-				"replaces a pinned key; if the new key is right, delete that line yourself and run hotdrop trust again",
-				addr, key.Type(), fp, file, describePinned(ke.Want))
-		case !errors.As(err, &ke):
-			return fmt.Errorf("%s refuses %s's key: %w", file, addr, err) // revoked
+		case e.Code != uploader.CodeHostKeyUnknown || len(known.Pinned(addr)) > 0:
+			// Another key is pinned, or this one is revoked: only a person may undo that.
+			return errors.New(e.Msg + "\nhotdrop trust never replaces or un-revokes a pinned key: edit " + file + " yourself, then run hotdrop trust again")
 		}
 	}
 	fmt.Fprintf(stdout, "server %s offers this %s host key:\n  %s\n", addr, key.Type(), fp)
@@ -117,49 +112,6 @@ func sftpAddr(raw string) (string, error) {
 	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
-// pinnedKeys reads known_hosts (a missing file pins nothing) and returns the keys pinned
-// for addr. db is nil when the file does not exist yet.
-func pinnedKeys(file, addr string) (ssh.HostKeyCallback, []knownhosts.KnownKey, error) {
-	db, err := knownhosts.New(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot read known_hosts file %s: %w", file, err)
-	}
-	// A key that matches nothing makes the check list every key pinned for the host.
-	probe, _ := ssh.NewPublicKey(ed25519.PublicKey(make([]byte, ed25519.PublicKeySize)))
-	var ke *knownhosts.KeyError
-	if err := db(addr, &net.TCPAddr{IP: net.IPv4zero}, probe); errors.As(err, &ke) {
-		return db, ke.Want, nil
-	}
-	return db, nil, nil
-}
-
-// pinnedAlgorithms asks the server for the key types already pinned, as the uploader does,
-// so a server that prefers another type is not mistaken for a changed key.
-func pinnedAlgorithms(keys []knownhosts.KnownKey) []string {
-	var algos []string
-	for _, k := range keys {
-		t := k.Key.Type()
-		if t == ssh.KeyAlgoRSA {
-			algos = append(algos, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256)
-		}
-		if !slices.Contains(algos, t) {
-			algos = append(algos, t)
-		}
-	}
-	return algos
-}
-
-func describePinned(keys []knownhosts.KnownKey) string {
-	var s []string
-	for _, k := range keys {
-		s = append(s, fmt.Sprintf("%s %s (line %d)", k.Key.Type(), ssh.FingerprintSHA256(k.Key), k.Line))
-	}
-	return strings.Join(s, ", ")
-}
-
 // keyFileType is the name OpenSSH gives the host key file of a key type.
 func keyFileType(k ssh.PublicKey) string {
 	switch t := k.Type(); {
@@ -172,45 +124,6 @@ func keyFileType(k ssh.PublicKey) string {
 	default:
 		return "*"
 	}
-}
-
-// errKeySeen stops the handshake once the host key is known: trust never logs in.
-var errKeySeen = errors.New("host key received")
-
-// scanHostKey connects to addr and returns the host key the server offers (of one of algos,
-// when given) without logging in.
-func scanHostKey(ctx context.Context, addr string, algos []string) (ssh.PublicKey, net.Addr, error) {
-	d := net.Dialer{Timeout: trustDialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach %s: %w", addr, err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(trustDialTimeout))
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
-	var key ssh.PublicKey
-	cfg := &ssh.ClientConfig{
-		User:              "hotdrop",
-		HostKeyAlgorithms: algos,
-		ClientVersion:     "SSH-2.0-hotdrop",
-		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
-			key = k
-			return errKeySeen
-		},
-	}
-	_, _, _, err = ssh.NewClientConn(nc, addr, cfg)
-	if key != nil {
-		return key, nc.RemoteAddr(), nil
-	}
-	if ctx.Err() != nil {
-		return nil, nil, fmt.Errorf("connecting to %s: %w", addr, ctx.Err())
-	}
-	if err != nil && strings.Contains(err.Error(), "no common algorithm for host key") {
-		return nil, nil, fmt.Errorf("server %s offers none of the host key types pinned for it (%s); ask its administrator what changed: %w",
-			addr, strings.Join(algos, ", "), err)
-	}
-	return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 }
 
 // appendLine adds a known_hosts line, on a line of its own, creating the file if needed.

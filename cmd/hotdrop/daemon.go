@@ -381,7 +381,7 @@ func (d *daemon) options(cfg *config.Config, m *matcher.Matcher) delivery.Option
 
 func (d *daemon) engineOptions(cfg *config.Config, m *matcher.Matcher) delivery.Options {
 	o := engineOptions(cfg, d.log)
-	o.Classifier = m
+	o.Matcher = m
 	o.Inspector = inspector{d.checkerFor(cfg)}
 	o.Touch = func(p string) {
 		if w := d.w.Load(); w != nil {
@@ -546,7 +546,7 @@ func transferError(err error) *delivery.TransferError {
 		return te // the engine's own opener refused the source
 	}
 	ue := uploader.Classify(err)
-	return &delivery.TransferError{Code: ue.Code, Msg: ue.Reason(), Transient: ue.Transient, Err: err}
+	return &delivery.TransferError{Code: ue.Code, Msg: ue.Reason(), Transient: ue.Transient, Source: ue.Source, Err: err}
 }
 
 func deliveryResult(res uploader.Result) delivery.Result {
@@ -566,8 +566,7 @@ func (a uploaderAdapter) FinishPublish(ctx context.Context, j delivery.Job) (del
 func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, error) {
 	n, ok, err := a.u.Stat(ctx, rel)
 	if err != nil {
-		ue := uploader.Classify(err)
-		return 0, false, &delivery.TransferError{Code: ue.Code, Msg: ue.Reason(), Transient: ue.Transient, Err: err}
+		return 0, false, transferError(err)
 	}
 	return n, ok, nil
 }

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // ErrUnsafe is wrapped by every refusal to follow a link, to open something that is not a
@@ -17,7 +18,7 @@ var ErrUnsafe = errors.New("unsafe path")
 // UnsafeError says which path was refused and why, as a sentence for a person.
 type UnsafeError struct {
 	Path   string // absolute
-	Reason string // a sentence: "is a symbolic link, or has one on its path; hotdrop never follows links"
+	Reason string // a sentence made by Refusal: "is a symbolic link, or has one on its path; hotdrop never…"
 }
 
 func (e *UnsafeError) Error() string {
@@ -36,7 +37,7 @@ var ErrChanged = errors.New("file changed")
 func Rel(root, abs string) (string, error) {
 	rel, err := filepath.Rel(root, abs)
 	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
-		return "", &UnsafeError{Path: abs, Reason: "is not inside " + root + ", the folder hotdrop works beneath"}
+		return "", &UnsafeError{Path: abs, Reason: OutsideRefusal(root)}
 	}
 	return filepath.ToSlash(rel), nil
 }
@@ -88,6 +89,20 @@ func Device(fi fs.FileInfo) uint64 {
 }
 
 func notRegular(abs string, m fs.FileMode) error {
+	return &UnsafeError{Path: abs, Reason: TypeRefusal(m)}
+}
+
+// never is why hotdrop goes no further, said the same way in every refusal.
+const never = "hotdrop never follows links and opens only regular files"
+
+// Refusal is the one sentence for a path hotdrop will not open or follow, after the path:
+// what is wrong with it ("is a symbolic link"), then why hotdrop goes no further. The
+// watcher's unsafe_path holds, the engine's and the uploader's opens, explain and send all
+// word their refusals with it.
+func Refusal(what string) string { return what + "; " + never }
+
+// TypeRefusal is the Refusal for an entry of mode m that is not a regular file.
+func TypeRefusal(m fs.FileMode) string {
 	what := "is not a regular file (" + m.Type().String() + ")"
 	switch {
 	case m&fs.ModeSymlink != 0:
@@ -101,7 +116,30 @@ func notRegular(abs string, m fs.FileMode) error {
 	case m.IsDir():
 		what = "is a folder"
 	}
-	return &UnsafeError{Path: abs, Reason: what + "; hotdrop opens only regular files and never follows links"}
+	return Refusal(what)
+}
+
+// ReadFailure is the one sentence for a source file that could not be opened, looked at or
+// read: its path, the system's own words, and whose trouble it is. The engine's opener and
+// the uploader's reads both word such failures with it, so a status file reads the same
+// whichever of them met the NFS hiccup.
+func ReadFailure(p string, err error) string {
+	return fmt.Sprintf("cannot read local file %s (%s): the source failed, not the destination", p, SystemWords(err))
+}
+
+// SystemWords is what the operating system said in err: the errno's text when there is one
+// ("input/output error", "stale file handle"), else err's own.
+func SystemWords(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+// OutsideRefusal is the sentence, after the path, for a path that is not below root.
+func OutsideRefusal(root string) string {
+	return "is not inside " + root + ", the folder hotdrop works beneath; hotdrop never reaches outside it"
 }
 
 // OpenUnder opens the regular file at the absolute path abs beneath the folder base, as

@@ -146,7 +146,7 @@ func (d *Dir) Open(name string) (*os.File, error) {
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() || !os.SameFile(li, fi) {
 		f.Close()
-		return nil, &UnsafeError{Path: d.join(name), Reason: "was replaced while it was being opened; hotdrop never follows links"}
+		return nil, &UnsafeError{Path: d.join(name), Reason: Refusal("was replaced while it was being opened")}
 	}
 	return f, nil
 }
@@ -158,7 +158,7 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 		return nil, err
 	}
 	if !li.IsDir() {
-		return nil, &UnsafeError{Path: d.join(name), Reason: "is a symbolic link or something else that is not a folder; hotdrop never follows links"}
+		return nil, &UnsafeError{Path: d.join(name), Reason: Refusal("is a symbolic link or something else that is not a folder")}
 	}
 	sub, err := d.r.OpenRoot(name)
 	if err != nil {
@@ -167,7 +167,7 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 	fi, err := sub.Stat(".")
 	if err != nil || !os.SameFile(li, fi) {
 		sub.Close()
-		return nil, &UnsafeError{Path: d.join(name), Reason: "was replaced while it was being opened; hotdrop never follows links"}
+		return nil, &UnsafeError{Path: d.join(name), Reason: Refusal("was replaced while it was being opened")}
 	}
 	return &Dir{top: d.top, r: sub, rel: path.Join(d.rel, name), path: d.join(name)}, nil
 }

@@ -154,11 +154,11 @@ func openatRetry(dirfd int, name string, flags int) (int, error) {
 func pathErr(abs string, err error) error {
 	switch err {
 	case unix.ELOOP, unix.EMLINK: // EMLINK: O_NOFOLLOW on a link, on the BSDs
-		return &UnsafeError{Path: abs, Reason: "is a symbolic link, or has one on its path; hotdrop never follows links"}
+		return &UnsafeError{Path: abs, Reason: Refusal("is a symbolic link, or has one on its path")}
 	case unix.EXDEV:
-		return &UnsafeError{Path: abs, Reason: "leads outside the watched folder; hotdrop never follows links out of it"}
+		return &UnsafeError{Path: abs, Reason: Refusal("leads outside the watched folder")}
 	case unix.ENOTDIR:
-		return &UnsafeError{Path: abs, Reason: "has a symbolic link, or something else that is not a folder, where a folder should be; hotdrop never follows links"}
+		return &UnsafeError{Path: abs, Reason: Refusal("has a symbolic link, or something else that is not a folder, where a folder should be")}
 	}
 	return &os.PathError{Op: "open", Path: abs, Err: err}
 }

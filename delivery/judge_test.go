@@ -65,7 +65,7 @@ func TestBinFilesMatchedByRules(t *testing.T) {
 	reqs := []Request{req("SR-50", 1, "episode", "S01E03"), req("SR-51", 1, "episode", "S01E04", "language", "de-DE")}
 	tc := &touches{}
 	h := newHarnessWith(t, t.TempDir(), newMemStore(), newFakeUploader(), func(o *Options) {
-		o.Classifier = newMatcher(t, reqs...)
+		o.Matcher = newMatcher(t, reqs...)
 		o.Touch = tc.touch
 	}, reqs...)
 	bin := filepath.Join(h.root, "_bin")
@@ -99,7 +99,7 @@ func TestBinFilesMatchedByRules(t *testing.T) {
 func TestWriterChecksumMismatchHolds(t *testing.T) {
 	reqs := []Request{req("SR-52", 1)}
 	up := newFakeUploader()
-	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Classifier = newMatcher(t, reqs...) }, reqs...)
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Matcher = newMatcher(t, reqs...) }, reqs...)
 	folder := filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-52]")
 	p := filepath.Join(folder, "a.ttml")
 	writeReal(t, p, "the real content")

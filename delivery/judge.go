@@ -14,10 +14,10 @@ import (
 	"github.com/hotdrop/hotdrop/matcher"
 )
 
-// Classifier judges files against naming rules, sidecars and source-type profiles;
+// Matcher judges files against naming rules, sidecars and source-type profiles;
 // *matcher.Matcher is the one hotdrop uses. It must be safe for concurrent use and is
 // replaced as a whole on reload.
-type Classifier interface {
+type Matcher interface {
 	Evaluate(in matcher.Input) matcher.Verdict
 	Auxiliary(path string) (bool, string)
 	// Affected names the file an auxiliary file describes, or the folder (below) whose files
@@ -33,8 +33,8 @@ type Checksum interface {
 }
 
 func (e *Engine) isAuxiliary(p string) bool {
-	if e.opt.Classifier != nil {
-		aux, _ := e.opt.Classifier.Auxiliary(p)
+	if e.opt.Matcher != nil {
+		aux, _ := e.opt.Matcher.Auxiliary(p)
 		return aux
 	}
 	return e.auxiliary(p)
@@ -50,9 +50,9 @@ func (e *Engine) auxChanged(p string) {
 	base := filepath.Base(p)
 	below := base == "_metadata.toml" || base == "_metadata.json"
 	target := filepath.Dir(p)
-	if e.opt.Classifier != nil {
+	if e.opt.Matcher != nil {
 		var ok bool
-		if target, below, ok = e.opt.Classifier.Affected(p); !ok || target == "" {
+		if target, below, ok = e.opt.Matcher.Affected(p); !ok || target == "" {
 			return
 		}
 	}
@@ -65,7 +65,7 @@ func (e *Engine) auxChanged(p string) {
 		}
 		return
 	}
-	if e.opt.Classifier == nil {
+	if e.opt.Matcher == nil {
 		target = strings.TrimSuffix(p, filepath.Ext(p))
 	}
 	if fs := e.files[target]; fs != nil && fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
@@ -73,10 +73,10 @@ func (e *Engine) auxChanged(p string) {
 	}
 }
 
-// classify judges a file that just became ready: its request (for the File Bin), merged
+// judge judges a file that just became ready: its request (for the File Bin), merged
 // metadata, the writers' checksums to verify, and any hold.
-func (e *Engine) classify(ctx context.Context, fs *fileState, r *reqState) {
-	if e.opt.Classifier == nil {
+func (e *Engine) judge(ctx context.Context, fs *fileState, r *reqState) {
+	if e.opt.Matcher == nil {
 		return
 	}
 	in := matcher.Input{Path: fs.rec.Path}
@@ -85,7 +85,7 @@ func (e *Engine) classify(ctx context.Context, fs *fileState, r *reqState) {
 	} else {
 		in.Root = filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin))
 	}
-	v := e.opt.Classifier.Evaluate(in)
+	v := e.opt.Matcher.Evaluate(in)
 	if fs.inBin && fs.req != v.Request {
 		prev := e.reqs[fs.req]
 		e.assign(fs, v.Request)
@@ -131,8 +131,8 @@ func (e *Engine) shareMeta(id string, meta map[string]string) map[string]string 
 	return meta
 }
 
-// reclassify judges every ready or held file again: rules, profiles or requests changed.
-func (e *Engine) reclassify(ctx context.Context) {
+// rejudge judges every ready or held file again: rules, profiles or requests changed.
+func (e *Engine) rejudge(ctx context.Context) {
 	for _, fs := range e.files {
 		if fs.rec.State == string(Delivered) || fs.rec.State == string(Uploading) || !fs.latestReady {
 			continue
@@ -145,7 +145,7 @@ func (e *Engine) reclassify(ctx context.Context) {
 		if !fs.inBin {
 			r = e.reqs[fs.req]
 		}
-		e.classify(ctx, fs, r)
+		e.judge(ctx, fs, r)
 		e.save(ctx, fs) // journal and announce a lifted or changed hold now
 	}
 }
@@ -159,7 +159,7 @@ func verifyChecksums(ctx context.Context, p string, open func() (*os.File, error
 		return nil
 	}
 	if open == nil {
-		return &TransferError{Code: ReasonUnsafePath, Msg: fmt.Sprintf("%s: no safe way to open it was given", p)}
+		return &TransferError{Code: ReasonUnsafePath, Source: true, Msg: fmt.Sprintf("%s: no safe way to open it was given", p)}
 	}
 	f, err := open()
 	if err != nil {
@@ -169,13 +169,13 @@ func verifyChecksums(ctx context.Context, p string, open func() (*os.File, error
 	for _, c := range sums {
 		if err := c.VerifyReader(ctx, p, io.NewSectionReader(f, 0, 1<<62)); err != nil {
 			if errors.Is(err, matcher.ErrChecksumMismatch) {
-				return &TransferError{Code: "checksum_mismatch", Msg: err.Error() + "; the file is not sent until its checksum file and content agree", Err: err}
+				return &TransferError{Code: "checksum_mismatch", Source: true, Msg: err.Error() + "; the file is not sent until its checksum file and content agree", Err: err}
 			}
 			if errors.Is(err, fs.ErrNotExist) {
 				// The source went: not the destination's fault, and not worth retrying.
-				return &TransferError{Code: ReasonChangedDuringUpload, Msg: fmt.Sprintf("%s is gone", p), Err: err}
+				return &TransferError{Code: ReasonChangedDuringUpload, Source: true, Msg: fmt.Sprintf("%s is gone", p), Err: err}
 			}
-			return &TransferError{Code: "transient", Msg: fmt.Sprintf("checking %s against its checksum file: %v", p, err), Transient: true, Err: err}
+			return &TransferError{Code: "transient", Msg: fmt.Sprintf("checking %s against its checksum file: %v; will retry", p, err), Transient: true, Source: true, Err: err}
 		}
 	}
 	return nil
