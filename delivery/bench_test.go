@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/watcher"
 )
 
@@ -29,7 +30,7 @@ func BenchmarkManyFilesOneRequest(b *testing.B) {
 				eng := New(Options{Root: root, FolderTemplate: "{id}", FolderMode: 0o2775, ReadyMarker: "_READY",
 					Concurrency: 4, AutoDeliver: true, Names: "any",
 					RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
-					Clock:      instantClock{}, Logger: discardLogger()}, up, newMemStore(), discardReporter{})
+					Clock:      clock.NewSkipping(time.Unix(0, 0)), Logger: discardLogger()}, up, newMemStore(), discardReporter{})
 				if err := eng.SetRequests(context.Background(), []Request{req("SR-B", 0)}); err != nil {
 					b.Fatal(err)
 				}

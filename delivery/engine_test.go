@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -224,15 +225,6 @@ func (l *viewLog) get(id string) RequestView {
 	return l.views[id]
 }
 
-type instantClock struct{}
-
-func (instantClock) Now() time.Time { return time.Unix(0, 0) }
-func (instantClock) After(time.Duration) <-chan time.Time {
-	c := make(chan time.Time, 1)
-	c <- time.Unix(0, 0)
-	return c
-}
-
 type harness struct {
 	t      *testing.T
 	root   string
@@ -260,7 +252,7 @@ func newHarnessWith(t *testing.T, root string, st *memStore, up *fakeUploader, m
 		Root: h.root, Bin: "_bin", FolderTemplate: "{title}/{source_type} {language} [{id}]", FolderMode: 0o2775,
 		ReadyMarker: "_READY", Concurrency: 2, AutoDeliver: true, Names: "portable",
 		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
-		Clock:      instantClock{},
+		Clock:      clock.NewSkipping(time.Unix(0, 0)), // a retry waits for no one
 	}
 	if mutate != nil {
 		mutate(&opt)

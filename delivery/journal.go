@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"time"
 )
 
 // The Engine journals and announces per batch of its loop, not per change: a commit per state
@@ -27,7 +26,7 @@ func (e *Engine) queue(ev Event, fs *fileState) {
 		ev.ID = newEventID()
 	}
 	if ev.At.IsZero() {
-		ev.At = time.Now().UTC()
+		ev.At = e.opt.Clock.Now().UTC()
 	}
 	e.queued = append(e.queued, queuedEvent{ev: ev, fs: fs})
 }

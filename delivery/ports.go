@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 // Uploader sends one file to the destination. Implementations publish atomically (temporary
@@ -194,16 +196,13 @@ type Reporter interface {
 	RequestChanged(v RequestView)
 }
 
-// Clock is the time source for retry backoff, injected so tests never wait for real.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
+// Clock is the daemon's one time source (retry backoff, the journal check, the times in
+// views and records), injected so tests never wait for real; cmd/hotdrop passes the same
+// clock to the watcher, the uploader and the reports.
+type Clock = clock.Clock
 
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+// realClock is the wall clock, the default when Options.Clock is nil.
+type realClock = clock.Real
 
 // RequestView is a snapshot of one request and its files, for reporting.
 type RequestView struct {

@@ -12,7 +12,7 @@ import (
 // noteTrouble records a transient failure; failures lasting AlertAfter make one
 // destination.unreachable event.
 func (e *Engine) noteTrouble(err error) {
-	now := time.Now()
+	now := e.opt.Clock.Now()
 	if e.downSince.IsZero() {
 		e.downSince = now
 	}

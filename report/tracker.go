@@ -20,6 +20,7 @@ import (
 
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/bounded"
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/store"
 )
 
@@ -35,7 +36,7 @@ type Tracker struct {
 	// Poll is the time between polls (default 1m); Timeout bounds each call (default 30s).
 	Poll, Timeout time.Duration
 	Client        *http.Client
-	Clock         delivery.Clock
+	Clock         clock.Clock // default: the wall clock
 	Logger        *slog.Logger
 	// Apply installs the merged list of requests; it is called only when the list changed.
 	Apply func(ctx context.Context, reqs []delivery.Request) error
@@ -86,7 +87,7 @@ func (t *Tracker) defaults() {
 	}
 	t.Client = safeClient(t.Client)
 	if t.Clock == nil {
-		t.Clock = wallClock{}
+		t.Clock = clock.Real{}
 	}
 	if t.Logger == nil {
 		t.Logger = slog.Default()

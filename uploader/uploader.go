@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 // Options configures one destination. The uploader owns these defaults;
@@ -52,7 +54,7 @@ type Options struct {
 	// holds the local time wins).
 	Schedule []Window
 	// Clock drives the bandwidth limiter and checkpoint throttle; nil is real time.
-	Clock Clock
+	Clock clock.Clock
 	// Fsync asks the server to flush each partial to disk (fsync@openssh.com,
 	// where offered) before the rename. Off by default, like OpenSSH's sftp
 	// and rclone: it costs a disk flush per file, which halves large-file
@@ -91,7 +93,7 @@ type Uploader struct {
 	verify      string
 	inflight    int
 	fsync       bool
-	clock       Clock
+	clock       clock.Clock
 	limit       *limiter
 
 	tempName string // Options.TempName, checked
@@ -257,7 +259,7 @@ func (u *Uploader) applyTuning(o Options) error {
 	}
 	u.clock = o.Clock
 	if u.clock == nil {
-		u.clock = realClock{}
+		u.clock = clock.Real{}
 	}
 	u.limit = newLimiter(u.clock, o.Bandwidth, o.Schedule)
 	return nil

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 // got is one received event and when it arrived.
@@ -174,7 +176,7 @@ func start(t *testing.T, opts Options, tweak func(*Watcher)) *harness {
 			t.Logf("watcher log:\n%s", h.log.String())
 		}
 	})
-	if fc, ok := opts.Clock.(*FakeClock); ok {
+	if fc, ok := opts.Clock.(*clock.Fake); ok {
 		// The watcher makes its three tickers after the first scan.
 		deadline := time.Now().Add(10 * time.Second)
 		for fc.Tickers() < 3 {
@@ -190,7 +192,7 @@ func start(t *testing.T, opts Options, tweak func(*Watcher)) *harness {
 // advance moves a fake clock forward in steps of one second, waiting after
 // each until the watcher has handled a tick at that time. Every test using it
 // has a settle ticker period of one second.
-func (h *harness) advance(t *testing.T, fc *FakeClock, d time.Duration) {
+func (h *harness) advance(t *testing.T, fc *clock.Fake, d time.Duration) {
 	t.Helper()
 	for moved := time.Duration(0); moved < d; moved += time.Second {
 		fc.Advance(time.Second)

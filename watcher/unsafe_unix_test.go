@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 // Links, FIFOs and sockets are reported once as Unsafe, never followed or
@@ -121,7 +123,7 @@ func TestSettleNeverFollowsASwappedFolder(t *testing.T) {
 	writeFile(t, root, "a/b/x.txt", "ours")
 	const theirs = "the victim's, longer"
 	writeFile(t, outside, "b/x.txt", theirs)
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	fake := newFakeNotifier()
 	h := start(t, Options{Root: root, Settle: 2 * time.Second, Rescan: time.Hour, Mode: ModeEvents, Clock: fc},
 		func(w *Watcher) { w.newNotifier = func() (notifier, error) { return fake, nil } })

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 // Defaults used when an Options duration is zero; they match SPEC.md.
@@ -49,7 +51,7 @@ type Options struct {
 	// once and reported to no one. A restart with 100,000 delivered files then costs one stat
 	// each and no events. Called on the Run goroutine; may be nil.
 	Settled func(rel string, info FileInfo) bool
-	Clock   Clock        // nil = RealClock()
+	Clock   clock.Clock  // nil = clock.Real{}
 	Logger  *slog.Logger // nil = slog.Default()
 }
 
@@ -123,7 +125,7 @@ type Watcher struct {
 	ignore     []string
 	skip       func(string) bool
 	settled    func(string, FileInfo) bool
-	clock      Clock
+	clock      clock.Clock
 	log        *slog.Logger
 
 	rescanReq   chan struct{}
@@ -196,7 +198,7 @@ func New(opts Options) (*Watcher, error) {
 		}
 	}
 	if w.clock == nil {
-		w.clock = RealClock()
+		w.clock = clock.Real{}
 	}
 	if w.log == nil {
 		w.log = slog.Default()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -68,7 +70,7 @@ func TestSettleWithFakeClock(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, root, "a.txt", "aaa")
 	writeFile(t, root, "b.txt", "bbb")
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	h := start(t, Options{Root: root, Settle: 30 * time.Second, Poll: time.Second, Mode: ModePoll, Clock: fc}, nil)
 	h.c.waitFor(t, "both files settling", 5*time.Second, func(evs []got) bool {
 		return reflect.DeepEqual(rels(evs, Settling), []string{"a.txt", "b.txt"})
@@ -289,7 +291,7 @@ func TestOverflowAndRescanFindMissedFiles(t *testing.T) {
 func TestWatchLimitFallsBackToPolling(t *testing.T) {
 	fake := newFakeNotifier()
 	fake.full.Store(true)
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	h := start(t, Options{Settle: 2 * time.Second, Poll: time.Second, Rescan: time.Hour, Mode: ModeEvents, Clock: fc},
 		func(w *Watcher) { w.newNotifier = func() (notifier, error) { return fake, nil } })
 
@@ -414,7 +416,7 @@ func TestRenamedFolderWatchedUnderNewName(t *testing.T) {
 func TestTouchRestartsSettle(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, root, "a.txt", "aaa")
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	h := start(t, Options{Root: root, Settle: 30 * time.Second, Poll: time.Second, Mode: ModePoll, Clock: fc}, nil)
 	h.advance(t, fc, 31*time.Second)
 	h.c.waitKind(t, Ready, "a.txt")
@@ -451,7 +453,7 @@ func TestSettledFilesAreNotReported(t *testing.T) {
 		return fileInfoOf(fi)
 	}
 	journal := map[string]FileInfo{"done.exr": ident("done.exr"), "changed.exr": {Size: 1, Inode: ident("changed.exr").Inode}}
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	h := start(t, Options{Root: root, Settle: 30 * time.Second, Poll: time.Second, Mode: ModePoll, Clock: fc,
 		Settled: func(rel string, info FileInfo) bool { want, ok := journal[rel]; return ok && want.equal(info) }}, nil)
 	h.advance(t, fc, 31*time.Second)
