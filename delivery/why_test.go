@@ -15,17 +15,11 @@ import (
 // waitWhy waits until request id's view says want (a substring) in its Why.
 func (h *harness) waitWhy(id, want string) RequestView {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		v := h.views.get(id)
-		if strings.Contains(v.Why, want) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("request %s (%s) says why %q, want %q", id, v.State, v.Why, want)
-		}
-		time.Sleep(2 * time.Millisecond)
+	var v RequestView
+	if !eventually(func() bool { v = h.views.get(id); return strings.Contains(v.Why, want) }) {
+		h.t.Fatalf("request %s (%s) says why %q, want %q", id, v.State, v.Why, want)
 	}
+	return v
 }
 
 // TestWaitingSaysWhy (issue 14, item 3): a request that waits says for what, and deliver is
