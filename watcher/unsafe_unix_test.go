@@ -46,7 +46,8 @@ func TestUnsafeReportedOnce(t *testing.T) {
 			must(t, os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(root, "late-link")))
 			h.c.waitKind(t, Unsafe, "late-pipe")
 			h.c.waitKind(t, Unsafe, "late-link")
-			time.Sleep(500 * time.Millisecond) // several polls and rescans
+			h.waitTicks(t, "rescan", 2) // each lists the tree again
+			h.waitTicks(t, "poll", 2)
 
 			want := map[string]string{
 				"link.txt": "symbolic link", "dirlink": "symbolic link", "late-link": "symbolic link",

@@ -141,7 +141,7 @@ type Watcher struct {
 	freshStat   func(abs string) (FileInfo, error) // nil: through the root (freshStatIn)
 	rearmMin    time.Duration
 	rearmMax    time.Duration
-	onTick      func(now time.Time) // called after each ticker-driven step; nil in production
+	onTick      func(what string, now time.Time) // after each ticker-driven step ("settle", "poll", "rescan"); nil in production
 }
 
 // New checks opts and returns a Watcher. It does not touch the filesystem;
