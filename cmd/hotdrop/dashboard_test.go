@@ -216,7 +216,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		if r, _ := eval(`(() => { const d = document.querySelector('article[data-id="SR-1"] li.file .rate'); return d ? d.textContent : "" })()`); strings.Contains(r, "/s") && strings.Contains(r, "ETA") {
 			sawRate = true
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // samples the bar while the upload runs
 	}
 	if len(widths) < 2 {
 		t.Errorf("the progress bar showed %v during the upload; want it to advance through at least two values", keys(widths))
