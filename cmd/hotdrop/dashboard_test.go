@@ -1,3 +1,9 @@
+//go:build browser
+
+// The dashboard's browser tests drive a real Chromium through chromedp. They build only with
+// -tags browser, as `make test` and CI run them, so that a plain build or `go test` compiles
+// no chromedp.
+
 package main
 
 import (
