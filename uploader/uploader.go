@@ -53,7 +53,8 @@ type Options struct {
 	// Schedule overrides Bandwidth by time of day (the first window that
 	// holds the local time wins).
 	Schedule []Window
-	// Clock drives the bandwidth limiter and checkpoint throttle; nil is real time.
+	// Clock drives the bandwidth limiter, the checkpoint throttle and the wait for a stat that
+	// lags its close; nil is real time.
 	Clock clock.Clock
 	// Fsync asks the server to flush each partial to disk (fsync@openssh.com,
 	// where offered) before the rename. Off by default, like OpenSSH's sftp
