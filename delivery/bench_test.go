@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/watcher"
 )
 
@@ -26,10 +28,18 @@ func BenchmarkManyFilesOneRequest(b *testing.B) {
 			for range b.N {
 				root := b.TempDir()
 				up := newFakeUploader()
+				var started atomic.Int64
+				allStarted := make(chan struct{})
+				up.during = func(context.Context, Job) error {
+					if started.Add(1) == int64(n) {
+						close(allStarted)
+					}
+					return nil
+				}
 				eng := New(Options{Root: root, FolderTemplate: "{id}", FolderMode: 0o2775, ReadyMarker: "_READY",
 					Concurrency: 4, AutoDeliver: true, Names: "any",
 					RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
-					Clock:      instantClock{}, Logger: discardLogger()}, up, newMemStore(), discardReporter{})
+					Clock:      clock.NewSkipping(time.Unix(0, 0)), Logger: discardLogger()}, up, newMemStore(), discardReporter{})
 				if err := eng.SetRequests(context.Background(), []Request{req("SR-B", 0)}); err != nil {
 					b.Fatal(err)
 				}
@@ -46,9 +56,7 @@ func BenchmarkManyFilesOneRequest(b *testing.B) {
 					events <- ev
 				}
 				events <- watcher.Event{Kind: watcher.Ready, Path: filepath.Join(root, "SR-B", "_READY"), Rel: "SR-B/_READY"}
-				for up.count() < n {
-					time.Sleep(time.Millisecond)
-				}
+				<-allStarted // the last upload is under way: every file went through the engine
 				cancel()
 				<-done
 			}

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/uploader"
 	"github.com/hotdrop/hotdrop/watcher"
 	"golang.org/x/sys/unix"
@@ -75,7 +77,7 @@ func containHarness(t *testing.T, mutate func(*Options), reqs ...Request) (h *ha
 		Root: h.root, Bin: "_bin", FolderTemplate: "{title}/{source_type} {language} [{id}]", FolderMode: 0o2775,
 		ReadyMarker: "_READY", Concurrency: 1, AutoDeliver: true, Names: "portable",
 		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
-		Clock:      instantClock{},
+		Clock:      clock.NewSkipping(time.Unix(0, 0)),
 	}
 	if mutate != nil {
 		mutate(&opt)

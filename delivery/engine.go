@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -130,6 +131,7 @@ type msg struct {
 	done    int64
 	reply   chan error
 	exists  bool
+	at      time.Time // msgRetrying, msgTrouble: when the failure was seen
 	call    func()
 	// abandoned: the upload stopped because its source was removed (abandon.go).
 	abandoned bool
@@ -157,7 +159,7 @@ func withDefaults(opt Options) Options {
 		opt.RetryMax = 5 * time.Minute
 	}
 	if opt.Clock == nil {
-		opt.Clock = realClock{}
+		opt.Clock = clock.Real{}
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()

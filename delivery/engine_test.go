@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -224,15 +226,6 @@ func (l *viewLog) get(id string) RequestView {
 	return l.views[id]
 }
 
-type instantClock struct{}
-
-func (instantClock) Now() time.Time { return time.Unix(0, 0) }
-func (instantClock) After(time.Duration) <-chan time.Time {
-	c := make(chan time.Time, 1)
-	c <- time.Unix(0, 0)
-	return c
-}
-
 type harness struct {
 	t      *testing.T
 	root   string
@@ -260,7 +253,7 @@ func newHarnessWith(t *testing.T, root string, st *memStore, up *fakeUploader, m
 		Root: h.root, Bin: "_bin", FolderTemplate: "{title}/{source_type} {language} [{id}]", FolderMode: 0o2775,
 		ReadyMarker: "_READY", Concurrency: 2, AutoDeliver: true, Names: "portable",
 		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
-		Clock:      instantClock{},
+		Clock:      clock.NewSkipping(time.Unix(0, 0)), // a retry waits for no one
 	}
 	if mutate != nil {
 		mutate(&opt)
@@ -313,41 +306,46 @@ func (h *harness) drop(id, name string, kind watcher.Kind, size int64) string {
 func inodeOf(fi os.FileInfo) uint64 { return safefs.Inode(fi) }
 func devOf(fi os.FileInfo) uint64   { return safefs.Device(fi) }
 
+// eventually polls cond until it holds, for at most 5 s, and reports whether it did: the
+// engine's loop is asynchronous, so a test waits for what it expects and fails when that does
+// not come. Inside a testing/synctest bubble the 5 s are the bubble's, which pass at once
+// while the engine is idle.
+func eventually(cond func() bool) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
 // waitAttempts waits until up was asked to upload n times in all.
 func (h *harness) waitAttempts(up *fakeUploader, n int) {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	got := 0
+	if !eventually(func() bool {
 		up.mu.Lock()
-		got := 0
+		defer up.mu.Unlock()
+		got = 0
 		for _, a := range up.attempt {
 			got += a
 		}
-		up.mu.Unlock()
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%d upload attempts, want %d", got, n)
-		}
-		time.Sleep(2 * time.Millisecond)
+		return got >= n
+	}) {
+		h.t.Fatalf("%d upload attempts, want %d", got, n)
 	}
 }
 
-// waitState waits until request id reaches state; the engine's loop is asynchronous.
+// waitState waits until request id reaches state.
 func (h *harness) waitState(id string, want State) RequestView {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		v := h.views.get(id)
-		if v.State == want {
-			return v
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("request %s state = %s, want %s; files: %+v", id, v.State, want, v.Files)
-		}
-		time.Sleep(2 * time.Millisecond)
+	var v RequestView
+	if !eventually(func() bool { v = h.views.get(id); return v.State == want }) {
+		h.t.Fatalf("request %s state = %s, want %s; files: %+v", id, v.State, want, v.Files)
 	}
+	return v
 }
 
 func req(id string, files int, extra ...string) Request {
@@ -383,33 +381,37 @@ func TestSingleFileDelivered(t *testing.T) {
 }
 
 func TestMultiFileWaitsForAll(t *testing.T) {
-	h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-2", 2))
-	h.drop("SR-2", "a.wav", watcher.Ready, 10)
-	h.waitState("SR-2", Waiting)
-	time.Sleep(20 * time.Millisecond)
-	if n := h.up.count(); n != 0 {
-		t.Fatalf("uploaded %d of an incomplete request, want 0", n)
-	}
-	h.drop("SR-2", "sub/b.wav", watcher.Ready, 10)
-	h.waitState("SR-2", Delivered)
-	if n := h.up.count(); n != 2 {
-		t.Errorf("uploads = %d, want 2", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-2", 2))
+		h.drop("SR-2", "a.wav", watcher.Ready, 10)
+		h.waitState("SR-2", Waiting)
+		synctest.Wait() // the engine has done all it would with that file
+		if n := h.up.count(); n != 0 {
+			t.Fatalf("uploaded %d of an incomplete request, want 0", n)
+		}
+		h.drop("SR-2", "sub/b.wav", watcher.Ready, 10)
+		h.waitState("SR-2", Delivered)
+		if n := h.up.count(); n != 2 {
+			t.Errorf("uploads = %d, want 2", n)
+		}
+	})
 }
 
 func TestMarkerCompletesAnyNumber(t *testing.T) {
-	h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-3", 0))
-	h.drop("SR-3", "a.mxf", watcher.Ready, 10)
-	h.drop("SR-3", "b.mxf", watcher.Ready, 10)
-	time.Sleep(20 * time.Millisecond)
-	if n := h.up.count(); n != 0 {
-		t.Fatalf("uploaded %d before the ready marker, want 0", n)
-	}
-	h.drop("SR-3", "_READY", watcher.Ready, 0)
-	h.waitState("SR-3", Delivered)
-	if n := h.up.count(); n != 2 {
-		t.Errorf("uploads = %d, want 2 (the marker itself is never sent)", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-3", 0))
+		h.drop("SR-3", "a.mxf", watcher.Ready, 10)
+		h.drop("SR-3", "b.mxf", watcher.Ready, 10)
+		synctest.Wait() // the engine has done all it would with both files
+		if n := h.up.count(); n != 0 {
+			t.Fatalf("uploaded %d before the ready marker, want 0", n)
+		}
+		h.drop("SR-3", "_READY", watcher.Ready, 0)
+		h.waitState("SR-3", Delivered)
+		if n := h.up.count(); n != 2 {
+			t.Errorf("uploads = %d, want 2 (the marker itself is never sent)", n)
+		}
+	})
 }
 
 func TestHolds(t *testing.T) {
@@ -534,12 +536,8 @@ func (u *fakeUploader) sizeOf(rel string) (int64, bool) {
 
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition never met")
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !eventually(cond) {
+		t.Fatal("condition never met")
 	}
 }
 
@@ -575,17 +573,19 @@ func TestRemovedDuringUploadForgotten(t *testing.T) {
 // `hotdrop deliver` releases one package: after it is delivered, the next files of a files=0
 // request wait for the marker again.
 func TestDeliverIsOneShot(t *testing.T) {
-	h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-62", 0, "status", StatusRedeliveryRequested))
-	h.drop("SR-62", "a.mxf", watcher.Ready, 4)
-	if err := h.eng.Deliver(context.Background(), "SR-62"); err != nil {
-		t.Fatal(err)
-	}
-	h.waitState("SR-62", Delivered)
-	h.drop("SR-62", "b.mxf", watcher.Ready, 4)
-	time.Sleep(300 * time.Millisecond)
-	if n := h.up.count(); n != 1 {
-		t.Errorf("uploads = %d, want 1: the second file waits for the marker or another deliver", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, newMemStore(), newFakeUploader(), req("SR-62", 0, "status", StatusRedeliveryRequested))
+		h.drop("SR-62", "a.mxf", watcher.Ready, 4)
+		if err := h.eng.Deliver(context.Background(), "SR-62"); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState("SR-62", Delivered)
+		h.drop("SR-62", "b.mxf", watcher.Ready, 4)
+		synctest.Wait() // the engine has done all it would with the second file
+		if n := h.up.count(); n != 1 {
+			t.Errorf("uploads = %d, want 1: the second file waits for the marker or another deliver", n)
+		}
+	})
 }
 
 // Control characters, backslashes and ".." parts are refused under every destination.names

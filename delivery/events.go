@@ -152,7 +152,7 @@ func requestEventType(from, to State) string {
 // save marks fs's record for the journal and announces its new state; both go out at the end
 // of the batch (flushJournal), the record first.
 func (e *Engine) save(_ context.Context, fs *fileState) {
-	fs.rec.UpdatedAt = time.Now()
+	fs.rec.UpdatedAt = e.opt.Clock.Now()
 	if e.unsaved == nil {
 		e.unsaved = map[*fileState]struct{}{}
 	}

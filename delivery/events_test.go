@@ -4,7 +4,9 @@ import (
 	"context"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
@@ -99,48 +101,50 @@ func TestHeldThenReleasedEvents(t *testing.T) {
 }
 
 func TestDeliverCommand(t *testing.T) {
-	h, _ := withEvents(t, newFakeUploader(), func(o *Options) { o.AutoDeliver = false }, req("SR-32", 1), req("SR-33", 0))
-	h.drop("SR-32", "a.ttml", watcher.Ready, 4)
-	h.waitState("SR-32", Ready)
-	time.Sleep(20 * time.Millisecond)
-	if h.up.count() != 0 {
-		t.Fatalf("auto_deliver = false, but an upload started")
-	}
-	if err := h.eng.Deliver(context.Background(), "SR-32"); err != nil {
-		t.Fatal(err)
-	}
-	h.waitState("SR-32", Delivered)
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := withEvents(t, newFakeUploader(), func(o *Options) { o.AutoDeliver = false }, req("SR-32", 1), req("SR-33", 0))
+		h.drop("SR-32", "a.ttml", watcher.Ready, 4)
+		h.waitState("SR-32", Ready)
+		synctest.Wait() // the engine has done all it would with the ready request
+		if h.up.count() != 0 {
+			t.Fatalf("auto_deliver = false, but an upload started")
+		}
+		if err := h.eng.Deliver(context.Background(), "SR-32"); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState("SR-32", Delivered)
 
-	// files = 0: deliver stands in for the ready marker.
-	h.drop("SR-33", "x.mxf", watcher.Ready, 4)
-	if err := h.eng.Deliver(context.Background(), "SR-33"); err != nil {
-		t.Fatal(err)
-	}
-	h.waitState("SR-33", Delivered)
-	if err := h.eng.Deliver(context.Background(), "SR-nope"); err == nil {
-		t.Errorf("Deliver(unknown) = nil, want an error")
-	}
+		// files = 0: deliver stands in for the ready marker.
+		h.drop("SR-33", "x.mxf", watcher.Ready, 4)
+		if err := h.eng.Deliver(context.Background(), "SR-33"); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState("SR-33", Delivered)
+		if err := h.eng.Deliver(context.Background(), "SR-nope"); err == nil {
+			t.Errorf("Deliver(unknown) = nil, want an error")
+		}
+	})
 }
 
 func TestRetryAfterFailure(t *testing.T) {
 	up := newFakeUploader()
-	var mu sync.Mutex
-	broken := true
+	var broken atomic.Bool
+	broken.Store(true)
 	up.fail = func(int, Job) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if broken {
+		if broken.Load() {
 			return &TransferError{Code: "permission_denied", Msg: "denied"}
 		}
-		time.Sleep(20 * time.Millisecond) // outlive the caller's context below
 		return nil
+	}
+	callerDone := make(chan struct{})
+	up.during = func(ctx context.Context, _ Job) error {
+		<-callerDone // the retry's caller has returned and its context ended
+		return ctx.Err()
 	}
 	h, _ := withEvents(t, up, nil, req("SR-34", 1))
 	p := h.drop("SR-34", "a.ttml", watcher.Ready, 4)
 	h.waitState("SR-34", Failed)
-	mu.Lock()
-	broken = false
-	mu.Unlock()
+	broken.Store(false)
 	// The caller's context ends as soon as the call returns (an HTTP handler's does): the
 	// upload it started must live on.
 	cctx, cancel := context.WithCancel(context.Background())
@@ -148,34 +152,28 @@ func TestRetryAfterFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
+	close(callerDone)
 	h.waitState("SR-34", Delivered)
 }
 
 func TestUnreachableAfterAlertAfter(t *testing.T) {
 	up := newFakeUploader()
-	var mu sync.Mutex
-	down := true
+	var down atomic.Bool
+	down.Store(true)
 	up.fail = func(n int, _ Job) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if down {
-			time.Sleep(2 * time.Millisecond)
+		if down.Load() {
 			return &TransferError{Code: "transient", Msg: "connection refused", Transient: true}
 		}
 		return nil
 	}
-	h, ev := withEvents(t, up, func(o *Options) { o.AlertAfter = 10 * time.Millisecond }, req("SR-35", 1))
+	// The harness's clock moves by each retry's backoff (a second or more): the second failure
+	// comes well after AlertAfter, in no real time.
+	h, ev := withEvents(t, up, func(o *Options) { o.AlertAfter = 500 * time.Millisecond }, req("SR-35", 1))
 	h.drop("SR-35", "a.ttml", watcher.Ready, 4)
-	deadline := time.Now().Add(5 * time.Second)
-	for !h.eng.Unreachable() {
-		if time.Now().After(deadline) {
-			t.Fatal("never unreachable")
-		}
-		time.Sleep(time.Millisecond)
+	if !eventually(h.eng.Unreachable) {
+		t.Fatal("never unreachable")
 	}
-	mu.Lock()
-	down = false
-	mu.Unlock()
+	down.Store(false)
 	h.waitState("SR-35", Delivered)
 	if h.eng.Unreachable() {
 		t.Errorf("still unreachable after a delivery")
@@ -190,36 +188,38 @@ func TestUnreachableAfterAlertAfter(t *testing.T) {
 // held too_many_files; a request dropped by a reload and added back does not announce its
 // delivery (or write its manifest) twice.
 func TestRedeliveryNewNameAndReAddedRequest(t *testing.T) {
-	up := newFakeUploader()
-	h, ev := withEvents(t, up, func(o *Options) { o.Manifest = true }, req("SR-70", 1))
-	p := h.drop("SR-70", "a_v1.ttml", watcher.Ready, 4)
-	h.waitState("SR-70", Delivered)
-	rel, _ := filepath.Rel(h.root, p)
-	h.events <- watcher.Event{Kind: watcher.Removed, Path: p, Rel: filepath.ToSlash(rel)}
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUploader()
+		h, ev := withEvents(t, up, func(o *Options) { o.Manifest = true }, req("SR-70", 1))
+		p := h.drop("SR-70", "a_v1.ttml", watcher.Ready, 4)
+		h.waitState("SR-70", Delivered)
+		rel, _ := filepath.Rel(h.root, p)
+		h.events <- watcher.Event{Kind: watcher.Removed, Path: p, Rel: filepath.ToSlash(rel)}
 
-	opt := h.eng.opt
-	if err := h.eng.Reload(context.Background(), opt, nil, []Request{req("SR-70", 1, "status", StatusRedeliveryRequested)}); err != nil {
-		t.Fatal(err)
-	}
-	h.drop("SR-70", "a_v2.ttml", watcher.Ready, 5)
-	waitUntil(t, func() bool { _, ok := up.sizeOf("SR-70/a_v2.ttml"); return ok })
-	h.waitState("SR-70", Delivered)
-
-	// Dropped from the requests, then back.
-	if err := h.eng.Reload(context.Background(), opt, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.eng.Reload(context.Background(), opt, nil, []Request{req("SR-70", 1, "status", StatusRedeliveryRequested)}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	n := 0
-	for _, typ := range ev.types("SR-70") {
-		if typ == EventRequestDelivered {
-			n++
+		opt := h.eng.opt
+		if err := h.eng.Reload(context.Background(), opt, nil, []Request{req("SR-70", 1, "status", StatusRedeliveryRequested)}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if n != 2 {
-		t.Errorf("request.delivered %d times, want 2 (the delivery and the redelivery): %v", n, ev.types("SR-70"))
-	}
+		h.drop("SR-70", "a_v2.ttml", watcher.Ready, 5)
+		waitUntil(t, func() bool { _, ok := up.sizeOf("SR-70/a_v2.ttml"); return ok })
+		h.waitState("SR-70", Delivered)
+
+		// Dropped from the requests, then back.
+		if err := h.eng.Reload(context.Background(), opt, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.eng.Reload(context.Background(), opt, nil, []Request{req("SR-70", 1, "status", StatusRedeliveryRequested)}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // whatever the re-added request would announce is announced
+		n := 0
+		for _, typ := range ev.types("SR-70") {
+			if typ == EventRequestDelivered {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Errorf("request.delivered %d times, want 2 (the delivery and the redelivery): %v", n, ev.types("SR-70"))
+		}
+	})
 }

@@ -51,7 +51,7 @@ func (e *Engine) afterDelivery(fs *fileState) {
 		defer dstDir.Close()
 		dst := name
 		if _, err := dstDir.Lstat(dst); err == nil {
-			dst += "." + time.Now().UTC().Format("20060102T150405Z")
+			dst += "." + e.opt.Clock.Now().UTC().Format("20060102T150405Z")
 		}
 		if err := src.Rename(name, dstDir, dst, check); err != nil {
 			e.log.Error("after = move: cannot move the delivered source; left in place", "file", fs.rec.Path, "err", err)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
@@ -86,27 +87,29 @@ func TestRetryResumesFromCheckpoint(t *testing.T) {
 
 // A crash after a request's last file but before its manifest: the next start sends it.
 func TestManifestOwedAtStart(t *testing.T) {
-	st, up := newMemStore(), newFakeUploader()
-	root := t.TempDir()
-	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-43]", "a.ttml")
-	st.files[p] = FileRecord{Path: p, RequestID: "SR-43", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
-		State: string(Delivered), RemotePath: "/in/SR-43/a.ttml", SHA256: "abc", DeliveredAt: time.Now()}
-	newHarnessWith(t, root, st, up, func(o *Options) { o.Manifest = true }, req("SR-43", 1))
-	waitUntil(t, func() bool { _, ok := up.sizeOf("SR-43/SR-43.hotdrop.json"); return ok })
-	// Recorded as written (not merely as intended: that is what a crash behind the rename
-	// leaves, and it is sent again).
-	waitUntil(t, func() bool {
-		at, _ := st.ManifestAt(context.Background(), "SR-43")
-		return !at.IsZero() && !at.Equal(manifestIntent)
-	})
+	synctest.Test(t, func(t *testing.T) {
+		st, up := newMemStore(), newFakeUploader()
+		root := t.TempDir()
+		p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-43]", "a.ttml")
+		st.files[p] = FileRecord{Path: p, RequestID: "SR-43", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+			State: string(Delivered), RemotePath: "/in/SR-43/a.ttml", SHA256: "abc", DeliveredAt: time.Now()}
+		newHarnessWith(t, root, st, up, func(o *Options) { o.Manifest = true }, req("SR-43", 1))
+		waitUntil(t, func() bool { _, ok := up.sizeOf("SR-43/SR-43.hotdrop.json"); return ok })
+		// Recorded as written (not merely as intended: that is what a crash behind the rename
+		// leaves, and it is sent again).
+		waitUntil(t, func() bool {
+			at, _ := st.ManifestAt(context.Background(), "SR-43")
+			return !at.IsZero() && !at.Equal(manifestIntent)
+		})
 
-	// Once recorded, a later start sends nothing.
-	up2 := newFakeUploader()
-	newHarnessWith(t, root, st, up2, func(o *Options) { o.Manifest = true }, req("SR-43", 1)).waitState("SR-43", Delivered)
-	time.Sleep(30 * time.Millisecond)
-	if up2.count() != 0 {
-		t.Errorf("manifest sent again after it was recorded")
-	}
+		// Once recorded, a later start sends nothing.
+		up2 := newFakeUploader()
+		newHarnessWith(t, root, st, up2, func(o *Options) { o.Manifest = true }, req("SR-43", 1)).waitState("SR-43", Delivered)
+		synctest.Wait() // a manifest started at Run would be uploaded by now
+		if up2.count() != 0 {
+			t.Errorf("manifest sent again after it was recorded")
+		}
+	})
 }
 
 // TestManifestRetried: a manifest that could not be written is tried again until it is on the

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"time"
 )
 
 // The Engine journals and announces per batch of its loop, not per change: a commit per state
@@ -27,7 +26,7 @@ func (e *Engine) queue(ev Event, fs *fileState) {
 		ev.ID = newEventID()
 	}
 	if ev.At.IsZero() {
-		ev.At = time.Now().UTC()
+		ev.At = e.opt.Clock.Now().UTC()
 	}
 	e.queued = append(e.queued, queuedEvent{ev: ev, fs: fs})
 }
@@ -40,7 +39,7 @@ func (e *Engine) flushJournal(ctx context.Context) error {
 	if len(e.unsavedReqs) > 0 {
 		recs := make([]RequestRecord, 0, len(e.unsavedReqs))
 		for _, r := range e.unsavedReqs {
-			recs = append(recs, requestRecord(r))
+			recs = append(recs, requestRecord(r, e.opt.Clock.Now()))
 		}
 		if err := e.st.SaveRequests(context.WithoutCancel(ctx), recs); err != nil {
 			e.log.Error("journal", "err", err)

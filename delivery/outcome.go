@@ -26,7 +26,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		}
 		return
 	case msgTrouble:
-		e.noteTrouble(m.err)
+		e.noteTrouble(m.err, m.at)
 		return
 	}
 	fs := e.files[m.path]
@@ -51,7 +51,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	case msgRetrying:
 		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next
 		fs.retryWhy = asTransferError(m.err).Msg
-		e.noteTrouble(m.err)
+		e.noteTrouble(m.err, m.at)
 		if r := e.reqs[fs.req]; r != nil {
 			e.report(r)
 		}
@@ -64,7 +64,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 // end), with its rate and the time left.
 func (e *Engine) progress(fs *fileState, done int64) {
 	fs.done = done
-	now := e.opt.Clock.Now()
+	now := time.Now() // a rate in real time, as the bytes moved
 	if fs.progressAt0.IsZero() {
 		fs.progressAt0 = now
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 // Uploader sends one file to the destination. Implementations publish atomically (temporary
@@ -201,16 +203,10 @@ type Reporter interface {
 	RequestChanged(v RequestView)
 }
 
-// Clock is the time source for retry backoff, injected so tests never wait for real.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+// Clock is the daemon's one time source (retry backoff, the journal check, the times in
+// views and records), injected so tests never wait for real; cmd/hotdrop passes the same
+// clock to the watcher, the uploader and the reports.
+type Clock = clock.Clock
 
 // RequestView is a snapshot of one request and its files, for reporting.
 type RequestView struct {

@@ -4,42 +4,45 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
 )
 
 func TestRestartNeverResends(t *testing.T) {
-	st, up := newMemStore(), newFakeUploader()
-	h := newHarness(t, st, up, req("SR-10", 1))
-	h.drop("SR-10", "a.ttml", watcher.Ready, 5)
-	h.waitState("SR-10", Delivered)
-	h.stop()
+	synctest.Test(t, func(t *testing.T) {
+		st, up := newMemStore(), newFakeUploader()
+		h := newHarness(t, st, up, req("SR-10", 1))
+		h.drop("SR-10", "a.ttml", watcher.Ready, 5)
+		h.waitState("SR-10", Delivered)
+		h.stop()
 
-	h2 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
-	h2.drop("SR-10", "a.ttml", watcher.Settling, 5)
-	h2.drop("SR-10", "a.ttml", watcher.Ready, 5)
-	time.Sleep(20 * time.Millisecond)
-	if n := up.count(); n != 1 {
-		t.Fatalf("uploads after restart = %d, want 1", n)
-	}
-	// A changed file for a delivered request is held, not sent twice.
-	h2.drop("SR-10", "a.ttml", watcher.Ready, 6)
-	v := h2.waitState("SR-10", Held)
-	if v.Files[0].Reason != ReasonAlreadyDelivered {
-		t.Errorf("reason = %q, want %s", v.Files[0].Reason, ReasonAlreadyDelivered)
-	}
-	h2.stop()
+		h2 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
+		h2.drop("SR-10", "a.ttml", watcher.Settling, 5)
+		h2.drop("SR-10", "a.ttml", watcher.Ready, 5)
+		synctest.Wait() // an upload started for it would be over by now
+		if n := up.count(); n != 1 {
+			t.Fatalf("uploads after restart = %d, want 1", n)
+		}
+		// A changed file for a delivered request is held, not sent twice.
+		h2.drop("SR-10", "a.ttml", watcher.Ready, 6)
+		v := h2.waitState("SR-10", Held)
+		if v.Files[0].Reason != ReasonAlreadyDelivered {
+			t.Errorf("reason = %q, want %s", v.Files[0].Reason, ReasonAlreadyDelivered)
+		}
+		h2.stop()
 
-	// Nor after another restart: the journal still knows it was delivered once. (The file
-	// is on disk, as it would be; a changed file removed while hotdrop is down is not.)
-	writeReal(t, filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-10]", "a.ttml"), "changed")
-	h3 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
-	h3.drop("SR-10", "a.ttml", watcher.Ready, 6)
-	v = h3.waitState("SR-10", Held)
-	if v.Files[0].Reason != ReasonAlreadyDelivered || up.count() != 1 {
-		t.Errorf("after a second restart: reason %q, uploads %d; want %s and 1", v.Files[0].Reason, up.count(), ReasonAlreadyDelivered)
-	}
+		// Nor after another restart: the journal still knows it was delivered once. (The file
+		// is on disk, as it would be; a changed file removed while hotdrop is down is not.)
+		writeReal(t, filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-10]", "a.ttml"), "changed")
+		h3 := newHarnessAt(t, h.root, st, up, req("SR-10", 1))
+		h3.drop("SR-10", "a.ttml", watcher.Ready, 6)
+		v = h3.waitState("SR-10", Held)
+		if v.Files[0].Reason != ReasonAlreadyDelivered || up.count() != 1 {
+			t.Errorf("after a second restart: reason %q, uploads %d; want %s and 1", v.Files[0].Reason, up.count(), ReasonAlreadyDelivered)
+		}
+	})
 }
 
 func TestRenameIntentReconciled(t *testing.T) {
@@ -80,24 +83,19 @@ func TestRenameIntentReconciledAtStart(t *testing.T) {
 	p2 := filepath.Join(root2, "Wednesday", "Subtitle fr-FR [SR-13]", "a.ttml")
 	st2.files[p2] = FileRecord{Path: p2, RequestID: "SR-13", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
 		State: string(Uploading), RemotePath: "SR-13/a.ttml", RenameIntent: true}
-	h := newHarnessAt(t, root2, st2, up2, req("SR-13", 1))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	newHarnessAt(t, root2, st2, up2, req("SR-13", 1))
+	var f FileRecord
+	if !eventually(func() bool {
 		st2.mu.Lock()
-		f := st2.files[p2]
-		st2.mu.Unlock()
-		if !f.RenameIntent {
-			if f.State == string(Delivered) {
-				t.Fatalf("delivered with no remote file")
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("intent never cleared")
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer st2.mu.Unlock()
+		f = st2.files[p2]
+		return !f.RenameIntent
+	}) {
+		t.Fatal("intent never cleared")
 	}
-	_ = h
+	if f.State == string(Delivered) {
+		t.Fatalf("delivered with no remote file")
+	}
 }
 
 func TestIntentWithPartialNotDelivered(t *testing.T) {

@@ -65,7 +65,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 				rs.setupErr = err.Error()
 			}
 		}
-		recs = append(recs, requestRecord(rs))
+		recs = append(recs, requestRecord(rs, e.opt.Clock.Now()))
 	}
 	if err := e.st.SaveRequests(ctx, recs); err != nil {
 		errs = append(errs, err)
@@ -73,10 +73,10 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	return errors.Join(errs...)
 }
 
-func requestRecord(r *reqState) RequestRecord {
+func requestRecord(r *reqState, now time.Time) RequestRecord {
 	fields, _ := json.Marshal(r.Fields)
 	return RequestRecord{ID: r.ID, Fields: string(fields), Status: r.Status, Files: r.Files,
-		Folder: r.Folder, State: string(r.state), UpdatedAt: time.Now()}
+		Folder: r.Folder, State: string(r.state), UpdatedAt: now}
 }
 
 func lookupGroup(name string) (int, error) {

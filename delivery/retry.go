@@ -13,11 +13,11 @@ import (
 // noteTrouble records a transient failure; failures lasting AlertAfter make one
 // destination.unreachable event. A failure of the source's (an NFS or SMB mount that failed a
 // read for a moment) says nothing about the destination and is not counted.
-func (e *Engine) noteTrouble(err error) {
+func (e *Engine) noteTrouble(err error, at time.Time) {
 	if err != nil && asTransferError(err).Source {
 		return
 	}
-	now := time.Now()
+	now := at // when the failure was seen, not when the loop got to it
 	if e.downSince.IsZero() {
 		e.downSince = now
 	}
@@ -152,9 +152,10 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 			rt.probeCut = false
 		}
 		wait := rt.backoff.Delay(failures)
-		next := rt.clock.Now().Add(wait)
+		at := rt.clock.Now()
+		next := at.Add(wait)
 		rt.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
-		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te})
+		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te, at: at})
 		probe := away && !rt.probeCut
 		rt.probeCut = false
 		cut, err := e.wait(ctx, rt, wait, probe)
@@ -205,7 +206,7 @@ func (e *Engine) wait(ctx context.Context, rt *retrier, d time.Duration, probe b
 			}
 			failed = true
 			rt.log.Debug("destination still unreachable", "err", err)
-			e.send(pctx, msg{kind: msgTrouble, err: asTransferError(err)})
+			e.send(pctx, msg{kind: msgTrouble, err: asTransferError(err), at: rt.clock.Now()})
 		}
 	}()
 	select {

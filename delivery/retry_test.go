@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/watcher"
 )
 
@@ -35,19 +36,16 @@ func TestTransientRetriedPermanentFails(t *testing.T) {
 
 // recordClock fires every timer at once and records how long each wait would have been.
 type recordClock struct {
+	*clock.Fake
 	mu    sync.Mutex
 	waits []time.Duration
 }
-
-func (c *recordClock) Now() time.Time { return time.Unix(0, 0) }
 
 func (c *recordClock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	c.waits = append(c.waits, d)
 	c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	ch <- time.Unix(0, 0)
-	return ch
+	return c.Fake.After(d)
 }
 
 func (c *recordClock) list() []time.Duration {
@@ -67,7 +65,7 @@ func TestBackoffResetsAfterProgress(t *testing.T) {
 		progress bool
 	}{{"cut after progress", true}, {"server away", false}} {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &recordClock{}
+			clk := &recordClock{Fake: clock.NewSkipping(time.Unix(0, 0))}
 			up := newFakeUploader()
 			up.fail = func(n int, j Job) error {
 				if n > 7 {
@@ -82,11 +80,11 @@ func TestBackoffResetsAfterProgress(t *testing.T) {
 				return &TransferError{Code: "transient", Msg: "connection lost", Transient: true}
 			}
 			h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) {
-				o.Clock, o.RetryBase, o.RetryMax = clock, base, time.Hour
+				o.Clock, o.RetryBase, o.RetryMax = clk, base, time.Hour
 			}, req("SR-1", 1))
 			h.drop("SR-1", "movie.mxf", watcher.Ready, 1<<30)
 			h.waitState("SR-1", Delivered)
-			waits := clock.list()
+			waits := clk.list()
 			if len(waits) != 7 {
 				t.Fatalf("waits = %v, want 7", waits)
 			}

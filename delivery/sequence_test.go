@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/watcher"
@@ -169,19 +168,15 @@ func TestIncompleteSequenceHeldThenDelivered(t *testing.T) {
 		t.Fatalf("%d uploads; sequences = %+v", up.count(), v.Sequences)
 	}
 	var milestones []string
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	eventually(func() bool {
 		milestones = milestones[:0]
 		for _, typ := range evs.types("SR-V") {
 			if strings.HasPrefix(typ, "sequence.") {
 				milestones = append(milestones, typ)
 			}
 		}
-		if len(milestones) >= 3 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(milestones) >= 3
+	})
 	if want := []string{EventSequenceHeld, EventSequenceStarted, EventSequenceDelivered}; !slices.Equal(milestones, want) {
 		t.Errorf("sequence events = %v, want %v", milestones, want)
 	}

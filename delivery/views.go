@@ -95,10 +95,10 @@ func (v *views) lookup(id string) (RequestView, bool) {
 }
 
 func (e *Engine) view(r *reqState) RequestView {
-	v := RequestView{ID: r.ID, Fields: r.Fields, Status: r.Status, State: r.state, Folder: r.Folder,
-		FilesExpected: r.Files, UpdatedAt: time.Now()}
-	files := e.filesOf(r.ID)
 	now := e.opt.Clock.Now()
+	v := RequestView{ID: r.ID, Fields: r.Fields, Status: r.Status, State: r.state, Folder: r.Folder,
+		FilesExpected: r.Files, UpdatedAt: now}
+	files := e.filesOf(r.ID)
 	all := make([]FileView, len(files))
 	v.Counts = map[State]int{}
 	for i, fs := range files {
@@ -138,7 +138,7 @@ const bigReportEvery = time.Second
 // flushReports sends the views of the requests that changed since the last flush; all sends
 // big requests' too, however recently they were sent.
 func (e *Engine) flushReports(all bool) {
-	now := e.opt.Clock.Now()
+	now := time.Now() // paces work in real time, whatever clock the views are stamped with
 	var changed []RequestView
 	for id := range e.dirty {
 		r := e.reqs[id]
@@ -184,9 +184,9 @@ func (e *Engine) reportBin() {
 }
 
 func (e *Engine) sendBin() {
-	v := RequestView{Bin: true, Folder: filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)), UpdatedAt: time.Now(), State: Waiting,
-		Counts: map[State]int{}}
 	now := e.opt.Clock.Now()
+	v := RequestView{Bin: true, Folder: filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)), UpdatedAt: now, State: Waiting,
+		Counts: map[State]int{}}
 	var all []FileView
 	for _, fs := range e.files {
 		if fs.inBin {

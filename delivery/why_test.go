@@ -8,23 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/watcher"
 )
 
 // waitWhy waits until request id's view says want (a substring) in its Why.
 func (h *harness) waitWhy(id, want string) RequestView {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		v := h.views.get(id)
-		if strings.Contains(v.Why, want) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("request %s (%s) says why %q, want %q", id, v.State, v.Why, want)
-		}
-		time.Sleep(2 * time.Millisecond)
+	var v RequestView
+	if !eventually(func() bool { v = h.views.get(id); return strings.Contains(v.Why, want) }) {
+		h.t.Fatalf("request %s (%s) says why %q, want %q", id, v.State, v.Why, want)
 	}
+	return v
 }
 
 // TestWaitingSaysWhy (issue 14, item 3): a request that waits says for what, and deliver is
@@ -76,11 +71,10 @@ func TestWaitingSaysWhy(t *testing.T) {
 
 // gateClock lets a retry wait until the test opens the gate; Now is fixed.
 type gateClock struct {
-	now  time.Time
+	*clock.Fake
 	gate chan time.Time
 }
 
-func (c gateClock) Now() time.Time                       { return c.now }
 func (c gateClock) After(time.Duration) <-chan time.Time { return c.gate }
 
 // TestRetryingSaysCause (issue 14, item 3): a retrying upload says what failed and when the
@@ -102,7 +96,7 @@ func TestRetryingSaysCause(t *testing.T) {
 		<-hold
 		return nil
 	}
-	clk := gateClock{now: time.Unix(1_000_000, 0), gate: make(chan time.Time)}
+	clk := gateClock{Fake: clock.NewFake(time.Unix(1_000_000, 0)), gate: make(chan time.Time)}
 	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) {
 		o.Clock, o.RetryBase, o.RetryMax = clk, 10*time.Second, 20*time.Second
 	}, req("SR-1", 1))
@@ -116,7 +110,7 @@ func TestRetryingSaysCause(t *testing.T) {
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	clk.gate <- clk.now
+	clk.gate <- clk.Now()
 	v = h.waitWhy("SR-1", "uploading 1 file(s)") // logged in again, still sending
 	if v.Files[0].Retrying {
 		t.Error("the file still shows retrying after the upload logged in again")

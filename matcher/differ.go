@@ -20,8 +20,13 @@ func howTheyDiffer(a, b string) string {
 	for i < len(a) && i < len(b) && a[i] == b[i] {
 		i++
 	}
-	// Back to the start of the rune the difference is in.
-	for i > 0 && !utf8.RuneStart(a[i]) {
+	// Back to the start of the rune the difference is in. a[:i] == b[:i], and one of them
+	// goes on past i (equal strings returned above): read the byte there from that one.
+	longer := a
+	if i >= len(a) {
+		longer = b
+	}
+	for i > 0 && !utf8.RuneStart(longer[i]) {
 		i--
 	}
 	ra, _ := utf8.DecodeRuneInString(a[i:])

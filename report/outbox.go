@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/backoff"
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/store"
 )
 
@@ -84,7 +84,7 @@ type Sender struct {
 	Timeout time.Duration
 	// BackoffBase and BackoffMax bound the waits between tries (default 2s and 10m).
 	BackoffBase, BackoffMax time.Duration
-	Clock                   delivery.Clock // default: the wall clock
+	Clock                   clock.Clock // default: the wall clock
 	Logger                  *slog.Logger
 
 	once sync.Once
@@ -116,7 +116,7 @@ func (s *Sender) defaults() {
 		s.BackoffMax = 10 * time.Minute
 	}
 	if s.Clock == nil {
-		s.Clock = wallClock{}
+		s.Clock = clock.Real{}
 	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
@@ -258,8 +258,3 @@ func (s *Sender) send(ctx context.Context, ev store.Event) error {
 	}
 	return nil
 }
-
-type wallClock struct{}
-
-func (wallClock) Now() time.Time                         { return time.Now() }
-func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

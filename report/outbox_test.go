@@ -15,30 +15,9 @@ import (
 	"time"
 
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/store"
 )
-
-// fakeClock moves forward by exactly what is waited for, at once: backoff of minutes takes
-// no real time.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	ch := make(chan time.Time, 1)
-	ch <- c.t
-	return ch
-}
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -134,7 +113,7 @@ func TestReportOutboxSurvivesFailuresTimeoutsAndRestart(t *testing.T) {
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	dbPath := filepath.Join(t.TempDir(), "state.db")
-	clock := &fakeClock{t: time.Unix(1700000000, 0)}
+	clk := clock.NewSkipping(time.Unix(1700000000, 0)) // backoff of minutes takes no real time
 
 	start := func(st *store.Store) (*Hub, context.CancelFunc, chan error) {
 		h := NewHub(HubOptions{Store: st, Webhook: true, Logger: quietLogger()})
@@ -142,7 +121,7 @@ func TestReportOutboxSurvivesFailuresTimeoutsAndRestart(t *testing.T) {
 			// The two hanging calls cost a timeout each. It is generous because an answer
 			// that comes later than the timeout is (rightly: at-least-once) sent again,
 			// which the test below would count as a duplicate on a loaded machine.
-			Secret: secret, Timeout: 2 * time.Second, Clock: clock, Logger: quietLogger()}
+			Secret: secret, Timeout: 2 * time.Second, Clock: clk, Logger: quietLogger()}
 		h.OnJournal(s.Wake)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -230,7 +209,7 @@ func TestReportOutboxFourHundredHoldsOnlyItsRequest(t *testing.T) {
 	emitN(h, 0, 6) // SR-0: ev_000, ev_003; SR-1: ev_001, ev_004; SR-2: ev_002, ev_005
 	h.Emit(delivery.Event{ID: "ev_dest", Type: delivery.EventDestinationDown, At: time.Now()})
 	s := &Sender{Store: st, Target: TargetTracker, URL: func(ev store.Event) string { return srv.URL + "/" + ev.RequestID },
-		Clock: &fakeClock{t: time.Unix(1700000000, 0)}, Logger: quietLogger()}
+		Clock: clock.NewSkipping(time.Unix(1700000000, 0)), Logger: quietLogger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	s.Wake()

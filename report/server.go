@@ -232,7 +232,7 @@ func (s *Server) Handler() http.Handler {
 			// configured, a change of state needs it (or the session of a dashboard that
 			// logged in with it).
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hotdrop"`)
-			writeJSON(w, http.StatusUnauthorized, apiError{"this hotdrop wants the token from status.token_file for retry and deliver: log in at /login, or send it as Authorization: Bearer"})
+			writeJSON(w, http.StatusUnauthorized, apiError{"this hotdrop wants the token from status.token_file for retry, replace and deliver: log in at /login, or send it as Authorization: Bearer"})
 			return
 		}
 		if !bearer {
@@ -365,10 +365,10 @@ func (s *Server) control(fn func(ctx context.Context, c Control, id string) (str
 			writeJSON(w, http.StatusServiceUnavailable, apiError{"hotdrop is starting; try again in a moment"})
 			return
 		}
-		// The engine starts uploads under the context of the call that asked for them, so
-		// the call runs under the server's own context, not the request's (which ends with
-		// this handler and would cancel the uploads it started). The handler waits at most
-		// controlTimeout; the call itself ends with the server.
+		// A button pressed is acted on even when its browser goes away or the handler stops
+		// waiting: the call runs under the server's own context, not the request's, and ends
+		// with the server. (The uploads it starts never hang on either: they run under the
+		// engine's own context.) The handler waits at most controlTimeout.
 		id := r.PathValue("id")
 		type result struct {
 			said string

@@ -21,6 +21,7 @@ import (
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/bounded"
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/store"
 )
 
@@ -36,7 +37,7 @@ type Tracker struct {
 	// Poll is the time between polls (default 1m); Timeout bounds each call (default 30s).
 	Poll, Timeout time.Duration
 	Client        *http.Client
-	Clock         delivery.Clock
+	Clock         clock.Clock // default: the wall clock
 	Logger        *slog.Logger
 	// Apply installs the merged list of requests; it is called only when the list changed.
 	Apply func(ctx context.Context, reqs []delivery.Request) error
@@ -87,7 +88,7 @@ func (t *Tracker) defaults() {
 	}
 	t.Client = safeClient(t.Client)
 	if t.Clock == nil {
-		t.Clock = wallClock{}
+		t.Clock = clock.Real{}
 	}
 	if t.Logger == nil {
 		t.Logger = slog.Default()

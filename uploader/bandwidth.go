@@ -6,20 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"golang.org/x/time/rate"
 )
-
-// Clock is the time source of the bandwidth limiter and the checkpoint
-// throttle, injected so tests run simulated hours in microseconds.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Window is a bandwidth limit for a time of day, in local time. From and To
 // are offsets from local midnight; a window with To <= From crosses midnight
@@ -56,7 +45,7 @@ func ParseTimeOfDay(s string) (time.Duration, error) {
 // rate in force is re-read from the schedule before every reservation, so a
 // window that opens or closes applies to uploads in flight within one chunk.
 type limiter struct {
-	clock Clock
+	clock clock.Clock
 
 	mu      sync.Mutex
 	base    int64
@@ -65,7 +54,7 @@ type limiter struct {
 	rl      *rate.Limiter
 }
 
-func newLimiter(c Clock, base int64, windows []Window) *limiter {
+func newLimiter(c clock.Clock, base int64, windows []Window) *limiter {
 	l := &limiter{clock: c, rl: rate.NewLimiter(rate.Inf, 0)}
 	l.set(base, windows)
 	return l

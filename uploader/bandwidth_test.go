@@ -5,30 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
-
-// fakeClock moves only when someone waits on it: simulated seconds pass in
-// microseconds and the arithmetic is exact.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
-}
 
 func TestWindowContains(t *testing.T) {
 	h := func(s string) time.Duration {
@@ -68,9 +47,9 @@ func TestSSHDBandwidthSchedule(t *testing.T) {
 	s := sshdtest.Start(t)
 	y, m, d := time.Now().Date()
 	start := time.Date(y, m, d, 7, 59, 55, 0, time.Local)
-	clock := &fakeClock{now: start}
+	clk := clock.NewSkipping(start)
 	o := sshdOptions(s)
-	o.Clock = clock
+	o.Clock = clk
 	o.Bandwidth = 4 << 20
 	o.Schedule = []Window{{From: 8 * time.Hour, To: 20 * time.Hour, Bandwidth: 2 << 20}}
 	u := newUploader(t, o)
@@ -78,13 +57,13 @@ func TestSSHDBandwidthSchedule(t *testing.T) {
 	j, _ := localFile(t, size, "bw/f.bin")
 	var atEight int64 = -1
 	j.Progress = func(done int64) {
-		if atEight < 0 && !clock.Now().Before(start.Add(5*time.Second)) {
+		if atEight < 0 && !clk.Now().Before(start.Add(5*time.Second)) {
 			atEight = done
 		}
 	}
 	_, err := u.Upload(t.Context(), j)
 	must(t, err)
-	took := clock.Now().Sub(start)
+	took := clk.Now().Sub(start)
 	t.Logf("%d MiB in %v simulated; %.1f MiB sent by 08:00", size>>20, took, float64(atEight)/(1<<20))
 	if took < 9*time.Second || took > 11*time.Second {
 		t.Errorf("30 MiB at 4 then 2 MiB/s took %v simulated, want 10s ± 10%%", took)
@@ -97,15 +76,15 @@ func TestSSHDBandwidthSchedule(t *testing.T) {
 // TestLimiterShared: with no limit the limiter never waits;
 // two uploads together share one limit.
 func TestLimiterShared(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)}
-	l := newLimiter(clock, 0, nil)
+	clk := clock.NewSkipping(time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local))
+	l := newLimiter(clk, 0, nil)
 	must(t, l.wait(t.Context(), 1<<30, nil, nil))
-	if !clock.Now().Equal(time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)) {
+	if !clk.Now().Equal(time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)) {
 		t.Fatal("an unlimited limiter waited")
 	}
 	l.set(1<<20, nil)
 	var wg sync.WaitGroup
-	t0 := clock.Now()
+	t0 := clk.Now()
 	for range 2 {
 		wg.Add(1)
 		go func() {
@@ -117,26 +96,25 @@ func TestLimiterShared(t *testing.T) {
 	}
 	wg.Wait()
 	// 2 x 40 x 128 KiB = 10 MiB at 1 MiB/s together: 10 s, not 5.
-	if took := clock.Now().Sub(t0); took < 9*time.Second || took > 11*time.Second {
+	if took := clk.Now().Sub(t0); took < 9*time.Second || took > 11*time.Second {
 		t.Errorf("two uploads of 5 MiB at a shared 1 MiB/s took %v, want 10s ± 10%%", took)
 	}
 }
 
-// manualClock's timers fire only when the test says so.
+// manualClock's timers fire only when the test sends on fire, whatever they wait for.
 type manualClock struct {
-	now  time.Time
+	*clock.Fake
 	fire chan time.Time
 }
 
-func (c *manualClock) Now() time.Time                       { return c.now }
-func (c *manualClock) After(time.Duration) <-chan time.Time { return c.fire }
+func (c manualClock) After(time.Duration) <-chan time.Time { return c.fire }
 
 // TestLimiterWaitHandlesAcks: while an upload waits for its bandwidth share, the
 // acknowledgements of what it sent before are handled at once, not after the wait: at a
 // low rate the wait is long, and an acknowledgement kept waiting is a checkpoint not
 // written (a kill -9 then re-sent a whole wait's worth of every upload).
 func TestLimiterWaitHandlesAcks(t *testing.T) {
-	c := &manualClock{now: time.Unix(1e9, 0), fire: make(chan time.Time)}
+	c := manualClock{Fake: clock.NewFake(time.Unix(1e9, 0)), fire: make(chan time.Time)}
 	l := newLimiter(c, 32<<10, nil)
 	done := make(chan writeDone)
 	handled := make(chan writeDone, 1)
@@ -157,7 +135,7 @@ func TestLimiterWaitHandlesAcks(t *testing.T) {
 	}
 	for {
 		select {
-		case c.fire <- c.now:
+		case c.fire <- c.Now():
 		case err := <-waited:
 			must(t, err)
 			return

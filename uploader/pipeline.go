@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 // Checkpoint is how far an upload has safely come: the server acknowledged
@@ -82,7 +84,7 @@ type pumpConfig struct {
 	// checkpoint receives the contiguous acknowledged offset, throttled; it
 	// runs on its own goroutine so a slow journal never stalls the writes.
 	checkpoint func(int64)
-	clock      Clock
+	clock      clock.Clock
 	readBytes  func(int) // counts local reads (tests)
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 func TestAckTracker(t *testing.T) {
@@ -65,7 +67,7 @@ func TestPumpOutOfOrderAndFailure(t *testing.T) {
 		h := newHashes(ChecksumMD5)
 		res := pump(context.Background(), pumpConfig{
 			src: bytes.NewReader(data), dst: w, end: int64(len(data)), chunk: 4096, inflight: 16,
-			hashes: h, clock: realClock{},
+			hashes: h, clock: clock.Real{},
 			checkpoint: func(off int64) { mu.Lock(); offers = append(offers, off); mu.Unlock() },
 		})
 		if failAt < 0 {
@@ -96,7 +98,7 @@ func TestPumpShrunkSource(t *testing.T) {
 	w := &shuffledWriter{buf: make([]byte, 100000), failAt: -1}
 	res := pump(context.Background(), pumpConfig{
 		src: io.LimitReader(bytes.NewReader(make([]byte, 100000)), 5000), dst: w, end: 100000,
-		chunk: 4096, inflight: 4, hashes: newHashes(""), clock: realClock{},
+		chunk: 4096, inflight: 4, hashes: newHashes(""), clock: clock.Real{},
 	})
 	if !errors.Is(res.readErr, io.ErrUnexpectedEOF) {
 		t.Errorf("readErr = %v, want io.ErrUnexpectedEOF", res.readErr)
@@ -130,7 +132,7 @@ func TestPumpSequential(t *testing.T) {
 	run := func(seq bool) *orderWriter {
 		w := &orderWriter{buf: make([]byte, len(data))}
 		pr := pump(t.Context(), pumpConfig{src: bytes.NewReader(data), dst: w, end: int64(len(data)),
-			chunk: 32 << 10, inflight: 16, sequential: seq, hashes: newHashes(""), clock: realClock{}})
+			chunk: 32 << 10, inflight: 16, sequential: seq, hashes: newHashes(""), clock: clock.Real{}})
 		if pr.readErr != nil || pr.sendErr != nil || pr.acked != int64(len(data)) {
 			t.Fatalf("pump(sequential=%v) = %+v", seq, pr)
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
@@ -55,8 +56,9 @@ type Options struct {
 	// Schedule overrides Bandwidth by time of day (the first window that
 	// holds the local time wins).
 	Schedule []Window
-	// Clock drives the bandwidth limiter and checkpoint throttle; nil is real time.
-	Clock Clock
+	// Clock drives the bandwidth limiter, the checkpoint throttle and the wait for a stat that
+	// lags its close; nil is real time.
+	Clock clock.Clock
 	// Fsync asks the server to flush each partial to disk (fsync@openssh.com,
 	// where offered) before the rename. Off by default, like OpenSSH's sftp
 	// and rclone: it costs a disk flush per file, which halves large-file
@@ -95,7 +97,7 @@ type Uploader struct {
 	verify      string
 	inflight    int
 	fsync       bool
-	clock       Clock
+	clock       clock.Clock
 	limit       *limiter
 
 	tempName string // Options.TempName, checked
@@ -262,7 +264,7 @@ func (u *Uploader) applyTuning(o Options) error {
 	}
 	u.clock = o.Clock
 	if u.clock == nil {
-		u.clock = realClock{}
+		u.clock = clock.Real{}
 	}
 	u.limit = newLimiter(u.clock, o.Bandwidth, o.Schedule)
 	return nil

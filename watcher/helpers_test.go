@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 // got is one received event and when it arrived.
@@ -25,21 +27,49 @@ type got struct {
 	at time.Time
 }
 
-// collector reads a watcher's output the way delivery would.
+// collector reads a watcher's output the way delivery would, and counts the ticker steps the
+// watcher has handled. Both come through one goroutine in the order the watcher made them, so
+// once a step is counted, every event it emitted is recorded.
 type collector struct {
-	mu   sync.Mutex
-	evs  []got
-	wake chan struct{}
+	mu    sync.Mutex
+	evs   []got
+	ticks map[string]int // handled steps by ticker: "settle", "poll", "rescan"
+	wake  chan struct{}
 }
 
 func (c *collector) add(ev Event) {
 	c.mu.Lock()
 	c.evs = append(c.evs, got{ev, time.Now()})
 	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *collector) tick(what string) {
+	c.mu.Lock()
+	c.ticks[what]++
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *collector) signal() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// ticked returns how many steps of the what ticker were handled; "" counts every ticker's.
+func (c *collector) ticked(what string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if what != "" {
+		return c.ticks[what]
+	}
+	n := 0
+	for _, k := range c.ticks {
+		n += k
+	}
+	return n
 }
 
 func (c *collector) all() []got {
@@ -62,19 +92,25 @@ func (c *collector) count(k Kind, rel string) int {
 // waitFor waits until cond holds for the events received so far.
 func (c *collector) waitFor(t *testing.T, what string, timeout time.Duration, cond func([]got) bool) {
 	t.Helper()
+	if !poll(c.wake, timeout, func() bool { return cond(c.all()) }) {
+		t.Fatalf("timed out after %s waiting for %s; events:\n%s", timeout, what, c.dump())
+	}
+}
+
+// poll reports whether cond comes to hold within timeout, looking again on every wake and
+// every 20 ms.
+func poll(wake <-chan struct{}, timeout time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for {
-		if cond(c.all()) {
-			return
-		}
+	for !cond() {
 		select {
-		case <-c.wake:
+		case <-wake:
 		case <-time.After(20 * time.Millisecond):
 		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s; events:\n%s", timeout, what, c.dump())
+			return cond()
 		}
 	}
+	return true
 }
 
 func (c *collector) waitKind(t *testing.T, k Kind, rel string) {
@@ -97,9 +133,6 @@ type harness struct {
 	c    *collector
 	root string
 	log  *lockedBuffer
-
-	tickMu   sync.Mutex
-	lastTick time.Time
 }
 
 type lockedBuffer struct {
@@ -124,7 +157,7 @@ func start(t *testing.T, opts Options, tweak func(*Watcher)) *harness {
 	if opts.Root == "" {
 		opts.Root = t.TempDir()
 	}
-	h := &harness{root: opts.Root, c: &collector{wake: make(chan struct{}, 1)}, log: &lockedBuffer{}}
+	h := &harness{root: opts.Root, c: &collector{ticks: map[string]int{}, wake: make(chan struct{}, 1)}, log: &lockedBuffer{}}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -132,18 +165,19 @@ func start(t *testing.T, opts Options, tweak func(*Watcher)) *harness {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	w.onTick = func(now time.Time) {
-		h.tickMu.Lock()
-		if now.After(h.lastTick) {
-			h.lastTick = now
+	ctx, cancel := context.WithCancel(context.Background())
+	// Steps reach the reader after the events they emitted, which it has taken by then.
+	ticks := make(chan string)
+	w.onTick = func(what string, _ time.Time) {
+		select {
+		case ticks <- what:
+		case <-ctx.Done():
 		}
-		h.tickMu.Unlock()
 	}
 	if tweak != nil {
 		tweak(w)
 	}
 	h.w = w
-	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan Event)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx, out) }()
@@ -154,6 +188,8 @@ func start(t *testing.T, opts Options, tweak func(*Watcher)) *harness {
 			select {
 			case ev := <-out:
 				h.c.add(ev)
+			case what := <-ticks:
+				h.c.tick(what)
 			case <-ctx.Done():
 				return
 			}
@@ -174,41 +210,36 @@ func start(t *testing.T, opts Options, tweak func(*Watcher)) *harness {
 			t.Logf("watcher log:\n%s", h.log.String())
 		}
 	})
-	if fc, ok := opts.Clock.(*FakeClock); ok {
-		// The watcher makes its three tickers after the first scan.
-		deadline := time.Now().Add(10 * time.Second)
-		for fc.Tickers() < 3 {
-			if time.Now().After(deadline) {
-				t.Fatalf("the watcher made %d tickers, want 3", fc.Tickers())
-			}
-			time.Sleep(time.Millisecond)
-		}
+	if fc, ok := opts.Clock.(*clock.Fake); ok {
+		// The watcher makes its three tickers after the first scan; a ticker made after an
+		// Advance would count from that later time.
+		h.c.waitFor(t, "the watcher's three tickers", 10*time.Second, func([]got) bool { return fc.Tickers() >= 3 })
 	}
 	return h
 }
 
-// advance moves a fake clock forward in steps of one second, waiting after
-// each until the watcher has handled a tick at that time. Every test using it
-// has a settle ticker period of one second.
-func (h *harness) advance(t *testing.T, fc *FakeClock, d time.Duration) {
+// advance moves a fake clock forward in steps of one second, waiting after each until the
+// watcher has handled every tick the step fired, and the reader has recorded what they
+// emitted: after advance, nothing more is coming for that time. Every test using it has a
+// settle ticker period of one second.
+func (h *harness) advance(t *testing.T, fc *clock.Fake, d time.Duration) {
 	t.Helper()
 	for moved := time.Duration(0); moved < d; moved += time.Second {
-		fc.Advance(time.Second)
-		want := fc.Now()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			h.tickMu.Lock()
-			ok := !h.lastTick.Before(want)
-			h.tickMu.Unlock()
-			if ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("watcher handled no tick at %v", want)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		handled := h.c.ticked("")
+		want := handled + fc.Advance(time.Second)
+		h.c.waitFor(t, fmt.Sprintf("the ticks at %v handled", fc.Now()), 10*time.Second,
+			func([]got) bool { return h.c.ticked("") >= want })
 	}
+}
+
+// waitTicks waits, on a real clock, until the watcher has handled n more steps of its what
+// ticker ("settle", "poll" or "rescan"), with the events they emitted recorded: a positive
+// sign that it looked again, before a test checks that something was not reported.
+func (h *harness) waitTicks(t *testing.T, what string, n int) {
+	t.Helper()
+	want := h.c.ticked(what) + n
+	h.c.waitFor(t, fmt.Sprintf("%d more %s steps", n, what), 10*time.Second,
+		func([]got) bool { return h.c.ticked(what) >= want })
 }
 
 func writeFile(t *testing.T, root, rel, content string) {

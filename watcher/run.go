@@ -132,7 +132,7 @@ func (r *run) loop() error {
 	rescanT := r.w.clock.NewTicker(r.w.rescan)
 	defer rescanT.Stop()
 	for {
-		var ticked bool
+		var ticked string
 		select {
 		case <-r.ctx.Done():
 			return nil
@@ -150,16 +150,16 @@ func (r *run) loop() error {
 		case <-settleT.C():
 			r.checkSettled()
 			r.maybeRearm()
-			ticked = true
+			ticked = "settle"
 		case <-pollT.C():
 			r.pollDirs()
-			ticked = true
+			ticked = "poll"
 		case <-rescanT.C():
 			r.fullScan()
-			ticked = true
+			ticked = "rescan"
 		}
-		if ticked && r.w.onTick != nil && r.ctx.Err() == nil {
-			r.w.onTick(r.now())
+		if ticked != "" && r.w.onTick != nil && r.ctx.Err() == nil {
+			r.w.onTick(ticked, r.now())
 		}
 	}
 }

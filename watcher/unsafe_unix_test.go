@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 // Links, FIFOs and sockets are reported once as Unsafe, never followed or
@@ -44,7 +46,8 @@ func TestUnsafeReportedOnce(t *testing.T) {
 			must(t, os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(root, "late-link")))
 			h.c.waitKind(t, Unsafe, "late-pipe")
 			h.c.waitKind(t, Unsafe, "late-link")
-			time.Sleep(500 * time.Millisecond) // several polls and rescans
+			h.waitTicks(t, "rescan", 2) // each lists the tree again
+			h.waitTicks(t, "poll", 2)
 
 			want := map[string]string{
 				"link.txt": "symbolic link", "dirlink": "symbolic link", "late-link": "symbolic link",
@@ -121,7 +124,7 @@ func TestSettleNeverFollowsASwappedFolder(t *testing.T) {
 	writeFile(t, root, "a/b/x.txt", "ours")
 	const theirs = "the victim's, longer"
 	writeFile(t, outside, "b/x.txt", theirs)
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	fake := newFakeNotifier()
 	h := start(t, Options{Root: root, Settle: 2 * time.Second, Rescan: time.Hour, Mode: ModeEvents, Clock: fc},
 		func(w *Watcher) { w.newNotifier = func() (notifier, error) { return fake, nil } })

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/clock"
+
 	"github.com/hotdrop/hotdrop/config"
 )
 
@@ -44,7 +46,7 @@ type Options struct {
 	// once and reported to no one. A restart with 100,000 delivered files then costs one stat
 	// each and no events. Called on the Run goroutine; may be nil.
 	Settled func(rel string, info FileInfo) bool
-	Clock   Clock        // nil = RealClock()
+	Clock   clock.Clock  // nil = clock.Real{}
 	Logger  *slog.Logger // nil = slog.Default()
 }
 
@@ -118,7 +120,7 @@ type Watcher struct {
 	ignore     []string
 	skip       func(string) bool
 	settled    func(string, FileInfo) bool
-	clock      Clock
+	clock      clock.Clock
 	log        *slog.Logger
 
 	rescanReq   chan struct{}
@@ -134,7 +136,7 @@ type Watcher struct {
 	freshStat   func(abs string) (FileInfo, error) // nil: through the root (freshStatIn)
 	rearmMin    time.Duration
 	rearmMax    time.Duration
-	onTick      func(now time.Time) // called after each ticker-driven step; nil in production
+	onTick      func(what string, now time.Time) // after each ticker-driven step ("settle", "poll", "rescan"); nil in production
 }
 
 // New checks opts and returns a Watcher. It does not touch the filesystem;
@@ -191,7 +193,7 @@ func New(opts Options) (*Watcher, error) {
 		}
 	}
 	if w.clock == nil {
-		w.clock = RealClock()
+		w.clock = clock.Real{}
 	}
 	if w.log == nil {
 		w.log = slog.Default()

@@ -14,6 +14,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/internal/clock"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -70,7 +71,7 @@ func TestSettleWithFakeClock(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, root, "a.txt", "aaa")
 	writeFile(t, root, "b.txt", "bbb")
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	h := start(t, Options{Root: root, Settle: 30 * time.Second, Poll: time.Second, Mode: ModePoll, Clock: fc}, nil)
 	h.c.waitFor(t, "both files settling", 5*time.Second, func(evs []got) bool {
 		return reflect.DeepEqual(rels(evs, Settling), []string{"a.txt", "b.txt"})
@@ -78,8 +79,7 @@ func TestSettleWithFakeClock(t *testing.T) {
 
 	h.advance(t, fc, 20*time.Second)
 	appendFile(t, root, "a.txt", "more")
-	h.advance(t, fc, 9*time.Second) // t = 29 s
-	time.Sleep(50 * time.Millisecond)
+	h.advance(t, fc, 9*time.Second) // t = 29 s, every tick up to it handled
 	if r := rels(h.c.all(), Ready); len(r) != 0 {
 		t.Fatalf("ready at 29 s: %v", r)
 	}
@@ -89,7 +89,6 @@ func TestSettleWithFakeClock(t *testing.T) {
 		t.Fatalf("a.txt changed at 20 s but was ready at 31 s")
 	}
 	h.advance(t, fc, 18*time.Second) // t = 49 s: the change was seen at 20 or 21 s
-	time.Sleep(50 * time.Millisecond)
 	if n := h.c.count(Ready, "a.txt"); n != 0 {
 		t.Fatalf("a.txt ready at 49 s, less than 30 s after its change")
 	}
@@ -127,7 +126,7 @@ func TestWriterReadyOnceAfterItStops(t *testing.T) {
 				}
 				maxGap = max(maxGap, time.Since(last))
 				last = time.Now()
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond) // a real writer, slower than the settle checks: kept on purpose
 			}
 			if err := f.Close(); err != nil {
 				t.Fatal(err)
@@ -142,24 +141,19 @@ func TestWriterReadyOnceAfterItStops(t *testing.T) {
 				}
 				t.Fatalf(format+" (longest pause between writes %s):\n%s", append(args, maxGap, h.c.dump())...)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			var readies []got
-			for {
-				readies = readies[:0]
-				final := false
-				for _, e := range h.c.all() {
-					if e.Kind == Ready {
-						readies = append(readies, e)
-						final = final || e.Info.Size == 20*1024
+			h.c.waitFor(t, "Ready with the final size", 10*time.Second, func(evs []got) bool {
+				for _, e := range evs {
+					if e.Kind == Ready && e.Info.Size == 20*1024 {
+						return true
 					}
 				}
-				if final || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			time.Sleep(2 * settle) // a second Ready would come by now
-			readies = readies[:0]
+				return false
+			})
+			// Two more settle periods of settle checks (four a period) and polls: a second
+			// Ready would have come by now.
+			h.waitTicks(t, "settle", 8)
+			h.waitTicks(t, "poll", 2)
+			var readies []got
 			for _, e := range h.c.all() {
 				if e.Kind == Ready {
 					readies = append(readies, e)
@@ -219,7 +213,10 @@ func TestIgnoredNeverReported(t *testing.T) {
 			}
 			writeFile(t, root, "sub/keep2.txt", "k")
 			h.c.waitKind(t, Ready, "sub/keep2.txt")
-			time.Sleep(200 * time.Millisecond)
+			// The noise was written before keep2: by its Ready, and after two more polls and
+			// settle checks, any of it reported would be recorded.
+			h.waitTicks(t, "poll", 2)
+			h.waitTicks(t, "settle", 2)
 			for _, e := range h.c.all() {
 				if e.Rel != "keep.txt" && e.Rel != "sub/keep2.txt" {
 					t.Errorf("reported %s %s, which is ignored", e.Kind, e.Rel)
@@ -263,12 +260,15 @@ func TestRemoved(t *testing.T) {
 // Rescan is called.
 func TestOverflowAndRescanFindMissedFiles(t *testing.T) {
 	fake := newFakeNotifier() // delivers no events: every change is "missed"
-	h := start(t, Options{Settle: 50 * time.Millisecond, Rescan: time.Hour, Mode: ModeEvents},
+	h := start(t, Options{Settle: 50 * time.Millisecond, Poll: 20 * time.Millisecond, Rescan: time.Hour, Mode: ModeEvents},
 		func(w *Watcher) { w.newNotifier = func() (notifier, error) { return fake, nil } })
 	h.c.waitFor(t, "root watched", 5*time.Second, func([]got) bool { return fake.watching(h.root) })
 
 	writeFile(t, h.root, "missed.txt", "m")
-	time.Sleep(150 * time.Millisecond)
+	// The watcher goes on checking and polling (a watched folder is not polled) and finds
+	// nothing: only an event or a rescan could tell it.
+	h.waitTicks(t, "poll", 3)
+	h.waitTicks(t, "settle", 3)
 	if n := len(h.c.all()); n != 0 {
 		t.Fatalf("got %d events without any file event or rescan:\n%s", n, h.c.dump())
 	}
@@ -291,7 +291,7 @@ func TestOverflowAndRescanFindMissedFiles(t *testing.T) {
 func TestWatchLimitFallsBackToPolling(t *testing.T) {
 	fake := newFakeNotifier()
 	fake.full.Store(true)
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	h := start(t, Options{Settle: 2 * time.Second, Poll: time.Second, Rescan: time.Hour, Mode: ModeEvents, Clock: fc},
 		func(w *Watcher) { w.newNotifier = func() (notifier, error) { return fake, nil } })
 
@@ -354,8 +354,15 @@ func TestCancelReturnsPromptlyWithoutLeaks(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- w.Run(ctx, make(chan Event)) }() // never read
-		time.Sleep(50 * time.Millisecond)
+		out := make(chan Event)
+		go func() { done <- w.Run(ctx, out) }()
+		// One event read, then no more: Run is reporting the first scan's files and the next
+		// send waits for a reader that never comes.
+		select {
+		case <-out:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no event within 5s of Run", mode)
+		}
 		cancel()
 		select {
 		case err := <-done:
@@ -366,13 +373,9 @@ func TestCancelReturnsPromptlyWithoutLeaks(t *testing.T) {
 			t.Fatalf("%s: Run did not return within 2s of cancel", mode)
 		}
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll(nil, 3*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -416,7 +419,7 @@ func TestRenamedFolderWatchedUnderNewName(t *testing.T) {
 func TestTouchRestartsSettle(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, root, "a.txt", "aaa")
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	h := start(t, Options{Root: root, Settle: 30 * time.Second, Poll: time.Second, Mode: ModePoll, Clock: fc}, nil)
 	h.advance(t, fc, 31*time.Second)
 	h.c.waitKind(t, Ready, "a.txt")
@@ -425,7 +428,6 @@ func TestTouchRestartsSettle(t *testing.T) {
 		return len(rels(evs, Settling)) == 2
 	})
 	h.advance(t, fc, 20*time.Second)
-	time.Sleep(50 * time.Millisecond)
 	if n := h.c.count(Ready, "a.txt"); n != 1 {
 		t.Fatalf("Ready %d times 20 s after Touch, want still 1", n)
 	}
@@ -453,7 +455,7 @@ func TestSettledFilesAreNotReported(t *testing.T) {
 		return fileInfoOf(fi)
 	}
 	journal := map[string]FileInfo{"done.exr": ident("done.exr"), "changed.exr": {Size: 1, Inode: ident("changed.exr").Inode}}
-	fc := NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	h := start(t, Options{Root: root, Settle: 30 * time.Second, Poll: time.Second, Mode: ModePoll, Clock: fc,
 		Settled: func(rel string, info FileInfo) bool { want, ok := journal[rel]; return ok && want.equal(info) }}, nil)
 	h.advance(t, fc, 31*time.Second)

@@ -216,18 +216,23 @@ func TestContentChecksEndToEnd(t *testing.T) {
 
 func waitFolderStatus(t *testing.T, folder, want string) report.Status {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	return waitFolderStatusWithin(t, folder, want, 60*time.Second)
+}
+
+// waitFolderStatusWithin polls a drop folder's status file until its request reaches want.
+func waitFolderStatusWithin(t *testing.T, folder, want string, within time.Duration) report.Status {
+	t.Helper()
 	var last report.Status
-	for time.Now().Before(deadline) {
-		if s, err := report.ReadStatus(folder); err == nil && s.Request != nil {
-			last = s
-			if s.Request.State == want {
-				return s
-			}
+	if !eventually(within, func() bool {
+		s, err := report.ReadStatus(folder)
+		if err != nil || s.Request == nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		last = s
+		return s.Request.State == want
+	}) {
+		t.Fatalf("%s: state %s, want %s; files %+v", filepath.Base(folder), stateOf(last), want, last.Files)
 	}
-	t.Fatalf("%s: state %s, want %s; files %+v", filepath.Base(folder), stateOf(last), want, last.Files)
 	return last
 }
 

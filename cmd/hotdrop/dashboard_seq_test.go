@@ -1,3 +1,5 @@
+//go:build browser
+
 package main
 
 import (
@@ -78,7 +80,7 @@ files = 0
 		if strings.HasPrefix(got, want) {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // a poll with a deadline: each look runs script in the browser
 	}
 	for _, s := range []string{want, "37 frames", "missing 3 frame(s): 1013, 1020-1021"} {
 		if !strings.Contains(got, s) {
@@ -106,17 +108,10 @@ files = 0
 	}
 	// The manifest lists every frame with its checksum, and the sequence they make.
 	var m delivery.Manifest
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	waitFor(t, 30*time.Second, "the manifest", func() bool {
 		b, err := os.ReadFile(filepath.Join(out, "SR-V", "SR-V.hotdrop.json"))
-		if err == nil && json.Unmarshal(b, &m) == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no manifest: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && json.Unmarshal(b, &m) == nil
+	})
 	if len(m.Files) != 40 || m.Files[0].SHA256 == "" || len(m.Sequences) != 1 || m.Sequences[0].Name != "shot_010.[1001-1040].exr" || m.Sequences[0].Frames != 40 {
 		t.Errorf("manifest: %d files (first %+v), sequences %+v", len(m.Files), m.Files[0], m.Sequences)
 	}

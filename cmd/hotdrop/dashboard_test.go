@@ -1,3 +1,9 @@
+//go:build browser
+
+// The dashboard's browser tests drive a real Chromium through chromedp. They build only with
+// -tags browser, as `make test` and CI run them, so that a plain build or `go test` compiles
+// no chromedp.
+
 package main
 
 import (
@@ -216,7 +222,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		if r, _ := eval(`(() => { const d = document.querySelector('article[data-id="SR-1"] li.file .rate'); return d ? d.textContent : "" })()`); strings.Contains(r, "/s") && strings.Contains(r, "ETA") {
 			sawRate = true
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // samples the bar while the upload runs
 	}
 	if len(widths) < 2 {
 		t.Errorf("the progress bar showed %v during the upload; want it to advance through at least two values", keys(widths))

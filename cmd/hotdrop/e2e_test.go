@@ -188,20 +188,7 @@ func (e *e2e) waitStatus(id, want string) report.Status {
 // waitStatusWithin is waitStatus with its own deadline.
 func (e *e2e) waitStatusWithin(id, want string, within time.Duration) report.Status {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	var last report.Status
-	for time.Now().Before(deadline) {
-		s, err := report.ReadStatus(e.folder(id))
-		if err == nil && s.Request != nil {
-			last = s
-			if s.Request.State == want {
-				return s
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	e.t.Fatalf("request %s: status file state %v, want %s; files %+v", id, stateOf(last), want, last.Files)
-	return last
+	return waitFolderStatusWithin(e.t, e.folder(id), want, within)
 }
 
 func stateOf(s report.Status) string {
@@ -284,12 +271,8 @@ func TestEndToEndRealSSHD(t *testing.T) {
 	want := "PKG-1/SDH_CC/SR-2.hotdrop.json PKG-1/SDH_CC/nested/ep1_en-US.scc PKG-1/SDH_CC/nested/ep1_en-US.scc.sha256 " +
 		"PKG-1/Subtitle/SR-1.hotdrop.json PKG-1/Subtitle/ep1_fr-FR.ttml PKG-1/Subtitle/ep1_fr-FR.ttml.sha256"
 	// The manifest follows the request's delivered state, from its own upload: wait for it.
-	got := strings.Join(remoteFiles(t, srv.Dir), " ")
-	for deadline := time.Now().Add(15 * time.Second); got != want && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		got = strings.Join(remoteFiles(t, srv.Dir), " ")
-	}
-	if got != want {
+	var got string
+	if !eventually(15*time.Second, func() bool { got = strings.Join(remoteFiles(t, srv.Dir), " "); return got == want }) {
 		t.Errorf("remote files = %v, want exactly the two deliveries, their checksum files and manifests (no .partial left)", got)
 	}
 	// The checksum file is in sha256sum format and agrees with the status file.
@@ -313,7 +296,14 @@ func TestEndToEndRealSSHD(t *testing.T) {
 	// Restart on the same journal: both files are seen again, neither is sent again.
 	e2 := newE2E(t, e.dir, srv.URL(), srv.IdentityFile, srv.KnownHosts, "auto")
 	e2.start()
-	time.Sleep(2 * e2.cfg.Watch.Settle)
+	// A file dropped now is judged a settle period after the daemon saw the delivered files
+	// again: once it shows in the File Bin's status, any upload of theirs has started.
+	bin := filepath.Join(e2.cfg.Watch.Root, "_bin")
+	writeFile(t, filepath.Join(bin, "probe.txt"), 10)
+	waitFor(t, 30*time.Second, "probe.txt held in the File Bin", func() bool {
+		s, err := report.ReadStatus(bin)
+		return err == nil && len(s.Files) == 1 && s.Files[0].Name == "probe.txt" && s.Files[0].State == "held"
+	})
 	e2.waitStatus("SR-1", "delivered")
 	e2.waitStatus("SR-2", "delivered")
 	if n := e2.uploads.Load(); n != 0 {
@@ -346,7 +336,7 @@ func TestGrowingFileWaitsForSettle(t *testing.T) {
 					t.Skipf("machine too loaded: the writer paused %s between writes (settle %s)", gap, e.cfg.Watch.Settle)
 				}
 				last = time.Now()
-				time.Sleep(200 * time.Millisecond)
+				time.Sleep(200 * time.Millisecond) // a real writer pausing, shorter than the settle period
 				if n := e.uploads.Load(); n != 0 {
 					t.Fatalf("upload started while the file was still growing (after %d chunks)", i+1)
 				}

@@ -99,13 +99,22 @@ func TestKill9DuringUpload(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !eventually(d, cond) {
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+	}
+}
+
+// eventually polls cond until it holds or d has passed, and says which: the daemon works on
+// its own goroutines, so a test waits for what it expects and fails when it does not come.
+func eventually(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			return false
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }
 
 // TestSIGTERMDuringUpload: SIGTERM mid-upload exits 0 within the grace period, and the next

@@ -25,7 +25,7 @@ func addLogFlags(fs *flag.FlagSet) *logOptions {
 }
 
 // logger builds the logger the flags ask for, writing to w. Under systemd, when w is the
-// journal stream, every line starts with its syslog priority so journald files it at the
+// journald stream, every line starts with its syslog priority so journald files it at the
 // right level.
 func (o *logOptions) logger(w io.Writer) (*slog.Logger, error) {
 	level := o.level
@@ -39,7 +39,7 @@ func (o *logOptions) logger(w io.Writer) (*slog.Logger, error) {
 	if o.format != "text" && o.format != "json" {
 		return nil, usageError{fmt.Sprintf("--log-format %q: expected text or json", o.format)}
 	}
-	return buildLogger(w, o.format, lv, isJournal(w)), nil
+	return buildLogger(w, o.format, lv, isJournald(w)), nil
 }
 
 // newLogger is the default logger: text at info level (debug with HOTDROP_LOG=debug).
@@ -65,15 +65,15 @@ func parseLevel(s string) (slog.Level, error) {
 	return 0, usageError{fmt.Sprintf("log level %q: expected debug, info, warn or error", s)}
 }
 
-func buildLogger(w io.Writer, format string, level slog.Level, journal bool) *slog.Logger {
+func buildLogger(w io.Writer, format string, level slog.Level, journald bool) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		// journald stamps every line itself; a second time only widens the line.
-		if journal && len(groups) == 0 && a.Key == slog.TimeKey {
+		if journald && len(groups) == 0 && a.Key == slog.TimeKey {
 			return slog.Attr{}
 		}
 		return redactAttr(a)
 	}}
-	if !journal {
+	if !journald {
 		if format == "json" {
 			return slog.New(slog.NewJSONHandler(w, opts))
 		}
@@ -157,9 +157,10 @@ func syslogPriority(l slog.Level) string {
 	return "<7>" // debug
 }
 
-// isJournal reports whether w is the stream systemd connected to the journal: JOURNAL_STREAM
-// names its device and inode, so a stderr redirected elsewhere is not mistaken for it.
-func isJournal(w io.Writer) bool {
+// isJournald reports whether w is the stream systemd connected to journald (systemd's log,
+// not hotdrop's SQLite journal): JOURNAL_STREAM names its device and inode, so a stderr
+// redirected elsewhere is not mistaken for it.
+func isJournald(w io.Writer) bool {
 	js := os.Getenv("JOURNAL_STREAM")
 	f, ok := w.(*os.File)
 	if js == "" || !ok {

@@ -60,9 +60,9 @@ func logSample(log *slog.Logger) {
 	log.With("request", "SR-1").Error("failed", "reason", "auth_failed")
 }
 
-// TestLogJournalPriorities: under systemd every line starts with its syslog priority, and
+// TestLogJournaldPriorities: under systemd every line starts with its syslog priority, and
 // journald's own timestamp replaces slog's.
-func TestLogJournalPriorities(t *testing.T) {
+func TestLogJournaldPriorities(t *testing.T) {
 	var b strings.Builder
 	logSample(buildLogger(&b, "text", slog.LevelDebug, true))
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
@@ -83,8 +83,8 @@ func TestLogJournalPriorities(t *testing.T) {
 	}
 }
 
-// TestLogJournalStream: JOURNAL_STREAM is honoured only for the very stream it names.
-func TestLogJournalStream(t *testing.T) {
+// TestLogJournaldStream: JOURNAL_STREAM is honoured only for the very stream it names.
+func TestLogJournaldStream(t *testing.T) {
 	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
 		t.Fatal(err)
@@ -95,15 +95,15 @@ func TestLogJournalStream(t *testing.T) {
 		t.Skip("no device and inode numbers on this platform")
 	}
 	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", dev, ino))
-	if !isJournal(f) {
-		t.Error("isJournal = false for the stream JOURNAL_STREAM names")
+	if !isJournald(f) {
+		t.Error("isJournald = false for the stream JOURNAL_STREAM names")
 	}
-	if isJournal(io.Discard) {
-		t.Error("isJournal = true for a writer that is not a file")
+	if isJournald(io.Discard) {
+		t.Error("isJournald = true for a writer that is not a file")
 	}
 	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", dev, ino+1))
-	if isJournal(f) {
-		t.Error("isJournal = true for another stream")
+	if isJournald(f) {
+		t.Error("isJournald = true for another stream")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -301,11 +302,14 @@ func TestServiceProgramRealDaemon(t *testing.T) {
 	}
 	cfg := writeServiceConfig(t, dir, "")
 	var exited atomic.Bool
-	p := &serviceProgram{cfg: cfg, log: newLogger(testWriter{t}), run: daemonMain, exit: func(int) { exited.Store(true) }}
+	var logged lockedLog
+	p := &serviceProgram{cfg: cfg, log: newLogger(io.MultiWriter(testWriter{t}, &logged)), run: daemonMain, exit: func(int) { exited.Store(true) }}
 	if err := p.Start(nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // let it open the journal and start watching
+	waitFor(t, 10*time.Second, "the daemon to open its journal and start watching", func() bool {
+		return exited.Load() || strings.Contains(logged.String(), "hotdrop is watching")
+	})
 	if exited.Load() {
 		t.Fatal("the daemon ended by itself")
 	}

@@ -1,13 +1,13 @@
-package watcher
+package clock
 
 import (
 	"testing"
 	"time"
 )
 
-func TestFakeClock(t *testing.T) {
+func TestFakeTicker(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := NewFakeClock(t0)
+	c := NewFake(t0)
 	tk := c.NewTicker(10 * time.Second)
 	defer tk.Stop()
 	never := c.NewTicker(0)
@@ -61,5 +61,38 @@ func TestFakeClock(t *testing.T) {
 	case <-tk.C():
 		t.Fatal("stopped ticker fired")
 	default:
+	}
+}
+
+// After fires once the fake time reaches it, never before; a skipping Fake moves by what is
+// waited for and fires at once.
+func TestFakeAfter(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := NewFake(t0)
+	late, soon := c.After(10*time.Second), c.After(5*time.Second)
+	if n := c.Advance(4 * time.Second); n != 0 {
+		t.Fatalf("Advance(4s) fired %d timers, want 0", n)
+	}
+	select {
+	case <-soon:
+		t.Fatal("a 5 s timer fired at 4 s")
+	default:
+	}
+	if n := c.Advance(6 * time.Second); n != 2 {
+		t.Fatalf("Advance to 10 s fired %d timers, want 2", n)
+	}
+	if got := <-soon; !got.Equal(t0.Add(5 * time.Second)) {
+		t.Errorf("5 s timer carried %v, want its due time", got)
+	}
+	if got := <-late; !got.Equal(t0.Add(10 * time.Second)) {
+		t.Errorf("10 s timer carried %v, want its due time", got)
+	}
+	if n := c.Advance(time.Hour); n != 0 {
+		t.Errorf("fired timers fired again: %d", n)
+	}
+
+	s := NewSkipping(t0)
+	if got := <-s.After(time.Hour); !got.Equal(t0.Add(time.Hour)) || !s.Now().Equal(got) {
+		t.Errorf("skipping After(1h) = %v, Now %v; want both an hour on", got, s.Now())
 	}
 }
