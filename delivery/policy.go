@@ -23,7 +23,8 @@ var reconsidered = map[string]bool{
 // and reports it. Callers ask for it with refresh; see index.go.
 func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 	files := e.filesOf(r.ID)
-	before := liftReconsidered(files)
+	before := liftReconsidered(files, e.wasBuf[:0])
+	defer func() { e.wasBuf = before[:0] }()
 	t := tallyFiles(files, r)
 	binWait := e.binWaits(files)
 	for _, fs := range files {
@@ -55,10 +56,9 @@ type fileWas struct{ state, reason string }
 
 // liftReconsidered lifts the holds refreshNow derives again, and returns each file's state
 // and reason before, so that only files whose outcome changed are saved.
-func liftReconsidered(files []*fileState) []fileWas {
-	before := make([]fileWas, len(files))
-	for i, fs := range files {
-		before[i] = fileWas{fs.rec.State, fs.rec.Reason}
+func liftReconsidered(files []*fileState, before []fileWas) []fileWas {
+	for _, fs := range files {
+		before = append(before, fileWas{fs.rec.State, fs.rec.Reason})
 		if fs.rec.State == string(Held) && (reconsidered[fs.rec.Reason] || fs.seqSplit) {
 			fs.seqSplit = false
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""

@@ -99,16 +99,34 @@ func (e *Engine) view(r *reqState) RequestView {
 	v := RequestView{ID: r.ID, Fields: r.Fields, Status: r.Status, State: r.state, Folder: r.Folder,
 		FilesExpected: r.Files, UpdatedAt: now}
 	files := e.filesOf(r.ID)
-	all := make([]FileView, len(files))
-	v.Counts = map[State]int{}
-	for i, fs := range files {
-		all[i] = fileView(fs, now)
-		v.Counts[all[i].State]++
-	}
 	_, framesGiven := r.Fields["frames"]
-	v.Files, v.Sequences, v.FilesOmitted = Summarize(all, framesGiven)
+	v.Counts, v.Files, v.Sequences, v.FilesOmitted = e.summarizeFiles(files, framesGiven, now)
 	v.Why, v.CanDeliver = whyRequest(r, files, e.opt, now), canDeliver(r, e.opt)
 	return v
+}
+
+// summarizeFiles counts files by state and summarizes them as Summarize does, building a
+// FileView only for the files listed on their own. The items buffer is the Engine's, reused
+// (views are built on the loop only).
+func (e *Engine) summarizeFiles(files []*fileState, framesGiven bool, now time.Time) (map[State]int, []FileView, []SequenceView, int) {
+	counts := map[State]int{}
+	items := e.summaryBuf[:0]
+	for _, fs := range files {
+		st := State(fs.rec.State)
+		counts[st]++
+		it := summaryItem{name: fs.name, state: st, reason: fs.rec.Reason, message: fs.rec.Message, size: fs.rec.Size,
+			done: fs.done, changedAt: fs.rec.UpdatedAt}
+		it.frame, it.isFrame = fs.frameOf()
+		items = append(items, it)
+	}
+	idx, seqs, omitted := summarize(items, framesGiven)
+	singles := make([]FileView, len(idx))
+	for i, j := range idx {
+		singles[i] = fileView(files[j], now)
+	}
+	clear(items) // what the buffer keeps must not keep strings alive
+	e.summaryBuf = items[:0]
+	return counts, singles, seqs, omitted
 }
 
 func fileView(fs *fileState, now time.Time) FileView {
@@ -185,18 +203,16 @@ func (e *Engine) reportBin() {
 
 func (e *Engine) sendBin() {
 	now := e.opt.Clock.Now()
-	v := RequestView{Bin: true, Folder: filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)), UpdatedAt: now, State: Waiting,
-		Counts: map[State]int{}}
-	var all []FileView
+	v := RequestView{Bin: true, Folder: filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)), UpdatedAt: now, State: Waiting}
+	var files []*fileState
 	for _, fs := range e.files {
 		if fs.inBin {
-			all = append(all, fileView(fs, now))
-			v.Counts[State(fs.rec.State)]++
+			files = append(files, fs)
 		}
 	}
 	// Summarized as a request's view is: a sequence dropped in the bin is one row, and past
 	// 500 other files only those needing attention are listed.
-	v.Files, v.Sequences, v.FilesOmitted = Summarize(all, false)
+	v.Counts, v.Files, v.Sequences, v.FilesOmitted = e.summarizeFiles(files, false, now)
 	if e.rep != nil {
 		e.rep.RequestChanged(v)
 	}
