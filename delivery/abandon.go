@@ -65,10 +65,10 @@ func (e *Engine) afterAbandon(ctx context.Context, fs *fileState) {
 	}
 	e.log.Info("source removed during upload and made again: the upload of the removed file stopped; the new one is settling",
 		"file", fs.rec.Path, "request", fs.req, "sent", fs.done)
-	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), "", ""
+	fs.rec.State, fs.rec.Reason, fs.rec.Message = Settling, "", ""
 	if fs.latestReady {
 		e.setIdentity(fs, fs.latest)
-		fs.rec.State = string(Ready)
+		fs.rec.State = Ready
 		var r *reqState
 		if !fs.inBin {
 			r = e.reqs[fs.req]

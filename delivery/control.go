@@ -80,10 +80,10 @@ func (e *Engine) rearm(ctx context.Context, fs *fileState) {
 	fs.changes = 0
 	fs.rec.Reason, fs.rec.Message = "", ""
 	if !fs.latestReady {
-		fs.rec.State = string(Settling)
+		fs.rec.State = Settling
 		return
 	}
-	fs.rec.State = string(Ready)
+	fs.rec.State = Ready
 	var r *reqState
 	if !fs.inBin {
 		r = e.reqs[fs.req]
@@ -95,7 +95,7 @@ func (e *Engine) rearm(ctx context.Context, fs *fileState) {
 // file, which stays held until it is replaced by a real file, and a file in a folder hotdrop
 // cannot enter, which the watcher releases once it can (deniedHold).
 func rearmable(fs *fileState) bool {
-	return (fs.rec.State == string(Failed) || fs.rec.State == string(Held)) && fs.rec.Reason != ReasonUnsafePath && !deniedHold(fs)
+	return (fs.rec.State == Failed || fs.rec.State == Held) && fs.rec.Reason != ReasonUnsafePath && !deniedHold(fs)
 }
 
 func whySuffix(v RequestView) string {
@@ -182,7 +182,7 @@ func (e *Engine) RetryReplace(ctx context.Context, idOrPath string) (int, error)
 			}
 		}
 		for _, fs := range files {
-			if fs.rec.State != string(Held) || fs.rec.Reason != ReasonRemoteExists {
+			if fs.rec.State != Held || fs.rec.Reason != ReasonRemoteExists {
 				continue
 			}
 			remote := fs.rec.RemotePath

@@ -14,7 +14,7 @@ import (
 // holdDenied holds fs for a watcher.Denied event; false says nothing changes: an upload in
 // flight has its file open already, and a delivery stands.
 func (e *Engine) holdDenied(fs *fileState, ev watcher.Event) bool {
-	if fs.rec.State == string(Uploading) || fs.rec.State == string(Delivered) {
+	if fs.rec.State == Uploading || fs.rec.State == Delivered {
 		return false
 	}
 	if ev.Info != (watcher.FileInfo{}) {
@@ -27,7 +27,7 @@ func (e *Engine) holdDenied(fs *fileState, ev watcher.Event) bool {
 // deniedHold says whether fs is held because hotdrop cannot enter its folder: only the watcher
 // lifts that (a retry cannot).
 func deniedHold(fs *fileState) bool {
-	return fs.rec.State == string(Held) && fs.rec.Reason == ReasonPermissionDenied
+	return fs.rec.State == Held && fs.rec.Reason == ReasonPermissionDenied
 }
 
 // liftDenied forgets the hold of an auxiliary file (a sidecar, _metadata.toml, a checksum

@@ -277,7 +277,7 @@ func (e *Engine) restore(ctx context.Context) ([]pendingRename, error) {
 	}
 	var pending []pendingRename
 	for _, fs := range e.files {
-		if fs.rec.RenameIntent && fs.rec.State != string(Delivered) {
+		if fs.rec.RenameIntent && fs.rec.State != Delivered {
 			// The opener is made here, on the loop, which owns the root.
 			pending = append(pending, pendingRename{rec: fs.rec, open: e.sourceOpener(fs)})
 		}

@@ -157,7 +157,7 @@ func (e *Engine) save(_ context.Context, fs *fileState) {
 		e.unsaved = map[*fileState]struct{}{}
 	}
 	e.unsaved[fs] = struct{}{}
-	st := State(fs.rec.State)
+	st := fs.rec.State
 	if typ := fileEventType(fs.emitted, st); typ != "" {
 		e.queue(e.fileEvent(typ, fs), fs)
 	}

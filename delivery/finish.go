@@ -148,7 +148,7 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 func (e *Engine) buildManifest(r *reqState, files []*fileState) Manifest {
 	m := Manifest{Request: r.ID, Metadata: r.Fields, DeliveredAt: e.opt.Clock.Now().UTC(), Generator: "hotdrop"}
 	for _, fs := range files {
-		if fs.rec.State == string(Delivered) {
+		if fs.rec.State == Delivered {
 			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath,
 				Media: mediaOf(fs), Metadata: extraMetadata(r.Fields, fs.meta)})
 		}
@@ -156,7 +156,7 @@ func (e *Engine) buildManifest(r *reqState, files []*fileState) Manifest {
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
 	var delivered []*fileState
 	for _, fs := range files {
-		if fs.rec.State == string(Delivered) {
+		if fs.rec.State == Delivered {
 			delivered = append(delivered, fs)
 		}
 	}

@@ -92,7 +92,7 @@ func TestManifestOwedAtStart(t *testing.T) {
 		root := t.TempDir()
 		p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-43]", "a.ttml")
 		st.files[p] = FileRecord{Path: p, RequestID: "SR-43", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
-			State: string(Delivered), RemotePath: "/in/SR-43/a.ttml", SHA256: "abc", DeliveredAt: time.Now()}
+			State: Delivered, RemotePath: "/in/SR-43/a.ttml", SHA256: "abc", DeliveredAt: time.Now()}
 		newHarnessWith(t, root, st, up, func(o *Options) { o.Manifest = true }, req("SR-43", 1))
 		waitUntil(t, func() bool { _, ok := up.sizeOf("SR-43/SR-43.hotdrop.json"); return ok })
 		// Recorded as written (not merely as intended: that is what a crash behind the rename
@@ -195,7 +195,7 @@ func TestManifestNeverReplacesWhatIsNotOurs(t *testing.T) {
 	root := t.TempDir()
 	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-46]", "a.ttml")
 	st2.files[p] = FileRecord{Path: p, RequestID: "SR-46", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
-		State: string(Delivered), RemotePath: "SR-46/a.ttml", SHA256: "abc", DeliveredAt: time.Now()}
+		State: Delivered, RemotePath: "SR-46/a.ttml", SHA256: "abc", DeliveredAt: time.Now()}
 	st2.MarkManifest(context.Background(), "SR-46", manifestIntent)
 	var replaced atomic.Bool
 	up2.fail = func(_ int, j Job) error {

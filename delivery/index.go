@@ -71,7 +71,7 @@ func (e *Engine) binSequence(fs *fileState, present bool) {
 	if present && fs.inBin {
 		if f, ok := fs.frameOf(); ok {
 			key, req = f.Key, fs.req
-			if fs.rec.State == string(Settling) {
+			if fs.rec.State == Settling {
 				// Not judged yet, so matched to no request yet: counted apart, so that the
 				// sequence is not held as split while it renders (sequenceSplit) and the
 				// request its other frames went to waits for it (binFramesSettling).

@@ -125,7 +125,7 @@ func (e *Engine) inspectState() *inspectState {
 // version and metadata is known (then refresh applies it) or under way.
 func (e *Engine) inspect(fs *fileState, md matcher.Metadata, folder string) {
 	in := e.opt.Inspector
-	if in == nil || fs.rec.State != string(Ready) || fs.req == "" {
+	if in == nil || fs.rec.State != Ready || fs.req == "" {
 		return
 	}
 	key := fmt.Sprintf("%d|%d|%d|%d|%d|%s", e.gen, fs.rec.Size, fs.rec.ModTime.UnixNano(), fs.rec.Inode, fs.dev, metaKey(md))
@@ -199,7 +199,7 @@ func (e *Engine) applyContent(ctx context.Context, r *reqState, files []*fileSta
 		return false
 	}
 	for _, fs := range files {
-		if fs.rec.State != string(Ready) || fs.insp == nil {
+		if fs.rec.State != Ready || fs.insp == nil {
 			continue
 		}
 		fi := fs.insp
@@ -209,7 +209,7 @@ func (e *Engine) applyContent(ctx context.Context, r *reqState, files []*fileSta
 		case fi.err != nil:
 			var te *TransferError
 			if errors.As(fi.err, &te) && te.Code == ReasonChangedDuringUpload {
-				fs.rec.State = string(Settling) // the watcher reports the new version
+				fs.rec.State = Settling // the watcher reports the new version
 				continue
 			}
 			e.hold(fs, ReasonUnreadableMedia, fmt.Sprintf("%s could not be checked before sending: %v; hotdrop checks it again on `hotdrop retry` or a config reload", fs.name, fi.err))
@@ -236,7 +236,7 @@ func (e *Engine) applyPackage(_ context.Context, r *reqState, files []*fileState
 	var parts, names []string
 	ready := 0
 	for _, fs := range files {
-		switch State(fs.rec.State) {
+		switch fs.rec.State {
 		case Settling, Uploading:
 			return false // not complete, or already going: nothing to decide now
 		case Ready:
@@ -277,7 +277,7 @@ func (e *Engine) applyPackage(_ context.Context, r *reqState, files []*fileState
 	}
 	for _, fs := range files {
 		if fs.name == target || target == "" {
-			if fs.rec.State == string(Ready) {
+			if fs.rec.State == Ready {
 				e.hold(fs, code, msg)
 			}
 			return false
@@ -285,7 +285,7 @@ func (e *Engine) applyPackage(_ context.Context, r *reqState, files []*fileState
 	}
 	// The file it names is not one hotdrop tracks (missing): hold the first ready one.
 	for _, fs := range files {
-		if fs.rec.State == string(Ready) {
+		if fs.rec.State == Ready {
 			e.hold(fs, code, msg)
 			break
 		}

@@ -85,7 +85,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		return
 	}
 	if fs == nil {
-		fs = &fileState{rec: FileRecord{Path: ev.Path, State: string(Settling), CreatedAt: e.opt.Clock.Now()}}
+		fs = &fileState{rec: FileRecord{Path: ev.Path, State: Settling, CreatedAt: e.opt.Clock.Now()}}
 		e.putFile(fs)
 	}
 	e.place(ctx, fs, r, name, bin)
@@ -108,10 +108,10 @@ func (e *Engine) removed(ctx context.Context, p string, fs *fileState) {
 		return
 	}
 	switch fs.rec.State {
-	case string(Uploading):
+	case Uploading:
 		fs.gone = true
 		e.abandonUpload(fs)
-	case string(Delivered):
+	case Delivered:
 		fs.sourceGone = true // the delivery stands
 	default:
 		e.dropFile(fs)
@@ -130,7 +130,7 @@ func (e *Engine) place(ctx context.Context, fs *fileState, r *reqState, name str
 	if r != nil {
 		id = r.ID
 	}
-	if fs.req != id && fs.rec.State != string(Uploading) {
+	if fs.req != id && fs.rec.State != Uploading {
 		prev := fs.req
 		e.assign(fs, id)
 		if prevReq := e.reqs[prev]; prevReq != nil {
@@ -148,7 +148,7 @@ func (e *Engine) place(ctx context.Context, fs *fileState, r *reqState, name str
 func (e *Engine) judgeEvent(ctx context.Context, fs *fileState, r *reqState, ev watcher.Event) bool {
 	switch ev.Kind {
 	case watcher.Unsafe:
-		if fs.rec.State == string(Uploading) {
+		if fs.rec.State == Uploading {
 			return false
 		}
 		e.setIdentity(fs, ev.Info)
@@ -156,17 +156,17 @@ func (e *Engine) judgeEvent(ctx context.Context, fs *fileState, r *reqState, ev 
 	case watcher.Denied:
 		return e.holdDenied(fs, ev)
 	case watcher.Settling, watcher.Ready:
-		if fs.rec.State == string(Uploading) {
+		if fs.rec.State == Uploading {
 			return false
 		}
-		if fs.rec.State == string(Delivered) && sameIdentity(fs.rec, ev.Info) {
+		if fs.rec.State == Delivered && sameIdentity(fs.rec, ev.Info) {
 			return false
 		}
 		e.setIdentity(fs, ev.Info)
 		if ev.Kind == watcher.Settling {
-			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), "", ""
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = Settling, "", ""
 		} else {
-			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = Ready, "", ""
 			e.judge(ctx, fs, r)
 		}
 	}

@@ -51,8 +51,8 @@ func (e *Engine) flushJournal(ctx context.Context) error {
 		files := make([]*fileState, 0, len(e.unsaved))
 		recs := make([]FileRecord, 0, len(e.unsaved))
 		for fs := range e.unsaved {
-			if fs.rec.ID == 0 && fs.rec.State == string(Settling) ||
-				fs.rec.ID != 0 && fs.rec.State == string(Uploading) && !fs.rec.RenameIntent {
+			if fs.rec.ID == 0 && fs.rec.State == Settling ||
+				fs.rec.ID != 0 && fs.rec.State == Uploading && !fs.rec.RenameIntent {
 				// Not journaled: a settling record is never read back (a start re-derives it
 				// from the disk; a writer's temp file that comes and goes costs nothing), nor
 				// is an uploading one without its rename intent (a start re-derives it too;
@@ -80,7 +80,7 @@ func (e *Engine) flushJournal(ctx context.Context) error {
 	// between must not leave a delivered file whose journal still calls it uploading and
 	// whose source is gone.
 	for _, fs := range e.afters {
-		if e.files[fs.rec.Path] == fs && fs.rec.State == string(Delivered) {
+		if e.files[fs.rec.Path] == fs && fs.rec.State == Delivered {
 			e.afterDelivery(fs)
 		}
 	}

@@ -59,7 +59,7 @@ func (e *Engine) auxChanged(p string) {
 	if below {
 		dir := target + string(filepath.Separator)
 		for fp, fs := range e.files {
-			if strings.HasPrefix(fp, dir) && fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
+			if strings.HasPrefix(fp, dir) && fs.rec.State != Delivered && fs.rec.State != Uploading {
 				e.opt.Touch(fp)
 			}
 		}
@@ -68,7 +68,7 @@ func (e *Engine) auxChanged(p string) {
 	if e.opt.Matcher == nil {
 		target = strings.TrimSuffix(p, filepath.Ext(p))
 	}
-	if fs := e.files[target]; fs != nil && fs.rec.State != string(Delivered) && fs.rec.State != string(Uploading) {
+	if fs := e.files[target]; fs != nil && fs.rec.State != Delivered && fs.rec.State != Uploading {
 		e.opt.Touch(fs.rec.Path)
 	}
 }
@@ -134,13 +134,13 @@ func (e *Engine) shareMeta(id string, meta map[string]string) map[string]string 
 // rejudge judges every ready or held file again: rules, profiles or requests changed.
 func (e *Engine) rejudge(ctx context.Context) {
 	for _, fs := range e.files {
-		if fs.rec.State == string(Delivered) || fs.rec.State == string(Uploading) || !fs.latestReady {
+		if fs.rec.State == Delivered || fs.rec.State == Uploading || !fs.latestReady {
 			continue
 		}
-		if fs.rec.State == string(Held) && fs.rec.Reason == ReasonUnsafePath {
+		if fs.rec.State == Held && fs.rec.Reason == ReasonUnsafePath {
 			continue
 		}
-		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = Ready, "", ""
 		var r *reqState
 		if !fs.inBin {
 			r = e.reqs[fs.req]

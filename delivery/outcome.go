@@ -88,17 +88,17 @@ func (e *Engine) progress(fs *fileState, done int64) {
 // file is delivered if it is there, failed if asking failed, and forgotten if neither the
 // remote file nor its source is left.
 func (e *Engine) reconciled(ctx context.Context, fs *fileState, m msg) {
-	if fs.rec.State == string(Uploading) || fs.rec.State == string(Delivered) || !fs.rec.RenameIntent {
+	if fs.rec.State == Uploading || fs.rec.State == Delivered || !fs.rec.RenameIntent {
 		return // an upload worker got there first and checks the server itself
 	}
 	fs.rec.RenameIntent = false
 	switch {
 	case m.exists && m.err != nil:
 		te := asTransferError(m.err)
-		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = Failed, te.Code, te.Msg
 		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
 	case m.exists:
-		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = Delivered, "", ""
 		fs.rec.DeliveredAt = e.opt.Clock.Now()
 		if m.res.SHA256 != "" {
 			fs.rec.SHA256 = m.res.SHA256
@@ -149,15 +149,15 @@ func (e *Engine) uploadDone(ctx context.Context, fs *fileState, m msg) {
 		return // the journal keeps it uploading; the next start re-derives it
 	}
 	e.judgeOutcome(ctx, fs, m)
-	if fs.gone && fs.rec.State != string(Delivered) {
+	if fs.gone && fs.rec.State != Delivered {
 		e.forgetFile(ctx, fs) // removed while it was being sent: nothing is left to send or to show
 		return
 	}
-	if fs.latestReady && !sameIdentity(fs.rec, fs.latest) && fs.rec.State != string(Settling) && fs.rec.State != string(Ready) {
+	if fs.latestReady && !sameIdentity(fs.rec, fs.latest) && fs.rec.State != Settling && fs.rec.State != Ready {
 		// A newer version settled while the upload ran (its Ready came and was set aside):
 		// judge it now, or it would wait for a watcher event that never comes.
 		e.setIdentity(fs, fs.latest)
-		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = Ready, "", ""
 		fs.changes = 0
 		var r *reqState
 		if !fs.inBin {
@@ -174,7 +174,7 @@ func (e *Engine) judgeOutcome(ctx context.Context, fs *fileState, m msg) {
 	var te *TransferError
 	switch {
 	case m.err == nil:
-		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Delivered), "", ""
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = Delivered, "", ""
 		fs.rec.SHA256 = m.res.SHA256
 		fs.verified = m.res.Verified
 		if m.res.Remote != "" {
@@ -197,7 +197,7 @@ func (e *Engine) judgeOutcome(ctx context.Context, fs *fileState, m msg) {
 	default:
 		fs.rec.RenameIntent = false
 		te = asTransferError(m.err)
-		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Failed), te.Code, te.Msg
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = Failed, te.Code, te.Msg
 		e.log.Error("upload failed", "file", fs.rec.Path, "reason", te.Code, "message", te.Msg)
 	}
 }
@@ -210,11 +210,11 @@ func (e *Engine) changedDuringUpload(fs *fileState) {
 	if fs.changes >= 3 {
 		e.hold(fs, ReasonKeepsChanging, fmt.Sprintf("%s changed during upload %d times in a row; hotdrop will try again when it stops changing", fs.name, fs.changes))
 	} else {
-		fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), ReasonChangedDuringUpload,
+		fs.rec.State, fs.rec.Reason, fs.rec.Message = Settling, ReasonChangedDuringUpload,
 			"the file changed while it was being sent; the partial upload was discarded and it is settling again"
 		if fs.latestReady && !sameIdentity(fs.rec, fs.latest) {
 			e.setIdentity(fs, fs.latest)
-			fs.rec.State = string(Ready)
+			fs.rec.State = Ready
 		}
 	}
 	e.log.Warn("file changed during upload; partial discarded", "file", fs.rec.Path)

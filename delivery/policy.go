@@ -28,7 +28,7 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 	t := tallyFiles(files, r)
 	binWait := e.binWaits(files)
 	for _, fs := range files {
-		if fs.rec.State == string(Ready) {
+		if fs.rec.State == Ready {
 			e.deriveHold(r, fs, t)
 		}
 	}
@@ -52,18 +52,21 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 	e.report(r)
 }
 
-type fileWas struct{ state, reason string }
+type fileWas struct {
+	state  State
+	reason string
+}
 
 // liftReconsidered lifts the holds refreshNow derives again, and returns each file's state
 // and reason before, so that only files whose outcome changed are saved.
 func liftReconsidered(files []*fileState, before []fileWas) []fileWas {
 	for _, fs := range files {
 		before = append(before, fileWas{fs.rec.State, fs.rec.Reason})
-		if fs.rec.State == string(Held) && (reconsidered[fs.rec.Reason] || fs.seqSplit) {
+		if fs.rec.State == Held && (reconsidered[fs.rec.Reason] || fs.seqSplit) {
 			fs.seqSplit = false
-			fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Ready), "", ""
+			fs.rec.State, fs.rec.Reason, fs.rec.Message = Ready, "", ""
 			if !fs.latestReady {
-				fs.rec.State = string(Settling)
+				fs.rec.State = Settling
 			}
 		}
 	}
@@ -85,7 +88,7 @@ func tallyFiles(files []*fileState, r *reqState) tally {
 		if !fs.rec.DeliveredAt.IsZero() {
 			t.everDelivered++
 		}
-		switch State(fs.rec.State) {
+		switch fs.rec.State {
 		case Delivered:
 			// In a redelivery, a delivered file whose source is gone is being replaced
 			// (perhaps under a new name): it no longer takes one of the request's places.
@@ -135,7 +138,7 @@ func (e *Engine) deriveHold(r *reqState, fs *fileState, t tally) {
 // the bin (matched to no request yet): it goes once they are judged, whole.
 func (e *Engine) binWaits(files []*fileState) bool {
 	for _, fs := range files {
-		if fs.inBin && fs.rec.State == string(Ready) && e.binFramesSettling(fs) {
+		if fs.inBin && fs.rec.State == Ready && e.binFramesSettling(fs) {
 			return true
 		}
 	}
@@ -146,7 +149,7 @@ func (e *Engine) binWaits(files []*fileState) bool {
 func (e *Engine) startReady(ctx context.Context, r *reqState, files []*fileState) {
 	var starting []*fileState
 	for _, fs := range files {
-		if fs.rec.State == string(Ready) {
+		if fs.rec.State == Ready {
 			starting = append(starting, fs)
 		}
 	}
@@ -179,7 +182,7 @@ func (e *Engine) announce(ctx context.Context, r *reqState, files []*fileState) 
 		}
 		ev := Event{Type: typ, Request: &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}}
 		for _, fs := range files {
-			if fs.rec.State == string(Held) || fs.rec.State == string(Failed) {
+			if fs.rec.State == Held || fs.rec.State == Failed {
 				ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.name + ": " + fs.rec.Message}
 				break
 			}
@@ -201,7 +204,7 @@ func (e *Engine) announce(ctx context.Context, r *reqState, files []*fileState) 
 func countFiles(files []*fileState, r *reqState, delivered, busy int) (held, failed, ready int, complete bool) {
 	uploading := 0
 	for _, fs := range files {
-		switch State(fs.rec.State) {
+		switch fs.rec.State {
 		case Held:
 			held++
 		case Failed:
@@ -250,7 +253,7 @@ func requestState(files []*fileState, r *reqState, complete bool) State {
 	}
 	var failed, held, uploading, delivered, settling int
 	for _, fs := range files {
-		switch State(fs.rec.State) {
+		switch fs.rec.State {
 		case Failed:
 			failed++
 		case Held:

@@ -172,7 +172,7 @@ type RequestRecord struct {
 	Status    string
 	Files     int
 	Folder    string
-	State     string
+	State     State
 	UpdatedAt time.Time
 }
 
@@ -185,7 +185,7 @@ type FileRecord struct {
 	Size         int64
 	ModTime      time.Time
 	Inode        uint64
-	State        string
+	State        State
 	Reason       string
 	Message      string
 	SHA256       string

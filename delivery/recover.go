@@ -19,12 +19,12 @@ func (e *Engine) load(ctx context.Context) error {
 	}
 	binDir := filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin)) + string(filepath.Separator)
 	for _, rec := range recs {
-		if rec.State != string(Delivered) && !rec.RenameIntent && rec.DeliveredAt.IsZero() {
+		if rec.State != Delivered && !rec.RenameIntent && rec.DeliveredAt.IsZero() {
 			// Re-derived from what the watcher reports now; a file that vanished while
 			// hotdrop was down must not linger as "settling".
 			continue
 		}
-		fs := &fileState{rec: rec, req: rec.RequestID, emitted: State(rec.State)}
+		fs := &fileState{rec: rec, req: rec.RequestID, emitted: rec.State}
 		fs.inBin = e.opt.Bin != "" && strings.HasPrefix(rec.Path, binDir)
 		if r := e.reqs[rec.RequestID]; r != nil && !fs.inBin {
 			fs.name = relName(r.Folder, rec.Path)
@@ -33,19 +33,19 @@ func (e *Engine) load(ctx context.Context) error {
 		} else {
 			fs.name = filepath.Base(rec.Path)
 		}
-		if rec.State != string(Delivered) {
-			fs.rec.State = string(Settling)
+		if rec.State != Delivered {
+			fs.rec.State = Settling
 			fs.rec.Reason, fs.rec.Message = "", ""
 			if _, err := e.lstat(rec.Path); err != nil && !rec.RenameIntent {
 				// Delivered once, changed, then removed while hotdrop was down: the
 				// delivered version stands.
-				fs.rec.State = string(Delivered)
+				fs.rec.State = Delivered
 			}
 			// Otherwise: a changed version of a delivered file (the watcher reports it again
 			// and it is held already_delivered unless a redelivery is asked), or a file
 			// caught between its journaled rename intent and its delivered record, for which
 			// reconcile asks the server which side of the rename the crash fell on.
-			fs.emitted = State(fs.rec.State)
+			fs.emitted = fs.rec.State
 		}
 		e.putFile(fs)
 	}

@@ -51,7 +51,7 @@ func TestRenameIntentReconciled(t *testing.T) {
 	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-11]", "a.ttml")
 	// A crash between the journaled intent and the delivered record: the rename happened.
 	st.files[p] = FileRecord{Path: p, RequestID: "SR-11", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
-		State: string(Uploading), RemotePath: "SR-11/a.ttml", RenameIntent: true}
+		State: Uploading, RemotePath: "SR-11/a.ttml", RenameIntent: true}
 	up.remote["SR-11/a.ttml"] = 5
 	h := newHarnessAt(t, root, st, up, req("SR-11", 1))
 	rel := "Wednesday/Subtitle fr-FR [SR-11]/a.ttml"
@@ -67,13 +67,13 @@ func TestRenameIntentReconciledAtStart(t *testing.T) {
 	root := t.TempDir()
 	p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-12]", "a.ttml")
 	st.files[p] = FileRecord{Path: p, RequestID: "SR-12", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
-		State: string(Uploading), RemotePath: "SR-12/a.ttml", RenameIntent: true}
+		State: Uploading, RemotePath: "SR-12/a.ttml", RenameIntent: true}
 	up.remote["SR-12/a.ttml"] = 5
 	newHarnessAt(t, root, st, up, req("SR-12", 1)).waitState("SR-12", Delivered)
 	if n := up.count(); n != 0 {
 		t.Errorf("uploads = %d, want 0", n)
 	}
-	if f := st.files[p]; f.RenameIntent || f.State != string(Delivered) {
+	if f := st.files[p]; f.RenameIntent || f.State != Delivered {
 		t.Errorf("journal after reconcile = %+v, want delivered without intent", f)
 	}
 
@@ -82,7 +82,7 @@ func TestRenameIntentReconciledAtStart(t *testing.T) {
 	root2 := t.TempDir()
 	p2 := filepath.Join(root2, "Wednesday", "Subtitle fr-FR [SR-13]", "a.ttml")
 	st2.files[p2] = FileRecord{Path: p2, RequestID: "SR-13", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
-		State: string(Uploading), RemotePath: "SR-13/a.ttml", RenameIntent: true}
+		State: Uploading, RemotePath: "SR-13/a.ttml", RenameIntent: true}
 	newHarnessAt(t, root2, st2, up2, req("SR-13", 1))
 	var f FileRecord
 	if !eventually(func() bool {
@@ -93,7 +93,7 @@ func TestRenameIntentReconciledAtStart(t *testing.T) {
 	}) {
 		t.Fatal("intent never cleared")
 	}
-	if f.State == string(Delivered) {
+	if f.State == Delivered {
 		t.Fatalf("delivered with no remote file")
 	}
 }

@@ -76,7 +76,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 func requestRecord(r *reqState, now time.Time) RequestRecord {
 	fields, _ := json.Marshal(r.Fields)
 	return RequestRecord{ID: r.ID, Fields: string(fields), Status: r.Status, Files: r.Files,
-		Folder: r.Folder, State: string(r.state), UpdatedAt: now}
+		Folder: r.Folder, State: r.state, UpdatedAt: now}
 }
 
 func lookupGroup(name string) (int, error) {
@@ -112,7 +112,7 @@ func (e *Engine) reload(ctx context.Context, opt *Options, up Uploader, reqs []R
 		}
 		err = e.setRequests(ctx, reqs)
 		for _, fs := range e.files {
-			if fs.rec.State == string(Delivered) || fs.rec.State == string(Uploading) {
+			if fs.rec.State == Delivered || fs.rec.State == Uploading {
 				continue
 			}
 			if rel, rerr := filepath.Rel(e.opt.Root, fs.rec.Path); rerr == nil {
@@ -124,10 +124,10 @@ func (e *Engine) reload(ctx context.Context, opt *Options, up Uploader, reqs []R
 					e.assign(fs, "")
 				}
 			}
-			if fs.rec.State == string(Failed) {
-				fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Settling), "", ""
+			if fs.rec.State == Failed {
+				fs.rec.State, fs.rec.Reason, fs.rec.Message = Settling, "", ""
 				if fs.latestReady {
-					fs.rec.State = string(Ready)
+					fs.rec.State = Ready
 				}
 				e.save(ctx, fs)
 			}

@@ -24,7 +24,7 @@ func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
 	prev := fs.rec.RemotePath
 	fs.replace = !fs.rec.DeliveredAt.IsZero() && (prev == rel || strings.HasSuffix(prev, "/"+rel)) || fs.replaceAsked
 	fs.replaceAsked = false
-	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Uploading), "", ""
+	fs.rec.State, fs.rec.Reason, fs.rec.Message = Uploading, "", ""
 	fs.rec.RemotePath = rel
 	fs.retrying, fs.attempt, fs.done = false, 0, 0
 	fs.resume = nil
@@ -66,7 +66,7 @@ func (e *Engine) dispatch(_ context.Context) {
 	ctx := e.runCtx
 	for e.active < e.opt.Concurrency && len(e.pending)+len(e.resumable) > 0 {
 		fs := e.next()
-		if fs.rec.State != string(Uploading) {
+		if fs.rec.State != Uploading {
 			continue
 		}
 		e.active++

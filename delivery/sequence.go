@@ -196,7 +196,7 @@ func (e *Engine) holdSequences(r *reqState, files []*fileState) bool {
 			targets = h.only
 		}
 		for _, fs := range targets {
-			if fs.rec.State == string(Ready) {
+			if fs.rec.State == Ready {
 				e.hold(fs, h.code, h.msg)
 				held = true
 			}
@@ -432,7 +432,7 @@ func milestoneGroups(files []*fileState) map[string]*milestoneGroup {
 		}
 		g.first, g.last = min(g.first, f.Number), max(g.last, f.Number)
 		g.frame.Width = min(g.frame.Width, f.Width)
-		st := State(fs.rec.State)
+		st := fs.rec.State
 		g.counts[st]++
 		g.n++
 		g.size += fs.rec.Size

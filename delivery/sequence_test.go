@@ -15,7 +15,7 @@ import (
 func frames(sizes map[int64]int64) []*fileState {
 	var out []*fileState
 	for n, size := range sizes {
-		out = append(out, &fileState{name: fmt.Sprintf("shot_010.%04d.exr", n), rec: FileRecord{Size: size, State: string(Ready)}})
+		out = append(out, &fileState{name: fmt.Sprintf("shot_010.%04d.exr", n), rec: FileRecord{Size: size, State: Ready}})
 	}
 	return out
 }

@@ -86,7 +86,7 @@ func sameIdentity(rec FileRecord, fi watcher.FileInfo) bool {
 }
 
 func (e *Engine) setIdentity(fs *fileState, fi watcher.FileInfo) {
-	if fs.rec.State == string(Delivered) && !sameIdentity(fs.rec, fi) {
+	if fs.rec.State == Delivered && !sameIdentity(fs.rec, fi) {
 		// A new version of a delivered file: its checksum no longer describes it. DeliveredAt
 		// stays: it says the remote file at RemotePath is ours (a redelivery may replace it).
 		fs.rec.SHA256 = ""
@@ -96,5 +96,5 @@ func (e *Engine) setIdentity(fs *fileState, fi watcher.FileInfo) {
 }
 
 func (e *Engine) hold(fs *fileState, code, message string) {
-	fs.rec.State, fs.rec.Reason, fs.rec.Message = string(Held), code, message
+	fs.rec.State, fs.rec.Reason, fs.rec.Message = Held, code, message
 }

@@ -112,7 +112,7 @@ func (e *Engine) summarizeFiles(files []*fileState, framesGiven bool, now time.T
 	counts := map[State]int{}
 	items := e.summaryBuf[:0]
 	for _, fs := range files {
-		st := State(fs.rec.State)
+		st := fs.rec.State
 		counts[st]++
 		it := summaryItem{name: fs.name, state: st, reason: fs.rec.Reason, message: fs.rec.Message, size: fs.rec.Size,
 			done: fs.done, changedAt: fs.rec.UpdatedAt}
@@ -130,7 +130,7 @@ func (e *Engine) summarizeFiles(files []*fileState, framesGiven bool, now time.T
 }
 
 func fileView(fs *fileState, now time.Time) FileView {
-	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: State(fs.rec.State),
+	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: fs.rec.State,
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath, Verified: fs.verified, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
 		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done, Media: mediaOf(fs), Why: whyFile(fs, now), RetryReason: fs.retryWhy}
@@ -192,7 +192,7 @@ func (e *Engine) reportBin() {
 		// Without naming rules, ready bin files are held at once (not at the next flush).
 		// Bin files no request took are the index's "" entry (not every file hotdrop knows).
 		for fs := range e.byReq[""] {
-			if fs.inBin && fs.rec.State == string(Ready) {
+			if fs.inBin && fs.rec.State == Ready {
 				e.hold(fs, ReasonNoMatchingRequest, "no naming rules are configured: the File Bin cannot match files to requests; move the file into its request's drop folder")
 				e.save(context.Background(), fs)
 			}

@@ -26,7 +26,7 @@ func whyRequest(r *reqState, files []*fileState, opt Options, now time.Time) str
 	var present, ready, held, failed, uploading, settling int
 	var retrying *fileState
 	for _, fs := range files {
-		switch State(fs.rec.State) {
+		switch fs.rec.State {
 		case Held:
 			held++
 		case Failed:
@@ -41,7 +41,7 @@ func whyRequest(r *reqState, files []*fileState, opt Options, now time.Time) str
 		case Settling:
 			settling++
 		}
-		if State(fs.rec.State) != Delivered {
+		if fs.rec.State != Delivered {
 			present++
 		}
 	}
@@ -90,7 +90,7 @@ func whyRequest(r *reqState, files []*fileState, opt Options, now time.Time) str
 // whyFile is a file's one line while it is neither delivered nor held or failed (those carry
 // their reason).
 func whyFile(fs *fileState, now time.Time) string {
-	switch State(fs.rec.State) {
+	switch fs.rec.State {
 	case Settling:
 		return "still being written: it counts as finished once unchanged for watch.settle"
 	case Uploading:

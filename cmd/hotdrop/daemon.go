@@ -572,13 +572,14 @@ func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, err
 }
 
 // storeAdapter lets the engine use the SQLite journal; the record types have the same fields,
-// so they convert directly.
+// and are copied field by field (the engine's state is typed).
 type storeAdapter struct{ s *store.Store }
 
 func (a storeAdapter) SaveRequests(ctx context.Context, rs []delivery.RequestRecord) error {
 	recs := make([]store.Request, len(rs))
 	for i, r := range rs {
-		recs[i] = store.Request(r)
+		recs[i] = store.Request{ID: r.ID, Fields: r.Fields, Status: r.Status, Files: r.Files, Folder: r.Folder,
+			State: string(r.State), UpdatedAt: r.UpdatedAt}
 	}
 	return a.s.SaveRequests(ctx, recs)
 }
@@ -590,7 +591,7 @@ func (a storeAdapter) CheckpointPaths(ctx context.Context) (map[string]bool, err
 func (a storeAdapter) SaveFiles(ctx context.Context, fs []delivery.FileRecord) ([]int64, error) {
 	recs := make([]store.File, len(fs))
 	for i, f := range fs {
-		recs[i] = store.File(f)
+		recs[i] = storeFile(f)
 	}
 	return a.s.SaveFiles(ctx, recs)
 }
@@ -603,9 +604,23 @@ func (a storeAdapter) Files(ctx context.Context) ([]delivery.FileRecord, error) 
 	fs, err := a.s.Files(ctx)
 	out := make([]delivery.FileRecord, 0, len(fs))
 	for _, f := range fs {
-		out = append(out, delivery.FileRecord(f))
+		out = append(out, deliveryFile(f))
 	}
 	return out, err
+}
+
+// storeFile and deliveryFile copy a record between the journal's plain strings and the
+// engine's typed state; the other fields match one to one.
+func storeFile(f delivery.FileRecord) store.File {
+	return store.File{ID: f.ID, Path: f.Path, RequestID: f.RequestID, Size: f.Size, ModTime: f.ModTime, Inode: f.Inode,
+		State: string(f.State), Reason: f.Reason, Message: f.Message, SHA256: f.SHA256, RemotePath: f.RemotePath,
+		RenameIntent: f.RenameIntent, CreatedAt: f.CreatedAt, UpdatedAt: f.UpdatedAt, DeliveredAt: f.DeliveredAt}
+}
+
+func deliveryFile(f store.File) delivery.FileRecord {
+	return delivery.FileRecord{ID: f.ID, Path: f.Path, RequestID: f.RequestID, Size: f.Size, ModTime: f.ModTime, Inode: f.Inode,
+		State: delivery.State(f.State), Reason: f.Reason, Message: f.Message, SHA256: f.SHA256, RemotePath: f.RemotePath,
+		RenameIntent: f.RenameIntent, CreatedAt: f.CreatedAt, UpdatedAt: f.UpdatedAt, DeliveredAt: f.DeliveredAt}
 }
 
 func (a storeAdapter) Checkpoint(ctx context.Context, path string) (delivery.Checkpoint, bool, error) {
