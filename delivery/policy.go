@@ -202,19 +202,8 @@ func (e *Engine) announce(ctx context.Context, r *reqState, files []*fileState) 
 // complete (SPEC.md, Completeness): delivered and busy (settling or uploading) are counted
 // before holds are derived, as a held file still takes its place.
 func countFiles(files []*fileState, r *reqState, delivered, busy int) (held, failed, ready int, complete bool) {
-	uploading := 0
-	for _, fs := range files {
-		switch fs.rec.State {
-		case Held:
-			held++
-		case Failed:
-			failed++
-		case Uploading:
-			uploading++
-		case Ready:
-			ready++
-		}
-	}
+	c := countStates(files)
+	held, failed, ready, uploading := c.of(Held), c.of(Failed), c.of(Ready), c.of(Uploading)
 	if r.Files > 0 {
 		complete = ready+delivered+uploading == r.Files && busy == uploading && (!r.needsMarker || r.marker || r.deliver)
 	} else {
@@ -222,6 +211,40 @@ func countFiles(files []*fileState, r *reqState, delivered, busy int) (held, fai
 	}
 	return held, failed, ready, complete
 }
+
+// stateCounts counts files by state (an array, not a map: a refresh of a 100,000-frame
+// request counts three times).
+type stateCounts struct{ n [len(allStates)]int }
+
+var allStates = [...]State{Waiting, Settling, Held, Ready, Uploading, Delivered, Failed}
+
+func stateIndex(s State) int {
+	switch s {
+	case Settling:
+		return 1
+	case Held:
+		return 2
+	case Ready:
+		return 3
+	case Uploading:
+		return 4
+	case Delivered:
+		return 5
+	case Failed:
+		return 6
+	}
+	return 0
+}
+
+func countStates(files []*fileState) stateCounts {
+	var c stateCounts
+	for _, fs := range files {
+		c.n[stateIndex(fs.rec.State)]++
+	}
+	return c
+}
+
+func (c stateCounts) of(s State) int { return c.n[stateIndex(s)] }
 
 // nameProblem is cached per request and name: refresh asks on every event, for every ready
 // file of the request.
@@ -251,21 +274,8 @@ func requestState(files []*fileState, r *reqState, complete bool) State {
 	if len(files) == 0 {
 		return Waiting
 	}
-	var failed, held, uploading, delivered, settling int
-	for _, fs := range files {
-		switch fs.rec.State {
-		case Failed:
-			failed++
-		case Held:
-			held++
-		case Uploading:
-			uploading++
-		case Delivered:
-			delivered++
-		case Settling:
-			settling++
-		}
-	}
+	c := countStates(files)
+	failed, held, uploading, delivered, settling := c.of(Failed), c.of(Held), c.of(Uploading), c.of(Delivered), c.of(Settling)
 	switch {
 	case failed > 0:
 		return Failed

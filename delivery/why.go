@@ -23,26 +23,14 @@ func whyRequest(r *reqState, files []*fileState, opt Options, now time.Time) str
 	if !r.Accepting() {
 		return fmt.Sprintf("not open: %s (the studio's status takes no delivery until it is open or redelivery_requested)", r.Status)
 	}
-	var present, ready, held, failed, uploading, settling int
+	c := countStates(files)
+	ready, held, failed, uploading, settling := c.of(Ready), c.of(Held), c.of(Failed), c.of(Uploading), c.of(Settling)
+	present := len(files) - c.of(Delivered)
 	var retrying *fileState
 	for _, fs := range files {
-		switch fs.rec.State {
-		case Held:
-			held++
-		case Failed:
-			failed++
-		case Uploading:
-			uploading++
-			if fs.retrying && retrying == nil {
-				retrying = fs
-			}
-		case Ready:
-			ready++
-		case Settling:
-			settling++
-		}
-		if fs.rec.State != Delivered {
-			present++
+		if fs.rec.State == Uploading && fs.retrying {
+			retrying = fs
+			break
 		}
 	}
 	switch {
