@@ -39,6 +39,12 @@ func (s *Store) AppendEvent(ctx context.Context, ev Event, targets []string) (in
 	return seqs[0], nil
 }
 
+const (
+	insertEventQuery = `INSERT INTO events(id, type, request_id, at, body) VALUES(?,?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET id = excluded.id RETURNING seq`
+	queueEventQuery = `INSERT INTO outbox(target, event_seq) VALUES(?,?) ON CONFLICT DO NOTHING`
+)
+
 // AppendEvents is AppendEvent for several events in one transaction (targets[i] are evs[i]'s):
 // the daemon journals a batch of events at once.
 func (s *Store) AppendEvents(ctx context.Context, evs []Event, targets [][]string) ([]int64, error) {
@@ -51,13 +57,12 @@ func (s *Store) AppendEvents(ctx context.Context, evs []Event, targets [][]strin
 		return nil, fmt.Errorf("journaling events: %w", err)
 	}
 	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO events(id, type, request_id, at, body) VALUES(?,?,?,?,?)
-		ON CONFLICT(id) DO UPDATE SET id = excluded.id RETURNING seq`)
+	ins, err := s.txStmt(ctx, tx, insertEventQuery)
 	if err != nil {
 		return nil, fmt.Errorf("journaling events: %w", err)
 	}
 	defer ins.Close()
-	queue, err := tx.PrepareContext(ctx, `INSERT INTO outbox(target, event_seq) VALUES(?,?) ON CONFLICT DO NOTHING`)
+	queue, err := s.txStmt(ctx, tx, queueEventQuery)
 	if err != nil {
 		return nil, fmt.Errorf("journaling events: %w", err)
 	}
