@@ -21,6 +21,7 @@
 package netdelay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +64,9 @@ type Proxy struct {
 	opt    Options
 	half   time.Duration // delay each way
 	ln     net.Listener
-	done   chan struct{} // closed by Close
+	done   chan struct{}   // closed by Close
+	ctx    context.Context // cancelled by Close: dials in progress give up
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	upLink link
 	dnLink link
@@ -102,7 +105,10 @@ func Listen(target string, opt Options) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netdelay: listen: %w", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
+		ctx:    ctx,
+		cancel: cancel,
 		target: target,
 		opt:    opt,
 		half:   opt.RTT / 2,
@@ -173,6 +179,7 @@ func (p *Proxy) Close() error {
 	}
 	p.closed = true
 	close(p.done)
+	p.cancel()
 	err := p.ln.Close()
 	for c := range p.conns {
 		c.abort()
@@ -208,7 +215,10 @@ func (p *Proxy) accept() {
 // whose server is down does.
 func (p *Proxy) serve(a net.Conn) {
 	defer p.wg.Done()
-	b, err := net.DialTimeout("tcp", p.target, p.opt.DialTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, p.opt.DialTimeout)
+	var d net.Dialer
+	b, err := d.DialContext(ctx, "tcp", p.target)
+	cancel()
 	if err != nil {
 		a.Close()
 		return
@@ -233,6 +243,7 @@ func (p *Proxy) serve(a net.Conn) {
 	go func() { defer dirs.Done(); p.read(c, b, c.dn, &p.dnLink) }()
 	go func() { defer dirs.Done(); p.write(c, a, c.dn, false) }()
 	dirs.Wait()
+	c.abort() // every way out has closed both sides already; this makes it plain
 
 	p.mu.Lock()
 	delete(p.conns, c)
