@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +34,7 @@ func main() {
 	flag.StringVar(&rate, "rate", "0", "cap per direction, all connections together, in `BYTES` per second (K, M, G suffixes: powers of 1024); 0 = none")
 	flag.StringVar(&queue, "queue", "0", "queue per direction of each connection in `BYTES`; 0 = 64M, or rate × RTT with a rate")
 	flag.StringVar(&cut, "cut-after", "0", "drop every connection once this many `BYTES` went to the target; 0 = never")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the proxy to `FILE`")
 	flag.Parse()
 	if *to == "" || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: delayproxy -to HOST:PORT [-rtt 100ms] [-rate 10M] [-cut-after BYTES] [-listen ADDR]")
@@ -59,6 +61,17 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "delayproxy:", err)
 		os.Exit(1)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "delayproxy:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fmt.Println(p.Addr())
 	sig := make(chan os.Signal, 1)
