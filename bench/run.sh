@@ -25,15 +25,15 @@
 #   --rtt:       round trips in milliseconds (default 0). Through a delay, sftp and
 #                sftp-*-R128 send the mid and small sets one file per round trip or worse
 #                (hours at full size), so there they run only when --tools names them.
-#   --cut:       also measure a resume: hotdrop sends the big file through RTT 100 ms (or
-#                the largest --rtt) once whole and once with every connection dropped at its
-#                middle; the extra bytes on the wire are what the resume sent again.
+#   --cut:       also measure a resume: hotdrop sends the big file through RTT 100 ms once
+#                whole and once with every connection dropped at its middle; the extra bytes
+#                on the wire are what the resume sent again.
 #   --tools:     any of hotdrop hotdrop-nosum sftp sftp-R128 sftp-aes-R128 rclone-t8
 #                rclone-t8-nohash ssh-cat ssh-cat-pN (N parallel connections)
 #   --check:     after each run (untimed), compare what the server holds with the source
-# Environment: HOTDROP_SEND_ARGS  extra arguments for every hotdrop send (e.g. "--streams 8")
-#              HOTDROP_DEST_TOML  extra lines for the [destination] table of hotdrop's
-#                                 configs (e.g. "streams = 8")
+# Environment (for options a build has, such as striping's):
+#   HOTDROP_SEND_ARGS  extra arguments for every hotdrop send, as "--streams 8"
+#   HOTDROP_DEST_TOML  extra lines for [destination] in hotdrop's configs, as "streams = 8"
 set -euo pipefail
 
 QUICK=0
@@ -54,7 +54,7 @@ while [ $# -gt 0 ]; do
 	--rtt) RTTS="$2"; shift ;;
 	--cut) CUT=1 ;;
 	--check) CHECK=1 ;;
-	-h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
 	*) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
