@@ -16,7 +16,7 @@ import (
 
 // serve runs handle for every connection to a fresh loopback listener until
 // the test ends.
-func serve(t *testing.T, handle func(net.Conn)) string {
+func serve(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,7 +56,7 @@ func sink(c net.Conn) {
 	_ = binary.Write(c, binary.BigEndian, got)
 }
 
-func start(t *testing.T, target string, opt Options) *Proxy {
+func start(t testing.TB, target string, opt Options) *Proxy {
 	t.Helper()
 	p, err := Listen(target, opt)
 	if err != nil {
@@ -114,32 +114,8 @@ func TestBulkIsNotCappedByTheProxy(t *testing.T) {
 	const rtt = 200 * time.Millisecond
 	const conns, per = 4, 16 << 20
 	p := start(t, serve(t, sink), Options{RTT: rtt})
-	payload := make([]byte, 1<<20)
 	t0 := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	for range conns {
-		c := dial(t, p.Addr())
-		wg.Go(func() {
-			if err := binary.Write(c, binary.BigEndian, int64(per)); err != nil {
-				errs <- err
-				return
-			}
-			for range per / len(payload) {
-				if _, err := c.Write(payload); err != nil {
-					errs <- err
-					return
-				}
-			}
-			var got int64
-			if err := binary.Read(c, binary.BigEndian, &got); err != nil || got != per {
-				errs <- fmt.Errorf("sink read %d of %d: %v", got, per, err)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := eachConn(p.Addr(), conns, func(c net.Conn) error { return toSink(c, per) }); err != nil {
 		t.Fatal(err)
 	}
 	d := time.Since(t0)
@@ -277,101 +253,96 @@ func countProxyGoroutines() int {
 // carried, 4 connections through RTT 20 ms.
 func BenchmarkBulk(b *testing.B) {
 	const conns, per = 4, 64 << 20
-	p, err := Listen(serveB(b, sink), Options{RTT: 20 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	payload := make([]byte, 256<<10)
-	var ru0, ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	p := start(b, serve(b, sink), Options{RTT: 20 * time.Millisecond})
+	cpu0 := cpuTime()
 	t0 := time.Now()
 	for range b.N {
-		var wg sync.WaitGroup
-		for range conns {
-			wg.Go(func() {
-				c, err := net.Dial("tcp", p.Addr())
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer c.Close()
-				_ = binary.Write(c, binary.BigEndian, int64(per))
-				for range per / len(payload) {
-					if _, err := c.Write(payload); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-				var got int64
-				_ = binary.Read(c, binary.BigEndian, &got)
-			})
+		if err := eachConn(p.Addr(), conns, func(c net.Conn) error { return toSink(c, per) }); err != nil {
+			b.Fatal(err)
 		}
-		wg.Wait()
 	}
 	d := time.Since(t0)
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	cpu := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
+	cpu := cpuTime() - cpu0
 	gb := float64(b.N*conns*per) / 1e9
 	b.ReportMetric(gb*1e3/d.Seconds(), "MB/s")
 	b.ReportMetric(cpu.Seconds()/gb, "cpu-s/GB")
-}
-
-func serveB(b *testing.B, handle func(net.Conn)) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); handle(c) }()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // BenchmarkSmall: many connections exchanging small messages, as SFTP
 // requests for small files do; reports CPU per message through the proxy.
 func BenchmarkSmall(b *testing.B) {
 	const conns, msgs = 16, 200
-	p, err := Listen(serveB(b, echo), Options{RTT: 2 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	var ru0, ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	p := start(b, serve(b, echo), Options{RTT: 2 * time.Millisecond})
+	cpu0 := cpuTime()
 	for range b.N {
-		var wg sync.WaitGroup
-		for range conns {
-			wg.Go(func() {
-				c, err := net.Dial("tcp", p.Addr())
-				if err != nil {
-					b.Error(err)
-					return
+		err := eachConn(p.Addr(), conns, func(c net.Conn) error {
+			buf := make([]byte, 100)
+			for range msgs {
+				if _, err := c.Write(buf); err != nil {
+					return err
 				}
-				defer c.Close()
-				buf := make([]byte, 100)
-				for range msgs {
-					if _, err := c.Write(buf); err != nil {
-						b.Error(err)
-						return
-					}
-					if _, err := io.ReadFull(c, buf); err != nil {
-						b.Error(err)
-						return
-					}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return err
 				}
-			})
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
 		}
-		wg.Wait()
 	}
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	cpu := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
+	cpu := cpuTime() - cpu0
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*conns*msgs), "cpu-µs/roundtrip")
+}
+
+// cpuTime is the CPU this process used so far: client, proxy and server of
+// a benchmark together.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// eachConn dials addr n times at once and runs talk on each connection; it
+// returns the first error.
+func eachConn(addr string, n int, talk func(net.Conn) error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				err = talk(c)
+				c.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// toSink sends n bytes to a sink and waits for its count.
+func toSink(c net.Conn, n int) error {
+	if err := binary.Write(c, binary.BigEndian, int64(n)); err != nil {
+		return err
+	}
+	payload := make([]byte, 256<<10)
+	for sent := 0; sent < n; sent += len(payload) {
+		if _, err := c.Write(payload[:min(len(payload), n-sent)]); err != nil {
+			return err
+		}
+	}
+	var got int64
+	if err := binary.Read(c, binary.BigEndian, &got); err != nil || got != int64(n) {
+		return fmt.Errorf("sink read %d of %d: %v", got, n, err)
+	}
+	return nil
 }
