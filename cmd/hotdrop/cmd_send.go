@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ import (
 	"golang.org/x/term"
 )
 
-const sendSynopsis = `send PATH... [--to DIR] [--config FILE] [--replace]
+const sendSynopsis = `send PATH... [--to DIR] [--config FILE] [--replace] [--streams N|auto]
 
 Uploads files and folders (with their sub-folders) once, with the destination of the config:
 the same transfer engine as the daemon (temporary names, resume from the journal in
@@ -53,6 +54,7 @@ func cmdSend(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fl.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
 	to := fl.String("to", "", "folder below the destination URL's folder to upload into")
 	replace := fl.Bool("replace", false, "replace remote files of the same name instead of refusing")
+	streams := fl.String("streams", "", `SFTP streams per large file: a number, or "auto" (default: destination.streams)`)
 	// Flags may follow the paths: parse, take the next path, parse again.
 	var paths []string
 	for {
@@ -75,9 +77,18 @@ func cmdSend(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	var n int
+	if *streams != "" {
+		if n, err = parseStreams(*streams); err != nil {
+			return usageError{err.Error()}
+		}
+	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *streams != "" {
+		cfg.Destination.Streams = n
 	}
 	items, err := collectSend(paths, dir, cfg.Watch.Ignore, stderr)
 	if err != nil {
@@ -86,6 +97,18 @@ func cmdSend(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runSend(ctx, cfg, items, *replace, stdout, stderr)
+}
+
+// parseStreams reads --streams: "auto" (0) or 1 to config.MaxStreams.
+func parseStreams(s string) (int, error) {
+	if s == "auto" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > config.MaxStreams {
+		return 0, fmt.Errorf(`--streams %q: want "auto" or a number of streams from 1 to %d`, s, config.MaxStreams)
+	}
+	return n, nil
 }
 
 // cleanTo checks --to: a relative slash path that stays below the URL's folder.
@@ -189,7 +212,7 @@ func uploaderOptions(d config.Destination, log *slog.Logger) uploader.Options {
 	o := uploader.Options{
 		URL: d.URL, IdentityFile: d.IdentityFile, PasswordFile: d.PasswordFile, KnownHosts: d.KnownHosts,
 		Logger: log, Checksum: d.Checksum, Verify: d.Verify, Concurrency: d.Concurrency, Bandwidth: d.Bandwidth,
-		TempName: d.TempName,
+		TempName: d.TempName, Streams: d.Streams,
 	}
 	for _, w := range d.Schedule {
 		o.Schedule = append(o.Schedule, uploader.Window{From: w.From, To: w.To, Bandwidth: w.Bandwidth})
