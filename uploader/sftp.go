@@ -133,6 +133,7 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 	_, c.statvfs = sc.HasExtension("statvfs@openssh.com")
 	_, c.fsync = sc.HasExtension("fsync@openssh.com")
 	u.bigPackets.Store(chunk == openSSHMaxWrite)
+	u.rtt.Store(int64(rtt))
 	c.extensions = advertised(sc)
 	c.wg.Add(2)
 	go c.watch()

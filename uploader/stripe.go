@@ -59,6 +59,31 @@ func stripeConns(streams int) int {
 	return min(max(min(streams, 4), (streams+channelsPerConn-1)/channelsPerConn), 8)
 }
 
+// smallInFlightMax bounds FilesInFlight on a long link.
+const smallInFlightMax = 64
+
+// FilesInFlight is how many uploads the caller may have going at once, for
+// a destination.concurrency of concurrency: that many large files (of
+// SmallFileMax bytes or more) at most, and on a long link more small ones.
+// A small file spends its time waiting on round trips (open, write, close
+// and hash, rename, checksum file's rename: five of them), not moving
+// bytes, so on a link of 100 ms eight at a time leave it idle; four times
+// concurrency of them (at most 64) keep it busy, sharing the pool's
+// streams. The answer follows what the uploader learnt: concurrency until
+// the first connection showed a long round trip, and always with
+// destination.streams = 1, which asks for one stream, or a file:// folder.
+func (u *Uploader) FilesInFlight(concurrency int) int {
+	concurrency = max(concurrency, 1)
+	if u.local || u.streams.max <= 1 || time.Duration(u.rtt.Load()) < stripeMinRTT {
+		return concurrency
+	}
+	return max(concurrency, min(4*concurrency, smallInFlightMax))
+}
+
+// SmallFileMax: files below it may go beyond destination.concurrency on a
+// long link (FilesInFlight); from it on a file may be striped.
+const SmallFileMax = stripeMinBytes
+
 // stripeState is destination.streams for one Uploader, with what "auto"
 // learnt about the link: every upload reads it, so the second large file
 // starts with the streams the first found useful.

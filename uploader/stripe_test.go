@@ -79,10 +79,11 @@ func TestSSHDStriped(t *testing.T) {
 	}
 }
 
-// TestSSHDStripedOneStreamLost: the connection of one further stream drops in
-// the middle of the file; what that stream had in flight goes over the
-// others, and the file is delivered in the same Upload, intact.
-func TestSSHDStripedOneStreamLost(t *testing.T) {
+// TestSSHDStripedStreamsLost: the connections of the further streams drop in
+// the middle of the file (the lease's stays); what those streams had in
+// flight goes over the one left, and the file is delivered in the same
+// Upload, intact.
+func TestSSHDStripedStreamsLost(t *testing.T) {
 	s := sshdtest.Start(t)
 	u, logs := loggedUploader(t, s, func(o *Options) { o.Streams = 4 })
 	warmStreams(t, u, s.Dir)
@@ -93,9 +94,11 @@ func TestSSHDStripedOneStreamLost(t *testing.T) {
 		if !cut && done > stripedSize/3 {
 			cut = true
 			u.mu.Lock()
-			victim := u.slots[3].conn // never the lease's: one upload at a time takes slot 0
+			victims := []*sftpConn{u.slots[1].conn, u.slots[2].conn, u.slots[3].conn} // one upload at a time leases slot 0
 			u.mu.Unlock()
-			victim.ssh.Close()
+			for _, c := range victims {
+				c.ssh.Close()
+			}
 		}
 	}
 	res, err := u.Upload(t.Context(), j)
@@ -105,14 +108,12 @@ func TestSSHDStripedOneStreamLost(t *testing.T) {
 	if !cut || res.SHA256 != sum(data) {
 		t.Errorf("cut=%v sha256 %s, want a cut and %s", cut, res.SHA256, sum(data))
 	}
-	// The lost stream carried part of the file before the cut, and what it had
-	// in flight went again over the others.
-	if res.Streams != 4 {
-		t.Errorf("the file went over %d streams, want 4", res.Streams)
+	if res.Streams < 2 {
+		t.Errorf("the file went over %d stream(s); it was not striped", res.Streams)
 	}
 	m := regexp.MustCompile(`msg=striped remote=\S*lost/\.movie\.mxf\.partial .* sent_again=(\d+)`).FindStringSubmatch(logs.String())
 	if m == nil || m[1] == "0" {
-		t.Errorf("no chunk of the lost stream was sent again over the others; log:\n%s", logs)
+		t.Errorf("no chunk of the lost streams was sent again over the one left; log:\n%s", logs)
 	}
 }
 

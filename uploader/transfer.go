@@ -89,6 +89,18 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 		}
 		serr <- checkFinal(t, final+"."+u.checksum, false)
 	}()
+	// The checksum file's temporary copy is made alongside the partial and
+	// written while the partial is closed and checked: only its rename waits
+	// for the publish.
+	var sumFile *pendingSumFile
+	if u.checksum != "" && !j.NoChecksumFile {
+		sumFile = u.openChecksumFile(t, final, u.checksum, j.Replace)
+	}
+	defer func() {
+		if sumFile != nil {
+			sumFile.abandon()
+		}
+	}()
 	w, start, present, err := u.openPartial(t, f, fi, j, partial, seq)
 	fe, se := <-ferr, <-serr
 	if fe == nil {
@@ -117,21 +129,30 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 		}
 	}()
 	h := newHashes(u.checksum)
-	// The checksum file's temporary copy is written while the partial is
-	// closed and checked: only its rename waits for the publish.
-	var sumFile *pendingSumFile
-	defer func() {
-		if sumFile != nil {
-			sumFile.abandon()
-		}
-	}()
 	onHashed := func(sum string) {
-		if u.checksum != "" && !j.NoChecksumFile {
-			sumFile = u.startChecksumFile(t, final, u.checksum, sum, j.Replace)
+		if sumFile != nil {
+			sumFile.write(sum)
 		}
 	}
-	lookAgain := u.hashFirst(start)
-	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, present, seq, h, onHashed)
+	// A new file of moderate size is hashed on the server while its handle
+	// closes and the final name is looked at again: the partial is complete
+	// once every write was acknowledged, and on a long link each of these
+	// steps is a round trip. A larger or resumed file is hashed after them,
+	// and the final name looked at again after the hash, which may take long.
+	overlap := start == 0 && j.Size <= overlapMax && u.hashFirst(0)
+	lookAgain := u.hashFirst(start) && !overlap
+	var verified string
+	var verr error
+	var early func(fileSums)
+	if overlap {
+		early = func(sums fileSums) {
+			if u.beforeVerify != nil {
+				u.beforeVerify(partial)
+			}
+			verified, verr = u.verifyPartial(ctx, t, partial, 0, sums, h)
+		}
+	}
+	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, present, seq, h, onHashed, early)
 	if err != nil {
 		keep = j.Checkpoint != nil && Classify(err).Transient
 		return Result{}, err
@@ -141,10 +162,18 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 	if u.checksum != "" {
 		res.ChecksumKind, res.Checksum = u.checksum, sum
 	}
-	if u.beforeVerify != nil {
-		u.beforeVerify(partial)
+	switch {
+	case !overlap:
+		if u.beforeVerify != nil {
+			u.beforeVerify(partial)
+		}
+		verified, verr = u.verifyPartial(ctx, t, partial, start, sums, h)
+	case Classify(verr) != nil && Classify(verr).Code == CodeVerifyMismatch:
+		// A server that shows the last writes only once the handle is
+		// closed gets its say after the close.
+		verified, verr = u.verifyPartial(ctx, t, partial, 0, sums, h)
 	}
-	if res.Verified, err = u.verifyPartial(ctx, t, partial, start, sums, h); err != nil {
+	if res.Verified, err = verified, verr; err != nil {
 		// A prefix that proved wrong is discarded (verifyPartial says so):
 		// resuming it again would only fail again.
 		keep = j.Checkpoint != nil && Classify(err).Transient && !errors.Is(err, errBadPrefix)
@@ -333,7 +362,7 @@ type fileSums struct {
 // writePartial hashes the resumed prefix, then copies and hashes the rest
 // in one pass, then proves that both ends hold what was meant: the source
 // unchanged, the partial complete.
-func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, present []span, seq bool, h *hashes, onHashed func(sum string)) (fileSums, error) {
+func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, present []span, seq bool, h *hashes, onHashed func(sum string), early func(fileSums)) (fileSums, error) {
 	closed := false
 	defer func() {
 		if !closed {
@@ -396,17 +425,26 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 	}
 	sha, sum := h.sums()
 	onHashed(sum)
+	sums := fileSums{sha: sha, sum: sum, prefix: prefix, streams: streams}
+	var alongside func()
+	if early != nil {
+		alongside = func() { early(sums) }
+	}
 	closed = true // finishPartial closes it
-	if err := u.finishPartial(t, w, f, fi, j, partial, final, checkFinalToo); err != nil {
+	if err := u.finishPartial(t, w, f, fi, j, partial, final, checkFinalToo, alongside); err != nil {
 		return fileSums{}, err
 	}
-	return fileSums{sha: sha, sum: sum, prefix: prefix, streams: streams}, nil
+	return sums, nil
 }
+
+// overlapMax: a new file up to this size is hashed on the server while its
+// handle closes (see transferOnce); sha256sum takes a fraction of a second.
+const overlapMax = 64 << 20
 
 // finishPartial closes the partial and proves that both ends hold what was
 // meant: the source unchanged, the partial complete, and (checkFinalToo) the
-// final name still free.
-func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool) error {
+// final name still free. alongside (may be nil) runs at the same time.
+func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, alongside func()) error {
 	var werr error
 	if u.fsync {
 		werr = w.Sync()
@@ -431,6 +469,13 @@ func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileI
 		go func() {
 			defer wg.Done()
 			ferr = checkFinal(t, final, j.Replace)
+		}()
+	}
+	if alongside != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			alongside()
 		}()
 	}
 	cerr := w.Close()

@@ -133,6 +133,8 @@ type Uploader struct {
 	noRemoteHash atomic.Bool
 	// bigPackets: the last SFTP session started advertised limits@openssh.com.
 	bigPackets atomic.Bool
+	// rtt is the round trip the last connection measured (a time.Duration).
+	rtt atomic.Int64
 	// sequential is set once the server refused writes sent out of order
 	// and took them in order: every upload then sends in order.
 	sequential atomic.Bool

@@ -268,30 +268,46 @@ func shellQuote(s string) string {
 }
 
 // pendingSumFile is a checksum file being written under its temporary
-// name while the file it describes is still being checked and published.
+// name while the file it describes is still being sent, checked and
+// published.
 type pendingSumFile struct {
 	u       *Uploader
 	t       target
 	p, tmp  string
+	final   string
 	line    []byte
-	replace bool // the file it describes is a redelivery: its old checksum file is ours
+	lines   chan []byte // the line, once known; closed without one when abandoned
+	replace bool        // the file it describes is a redelivery: its old checksum file is ours
 	done    chan struct{}
 	err     error
 	settled bool
 }
 
-// startChecksumFile writes "HEX  NAME\n" (sha256sum format, NAME relative,
-// so `sha256sum -c` works in that folder) to the temporary name of
-// final + "." + kind, in the background.
-func (u *Uploader) startChecksumFile(t target, final, kind, sum string, replace bool) *pendingSumFile {
+// openChecksumFile starts the checksum file of final + "." + kind in the
+// background: its temporary copy is created at once, alongside the file's
+// own partial, and written when write gives the sum, so that after the
+// file's last byte only the write and the close are left, no longer than
+// the file's own close and rename.
+func (u *Uploader) openChecksumFile(t target, final, kind string, replace bool) *pendingSumFile {
 	p := final + "." + kind
-	line := []byte(sum + "  " + path.Base(strings.ReplaceAll(final, "\\", "/")) + "\n")
-	ps := &pendingSumFile{u: u, t: t, p: p, tmp: t.partial(p), line: line, replace: replace, done: make(chan struct{})}
+	ps := &pendingSumFile{u: u, t: t, p: p, tmp: t.partial(p), final: final, replace: replace,
+		lines: make(chan []byte, 1), done: make(chan struct{})}
 	go func() {
 		defer close(ps.done)
 		w, err := t.create(ps.tmp)
-		if err != nil {
+		line, ok := <-ps.lines
+		if errors.Is(err, fs.ErrNotExist) && ok {
+			// Its folder did not exist yet: the file's own partial made it.
+			w, err = t.create(ps.tmp)
+		}
+		switch {
+		case err != nil && ok:
 			ps.err = classify("create", ps.tmp, err)
+			return
+		case err != nil:
+			return
+		case !ok:
+			w.Close()
 			return
 		}
 		_, werr := w.WriteAt(line, 0)
@@ -303,6 +319,13 @@ func (u *Uploader) startChecksumFile(t target, final, kind, sum string, replace 
 		}
 	}()
 	return ps
+}
+
+// write gives the checksum: "HEX  NAME\n" (sha256sum format, NAME
+// relative, so `sha256sum -c` works in that folder).
+func (ps *pendingSumFile) write(sum string) {
+	ps.line = []byte(sum + "  " + path.Base(strings.ReplaceAll(ps.final, "\\", "/")) + "\n")
+	ps.lines <- ps.line
 }
 
 // publish renames the checksum file into place, after the file it describes.
@@ -340,6 +363,9 @@ func (ps *pendingSumFile) taken(rerr error) error {
 
 // abandon removes the temporary copy when the file itself was not published.
 func (ps *pendingSumFile) abandon() {
+	if ps.line == nil {
+		close(ps.lines)
+	}
 	<-ps.done
 	if !ps.settled {
 		_ = ps.t.remove(ps.tmp)
@@ -349,7 +375,9 @@ func (ps *pendingSumFile) abandon() {
 // writeChecksumFile writes the checksum file of final now, through its
 // temporary name and a rename like every other file.
 func (u *Uploader) writeChecksumFile(t target, final, kind, sum string, replace bool) (string, error) {
-	return u.startChecksumFile(t, final, kind, sum, replace).publish()
+	ps := u.openChecksumFile(t, final, kind, replace)
+	ps.write(sum)
+	return ps.publish()
 }
 
 // WriteChecksumFile writes the checksum file of an already delivered file

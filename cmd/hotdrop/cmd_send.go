@@ -263,27 +263,22 @@ func runSend(ctx context.Context, cfg *config.Config, items []sendItem, replace 
 
 	r := &sendRun{up: up, st: st, replace: replace, out: out}
 	r.failed.Store(int64(len(items) - len(good)))
-	jobs := make(chan sendItem)
+	// destination.concurrency files at a time, and on a long link more small
+	// ones (the uploader says how many): theirs is a wait on round trips.
+	gate := &sendGate{concurrency: max(cfg.Destination.Concurrency, 1), limit: up.FilesInFlight, changed: make(chan struct{})}
 	var wg sync.WaitGroup
-	for range max(cfg.Destination.Concurrency, 1) {
+	out.start()
+	for _, it := range good {
+		if !gate.acquire(ctx, it.size) {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for it := range jobs {
-				r.sendOne(ctx, it)
-			}
+			defer gate.release(it.size)
+			r.sendOne(ctx, it)
 		}()
 	}
-	out.start()
-feed:
-	for _, it := range good {
-		select {
-		case jobs <- it:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
 	wg.Wait()
 	out.stop()
 	n, failed := len(items), r.failed.Load()
@@ -294,6 +289,51 @@ feed:
 		return fmt.Errorf("%d of %d files were not delivered", failed, n)
 	}
 	return nil
+}
+
+// sendGate admits files in their order: at most concurrency large ones, and
+// as many in all as limit says (it may grow once the first connection showed
+// a long round trip).
+type sendGate struct {
+	concurrency int
+	limit       func(concurrency int) int
+
+	mu          sync.Mutex
+	active, big int
+	changed     chan struct{} // closed and replaced at every release
+}
+
+func (g *sendGate) acquire(ctx context.Context, size int64) bool {
+	large := size >= uploader.SmallFileMax
+	for {
+		g.mu.Lock()
+		if g.active < g.limit(g.concurrency) && (!large || g.big < g.concurrency) {
+			g.active++
+			if large {
+				g.big++
+			}
+			g.mu.Unlock()
+			return true
+		}
+		ch := g.changed
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (g *sendGate) release(size int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.active--
+	if size >= uploader.SmallFileMax {
+		g.big--
+	}
+	close(g.changed)
+	g.changed = make(chan struct{})
 }
 
 // sendOne uploads one file, retrying transient errors with backoff; every attempt resumes
@@ -381,8 +421,11 @@ func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
 	}
 	r.out.done(it.size)
 	extra := ""
+	if res.Streams > 1 {
+		extra = fmt.Sprintf(", over %d streams", res.Streams)
+	}
 	if res.Resumed > 0 {
-		extra = fmt.Sprintf(", resumed at %s", humanBytes(res.Resumed))
+		extra += fmt.Sprintf(", resumed at %s", humanBytes(res.Resumed))
 	}
 	if res.ChecksumErr != nil {
 		extra += fmt.Sprintf("; checksum file not written: %v", res.ChecksumErr)
