@@ -2,7 +2,7 @@
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test race demo lint fuzz bench bench-probe package
+.PHONY: build test race demo lint fuzz bench bench-rtt bench-probe package
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/hotdrop ./cmd/hotdrop
@@ -46,6 +46,12 @@ cross:
 # BENCH_FLAGS=--quick for the small data sets; the Go benchmarks: go test -bench SSHD ./uploader/
 bench:
 	bash bench/run.sh $(BENCH_FLAGS)
+
+# bench-rtt: the same at RTT 0, 50, 100 and 200 ms through bench/delayproxy, and a resume after
+# a cut at 100 ms (issue 12). Hours at full size; BENCH_FLAGS="--quick --rtt 0,100 --rounds 1"
+# for a look in minutes.
+bench-rtt:
+	bash bench/run.sh --rtt 0,50,100,200 --cut $(BENCH_FLAGS)
 
 # bench-probe: what the content check adds per file (ffprobe on a 2 GiB movie, 1,000 WAVs).
 bench-probe:
