@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"os/exec"
 	"testing"
 
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
@@ -33,5 +34,10 @@ func TestSSHDHashSessionsReused(t *testing.T) {
 	c.hashers.mu.Unlock()
 	if count != 1 || idle != 1 {
 		t.Errorf("hashing sessions: %d open, %d idle; want one, kept for the next file", count, idle)
+	}
+	// Where the server has openssl, it hashes (its SHA instructions make it several
+	// times cheaper than sha256sum); names like the ones above must reach it intact.
+	if _, err := exec.LookPath("openssl"); err == nil && c.noOpenSSL.Load() {
+		t.Error("the server has openssl, but hashing fell back to sha256sum")
 	}
 }

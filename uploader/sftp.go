@@ -44,9 +44,11 @@ type sftpConn struct {
 	// shellProven is set once a hash command ran on this connection, so
 	// its long-lived hashing sessions may be used (see hashers).
 	shellProven atomic.Bool
-	hashers     hashSessions
-	once        sync.Once
-	wg          sync.WaitGroup // the watch, keepalive and channel watch goroutines
+	// noOpenSSL: the server's openssl could not hash a file; sha256sum does.
+	noOpenSSL atomic.Bool
+	hashers   hashSessions
+	once      sync.Once
+	wg        sync.WaitGroup // the watch, keepalive and channel watch goroutines
 
 	// rtt is one round trip to the server, measured after the login: what
 	// decides whether striping can help (see stripeState).
@@ -57,7 +59,7 @@ type sftpConn struct {
 	// use by striped uploads; chansNo is why the server refused one more
 	// (sshd's MaxSessions), after which none is asked for.
 	chMu    sync.Mutex
-	chans   []*sftp.Client
+	chans   []*chanSlot
 	chansNo error
 }
 
@@ -122,11 +124,16 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 		sc.Close()
 		return nil, classify("connect to", u.addr, context.Cause(ctx))
 	}
-	// One round trip, timed: the SFTP start above took several, but also
-	// the server's start of its SFTP process.
-	began := time.Now()
-	_, _, _ = client.SendRequest("keepalive@openssh.com", true, nil)
-	rtt := time.Since(began)
+	// One round trip, timed (the SFTP start above took several, but also
+	// the server's start of its SFTP process), unless an earlier connection
+	// to the destination did: the striping's further connections are dialled
+	// while a file waits for them.
+	rtt := time.Duration(u.rtt.Load())
+	if rtt == 0 {
+		began := time.Now()
+		_, _, _ = client.SendRequest("keepalive@openssh.com", true, nil)
+		rtt = time.Since(began)
+	}
 	_ = nc.SetDeadline(time.Time{})
 	c := &sftpConn{ssh: client, sftp: sc, base: u.base, tempName: u.tempName, chunk: chunk, done: make(chan struct{}), rtt: rtt, opts: opts}
 	_, c.posixRename = sc.HasExtension("posix-rename@openssh.com")
@@ -178,42 +185,66 @@ func openSFTP(client *ssh.Client, inflight int, big bool) (*sftp.Client, int, []
 
 // channel returns the k-th SFTP session of the connection: 0 is its own;
 // further ones are opened on first use, for striped writes, each with its
-// own SSH channel window. A channel that ends closes the connection, as its
-// own session's end does.
+// own SSH channel window, several at once (each start is three round
+// trips). A channel that ends closes the connection, as its own session's
+// end does.
 func (c *sftpConn) channel(k int) (*sftp.Client, error) {
 	if k == 0 {
 		return c.sftp, nil
 	}
 	c.chMu.Lock()
-	defer c.chMu.Unlock()
-	for len(c.chans) < k {
-		if c.chansNo != nil {
-			return nil, c.chansNo
-		}
-		if !c.alive() {
-			return nil, net.ErrClosed
-		}
-		sc, err := sftp.NewClient(c.ssh, c.opts...)
-		if err != nil {
-			if c.alive() {
-				c.chansNo = err
-			}
-			return nil, err
-		}
-		if c.dead.Load() {
-			// close ran meanwhile and did not see this one.
-			sc.Close()
-			return nil, net.ErrClosed
-		}
-		c.chans = append(c.chans, sc)
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			_ = sc.Wait()
-			c.close()
-		}()
+	if c.chansNo != nil {
+		err := c.chansNo
+		c.chMu.Unlock()
+		return nil, err
 	}
-	return c.chans[k-1], nil
+	for len(c.chans) < k {
+		c.chans = append(c.chans, &chanSlot{})
+	}
+	cs := c.chans[k-1]
+	c.chMu.Unlock()
+
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.sc != nil {
+		return cs.sc, nil
+	}
+	if !c.alive() {
+		return nil, net.ErrClosed
+	}
+	sc, err := sftp.NewClient(c.ssh, c.opts...)
+	if err != nil {
+		if c.alive() {
+			c.chMu.Lock()
+			c.chansNo = err
+			c.chMu.Unlock()
+		}
+		return nil, err
+	}
+	c.chMu.Lock()
+	dead := c.dead.Load()
+	if !dead {
+		cs.sc = sc
+		c.wg.Add(1)
+	}
+	c.chMu.Unlock()
+	if dead {
+		// close ran meanwhile and did not see this one.
+		sc.Close()
+		return nil, net.ErrClosed
+	}
+	go func() {
+		defer c.wg.Done()
+		_ = sc.Wait()
+		c.close()
+	}()
+	return sc, nil
+}
+
+// chanSlot is one further SFTP channel of a connection, opened once.
+type chanSlot struct {
+	mu sync.Mutex
+	sc *sftp.Client
 }
 
 // authDescription names the login methods tried, never the secrets.
@@ -311,8 +342,10 @@ func (c *sftpConn) close() {
 		c.ssh.Close()
 		c.sftp.Close()
 		c.chMu.Lock()
-		for _, sc := range c.chans {
-			sc.Close()
+		for _, cs := range c.chans {
+			if cs.sc != nil {
+				cs.sc.Close()
+			}
 		}
 		c.chMu.Unlock()
 	})

@@ -183,6 +183,14 @@ var errNoTool = errors.New("hash command not found on the server")
 // remote_hash_unavailable in plain words rather than as a mismatch.
 func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error) {
 	if c.shellProven.Load() {
+		if kind == ChecksumSHA256 && !c.noOpenSSL.Load() {
+			// OpenSSL uses the CPU's SHA instructions, which coreutils'
+			// sha256sum does not: four times less of the server's time.
+			if sum, ok := c.hashers.sum(ctx, c.ssh, p, opensslSHA256); ok {
+				return sum, nil
+			}
+			c.noOpenSSL.Store(true)
+		}
 		if sum, ok := c.hashers.sum(ctx, c.ssh, p, hashTools[kind]); ok {
 			return sum, nil
 		}
@@ -219,7 +227,13 @@ func (c *sftpConn) oneShotSum(ctx context.Context, p, kind string) (string, erro
 	sess.Stdout, sess.Stderr = &out, &stderr
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
-	err = sess.Run(tool + " -- " + shellQuote(p))
+	cmd := tool + " -- " + shellQuote(p)
+	if kind == ChecksumSHA256 && !c.noOpenSSL.Load() {
+		// OpenSSL first, where it is (see remoteSum); sha256sum's answer,
+		// and its words when it fails, otherwise.
+		cmd = "openssl dgst -sha256 -r -- " + shellQuote(p) + " 2>/dev/null || " + cmd
+	}
+	err = sess.Run(cmd)
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
