@@ -117,7 +117,7 @@ func TestSSHDStripedStreamsLost(t *testing.T) {
 	}
 }
 
-// TestSSHDStripedResumeAfterCut: the link drops while a 256 MiB file is on
+// TestSSHDStripedResumeAfterCut: the link drops while a 384 MiB file is on
 // four streams, all of them at once as a real cut does. The Upload fails as
 // transient and keeps its partial; the next one resumes from the journal's
 // offset, keeps every block past it that reached the server (striped writes
@@ -125,7 +125,7 @@ func TestSSHDStripedStreamsLost(t *testing.T) {
 // the file. Measured at the proxy, every byte the client sent in both tries.
 func TestSSHDStripedResumeAfterCut(t *testing.T) {
 	if testing.Short() {
-		t.Skip("sends 256 MiB")
+		t.Skip("sends 384 MiB")
 	}
 	s := sshdtest.Start(t)
 	p := sshdtest.StartProxy(t, s.Addr)
@@ -135,14 +135,45 @@ func TestSSHDStripedResumeAfterCut(t *testing.T) {
 	o.Streams = 4
 	u := newUploader(t, o)
 	warmStreams(t, u, s.Dir)
+	resumeAfterCut(t, u, p, s.Dir, 384<<20)
+}
 
-	const size = 256 << 20
+// TestSSHDStripedResumeLongLink: the same at a round trip of 100 ms (the
+// delay proxy), with destination.streams = "auto" as shipped: the file is
+// striped because the link is long, and the cut loses what was on the way.
+func TestSSHDStripedResumeLongLink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 384 MiB through a 100 ms link")
+	}
+	s := sshdtest.Start(t)
+	p := sshdtest.StartDelayProxy(t, s.Addr, 100*time.Millisecond)
+	s.Pin(t, p.Addr())
+	o := sshdOptions(s)
+	o.URL = fmt.Sprintf("sftp://%s@%s%s", s.User, p.Addr(), s.Dir)
+	u := newUploader(t, o)
+	resumeAfterCut(t, u, p, s.Dir, 384<<20)
+}
+
+// cutter is a proxy that can drop every connection and counts what the
+// client sent through it.
+type cutter interface {
+	CutAll()
+	Up() int64
+}
+
+// resumeAfterCut sends a file of size through p, drops every connection
+// when 40 % of it was read, resumes from the checkpoint and checks what
+// arrives and how much went over the wire beyond the file's size.
+func resumeAfterCut(t *testing.T, u *Uploader, p cutter, dir string, size int) {
+	t.Helper()
 	j, data := localFile(t, size, "cut/movie.mxf")
 	var ck checkpoints
 	j.Checkpoint = ck.save
 	cutAt := int64(size * 2 / 5)
+	cut := false
 	j.Progress = func(done int64) {
-		if done >= cutAt && done-int64(openSSHMaxWrite) < cutAt {
+		if !cut && done >= cutAt {
+			cut = true
 			p.CutAll()
 		}
 	}
@@ -158,18 +189,21 @@ func TestSSHDStripedResumeAfterCut(t *testing.T) {
 	j.Resume = last
 	res, err := u.Upload(t.Context(), j)
 	must(t, err)
-	assertFile(t, filepath.Join(s.Dir, "cut", "movie.mxf"), data)
-	assertNoPartial(t, s.Dir)
+	assertFile(t, filepath.Join(dir, "cut", "movie.mxf"), data)
+	assertNoPartial(t, dir)
 	if res.SHA256 != sum(data) || res.Resumed < last.Offset {
 		t.Errorf("resumed Upload() = %+v, want sha256 %s and Resumed >= %d", res, sum(data), last.Offset)
 	}
+	if res.Streams < 2 {
+		t.Errorf("the resumed file went over %d stream(s); it was not striped", res.Streams)
+	}
 	// Everything over the wire beyond the file itself: SSH and SFTP framing
 	// (some 0.2 %), the logins, and what the cut made us send twice.
-	extra := p.Up() - before - size
-	t.Logf("checkpoint at %.1f MiB, resumed at %.1f MiB; %.2f%% sent beyond the file's size",
-		float64(last.Offset)/(1<<20), float64(res.Resumed)/(1<<20), 100*float64(extra)/size)
-	if extra > size/50 {
-		t.Errorf("%d bytes (%.2f%%) sent beyond the file's size, want < 2%%", extra, 100*float64(extra)/size)
+	extra := p.Up() - before - int64(size)
+	t.Logf("checkpoint at %.1f MiB, resumed at %.1f MiB over %d streams; %.2f%% sent beyond the file's size",
+		float64(last.Offset)/(1<<20), float64(res.Resumed)/(1<<20), res.Streams, 100*float64(extra)/float64(size))
+	if extra > int64(size)/50 {
+		t.Errorf("%d bytes (%.2f%%) sent beyond the file's size, want < 2%%", extra, 100*float64(extra)/float64(size))
 	}
 }
 
