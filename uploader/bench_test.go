@@ -33,8 +33,7 @@ func benchOptions(b *testing.B, s *sshdtest.Server, concurrency int) Options {
 	o.Checksum = ChecksumSHA256
 	if d, err := time.ParseDuration(os.Getenv("HOTDROP_BENCH_RTT")); err == nil {
 		p := sshdtest.StartDelayProxy(b, s.Addr, d)
-		s.Pin(b, p.Addr())
-		o.URL = fmt.Sprintf("sftp://%s@%s%s", s.User, p.Addr(), s.Dir)
+		o.URL = viaOptions(b, s, p.Addr()).URL
 	}
 	if v, err := strconv.Atoi(os.Getenv("HOTDROP_BENCH_STREAMS")); err == nil {
 		o.Streams = v

@@ -129,9 +129,7 @@ func TestSSHDStripedResumeAfterCut(t *testing.T) {
 	}
 	s := sshdtest.Start(t)
 	p := sshdtest.StartProxy(t, s.Addr)
-	s.Pin(t, p.Addr)
-	o := sshdOptions(s)
-	o.URL = fmt.Sprintf("sftp://%s@%s%s", s.User, p.Addr, s.Dir)
+	o := viaOptions(t, s, p.Addr)
 	o.Streams = 4
 	u := newUploader(t, o)
 	warmStreams(t, u, s.Dir)
@@ -147,10 +145,7 @@ func TestSSHDStripedResumeLongLink(t *testing.T) {
 	}
 	s := sshdtest.Start(t)
 	p := sshdtest.StartDelayProxy(t, s.Addr, 100*time.Millisecond)
-	s.Pin(t, p.Addr())
-	o := sshdOptions(s)
-	o.URL = fmt.Sprintf("sftp://%s@%s%s", s.User, p.Addr(), s.Dir)
-	u := newUploader(t, o)
+	u := newUploader(t, viaOptions(t, s, p.Addr()))
 	resumeAfterCut(t, u, p, s.Dir, 384<<20)
 }
 
