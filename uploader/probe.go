@@ -201,7 +201,7 @@ func (u *Uploader) probeHash(ctx context.Context, t target, partial string, caps
 	h := newHashes(ChecksumSHA256)
 	h.Write([]byte(probeContent))
 	sha, _ := h.sums()
-	err := u.verifyRemote(ctx, t, partial, sha, h)
+	err := u.verifyRemote(ctx, t, partial, sha, int64(len(probeContent)), h)
 	e := Classify(err)
 	switch {
 	case err == nil:

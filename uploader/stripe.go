@@ -105,18 +105,21 @@ func (s *stripeState) init(streams int) {
 }
 
 // want is how many streams a file of remain bytes starts with over a
-// connection of round trip rtt, and whether "auto" may add more.
-func (s *stripeState) want(remain int64, rtt time.Duration) (start int, grow bool) {
+// connection of round trip rtt, when sharing striped files (itself
+// included) are being sent, and whether "auto" may add more.
+func (s *stripeState) want(remain int64, rtt time.Duration, sharing int) (start int, grow bool) {
 	switch {
 	case s.off.Load() || s.max <= 1 || remain < stripeMinBytes:
 		return 1, false
 	case s.fixed > 0:
-		return s.fixed, false
+		start = s.fixed
 	case rtt < stripeMinRTT:
 		return 1, false
+	default:
+		start = max(int(s.level.Load()), min(autoStartStreams, s.max))
+		grow = !s.settled.Load() && start < s.max && sharing == 1
 	}
-	start = max(int(s.level.Load()), min(autoStartStreams, s.max))
-	return start, !s.settled.Load() && start < s.max
+	return max(2, (start+sharing-1)/sharing), grow
 }
 
 // stripe is one file's further streams: the handles it opened on the
@@ -148,26 +151,31 @@ func (u *Uploader) newStripe(t target, partial string, remain int64) *stripe {
 	if !ok || u.sequential.Load() {
 		return nil
 	}
-	start, grow := u.streams.want(remain, lc.rtt)
-	if start <= 1 && !grow {
-		return nil
-	}
+	// Large files striped at the same time share the streams' windows: each
+	// starts with its share, and only one alone measures for more.
+	sharing := int(u.striping.Add(1))
+	start, grow := u.streams.want(remain, lc.rtt, sharing)
 	u.mu.Lock()
-	n := stripeConns(u.streams.max)
-	var order []*slot
+	var lease *slot
 	for _, s := range u.slots {
 		if s.conn == lc.sftpConn {
-			order = append(order, s)
+			lease = s
+			break
 		}
 	}
-	for _, s := range u.slots[:n] {
-		if len(order) == 0 || s != order[0] {
-			order = append(order, s)
+	var order []*slot
+	if lease != nil {
+		order = append(order, lease)
+		for _, s := range u.slots[:stripeConns(u.streams.max)] {
+			if s != lease {
+				order = append(order, s)
+			}
 		}
 	}
 	u.mu.Unlock()
-	if len(order) == 0 || order[0].conn != lc.sftpConn {
-		return nil // the lease's connection left the pool meanwhile
+	if (start <= 1 && !grow) || lease == nil { // lease == nil: its connection left the pool meanwhile
+		u.striping.Add(-1)
+		return nil
 	}
 	return &stripe{u: u, partial: partial, order: order, rtt: lc.rtt, start: start, grow: grow,
 		join: make(chan io.WriterAt), quit: make(chan struct{}), level: 1}
@@ -354,6 +362,7 @@ func (u *Uploader) stripeOff(why string) {
 func (s *stripe) stop() {
 	close(s.quit)
 	s.wg.Wait()
+	s.u.striping.Add(-1)
 }
 
 // close closes every handle the stripe opened, all at once, and returns

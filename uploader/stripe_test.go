@@ -253,3 +253,45 @@ func TestRcloneStripingFallsBack(t *testing.T) {
 		t.Errorf("the log does not say why the file went over one stream:\n%s", logs)
 	}
 }
+
+// TestStreamsWanted: how many streams a file starts with, and whether "auto" may add more.
+func TestStreamsWanted(t *testing.T) {
+	const big, small = 1 << 30, 1 << 20
+	long, short := 100*time.Millisecond, time.Millisecond
+	auto, four, one := stripeState{}, stripeState{}, stripeState{}
+	auto.init(0)
+	four.init(4)
+	one.init(1)
+	settled := stripeState{}
+	settled.init(0)
+	settled.level.Store(8)
+	settled.settled.Store(true)
+	off := stripeState{}
+	off.init(0)
+	off.off.Store(true)
+	tests := []struct {
+		name      string
+		s         *stripeState
+		remain    int64
+		rtt       time.Duration
+		sharing   int
+		wantStart int
+		wantGrow  bool
+	}{
+		{"auto, long link", &auto, big, long, 1, autoStartStreams, true},
+		{"auto, short link", &auto, big, short, 1, 1, false},
+		{"auto, small file", &auto, small, long, 1, 1, false},
+		{"auto, two files share", &auto, big, long, 2, autoStartStreams / 2, false},
+		{"auto, settled", &settled, big, long, 1, 8, false},
+		{"fixed 4, short link too", &four, big, short, 1, 4, false},
+		{"fixed 4, three files share", &four, big, short, 3, 2, false},
+		{"fixed 1", &one, big, long, 1, 1, false},
+		{"refused by the server", &off, big, long, 1, 1, false},
+	}
+	for _, tt := range tests {
+		start, grow := tt.s.want(tt.remain, tt.rtt, tt.sharing)
+		if start != tt.wantStart || grow != tt.wantGrow {
+			t.Errorf("%s: want() = %d, %v; want %d, %v", tt.name, start, grow, tt.wantStart, tt.wantGrow)
+		}
+	}
+}

@@ -356,6 +356,7 @@ func (u *Uploader) salvage(t target, f io.ReaderAt, partial string, off, size in
 
 type fileSums struct {
 	sha, sum, prefix string
+	size             int64
 	streams          int // SFTP streams that carried the file
 }
 
@@ -425,7 +426,7 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 	}
 	sha, sum := h.sums()
 	onHashed(sum)
-	sums := fileSums{sha: sha, sum: sum, prefix: prefix, streams: streams}
+	sums := fileSums{sha: sha, sum: sum, prefix: prefix, size: j.Size, streams: streams}
 	var alongside func()
 	if early != nil {
 		alongside = func() { early(sums) }

@@ -122,7 +122,8 @@ type Uploader struct {
 	leaseSlots int
 	closed     bool
 
-	streams stripeState // destination.streams and what auto learnt
+	streams  stripeState  // destination.streams and what auto learnt
+	striping atomic.Int32 // files being striped now
 
 	dirs sync.Map // remote folders known to exist
 
@@ -387,7 +388,7 @@ type remoteFile interface {
 // remoteHasher is the optional ability to hash a remote file where it lies
 // (sha256sum over SSH exec; a local read for file://), for verify = "hash".
 type remoteHasher interface {
-	remoteSum(ctx context.Context, p, kind string) (string, error)
+	remoteSum(ctx context.Context, p, kind string, size int64) (string, error)
 }
 
 // Upload sends one file: to ".NAME.partial" beside the final name (resumed

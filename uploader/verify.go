@@ -45,7 +45,7 @@ var errBadPrefix = errors.New("the resumed partial differs from the local file")
 // its prefix read back over SFTP and compared with the local prefix.
 func (u *Uploader) verifyPartial(ctx context.Context, t target, partial string, start int64, sums fileSums, h *hashes) (string, error) {
 	if u.hashFirst(start) {
-		err := u.verifyRemote(ctx, t, partial, sums.sha, h)
+		err := u.verifyRemote(ctx, t, partial, sums.sha, sums.size, h)
 		if err == nil {
 			return VerifyHash, nil
 		}
@@ -146,19 +146,19 @@ func sumReaderAt(ctx context.Context, r io.ReaderAt, n int64) (string, error) {
 
 // verifyRemote asks the server for the partial's hash and compares it with
 // what was sent, before anything is published. A mismatch is permanent.
-func (u *Uploader) verifyRemote(ctx context.Context, t target, partial, sha string, h *hashes) error {
+func (u *Uploader) verifyRemote(ctx context.Context, t target, partial, sha string, size int64, h *hashes) error {
 	rh, ok := t.(remoteHasher)
 	if !ok {
 		return &Error{Code: CodeHashUnavailable, Msg: fmt.Sprintf(
 			"verify = \"hash\" needs a way to hash %s on the server, and this destination has none; use verify = \"size\"", partial)}
 	}
 	kind, want := ChecksumSHA256, sha
-	got, err := rh.remoteSum(ctx, partial, kind)
+	got, err := rh.remoteSum(ctx, partial, kind, size)
 	if errors.Is(err, errNoTool) && h.kind == ChecksumMD5 {
 		// Some servers have md5sum but not sha256sum; md5 was computed too.
 		_, want = h.sums()
 		kind = ChecksumMD5
-		got, err = rh.remoteSum(ctx, partial, kind)
+		got, err = rh.remoteSum(ctx, partial, kind, size)
 	}
 	if err != nil {
 		if e := (*Error)(nil); errors.As(err, &e) {
@@ -181,9 +181,10 @@ var errNoTool = errors.New("hash command not found on the server")
 // session. A server that allows only SFTP (ForceCommand internal-sftp, a
 // chroot) answers with no output or an error, which is reported as
 // remote_hash_unavailable in plain words rather than as a mismatch.
-func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error) {
+func (c *sftpConn) remoteSum(ctx context.Context, p, kind string, size int64) (string, error) {
+	openssl := kind == ChecksumSHA256 && size >= opensslFrom && !c.noOpenSSL.Load()
 	if c.shellProven.Load() {
-		if kind == ChecksumSHA256 && !c.noOpenSSL.Load() {
+		if openssl {
 			// OpenSSL uses the CPU's SHA instructions, which coreutils'
 			// sha256sum does not: four times less of the server's time.
 			if sum, ok := c.hashers.sum(ctx, c.ssh, p, opensslSHA256); ok {
@@ -195,18 +196,23 @@ func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error
 			return sum, nil
 		}
 	}
-	sum, err := c.oneShotSum(ctx, p, kind)
+	sum, err := c.oneShotSum(ctx, p, kind, openssl)
 	if err == nil {
 		c.shellProven.Store(true)
 	}
 	return sum, err
 }
 
+// opensslFrom: a smaller file is hashed with sha256sum, which starts in a
+// third of openssl's time (1.5 ms against 3.6 here); from a few MiB on
+// openssl's faster hashing makes up for it.
+const opensslFrom = 4 << 20
+
 var hashTools = map[string]string{ChecksumSHA256: "sha256sum", ChecksumMD5: "md5sum"}
 
 // oneShotSum runs the hash command in an exec session of its own, and says
 // in plain words why a server could not.
-func (c *sftpConn) oneShotSum(ctx context.Context, p, kind string) (string, error) {
+func (c *sftpConn) oneShotSum(ctx context.Context, p, kind string, openssl bool) (string, error) {
 	tool := hashTools[kind]
 	if tool == "" {
 		return "", &Error{Code: CodeHashUnavailable, Msg: fmt.Sprintf("there is no standard remote command for %s checksums", kind)}
@@ -228,7 +234,7 @@ func (c *sftpConn) oneShotSum(ctx context.Context, p, kind string) (string, erro
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
 	cmd := tool + " -- " + shellQuote(p)
-	if kind == ChecksumSHA256 && !c.noOpenSSL.Load() {
+	if openssl {
 		// OpenSSL first, where it is (see remoteSum); sha256sum's answer,
 		// and its words when it fails, otherwise.
 		cmd = "openssl dgst -sha256 -r -- " + shellQuote(p) + " 2>/dev/null || " + cmd
@@ -449,7 +455,7 @@ func (u *Uploader) finishPublish(ctx context.Context, t target, j Job, h *hashes
 	final := t.abs(j.RemoteRel)
 	res := Result{Remote: final, Size: j.Size, SHA256: sha, Verified: VerifySize}
 	if u.hashFirst(0) {
-		err := u.verifyRemote(ctx, t, final, sha, h)
+		err := u.verifyRemote(ctx, t, final, sha, j.Size, h)
 		switch e := Classify(err); {
 		case err == nil:
 			res.Verified = VerifyHash
