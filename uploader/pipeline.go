@@ -92,10 +92,11 @@ type pumpConfig struct {
 	// checkpoint receives the contiguous acknowledged offset, throttled; it
 	// runs on its own goroutine so a slow journal never stalls the writes.
 	checkpoint func(int64)
-	// sent, when set, is given the bytes acknowledged so far in this copy,
-	// in any order, as they grow (from the pump goroutine; it must not
-	// block): the striping's meter.
-	sent      func(int64)
+	// acked, when set, is given the bytes acknowledged so far in this copy
+	// (in any order: the striping's meter) and the contiguous acknowledged
+	// offset (what the server may hash already) as they grow, from the pump
+	// goroutine; it must not block.
+	acked     func(sent, contiguous int64)
 	clock     Clock
 	readBytes func(int) // counts local reads (tests)
 }
@@ -243,8 +244,8 @@ func pump(ctx context.Context, c pumpConfig) pumpResult {
 		if !d.present {
 			sent += int64(d.n)
 		}
-		if c.sent != nil {
-			c.sent(sent)
+		if c.acked != nil {
+			c.acked(sent, res.acked)
 		}
 		if res.acked-lastOff >= checkpointBytes || c.clock.Now().Sub(lastAt) >= checkpointInterval {
 			lastOff, lastAt = res.acked, c.clock.Now()

@@ -254,7 +254,7 @@ func TestPumpStreamsJoinAndLeave(t *testing.T) {
 	var sent int64
 	res := pump(context.Background(), pumpConfig{
 		src: bytes.NewReader(data), dst: w, end: int64(len(data)), chunk: 16 << 10, inflight: 2,
-		join: join, perStream: 4, hashes: h, clock: realClock{}, sent: func(n int64) { sent = n },
+		join: join, perStream: 4, hashes: h, clock: realClock{}, acked: func(n, _ int64) { sent = n },
 	})
 	if res.sendErr != nil || res.readErr != nil || res.acked != int64(len(data)) {
 		t.Fatalf("pump() = %+v", res)

@@ -46,9 +46,11 @@ type sftpConn struct {
 	shellProven atomic.Bool
 	// noOpenSSL: the server's openssl could not hash a file; sha256sum does.
 	noOpenSSL atomic.Bool
-	hashers   hashSessions
-	once      sync.Once
-	wg        sync.WaitGroup // the watch, keepalive and channel watch goroutines
+	// noLiveHash: the server did not run the live hash (see liveHash).
+	noLiveHash atomic.Bool
+	hashers    hashSessions
+	once       sync.Once
+	wg         sync.WaitGroup // the watch, keepalive and channel watch goroutines
 
 	// rtt is one round trip to the server, measured after the login: what
 	// decides whether striping can help (see stripeState).

@@ -295,3 +295,33 @@ func TestStreamsWanted(t *testing.T) {
 		}
 	}
 }
+
+// TestSSHDLiveHash: a large file is hashed on the server while it is written, so the
+// hash after its close is not needed; with an account that runs no commands the upload
+// neither waits for that hash nor fails, and is verified by size as before.
+func TestSSHDLiveHash(t *testing.T) {
+	const size = liveHashFrom + 12345
+	s := sshdtest.Start(t)
+	u, logs := loggedUploader(t, s, nil)
+	j, data := localFile(t, size, "live/movie.mxf")
+	res, err := u.Upload(t.Context(), j)
+	must(t, err)
+	assertFile(t, filepath.Join(s.Dir, "live", "movie.mxf"), data)
+	if res.Verified != VerifyHash || !strings.Contains(logs.String(), "verified by the hash the server took while the file was written") {
+		t.Errorf("verified %q; want hash, by the live hash; log:\n%s", res.Verified, logs)
+	}
+
+	only := sshdtest.StartWith(t, sshdtest.Options{SFTPOnly: true})
+	u2, logs2 := loggedUploader(t, only, nil)
+	j2, data2 := localFile(t, size, "live/only.mxf")
+	began := time.Now()
+	res2, err := u2.Upload(t.Context(), j2)
+	must(t, err)
+	assertFile(t, filepath.Join(only.Dir, "live", "only.mxf"), data2)
+	if res2.Verified != VerifySize {
+		t.Errorf("SFTP-only account: verified %q, want size; log:\n%s", res2.Verified, logs2)
+	}
+	if took := time.Since(began); took > liveHashWait {
+		t.Errorf("SFTP-only account: the upload took %v; it waited for a hash the server never runs", took)
+	}
+}

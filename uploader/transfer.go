@@ -153,6 +153,9 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 		}
 	}
 	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, present, seq, h, onHashed, early)
+	if sums.live != nil {
+		defer sums.live.abort()
+	}
 	if err != nil {
 		keep = j.Checkpoint != nil && Classify(err).Transient
 		return Result{}, err
@@ -166,6 +169,10 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 	case !overlap:
 		if u.beforeVerify != nil {
 			u.beforeVerify(partial)
+		}
+		if u.liveVerified(ctx, t, partial, sums) {
+			verified = VerifyHash
+			break
 		}
 		verified, verr = u.verifyPartial(ctx, t, partial, start, sums, h)
 	case Classify(verr) != nil && Classify(verr).Code == CodeVerifyMismatch:
@@ -357,7 +364,8 @@ func (u *Uploader) salvage(t target, f io.ReaderAt, partial string, off, size in
 type fileSums struct {
 	sha, sum, prefix string
 	size             int64
-	streams          int // SFTP streams that carried the file
+	streams          int       // SFTP streams that carried the file
+	live             *liveHash // the server's hash taken while it was written; nil: none
 }
 
 // writePartial hashes the resumed prefix, then copies and hashes the rest
@@ -403,8 +411,18 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 		// holds back the contiguous offset a resume goes on from.
 		pc.inflight = min(pc.inflight, streamInflight)
 		pc.join, pc.perStream = st.join, streamInflight
-		pc.sent = func(n int64) { st.sent.Store(n) }
 		st.run(ctx)
+	}
+	live := u.startLiveHash(t, partial, start, j.Size, seq)
+	if st != nil || live != nil {
+		pc.acked = func(sent, contiguous int64) {
+			if st != nil {
+				st.sent.Store(sent)
+			}
+			if live != nil {
+				live.offer(contiguous)
+			}
+		}
 	}
 	pr := pump(ctx, pc)
 	streams := 1
@@ -413,6 +431,14 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 		var per []int64
 		streams, per = st.used()
 		u.log.Debug("striped", "remote", partial, "streams", streams, "bytes_per_further_stream", per, "skipped", pr.skipped, "sent_again", pr.again)
+	}
+	keepLive := false
+	if live != nil {
+		defer func() {
+			if !keepLive {
+				live.abort()
+			}
+		}()
 	}
 	if pr.readErr != nil || pr.sendErr != nil {
 		if pr.sendErr != nil {
@@ -435,7 +461,42 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 	if err := u.finishPartial(t, w, f, fi, j, partial, final, checkFinalToo, alongside); err != nil {
 		return fileSums{}, err
 	}
+	sums.live, keepLive = live, true
 	return sums, nil
+}
+
+// startLiveHash starts hashing a large partial on the server while it is
+// written (see liveHash), where the file is to be hashed there anyway; nil
+// otherwise. The first start bytes are there already.
+func (u *Uploader) startLiveHash(t target, partial string, start, size int64, seq bool) *liveHash {
+	lc, ok := t.(leasedConn)
+	if !ok || seq || size < liveHashFrom || !u.hashFirst(start) || u.noRemoteHash.Load() {
+		return nil
+	}
+	l := lc.startLiveHash(partial, size)
+	if l != nil && start > 0 {
+		l.offer(start)
+	}
+	return l
+}
+
+// liveVerified reports whether the live hash of sums' file gave the sha256
+// sent, so no hash after the close is needed. Any other answer leaves the
+// decision to that hash.
+func (u *Uploader) liveVerified(ctx context.Context, t target, partial string, sums fileSums) bool {
+	if sums.live == nil {
+		return false
+	}
+	got, err := sums.live.result(ctx)
+	if err != nil || got != sums.sha {
+		u.log.Info("the hash taken on the server while the file was written did not prove it; hashing it again", "remote", partial, "got", got, "err", err)
+		return false
+	}
+	if lc, ok := t.(leasedConn); ok {
+		lc.shellProven.Store(true)
+	}
+	u.log.Debug("verified by the hash the server took while the file was written", "remote", partial)
+	return true
 }
 
 // overlapMax: a new file up to this size is hashed on the server while its
