@@ -133,10 +133,11 @@ type stripe struct {
 	start   int
 	grow    bool
 
-	join chan io.WriterAt // to the pump
-	sent atomic.Int64     // bytes acknowledged so far, in any order: the meter
-	quit chan struct{}
-	wg   sync.WaitGroup
+	join   chan io.WriterAt // to the pump
+	sent   atomic.Int64     // bytes acknowledged so far, in any order: the meter
+	quit   chan struct{}
+	cancel context.CancelFunc // ends run's dials
+	wg     sync.WaitGroup
 
 	mu    sync.Mutex
 	files []*streamFile // every handle opened, joined or not
@@ -185,6 +186,8 @@ func (u *Uploader) newStripe(t target, partial string, remain int64) *stripe {
 // doubles while that helps. It returns when there is nothing more to do or
 // stop is called.
 func (s *stripe) run(ctx context.Context) {
+	// A stream still dialling when the file is sent is not waited for.
+	ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -361,6 +364,9 @@ func (u *Uploader) stripeOff(why string) {
 // stop ends the opening and measuring, waiting for them.
 func (s *stripe) stop() {
 	close(s.quit)
+	if s.cancel != nil {
+		s.cancel()
+	}
 	s.wg.Wait()
 	s.u.striping.Add(-1)
 }
