@@ -347,7 +347,13 @@ func (s *stripe) failed(i int, err error) {
 	first := !s.dead
 	s.dead = true
 	s.mu.Unlock()
-	if first {
+	switch code := Classify(err).Code; {
+	case code == CodeHostKeyChanged || code == CodeHostKeyUnknown:
+		// Another connection reached a server whose key is not the pinned
+		// one: nothing went to it, and a person should know.
+		s.u.log.Warn("striping: a further connection to the destination failed its host key check; the file goes on over the streams open",
+			"remote", s.partial, "stream", i+1, "err", err)
+	case first:
 		s.u.log.Info("striping: could not open another stream; going on with those open",
 			"remote", s.partial, "stream", i+1, "err", err)
 	}

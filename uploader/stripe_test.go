@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -323,5 +324,38 @@ func TestSSHDLiveHash(t *testing.T) {
 	}
 	if took := time.Since(began); took > liveHashWait {
 		t.Errorf("SFTP-only account: the upload took %v; it waited for a hash the server never runs", took)
+	}
+}
+
+// TestSSHDStripeVerifiesEveryHostKey: every further connection of a striped file checks the
+// host key as the first did. Once the address answers with another server (another key),
+// the further connections go nowhere, the log says why, and the file is delivered over the
+// one connection whose key was right; the other server gets nothing.
+func TestSSHDStripeVerifiesEveryHostKey(t *testing.T) {
+	s := sshdtest.Start(t)
+	impostor := sshdtest.Start(t)
+	p := sshdtest.StartProxy(t, s.Addr)
+	o := viaOptions(t, s, p.Addr)
+	o.Streams = 4
+	var logs syncBuffer
+	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	u := newUploader(t, o)
+	// The first connection, dialled while the address is the right server's.
+	_, _, err := u.Stat(t.Context(), "nothing-here")
+	must(t, err)
+	p.Retarget(impostor.Addr)
+
+	j, data := localFile(t, stripedSize, "hk/movie.mxf")
+	res, err := u.Upload(t.Context(), j)
+	must(t, err)
+	assertFile(t, filepath.Join(s.Dir, "hk", "movie.mxf"), data)
+	if res.Streams != 1 {
+		t.Errorf("the file went over %d streams, want 1 (the others reached a server with another key)", res.Streams)
+	}
+	if !strings.Contains(logs.String(), "failed its host key check") {
+		t.Errorf("the log does not say a further connection failed its host key check:\n%s", logs.String())
+	}
+	if got := files(t, impostor.Dir); len(got) != 0 {
+		t.Errorf("the other server got %v", got)
 	}
 }
