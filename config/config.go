@@ -54,6 +54,7 @@ type Destination struct {
 	URL, IdentityFile, PasswordFile, KnownHosts, Path string
 	TempName                                          string // where a file is written before its rename, beside or below the final one
 	Concurrency                                       int
+	Streams                                           int   // SFTP streams per large file; 0 = "auto"
 	Bandwidth                                         int64 // bytes/s, 0 = unlimited
 	Checksum, Names, Verify, After                    string
 	Manifest                                          bool

@@ -110,6 +110,7 @@ func TestLoadGood(t *testing.T) {
 			Path:         "{package_id}/{source_type}/{name}",
 			TempName:     ".{name}.partial",
 			Concurrency:  8,
+			Streams:      8,
 			Bandwidth:    40 << 20,
 			Checksum:     "xxh64",
 			Names:        "any",
@@ -245,6 +246,15 @@ func TestBadConfigs(t *testing.T) {
 		{"bad_duration.toml", []wantErr{
 			{3, 10, `watch.settle: "30" is not a duration; expected e.g. "30s" or "2m"`},
 			{4, 10, `watch.rescan: must be longer than 0, got "0s"`},
+		}},
+		{"bad_streams.toml", []wantErr{
+			{6, 11, `destination.streams: "many" is not allowed; expected "auto" or a number of streams from 1 to 32`},
+		}},
+		{"bad_streams_range.toml", []wantErr{
+			{6, 11, `destination.streams: 0 streams is outside 1 to 32`},
+		}},
+		{"bad_streams_type.toml", []wantErr{
+			{6, 11, `destination.streams: expected "auto" or a number of streams like 8, got float 2.5`},
 		}},
 		{"bad_temp_name.toml", []wantErr{
 			{6, 13, `destination.temp_name: "../{name}.partial" holds "..", which is not a folder or file name`},

@@ -208,6 +208,7 @@ func decodeDestination(t *table, dst *Destination, dir string) {
 			dst.Concurrency = int(n)
 		}
 	}
+	decodeStreams(t, dst)
 	if n, ok := t.size("bandwidth"); ok {
 		dst.Bandwidth = n
 	}
@@ -219,6 +220,32 @@ func decodeDestination(t *table, dst *Destination, dir string) {
 	t.setDuration("alert_after", &dst.AlertAfter)
 	t.setBool("auto_deliver", &dst.AutoDeliver)
 	dst.Schedule = decodeSchedule(t.list("schedule"))
+}
+
+// MaxStreams bounds destination.streams (the uploader's MaxStreams).
+const MaxStreams = 32
+
+// decodeStreams reads destination.streams: "auto" (0) or a number of SFTP
+// streams one large file is written over at once.
+func decodeStreams(t *table, dst *Destination) {
+	v, ok := t.get("streams")
+	if !ok {
+		return
+	}
+	switch v := v.(type) {
+	case string:
+		if v != "auto" {
+			t.errorf(t.valPos("streams"), `destination.streams: %q is not allowed; expected "auto" or a number of streams from 1 to %d`, v, MaxStreams)
+		}
+	case int64:
+		if v < 1 || v > MaxStreams {
+			t.errorf(t.valPos("streams"), `destination.streams: %d streams is outside 1 to %d; 1 sends each file over one stream, "auto" lets hotdrop choose`, v, MaxStreams)
+		} else {
+			dst.Streams = int(v)
+		}
+	default:
+		t.typeError(t.valPos("streams"), t.label("streams"), `"auto" or a number of streams like 8`, v)
+	}
 }
 
 func decodeSchedule(tables []*table) []Window {

@@ -57,6 +57,7 @@ type Options struct {
 // Engine runs the delivery state machine. Its state is owned by the goroutine in Run; the
 // upload goroutines it starts talk to it only through messages.
 type Engine struct {
+	big bigSlots // large uploads going (inflight.go)
 	opt Options
 	up  Uploader
 	st  Store

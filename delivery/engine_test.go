@@ -248,7 +248,13 @@ func newHarnessAt(t *testing.T, root string, st *memStore, up *fakeUploader, req
 
 func newHarnessWith(t *testing.T, root string, st *memStore, up *fakeUploader, mutate func(*Options), reqs ...Request) *harness {
 	t.Helper()
-	h := &harness{t: t, root: root, up: up, st: st, views: &viewLog{}, events: make(chan watcher.Event)}
+	return newHarnessFor(t, root, st, up, up, mutate, reqs...)
+}
+
+// newHarnessFor is newHarnessWith with the engine's uploader apart: one that wraps fake.
+func newHarnessFor(t *testing.T, root string, st *memStore, up Uploader, fake *fakeUploader, mutate func(*Options), reqs ...Request) *harness {
+	t.Helper()
+	h := &harness{t: t, root: root, up: fake, st: st, views: &viewLog{}, events: make(chan watcher.Event)}
 	opt := Options{
 		Root: h.root, Bin: "_bin", FolderTemplate: "{title}/{source_type} {language} [{id}]", FolderMode: 0o2775,
 		ReadyMarker: "_READY", Concurrency: 2, AutoDeliver: true, Names: "portable",

@@ -64,7 +64,9 @@ func (e *Engine) dispatch(_ context.Context) {
 	// Uploads live as long as Run, not as long as whoever caused them (an HTTP request's
 	// context ends when its handler returns).
 	ctx := e.runCtx
-	for e.active < e.opt.Concurrency && len(e.pending)+len(e.resumable) > 0 {
+	limit, bigFrom := e.inFlight()
+	e.big.setLimit(e.opt.Concurrency)
+	for e.active < limit && len(e.pending)+len(e.resumable) > 0 {
 		fs := e.next()
 		if fs.rec.State != Uploading {
 			continue
@@ -77,6 +79,7 @@ func (e *Engine) dispatch(_ context.Context) {
 		intent := fs.rec.RenameIntent
 		sums := append([]Checksum(nil), fs.verify...)
 		gone := fs.gone
+		big := bigFrom > 0 && job.Size >= bigFrom
 		// Each upload has its own context, so that the removal of its source stops it
 		// (abandonUpload) without touching the others.
 		uctx, release, abandoned := e.uploadContext(fs)
@@ -84,6 +87,12 @@ func (e *Engine) dispatch(_ context.Context) {
 		go func() {
 			defer e.wg.Done()
 			defer release()
+			if big {
+				// Beyond Concurrency only small files go at once (InFlighter).
+				if e.big.take(uctx) {
+					defer e.big.give()
+				}
+			}
 			rt.pre = func(ctx context.Context) error { return verifyChecksums(ctx, job.LocalPath, job.Open, sums) }
 			var res Result
 			var err error

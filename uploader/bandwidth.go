@@ -144,3 +144,10 @@ func (l *limiter) wait(ctx context.Context, n int, done <-chan writeDone, handle
 	}
 	return nil
 }
+
+// current is the limit in force now, bytes per second; 0: unlimited.
+func (l *limiter) current() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rateAt(l.clock.Now())
+}

@@ -15,8 +15,13 @@ import (
 // its answer with a line "@hotdrop STATUS". A new exec session per file costs
 // a channel, an exec request and a shell start; this costs one round trip and
 // the one process that hashes. Single quotes only around the script, so it
-// passes through any login shell to sh.
-const hashScript = `exec sh -c 'while IFS= read -r t && IFS= read -r p; do "$t" -- "$p" 2>&1; printf "\n@hotdrop %s\n" "$?"; done'`
+// passes through any login shell to sh. The tool opensslSHA256 stands for
+// `openssl dgst -sha256 -r`, whose output starts with the hex digest as
+// sha256sum's does.
+const hashScript = `exec sh -c 'while IFS= read -r t && IFS= read -r p; do case "$t" in ` + opensslSHA256 + `) openssl dgst -sha256 -r -- "$p" 2>&1;; *) "$t" -- "$p" 2>&1;; esac; printf "\n@hotdrop %s\n" "$?"; done'`
+
+// opensslSHA256 names OpenSSL's sha256 in hashScript.
+const opensslSHA256 = "openssl-sha256"
 
 // maxHashSessions bounds the hashing sessions of one connection (OpenSSH
 // allows ten channels per connection, and the SFTP session is one of them);
@@ -76,7 +81,7 @@ func (h *hashSessions) sum(ctx context.Context, client *ssh.Client, p, tool stri
 	good = true // the session answered in step, whatever the command said
 	field, _, _ := strings.Cut(strings.TrimPrefix(out, `\`), " ")
 	kind := ChecksumSHA256
-	if tool == "md5sum" {
+	if tool == hashTools[ChecksumMD5] {
 		kind = ChecksumMD5
 	}
 	if status != "0" || !isHex(field, kind) {

@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"os/exec"
 	"testing"
 
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
@@ -33,5 +34,16 @@ func TestSSHDHashSessionsReused(t *testing.T) {
 	c.hashers.mu.Unlock()
 	if count != 1 || idle != 1 {
 		t.Errorf("hashing sessions: %d open, %d idle; want one, kept for the next file", count, idle)
+	}
+	// A file of a few MiB is hashed with openssl where the server has it (its SHA
+	// instructions make it several times cheaper than sha256sum); a failed try would
+	// have turned it off for the connection.
+	if _, err := exec.LookPath("openssl"); err == nil {
+		j, data := localFile(t, opensslFrom, "h/it's large.mov")
+		res, err := u.Upload(t.Context(), j)
+		must(t, err)
+		if res.Verified != VerifyHash || res.SHA256 != sum(data) || c.noOpenSSL.Load() {
+			t.Errorf("large file: verified %q, sha256 %s, openssl off %v; want hash, %s, false", res.Verified, res.SHA256, c.noOpenSSL.Load(), sum(data))
+		}
 	}
 }

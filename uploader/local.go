@@ -58,7 +58,7 @@ func (l localTarget) freeSpace(string) (int64, bool) { return 0, false }
 
 // remoteSum hashes the delivered copy by reading it back: for a mounted share
 // that is the only way to ask "what did the other side store".
-func (l localTarget) remoteSum(_ context.Context, p, kind string) (string, error) {
+func (l localTarget) remoteSum(_ context.Context, p, kind string, _ int64) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err

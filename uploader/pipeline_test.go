@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -156,5 +157,117 @@ func TestPumpSequential(t *testing.T) {
 		if wr[1] > 32<<10 {
 			t.Fatalf("concurrent write of %d bytes after a sequential pump, want at most one 32 KiB chunk", wr[1])
 		}
+	}
+}
+
+// TestPumpSkipsPresentRanges: ranges the partial already holds are read and hashed with
+// the rest but not written, and chunks stop short of them; the acknowledged offset still
+// reaches the end.
+func TestPumpSkipsPresentRanges(t *testing.T) {
+	data := make([]byte, 1<<20+333)
+	for i := range data {
+		data[i] = byte(i*13 + 5)
+	}
+	present := []span{{10000, 50000}, {50000, 70001}, {300000, 300001}, {1 << 20, 1<<20 + 333}}
+	w := &orderWriter{buf: make([]byte, len(data))}
+	h := newHashes("")
+	res := pump(context.Background(), pumpConfig{
+		src: bytes.NewReader(data), dst: w, end: int64(len(data)), chunk: 32 << 10, inflight: 8,
+		present: present, hashes: h, clock: clock.Real{},
+	})
+	if res.sendErr != nil || res.readErr != nil || res.acked != int64(len(data)) {
+		t.Fatalf("pump() = %+v", res)
+	}
+	if sha, _ := h.sums(); sha != sum(data) {
+		t.Errorf("sha256 = %s, want %s: present ranges must be hashed too", sha, sum(data))
+	}
+	var skipped int64
+	for _, p := range present {
+		skipped += p.end - p.off
+	}
+	if res.skipped != skipped {
+		t.Errorf("skipped %d bytes, want %d", res.skipped, skipped)
+	}
+	covered := make([]bool, len(data))
+	for _, wr := range w.writes {
+		for i := wr[0]; i < wr[0]+wr[1]; i++ {
+			if covered[i] {
+				t.Fatalf("byte %d written twice", i)
+			}
+			covered[i] = true
+		}
+	}
+	for _, p := range present {
+		for i := p.off; i < p.end; i++ {
+			if covered[i] {
+				t.Fatalf("byte %d of present range %v was written", i, p)
+			}
+			covered[i] = true
+		}
+	}
+	for i, c := range covered {
+		if !c {
+			t.Fatalf("byte %d neither written nor present", i)
+		}
+	}
+	if !bytes.Equal(w.buf[:10000], data[:10000]) || !bytes.Equal(w.buf[70001:300000], data[70001:300000]) {
+		t.Error("the bytes written differ from the file's")
+	}
+}
+
+// lostWriter writes into a shared buffer until its stream is "lost" after n writes; from
+// then on every write fails as a dropped connection does.
+type lostWriter struct {
+	to    *shuffledWriter
+	mu    sync.Mutex
+	left  int
+	fails int
+}
+
+func (w *lostWriter) WriteAt(p []byte, off int64) (int, error) {
+	w.mu.Lock()
+	lost := w.left <= 0
+	w.left--
+	if lost {
+		w.fails++
+	}
+	w.mu.Unlock()
+	if lost {
+		return 0, fmt.Errorf("%w: %w", errStreamLost, io.EOF)
+	}
+	return w.to.WriteAt(p, off)
+}
+
+// TestPumpStreamsJoinAndLeave: streams that join take chunks from the same queue; one
+// whose connection is lost leaves, and its chunks go over the others; the copy is whole.
+func TestPumpStreamsJoinAndLeave(t *testing.T) {
+	data := make([]byte, 3<<20+999)
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	w := &shuffledWriter{buf: make([]byte, len(data)), failAt: -1}
+	lost := &lostWriter{to: w, left: 5}
+	join := make(chan io.WriterAt)
+	go func() {
+		join <- lost
+		join <- &shuffledWriter{buf: w.buf, failAt: -1} // shares the buffer: another handle on the file
+	}()
+	h := newHashes("")
+	var sent int64
+	res := pump(context.Background(), pumpConfig{
+		src: bytes.NewReader(data), dst: w, end: int64(len(data)), chunk: 16 << 10, inflight: 2,
+		join: join, perStream: 4, hashes: h, clock: clock.Real{}, acked: func(n, _ int64) { sent = n },
+	})
+	if res.sendErr != nil || res.readErr != nil || res.acked != int64(len(data)) {
+		t.Fatalf("pump() = %+v", res)
+	}
+	if !bytes.Equal(w.buf, data) {
+		t.Error("the copy differs from the file")
+	}
+	if lost.fails == 0 || res.again == 0 {
+		t.Errorf("%d writes failed on the lost stream and %d bytes were sent again; want both", lost.fails, res.again)
+	}
+	if sent != int64(len(data)) {
+		t.Errorf("the meter saw %d bytes acknowledged, want %d", sent, len(data))
 	}
 }

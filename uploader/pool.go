@@ -22,15 +22,16 @@ type slot struct {
 }
 
 // session returns a live connection from the pool, the slot with the fewest
-// uploads first, and the func that gives it back.
+// uploads first, and the func that gives it back. Only the first leaseSlots
+// slots take uploads; the rest carry striped writes (see stripe).
 func (u *Uploader) session(ctx context.Context) (*sftpConn, func(), error) {
 	u.mu.Lock()
 	if u.closed {
 		u.mu.Unlock()
-		return nil, nil, &Error{Code: CodeTransient, Transient: true, Msg: "uploader is closed", Err: net.ErrClosed}
+		return nil, nil, errClosed()
 	}
 	s := u.slots[0]
-	for _, c := range u.slots[1:] {
+	for _, c := range u.slots[1:u.leaseSlots] {
 		if c.active < s.active {
 			s = c
 		}
@@ -42,7 +43,21 @@ func (u *Uploader) session(ctx context.Context) (*sftpConn, func(), error) {
 		s.active--
 		u.mu.Unlock()
 	}
+	c, err := u.slotConn(ctx, s)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return c, release, nil
+}
 
+func errClosed() *Error {
+	return &Error{Code: CodeTransient, Transient: true, Msg: "uploader is closed", Err: net.ErrClosed}
+}
+
+// slotConn returns the slot's connection, dialling it when it has none or
+// its connection died.
+func (u *Uploader) slotConn(ctx context.Context, s *slot) (*sftpConn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u.mu.Lock()
@@ -50,14 +65,13 @@ func (u *Uploader) session(ctx context.Context) (*sftpConn, func(), error) {
 	u.mu.Unlock()
 	if old != nil {
 		if old.alive() {
-			return old, release, nil
+			return old, nil
 		}
 		old.wg.Wait()
 	}
 	c, err := u.dial(ctx)
 	if err != nil {
-		release()
-		return nil, nil, err
+		return nil, err
 	}
 	u.mu.Lock()
 	closed := u.closed
@@ -68,10 +82,9 @@ func (u *Uploader) session(ctx context.Context) (*sftpConn, func(), error) {
 	if closed {
 		c.close()
 		c.wg.Wait()
-		release()
-		return nil, nil, &Error{Code: CodeTransient, Transient: true, Msg: "uploader is closed", Err: net.ErrClosed}
+		return nil, errClosed()
 	}
-	return c, release, nil
+	return c, nil
 }
 
 // Close ends every connection and waits for their goroutines. Uploads in

@@ -53,7 +53,8 @@ type Capabilities struct {
 }
 
 // Remember takes over what prev learnt about its server (writes only in
-// order, no remote hash, the last probe's findings) when u reaches the same
+// order, no remote hash, striping refused or the streams that helped, the
+// round trip, the last probe's findings) when u reaches the same
 // server and folder as the same user: a config reload must not make the
 // first file find it all out again.
 func (u *Uploader) Remember(prev *Uploader) {
@@ -62,6 +63,13 @@ func (u *Uploader) Remember(prev *Uploader) {
 	}
 	u.sequential.Store(prev.sequential.Load())
 	u.noRemoteHash.Store(prev.noRemoteHash.Load())
+	u.rtt.Store(prev.rtt.Load())
+	u.bigPackets.Store(prev.bigPackets.Load())
+	u.streams.off.Store(prev.streams.off.Load())
+	if u.streams.fixed == prev.streams.fixed {
+		u.streams.level.Store(prev.streams.level.Load())
+		u.streams.settled.Store(prev.streams.settled.Load())
+	}
 	u.capsMu.Lock()
 	u.caps = prev.Capabilities()
 	u.capsMu.Unlock()
@@ -193,7 +201,7 @@ func (u *Uploader) probeHash(ctx context.Context, t target, partial string, caps
 	h := newHashes(ChecksumSHA256)
 	h.Write([]byte(probeContent))
 	sha, _ := h.sums()
-	err := u.verifyRemote(ctx, t, partial, sha, h)
+	err := u.verifyRemote(ctx, t, partial, sha, int64(len(probeContent)), h)
 	e := Classify(err)
 	switch {
 	case err == nil:

@@ -298,11 +298,17 @@ func TestRememberAcrossReload(t *testing.T) {
 	old := newUploader(t, o)
 	old.markSequential("SSH_FX_FAILURE \"Illegal seek\"")
 	old.noRemoteHash.Store(true)
+	old.stripeOff("it refused a second handle")
+	old.streams.level.Store(8)
+	old.rtt.Store(int64(100 * time.Millisecond))
 	o.TempName = "{name}.partial"
 	same := newUploader(t, o)
 	same.Remember(old)
-	if !same.sequential.Load() || !same.noRemoteHash.Load() {
-		t.Errorf("after Remember: sequential=%v noRemoteHash=%v, want both", same.sequential.Load(), same.noRemoteHash.Load())
+	if !same.sequential.Load() || !same.noRemoteHash.Load() || !same.streams.off.Load() {
+		t.Errorf("after Remember: sequential=%v noRemoteHash=%v stripingOff=%v, want all", same.sequential.Load(), same.noRemoteHash.Load(), same.streams.off.Load())
+	}
+	if same.streams.level.Load() != 8 || same.FilesInFlight(4) != 16 {
+		t.Errorf("after Remember: streams level %d, files in flight %d; want 8 and 16 (a long link)", same.streams.level.Load(), same.FilesInFlight(4))
 	}
 	o.URL = "sftp://ingest@127.0.0.1:2222/other"
 	other := newUploader(t, o)

@@ -44,10 +44,31 @@ type sftpConn struct {
 	// shellProven is set once a hash command ran on this connection, so
 	// its long-lived hashing sessions may be used (see hashers).
 	shellProven atomic.Bool
-	hashers     hashSessions
-	once        sync.Once
-	wg          sync.WaitGroup // the watch and keepalive goroutines
+	// noOpenSSL: the server's openssl could not hash a file; sha256sum does.
+	noOpenSSL atomic.Bool
+	// noLiveHash: the server did not run the live hash (see liveHash).
+	noLiveHash atomic.Bool
+	hashers    hashSessions
+	once       sync.Once
+	wg         sync.WaitGroup // the watch, keepalive and channel watch goroutines
+
+	// rtt is one round trip to the server, measured after the login: what
+	// decides whether striping can help (see stripeState).
+	rtt time.Duration
+	// opts are the SFTP client options of every channel of the connection.
+	opts []sftp.ClientOption
+	// chans are further SFTP channels on this connection, opened on first
+	// use by striped uploads; chansNo is why the server refused one more
+	// (sshd's MaxSessions), after which none is asked for.
+	chMu    sync.Mutex
+	chans   []*chanSlot
+	chansNo error
 }
+
+// channelsPerConn bounds the SFTP channels striping opens on one SSH
+// connection: OpenSSH allows ten sessions per connection (MaxSessions), and
+// the hashing sessions take up to maxHashSessions of them.
+const channelsPerConn = 5
 
 func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 	hk, algos, err := newHostKeyCheck(u.opts.KnownHosts, u.addr)
@@ -91,7 +112,7 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 		return nil, destinationError("ssh handshake with", u.addr, err)
 	}
 	client := ssh.NewClient(cc, chans, reqs)
-	sc, chunk, err := openSFTP(client, u.inflight)
+	sc, chunk, opts, err := openSFTP(client, u.inflight, u.bigPackets.Load())
 	if err != nil {
 		client.Close()
 		if ctx.Err() != nil {
@@ -105,35 +126,133 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 		sc.Close()
 		return nil, destinationError("connect to", u.addr, context.Cause(ctx))
 	}
+	// A round trip, timed (the SFTP start above took several, but also the
+	// server's start of its SFTP process), unless an earlier connection to
+	// the destination did: the striping's further connections are dialled
+	// while a file waits for them.
+	rtt := time.Duration(u.rtt.Load())
+	if rtt == 0 {
+		// The shorter of two: a busy machine can hold one reply back a few
+		// milliseconds, and a loopback taken for a long link would stripe.
+		for range 2 {
+			began := time.Now()
+			_, _, _ = client.SendRequest("keepalive@openssh.com", true, nil)
+			if d := time.Since(began); rtt == 0 || d < rtt {
+				rtt = d
+			}
+		}
+	}
 	_ = nc.SetDeadline(time.Time{})
-	c := &sftpConn{ssh: client, sftp: sc, base: u.base, tempName: u.tempName, chunk: chunk, done: make(chan struct{})}
+	c := &sftpConn{ssh: client, sftp: sc, base: u.base, tempName: u.tempName, chunk: chunk, done: make(chan struct{}), rtt: rtt, opts: opts}
 	_, c.posixRename = sc.HasExtension("posix-rename@openssh.com")
 	_, c.statvfs = sc.HasExtension("statvfs@openssh.com")
 	_, c.fsync = sc.HasExtension("fsync@openssh.com")
+	u.bigPackets.Store(chunk == openSSHMaxWrite)
+	u.rtt.Store(int64(rtt))
 	c.extensions = advertised(sc)
 	c.wg.Add(2)
 	go c.watch()
 	go c.keepalive(u.kaInterval, u.kaTimeout)
-	u.log.Info("connected to destination", "addr", u.addr, "user", u.user, "server", string(client.ServerVersion()))
+	u.log.Info("connected to destination", "addr", u.addr, "user", u.user, "server", string(client.ServerVersion()), "rtt", rtt.Round(100*time.Microsecond))
 	return c, nil
 }
 
 // openSFTP starts the SFTP session. OpenSSH takes 8 times the default
 // packet size, which it says by advertising limits@openssh.com; other
 // servers keep the 32 KiB every server must accept. The returned size is
-// the write payload per request.
-func openSFTP(client *ssh.Client, inflight int) (*sftp.Client, int, error) {
+// the write payload per request. big says an earlier session with this
+// destination advertised it: then the session starts with large packets at
+// once, and only a server that no longer advertises it costs a second
+// start (several round trips, on a long link a large part of a dial).
+func openSFTP(client *ssh.Client, inflight int, big bool) (*sftp.Client, int, []sftp.ClientOption, error) {
 	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.MaxConcurrentRequestsPerFile(inflight)}
-	sc, err := sftp.NewClient(client, opts...)
-	if err != nil {
-		return nil, 0, err
+	bigOpts := append(opts[:len(opts):len(opts)], sftp.MaxPacketUnchecked(openSSHMaxWrite))
+	first := opts
+	if big {
+		first = bigOpts
 	}
-	if _, ok := sc.HasExtension("limits@openssh.com"); !ok {
-		return sc, 32 << 10, nil
+	sc, err := sftp.NewClient(client, first...)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	_, limits := sc.HasExtension("limits@openssh.com")
+	switch {
+	case limits && big:
+		return sc, openSSHMaxWrite, bigOpts, nil
+	case !limits && !big:
+		return sc, 32 << 10, opts, nil
 	}
 	sc.Close()
-	sc, err = sftp.NewClient(client, append(opts, sftp.MaxPacketUnchecked(openSSHMaxWrite))...)
-	return sc, openSSHMaxWrite, err
+	if !limits {
+		sc, err = sftp.NewClient(client, opts...)
+		return sc, 32 << 10, opts, err
+	}
+	sc, err = sftp.NewClient(client, bigOpts...)
+	return sc, openSSHMaxWrite, bigOpts, err
+}
+
+// channel returns the k-th SFTP session of the connection: 0 is its own;
+// further ones are opened on first use, for striped writes, each with its
+// own SSH channel window, several at once (each start is three round
+// trips). A channel that ends closes the connection, as its own session's
+// end does.
+func (c *sftpConn) channel(k int) (*sftp.Client, error) {
+	if k == 0 {
+		return c.sftp, nil
+	}
+	c.chMu.Lock()
+	if c.chansNo != nil {
+		err := c.chansNo
+		c.chMu.Unlock()
+		return nil, err
+	}
+	for len(c.chans) < k {
+		c.chans = append(c.chans, &chanSlot{})
+	}
+	cs := c.chans[k-1]
+	c.chMu.Unlock()
+
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.sc != nil {
+		return cs.sc, nil
+	}
+	if !c.alive() {
+		return nil, net.ErrClosed
+	}
+	sc, err := sftp.NewClient(c.ssh, c.opts...)
+	if err != nil {
+		if c.alive() {
+			c.chMu.Lock()
+			c.chansNo = err
+			c.chMu.Unlock()
+		}
+		return nil, err
+	}
+	c.chMu.Lock()
+	dead := c.dead.Load()
+	if !dead {
+		cs.sc = sc
+		c.wg.Add(1)
+	}
+	c.chMu.Unlock()
+	if dead {
+		// close ran meanwhile and did not see this one.
+		sc.Close()
+		return nil, net.ErrClosed
+	}
+	go func() {
+		defer c.wg.Done()
+		_ = sc.Wait()
+		c.close()
+	}()
+	return sc, nil
+}
+
+// chanSlot is one further SFTP channel of a connection, opened once.
+type chanSlot struct {
+	mu sync.Mutex
+	sc *sftp.Client
 }
 
 // authDescription names the login methods tried, never the secrets.
@@ -230,6 +349,13 @@ func (c *sftpConn) close() {
 	c.once.Do(func() {
 		c.ssh.Close()
 		c.sftp.Close()
+		c.chMu.Lock()
+		for _, cs := range c.chans {
+			if cs.sc != nil {
+				cs.sc.Close()
+			}
+		}
+		c.chMu.Unlock()
 	})
 }
 

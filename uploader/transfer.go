@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -88,7 +89,19 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 		}
 		serr <- checkFinal(t, final+"."+u.checksum, false)
 	}()
-	w, start, err := u.openPartial(t, f, fi, j, partial)
+	// The checksum file's temporary copy is made alongside the partial and
+	// written while the partial is closed and checked: only its rename waits
+	// for the publish.
+	var sumFile *pendingSumFile
+	if u.checksum != "" && !j.NoChecksumFile {
+		sumFile = u.openChecksumFile(t, final, u.checksum, j.Replace)
+	}
+	defer func() {
+		if sumFile != nil {
+			sumFile.abandon()
+		}
+	}()
+	w, start, present, err := u.openPartial(t, f, fi, j, partial, seq)
 	fe, se := <-ferr, <-serr
 	if fe == nil {
 		fe = se
@@ -116,34 +129,58 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 		}
 	}()
 	h := newHashes(u.checksum)
-	// The checksum file's temporary copy is written while the partial is
-	// closed and checked: only its rename waits for the publish.
-	var sumFile *pendingSumFile
-	defer func() {
-		if sumFile != nil {
-			sumFile.abandon()
-		}
-	}()
 	onHashed := func(sum string) {
-		if u.checksum != "" && !j.NoChecksumFile {
-			sumFile = u.startChecksumFile(t, final, u.checksum, sum, j.Replace)
+		if sumFile != nil {
+			sumFile.write(sum)
 		}
 	}
-	lookAgain := u.hashFirst(start)
-	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, seq, h, onHashed)
+	// A new file of moderate size is hashed on the server while its handle
+	// closes and the final name is looked at again: the partial is complete
+	// once every write was acknowledged, and on a long link each of these
+	// steps is a round trip. A larger or resumed file is hashed after them,
+	// and the final name looked at again after the hash, which may take long.
+	overlap := start == 0 && j.Size <= overlapMax && u.hashFirst(0)
+	lookAgain := u.hashFirst(start) && !overlap
+	var verified string
+	var verr error
+	var early func(fileSums)
+	if overlap {
+		early = func(sums fileSums) {
+			if u.beforeVerify != nil {
+				u.beforeVerify(partial)
+			}
+			verified, verr = u.verifyPartial(ctx, t, partial, 0, sums, h)
+		}
+	}
+	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, present, seq, h, onHashed, early)
+	if sums.live != nil {
+		defer sums.live.abort()
+	}
 	if err != nil {
 		keep = j.Checkpoint != nil && Classify(err).Transient
 		return Result{}, err
 	}
 	sha, sum := sums.sha, sums.sum
-	res := Result{Remote: final, Size: j.Size, SHA256: sha, Resumed: start}
+	res := Result{Remote: final, Size: j.Size, SHA256: sha, Resumed: start, Streams: sums.streams}
 	if u.checksum != "" {
 		res.ChecksumKind, res.Checksum = u.checksum, sum
 	}
-	if u.beforeVerify != nil {
-		u.beforeVerify(partial)
+	switch {
+	case !overlap:
+		if u.beforeVerify != nil {
+			u.beforeVerify(partial)
+		}
+		if u.liveVerified(ctx, t, partial, sums) {
+			verified = VerifyHash
+			break
+		}
+		verified, verr = u.verifyPartial(ctx, t, partial, start, sums, h)
+	case Classify(verr) != nil && Classify(verr).Code == CodeVerifyMismatch:
+		// A server that shows the last writes only once the handle is
+		// closed gets its say after the close.
+		verified, verr = u.verifyPartial(ctx, t, partial, 0, sums, h)
 	}
-	if res.Verified, err = u.verifyPartial(ctx, t, partial, start, sums, h); err != nil {
+	if res.Verified, err = verified, verr; err != nil {
 		// A prefix that proved wrong is discarded (verifyPartial says so):
 		// resuming it again would only fail again.
 		keep = j.Checkpoint != nil && Classify(err).Transient && !errors.Is(err, errBadPrefix)
@@ -163,10 +200,11 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 	return res, nil
 }
 
-// openPartial opens the partial: the existing one cut back to the resume
-// offset when j.Resume still applies, else a new, empty one. It creates
-// missing folders, remembering them so small files do not pay for a stat.
-func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, partial string) (remoteFile, int64, error) {
+// openPartial opens the partial: the existing one when j.Resume still
+// applies, with the offset to go on from and the ranges past it the partial
+// already holds; else a new, empty one. It creates missing folders,
+// remembering them so small files do not pay for a stat.
+func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, partial string, seq bool) (remoteFile, int64, []span, error) {
 	if r := j.Resume; r != nil && r.Offset > 0 {
 		why := ""
 		switch {
@@ -176,32 +214,9 @@ func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, p
 			why = "the local file is not the one the journal recorded"
 		}
 		if why == "" {
-			w, err := t.openPartial(partial)
+			w, start, present, err := u.reopenPartial(t, f, fi, r, partial, seq)
 			if err == nil {
-				var rfi os.FileInfo
-				if rfi, err = w.Stat(); err == nil && rfi.Size() < r.Offset {
-					err = fmt.Errorf("it holds %d bytes, fewer than the %d acknowledged", rfi.Size(), r.Offset)
-				}
-				start := r.Offset
-				if err == nil && rfi.Size() > start {
-					// Bytes past the acknowledged offset may hide holes left by
-					// concurrent writes; those that read back identical to the
-					// local file are kept, the rest cut off and sent again.
-					start += u.salvage(t, f, partial, start, rfi.Size())
-				}
-				how := "appending at the server's size: every byte past the journal's offset read back equal to the local file's"
-				if err == nil && start != rfi.Size() {
-					// Cutting back is a SETSTAT some servers (sequential-only
-					// ones among them) refuse; where every byte reads back
-					// right there is nothing to cut, and the resume appends.
-					how = "cutting the partial back to the last byte that matches"
-					err = w.Truncate(start)
-				}
-				if err == nil {
-					u.log.Info("resuming", "remote", partial, "from", start, "acknowledged", r.Offset, "how", how)
-					return w, start, nil
-				}
-				w.Close()
+				return w, start, present, nil
 			}
 			why = fmt.Sprintf("the partial cannot be resumed (%v)", err)
 		}
@@ -211,7 +226,7 @@ func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, p
 	_, known := u.dirs.Load(dir)
 	if !known {
 		if err := t.mkdirAll(dir); err != nil {
-			return nil, 0, destinationError("create folder", dir, err)
+			return nil, 0, nil, destinationError("create folder", dir, err)
 		}
 		u.dirs.Store(dir, true)
 	}
@@ -220,53 +235,143 @@ func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, p
 		// Someone removed the folder since we made it.
 		u.dirs.Delete(dir)
 		if err := t.mkdirAll(dir); err != nil {
-			return nil, 0, destinationError("create folder", dir, err)
+			return nil, 0, nil, destinationError("create folder", dir, err)
 		}
 		u.dirs.Store(dir, true)
 		w, err = t.create(partial)
 	}
 	if err != nil {
-		return nil, 0, u.writeError(t, "create", partial, err, j.Size)
+		return nil, 0, nil, u.writeError(t, "create", partial, err, j.Size)
 	}
-	return w, 0, nil
+	return w, 0, nil, nil
 }
 
-// fileSums are the hashes of what was sent; prefix is the sha256 of the
-// resumed part below the resume offset ("" when not resumed).
+// reopenPartial opens the partial a journal's checkpoint names and finds
+// what of it can stay: everything below the acknowledged offset, and past
+// it whatever reads back equal to the local file (writes whose
+// acknowledgements were lost with the link or the process). Striped and
+// concurrent writes leave holes there; what lies beyond a hole is kept too
+// (present), except for a sequential-only server, which takes writes only
+// at the end of what it holds: there the partial is cut back to the first
+// byte that differs.
+func (u *Uploader) reopenPartial(t target, f io.ReaderAt, fi os.FileInfo, r *Checkpoint, partial string, seq bool) (remoteFile, int64, []span, error) {
+	w, err := t.openPartial(partial)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	rfi, err := w.Stat()
+	if err == nil && rfi.Size() < r.Offset {
+		err = fmt.Errorf("it holds %d bytes, fewer than the %d acknowledged", rfi.Size(), r.Offset)
+	}
+	if err != nil {
+		w.Close()
+		return nil, 0, nil, err
+	}
+	start, held := r.Offset, min(rfi.Size(), fi.Size())
+	var present []span
+	if held > start {
+		var same int64
+		same, present = u.salvage(t, f, partial, start, held)
+		start += same
+		if seq {
+			present = nil
+		}
+	}
+	how := "appending at the server's size: every byte past the journal's offset read back equal to the local file's"
+	switch {
+	case start == rfi.Size():
+	case !seq && rfi.Size() <= fi.Size():
+		// Whatever differs is written over; nothing needs cutting.
+		how = "writing over what differs past the last byte that matches"
+	default:
+		// Cutting back is a SETSTAT some servers (sequential-only ones
+		// among them) refuse; where every byte reads back right there is
+		// nothing to cut, and the resume appends.
+		how = "cutting the partial back to the last byte that matches"
+		if err := w.Truncate(start); err != nil {
+			w.Close()
+			return nil, 0, nil, err
+		}
+	}
+	kept := int64(0)
+	for _, p := range present {
+		kept += p.end - p.off
+	}
+	u.log.Info("resuming", "remote", partial, "from", start, "acknowledged", r.Offset, "kept_past_it", kept, "how", how)
+	return w, start, present, nil
+}
+
 // salvageMax bounds the read-back of a partial past its acknowledged
-// offset: about what can be in flight when a link drops (the SSH window and
-// the SFTP requests behind it).
-const salvageMax = 16 << 20
+// offset: about what can be on the way when a link drops (the SSH windows
+// of every stream, the SFTP requests behind them) and what the checkpoint
+// throttle leaves unrecorded.
+const salvageMax = 64 << 20
+
+// salvageBlock: past a hole, ranges are kept in blocks (aligned to the
+// file's start) that read back equal to the local file's.
+const salvageBlock = 32 << 10
 
 // salvage reads back what the partial holds from off (up to size) and
-// returns how many bytes of it, from off, equal the local file's: those
-// reached the server although their acknowledgements were lost with the
-// link or the process, and need not cross the uplink again. A hole left by
-// out-of-order writes reads as zeros and ends the match unless the file
-// holds zeros there too, in which case the bytes are right anyway. Any
-// error keeps nothing.
-func (u *Uploader) salvage(t target, f io.ReaderAt, partial string, off, size int64) int64 {
-	n := min(size-off, salvageMax)
-	remote, err := t.readRange(partial, off, int(n))
-	if err != nil || len(remote) == 0 {
-		return 0
+// compares it with the local file: it returns how many bytes from off are
+// equal, and past them the blocks that are. Those reached the server
+// although their acknowledgements were lost with the link or the process,
+// and need not cross the uplink again. A hole left by out-of-order writes
+// reads as zeros and ends the match unless the file holds zeros there too,
+// in which case the bytes are right anyway. Any error keeps nothing.
+func (u *Uploader) salvage(t target, f io.ReaderAt, partial string, off, size int64) (int64, []span) {
+	end := min(size, off+salvageMax)
+	same, matching := int64(0), true
+	var present []span
+	const piece = 16 << 20
+	local := make([]byte, min(piece, end-off))
+	for pos := off; pos < end; {
+		want := int(min(piece, end-pos))
+		remote, err := t.readRange(partial, pos, want)
+		if err != nil || len(remote) == 0 {
+			break
+		}
+		m, _ := f.ReadAt(local[:len(remote)], pos)
+		l, r := local[:m], remote[:min(m, len(remote))]
+		i := 0
+		if matching {
+			for i < len(r) && l[i] == r[i] {
+				i++
+			}
+			same += int64(i)
+			matching = i == len(remote)
+		}
+		// Past the first difference, block by block.
+		for b := int64(i); b < int64(len(r)); {
+			at := pos + b
+			next := min((at/salvageBlock+1)*salvageBlock-pos, int64(len(r)))
+			if bytes.Equal(l[b:next], r[b:next]) {
+				if k := len(present); k > 0 && present[k-1].end == at {
+					present[k-1].end = pos + next
+				} else {
+					present = append(present, span{at, pos + next})
+				}
+			}
+			b = next
+		}
+		pos += int64(len(remote))
+		if len(remote) < want {
+			break // the partial ended sooner than it said
+		}
 	}
-	local := make([]byte, len(remote))
-	m, _ := f.ReadAt(local, off)
-	local = local[:m]
-	same := 0
-	for same < len(local) && same < len(remote) && local[same] == remote[same] {
-		same++
-	}
-	return int64(same)
+	return same, present
 }
 
-type fileSums struct{ sha, sum, prefix string }
+type fileSums struct {
+	sha, sum, prefix string
+	size             int64
+	streams          int       // SFTP streams that carried the file
+	live             *liveHash // the server's hash taken while it was written; nil: none
+}
 
 // writePartial hashes the resumed prefix, then copies and hashes the rest
 // in one pass, then proves that both ends hold what was meant: the source
 // unchanged, the partial complete.
-func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, seq bool, h *hashes, onHashed func(sum string)) (fileSums, error) {
+func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, present []span, seq bool, h *hashes, onHashed func(sum string), early func(fileSums)) (fileSums, error) {
 	closed := false
 	defer func() {
 		if !closed {
@@ -289,11 +394,52 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 			j.Checkpoint(c)
 		}
 	}
-	pr := pump(ctx, pumpConfig{
+	pc := pumpConfig{
 		src: f, dst: w, start: start, end: j.Size, chunk: t.chunkSize(), inflight: u.inflight, sequential: seq,
-		hashes: h, limit: u.limit, progress: j.Progress, checkpoint: checkpoint, clock: u.clock,
+		present: present, hashes: h, limit: u.limit, progress: j.Progress, checkpoint: checkpoint, clock: u.clock,
 		readBytes: func(n int) { u.readBytes.Add(int64(n)) },
-	})
+	}
+	var st *stripe
+	if !seq {
+		st = u.newStripe(t, partial, j.Size-start)
+	}
+	if st != nil {
+		// The deferred close and finishPartial's close the other handles too.
+		w = stripedFile{w, st}
+		// Every stream, the lease's own included, keeps a few windows'
+		// worth in flight, not more: a deep queue behind one window only
+		// holds back the contiguous offset a resume goes on from.
+		pc.inflight = min(pc.inflight, streamInflight)
+		pc.join, pc.perStream = st.join, streamInflight
+		st.run(ctx)
+	}
+	live := u.startLiveHash(t, partial, start, j.Size, seq)
+	if st != nil || live != nil {
+		pc.acked = func(sent, contiguous int64) {
+			if st != nil {
+				st.sent.Store(sent)
+			}
+			if live != nil {
+				live.offer(contiguous)
+			}
+		}
+	}
+	pr := pump(ctx, pc)
+	streams := 1
+	if st != nil {
+		st.stop()
+		var per []int64
+		streams, per = st.used()
+		u.log.Debug("striped", "remote", partial, "streams", streams, "bytes_per_further_stream", per, "skipped", pr.skipped, "sent_again", pr.again)
+	}
+	keepLive := false
+	if live != nil {
+		defer func() {
+			if !keepLive {
+				live.abort()
+			}
+		}()
+	}
 	if pr.readErr != nil || pr.sendErr != nil {
 		if pr.sendErr != nil {
 			pr.sendErr = &writeRefused{err: pr.sendErr, start: start, concurrent: !seq && j.Size-start > int64(t.chunkSize())}
@@ -306,17 +452,61 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 	}
 	sha, sum := h.sums()
 	onHashed(sum)
+	sums := fileSums{sha: sha, sum: sum, prefix: prefix, size: j.Size, streams: streams}
+	var alongside func()
+	if early != nil {
+		alongside = func() { early(sums) }
+	}
 	closed = true // finishPartial closes it
-	if err := u.finishPartial(t, w, f, fi, j, partial, final, checkFinalToo); err != nil {
+	if err := u.finishPartial(t, w, f, fi, j, partial, final, checkFinalToo, alongside); err != nil {
 		return fileSums{}, err
 	}
-	return fileSums{sha, sum, prefix}, nil
+	sums.live, keepLive = live, true
+	return sums, nil
 }
+
+// startLiveHash starts hashing a large partial on the server while it is
+// written (see liveHash), where the file is to be hashed there anyway; nil
+// otherwise. The first start bytes are there already.
+func (u *Uploader) startLiveHash(t target, partial string, start, size int64, seq bool) *liveHash {
+	lc, ok := t.(leasedConn)
+	if !ok || seq || size < liveHashFrom || !u.hashFirst(start) || u.noRemoteHash.Load() {
+		return nil
+	}
+	l := lc.startLiveHash(partial, size)
+	if l != nil && start > 0 {
+		l.offer(start)
+	}
+	return l
+}
+
+// liveVerified reports whether the live hash of sums' file gave the sha256
+// sent, so no hash after the close is needed. Any other answer leaves the
+// decision to that hash.
+func (u *Uploader) liveVerified(ctx context.Context, t target, partial string, sums fileSums) bool {
+	if sums.live == nil {
+		return false
+	}
+	got, err := sums.live.result(ctx)
+	if err != nil || got != sums.sha {
+		u.log.Info("the hash taken on the server while the file was written did not prove it; hashing it again", "remote", partial, "got", got, "err", err)
+		return false
+	}
+	if lc, ok := t.(leasedConn); ok {
+		lc.shellProven.Store(true)
+	}
+	u.log.Debug("verified by the hash the server took while the file was written", "remote", partial)
+	return true
+}
+
+// overlapMax: a new file up to this size is hashed on the server while its
+// handle closes (see transferOnce); sha256sum takes a fraction of a second.
+const overlapMax = 64 << 20
 
 // finishPartial closes the partial and proves that both ends hold what was
 // meant: the source unchanged, the partial complete, and (checkFinalToo) the
-// final name still free.
-func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool) error {
+// final name still free. alongside (may be nil) runs at the same time.
+func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, alongside func()) error {
 	var werr error
 	if u.fsync {
 		werr = w.Sync()
@@ -341,6 +531,13 @@ func (u *Uploader) finishPartial(t target, w remoteFile, f *os.File, fi os.FileI
 		go func() {
 			defer wg.Done()
 			ferr = checkFinal(t, final, j.Replace)
+		}()
+	}
+	if alongside != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			alongside()
 		}()
 	}
 	cerr := w.Close()

@@ -26,6 +26,16 @@ func sshdOptions(s *sshdtest.Server) Options {
 	return Options{URL: s.URL(), IdentityFile: s.IdentityFile, KnownHosts: s.KnownHosts, Logger: discardLogger()}
 }
 
+// viaOptions are sshdOptions for reaching s through a proxy listening at addr, whose
+// address s's known_hosts then pins too.
+func viaOptions(t testing.TB, s *sshdtest.Server, addr string) Options {
+	t.Helper()
+	s.Pin(t, addr)
+	o := sshdOptions(s)
+	o.URL = fmt.Sprintf("sftp://%s@%s%s", s.User, addr, s.Dir)
+	return o
+}
+
 // checkpoints collects what an upload asks the journal to record.
 type checkpoints struct {
 	mu   sync.Mutex
@@ -58,10 +68,9 @@ func TestSSHDResumeAfterCut(t *testing.T) {
 	}
 	s := sshdtest.Start(t)
 	p := sshdtest.StartProxy(t, s.Addr)
-	s.Pin(t, p.Addr)
-	o := sshdOptions(s)
-	o.URL = fmt.Sprintf("sftp://%s@%s%s", s.User, p.Addr, s.Dir)
+	o := viaOptions(t, s, p.Addr)
 	o.Checksum = ChecksumXXH64
+	o.Streams = 1 // one connection for the proxy to cut; striped: TestSSHDStripedResumeAfterCut
 	u := newUploader(t, o)
 
 	const size = 384 << 20

@@ -51,6 +51,14 @@ type Options struct {
 	// RequestsInFlight is the SFTP write requests in flight per file; 0 uses
 	// a default measured on loopback and long links.
 	RequestsInFlight int
+	// Streams is how many SFTP streams one large file is written over at
+	// once (destination.streams): further SSH connections of the pool and
+	// further channels on them, each with a handle on the same partial. On a
+	// long link one stream moves at most the server's channel window (about
+	// 2 MiB with OpenSSH) per round trip. 0 is "auto": on a link whose round
+	// trip is long enough for that to matter, start with a few and double
+	// while the throughput grows, up to AutoStreamsMax. 1 turns striping off.
+	Streams int
 	// Bandwidth caps all transfers together, bytes per second; 0 is unlimited.
 	Bandwidth int64
 	// Schedule overrides Bandwidth by time of day (the first window that
@@ -81,6 +89,8 @@ const (
 	// uses only as many as it has chunks.
 	defaultInflight = 64
 	maxConnections  = 4
+	// MaxStreams bounds destination.streams.
+	MaxStreams = 32
 	// defaultStatLag: how long verify waits for a closed partial's size to
 	// appear on a server that stores behind its answers.
 	defaultStatLag = 30 * time.Second
@@ -113,9 +123,13 @@ type Uploader struct {
 	// size (object-store gateways store after they answer).
 	statLag time.Duration
 
-	mu     sync.Mutex // guards closed and each slot's conn and active
-	slots  []*slot
-	closed bool
+	mu         sync.Mutex // guards closed and each slot's conn and active
+	slots      []*slot    // the first leaseSlots take uploads; all carry striped writes
+	leaseSlots int
+	closed     bool
+
+	streams  stripeState  // destination.streams and what auto learnt
+	striping atomic.Int32 // files being striped now
 
 	dirs sync.Map // remote folders known to exist
 
@@ -124,6 +138,10 @@ type Uploader struct {
 	// noRemoteHash is set once the server showed it cannot hash a file
 	// (SFTP-only account, no sha256sum): verify = "auto" stops asking.
 	noRemoteHash atomic.Bool
+	// bigPackets: the last SFTP session started advertised limits@openssh.com.
+	bigPackets atomic.Bool
+	// rtt is the round trip the last connection measured (a time.Duration).
+	rtt atomic.Int64
 	// sequential is set once the server refused writes sent out of order
 	// and took them in order: every upload then sends in order.
 	sequential atomic.Bool
@@ -258,7 +276,12 @@ func (u *Uploader) applyTuning(o Options) error {
 	if n <= 0 {
 		n = min(max((o.Concurrency+1)/2, 1), maxConnections)
 	}
-	u.slots = make([]*slot, n)
+	if o.Streams < 0 || o.Streams > MaxStreams {
+		return fmt.Errorf("destination streams %d: want 1 to %d, or 0 for auto", o.Streams, MaxStreams)
+	}
+	u.streams.init(o.Streams)
+	u.leaseSlots = n
+	u.slots = make([]*slot, max(n, stripeConns(u.streams.max)))
 	for i := range u.slots {
 		u.slots[i] = &slot{}
 	}
@@ -334,6 +357,8 @@ type Result struct {
 	ChecksumErr  error
 	// Resumed is the offset the upload continued from (0: from the start).
 	Resumed int64
+	// Streams is how many SFTP streams carried the file (1: not striped).
+	Streams int
 	// Verified is what proved the remote copy: VerifyHash, VerifyReadback
 	// (a resumed file on a server that cannot hash) or VerifySize.
 	Verified string
@@ -370,7 +395,7 @@ type remoteFile interface {
 // remoteHasher is the optional ability to hash a remote file where it lies
 // (sha256sum over SSH exec; a local read for file://), for verify = "hash".
 type remoteHasher interface {
-	remoteSum(ctx context.Context, p, kind string) (string, error)
+	remoteSum(ctx context.Context, p, kind string, size int64) (string, error)
 }
 
 // Upload sends one file: to ".NAME.partial" beside the final name (resumed

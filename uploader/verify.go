@@ -45,7 +45,7 @@ var errBadPrefix = errors.New("the resumed partial differs from the local file")
 // its prefix read back over SFTP and compared with the local prefix.
 func (u *Uploader) verifyPartial(ctx context.Context, t target, partial string, start int64, sums fileSums, h *hashes) (string, error) {
 	if u.hashFirst(start) {
-		err := u.verifyRemote(ctx, t, partial, sums.sha, h)
+		err := u.verifyRemote(ctx, t, partial, sums.sha, sums.size, h)
 		if err == nil {
 			return VerifyHash, nil
 		}
@@ -146,19 +146,19 @@ func sumReaderAt(ctx context.Context, r io.ReaderAt, n int64) (string, error) {
 
 // verifyRemote asks the server for the partial's hash and compares it with
 // what was sent, before anything is published. A mismatch is permanent.
-func (u *Uploader) verifyRemote(ctx context.Context, t target, partial, sha string, h *hashes) error {
+func (u *Uploader) verifyRemote(ctx context.Context, t target, partial, sha string, size int64, h *hashes) error {
 	rh, ok := t.(remoteHasher)
 	if !ok {
 		return &Error{Code: CodeHashUnavailable, Msg: fmt.Sprintf(
 			"verify = \"hash\" needs a way to hash %s on the server, and this destination has none; use verify = \"size\"", partial)}
 	}
 	kind, want := ChecksumSHA256, sha
-	got, err := rh.remoteSum(ctx, partial, kind)
+	got, err := rh.remoteSum(ctx, partial, kind, size)
 	if errors.Is(err, errNoTool) && h.kind == ChecksumMD5 {
 		// Some servers have md5sum but not sha256sum; md5 was computed too.
 		_, want = h.sums()
 		kind = ChecksumMD5
-		got, err = rh.remoteSum(ctx, partial, kind)
+		got, err = rh.remoteSum(ctx, partial, kind, size)
 	}
 	if err != nil {
 		if e := (*Error)(nil); errors.As(err, &e) {
@@ -181,24 +181,38 @@ var errNoTool = errors.New("hash command not found on the server")
 // session. A server that allows only SFTP (ForceCommand internal-sftp, a
 // chroot) answers with no output or an error, which is reported as
 // remote_hash_unavailable in plain words rather than as a mismatch.
-func (c *sftpConn) remoteSum(ctx context.Context, p, kind string) (string, error) {
+func (c *sftpConn) remoteSum(ctx context.Context, p, kind string, size int64) (string, error) {
+	openssl := kind == ChecksumSHA256 && size >= opensslFrom && !c.noOpenSSL.Load()
 	if c.shellProven.Load() {
+		if openssl {
+			// OpenSSL uses the CPU's SHA instructions, which coreutils'
+			// sha256sum does not: four times less of the server's time.
+			if sum, ok := c.hashers.sum(ctx, c.ssh, p, opensslSHA256); ok {
+				return sum, nil
+			}
+			c.noOpenSSL.Store(true)
+		}
 		if sum, ok := c.hashers.sum(ctx, c.ssh, p, hashTools[kind]); ok {
 			return sum, nil
 		}
 	}
-	sum, err := c.oneShotSum(ctx, p, kind)
+	sum, err := c.oneShotSum(ctx, p, kind, openssl)
 	if err == nil {
 		c.shellProven.Store(true)
 	}
 	return sum, err
 }
 
+// opensslFrom: a smaller file is hashed with sha256sum, which starts in a
+// third of openssl's time (1.5 ms against 3.6 here); from a few MiB on
+// openssl's faster hashing makes up for it.
+const opensslFrom = 4 << 20
+
 var hashTools = map[string]string{ChecksumSHA256: "sha256sum", ChecksumMD5: "md5sum"}
 
 // oneShotSum runs the hash command in an exec session of its own, and says
 // in plain words why a server could not.
-func (c *sftpConn) oneShotSum(ctx context.Context, p, kind string) (string, error) {
+func (c *sftpConn) oneShotSum(ctx context.Context, p, kind string, openssl bool) (string, error) {
 	tool := hashTools[kind]
 	if tool == "" {
 		return "", &Error{Code: CodeHashUnavailable, Msg: fmt.Sprintf("there is no standard remote command for %s checksums", kind)}
@@ -219,7 +233,13 @@ func (c *sftpConn) oneShotSum(ctx context.Context, p, kind string) (string, erro
 	sess.Stdout, sess.Stderr = &out, &stderr
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
-	err = sess.Run(tool + " -- " + shellQuote(p))
+	cmd := tool + " -- " + shellQuote(p)
+	if openssl {
+		// OpenSSL first, where it is (see remoteSum); sha256sum's answer,
+		// and its words when it fails, otherwise.
+		cmd = "openssl dgst -sha256 -r -- " + shellQuote(p) + " 2>/dev/null || " + cmd
+	}
+	err = sess.Run(cmd)
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
@@ -268,30 +288,46 @@ func shellQuote(s string) string {
 }
 
 // pendingSumFile is a checksum file being written under its temporary
-// name while the file it describes is still being checked and published.
+// name while the file it describes is still being sent, checked and
+// published.
 type pendingSumFile struct {
 	u       *Uploader
 	t       target
 	p, tmp  string
+	final   string
 	line    []byte
-	replace bool // the file it describes is a redelivery: its old checksum file is ours
+	lines   chan []byte // the line, once known; closed without one when abandoned
+	replace bool        // the file it describes is a redelivery: its old checksum file is ours
 	done    chan struct{}
 	err     error
 	settled bool
 }
 
-// startChecksumFile writes "HEX  NAME\n" (sha256sum format, NAME relative,
-// so `sha256sum -c` works in that folder) to the temporary name of
-// final + "." + kind, in the background.
-func (u *Uploader) startChecksumFile(t target, final, kind, sum string, replace bool) *pendingSumFile {
+// openChecksumFile starts the checksum file of final + "." + kind in the
+// background: its temporary copy is created at once, alongside the file's
+// own partial, and written when write gives the sum, so that after the
+// file's last byte only the write and the close are left, no longer than
+// the file's own close and rename.
+func (u *Uploader) openChecksumFile(t target, final, kind string, replace bool) *pendingSumFile {
 	p := final + "." + kind
-	line := []byte(sum + "  " + path.Base(strings.ReplaceAll(final, "\\", "/")) + "\n")
-	ps := &pendingSumFile{u: u, t: t, p: p, tmp: t.partial(p), line: line, replace: replace, done: make(chan struct{})}
+	ps := &pendingSumFile{u: u, t: t, p: p, tmp: t.partial(p), final: final, replace: replace,
+		lines: make(chan []byte, 1), done: make(chan struct{})}
 	go func() {
 		defer close(ps.done)
 		w, err := t.create(ps.tmp)
-		if err != nil {
+		line, ok := <-ps.lines
+		if errors.Is(err, fs.ErrNotExist) && ok {
+			// Its folder did not exist yet: the file's own partial made it.
+			w, err = t.create(ps.tmp)
+		}
+		switch {
+		case err != nil && ok:
 			ps.err = destinationError("create", ps.tmp, err)
+			return
+		case err != nil:
+			return
+		case !ok:
+			w.Close()
 			return
 		}
 		_, werr := w.WriteAt(line, 0)
@@ -303,6 +339,13 @@ func (u *Uploader) startChecksumFile(t target, final, kind, sum string, replace 
 		}
 	}()
 	return ps
+}
+
+// write gives the checksum: "HEX  NAME\n" (sha256sum format, NAME
+// relative, so `sha256sum -c` works in that folder).
+func (ps *pendingSumFile) write(sum string) {
+	ps.line = []byte(sum + "  " + path.Base(strings.ReplaceAll(ps.final, "\\", "/")) + "\n")
+	ps.lines <- ps.line
 }
 
 // publish renames the checksum file into place, after the file it describes.
@@ -340,6 +383,9 @@ func (ps *pendingSumFile) taken(rerr error) error {
 
 // abandon removes the temporary copy when the file itself was not published.
 func (ps *pendingSumFile) abandon() {
+	if ps.line == nil {
+		close(ps.lines)
+	}
 	<-ps.done
 	if !ps.settled {
 		_ = ps.t.remove(ps.tmp)
@@ -349,7 +395,9 @@ func (ps *pendingSumFile) abandon() {
 // writeChecksumFile writes the checksum file of final now, through its
 // temporary name and a rename like every other file.
 func (u *Uploader) writeChecksumFile(t target, final, kind, sum string, replace bool) (string, error) {
-	return u.startChecksumFile(t, final, kind, sum, replace).publish()
+	ps := u.openChecksumFile(t, final, kind, replace)
+	ps.write(sum)
+	return ps.publish()
 }
 
 // WriteChecksumFile writes the checksum file of an already delivered file
@@ -407,7 +455,7 @@ func (u *Uploader) finishPublish(ctx context.Context, t target, j Job, h *hashes
 	final := t.abs(j.RemoteRel)
 	res := Result{Remote: final, Size: j.Size, SHA256: sha, Verified: VerifySize}
 	if u.hashFirst(0) {
-		err := u.verifyRemote(ctx, t, final, sha, h)
+		err := u.verifyRemote(ctx, t, final, sha, j.Size, h)
 		switch e := Classify(err); {
 		case err == nil:
 			res.Verified = VerifyHash

@@ -132,8 +132,11 @@ known_hosts = "/etc/hotdrop/known_hosts"
 # Where each file goes below the URL's folder: any request field, and {name}, the file's
 # path inside its drop folder.
 path = "{package_id}/{source_type}/{name}"
-# Files uploaded at the same time.
+# Files uploaded at the same time (on a long link up to four times as many small ones).
 concurrency = 4
+# SFTP streams one large file is written over at once, for long links: "auto" stripes where
+# the round trip is 5 ms or more (8 streams, more while that helps, up to 16); or 1 to 32.
+streams = "auto"
 # Upload limit per second, e.g. "40MiB"; "0" = unlimited.
 bandwidth = "0"
 # Checksum file written beside each delivered file: "sha256", "md5", "xxh64" or "none".

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,7 @@ import (
 	"golang.org/x/term"
 )
 
-const sendSynopsis = `send PATH... [--to DIR] [--config FILE] [--replace]
+const sendSynopsis = `send PATH... [--to DIR] [--config FILE] [--replace] [--streams N|auto]
 
 Uploads files and folders (with their sub-folders) once, with the destination of the config:
 the same transfer engine as the daemon (temporary names, resume from the journal in
@@ -58,6 +59,7 @@ func cmdSend(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fl.String("config", "", "config file (default $HOTDROP_CONFIG or /etc/hotdrop/hotdrop.toml)")
 	to := fl.String("to", "", "folder below the destination URL's folder to upload into")
 	replace := fl.Bool("replace", false, "replace remote files of the same name instead of refusing")
+	streams := fl.String("streams", "", `SFTP streams per large file: a number, or "auto" (default: destination.streams)`)
 	// Flags may follow the paths: parse, take the next path, parse again.
 	var paths []string
 	for {
@@ -80,9 +82,18 @@ func cmdSend(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	var n int
+	if *streams != "" {
+		if n, err = parseStreams(*streams); err != nil {
+			return usageError{err.Error()}
+		}
+	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *streams != "" {
+		cfg.Destination.Streams = n
 	}
 	items, err := collectSend(paths, dir, cfg.Watch.Ignore, stderr)
 	if err != nil {
@@ -91,6 +102,18 @@ func cmdSend(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runSend(ctx, cfg, items, *replace, stdout, stderr)
+}
+
+// parseStreams reads --streams: "auto" (0) or 1 to config.MaxStreams.
+func parseStreams(s string) (int, error) {
+	if s == "auto" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > config.MaxStreams {
+		return 0, fmt.Errorf(`--streams %q: want "auto" or a number of streams from 1 to %d`, s, config.MaxStreams)
+	}
+	return n, nil
 }
 
 // cleanTo checks --to: a relative slash path that stays below the URL's folder.
@@ -178,7 +201,7 @@ func uploaderOptions(d config.Destination, log *slog.Logger) uploader.Options {
 	o := uploader.Options{
 		URL: d.URL, IdentityFile: d.IdentityFile, PasswordFile: d.PasswordFile, KnownHosts: d.KnownHosts,
 		Logger: log, Checksum: d.Checksum, Verify: d.Verify, Concurrency: d.Concurrency, Bandwidth: d.Bandwidth,
-		TempName: d.TempName,
+		TempName: d.TempName, Streams: d.Streams,
 	}
 	for _, w := range d.Schedule {
 		o.Schedule = append(o.Schedule, uploader.Window{From: w.From, To: w.To, Bandwidth: w.Bandwidth})
@@ -227,27 +250,22 @@ func runSend(ctx context.Context, cfg *config.Config, items []sendItem, replace 
 
 	r := &sendRun{up: up, st: st, replace: replace, out: out}
 	r.failed.Store(int64(len(items) - len(good)))
-	jobs := make(chan sendItem)
+	// destination.concurrency files at a time, and on a long link more small
+	// ones (the uploader says how many): theirs is a wait on round trips.
+	gate := &sendGate{concurrency: max(cfg.Destination.Concurrency, 1), limit: up.FilesInFlight, changed: make(chan struct{})}
 	var wg sync.WaitGroup
-	for range max(cfg.Destination.Concurrency, 1) {
+	out.start()
+	for _, it := range good {
+		if !gate.acquire(ctx, it.size) {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for it := range jobs {
-				r.sendOne(ctx, it)
-			}
+			defer gate.release(it.size)
+			r.sendOne(ctx, it)
 		}()
 	}
-	out.start()
-feed:
-	for _, it := range good {
-		select {
-		case jobs <- it:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
 	wg.Wait()
 	out.stop()
 	n, failed := len(items), r.failed.Load()
@@ -258,6 +276,51 @@ feed:
 		return fmt.Errorf("%d of %d files were not delivered", failed, n)
 	}
 	return nil
+}
+
+// sendGate admits files in their order: at most concurrency large ones, and
+// as many in all as limit says (it may grow once the first connection showed
+// a long round trip).
+type sendGate struct {
+	concurrency int
+	limit       func(concurrency int) int
+
+	mu          sync.Mutex
+	active, big int
+	changed     chan struct{} // closed and replaced at every release
+}
+
+func (g *sendGate) acquire(ctx context.Context, size int64) bool {
+	large := size >= uploader.SmallFileMax
+	for {
+		g.mu.Lock()
+		if g.active < g.limit(g.concurrency) && (!large || g.big < g.concurrency) {
+			g.active++
+			if large {
+				g.big++
+			}
+			g.mu.Unlock()
+			return true
+		}
+		ch := g.changed
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (g *sendGate) release(size int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.active--
+	if size >= uploader.SmallFileMax {
+		g.big--
+	}
+	close(g.changed)
+	g.changed = make(chan struct{})
 }
 
 // sendOne uploads one file, retrying transient errors with backoff; every attempt resumes
@@ -345,8 +408,11 @@ func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
 	}
 	r.out.done(it.size)
 	extra := ""
+	if res.Streams > 1 {
+		extra = fmt.Sprintf(", over %d streams", res.Streams)
+	}
 	if res.Resumed > 0 {
-		extra = fmt.Sprintf(", resumed at %s", humanBytes(res.Resumed))
+		extra += fmt.Sprintf(", resumed at %s", humanBytes(res.Resumed))
 	}
 	if res.ChecksumErr != nil {
 		extra += fmt.Sprintf("; checksum file not written: %v", res.ChecksumErr)

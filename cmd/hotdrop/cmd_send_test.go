@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,10 +125,32 @@ func TestSendNamesPolicyAndUsage(t *testing.T) {
 		{"send", "--config", cfg, "--to", "../up", filepath.Join(src, "bad name.mxf")},
 		{"send", "--config", cfg, filepath.Join(src, "missing")},
 		{"send", "--bogus"},
+		{"send", "--config", cfg, "--streams", "0", filepath.Join(src, "bad name.mxf")},
+		{"send", "--config", cfg, "--streams", "many", filepath.Join(src, "bad name.mxf")},
 	} {
 		if code := run(args, &stdout, &stderr); code != exitUsage {
 			t.Errorf("%q exit %d, want %d", args, code, exitUsage)
 		}
+	}
+}
+
+// TestSendStreams: --streams overrides destination.streams; a large file then goes over
+// several SFTP streams (and says so), and arrives intact.
+func TestSendStreams(t *testing.T) {
+	s := sshdtest.Start(t)
+	cfg := sendConfig(t, s, "streams = 1")
+	src := t.TempDir()
+	data := randomFile(t, filepath.Join(src, "movie.mxf"), 48<<20+7)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"send", "--config", cfg, "--streams", "4", filepath.Join(src, "movie.mxf")}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("send exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	got, err := os.ReadFile(filepath.Join(s.Dir, "movie.mxf"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the delivered file differs from the local one (%v)", err)
+	}
+	if !regexp.MustCompile(`sent .*movie\.mxf .*, over [2-4] streams`).MatchString(stdout.String()) {
+		t.Errorf("the output does not say the file went over several streams:\n%s", stdout.String())
 	}
 }
 

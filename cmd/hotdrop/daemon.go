@@ -503,12 +503,16 @@ type uploaderAdapter struct {
 }
 
 var (
-	_ delivery.Finisher  = uploaderAdapter{}
-	_ delivery.Reacher   = uploaderAdapter{}
-	_ delivery.Discarder = uploaderAdapter{}
+	_ delivery.Finisher   = uploaderAdapter{}
+	_ delivery.Reacher    = uploaderAdapter{}
+	_ delivery.Discarder  = uploaderAdapter{}
+	_ delivery.InFlighter = uploaderAdapter{}
 )
 
 func (a uploaderAdapter) Reachable(ctx context.Context) error { return a.u.Reachable(ctx) }
+
+func (a uploaderAdapter) FilesInFlight(concurrency int) int { return a.u.FilesInFlight(concurrency) }
+func (a uploaderAdapter) SmallFileMax() int64               { return uploader.SmallFileMax }
 
 func (a uploaderAdapter) Discard(ctx context.Context, rel string) error {
 	if err := a.u.Discard(ctx, rel); err != nil {

@@ -1,0 +1,86 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+)
+
+// InFlighter is an Uploader's optional advice on how many uploads to keep going at once. A
+// small file on a long link waits on round trips, not on bytes, so many of them in flight
+// keep the link busy, where as many large ones would only share it and hold buffers. The
+// engine keeps up to FilesInFlight(Concurrency) uploads going (never fewer than
+// Concurrency), of which those of SmallFileMax() bytes or more at most Concurrency.
+type InFlighter interface {
+	FilesInFlight(concurrency int) int
+	SmallFileMax() int64
+}
+
+// inFlight is how many uploads the engine keeps going now, and the size from which a file
+// counts as large (0: every file is counted alike).
+func (e *Engine) inFlight() (int, int64) {
+	if f, ok := e.up.(InFlighter); ok {
+		return max(f.FilesInFlight(e.opt.Concurrency), e.opt.Concurrency), f.SmallFileMax()
+	}
+	return e.opt.Concurrency, 0
+}
+
+// bigSlots are the places of large uploads: Concurrency of them, while more small files may
+// be in flight. An upload dispatched beyond them waits in its goroutine for one.
+type bigSlots struct {
+	mu      sync.Mutex
+	limit   int           // set by the loop at each dispatch (a reload may change it)
+	n       int           // large uploads going
+	waiting int           // large uploads waiting for a place
+	changed chan struct{} // closed and replaced when one ends or the limit changes
+}
+
+func (b *bigSlots) setLimit(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n != b.limit {
+		b.limit = n
+		b.wake()
+	}
+}
+
+func (b *bigSlots) wake() {
+	if b.changed != nil {
+		close(b.changed)
+	}
+	b.changed = make(chan struct{})
+}
+
+// take waits for a place; false when ctx ended first.
+func (b *bigSlots) take(ctx context.Context) bool {
+	for {
+		b.mu.Lock()
+		if b.n < b.limit {
+			b.n++
+			b.mu.Unlock()
+			return true
+		}
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		ch := b.changed
+		b.waiting++
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		b.mu.Lock()
+		b.waiting--
+		b.mu.Unlock()
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
+func (b *bigSlots) give() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n--
+	b.wake()
+}

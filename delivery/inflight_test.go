@@ -1,0 +1,96 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+// inFlightUploader is the fake uploader with InFlighter's advice: six files at once, of
+// which those of 1,000 bytes or more count toward Concurrency alone.
+type inFlightUploader struct {
+	*fakeUploader
+	mu               sync.Mutex
+	small, big       int // uploads in progress
+	maxSmall, maxBig int
+}
+
+func (u *inFlightUploader) FilesInFlight(int) int { return 6 }
+func (u *inFlightUploader) SmallFileMax() int64   { return 1000 }
+
+func (u *inFlightUploader) count(j Job, d int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if j.Size >= 1000 {
+		u.big += d
+		u.maxBig = max(u.maxBig, u.big)
+	} else {
+		u.small += d
+		u.maxSmall = max(u.maxSmall, u.small)
+	}
+}
+
+func (u *inFlightUploader) inProgress() (small, big int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.small, u.big
+}
+
+// TestInFlighterAdmitsSmallFiles: an uploader that advises more files in flight (a long link)
+// gets that many small files at once; large ones stay at Concurrency, the rest waiting for a
+// place.
+func TestInFlighterAdmitsSmallFiles(t *testing.T) {
+	up := &inFlightUploader{fakeUploader: newFakeUploader()}
+	small, big := make(chan struct{}), make(chan struct{})
+	up.during = func(ctx context.Context, j Job) error {
+		up.count(j, 1)
+		defer up.count(j, -1)
+		release := small
+		if j.Size >= 1000 {
+			release = big
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	st := newMemStore()
+	h := newHarnessFor(t, t.TempDir(), st, up, up.fakeUploader, func(o *Options) { o.Concurrency = 2 }, req("SR-1", 8), req("SR-2", 4))
+	for i := range 8 {
+		h.drop("SR-1", fmt.Sprintf("s%02d.mxf", i), watcher.Ready, 10)
+	}
+	waitFor(t, "six small uploads at once", func() bool { s, _ := up.inProgress(); return s == 6 })
+	close(small)
+	h.waitState("SR-1", Delivered)
+
+	for i := range 4 {
+		h.drop("SR-2", fmt.Sprintf("b%02d.mxf", i), watcher.Ready, 5000)
+	}
+	waitFor(t, "two large uploads going and two waiting for a place", func() bool {
+		h.eng.big.mu.Lock()
+		defer h.eng.big.mu.Unlock()
+		_, b := up.inProgress()
+		return b == 2 && h.eng.big.waiting == 2
+	})
+	close(big)
+	h.waitState("SR-2", Delivered)
+	if up.maxSmall != 6 || up.maxBig != 2 {
+		t.Errorf("at most %d small and %d large uploads at once, want 6 and 2 (Concurrency)", up.maxSmall, up.maxBig)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
