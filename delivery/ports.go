@@ -59,6 +59,9 @@ type Job struct {
 	ModTime      time.Time
 	Replace      bool // the remote file, if any, was delivered by hotdrop for this request
 	BeforeRename func(ctx context.Context) error
+	// IntendRename, when set, stands in for BeforeRename: called once the final name is
+	// free, before the data is sent; the rename waits on the func it returns.
+	IntendRename func(ctx context.Context) (wait func(ctx context.Context) error)
 	Progress     func(done int64)
 	// Connected, when set, is called once an attempt has a logged-in session to the
 	// destination, before any byte is sent; from the uploading goroutine.

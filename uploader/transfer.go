@@ -118,6 +118,10 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 	if err != nil {
 		return Result{}, err
 	}
+	beforeRename := j.BeforeRename
+	if j.IntendRename != nil {
+		beforeRename = j.IntendRename(ctx) // the final name is free: the intent may go now
+	}
 	published, keep := false, false
 	defer func() {
 		if !published && !keep {
@@ -186,7 +190,7 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 		keep = j.Checkpoint != nil && Classify(err).Transient && !errors.Is(err, errBadPrefix)
 		return Result{}, err
 	}
-	if err := u.publish(ctx, t, j, partial, final, lookAgain); err != nil {
+	if err := u.publish(ctx, t, j, partial, final, lookAgain, beforeRename); err != nil {
 		return Result{}, err
 	}
 	published = true
@@ -632,8 +636,8 @@ func (u *Uploader) hashPrefix(f *os.File, n int64, h *hashes) (string, error) {
 }
 
 // publish renames the checked partial into place, after the caller has
-// journaled its intent.
-func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final string, lookAgain bool) error {
+// journaled its intent (beforeRename: j.BeforeRename, or the wait of j.IntendRename).
+func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final string, lookAgain bool, beforeRename func(context.Context) error) error {
 	// The upload may have taken hours: look again, so a file that appeared
 	// meanwhile is not overwritten (writePartial looked already unless a
 	// remote hash ran since).
@@ -642,8 +646,8 @@ func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final 
 			return err
 		}
 	}
-	if j.BeforeRename != nil {
-		if err := j.BeforeRename(ctx); err != nil {
+	if beforeRename != nil {
+		if err := beforeRename(ctx); err != nil {
 			if e := (*Error)(nil); errors.As(err, &e) {
 				return err
 			}

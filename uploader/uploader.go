@@ -317,6 +317,11 @@ type Job struct {
 	// just before the partial becomes the final file; an error aborts and
 	// removes the partial. May be nil.
 	BeforeRename func(ctx context.Context) error
+	// IntendRename, when set, stands in for BeforeRename on a small file: it is called
+	// once the final name is known to be free, before the data is sent, so that the
+	// intent is journaled while the file travels; the func it returns is waited on where
+	// BeforeRename would be called. May be nil.
+	IntendRename func(ctx context.Context) (wait func(ctx context.Context) error)
 	// Connected, when set, is called once the upload has a logged-in session to the
 	// destination, before any byte is sent: the destination is reachable again. May be nil.
 	Connected func()

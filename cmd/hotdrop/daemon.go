@@ -523,7 +523,7 @@ func (a uploaderAdapter) Discard(ctx context.Context, rel string) error {
 
 func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.Result, error) {
 	uj := uploader.Job{LocalPath: j.LocalPath, Open: j.Open, RemoteRel: j.RemoteRel, Size: j.Size,
-		ModTime: j.ModTime, Replace: j.Replace, BeforeRename: j.BeforeRename, Progress: j.Progress,
+		ModTime: j.ModTime, Replace: j.Replace, BeforeRename: j.BeforeRename, IntendRename: j.IntendRename, Progress: j.Progress,
 		Connected: j.Connected, NoChecksumFile: j.NoChecksumFile}
 	if j.Resume != nil {
 		c := uploader.Checkpoint(*j.Resume)
