@@ -70,6 +70,7 @@ func TestSSHDResumeAfterCut(t *testing.T) {
 	p := sshdtest.StartProxy(t, s.Addr)
 	o := viaOptions(t, s, p.Addr)
 	o.Checksum = ChecksumXXH64
+	o.Streams = 1 // one connection for the proxy to cut; striped: TestSSHDStripedResumeAfterCut
 	u := newUploader(t, o)
 
 	const size = 384 << 20
