@@ -38,14 +38,8 @@ const (
 	autoStartStreams = 8
 	// stripeMinRTT: on a shorter round trip one stream's window carries more
 	// than the CPUs can encrypt (2 MiB per 5 ms is 400 MB/s), so "auto"
-	// does not measure for more streams than shortStreams, nor keeps more
-	// small files in flight.
+	// stays on one stream and nothing on a LAN or loopback changes.
 	stripeMinRTT = 5 * time.Millisecond
-	// shortStreams: on a short link a large file still goes over two
-	// connections, so that two sshd processes decrypt it rather than one:
-	// on loopback here 310-350 MB/s instead of 265 for 1 GiB, with less
-	// CPU per GB on both sides; four or eight were no faster.
-	shortStreams = 2
 	// stripeMinBytes: a smaller file goes over one stream; opening handles
 	// elsewhere would cost more than its few round trips gain.
 	stripeMinBytes = 16 << 20
@@ -120,7 +114,7 @@ func (s *stripeState) want(remain int64, rtt time.Duration, sharing int) (start 
 	case s.fixed > 0:
 		start = s.fixed
 	case rtt < stripeMinRTT:
-		start = shortStreams
+		return 1, false
 	default:
 		start = max(int(s.level.Load()), min(autoStartStreams, s.max))
 		grow = !s.settled.Load() && start < s.max && sharing == 1

@@ -281,8 +281,7 @@ func TestStreamsWanted(t *testing.T) {
 		wantGrow  bool
 	}{
 		{"auto, long link", &auto, big, long, 1, autoStartStreams, true},
-		{"auto, short link", &auto, big, short, 1, shortStreams, false},
-		{"auto, short link, two files share", &auto, big, short, 2, 2, false},
+		{"auto, short link", &auto, big, short, 1, 1, false},
 		{"auto, small file", &auto, small, long, 1, 1, false},
 		{"auto, two files share", &auto, big, long, 2, autoStartStreams / 2, false},
 		{"auto, settled", &settled, big, long, 1, 8, false},
