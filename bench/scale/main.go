@@ -28,7 +28,7 @@ import (
 )
 
 var (
-	flagSizes    = flag.String("sizes", "1000,10000,100000", "files in the one request, per run")
+	flagSizes    = flag.String("sizes", "1000,10000,100000", "files in the one request, per run (\"\": none)")
 	flagRequests = flag.Int("requests", 10000, "requests for the many-requests run (0: skip)")
 	flagFileSize = flag.Int("file-size", 4096, "bytes per file")
 	flagMode     = flag.String("mode", "marker,count", "how the request is complete: marker (files = 0 and _READY), count (files = N)")
@@ -53,6 +53,9 @@ func main() {
 	fmt.Printf("%-8s %-7s %9s %9s %9s %9s %10s %11s %12s\n", "files", "mode", "seconds", "files/s", "RSS MB", "CPU s", "CPU ms/file", "status KB", "check")
 	var sizes []int
 	for _, s := range strings.Split(*flagSizes, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue // -sizes "": the many-requests run only
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
 			fatal("-sizes: %q is not a count", s)
