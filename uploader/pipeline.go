@@ -145,16 +145,60 @@ var errStreamLost = errors.New("the stream's connection was lost")
 // had in flight goes over the others. It returns after every writer has
 // finished, so no buffer or goroutine outlives it.
 func pump(ctx context.Context, c pumpConfig) pumpResult {
-	type work struct {
-		buf []byte
-		off int64
+	p := newPumping(ctx, c)
+	defer p.putBufs()
+	for range p.writers {
+		p.wg.Add(1)
+		go p.write(c.dst)
 	}
+	p.readAll()
+	p.drain()
+	close(p.jobs)
+	p.wg.Wait()
+	p.ck.stop()
+	return p.res
+}
+
+// pumpWork is one chunk to write at off.
+type pumpWork struct {
+	buf []byte
+	off int64
+}
+
+// pumping is one pump's state. Only pump's goroutine touches it, except the writers, which
+// only use the channels.
+type pumping struct {
+	ctx     context.Context
+	c       pumpConfig
+	chunk   int // bytes a buffer holds
+	writers int // on dst
+	bufs    int // buffers made, all back in free at the end
+	join    <-chan io.WriterAt
+	joined  int
+
+	jobs chan pumpWork
+	done chan writeDone
+	free chan []byte
+	wg   sync.WaitGroup
+
+	ck          *checkpointer
+	tr          *ackTracker
+	res         pumpResult
+	lastOff     int64
+	lastAt      time.Time
+	sent        int64
+	outstanding int        // chunks read and not yet acknowledged or failed
+	redo        []pumpWork // chunks of lost streams, to send again first
+}
+
+func newPumping(ctx context.Context, c pumpConfig) *pumping {
 	// A small file needs few buffers and writers: 4 KiB files must not pay
 	// for megabytes of buffers each.
 	remain := c.end - c.start
 	chunk := int(min(int64(c.chunk), max(remain, 1)))
 	writers := int(min(int64(c.inflight), max((remain+int64(chunk)-1)/int64(chunk), 1)))
 	bufs := writers
+	join := c.join
 	if c.sequential {
 		// One writer, so nothing overtakes; a second buffer is read and
 		// hashed while the first is on the wire.
@@ -164,151 +208,150 @@ func pump(ctx context.Context, c pumpConfig) pumpResult {
 		if remain > int64(chunk) {
 			bufs = 2
 		}
-	}
-	join := c.join
-	if c.sequential {
 		join = nil
 	}
 	most := bufs
 	if join != nil {
 		most += maxJoinedStreams * c.perStream
 	}
-	jobs := make(chan work)
-	done := make(chan writeDone, most)
-	free := make(chan []byte, most)
+	p := &pumping{ctx: ctx, c: c, chunk: chunk, writers: writers, bufs: bufs, join: join,
+		jobs: make(chan pumpWork), done: make(chan writeDone, most), free: make(chan []byte, most),
+		ck: newCheckpointer(c.checkpoint), tr: newAckTracker(c.start),
+		res: pumpResult{read: c.start, acked: c.start}, lastOff: c.start, lastAt: c.clock.Now()}
 	for range bufs {
-		free <- getBuf(chunk)
+		p.free <- getBuf(chunk)
 	}
-	defer func() {
-		for range bufs {
-			putBuf(<-free)
+	return p
+}
+
+// putBufs returns every buffer to the pool once the writers are done.
+func (p *pumping) putBufs() {
+	for range p.bufs {
+		putBuf(<-p.free)
+	}
+}
+
+// write is one writer: it writes the chunks it is handed to dst until jobs closes, or until
+// dst's stream is lost (then the chunk goes back to be sent over another).
+func (p *pumping) write(dst io.WriterAt) {
+	defer p.wg.Done()
+	for w := range p.jobs {
+		n, err := dst.WriteAt(w.buf, w.off)
+		if err == nil && n != len(w.buf) {
+			err = io.ErrShortWrite
 		}
-	}()
-	var wg sync.WaitGroup
-	write := func(dst io.WriterAt) {
-		defer wg.Done()
-		for w := range jobs {
-			n, err := dst.WriteAt(w.buf, w.off)
-			if err == nil && n != len(w.buf) {
-				err = io.ErrShortWrite
-			}
-			if errors.Is(err, errStreamLost) {
-				// This stream is gone: the chunk goes back, the writer leaves.
-				done <- writeDone{off: w.off, n: len(w.buf), err: err, redo: w.buf}
-				return
-			}
-			done <- writeDone{off: w.off, n: len(w.buf), err: err}
-			free <- w.buf[:chunk] // not cap: a pooled buffer may be larger than this file's chunks
-		}
-	}
-	for range writers {
-		wg.Add(1)
-		go write(c.dst)
-	}
-	joined := 0
-	// take starts the writers of a stream that joined, with their buffers.
-	take := func(dst io.WriterAt) {
-		if joined == maxJoinedStreams {
+		if errors.Is(err, errStreamLost) {
+			p.done <- writeDone{off: w.off, n: len(w.buf), err: err, redo: w.buf}
 			return
 		}
-		joined++
-		for range c.perStream {
-			wg.Add(1)
-			go write(dst)
-			free <- getBuf(chunk)
-			bufs++
-		}
+		p.done <- writeDone{off: w.off, n: len(w.buf), err: err}
+		p.free <- w.buf[:p.chunk] // not cap: a pooled buffer may be larger than this file's chunks
 	}
+}
 
-	ck := newCheckpointer(c.checkpoint)
-	tr := newAckTracker(c.start)
-	res := pumpResult{read: c.start, acked: c.start}
-	lastOff, lastAt := c.start, c.clock.Now()
-	var sent int64
-	outstanding := 0
-	var redo []work // chunks of lost streams, to send again first
-	handle := func(d writeDone) {
-		if d.redo != nil {
-			if res.sendErr == nil {
-				redo = append(redo, work{buf: d.redo, off: d.off})
-				return // still outstanding
-			}
-			free <- d.redo[:chunk]
-		}
-		outstanding--
-		if d.err != nil {
-			if res.sendErr == nil || errors.Is(res.sendErr, context.Canceled) {
-				res.sendErr = d.err
-			}
-			return
-		}
-		res.acked = tr.ack(d.off, int64(d.n))
-		if !d.present {
-			sent += int64(d.n)
-		}
-		if c.acked != nil {
-			c.acked(sent, res.acked)
-		}
-		if res.acked-lastOff >= checkpointBytes || c.clock.Now().Sub(lastAt) >= checkpointInterval {
-			lastOff, lastAt = res.acked, c.clock.Now()
-			ck.offer(res.acked)
-		}
+// take starts the writers of a stream that joined, with their buffers.
+func (p *pumping) take(dst io.WriterAt) {
+	if p.joined == maxJoinedStreams {
+		return
 	}
-	// dispatch hands w to a writer, taking in results and streams meanwhile:
-	// a writer that has two buffers' worth of results to report (the
-	// sequential mode's one writer) must never wait on us while we wait on
-	// it. false: ctx ended first, and w is back among the free buffers.
-	dispatch := func(w work) bool {
-		for {
-			select {
-			case jobs <- w:
-				return true
-			case d := <-done:
-				handle(d)
-			case s := <-join:
-				take(s)
-			case <-ctx.Done():
-				// Not sent: the next read offset stays honest for the caller,
-				// which drops the partial or resumes from acked, never from read.
-				outstanding--
-				free <- w.buf[:chunk]
-				res.readErr = ctx.Err()
-				return false
-			}
-		}
+	p.joined++
+	for range p.c.perStream {
+		p.wg.Add(1)
+		go p.write(dst)
+		p.free <- getBuf(p.chunk)
+		p.bufs++
 	}
-	// resend sends the chunks of lost streams again, over the streams left.
-	resend := func() bool {
-		for len(redo) > 0 && res.sendErr == nil {
-			w := redo[0]
-			redo = redo[1:]
-			res.again += int64(len(w.buf))
-			if !dispatch(w) {
-				return false
-			}
-		}
-		return true
-	}
+}
 
+// handle takes in one writer's result: an acknowledgement (the contiguous offset, the
+// meter, a checkpoint now and then), a failure, or a chunk to send again.
+func (p *pumping) handle(d writeDone) {
+	if d.redo != nil {
+		if p.res.sendErr == nil {
+			p.redo = append(p.redo, pumpWork{buf: d.redo, off: d.off})
+			return // still outstanding
+		}
+		p.free <- d.redo[:p.chunk]
+	}
+	p.outstanding--
+	if d.err != nil {
+		if p.res.sendErr == nil || errors.Is(p.res.sendErr, context.Canceled) {
+			p.res.sendErr = d.err
+		}
+		return
+	}
+	p.res.acked = p.tr.ack(d.off, int64(d.n))
+	if !d.present {
+		p.sent += int64(d.n)
+	}
+	if p.c.acked != nil {
+		p.c.acked(p.sent, p.res.acked)
+	}
+	if p.res.acked-p.lastOff >= checkpointBytes || p.c.clock.Now().Sub(p.lastAt) >= checkpointInterval {
+		p.lastOff, p.lastAt = p.res.acked, p.c.clock.Now()
+		p.ck.offer(p.res.acked)
+	}
+}
+
+// dispatch hands w to a writer, taking in results and streams meanwhile:
+// a writer that has two buffers' worth of results to report (the
+// sequential mode's one writer) must never wait on us while we wait on
+// it. false: ctx ended first, and w is back among the free buffers.
+func (p *pumping) dispatch(w pumpWork) bool {
+	for {
+		select {
+		case p.jobs <- w:
+			return true
+		case d := <-p.done:
+			p.handle(d)
+		case s := <-p.join:
+			p.take(s)
+		case <-p.ctx.Done():
+			// Not sent: the next read offset stays honest for the caller,
+			// which drops the partial or resumes from acked, never from read.
+			p.outstanding--
+			p.free <- w.buf[:p.chunk]
+			p.res.readErr = p.ctx.Err()
+			return false
+		}
+	}
+}
+
+// resend sends the chunks of lost streams again, over the streams left.
+func (p *pumping) resend() bool {
+	for len(p.redo) > 0 && p.res.sendErr == nil {
+		w := p.redo[0]
+		p.redo = p.redo[1:]
+		p.res.again += int64(len(w.buf))
+		if !p.dispatch(w) {
+			return false
+		}
+	}
+	return true
+}
+
+// readAll reads the file once, in order, hashing each chunk and handing it to a writer,
+// until the end, a failure or ctx.
+func (p *pumping) readAll() {
+	c := p.c
 	present := c.present
 	off := c.start
-loop:
-	for off < c.end && res.sendErr == nil {
-		if !resend() {
-			break
+	for off < c.end && p.res.sendErr == nil {
+		if !p.resend() {
+			return
 		}
 		var buf []byte
 		select {
-		case buf = <-free:
-		case d := <-done:
-			handle(d)
+		case buf = <-p.free:
+		case d := <-p.done:
+			p.handle(d)
 			continue
-		case s := <-join:
-			take(s)
+		case s := <-p.join:
+			p.take(s)
 			continue
-		case <-ctx.Done():
-			res.readErr = ctx.Err()
-			break loop
+		case <-p.ctx.Done():
+			p.res.readErr = p.ctx.Err()
+			return
 		}
 		buf = buf[:min(int64(len(buf)), c.end-off)]
 		// A range the partial holds already is read and hashed up to its
@@ -318,12 +361,12 @@ loop:
 		}
 		there := false
 		if len(present) > 0 {
-			switch p := present[0]; {
-			case p.off <= off:
+			switch r := present[0]; {
+			case r.off <= off:
 				there = true
-				buf = buf[:min(int64(len(buf)), p.end-off)]
-			case p.off < off+int64(len(buf)):
-				buf = buf[:p.off-off]
+				buf = buf[:min(int64(len(buf)), r.end-off)]
+			case r.off < off+int64(len(buf)):
+				buf = buf[:r.off-off]
 			}
 		}
 		n, err := io.ReadFull(c.src, buf)
@@ -334,56 +377,57 @@ loop:
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			res.readErr = err
-			free <- buf[:chunk]
-			break
+			p.res.readErr = err
+			p.free <- buf[:p.chunk]
+			return
 		}
 		c.hashes.Write(buf)
 		off += int64(n)
-		res.read = off
+		p.res.read = off
 		if c.progress != nil {
 			c.progress(off)
 		}
-		outstanding++
+		p.outstanding++
 		if there {
-			res.skipped += int64(n)
-			free <- buf[:chunk]
-			handle(writeDone{off: off - int64(n), n: n, present: true})
+			p.res.skipped += int64(n)
+			p.free <- buf[:p.chunk]
+			p.handle(writeDone{off: off - int64(n), n: n, present: true})
 			continue
 		}
 		if c.limit != nil {
-			if err := c.limit.wait(ctx, n, done, handle); err != nil {
-				outstanding--
-				res.readErr = err
-				free <- buf[:chunk]
-				break
+			if err := c.limit.wait(p.ctx, n, p.done, p.handle); err != nil {
+				p.outstanding--
+				p.res.readErr = err
+				p.free <- buf[:p.chunk]
+				return
 			}
 		}
-		if !dispatch(work{buf: buf, off: off - int64(n)}) {
-			break
+		if !p.dispatch(pumpWork{buf: buf, off: off - int64(n)}) {
+			return
 		}
 	}
-	for outstanding > 0 {
-		if len(redo) > 0 && res.sendErr == nil && res.readErr == nil {
-			if !resend() {
+}
+
+// drain waits for every chunk in flight; chunks of lost streams go again while the copy
+// can still succeed.
+func (p *pumping) drain() {
+	for p.outstanding > 0 {
+		if len(p.redo) > 0 && p.res.sendErr == nil && p.res.readErr == nil {
+			if !p.resend() {
 				continue
 			}
 		}
-		if len(redo) > 0 {
+		if len(p.redo) > 0 {
 			// The copy stops: nothing is sent again.
-			for _, w := range redo {
-				free <- w.buf[:chunk]
-				outstanding--
+			for _, w := range p.redo {
+				p.free <- w.buf[:p.chunk]
+				p.outstanding--
 			}
-			redo = nil
+			p.redo = nil
 			continue
 		}
-		handle(<-done)
+		p.handle(<-p.done)
 	}
-	close(jobs)
-	wg.Wait()
-	ck.stop()
-	return res
 }
 
 // checkpointer hands the newest offset to the caller's callback on its own
