@@ -73,15 +73,12 @@ func TestSourceReadErrorIsNotDestinationTrouble(t *testing.T) {
 // view is sent after the engine has noted that attempt's failure).
 func (h *harness) waitRetrying(id string, n int) RequestView {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		v := h.views.get(id)
-		if len(v.Files) == 1 && v.Files[0].Retrying && v.Files[0].Attempt >= n {
-			return v
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("request %s never showed its file retrying after attempt %d: %+v", id, n, v.Files)
-		}
-		time.Sleep(2 * time.Millisecond)
+	var v RequestView
+	if !eventually(func() bool {
+		v = h.views.get(id)
+		return len(v.Files) == 1 && v.Files[0].Retrying && v.Files[0].Attempt >= n
+	}) {
+		h.t.Fatalf("request %s never showed its file retrying after attempt %d: %+v", id, n, v.Files)
 	}
+	return v
 }

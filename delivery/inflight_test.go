@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -86,11 +85,7 @@ func TestInFlighterAdmitsSmallFiles(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !eventually(cond) {
+		t.Fatalf("gave up waiting for %s", what)
 	}
 }
