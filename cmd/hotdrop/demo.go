@@ -125,6 +125,9 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 		return err
 	}
 	defer lock.Release()
+	// The demo's own lines and the progress lines the engine's loop prints interleave on
+	// one writer; each line is written whole.
+	stdout = &lineWriter{w: stdout}
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 	say("hotdrop demo in %s", dir)
 
@@ -338,6 +341,18 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// lineWriter serializes writes from the demo and the engine's loop to one writer.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // demoProgress prints each state change of the demo's files and requests as it happens.
