@@ -39,8 +39,6 @@ func (e *Engine) liftDenied(ctx context.Context, p string) {
 		return
 	}
 	e.dropFile(fs)
-	if err := e.st.DeleteFile(ctx, p); err != nil {
-		e.log.Error("journal", "err", err)
-	}
+	e.deleteRecord(p)
 	e.refreshOwner(ctx, fs)
 }

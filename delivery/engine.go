@@ -82,6 +82,9 @@ type Engine struct {
 	queued  []queuedEvent
 	intents []pendingIntent // rename intents waiting for the end of the batch
 	afters  []*fileState    // delivered files whose destination.after waits for their record
+	deletes []string        // records to forget, in order with the saves (deleteRecord)
+	dropped []*fileState    // files no longer the Engine's (forget)
+	jw      *journalWriter  // writes the batches off the loop (journal_writer.go)
 	// checkpointed are the files with a resume point when Run started (nil: unknown, ask the
 	// store for each file); see noCheckpoint.
 	checkpointed map[string]bool
@@ -150,6 +153,7 @@ func New(opt Options, up Uploader, st Store, rep Reporter) *Engine {
 		reqs: map[string]*reqState{}, byFolder: map[string]string{},
 		files: map[string]*fileState{}, byReq: map[string]map[*fileState]struct{}{}, outside: map[string]bool{},
 		msgs: make(chan msg, 64),
+		jw:   newJournalWriter(st, opt.Events, opt.Logger),
 	}
 }
 
@@ -188,6 +192,7 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 		e.settle(e.runCtx, true)
 		fn()
 		e.settle(e.runCtx, true)
+		e.syncJournal()      // and the journal holds it
 		e.flushReports(true) // readers (Requests) see what fn did once do returns
 		close(done)
 	}}:
@@ -216,6 +221,8 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	e.runCtx = ctx
+	e.jw.start()
+	defer e.jw.stop() // last, once the uploads have stopped: the final batch was handed over below
 	pending, err := e.restore(ctx)
 	if err != nil {
 		return err
@@ -232,7 +239,8 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	flush := time.NewTicker(reportEvery)
 	defer flush.Stop()
 	defer func() {
-		e.flushJournal(ctx)
+		// Written before the uploads are waited for: one may wait for its rename intent.
+		e.syncJournal()
 		e.flushReports(true)
 	}()
 	check := e.journalCheck()
@@ -254,6 +262,11 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			e.batch(ctx, events)
 		case m := <-e.msgs:
 			e.result(ctx, m)
+			e.batch(ctx, events)
+		case <-e.jw.ready:
+			// A batch is written: take its ids and the sources whose destination.after
+			// waited, and hand over what changed meanwhile.
+			e.takeJournaled()
 			e.batch(ctx, events)
 		case <-flush.C:
 			e.settle(ctx, false) // big requests keep their own pace (refreshStale)

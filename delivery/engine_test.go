@@ -25,6 +25,8 @@ type memStore struct {
 	checkpoints map[string]Checkpoint
 	manifests   map[string]time.Time
 	nextID      int64
+	// beforeSave, when set, runs before each SaveFiles: it may wait (a slow disk) or refuse.
+	beforeSave func([]FileRecord) error
 }
 
 func newMemStore() *memStore {
@@ -46,6 +48,14 @@ func (s *memStore) SaveRequest(_ context.Context, r RequestRecord) error {
 }
 
 func (s *memStore) SaveFiles(ctx context.Context, fs []FileRecord) ([]int64, error) {
+	s.mu.Lock()
+	before := s.beforeSave
+	s.mu.Unlock()
+	if before != nil {
+		if err := before(fs); err != nil {
+			return nil, err
+		}
+	}
 	ids := make([]int64, len(fs))
 	for i, f := range fs {
 		ids[i], _ = s.SaveFile(ctx, f)
@@ -64,6 +74,19 @@ func (s *memStore) SaveFile(_ context.Context, f FileRecord) (int64, error) {
 	}
 	s.files[f.Path] = f
 	return f.ID, nil
+}
+
+func (s *memStore) setBeforeSave(fn func([]FileRecord) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beforeSave = fn
+}
+
+func (s *memStore) record(p string) (FileRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.files[p]
+	return f, ok
 }
 
 func (s *memStore) DeleteFile(_ context.Context, p string) error {

@@ -210,8 +210,7 @@ func (e *Engine) refreshStale(ctx context.Context, all bool) {
 func (e *Engine) settle(ctx context.Context, all bool) {
 	// Uploads waiting at their rename go on first: re-deriving a request of 20,000 frames
 	// must not hold them back.
-	e.flushIntents(ctx)
+	e.flushJournal()
 	e.refreshStale(ctx, all)
-	e.flushJournal(ctx)
-	e.flushIntents(ctx)
+	e.flushJournal()
 }

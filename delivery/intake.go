@@ -115,9 +115,7 @@ func (e *Engine) removed(ctx context.Context, p string, fs *fileState) {
 		fs.sourceGone = true // the delivery stands
 	default:
 		e.dropFile(fs)
-		if err := e.st.DeleteFile(ctx, p); err != nil {
-			e.log.Error("journal", "err", err)
-		}
+		e.deleteRecord(p)
 	}
 	e.refreshOwner(ctx, fs)
 }

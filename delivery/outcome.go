@@ -120,9 +120,7 @@ func (e *Engine) reconciled(ctx context.Context, fs *fileState, m msg) {
 // the journal.
 func (e *Engine) forgetFile(ctx context.Context, fs *fileState) {
 	e.dropFile(fs)
-	if err := e.st.DeleteFile(ctx, fs.rec.Path); err != nil {
-		e.log.Error("journal", "err", err)
-	}
+	e.deleteRecord(fs.rec.Path)
 	e.refreshOwner(ctx, fs)
 }
 

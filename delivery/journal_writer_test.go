@@ -1,0 +1,89 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+// A journal that takes its time (a slow disk, a long fsync) does not hold the loop back:
+// while one batch is being written, other files are still taken in and sent, and once the
+// journal answers every file is delivered once, with its record.
+func TestSlowJournalDoesNotHoldTheLoop(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, st, newFakeUploader(), req("SR-1", 1), req("SR-2", 1))
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(open) // before the harness stops, should the test fail with the journal shut
+	entered := make(chan struct{})
+	var once sync.Once
+	st.setBeforeSave(func([]FileRecord) error {
+		once.Do(func() { close(entered) })
+		<-release
+		return nil
+	})
+	a := h.drop("SR-1", "a.ttml", watcher.Ready, 10)
+	<-entered // the writer is inside SaveFiles, and stays there
+	dropped := make(chan string, 1)
+	go func() { dropped <- h.drop("SR-2", "b.ttml", watcher.Ready, 10) }() // a loop held back would not take it
+	// Both uploads start (and wait at their rename for their intents) while the journal is
+	// still writing a's first record: the loop was not waiting for it.
+	h.waitAttempts(h.up, 2)
+	if n := h.up.count(); n != 0 {
+		t.Fatalf("%d uploads renamed into place before their rename intents were journaled", n)
+	}
+	b := <-dropped
+	st.setBeforeSave(nil)
+	open()
+	h.waitState("SR-1", Delivered)
+	h.waitState("SR-2", Delivered)
+	if n := h.up.count(); n != 2 {
+		t.Errorf("uploads = %d, want 2", n)
+	}
+	for _, p := range []string{a, b} {
+		if r, ok := st.record(p); !ok || r.State != Delivered {
+			t.Errorf("journal record of %s = %+v (found %v), want delivered", p, r, ok)
+		}
+	}
+}
+
+// A batch the journal refuses is kept and written before anything newer once the journal
+// takes writes again: a record saved during the refusal is not lost, and a record forgotten
+// after it is not brought back by the older save.
+func TestRefusedJournalBatchKeepsItsOrder(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, st, newFakeUploader(), req("SR-3", 0))
+	refused := make(chan struct{}, 1) // a batch with gone.mxf's record was refused
+	st.setBeforeSave(func(recs []FileRecord) error {
+		for _, r := range recs {
+			if filepath.Base(r.Path) == "gone.mxf" {
+				select {
+				case refused <- struct{}{}:
+				default:
+				}
+			}
+		}
+		return errors.New("disk I/O error")
+	})
+	gone := h.drop("SR-3", "gone.mxf", watcher.Ready, 10)
+	<-refused
+	kept := h.drop("SR-3", "kept.mxf", watcher.Ready, 10) // waits for _READY: no later change
+	h.drop("SR-3", "gone.mxf", watcher.Removed, 0)
+	// The journal is back; the next change hands over a batch, and the refused one goes first.
+	st.setBeforeSave(nil)
+	h.drop("SR-3", "later.mxf", watcher.Ready, 10)
+	if !eventually(func() bool { _, ok := st.record(kept); return ok }) {
+		t.Fatal("the record saved while the journal refused writes was never written")
+	}
+	if err := h.eng.do(context.Background(), func() {}); err != nil { // the journal holds all of it
+		t.Fatal(err)
+	}
+	if r, ok := st.record(gone); ok {
+		t.Errorf("the record of a removed file came back: %+v", r)
+	}
+}
