@@ -393,10 +393,12 @@ func (d *demo) showDelivered() (bad int) {
 		remote := d.progress.remotePath(local)
 		a, errA := fileSHA256(local)
 		b, errB := fileSHA256(remote)
-		verdict := "identical to the source (sha256 " + a[:16] + "…)"
+		var verdict string
 		if errA != nil || errB != nil || a != b {
 			verdict = fmt.Sprintf("DIFFERENT (%v %v)", errA, errB)
 			bad++
+		} else {
+			verdict = "identical to the source (sha256 " + a[:16] + "…)"
 		}
 		d.say("  %s  %s", remote, verdict)
 	}
