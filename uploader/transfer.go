@@ -74,12 +74,85 @@ type writeRefused struct {
 func (w *writeRefused) Error() string { return w.err.Error() }
 func (w *writeRefused) Unwrap() error { return w.err }
 
+// transferOnce sends the file once: it opens the partial while it looks at the final names,
+// writes and checks the partial, verifies it and publishes it under its final name.
 func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os.FileInfo, j Job, final string, seq bool) (Result, error) {
-	partial := t.partial(final)
-	// Looking at the final name and opening the partial are independent:
-	// one round trip for both.
+	a := &attempt{u: u, ctx: ctx, t: t, f: f, fi: fi, j: j, final: final, partial: t.partial(final), seq: seq,
+		h: newHashes(u.checksum)}
+	defer a.abandonChecksumFile()
+	w, err := a.openChecked()
+	if err != nil {
+		return Result{}, err
+	}
+	beforeRename := j.BeforeRename
+	if j.IntendRename != nil {
+		beforeRename = j.IntendRename(ctx) // the final name is free: the intent may go now
+	}
+	defer a.removeUnpublished()
+	// A new file of moderate size is hashed on the server while its handle
+	// closes and the final name is looked at again: the partial is complete
+	// once every write was acknowledged, and on a long link each of these
+	// steps is a round trip. A larger or resumed file is hashed after them,
+	// and the final name looked at again after the hash, which may take long.
+	overlap := a.start == 0 && j.Size <= overlapMax && u.hashFirst(0)
+	lookAgain := u.hashFirst(a.start) && !overlap
+	sums, err := a.write(w, !lookAgain, overlap)
+	if sums.live != nil {
+		defer sums.live.abort()
+	}
+	if err != nil {
+		a.keep = j.Checkpoint != nil && Classify(err).Transient
+		return Result{}, err
+	}
+	res := Result{Remote: final, Size: j.Size, SHA256: sums.sha, Resumed: a.start, Streams: sums.streams}
+	if u.checksum != "" {
+		res.ChecksumKind, res.Checksum = u.checksum, sums.sum
+	}
+	if res.Verified, err = a.verify(sums, overlap); err != nil {
+		// A prefix that proved wrong is discarded (verifyPartial says so):
+		// resuming it again would only fail again.
+		a.keep = j.Checkpoint != nil && Classify(err).Transient && !errors.Is(err, errBadPrefix)
+		return Result{}, err
+	}
+	if err := u.publish(ctx, t, j, a.partial, final, lookAgain, beforeRename); err != nil {
+		return Result{}, err
+	}
+	a.published = true
+	a.publishChecksumFile(&res)
+	return res, nil
+}
+
+// attempt is one transferOnce: what its steps share.
+type attempt struct {
+	u              *Uploader
+	ctx            context.Context
+	t              target
+	f              *os.File
+	fi             os.FileInfo
+	j              Job
+	final, partial string
+	seq            bool    // writes go in order (see transfer)
+	h              *hashes // the source's hashes, taken as it is read
+
+	start   int64  // where the copy starts: 0, or the resumed partial's offset
+	present []span // past start, what the resumed partial holds already
+	// sumFile is the checksum file's temporary copy; nil when none is written or it is
+	// published or abandoned.
+	sumFile *pendingSumFile
+	// published: the partial has its final name; keep: it stays for a resume.
+	published, keep bool
+	// verified and verr are the hash taken while the handle closed (overlap).
+	verified string
+	verr     error
+}
+
+// openChecked opens the partial (see openPartial) while it looks at the
+// final name and the checksum file's, which must be free: one round trip
+// for all. It starts the checksum file's temporary copy too.
+func (a *attempt) openChecked() (remoteFile, error) {
+	u, t, j := a.u, a.t, a.j
 	ferr, serr := make(chan error, 1), make(chan error, 1)
-	go func() { ferr <- checkFinal(t, final, j.Replace) }()
+	go func() { ferr <- checkFinal(t, a.final, j.Replace) }()
 	go func() {
 		// The checksum file's name must be free too: a delivered file beside a
 		// checksum file that disagrees with it would be worse than none.
@@ -87,21 +160,15 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 			serr <- nil
 			return
 		}
-		serr <- checkFinal(t, final+"."+u.checksum, false)
+		serr <- checkFinal(t, a.final+"."+u.checksum, false)
 	}()
 	// The checksum file's temporary copy is made alongside the partial and
 	// written while the partial is closed and checked: only its rename waits
 	// for the publish.
-	var sumFile *pendingSumFile
 	if u.checksum != "" && !j.NoChecksumFile {
-		sumFile = u.openChecksumFile(t, final, u.checksum, j.Replace)
+		a.sumFile = u.openChecksumFile(t, a.final, u.checksum, j.Replace)
 	}
-	defer func() {
-		if sumFile != nil {
-			sumFile.abandon()
-		}
-	}()
-	w, start, present, err := u.openPartial(t, f, fi, j, partial, seq)
+	w, start, present, err := u.openPartial(t, a.f, a.fi, j, a.partial, a.seq)
 	fe, se := <-ferr, <-serr
 	if fe == nil {
 		fe = se
@@ -110,98 +177,77 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 		if err == nil {
 			w.Close()
 			if start == 0 {
-				_ = t.remove(partial)
+				_ = t.remove(a.partial)
 			}
 		}
-		return Result{}, fe
+		return nil, fe
 	}
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	beforeRename := j.BeforeRename
-	if j.IntendRename != nil {
-		beforeRename = j.IntendRename(ctx) // the final name is free: the intent may go now
-	}
-	published, keep := false, false
-	defer func() {
-		if !published && !keep {
-			// Best effort, and done even when ctx is cancelled: a partial left
-			// behind would only confuse the ingest side.
-			if rerr := t.remove(partial); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				u.log.Warn("could not remove partial upload", "remote", partial, "err", rerr)
-			}
-		}
-	}()
-	h := newHashes(u.checksum)
-	onHashed := func(sum string) {
-		if sumFile != nil {
-			sumFile.write(sum)
-		}
-	}
-	// A new file of moderate size is hashed on the server while its handle
-	// closes and the final name is looked at again: the partial is complete
-	// once every write was acknowledged, and on a long link each of these
-	// steps is a round trip. A larger or resumed file is hashed after them,
-	// and the final name looked at again after the hash, which may take long.
-	overlap := start == 0 && j.Size <= overlapMax && u.hashFirst(0)
-	lookAgain := u.hashFirst(start) && !overlap
-	var verified string
-	var verr error
-	var early func(fileSums)
-	if overlap {
-		early = func(sums fileSums) {
-			if u.beforeVerify != nil {
-				u.beforeVerify(partial)
-			}
-			verified, verr = u.verifyPartial(ctx, t, partial, 0, sums, h)
-		}
-	}
-	sums, err := u.writePartial(ctx, t, w, f, fi, j, partial, final, !lookAgain, start, present, seq, h, onHashed, early)
-	if sums.live != nil {
-		defer sums.live.abort()
-	}
-	if err != nil {
-		keep = j.Checkpoint != nil && Classify(err).Transient
-		return Result{}, err
-	}
-	sha, sum := sums.sha, sums.sum
-	res := Result{Remote: final, Size: j.Size, SHA256: sha, Resumed: start, Streams: sums.streams}
-	if u.checksum != "" {
-		res.ChecksumKind, res.Checksum = u.checksum, sum
-	}
+	a.start, a.present = start, present
+	return w, nil
+}
+
+// verify proves that the partial holds the source's bytes: by the hash the
+// server took while the file was written, or one taken now. With overlap,
+// the hash was taken while the handle closed.
+func (a *attempt) verify(sums fileSums, overlap bool) (string, error) {
 	switch {
 	case !overlap:
-		if u.beforeVerify != nil {
-			u.beforeVerify(partial)
+		if a.u.beforeVerify != nil {
+			a.u.beforeVerify(a.partial)
 		}
-		if u.liveVerified(ctx, t, partial, sums) {
-			verified = VerifyHash
-			break
+		if a.u.liveVerified(a.ctx, a.t, a.partial, sums) {
+			return VerifyHash, nil
 		}
-		verified, verr = u.verifyPartial(ctx, t, partial, start, sums, h)
-	case Classify(verr) != nil && Classify(verr).Code == CodeVerifyMismatch:
+		return a.u.verifyPartial(a.ctx, a.t, a.partial, a.start, sums, a.h)
+	case Classify(a.verr) != nil && Classify(a.verr).Code == CodeVerifyMismatch:
 		// A server that shows the last writes only once the handle is
 		// closed gets its say after the close.
-		verified, verr = u.verifyPartial(ctx, t, partial, 0, sums, h)
+		return a.u.verifyPartial(a.ctx, a.t, a.partial, 0, sums, a.h)
 	}
-	if res.Verified, err = verified, verr; err != nil {
-		// A prefix that proved wrong is discarded (verifyPartial says so):
-		// resuming it again would only fail again.
-		keep = j.Checkpoint != nil && Classify(err).Transient && !errors.Is(err, errBadPrefix)
-		return Result{}, err
+	return a.verified, a.verr
+}
+
+// verifyWhileClosing is verify's hash for overlap, run while the handle closes.
+func (a *attempt) verifyWhileClosing(sums fileSums) {
+	if a.u.beforeVerify != nil {
+		a.u.beforeVerify(a.partial)
 	}
-	if err := u.publish(ctx, t, j, partial, final, lookAgain, beforeRename); err != nil {
-		return Result{}, err
+	a.verified, a.verr = a.u.verifyPartial(a.ctx, a.t, a.partial, 0, sums, a.h)
+}
+
+// removeUnpublished removes the partial unless it was published or is kept
+// for a resume.
+func (a *attempt) removeUnpublished() {
+	if a.published || a.keep {
+		return
 	}
-	published = true
-	if sumFile != nil {
-		res.ChecksumFile, res.ChecksumErr = sumFile.publish()
-		sumFile = nil
-		if res.ChecksumErr != nil {
-			u.log.Warn("delivered, but the checksum file could not be written", "remote", final, "err", res.ChecksumErr)
-		}
+	// Best effort, and done even when ctx is cancelled: a partial left
+	// behind would only confuse the ingest side.
+	if rerr := a.t.remove(a.partial); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		a.u.log.Warn("could not remove partial upload", "remote", a.partial, "err", rerr)
 	}
-	return res, nil
+}
+
+// publishChecksumFile gives the checksum file its final name, beside the
+// published file; a failure there is reported in res, not as the upload's.
+func (a *attempt) publishChecksumFile(res *Result) {
+	if a.sumFile == nil {
+		return
+	}
+	res.ChecksumFile, res.ChecksumErr = a.sumFile.publish()
+	a.sumFile = nil
+	if res.ChecksumErr != nil {
+		a.u.log.Warn("delivered, but the checksum file could not be written", "remote", a.final, "err", res.ChecksumErr)
+	}
+}
+
+func (a *attempt) abandonChecksumFile() {
+	if a.sumFile != nil {
+		a.sumFile.abandon()
+	}
 }
 
 // openPartial opens the partial: the existing one when j.Resume still
@@ -372,10 +418,11 @@ type fileSums struct {
 	live             *liveHash // the server's hash taken while it was written; nil: none
 }
 
-// writePartial hashes the resumed prefix, then copies and hashes the rest
-// in one pass, then proves that both ends hold what was meant: the source
-// unchanged, the partial complete.
-func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *os.File, fi os.FileInfo, j Job, partial, final string, checkFinalToo bool, start int64, present []span, seq bool, h *hashes, onHashed func(sum string), early func(fileSums)) (fileSums, error) {
+// write hashes the resumed prefix, then copies and hashes the rest in one
+// pass, then proves that both ends hold what was meant: the source
+// unchanged, the partial complete, and (checkFinalToo) the final name free.
+// With overlap the partial is verified while its handle closes.
+func (a *attempt) write(w remoteFile, checkFinalToo, overlap bool) (fileSums, error) {
 	closed := false
 	defer func() {
 		if !closed {
@@ -383,29 +430,16 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 		}
 	}()
 	var prefix string
-	if start > 0 {
+	if a.start > 0 {
 		var err error
-		if prefix, err = u.hashPrefix(f, start, h); err != nil {
+		if prefix, err = a.u.hashPrefix(a.f, a.start, a.h); err != nil {
 			return fileSums{}, err
 		}
 	}
-	ck := Checkpoint{Partial: partial, Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi)}
-	var checkpoint func(int64)
-	if j.Checkpoint != nil {
-		checkpoint = func(off int64) {
-			c := ck
-			c.Offset = off
-			j.Checkpoint(c)
-		}
-	}
-	pc := pumpConfig{
-		src: f, dst: w, start: start, end: j.Size, chunk: t.chunkSize(), inflight: u.inflight, sequential: seq,
-		present: present, hashes: h, limit: u.limit, progress: j.Progress, checkpoint: checkpoint, clock: u.clock,
-		readBytes: func(n int) { u.readBytes.Add(int64(n)) },
-	}
+	pc := a.pumpConfig(w)
 	var st *stripe
-	if !seq {
-		st = u.newStripe(t, partial, j.Size-start)
+	if !a.seq {
+		st = a.u.newStripe(a.t, a.partial, a.j.Size-a.start)
 	}
 	if st != nil {
 		// The deferred close and finishPartial's close the other handles too.
@@ -415,27 +449,12 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 		// holds back the contiguous offset a resume goes on from.
 		pc.inflight = min(pc.inflight, streamInflight)
 		pc.join, pc.perStream = st.join, streamInflight
-		st.run(ctx)
+		st.run(a.ctx)
 	}
-	live := u.startLiveHash(t, partial, start, j.Size, seq)
-	if st != nil || live != nil {
-		pc.acked = func(sent, contiguous int64) {
-			if st != nil {
-				st.sent.Store(sent)
-			}
-			if live != nil {
-				live.offer(contiguous)
-			}
-		}
-	}
-	pr := pump(ctx, pc)
-	streams := 1
-	if st != nil {
-		st.stop()
-		var per []int64
-		streams, per = st.used()
-		u.log.Debug("striped", "remote", partial, "streams", streams, "bytes_per_further_stream", per, "skipped", pr.skipped, "sent_again", pr.again)
-	}
+	live := a.u.startLiveHash(a.t, a.partial, a.start, a.j.Size, a.seq)
+	pc.acked = ackedHook(st, live)
+	pr := pump(a.ctx, pc)
+	streams := a.stopStripe(st, pr)
 	keepLive := false
 	if live != nil {
 		defer func() {
@@ -445,28 +464,84 @@ func (u *Uploader) writePartial(ctx context.Context, t target, w remoteFile, f *
 		}()
 	}
 	if pr.readErr != nil || pr.sendErr != nil {
-		if pr.sendErr != nil {
-			pr.sendErr = &writeRefused{err: pr.sendErr, start: start, concurrent: !seq && j.Size-start > int64(t.chunkSize())}
-		}
-		err := u.pumpError(ctx, t, j, partial, pr)
-		if checkpoint != nil && Classify(err).Transient && pr.acked > start {
-			checkpoint(pr.acked)
-		}
-		return fileSums{}, err
+		return fileSums{}, a.copyError(pr, pc.checkpoint)
 	}
-	sha, sum := h.sums()
-	onHashed(sum)
-	sums := fileSums{sha: sha, sum: sum, prefix: prefix, size: j.Size, streams: streams}
+	sha, sum := a.h.sums()
+	if a.sumFile != nil {
+		a.sumFile.write(sum)
+	}
+	sums := fileSums{sha: sha, sum: sum, prefix: prefix, size: a.j.Size, streams: streams}
 	var alongside func()
-	if early != nil {
-		alongside = func() { early(sums) }
+	if overlap {
+		alongside = func() { a.verifyWhileClosing(sums) }
 	}
 	closed = true // finishPartial closes it
-	if err := u.finishPartial(t, w, f, fi, j, partial, final, checkFinalToo, alongside); err != nil {
+	if err := a.u.finishPartial(a.t, w, a.f, a.fi, a.j, a.partial, a.final, checkFinalToo, alongside); err != nil {
 		return fileSums{}, err
 	}
 	sums.live, keepLive = live, true
 	return sums, nil
+}
+
+// pumpConfig is the copy of the source from a.start into w, recording each
+// offset the server acknowledged through j.Checkpoint.
+func (a *attempt) pumpConfig(w remoteFile) pumpConfig {
+	u, j := a.u, a.j
+	ck := Checkpoint{Partial: a.partial, Size: a.fi.Size(), ModTime: a.fi.ModTime(), Inode: inodeOf(a.fi)}
+	var checkpoint func(int64)
+	if j.Checkpoint != nil {
+		checkpoint = func(off int64) {
+			c := ck
+			c.Offset = off
+			j.Checkpoint(c)
+		}
+	}
+	return pumpConfig{
+		src: a.f, dst: w, start: a.start, end: j.Size, chunk: a.t.chunkSize(), inflight: u.inflight, sequential: a.seq,
+		present: a.present, hashes: a.h, limit: u.limit, progress: j.Progress, checkpoint: checkpoint, clock: u.clock,
+		readBytes: func(n int) { u.readBytes.Add(int64(n)) },
+	}
+}
+
+// ackedHook tells the stripe (how much was sent) and the live hash (how
+// far the partial is whole) of the copy's progress; nil when neither runs.
+func ackedHook(st *stripe, live *liveHash) func(sent, contiguous int64) {
+	if st == nil && live == nil {
+		return nil
+	}
+	return func(sent, contiguous int64) {
+		if st != nil {
+			st.sent.Store(sent)
+		}
+		if live != nil {
+			live.offer(contiguous)
+		}
+	}
+}
+
+// stopStripe stops the stripe's further streams, if any, and returns how
+// many streams carried the file.
+func (a *attempt) stopStripe(st *stripe, pr pumpResult) int {
+	if st == nil {
+		return 1
+	}
+	st.stop()
+	streams, per := st.used()
+	a.u.log.Debug("striped", "remote", a.partial, "streams", streams, "bytes_per_further_stream", per, "skipped", pr.skipped, "sent_again", pr.again)
+	return streams
+}
+
+// copyError is the error of a copy that stopped; a transient one records
+// how far the server acknowledged, for the resume.
+func (a *attempt) copyError(pr pumpResult, checkpoint func(int64)) error {
+	if pr.sendErr != nil {
+		pr.sendErr = &writeRefused{err: pr.sendErr, start: a.start, concurrent: !a.seq && a.j.Size-a.start > int64(a.t.chunkSize())}
+	}
+	err := a.u.pumpError(a.ctx, a.t, a.j, a.partial, pr)
+	if checkpoint != nil && Classify(err).Transient && pr.acked > a.start {
+		checkpoint(pr.acked)
+	}
+	return err
 }
 
 // startLiveHash starts hashing a large partial on the server while it is
