@@ -326,87 +326,96 @@ func (g *sendGate) release(size int64) {
 // sendOne uploads one file, retrying transient errors with backoff; every attempt resumes
 // from the checkpoint the last one left in the journal.
 func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
-	checkpointed := false
-	j := uploader.Job{
-		LocalPath: it.local, RemoteRel: it.rel, Size: it.size, ModTime: it.mtime, Replace: r.replace,
-		Checkpoint: func(c uploader.Checkpoint) {
-			// Not ctx: the checkpoint taken as Ctrl-C stops the upload is the one to keep.
-			if err := r.st.SaveCheckpoint(context.WithoutCancel(ctx), it.local, store.Checkpoint(c)); err != nil {
-				r.out.line("warning  %s: %v", it.local, err)
-				return
-			}
-			checkpointed = true
-		},
-	}
-	var err error
-	var res uploader.Result
-	for attempt := 1; ; attempt++ {
-		j.Resume = nil
-		if c, cerr := r.st.Checkpoint(ctx, it.local); cerr == nil {
-			uc := uploader.Checkpoint(c)
-			j.Resume = &uc
-			checkpointed = true
-		}
-		var counted, there int64
-		first := true
-		j.Progress = func(done int64) {
-			if first && j.Resume != nil {
-				// A resumed upload reports from its resume point: what was already on the
-				// server counts toward the bar, not toward the rate (one chunk aside).
-				there = done
-				r.out.resumed(done)
-			} else {
-				r.out.sent(done - counted)
-			}
-			first = false
-			r.out.add(done - counted)
-			counted = done
-		}
-		res, err = r.up.Upload(ctx, j)
-		if err != nil {
-			// The next attempt reports its own progress, from its resume point.
-			r.out.add(-counted)
-			r.out.sent(-(counted - there))
-			r.out.resumed(-there)
-		} else if res.Resumed != there {
-			// The exact resume point, now known: the first report was one chunk past it.
-			r.out.resumed(res.Resumed - there)
-			r.out.sent(there - res.Resumed)
-		}
-		ue := uploader.Classify(err)
-		if err == nil || !ue.Transient || ctx.Err() != nil || attempt == sendAttempts {
-			break
-		}
-		wait := sendBackoff.Step(attempt)
-		r.out.line("retrying %s in %v (attempt %d of %d): %v", it.local, wait, attempt+1, sendAttempts, err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
-	}
-	// Interrupted or still failing for network reasons: keep the checkpoint for the next run.
-	keep := err != nil && uploader.Classify(err).Transient
-	if checkpointed && !keep {
-		if derr := r.st.DeleteCheckpoint(context.WithoutCancel(ctx), it.local); derr != nil {
-			r.out.line("warning  %s: %v", it.local, derr)
-		}
-	}
+	f := &sendFile{run: r, it: it}
+	res, err := f.upload(ctx)
+	f.forgetCheckpoint(ctx, err)
 	if err != nil {
 		r.failed.Add(1)
 		if ctx.Err() == nil {
-			ue := uploader.Classify(err)
-			msg := err.Error()
-			if ue.Code == uploader.CodeRemoteExists {
-				// send keeps no record of what it delivered: the file may well be this one,
-				// sent before. It is never replaced without being asked.
-				msg = fmt.Sprintf("%s is already on the server (perhaps from an earlier send); it was left as it is: --replace sends this one over it", it.rel)
-			}
-			r.out.line("failed   %s: %s: %s", it.local, ue.Code, msg)
+			r.out.line("failed   %s: %s: %s", it.local, uploader.Classify(err).Code, sendFailure(it, err))
 		}
 		r.out.skip(it.size)
 		return
 	}
 	r.out.done(it.size)
+	r.out.line("sent     %s -> %s (%s, sha256 %s%s)", it.local, res.Remote, humanBytes(res.Size), res.SHA256, sentDetails(res))
+}
+
+// sendFile is one file of a send, across its attempts.
+type sendFile struct {
+	run *sendRun
+	it  sendItem
+	// checkpointed: the journal holds a checkpoint of the file, to delete once it is not
+	// needed for a resume.
+	checkpointed bool
+}
+
+// upload sends the file, again after a transient error, up to sendAttempts times.
+func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
+	j := f.job(ctx)
+	for attempt := 1; ; attempt++ {
+		j.Resume = nil
+		if c, cerr := f.run.st.Checkpoint(ctx, f.it.local); cerr == nil {
+			uc := uploader.Checkpoint(c)
+			j.Resume = &uc
+			f.checkpointed = true
+		}
+		p := &attemptProgress{out: f.run.out, resumed: j.Resume != nil}
+		j.Progress = p.report
+		res, err := f.run.up.Upload(ctx, j)
+		p.settle(res, err)
+		if err == nil || !uploader.Classify(err).Transient || ctx.Err() != nil || attempt == sendAttempts {
+			return res, err
+		}
+		wait := sendBackoff.Step(attempt)
+		f.run.out.line("retrying %s in %v (attempt %d of %d): %v", f.it.local, wait, attempt+1, sendAttempts, err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// job is the file's upload, saving each checkpoint in the journal.
+func (f *sendFile) job(ctx context.Context) uploader.Job {
+	it := f.it
+	return uploader.Job{
+		LocalPath: it.local, RemoteRel: it.rel, Size: it.size, ModTime: it.mtime, Replace: f.run.replace,
+		Checkpoint: func(c uploader.Checkpoint) {
+			// Not ctx: the checkpoint taken as Ctrl-C stops the upload is the one to keep.
+			if err := f.run.st.SaveCheckpoint(context.WithoutCancel(ctx), it.local, store.Checkpoint(c)); err != nil {
+				f.run.out.line("warning  %s: %v", it.local, err)
+				return
+			}
+			f.checkpointed = true
+		},
+	}
+}
+
+// forgetCheckpoint deletes the file's checkpoint once the upload ended with err, unless
+// a next run can resume from it.
+func (f *sendFile) forgetCheckpoint(ctx context.Context, err error) {
+	// Interrupted or still failing for network reasons: keep the checkpoint for the next run.
+	keep := err != nil && uploader.Classify(err).Transient
+	if f.checkpointed && !keep {
+		if derr := f.run.st.DeleteCheckpoint(context.WithoutCancel(ctx), f.it.local); derr != nil {
+			f.run.out.line("warning  %s: %v", f.it.local, derr)
+		}
+	}
+}
+
+// sendFailure is the sentence for a file that could not be sent.
+func sendFailure(it sendItem, err error) string {
+	if uploader.Classify(err).Code == uploader.CodeRemoteExists {
+		// send keeps no record of what it delivered: the file may well be this one,
+		// sent before. It is never replaced without being asked.
+		return fmt.Sprintf("%s is already on the server (perhaps from an earlier send); it was left as it is: --replace sends this one over it", it.rel)
+	}
+	return err.Error()
+}
+
+// sentDetails is what a sent line adds about how the file went: streams, resume, checksum file.
+func sentDetails(res uploader.Result) string {
 	extra := ""
 	if res.Streams > 1 {
 		extra = fmt.Sprintf(", over %d streams", res.Streams)
@@ -417,7 +426,44 @@ func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
 	if res.ChecksumErr != nil {
 		extra += fmt.Sprintf("; checksum file not written: %v", res.ChecksumErr)
 	}
-	r.out.line("sent     %s -> %s (%s, sha256 %s%s)", it.local, res.Remote, humanBytes(res.Size), res.SHA256, extra)
+	return extra
+}
+
+// attemptProgress counts one attempt's bytes into the send's progress bar and rate.
+type attemptProgress struct {
+	out     *sendOutput
+	resumed bool // the attempt goes on from a checkpoint
+	started bool
+	counted int64 // bytes reported so far
+	there   int64 // of them, those on the server before the attempt
+}
+
+func (p *attemptProgress) report(done int64) {
+	if !p.started && p.resumed {
+		// A resumed upload reports from its resume point: what was already on the
+		// server counts toward the bar, not toward the rate (one chunk aside).
+		p.there = done
+		p.out.resumed(done)
+	} else {
+		p.out.sent(done - p.counted)
+	}
+	p.started = true
+	p.out.add(done - p.counted)
+	p.counted = done
+}
+
+// settle corrects the counts once the attempt ended with res and err.
+func (p *attemptProgress) settle(res uploader.Result, err error) {
+	if err != nil {
+		// The next attempt reports its own progress, from its resume point.
+		p.out.add(-p.counted)
+		p.out.sent(-(p.counted - p.there))
+		p.out.resumed(-p.there)
+	} else if res.Resumed != p.there {
+		// The exact resume point, now known: the first report was one chunk past it.
+		p.out.resumed(res.Resumed - p.there)
+		p.out.sent(p.there - res.Resumed)
+	}
 }
 
 // sendOutput writes per-file lines to stdout and, on a terminal, redraws a progress bar
