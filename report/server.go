@@ -2,11 +2,7 @@ package report
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -93,10 +88,6 @@ func (s *Server) baseCtx() context.Context {
 //go:embed web
 var webFS embed.FS
 
-// sessionCookie is set by the login form; its value is derived from the token, never the
-// token itself.
-const sessionCookie = "hotdrop_session"
-
 // NewServer checks the options. A non-loopback address without a token is refused: loopback
 // is the only place where no token is acceptable, and even there it is not authentication.
 func NewServer(o ServerOptions) (*Server, error) {
@@ -121,45 +112,6 @@ func NewServer(o ServerOptions) (*Server, error) {
 	s.allowHosts(host)
 	s.routes()
 	return s, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
-}
-
-func (s *Server) allowHosts(host string) {
-	add := func(h string) {
-		if h = strings.ToLower(strings.Trim(h, "[]")); h != "" {
-			s.hosts[h] = true
-		}
-	}
-	for _, h := range s.o.Hosts {
-		add(h)
-	}
-	add(host)
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	if s.loopback || host == "" || ip != nil && ip.IsUnspecified() {
-		add("localhost")
-		add("127.0.0.1")
-		add("::1")
-	}
-	if host == "" || ip != nil && ip.IsUnspecified() {
-		if name, err := os.Hostname(); err == nil {
-			add(name)
-			add(strings.SplitN(name, ".", 2)[0])
-		}
-		if addrs, err := net.InterfaceAddrs(); err == nil {
-			for _, a := range addrs {
-				if n, ok := a.(*net.IPNet); ok {
-					add(n.IP.String())
-				}
-			}
-		}
-	}
 }
 
 func (s *Server) routes() {
@@ -207,102 +159,6 @@ func (s *Server) routes() {
 		m.Handle("GET /metrics", s.o.Metrics.Handler())
 	}
 	s.mux = m
-}
-
-// Handler is the whole site with its checks: Host, token, same-origin POSTs.
-func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.hostAllowed(r.Host) {
-			http.Error(w, "Forbidden: this Host is not one hotdrop answers to (a guard against DNS rebinding); add it to the allowed names or use the listen address", http.StatusForbidden)
-			return
-		}
-		bearer := s.bearerOK(r)
-		authed := bearer || s.cookieOK(r)
-		if !s.loopback && !authed && r.URL.Path != "/login" && r.URL.Path != "/app.css" {
-			if r.Method == http.MethodGet && (r.URL.Path == "/" || strings.Contains(r.Header.Get("Accept"), "text/html")) {
-				http.Redirect(w, r, "/login", http.StatusSeeOther)
-				return
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hotdrop"`)
-			http.Error(w, "Unauthorized: send the token from status.token_file as Authorization: Bearer", http.StatusUnauthorized)
-			return
-		}
-		if s.o.Token != "" && !authed && r.Method == http.MethodPost && r.URL.Path != "/login" {
-			// Loopback is not authentication: any local user can reach it. With a token
-			// configured, a change of state needs it (or the session of a dashboard that
-			// logged in with it).
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hotdrop"`)
-			writeJSON(w, http.StatusUnauthorized, apiError{"this hotdrop wants the token from status.token_file for retry, replace and deliver: log in at /login, or send it as Authorization: Bearer"})
-			return
-		}
-		if !bearer {
-			if err := s.cop.Check(r); err != nil {
-				http.Error(w, "Forbidden: cross-origin request refused; POST from the dashboard itself or send the token", http.StatusForbidden)
-				return
-			}
-		}
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("X-Frame-Options", "DENY")
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
-		s.mux.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) hostAllowed(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
-	return s.hosts[host]
-}
-
-func (s *Server) bearerOK(r *http.Request) bool {
-	if s.o.Token == "" {
-		return false
-	}
-	a := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(a, "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.o.Token)) == 1
-}
-
-func (s *Server) session() string {
-	m := hmac.New(sha256.New, []byte(s.o.Token))
-	m.Write([]byte("hotdrop dashboard session"))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-func (s *Server) cookieOK(r *http.Request) bool {
-	if s.o.Token == "" {
-		return false
-	}
-	c, err := r.Cookie(sessionCookie)
-	return err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session())) == 1
-}
-
-const loginPage = `<!doctype html><html lang="en"><meta charset="utf-8"><title>hotdrop: sign in</title>
-<link rel="stylesheet" href="/app.css"><body class="login"><form method="post" action="/login">
-<h1>hotdrop</h1><p>%s</p><label>Token <input type="password" name="token" autocomplete="current-password" autofocus></label>
-<button type="submit">Sign in</button></form></body></html>`
-
-func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprintf(w, loginPage, "Enter the token from status.token_file.")
-}
-
-func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4096)
-	tok := r.PostFormValue("token")
-	if s.o.Token == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.o.Token)) != 1 {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprintf(w, loginPage, "That token is not the one in status.token_file.")
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.session(), Path: "/", HttpOnly: true,
-		Secure: s.o.TLSCert != "", SameSite: http.SameSiteStrictMode, MaxAge: 30 * 24 * 3600})
-	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -184,3 +184,37 @@ func (l *liveHash) end() {
 		close(l.ended)
 	})
 }
+
+// startLiveHash starts hashing a large partial on the server while it is
+// written (see liveHash), where the file is to be hashed there anyway; nil
+// otherwise. The first start bytes are there already.
+func (u *Uploader) startLiveHash(t target, partial string, start, size int64, seq bool) *liveHash {
+	lc, ok := t.(leasedConn)
+	if !ok || seq || size < liveHashFrom || !u.hashFirst(start) || u.noRemoteHash.Load() {
+		return nil
+	}
+	l := lc.startLiveHash(partial, size)
+	if l != nil && start > 0 {
+		l.offer(start)
+	}
+	return l
+}
+
+// liveVerified reports whether the live hash of sums' file gave the sha256
+// sent, so no hash after the close is needed. Any other answer leaves the
+// decision to that hash.
+func (u *Uploader) liveVerified(ctx context.Context, t target, partial string, sums fileSums) bool {
+	if sums.live == nil {
+		return false
+	}
+	got, err := sums.live.result(ctx)
+	if err != nil || got != sums.sha {
+		u.log.Info("the hash taken on the server while the file was written did not prove it; hashing it again", "remote", partial, "got", got, "err", err)
+		return false
+	}
+	if lc, ok := t.(leasedConn); ok {
+		lc.shellProven.Store(true)
+	}
+	u.log.Debug("verified by the hash the server took while the file was written", "remote", partial)
+	return true
+}

@@ -70,6 +70,8 @@ type sftpConn struct {
 // the hashing sessions take up to maxHashSessions of them.
 const channelsPerConn = 5
 
+// dial connects to the destination: TCP, the SSH handshake with the host
+// key checked, the SFTP start; every step within the dial timeout.
 func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 	hk, algos, err := newHostKeyCheck(u.opts.KnownHosts, u.addr)
 	if err != nil {
@@ -100,16 +102,7 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 	cc, chans, reqs, err := ssh.NewClientConn(nc, u.addr, cfg)
 	if err != nil {
 		nc.Close()
-		switch {
-		case hk.failure != nil:
-			return nil, hk.failure
-		case ctx.Err() != nil:
-			return nil, destinationError("connect to", u.addr, ctx.Err())
-		case isAuth(err):
-			return nil, &Error{Code: CodeAuthFailed, Err: err, Msg: fmt.Sprintf(
-				"server %s refused the login of user %q with %s", u.addr, u.user, u.authDescription())}
-		}
-		return nil, destinationError("ssh handshake with", u.addr, err)
+		return nil, u.handshakeError(ctx, hk, err)
 	}
 	client := ssh.NewClient(cc, chans, reqs)
 	sc, chunk, opts, err := openSFTP(client, u.inflight, u.bigPackets.Load())
@@ -126,10 +119,31 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 		sc.Close()
 		return nil, destinationError("connect to", u.addr, context.Cause(ctx))
 	}
-	// A round trip, timed (the SFTP start above took several, but also the
-	// server's start of its SFTP process), unless an earlier connection to
-	// the destination did: the striping's further connections are dialled
-	// while a file waits for them.
+	rtt := u.roundTrip(client)
+	_ = nc.SetDeadline(time.Time{})
+	return u.newSFTPConn(client, sc, chunk, opts, rtt), nil
+}
+
+// handshakeError says why the SSH handshake failed: the host key, ctx, the
+// login, or the server's answer.
+func (u *Uploader) handshakeError(ctx context.Context, hk *hostKeyCheck, err error) error {
+	switch {
+	case hk.failure != nil:
+		return hk.failure
+	case ctx.Err() != nil:
+		return destinationError("connect to", u.addr, ctx.Err())
+	case isAuth(err):
+		return &Error{Code: CodeAuthFailed, Err: err, Msg: fmt.Sprintf(
+			"server %s refused the login of user %q with %s", u.addr, u.user, u.authDescription())}
+	}
+	return destinationError("ssh handshake with", u.addr, err)
+}
+
+// roundTrip is a round trip to the destination, timed (the SFTP start took
+// several, but also the server's start of its SFTP process), unless an
+// earlier connection to the destination did: the striping's further
+// connections are dialled while a file waits for them.
+func (u *Uploader) roundTrip(client *ssh.Client) time.Duration {
 	rtt := time.Duration(u.rtt.Load())
 	if rtt == 0 {
 		// The shorter of two: a busy machine can hold one reply back a few
@@ -142,7 +156,12 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 			}
 		}
 	}
-	_ = nc.SetDeadline(time.Time{})
+	return rtt
+}
+
+// newSFTPConn is the connection, with what its server can do, its watcher
+// and keepalive running; it remembers for later dials what it learnt.
+func (u *Uploader) newSFTPConn(client *ssh.Client, sc *sftp.Client, chunk int, opts []sftp.ClientOption, rtt time.Duration) *sftpConn {
 	c := &sftpConn{ssh: client, sftp: sc, base: u.base, tempName: u.tempName, chunk: chunk, done: make(chan struct{}), rtt: rtt, opts: opts}
 	_, c.posixRename = sc.HasExtension("posix-rename@openssh.com")
 	_, c.statvfs = sc.HasExtension("statvfs@openssh.com")
@@ -154,7 +173,7 @@ func (u *Uploader) dial(ctx context.Context) (*sftpConn, error) {
 	go c.watch()
 	go c.keepalive(u.kaInterval, u.kaTimeout)
 	u.log.Info("connected to destination", "addr", u.addr, "user", u.user, "server", string(client.ServerVersion()), "rtt", rtt.Round(100*time.Microsecond))
-	return c, nil
+	return c
 }
 
 // openSFTP starts the SFTP session. OpenSSH takes 8 times the default

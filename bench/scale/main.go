@@ -253,6 +253,8 @@ func delivered(dir string) (int, error) {
 
 func frameName(i int) string { return fmt.Sprintf("shot_010.%07d.exr", 1001+i) }
 
+// oneRequest delivers n frames of one request (files = n, or a ready marker after them) and,
+// with restart, starts the daemon again to see that it sends none of them twice.
 func oneRequest(bin string, n int, mode string, restart bool) (r result, err error) {
 	r.restartCPU = -1
 	files := "0"
@@ -278,30 +280,12 @@ func oneRequest(bin string, n int, mode string, restart bool) (r result, err err
 	if err := waitFor(30*time.Second, func() bool { _, err := os.Stat(drop); return err == nil }); err != nil {
 		return r, fmt.Errorf("drop folder %s never appeared: %w", drop, err)
 	}
-	data := bytes.Repeat([]byte("f"), *flagFileSize)
 	t0 := time.Now()
-	for i := range n {
-		binaryStamp(data, i)
-		if err := os.WriteFile(filepath.Join(drop, frameName(i)), data, 0o644); err != nil {
-			return r, err
-		}
-	}
-	if mode == "marker" {
-		if err := os.WriteFile(filepath.Join(drop, "_READY"), nil, 0o644); err != nil {
-			return r, err
-		}
+	if err := writeFrames(drop, n, mode); err != nil {
+		return r, err
 	}
 	out := filepath.Join(w.out, "SR-1")
-	deadline := time.Duration(n)*10*time.Millisecond + time.Minute
-	var got int
-	// Progress from the daemon's status file (small: counts), not a listing of the
-	// destination, which at 100,000 files costs the machine more than the daemon does.
-	// checkOnce then checks the destination itself.
-	err = waitFor(deadline, func() bool {
-		s, err := readStatus(drop)
-		got = s.Counts["delivered"]
-		return err == nil && got >= n && s.Request.State == "delivered"
-	})
+	got, err := waitRequestDelivered(drop, n)
 	r.secs = time.Since(t0).Seconds()
 	if st, serr := os.Stat(filepath.Join(drop, ".hotdrop-status.json")); serr == nil {
 		r.statusBytes = st.Size()
@@ -327,40 +311,79 @@ func oneRequest(bin string, n int, mode string, restart bool) (r result, err err
 	if !restart {
 		return r, nil
 	}
-	before := map[string]time.Time{}
-	ents, _ := os.ReadDir(out)
-	for _, e := range ents {
-		if info, err := e.Info(); err == nil {
-			before[e.Name()] = info.ModTime()
+	return r, restartSendsNothing(bin, w, out, &r)
+}
+
+// writeFrames writes n frames into drop, each its own content, and the ready marker after
+// them in mode "marker".
+func writeFrames(drop string, n int, mode string) error {
+	data := bytes.Repeat([]byte("f"), *flagFileSize)
+	for i := range n {
+		binaryStamp(data, i)
+		if err := os.WriteFile(filepath.Join(drop, frameName(i)), data, 0o644); err != nil {
+			return err
 		}
 	}
-	d, err = start(bin, w)
+	if mode == "marker" {
+		return os.WriteFile(filepath.Join(drop, "_READY"), nil, 0o644)
+	}
+	return nil
+}
+
+// waitRequestDelivered waits until the request in drop has its n files delivered; it returns
+// how many were.
+func waitRequestDelivered(drop string, n int) (got int, err error) {
+	deadline := time.Duration(n)*10*time.Millisecond + time.Minute
+	// Progress from the daemon's status file (small: counts), not a listing of the
+	// destination, which at 100,000 files costs the machine more than the daemon does.
+	// checkOnce then checks the destination itself.
+	err = waitFor(deadline, func() bool {
+		s, err := readStatus(drop)
+		got = s.Counts["delivered"]
+		return err == nil && got >= n && s.Request.State == "delivered"
+	})
+	return got, err
+}
+
+// restartSendsNothing starts the daemon again on the delivered request and measures its
+// start until idle (r.restartWall, r.restartCPU); it fails when a file in out was written
+// again (r.resent).
+func restartSendsNothing(bin string, w work, out string, r *result) error {
+	before := modTimes(out)
+	d, err := start(bin, w)
 	if err != nil {
-		return r, err
+		return err
 	}
 	t1 := time.Now()
 	waitIdle(d.cmd.Process.Pid)
 	r.restartWall = time.Since(t1).Seconds() - 1
 	r.restartCPU, _, err = d.stop()
 	if err != nil {
-		return r, err
+		return err
 	}
-	ents, _ = os.ReadDir(out)
-	for _, e := range ents {
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		if t, ok := before[e.Name()]; !ok || !t.Equal(info.ModTime()) {
-			if !strings.HasPrefix(e.Name(), ".") {
+	for name, mt := range modTimes(out) {
+		if t, ok := before[name]; !ok || !t.Equal(mt) {
+			if !strings.HasPrefix(name, ".") {
 				r.resent++
 			}
 		}
 	}
 	if r.resent > 0 {
-		return r, fmt.Errorf("the restart wrote %d files again", r.resent)
+		return fmt.Errorf("the restart wrote %d files again", r.resent)
 	}
-	return r, nil
+	return nil
+}
+
+// modTimes is the modification time of each file in dir, by name.
+func modTimes(dir string) map[string]time.Time {
+	m := map[string]time.Time{}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil {
+			m[e.Name()] = info.ModTime()
+		}
+	}
+	return m
 }
 
 // binaryStamp makes every file's content its own.

@@ -20,14 +20,12 @@ import (
 	"time"
 
 	"github.com/hotdrop/hotdrop/config"
-	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/backoff"
 	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/internal/statelock"
 	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/store"
 	"github.com/hotdrop/hotdrop/uploader"
-	"golang.org/x/term"
 )
 
 const sendSynopsis = `send PATH... [--to DIR] [--config FILE] [--replace] [--streams N|auto]
@@ -326,87 +324,96 @@ func (g *sendGate) release(size int64) {
 // sendOne uploads one file, retrying transient errors with backoff; every attempt resumes
 // from the checkpoint the last one left in the journal.
 func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
-	checkpointed := false
-	j := uploader.Job{
-		LocalPath: it.local, RemoteRel: it.rel, Size: it.size, ModTime: it.mtime, Replace: r.replace,
-		Checkpoint: func(c uploader.Checkpoint) {
-			// Not ctx: the checkpoint taken as Ctrl-C stops the upload is the one to keep.
-			if err := r.st.SaveCheckpoint(context.WithoutCancel(ctx), it.local, store.Checkpoint(c)); err != nil {
-				r.out.line("warning  %s: %v", it.local, err)
-				return
-			}
-			checkpointed = true
-		},
-	}
-	var err error
-	var res uploader.Result
-	for attempt := 1; ; attempt++ {
-		j.Resume = nil
-		if c, cerr := r.st.Checkpoint(ctx, it.local); cerr == nil {
-			uc := uploader.Checkpoint(c)
-			j.Resume = &uc
-			checkpointed = true
-		}
-		var counted, there int64
-		first := true
-		j.Progress = func(done int64) {
-			if first && j.Resume != nil {
-				// A resumed upload reports from its resume point: what was already on the
-				// server counts toward the bar, not toward the rate (one chunk aside).
-				there = done
-				r.out.resumed(done)
-			} else {
-				r.out.sent(done - counted)
-			}
-			first = false
-			r.out.add(done - counted)
-			counted = done
-		}
-		res, err = r.up.Upload(ctx, j)
-		if err != nil {
-			// The next attempt reports its own progress, from its resume point.
-			r.out.add(-counted)
-			r.out.sent(-(counted - there))
-			r.out.resumed(-there)
-		} else if res.Resumed != there {
-			// The exact resume point, now known: the first report was one chunk past it.
-			r.out.resumed(res.Resumed - there)
-			r.out.sent(there - res.Resumed)
-		}
-		ue := uploader.Classify(err)
-		if err == nil || !ue.Transient || ctx.Err() != nil || attempt == sendAttempts {
-			break
-		}
-		wait := sendBackoff.Step(attempt)
-		r.out.line("retrying %s in %v (attempt %d of %d): %v", it.local, wait, attempt+1, sendAttempts, err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
-	}
-	// Interrupted or still failing for network reasons: keep the checkpoint for the next run.
-	keep := err != nil && uploader.Classify(err).Transient
-	if checkpointed && !keep {
-		if derr := r.st.DeleteCheckpoint(context.WithoutCancel(ctx), it.local); derr != nil {
-			r.out.line("warning  %s: %v", it.local, derr)
-		}
-	}
+	f := &sendFile{run: r, it: it}
+	res, err := f.upload(ctx)
+	f.forgetCheckpoint(ctx, err)
 	if err != nil {
 		r.failed.Add(1)
 		if ctx.Err() == nil {
-			ue := uploader.Classify(err)
-			msg := err.Error()
-			if ue.Code == uploader.CodeRemoteExists {
-				// send keeps no record of what it delivered: the file may well be this one,
-				// sent before. It is never replaced without being asked.
-				msg = fmt.Sprintf("%s is already on the server (perhaps from an earlier send); it was left as it is: --replace sends this one over it", it.rel)
-			}
-			r.out.line("failed   %s: %s: %s", it.local, ue.Code, msg)
+			r.out.line("failed   %s: %s: %s", it.local, uploader.Classify(err).Code, sendFailure(it, err))
 		}
 		r.out.skip(it.size)
 		return
 	}
 	r.out.done(it.size)
+	r.out.line("sent     %s -> %s (%s, sha256 %s%s)", it.local, res.Remote, humanBytes(res.Size), res.SHA256, sentDetails(res))
+}
+
+// sendFile is one file of a send, across its attempts.
+type sendFile struct {
+	run *sendRun
+	it  sendItem
+	// checkpointed: the journal holds a checkpoint of the file, to delete once it is not
+	// needed for a resume.
+	checkpointed bool
+}
+
+// upload sends the file, again after a transient error, up to sendAttempts times.
+func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
+	j := f.job(ctx)
+	for attempt := 1; ; attempt++ {
+		j.Resume = nil
+		if c, cerr := f.run.st.Checkpoint(ctx, f.it.local); cerr == nil {
+			uc := uploader.Checkpoint(c)
+			j.Resume = &uc
+			f.checkpointed = true
+		}
+		p := &attemptProgress{out: f.run.out, resumed: j.Resume != nil}
+		j.Progress = p.report
+		res, err := f.run.up.Upload(ctx, j)
+		p.settle(res, err)
+		if err == nil || !uploader.Classify(err).Transient || ctx.Err() != nil || attempt == sendAttempts {
+			return res, err
+		}
+		wait := sendBackoff.Step(attempt)
+		f.run.out.line("retrying %s in %v (attempt %d of %d): %v", f.it.local, wait, attempt+1, sendAttempts, err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// job is the file's upload, saving each checkpoint in the journal.
+func (f *sendFile) job(ctx context.Context) uploader.Job {
+	it := f.it
+	return uploader.Job{
+		LocalPath: it.local, RemoteRel: it.rel, Size: it.size, ModTime: it.mtime, Replace: f.run.replace,
+		Checkpoint: func(c uploader.Checkpoint) {
+			// Not ctx: the checkpoint taken as Ctrl-C stops the upload is the one to keep.
+			if err := f.run.st.SaveCheckpoint(context.WithoutCancel(ctx), it.local, store.Checkpoint(c)); err != nil {
+				f.run.out.line("warning  %s: %v", it.local, err)
+				return
+			}
+			f.checkpointed = true
+		},
+	}
+}
+
+// forgetCheckpoint deletes the file's checkpoint once the upload ended with err, unless
+// a next run can resume from it.
+func (f *sendFile) forgetCheckpoint(ctx context.Context, err error) {
+	// Interrupted or still failing for network reasons: keep the checkpoint for the next run.
+	keep := err != nil && uploader.Classify(err).Transient
+	if f.checkpointed && !keep {
+		if derr := f.run.st.DeleteCheckpoint(context.WithoutCancel(ctx), f.it.local); derr != nil {
+			f.run.out.line("warning  %s: %v", f.it.local, derr)
+		}
+	}
+}
+
+// sendFailure is the sentence for a file that could not be sent.
+func sendFailure(it sendItem, err error) string {
+	if uploader.Classify(err).Code == uploader.CodeRemoteExists {
+		// send keeps no record of what it delivered: the file may well be this one,
+		// sent before. It is never replaced without being asked.
+		return fmt.Sprintf("%s is already on the server (perhaps from an earlier send); it was left as it is: --replace sends this one over it", it.rel)
+	}
+	return err.Error()
+}
+
+// sentDetails is what a sent line adds about how the file went: streams, resume, checksum file.
+func sentDetails(res uploader.Result) string {
 	extra := ""
 	if res.Streams > 1 {
 		extra = fmt.Sprintf(", over %d streams", res.Streams)
@@ -417,152 +424,5 @@ func (r *sendRun) sendOne(ctx context.Context, it sendItem) {
 	if res.ChecksumErr != nil {
 		extra += fmt.Sprintf("; checksum file not written: %v", res.ChecksumErr)
 	}
-	r.out.line("sent     %s -> %s (%s, sha256 %s%s)", it.local, res.Remote, humanBytes(res.Size), res.SHA256, extra)
+	return extra
 }
-
-// sendOutput writes per-file lines to stdout and, on a terminal, redraws a progress bar
-// with rate and ETA on stderr below them.
-type sendOutput struct {
-	stdout, stderr io.Writer
-	tty            bool
-	total          int64
-	files          int
-
-	bytes     atomic.Int64 // read and sent, including finished files and resumed parts
-	sentBytes atomic.Int64 // sent in this run: what rate and ETA are made of
-	there     atomic.Int64 // resumed parts, already on the server before this run
-	doneFiles atomic.Int64
-	failed    atomic.Int64
-	began     time.Time
-
-	mu   sync.Mutex // serialises writes so lines and the bar do not interleave
-	quit chan struct{}
-	wg   sync.WaitGroup
-}
-
-func newSendOutput(stdout, stderr io.Writer, items []sendItem) *sendOutput {
-	o := &sendOutput{stdout: stdout, stderr: stderr, files: len(items), quit: make(chan struct{})}
-	for _, it := range items {
-		o.total += it.size
-	}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		o.tty = true
-	}
-	return o
-}
-
-// Write lets the uploader's warnings pass through without breaking the bar.
-func (o *sendOutput) Write(p []byte) (int, error) {
-	o.line("%s", strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (o *sendOutput) add(n int64)     { o.bytes.Add(n) }
-func (o *sendOutput) sent(n int64)    { o.sentBytes.Add(n) }
-func (o *sendOutput) resumed(n int64) { o.there.Add(n) }
-
-// done counts a delivered file; skip counts a file given up (its bytes leave the total, the
-// file stays counted: "1 of 2 files delivered, 1 failed").
-func (o *sendOutput) done(int64) { o.doneFiles.Add(1) }
-func (o *sendOutput) skip(size int64) {
-	o.mu.Lock()
-	o.total -= size
-	o.mu.Unlock()
-	o.failed.Add(1)
-}
-
-func (o *sendOutput) line(format string, args ...any) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.tty {
-		fmt.Fprint(o.stderr, "\r\033[K")
-	}
-	fmt.Fprintf(o.stdout, format+"\n", args...)
-	if o.tty {
-		o.drawLocked()
-	}
-}
-
-func (o *sendOutput) start() {
-	o.began = time.Now()
-	if !o.tty {
-		return
-	}
-	o.wg.Add(1)
-	go func() {
-		defer o.wg.Done()
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-o.quit:
-				return
-			case <-tick.C:
-				o.mu.Lock()
-				o.drawLocked()
-				o.mu.Unlock()
-			}
-		}
-	}()
-}
-
-// stop ends the bar and prints the summary.
-func (o *sendOutput) stop() {
-	close(o.quit)
-	o.wg.Wait()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.tty {
-		o.drawLocked()
-		fmt.Fprintln(o.stderr)
-	}
-	fmt.Fprintln(o.stdout, o.summary(time.Since(o.began)))
-}
-
-// summary is the last line: files delivered (and failed), bytes sent in this run at what
-// rate, and what a resume found already on the server.
-func (o *sendOutput) summary(el time.Duration) string {
-	done, n := o.doneFiles.Load(), o.sentBytes.Load()
-	secs := max(el.Seconds(), 1e-3)
-	s := fmt.Sprintf("%d of %d files delivered", done, o.files)
-	if f := o.failed.Load(); f > 0 {
-		s += fmt.Sprintf(", %d failed", f)
-	}
-	s += fmt.Sprintf("; %s sent in %s (%s/s", humanBytes(n), el.Round(time.Millisecond), humanBytes(int64(float64(n)/secs)))
-	switch rate := float64(done) / secs; {
-	case done == 0:
-	case rate >= 10:
-		s += fmt.Sprintf(", %.0f files/s", rate)
-	case rate >= 1:
-		s += fmt.Sprintf(", %.1f files/s", rate)
-	default:
-		s += fmt.Sprintf(", %s per file", (el / time.Duration(done)).Round(100*time.Millisecond))
-	}
-	s += ")"
-	if t := o.there.Load(); t > 0 {
-		s += fmt.Sprintf("; %s resumed, already on the server", humanBytes(t))
-	}
-	return s
-}
-
-func (o *sendOutput) drawLocked() {
-	n, total := o.bytes.Load(), o.total
-	el := time.Since(o.began).Seconds()
-	frac := 1.0
-	if total > 0 {
-		frac = min(float64(n)/float64(total), 1)
-	}
-	const width = 30
-	bar := strings.Repeat("#", int(frac*width)) + strings.Repeat(".", width-int(frac*width))
-	rate := float64(o.sentBytes.Load()) / max(el, 1e-3)
-	eta := "--:--"
-	if rate > 0 && n > 0 {
-		left := time.Duration(float64(total-n) / rate * float64(time.Second))
-		eta = fmt.Sprintf("%d:%02d", int(left.Minutes()), int(left.Seconds())%60)
-	}
-	fmt.Fprintf(o.stderr, "\r\033[K[%s] %3.0f%% %s/%s %s/s ETA %s  %d/%d files", bar, frac*100,
-		humanBytes(n), humanBytes(total), humanBytes(int64(rate)), eta, o.doneFiles.Load(), o.files)
-}
-
-// humanBytes prints sizes in binary units, as the config's bandwidth takes them.
-func humanBytes(n int64) string { return delivery.HumanBytes(n) }

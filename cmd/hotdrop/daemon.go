@@ -103,23 +103,18 @@ type daemon struct {
 	// checker looks inside files; kept across reloads that leave [checks] alone.
 	checker    *checks.Checker
 	checkerKey []any
+
+	// statusFiles writes each request's status file; nil when [status] status_files is off.
+	statusFiles *report.StatusWriter
 }
 
 // runDaemon is `hotdrop run`: it wires config, journal, uploader, engine and watcher together
 // and runs them until ctx is cancelled, reloading on hooks.reload and when a requests file
 // changes.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks daemonHooks) error {
-	creqs, err := config.LoadRequests(cfg)
+	creqs, err := startupRequests(cfg, log)
 	if err != nil {
 		return err
-	}
-	// What the service cannot read or write is a config error (exit 78), refused before
-	// anything starts: a restart would only meet it again.
-	if err := configProblems(cfg, creqs, config.CurrentAccount()); err != nil {
-		return err
-	}
-	if len(creqs) == 0 {
-		log.Warn("no requests found: no drop folder will be created", "requests.files", strings.Join(cfg.Requests.Files, ", "))
 	}
 	if !hooks.stateLocked {
 		// Before the journal is opened: two daemons on one journal corrupt deliveries.
@@ -130,68 +125,128 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 		defer lock.Release()
 	}
 	d := &daemon{log: log, hooks: hooks, cfg: cfg, events: make(chan watcher.Event, 256), applyCh: make(chan trackerApply)}
-	if d.st, err = store.Open(filepath.Join(cfg.StateDir, "state.db")); err != nil {
+	defer d.closeParts() // after the engine has stopped: defers run in reverse
+	if err := d.openParts(); err != nil {
 		return err
 	}
-	defer d.st.Close()
-	if d.rp, err = newReporting(cfg, d.st, log); err != nil { // reporting
-		return err // reporting
-	} // reporting
-	defer d.rp.close() // reporting
-	if d.up, err = newUploader(cfg, log); err != nil {
+	if err := d.newEngine(ctx, creqs); err != nil {
 		return err
 	}
-	defer func() {
-		d.up.Close()
-		for _, u := range d.retired {
-			u.Close()
-		}
-	}()
-	rep := multiReporter(hooks.reporters)
-	rep = append(rep, d.rp.reporter()) // reporting
-	if cfg.Status.StatusFiles {
-		// Written off the engine's loop; Close (after the engine has stopped: defers run in
-		// reverse) writes the last views.
-		sw := report.NewStatusWriter(&report.StatusFiles{Logger: log, Root: cfg.Watch.Root})
-		defer sw.Close()
-		rep = append(multiReporter{sw}, rep...)
-	}
-	reqs, m, err := d.requestsAndMatcher(cfg, creqs)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	engDone, err := d.start(ctx)
 	if err != nil {
 		return err
 	}
-	d.m = m
-	d.eng = delivery.New(d.options(cfg, d.m), d.wrap(d.up, cfg), storeAdapter{d.st}, rep) // reporting
-	if err := d.eng.SetRequests(ctx, reqs); err != nil {
-		// A request whose drop folder cannot be made (a 300-byte title) is flagged in its
-		// view; the others run. Ending here would stop every delivery for one bad request.
-		log.Error("some requests could not be set up; the others run", "err", err)
-	}
-	if hooks.engine != nil {
-		hooks.engine(d.eng)
-	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := d.startWatcher(ctx); err != nil {
-		return err
-	}
-	if err := d.rp.start(ctx, d.eng, d.applyFromTracker); err != nil { // reporting
-		return err // reporting
-	} // reporting
-	engDone := make(chan error, 1)
-	go func() { engDone <- d.eng.Run(ctx, d.events) }()
 	log.Info("hotdrop is watching", "root", cfg.Watch.Root, "requests", len(creqs), "destination", redactURL(cfg.Destination.URL), "settle", cfg.Watch.Settle)
 	if hooks.started != nil {
 		close(hooks.started)
 	}
+	return d.serve(ctx, engDone)
+}
 
+// startupRequests reads the requests files the daemon starts with.
+func startupRequests(cfg *config.Config, log *slog.Logger) ([]config.Request, error) {
+	creqs, err := config.LoadRequests(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// What the service cannot read or write is a config error (exit 78), refused before
+	// anything starts: a restart would only meet it again.
+	if err := configProblems(cfg, creqs, config.CurrentAccount()); err != nil {
+		return nil, err
+	}
+	if len(creqs) == 0 {
+		log.Warn("no requests found: no drop folder will be created", "requests.files", strings.Join(cfg.Requests.Files, ", "))
+	}
+	return creqs, nil
+}
+
+// openParts opens what the engine runs on: the journal, reporting, the uploader and the
+// status files' writer. closeParts closes whichever of them opened, in reverse order.
+func (d *daemon) openParts() (err error) {
+	if d.st, err = store.Open(filepath.Join(d.cfg.StateDir, "state.db")); err != nil {
+		return err
+	}
+	if d.rp, err = newReporting(d.cfg, d.st, d.log); err != nil { // reporting
+		return err // reporting
+	} // reporting
+	if d.up, err = newUploader(d.cfg, d.log); err != nil {
+		return err
+	}
+	if d.cfg.Status.StatusFiles {
+		// Written off the engine's loop; its Close (in closeParts, after the engine has
+		// stopped) writes the last views.
+		d.statusFiles = report.NewStatusWriter(&report.StatusFiles{Logger: d.log, Root: d.cfg.Watch.Root})
+	}
+	return nil
+}
+
+func (d *daemon) closeParts() {
+	if d.statusFiles != nil {
+		d.statusFiles.Close()
+	}
+	if d.up != nil {
+		d.up.Close()
+		for _, u := range d.retired {
+			u.Close()
+		}
+	}
+	if d.rp != nil {
+		d.rp.close() // reporting
+	}
+	if d.st != nil {
+		d.st.Close()
+	}
+}
+
+// newEngine builds the engine on the opened parts and sets the requests it starts with.
+func (d *daemon) newEngine(ctx context.Context, creqs []config.Request) error {
+	rep := multiReporter(d.hooks.reporters)
+	rep = append(rep, d.rp.reporter()) // reporting
+	if d.statusFiles != nil {
+		rep = append(multiReporter{d.statusFiles}, rep...)
+	}
+	reqs, m, err := d.requestsAndMatcher(d.cfg, creqs)
+	if err != nil {
+		return err
+	}
+	d.m = m
+	d.eng = delivery.New(d.options(d.cfg, d.m), d.wrap(d.up, d.cfg), storeAdapter{d.st}, rep) // reporting
+	if err := d.eng.SetRequests(ctx, reqs); err != nil {
+		// A request whose drop folder cannot be made (a 300-byte title) is flagged in its
+		// view; the others run. Ending here would stop every delivery for one bad request.
+		d.log.Error("some requests could not be set up; the others run", "err", err)
+	}
+	if d.hooks.engine != nil {
+		d.hooks.engine(d.eng)
+	}
+	return nil
+}
+
+// start runs the watcher, reporting and the engine; the engine's outcome arrives on the
+// returned channel.
+func (d *daemon) start(ctx context.Context) (<-chan error, error) {
+	if err := d.startWatcher(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.rp.start(ctx, d.eng, d.applyFromTracker); err != nil { // reporting
+		return nil, err // reporting
+	} // reporting
+	engDone := make(chan error, 1)
+	go func() { engDone <- d.eng.Run(ctx, d.events) }()
+	return engDone, nil
+}
+
+// serve runs the daemon until the engine stops or ctx ends: it applies a tracker's new lists
+// and reloads on hooks.reload and when a requests file changes.
+func (d *daemon) serve(ctx context.Context, engDone <-chan error) error {
 	// Requests files are polled for changes: cheap, and it works on every platform and on
 	// network mounts alike.
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
-	seen := requestFilesStamp(cfg)
-	root := stampRoot(cfg.Watch.Root)
+	seen := requestFilesStamp(d.cfg)
+	root := stampRoot(d.cfg.Watch.Root)
 	for {
 		select {
 		case err := <-engDone:
@@ -201,13 +256,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks 
 			return d.shutdown(engDone)
 		case a := <-d.applyCh:
 			a.reply <- d.applyTracker(ctx, a.reqs)
-		case <-hooks.reload:
+		case <-d.hooks.reload:
 			d.reload(ctx)
 			seen, root = requestFilesStamp(d.cfg), stampRoot(d.cfg.Watch.Root)
 		case <-tick.C:
 			if now := requestFilesStamp(d.cfg); now != seen {
 				seen = now
-				log.Info("a requests file changed; reloading")
+				d.log.Info("a requests file changed; reloading")
 				d.reload(ctx)
 			}
 			d.checkRoot(ctx, &root)
@@ -493,173 +548,4 @@ func (m multiReporter) RequestChanged(v delivery.RequestView) {
 	for _, r := range m {
 		r.RequestChanged(v)
 	}
-}
-
-// uploaderAdapter lets the engine use the concrete uploader: the engine declares what it
-// needs and does not import the uploader package.
-type uploaderAdapter struct {
-	u    *uploader.Uploader
-	next nextSteps // what a person does about a permanent failure
-}
-
-var (
-	_ delivery.Finisher   = uploaderAdapter{}
-	_ delivery.Reacher    = uploaderAdapter{}
-	_ delivery.Discarder  = uploaderAdapter{}
-	_ delivery.InFlighter = uploaderAdapter{}
-)
-
-func (a uploaderAdapter) Reachable(ctx context.Context) error { return a.u.Reachable(ctx) }
-
-func (a uploaderAdapter) FilesInFlight(concurrency int) int { return a.u.FilesInFlight(concurrency) }
-func (a uploaderAdapter) SmallFileMax() int64               { return uploader.SmallFileMax }
-
-func (a uploaderAdapter) Discard(ctx context.Context, rel string) error {
-	if err := a.u.Discard(ctx, rel); err != nil {
-		return transferError(err)
-	}
-	return nil
-}
-
-func (a uploaderAdapter) Upload(ctx context.Context, j delivery.Job) (delivery.Result, error) {
-	uj := uploader.Job{LocalPath: j.LocalPath, Open: j.Open, RemoteRel: j.RemoteRel, Size: j.Size,
-		ModTime: j.ModTime, Replace: j.Replace, BeforeRename: j.BeforeRename, IntendRename: j.IntendRename, Progress: j.Progress,
-		Connected: j.Connected, NoChecksumFile: j.NoChecksumFile}
-	if j.Resume != nil {
-		c := uploader.Checkpoint(*j.Resume)
-		uj.Resume = &c
-	}
-	if j.Checkpoint != nil {
-		uj.Checkpoint = func(c uploader.Checkpoint) { j.Checkpoint(delivery.Checkpoint(c)) }
-	}
-	res, err := a.u.Upload(ctx, uj)
-	if err != nil {
-		te := transferError(err)
-		a.next.advise(te, j.RemoteRel)
-		return delivery.Result{}, te
-	}
-	return deliveryResult(res), nil
-}
-
-// transferError hands the engine an uploader failure; its message is the uploader's sentence
-// with the server's own words beside it, so the status file, events, dashboard and log all
-// show what the server said.
-func transferError(err error) *delivery.TransferError {
-	var te *delivery.TransferError
-	if errors.As(err, &te) {
-		return te // the engine's own opener refused the source
-	}
-	ue := uploader.Classify(err)
-	return &delivery.TransferError{Code: ue.Code, Msg: ue.Reason(), Transient: ue.Transient, Source: ue.Source, Err: err}
-}
-
-func deliveryResult(res uploader.Result) delivery.Result {
-	return delivery.Result{Remote: res.Remote, Size: res.Size, SHA256: res.SHA256, Resumed: res.Resumed,
-		Verified: res.Verified, ChecksumFile: res.ChecksumFile, ChecksumErr: res.ChecksumErr}
-}
-
-func (a uploaderAdapter) FinishPublish(ctx context.Context, j delivery.Job) (delivery.Result, error) {
-	res, err := a.u.FinishPublish(ctx, uploader.Job{LocalPath: j.LocalPath, Open: j.Open, RemoteRel: j.RemoteRel, Size: j.Size,
-		ModTime: j.ModTime, NoChecksumFile: j.NoChecksumFile})
-	if err != nil {
-		return delivery.Result{}, transferError(err)
-	}
-	return deliveryResult(res), nil
-}
-
-func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, error) {
-	n, ok, err := a.u.Stat(ctx, rel)
-	if err != nil {
-		return 0, false, transferError(err)
-	}
-	return n, ok, nil
-}
-
-// storeAdapter lets the engine use the SQLite journal; the record types have the same fields,
-// and are copied field by field (the engine's state is typed).
-type storeAdapter struct{ s *store.Store }
-
-func (a storeAdapter) SaveRequests(ctx context.Context, rs []delivery.RequestRecord) error {
-	recs := make([]store.Request, len(rs))
-	for i, r := range rs {
-		recs[i] = store.Request{ID: r.ID, Fields: r.Fields, Status: r.Status, Files: r.Files, Folder: r.Folder,
-			State: string(r.State), UpdatedAt: r.UpdatedAt}
-	}
-	return a.s.SaveRequests(ctx, recs)
-}
-
-func (a storeAdapter) CheckpointPaths(ctx context.Context) (map[string]bool, error) {
-	return a.s.CheckpointPaths(ctx)
-}
-
-func (a storeAdapter) SaveFiles(ctx context.Context, fs []delivery.FileRecord) ([]int64, error) {
-	recs := make([]store.File, len(fs))
-	for i, f := range fs {
-		recs[i] = storeFile(f)
-	}
-	return a.s.SaveFiles(ctx, recs)
-}
-
-func (a storeAdapter) DeleteFile(ctx context.Context, path string) error {
-	return a.s.DeleteFile(ctx, path)
-}
-
-func (a storeAdapter) Files(ctx context.Context) ([]delivery.FileRecord, error) {
-	fs, err := a.s.Files(ctx)
-	out := make([]delivery.FileRecord, 0, len(fs))
-	for _, f := range fs {
-		out = append(out, deliveryFile(f))
-	}
-	return out, err
-}
-
-// storeFile and deliveryFile copy a record between the journal's plain strings and the
-// engine's typed state; the other fields match one to one.
-func storeFile(f delivery.FileRecord) store.File {
-	return store.File{ID: f.ID, Path: f.Path, RequestID: f.RequestID, Size: f.Size, ModTime: f.ModTime, Inode: f.Inode,
-		State: string(f.State), Reason: f.Reason, Message: f.Message, SHA256: f.SHA256, RemotePath: f.RemotePath,
-		RenameIntent: f.RenameIntent, CreatedAt: f.CreatedAt, UpdatedAt: f.UpdatedAt, DeliveredAt: f.DeliveredAt}
-}
-
-func deliveryFile(f store.File) delivery.FileRecord {
-	return delivery.FileRecord{ID: f.ID, Path: f.Path, RequestID: f.RequestID, Size: f.Size, ModTime: f.ModTime, Inode: f.Inode,
-		State: delivery.State(f.State), Reason: f.Reason, Message: f.Message, SHA256: f.SHA256, RemotePath: f.RemotePath,
-		RenameIntent: f.RenameIntent, CreatedAt: f.CreatedAt, UpdatedAt: f.UpdatedAt, DeliveredAt: f.DeliveredAt}
-}
-
-func (a storeAdapter) Checkpoint(ctx context.Context, path string) (delivery.Checkpoint, bool, error) {
-	c, err := a.s.Checkpoint(ctx, path)
-	if errors.Is(err, store.ErrNotFound) {
-		return delivery.Checkpoint{}, false, nil
-	}
-	return delivery.Checkpoint(c), err == nil, err
-}
-
-func (a storeAdapter) SaveCheckpoint(ctx context.Context, path string, c delivery.Checkpoint) error {
-	return a.s.SaveCheckpoint(ctx, path, store.Checkpoint(c))
-}
-
-func (a storeAdapter) DeleteCheckpoint(ctx context.Context, path string) error {
-	return a.s.DeleteCheckpoint(ctx, path)
-}
-
-func (a storeAdapter) ManifestAt(ctx context.Context, id string) (time.Time, error) {
-	return a.s.ManifestAt(ctx, id)
-}
-
-func (a storeAdapter) MarkManifest(ctx context.Context, id string, at time.Time) error {
-	return a.s.MarkManifest(ctx, id, at)
-}
-
-// Check passes the journal's health check through (delivery.JournalChecker).
-func (a storeAdapter) Check(ctx context.Context) error { return a.s.Check(ctx) }
-
-var _ delivery.JournalChecker = storeAdapter{}
-
-func (a storeAdapter) MarkRenameIntents(ctx context.Context, intents []delivery.RenameIntent) []error {
-	in := make([]store.RenameIntent, len(intents))
-	for i, x := range intents {
-		in[i] = store.RenameIntent(x)
-	}
-	return a.s.MarkRenameIntents(ctx, in)
 }

@@ -5,12 +5,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -79,22 +77,6 @@ name = "by-name"
 pattern = "{title}_{episode}_{source_type}_{language}.{ext}"
 `
 
-// demoFile is a sample file the demo writes, slowly, the way a render farm would.
-type demoFile struct {
-	request, name string
-	chunks        int
-	chunkSize     int
-}
-
-var demoFiles = []demoFile{
-	{"SR-1042", "Wednesday_S01E03_SUB_fr-FR.ttml", 4, 16 << 10},
-	{"SR-1043", "Wednesday_S01E03_ME_L.wav", 8, 1 << 20},
-	{"SR-1043", "Wednesday_S01E03_ME_R.wav", 8, 1 << 20},
-	// Into the File Bin, with a name that fits no request (episode S01E04): held, and the
-	// hold names the nearest request and the field that differs.
-	{"", "Wednesday_S01E04_SUB_fr-FR.ttml", 2, 4 << 10},
-}
-
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", "demo [--dir DIR] [--keep]", stderr)
 	dir := fs.String("dir", "", "folder to set the demo up in (default: a new temporary folder)")
@@ -107,17 +89,15 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	return runDemo(ctx, *dir, *keep, stdout, stderr)
 }
 
+// runDemo is `hotdrop demo`: in dir (a new temporary folder when empty) it starts a studio's
+// SFTP server, writes a config and requests for it, runs the daemon, writes sample files into
+// the drop folders the way a render farm does, and shows what was delivered. With keep it
+// goes on watching until ctx ends.
 func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Writer) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "hotdrop-demo-")
-		if err != nil {
-			return err
-		}
-		dir = d
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := demoDir(dir)
+	if err != nil {
 		return err
 	}
-	dir, _ = filepath.Abs(dir)
 	// The demo's state_dir is DIR/state (demoConfig). Locked before anything is written into
 	// DIR: a second demo on the same folder must not replace the running one's keys and config.
 	lock, err := statelock.Acquire(filepath.Join(dir, "state"), "hotdrop demo --dir "+dir)
@@ -127,157 +107,293 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 	defer lock.Release()
 	// The demo's own lines and the progress lines the engine's loop prints interleave on
 	// one writer; each line is written whole.
-	stdout = &lineWriter{w: stdout}
-	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
-	say("hotdrop demo in %s", dir)
+	d := &demo{dir: dir, studio: filepath.Join(dir, "studio"), out: &lineWriter{w: stdout}, stderr: stderr}
+	d.say("hotdrop demo in %s", dir)
 
-	studio := filepath.Join(dir, "studio")
-	for _, d := range []string{studio, filepath.Join(dir, "requests.d"), filepath.Join(dir, "deliveries")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	stopStudio, err := d.startStudio()
 	if err != nil {
 		return err
+	}
+	defer stopStudio()
+	if err := d.writeConfig(); err != nil {
+		return err
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.stopDaemon = cancel
+	if d.logFile, err = os.Create(filepath.Join(dir, "hotdrop.log")); err != nil {
+		return err
+	}
+	defer d.logFile.Close()
+	if err := d.startDaemon(dctx); err != nil {
+		return err
+	}
+	requests, err := d.findDropFolders()
+	if err != nil {
+		return err
+	}
+	d.writeSamples(dctx)
+	if ended, err := d.waitDelivered(ctx, requests); ended {
+		return err
+	}
+	return d.finish(ctx, keep)
+}
+
+// demo is one run of `hotdrop demo`: its folder, the studio's SFTP server it starts, the
+// daemon it runs on them, and the sample files it writes into the drop folders.
+type demo struct {
+	dir    string
+	studio string    // the studio SFTP server's root
+	out    io.Writer // every line the demo and the daemon's progress print
+	stderr io.Writer
+
+	serverAddr string // the studio SFTP server's host:port
+	listen     string // the dashboard's address
+	cfg        *config.Config
+
+	logFile    *os.File
+	progress   *demoProgress
+	stopDaemon context.CancelFunc
+	done       chan error        // the daemon's outcome
+	folders    map[string]string // request ID ("" for the File Bin) → its drop folder
+	writers    sync.WaitGroup    // the sample files' writers
+}
+
+func (d *demo) say(format string, a ...any) { fmt.Fprintf(d.out, format+"\n", a...) }
+
+// demoDir makes the demo's folder: dir, or a new temporary one when dir is empty.
+func demoDir(dir string) (string, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "hotdrop-demo-")
+		if err != nil {
+			return "", err
+		}
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	dir, _ = filepath.Abs(dir)
+	return dir, nil
+}
+
+// startStudio starts the studio's SFTP server, in process, on the studio folder, and writes
+// the key hotdrop logs in with and the server's host key pinned in known_hosts. The returned
+// func stops the server.
+func (d *demo) startStudio() (stop func(), err error) {
+	for _, p := range []string{d.studio, filepath.Join(d.dir, "requests.d"), filepath.Join(d.dir, "deliveries")} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	clientKey, err := writeDemoKey(filepath.Join(d.dir, "id_ed25519"))
+	if err != nil {
+		return nil, err
+	}
+	srvCtx, stopServer := context.WithCancel(context.Background())
+	srv, err := sftpd.Start(srvCtx, sftpd.Config{Root: d.studio, User: "studio", AuthorizedKey: clientKey, Logger: newLogger(io.Discard)})
+	if err != nil {
+		stopServer()
+		return nil, fmt.Errorf("starting the demo SFTP server: %w", err)
+	}
+	stop = func() {
+		srv.Close()
+		stopServer()
+	}
+	line := knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, srv.HostKey)
+	if err := os.WriteFile(filepath.Join(d.dir, "known_hosts"), []byte(line+"\n"), 0o644); err != nil {
+		stop()
+		return nil, err
+	}
+	d.say("  studio SFTP server  sftp://studio@%s%s (host key %s pinned in known_hosts)", srv.Addr, d.studio, ssh.FingerprintSHA256(srv.HostKey))
+	d.serverAddr = srv.Addr
+	return stop, nil
+}
+
+// writeDemoKey writes a new private key for hotdrop to log in with and returns its public half.
+func writeDemoKey(path string) (ssh.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	block, err := ssh.MarshalPrivateKey(priv, "hotdrop demo")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
-		return err
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
 	}
-	clientKey, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	srvCtx, stopServer := context.WithCancel(context.Background())
-	defer stopServer()
-	srv, err := sftpd.Start(srvCtx, sftpd.Config{Root: studio, User: "studio", AuthorizedKey: clientKey, Logger: newLogger(io.Discard)})
-	if err != nil {
-		return fmt.Errorf("starting the demo SFTP server: %w", err)
-	}
-	defer srv.Close()
-	line := knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, srv.HostKey)
-	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(line+"\n"), 0o644); err != nil {
-		return err
-	}
-	say("  studio SFTP server  sftp://studio@%s%s (host key %s pinned in known_hosts)", srv.Addr, studio, ssh.FingerprintSHA256(srv.HostKey))
-	if err := os.WriteFile(filepath.Join(dir, "requests.d", "demo.toml"), []byte(demoRequests), 0o644); err != nil {
+	return ssh.NewPublicKey(pub)
+}
+
+// writeConfig writes the requests and the config, pointed at the studio's server and a free
+// dashboard port, and loads the config as the daemon will.
+func (d *demo) writeConfig() error {
+	if err := os.WriteFile(filepath.Join(d.dir, "requests.d", "demo.toml"), []byte(demoRequests), 0o644); err != nil {
 		return err
 	}
 	listen, err := freeLoopbackAddr()
 	if err != nil {
 		return err
 	}
-	cfgFile := filepath.Join(dir, "hotdrop.toml")
+	cfgFile := filepath.Join(d.dir, "hotdrop.toml")
 	probe := "true # the subtitle's TTML and the stems' WAV headers are checked before sending"
 	if _, err := (checks.Prober{}).Available(); err != nil {
 		probe = "false # ffprobe was not found: install FFmpeg to see the media checks"
-		say("  ffprobe not found: the demo runs with [checks] probe = false (install FFmpeg to see the media checks)")
+		d.say("  ffprobe not found: the demo runs with [checks] probe = false (install FFmpeg to see the media checks)")
 	}
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(demoConfig, srv.Addr, filepath.ToSlash(studio), listen, probe)), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(demoConfig, d.serverAddr, filepath.ToSlash(d.studio), listen, probe)), 0o644); err != nil {
 		return err
 	}
 	cfg, err := config.Load(cfgFile)
 	if err != nil {
 		return err
 	}
-	say("  config              %s", cfgFile)
-	say("  drop folders        %s", cfg.Watch.Root)
-	say("  dashboard           http://%s/", listen)
-	say("")
+	d.cfg, d.listen = cfg, listen
+	d.say("  config              %s", cfgFile)
+	d.say("  drop folders        %s", cfg.Watch.Root)
+	d.say("  dashboard           http://%s/", listen)
+	d.say("")
+	return nil
+}
 
-	progress := newDemoProgress(stdout)
+// startDaemon runs the daemon as `hotdrop run` would, with the demo's progress lines as one
+// more reporter and its log in the demo's folder, and returns once it watches.
+func (d *demo) startDaemon(ctx context.Context) error {
+	d.progress = newDemoProgress(d.out)
 	started := make(chan struct{})
-	dctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	logFile, err := os.Create(filepath.Join(dir, "hotdrop.log"))
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	done := make(chan error, 1)
+	d.done = make(chan error, 1)
 	go func() {
-		done <- runDaemon(dctx, cfg, newLogger(logFile), daemonHooks{reporters: []delivery.Reporter{progress}, started: started, stateLocked: true})
+		d.done <- runDaemon(ctx, d.cfg, newLogger(d.logFile), daemonHooks{reporters: []delivery.Reporter{d.progress}, started: started, stateLocked: true})
 	}()
 	select {
 	case <-started:
-	case err := <-done:
-		return fmt.Errorf("daemon stopped at start (log: %s): %w", logFile.Name(), err)
+		return nil
+	case err := <-d.done:
+		return fmt.Errorf("daemon stopped at start (log: %s): %w", d.logFile.Name(), err)
 	}
+}
 
-	reqs, err := config.LoadRequests(cfg)
+// findDropFolders finds each request's drop folder, and the File Bin, as the daemon made
+// them; it returns how many requests there are.
+func (d *demo) findDropFolders() (int, error) {
+	reqs, err := config.LoadRequests(d.cfg)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	folders := map[string]string{"": filepath.Join(cfg.Watch.Root, cfg.Watch.Bin)}
+	d.folders = map[string]string{"": filepath.Join(d.cfg.Watch.Root, d.cfg.Watch.Bin)}
 	for _, r := range reqs {
-		rel, err := delivery.DropFolder(cfg.Watch.Folder, r.Fields, cfg.Watch.Bin)
+		rel, err := delivery.DropFolder(d.cfg.Watch.Folder, r.Fields, d.cfg.Watch.Bin)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		folders[r.ID] = filepath.Join(cfg.Watch.Root, filepath.FromSlash(rel))
+		d.folders[r.ID] = filepath.Join(d.cfg.Watch.Root, filepath.FromSlash(rel))
 	}
-	var writers sync.WaitGroup
+	return len(reqs), nil
+}
+
+// writeSamples starts writing every sample file into its drop folder, slowly and all at once.
+func (d *demo) writeSamples(ctx context.Context) {
 	for _, f := range demoFiles {
-		folder := folders[f.request]
-		say("  render farm writes  %s", filepath.Join(strings.TrimPrefix(folder, cfg.Watch.Root+string(filepath.Separator)), f.name))
-		writers.Add(1)
+		folder := d.folders[f.request]
+		d.say("  render farm writes  %s", filepath.Join(strings.TrimPrefix(folder, d.cfg.Watch.Root+string(filepath.Separator)), f.name))
+		d.writers.Add(1)
 		go func() {
-			defer writers.Done()
-			if err := slowWrite(dctx, filepath.Join(folder, f.name), demoContent(f)); err != nil {
-				fmt.Fprintf(stderr, "demo writer: %v\n", err)
+			defer d.writers.Done()
+			if err := slowWrite(ctx, filepath.Join(folder, f.name), demoContent(f)); err != nil {
+				fmt.Fprintf(d.stderr, "demo writer: %v\n", err)
 			}
 		}()
 	}
-	say("")
+	d.say("")
+}
 
+// waitDelivered waits until every one of the requests is delivered and the File Bin holds
+// its file. When the demo cannot go on (the daemon stopped, Ctrl-C, 2 minutes passed) it
+// returns ended, with the demo's outcome; a Ctrl-C is no error.
+func (d *demo) waitDelivered(ctx context.Context, requests int) (ended bool, err error) {
 	timeout := time.After(2 * time.Minute)
-	for !progress.allDelivered(len(reqs)) || !progress.binHeld() {
+	for !d.progress.allDelivered(requests) || !d.progress.binHeld() {
 		select {
-		case <-progress.changed:
-		case err := <-done:
-			writers.Wait()
-			return fmt.Errorf("daemon stopped (log: %s): %w", logFile.Name(), err)
+		case <-d.progress.changed:
+		case err := <-d.done:
+			d.writers.Wait()
+			return true, fmt.Errorf("daemon stopped (log: %s): %w", d.logFile.Name(), err)
 		case <-ctx.Done():
-			cancel()
-			writers.Wait()
-			<-done
-			say("\ninterrupted; the demo folder stays at %s", dir)
-			return nil
+			d.stopDaemon()
+			d.writers.Wait()
+			<-d.done
+			d.say("\ninterrupted; the demo folder stays at %s", d.dir)
+			return true, nil
 		case <-timeout:
-			cancel()
-			writers.Wait()
-			<-done
-			return fmt.Errorf("the sample files were not all delivered within 2 minutes; see %s", logFile.Name())
+			d.stopDaemon()
+			d.writers.Wait()
+			<-d.done
+			return true, fmt.Errorf("the sample files were not all delivered within 2 minutes; see %s", d.logFile.Name())
 		}
 	}
-	writers.Wait()
-	say("")
-	say("Delivered. On the studio's server:")
-	bad := 0
+	d.writers.Wait()
+	return false, nil
+}
+
+// finish shows what arrived on the studio's server and where to look, keeps watching when
+// asked to (until Ctrl-C), and stops the daemon.
+func (d *demo) finish(ctx context.Context, keep bool) error {
+	d.say("")
+	d.say("Delivered. On the studio's server:")
+	bad := d.showDelivered()
+	d.showManifests()
+	d.say("")
+	d.say("Status files: %s", filepath.Join(d.folders["SR-1042"], ".hotdrop-status.json"))
+	d.say("Journal:      %s    Log: %s", filepath.Join(d.cfg.StateDir, "state.db"), d.logFile.Name())
+	if bad > 0 {
+		d.stopDaemon()
+		<-d.done
+		return fmt.Errorf("%d delivered file(s) differ from their source", bad)
+	}
+	d.say("File Bin:     %s is held (no_matching_request): its name says S01E04, and no request asks for that episode", filepath.Join(d.folders[""], demoFiles[3].name))
+	if keep {
+		d.say("\nStill watching: drop more files into %s (Ctrl-C stops).", d.cfg.Watch.Root)
+		d.say("Dashboard:    http://%s/", d.listen)
+		<-ctx.Done()
+	}
+	d.stopDaemon()
+	if err := <-d.done; err != nil {
+		return err
+	}
+	d.say("Done. Remove the demo folder with: rm -rf %s", d.dir)
+	return nil
+}
+
+// showDelivered prints where each delivered sample file is on the studio's server and whether
+// it is identical to its source; it returns how many are not.
+func (d *demo) showDelivered() (bad int) {
 	for _, f := range demoFiles {
 		if f.request == "" {
 			continue // the File Bin's file is held, not delivered
 		}
-		local := filepath.Join(folders[f.request], f.name)
-		remote := progress.remotePath(local)
+		local := filepath.Join(d.folders[f.request], f.name)
+		remote := d.progress.remotePath(local)
 		a, errA := fileSHA256(local)
 		b, errB := fileSHA256(remote)
-		verdict := "identical to the source (sha256 " + a[:16] + "…)"
+		var verdict string
 		if errA != nil || errB != nil || a != b {
 			verdict = fmt.Sprintf("DIFFERENT (%v %v)", errA, errB)
 			bad++
+		} else {
+			verdict = "identical to the source (sha256 " + a[:16] + "…)"
 		}
-		say("  %s  %s", remote, verdict)
+		d.say("  %s  %s", remote, verdict)
 	}
+	return bad
+}
+
+// showManifests prints each request's manifest on the studio's server.
+func (d *demo) showManifests() {
 	for _, id := range []string{"SR-1042", "SR-1043"} {
 		// The manifest goes up right after a request's last file: the ingest side's signal.
 		var found string
 		for end := time.Now().Add(10 * time.Second); found == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			matches, _ := filepath.Glob(filepath.Join(studio, "*", "*", id+".hotdrop.json"))
+			matches, _ := filepath.Glob(filepath.Join(d.studio, "*", "*", id+".hotdrop.json"))
 			if len(matches) == 1 {
 				found = matches[0]
 			}
@@ -285,49 +401,8 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 		if found == "" {
 			found = "(not written yet: see the log)"
 		}
-		say("  %s  manifest: the package is whole", found)
+		d.say("  %s  manifest: the package is whole", found)
 	}
-	say("")
-	say("Status files: %s", filepath.Join(folders["SR-1042"], ".hotdrop-status.json"))
-	say("Journal:      %s    Log: %s", filepath.Join(cfg.StateDir, "state.db"), logFile.Name())
-	if bad > 0 {
-		cancel()
-		<-done
-		return fmt.Errorf("%d delivered file(s) differ from their source", bad)
-	}
-	say("File Bin:     %s is held (no_matching_request): its name says S01E04, and no request asks for that episode", filepath.Join(folders[""], demoFiles[3].name))
-	if keep {
-		say("\nStill watching: drop more files into %s (Ctrl-C stops).", cfg.Watch.Root)
-		say("Dashboard:    http://%s/", listen)
-		<-ctx.Done()
-	}
-	cancel()
-	if err := <-done; err != nil {
-		return err
-	}
-	say("Done. Remove the demo folder with: rm -rf %s", dir)
-	return nil
-}
-
-// slowWrite writes a file in chunks with pauses, as a render farm does: hotdrop must not send
-// it before it has stopped changing for the settle period.
-func slowWrite(ctx context.Context, path string, chunks [][]byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	for _, buf := range chunks {
-		if _, err := f.Write(buf); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	return f.Close()
 }
 
 func fileSHA256(path string) (string, error) {
@@ -343,85 +418,6 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// lineWriter serializes writes from the demo and the engine's loop to one writer.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// demoProgress prints each state change of the demo's files and requests as it happens.
-type demoProgress struct {
-	out     io.Writer
-	start   time.Time
-	mu      sync.Mutex
-	last    map[string]string // request id or file path → last printed state
-	views   map[string]delivery.RequestView
-	changed chan struct{}
-}
-
-func newDemoProgress(out io.Writer) *demoProgress {
-	return &demoProgress{out: out, start: time.Now(), last: map[string]string{}, views: map[string]delivery.RequestView{},
-		changed: make(chan struct{}, 1)}
-}
-
-func (p *demoProgress) RequestChanged(v delivery.RequestView) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if v.Bin {
-		v.ID = "_bin"
-	}
-	p.views[v.ID] = v
-	stamp := fmt.Sprintf("%5.1fs", time.Since(p.start).Seconds())
-	for _, f := range v.Files {
-		st := string(f.State)
-		if f.Reason != "" {
-			st += " (" + f.Reason + ": " + f.Message + ")"
-		}
-		if p.last[f.Path] != st {
-			p.last[f.Path] = st
-			fmt.Fprintf(p.out, "%s  %-8s %-34s %s\n", stamp, v.ID, f.Name, st)
-		}
-	}
-	if st := string(v.State); !v.Bin && p.last[v.ID] != st {
-		p.last[v.ID] = st
-		fmt.Fprintf(p.out, "%s  %-8s %-34s request %s\n", stamp, v.ID, "", st)
-	}
-	select {
-	case p.changed <- struct{}{}:
-	default:
-	}
-}
-
-func (p *demoProgress) allDelivered(n int) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	count := 0
-	for _, v := range p.views {
-		if v.State == delivery.Delivered && !v.Bin {
-			count++
-		}
-	}
-	return count == n
-}
-
-// binHeld says whether a file in the File Bin is held (the demo shows a hold too).
-func (p *demoProgress) binHeld() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, f := range p.views["_bin"].Files {
-		if f.State == delivery.Held {
-			return true
-		}
-	}
-	return false
-}
-
 // freeLoopbackAddr is a loopback address with a port nothing listens on, for the demo's
 // dashboard (the default 8470 may belong to a real hotdrop on this machine).
 func freeLoopbackAddr() (string, error) {
@@ -431,70 +427,4 @@ func freeLoopbackAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-func (p *demoProgress) remotePath(local string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, v := range p.views {
-		for _, f := range v.Files {
-			if f.Path == local {
-				return f.RemotePath
-			}
-		}
-	}
-	return ""
-}
-
-// demoContent is a sample file's content in f.chunks pieces of about f.chunkSize bytes: real
-// timed text and real audio, since hotdrop looks inside them before sending.
-func demoContent(f demoFile) [][]byte {
-	total := f.chunks * f.chunkSize
-	var data []byte
-	if strings.HasSuffix(f.name, ".wav") {
-		data = demoWAV(total)
-	} else {
-		var b strings.Builder
-		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
-			`<tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" ttp:frameRate="24" ttp:frameRateMultiplier="1000 1001" xml:lang="fr-FR"><body><div>` + "\n")
-		for i := 0; b.Len() < total-200; i++ {
-			fmt.Fprintf(&b, `<p begin="%s" end="%s">Réplique %d</p>`+"\n", demoTC(i*3), demoTC(i*3+2), i+1)
-		}
-		b.WriteString("</div></body></tt>\n")
-		data = []byte(b.String())
-	}
-	var out [][]byte
-	for len(data) > 0 {
-		n := min(len(data), f.chunkSize)
-		out = append(out, data[:n])
-		data = data[n:]
-	}
-	return out
-}
-
-func demoTC(sec int) string {
-	return fmt.Sprintf("%02d:%02d:%02d.000", sec/3600, sec/60%60, sec%60)
-}
-
-// demoWAV is a mono 48 kHz 16-bit PCM WAV of about size bytes: a quiet 440 Hz tone.
-func demoWAV(size int) []byte {
-	samples := (size - 44) / 2
-	b := make([]byte, 44+samples*2)
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+samples*2))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
-	binary.LittleEndian.PutUint16(b[22:], 1) // mono
-	binary.LittleEndian.PutUint32(b[24:], 48000)
-	binary.LittleEndian.PutUint32(b[28:], 48000*2)
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(samples*2))
-	for i := 0; i < samples; i++ {
-		v := int16(3000 * math.Sin(2*math.Pi*440*float64(i)/48000))
-		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(v))
-	}
-	return b
 }

@@ -1,7 +1,8 @@
 // Command hotdrop is the hot-folder delivery daemon: it watches drop folders, waits until each
 // file is really finished, uploads it to the studio over SFTP, verifies it and reports back.
 //
-// This file holds the command line; daemon.go wires the pipeline; demo.go is `hotdrop demo`.
+// This file holds the command line; daemon.go wires the pipeline (adapters.go lets the engine
+// use the concrete uploader and journal); demo.go is `hotdrop demo`.
 package main
 
 import (

@@ -60,82 +60,100 @@ func systemdUnit(u unitSpec) (string, error) {
 			return "", fmt.Errorf("the path %q holds characters a systemd unit cannot carry here; use a plainer path", p)
 		}
 	}
-	var b strings.Builder
-	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	var b unitText
 	for _, l := range strings.Split(u.Note, "\n") {
-		line("# %s", l)
+		b.line("# %s", l)
 	}
-	line("[Unit]")
-	line("Description=hotdrop: delivers media from drop folders to a studio's SFTP server")
-	line("Documentation=https://github.com/hotdrop/hotdrop")
+	b.unitSection(u)
+	b.serviceSection(u)
 	if !u.PerUser {
-		// Drop folders are often NFS or SMB mounts, and the studio is on the network.
-		line("Wants=network-online.target")
-		line("After=network-online.target remote-fs.target")
+		b.systemSandbox(u)
 	}
-	line("ConditionFileIsExecutable=%s", unitPath(u.Exe))
-	// Never give up restarting: a network or mount that comes back later is the normal case.
-	line("StartLimitIntervalSec=0")
-	line("")
-	line("[Service]")
-	line("Type=simple")
-	line("ExecStart=%s run --config %s", execArg(u.Exe), execArg(u.Config))
-	line("ExecReload=/bin/kill -HUP $MAINPID")
-	line("Restart=on-failure")
-	line("RestartSec=15s")
-	line("# 78 is a config error, 64 a wrong command line: restarting would only repeat them")
-	line("# (`hotdrop check` says why). A crash exits 2 and is restarted.")
-	line("RestartPreventExitStatus=64 78")
-	line("# On SIGTERM hotdrop takes no new work and checkpoints uploads within 10 s.")
-	line("TimeoutStopSec=30s")
-	if !u.PerUser {
-		line("User=%s", serviceAccount)
-		if u.Group != "" {
-			line("# watch.group: drop folders are given this group so render-farm users can write.")
-			line("SupplementaryGroups=%s", u.Group)
-		}
-	}
-	line("NoNewPrivileges=yes")
-	line("LockPersonality=yes")
-	line("RestrictRealtime=yes")
-	line("MemoryDenyWriteExecute=yes")
-	line("SystemCallArchitectures=native")
-	if !u.PerUser {
-		// The file system is read-only but for state_dir and watch.root; "-": a folder that
-		// is missing does not stop the start, so hotdrop itself can say what is wrong.
-		rw := make([]string, 0, len(u.ReadWrite))
-		for _, p := range u.ReadWrite {
-			rw = append(rw, unitPath("-"+p))
-		}
-		line("ProtectSystem=strict")
-		line("ReadWritePaths=%s", strings.Join(rw, " "))
-		if underHome(append(u.ReadWrite, u.Read...)) {
-			line("# Some configured paths are in home folders, so those stay visible (read-only).")
-			line("ProtectHome=read-only")
-		} else {
-			line("ProtectHome=yes")
-		}
-		line("PrivateTmp=yes")
-		line("PrivateDevices=yes")
-		line("ProtectKernelTunables=yes")
-		line("ProtectKernelModules=yes")
-		line("ProtectKernelLogs=yes")
-		line("ProtectControlGroups=yes")
-		line("ProtectClock=yes")
-		line("ProtectHostname=yes")
-		line("RestrictNamespaces=yes")
-		line("CapabilityBoundingSet=")
-		line("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6")
-		line("# No RestrictSUIDSGID=: drop folders are setgid (watch.folder_mode \"2775\").")
-	}
-	line("")
-	line("[Install]")
+	b.line("")
+	b.line("[Install]")
 	if u.PerUser {
-		line("WantedBy=default.target")
+		b.line("WantedBy=default.target")
 	} else {
-		line("WantedBy=multi-user.target")
+		b.line("WantedBy=multi-user.target")
 	}
 	return b.String(), nil
+}
+
+// unitText is a unit file being written, a line at a time.
+type unitText struct{ strings.Builder }
+
+func (b *unitText) line(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+
+func (b *unitText) unitSection(u unitSpec) {
+	b.line("[Unit]")
+	b.line("Description=hotdrop: delivers media from drop folders to a studio's SFTP server")
+	b.line("Documentation=https://github.com/hotdrop/hotdrop")
+	if !u.PerUser {
+		// Drop folders are often NFS or SMB mounts, and the studio is on the network.
+		b.line("Wants=network-online.target")
+		b.line("After=network-online.target remote-fs.target")
+	}
+	b.line("ConditionFileIsExecutable=%s", unitPath(u.Exe))
+	// Never give up restarting: a network or mount that comes back later is the normal case.
+	b.line("StartLimitIntervalSec=0")
+	b.line("")
+}
+
+// serviceSection is how hotdrop is run and restarted, with the hardening a per-user unit
+// can have too; systemSandbox adds the rest for the system's unit.
+func (b *unitText) serviceSection(u unitSpec) {
+	b.line("[Service]")
+	b.line("Type=simple")
+	b.line("ExecStart=%s run --config %s", execArg(u.Exe), execArg(u.Config))
+	b.line("ExecReload=/bin/kill -HUP $MAINPID")
+	b.line("Restart=on-failure")
+	b.line("RestartSec=15s")
+	b.line("# 78 is a config error, 64 a wrong command line: restarting would only repeat them")
+	b.line("# (`hotdrop check` says why). A crash exits 2 and is restarted.")
+	b.line("RestartPreventExitStatus=64 78")
+	b.line("# On SIGTERM hotdrop takes no new work and checkpoints uploads within 10 s.")
+	b.line("TimeoutStopSec=30s")
+	if !u.PerUser {
+		b.line("User=%s", serviceAccount)
+		if u.Group != "" {
+			b.line("# watch.group: drop folders are given this group so render-farm users can write.")
+			b.line("SupplementaryGroups=%s", u.Group)
+		}
+	}
+	b.line("NoNewPrivileges=yes")
+	b.line("LockPersonality=yes")
+	b.line("RestrictRealtime=yes")
+	b.line("MemoryDenyWriteExecute=yes")
+	b.line("SystemCallArchitectures=native")
+}
+
+func (b *unitText) systemSandbox(u unitSpec) {
+	// The file system is read-only but for state_dir and watch.root; "-": a folder that
+	// is missing does not stop the start, so hotdrop itself can say what is wrong.
+	rw := make([]string, 0, len(u.ReadWrite))
+	for _, p := range u.ReadWrite {
+		rw = append(rw, unitPath("-"+p))
+	}
+	b.line("ProtectSystem=strict")
+	b.line("ReadWritePaths=%s", strings.Join(rw, " "))
+	if underHome(append(u.ReadWrite, u.Read...)) {
+		b.line("# Some configured paths are in home folders, so those stay visible (read-only).")
+		b.line("ProtectHome=read-only")
+	} else {
+		b.line("ProtectHome=yes")
+	}
+	b.line("PrivateTmp=yes")
+	b.line("PrivateDevices=yes")
+	b.line("ProtectKernelTunables=yes")
+	b.line("ProtectKernelModules=yes")
+	b.line("ProtectKernelLogs=yes")
+	b.line("ProtectControlGroups=yes")
+	b.line("ProtectClock=yes")
+	b.line("ProtectHostname=yes")
+	b.line("RestrictNamespaces=yes")
+	b.line("CapabilityBoundingSet=")
+	b.line("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6")
+	b.line("# No RestrictSUIDSGID=: drop folders are setgid (watch.folder_mode \"2775\").")
 }
 
 // unitPath writes a path for a unit file: % escaped, quoted when it holds a blank.

@@ -106,85 +106,17 @@ type ProFTPDOptions struct {
 // CI=true.
 func StartProFTPD(t testing.TB, o ProFTPDOptions) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("proftpd")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/proftpd"); serr != nil {
-			skipOrFail(t, "proftpd not found: install the Debian packages proftpd-core and proftpd-mod-crypto to run the tests against ProFTPD mod_sftp")
-		}
-		bin = "/usr/sbin/proftpd"
-	}
-	const modules = "/usr/lib/proftpd"
-	if _, err := os.Stat(filepath.Join(modules, "mod_sftp.so")); err != nil {
-		skipOrFail(t, "ProFTPD's mod_sftp not found: install the Debian package proftpd-mod-crypto")
-	}
+	bin := findProFTPD(t)
 	s, base, clientPub := prepare(t, ProFTPD)
-	// mod_sftp reads host keys in PEM; ECDSA P-256 is one it takes.
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	der, err := x509.MarshalECPrivateKey(priv)
-	must(t, err)
-	hostKey := filepath.Join(base, "host_key")
-	must(t, os.WriteFile(hostKey, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600))
-	s.HostKey, err = ssh.NewPublicKey(&priv.PublicKey)
-	must(t, err)
-	authKeys := filepath.Join(base, "authorized_keys")
-	must(t, os.WriteFile(authKeys, rfc4716(clientPub), 0o644))
-	// AuthUserFile must not be world-readable and must belong to the server's user.
-	passwd, group := filepath.Join(base, "passwd"), filepath.Join(base, "group")
-	must(t, os.WriteFile(passwd, fmt.Appendf(nil, "%s:*:%s:%s::%s:/bin/sh\n", s.User, s.account.Uid, s.account.Gid, s.Dir), 0o600))
-	must(t, os.WriteFile(group, fmt.Appendf(nil, "%s:x:%s:\n", s.account.Username, s.account.Gid), 0o600))
-	run := filepath.Join(base, "run") // pid and scoreboard, written as the account
-	must(t, os.Mkdir(run, 0o755))
-	for _, p := range []string{hostKey, passwd, group, run} {
-		s.own(t, p)
-	}
+	files := writeProFTPDFiles(t, s, base, clientPub)
 	var lastErr error
 	for range 3 {
 		if lastErr = s.listen(); lastErr != nil {
 			continue
 		}
 		_, port, _ := net.SplitHostPort(s.Addr)
-		conf := []string{
-			"ModulePath " + modules,
-			"LoadModule mod_sftp.c",
-			"ServerType standalone",
-			`ServerName "hotdrop-test"`,
-			"DefaultAddress 127.0.0.1",
-			"Port " + port,
-			"UseIPv6 off",
-			"User " + s.account.Username,
-			"Group " + groupName(s.account.Gid),
-			"PidFile " + filepath.Join(run, "proftpd.pid"),
-			"ScoreboardFile " + filepath.Join(run, "proftpd.scoreboard"),
-			"DelayTable none",
-			"WtmpLog off",
-			"TransferLog none",
-			"SystemLog " + s.LogFile,
-			"<IfModule mod_ctrls.c>\nControlsEngine off\n</IfModule>",
-			"AuthOrder mod_auth_file.c",
-			"AuthUserFile " + passwd,
-			"AuthGroupFile " + group,
-			"RequireValidShell off",
-			"AllowOverwrite on",
-			"AllowStoreRestart on",
-			"Umask 022",
-			"SFTPEngine on",
-			"SFTPLog " + s.LogFile,
-			"SFTPHostKey " + hostKey,
-			"SFTPAuthorizedUserKeys file:" + authKeys,
-			"SFTPAuthMethods publickey",
-		}
-		if len(o.NoExtensions) > 0 {
-			conf = append(conf, "SFTPExtensions -"+strings.Join(o.NoExtensions, " -"))
-		}
-		if o.DenyDotfiles {
-			conf = append(conf, `PathDenyFilter "(^|/)[.][^/]*$"`)
-		}
-		if o.Extra != "" {
-			conf = append(conf, o.Extra)
-		}
 		cfg := filepath.Join(base, "proftpd.conf")
-		must(t, os.WriteFile(cfg, []byte(strings.Join(conf, "\n")+"\n"), 0o644))
+		must(t, os.WriteFile(cfg, []byte(strings.Join(proftpdConfig(s, o, files, port), "\n")+"\n"), 0o644))
 		cmd := exec.Command(bin, "--nodaemon", "--config", cfg)
 		if lastErr = s.spawnAs(t, cmd); lastErr == nil {
 			break
@@ -195,6 +127,101 @@ func StartProFTPD(t testing.TB, o ProFTPDOptions) *Server {
 	}
 	s.pinHostKey(t)
 	return s
+}
+
+// proftpdModules is where Debian installs ProFTPD's modules.
+const proftpdModules = "/usr/lib/proftpd"
+
+// findProFTPD is the proftpd binary; it skips (or fails, under CI=true) the test when
+// proftpd or its mod_sftp is missing.
+func findProFTPD(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("proftpd")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/proftpd"); serr != nil {
+			skipOrFail(t, "proftpd not found: install the Debian packages proftpd-core and proftpd-mod-crypto to run the tests against ProFTPD mod_sftp")
+		}
+		bin = "/usr/sbin/proftpd"
+	}
+	if _, err := os.Stat(filepath.Join(proftpdModules, "mod_sftp.so")); err != nil {
+		skipOrFail(t, "ProFTPD's mod_sftp not found: install the Debian package proftpd-mod-crypto")
+	}
+	return bin
+}
+
+// proftpdFiles are the files a ProFTPD test server's config names.
+type proftpdFiles struct {
+	hostKey, authKeys, passwd, group string
+	run                              string // a folder for the pid and scoreboard
+}
+
+// writeProFTPDFiles writes the server's host key, the client's key, the virtual user and
+// its group, owned by the account the server runs as.
+func writeProFTPDFiles(t testing.TB, s *Server, base string, clientPub ssh.PublicKey) proftpdFiles {
+	t.Helper()
+	f := proftpdFiles{hostKey: filepath.Join(base, "host_key"), authKeys: filepath.Join(base, "authorized_keys"),
+		passwd: filepath.Join(base, "passwd"), group: filepath.Join(base, "group"), run: filepath.Join(base, "run")}
+	// mod_sftp reads host keys in PEM; ECDSA P-256 is one it takes.
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	der, err := x509.MarshalECPrivateKey(priv)
+	must(t, err)
+	must(t, os.WriteFile(f.hostKey, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600))
+	s.HostKey, err = ssh.NewPublicKey(&priv.PublicKey)
+	must(t, err)
+	must(t, os.WriteFile(f.authKeys, rfc4716(clientPub), 0o644))
+	// AuthUserFile must not be world-readable and must belong to the server's user.
+	must(t, os.WriteFile(f.passwd, fmt.Appendf(nil, "%s:*:%s:%s::%s:/bin/sh\n", s.User, s.account.Uid, s.account.Gid, s.Dir), 0o600))
+	must(t, os.WriteFile(f.group, fmt.Appendf(nil, "%s:x:%s:\n", s.account.Username, s.account.Gid), 0o600))
+	must(t, os.Mkdir(f.run, 0o755)) // pid and scoreboard, written as the account
+	for _, p := range []string{f.hostKey, f.passwd, f.group, f.run} {
+		s.own(t, p)
+	}
+	return f
+}
+
+// proftpdConfig is the server's configuration, one directive a line, listening on port.
+func proftpdConfig(s *Server, o ProFTPDOptions, f proftpdFiles, port string) []string {
+	conf := []string{
+		"ModulePath " + proftpdModules,
+		"LoadModule mod_sftp.c",
+		"ServerType standalone",
+		`ServerName "hotdrop-test"`,
+		"DefaultAddress 127.0.0.1",
+		"Port " + port,
+		"UseIPv6 off",
+		"User " + s.account.Username,
+		"Group " + groupName(s.account.Gid),
+		"PidFile " + filepath.Join(f.run, "proftpd.pid"),
+		"ScoreboardFile " + filepath.Join(f.run, "proftpd.scoreboard"),
+		"DelayTable none",
+		"WtmpLog off",
+		"TransferLog none",
+		"SystemLog " + s.LogFile,
+		"<IfModule mod_ctrls.c>\nControlsEngine off\n</IfModule>",
+		"AuthOrder mod_auth_file.c",
+		"AuthUserFile " + f.passwd,
+		"AuthGroupFile " + f.group,
+		"RequireValidShell off",
+		"AllowOverwrite on",
+		"AllowStoreRestart on",
+		"Umask 022",
+		"SFTPEngine on",
+		"SFTPLog " + s.LogFile,
+		"SFTPHostKey " + f.hostKey,
+		"SFTPAuthorizedUserKeys file:" + f.authKeys,
+		"SFTPAuthMethods publickey",
+	}
+	if len(o.NoExtensions) > 0 {
+		conf = append(conf, "SFTPExtensions -"+strings.Join(o.NoExtensions, " -"))
+	}
+	if o.DenyDotfiles {
+		conf = append(conf, `PathDenyFilter "(^|/)[.][^/]*$"`)
+	}
+	if o.Extra != "" {
+		conf = append(conf, o.Extra)
+	}
+	return conf
 }
 
 // listen picks a free port on 127.0.0.1 for the next start.
