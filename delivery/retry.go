@@ -81,19 +81,7 @@ const (
 // as soon as the server answers again.
 func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) (Result, error) {
 	var loggedIn atomic.Bool // this attempt logged in or made progress
-	if j.Checkpoint == nil && e.st != nil {
-		// Journal each checkpoint so a retry, a restart or a crash resumes there; the
-		// journal write outlives a cancelled upload (the last checkpoint matters most then).
-		p := j.LocalPath
-		j.Checkpoint = func(c Checkpoint) {
-			rt.checkpointed = true
-			rt.last = &c
-			loggedIn.Store(true)
-			if err := e.st.SaveCheckpoint(context.WithoutCancel(ctx), p, c); err != nil {
-				rt.log.Warn("journal: cannot save the upload checkpoint", "file", p, "err", err)
-			}
-		}
-	}
+	e.journalCheckpoints(ctx, rt, &j, &loggedIn)
 	failures := 0 // since the last attempt that logged in
 	connected := j.Connected
 	j.Connected = func() {
@@ -113,32 +101,14 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 			return Result{}, errCancelled
 		}
 		loggedIn.Store(false)
-		var res Result
-		var err error
-		if intent {
-			var renamed bool
-			renamed, err = renameHappened(ctx, rt.up, j.RemoteRel, j.Size)
-			if err == nil && renamed {
-				res, err = finishPublish(ctx, rt.up, j, rt.log)
-				if err == nil {
-					return res, nil
-				}
-			} else if err == nil {
-				intent = false
-				continue
-			}
-		} else {
-			if rt.pre != nil {
-				err = rt.pre(ctx)
-			}
-			if err == nil {
-				res, err = rt.up.Upload(ctx, j)
-				if err == nil {
-					return res, nil
-				}
-			}
-		}
-		if ctx.Err() != nil {
+		res, err := tryOnce(ctx, rt, j, intent)
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.Is(err, errNotRenamed):
+			intent = false // the rename never happened: the file is sent
+			continue
+		case ctx.Err() != nil:
 			return Result{}, errCancelled
 		}
 		te := asTransferError(err)
@@ -164,6 +134,50 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		}
 		rt.probeCut = cut
 	}
+}
+
+// journalCheckpoints journals each checkpoint of j's upload so a retry, a restart or a crash
+// resumes there; the journal write outlives a cancelled upload (the last checkpoint matters
+// most then). A checkpoint also says the attempt logged in and made progress.
+func (e *Engine) journalCheckpoints(ctx context.Context, rt *retrier, j *Job, loggedIn *atomic.Bool) {
+	if j.Checkpoint != nil || e.st == nil {
+		return
+	}
+	p := j.LocalPath
+	j.Checkpoint = func(c Checkpoint) {
+		rt.checkpointed = true
+		rt.last = &c
+		loggedIn.Store(true)
+		if err := e.st.SaveCheckpoint(context.WithoutCancel(ctx), p, c); err != nil {
+			rt.log.Warn("journal: cannot save the upload checkpoint", "file", p, "err", err)
+		}
+	}
+}
+
+// errNotRenamed: a file whose rename intent was journaled is not on the server under its
+// final name, so the rename never happened.
+var errNotRenamed = errors.New("the rename had not happened")
+
+// tryOnce is one attempt: with intent, it asks the server whether the rename happened before
+// hotdrop stopped (errNotRenamed when not) and finishes the delivery if it did; without, it
+// uploads the file.
+func tryOnce(ctx context.Context, rt *retrier, j Job, intent bool) (Result, error) {
+	if intent {
+		renamed, err := renameHappened(ctx, rt.up, j.RemoteRel, j.Size)
+		switch {
+		case err != nil:
+			return Result{}, err
+		case !renamed:
+			return Result{}, errNotRenamed
+		}
+		return finishPublish(ctx, rt.up, j, rt.log)
+	}
+	if rt.pre != nil {
+		if err := rt.pre(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+	return rt.up.Upload(ctx, j)
 }
 
 // wait sleeps for d on the injected clock. With probe set and an Uploader that is a Reacher,

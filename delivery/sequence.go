@@ -244,28 +244,7 @@ type summaryItem struct {
 // summarize is Summarize over items: it returns the sequences, and the indexes of the files
 // listed on their own (at most maxListedFiles, the ones needing attention first, by name).
 func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []SequenceView, omitted int) {
-	type group struct {
-		frame   matcher.Frame
-		members []int
-		numbers []int64
-	}
-	groups := map[string]*group{}
-	for i := range items {
-		fr := items[i].frame
-		if !items[i].isFrame {
-			continue
-		}
-		g := groups[fr.Key]
-		if g == nil {
-			g = &group{frame: fr}
-			groups[fr.Key] = g
-		}
-		g.members = append(g.members, i)
-		g.numbers = append(g.numbers, fr.Number)
-		if fr.Width < g.frame.Width {
-			g.frame.Width = fr.Width
-		}
-	}
+	groups := groupFrames(items)
 	inSeq := make([]bool, len(items))
 	keys := make([]string, 0, len(groups))
 	for k, g := range groups {
@@ -278,32 +257,7 @@ func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []Seq
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		g := groups[k]
-		slices.Sort(g.numbers)
-		sv := SequenceView{First: g.numbers[0], Last: g.numbers[len(g.numbers)-1], Frames: len(g.members), Counts: map[State]int{}}
-		sv.Name = matcher.SequenceName(g.frame, sv.First, sv.Last, g.frame.Width)
-		var reasonAt int64
-		for _, i := range g.members {
-			f := &items[i]
-			sv.Size += f.size
-			sv.Counts[f.state]++
-			switch f.state {
-			case Delivered:
-				sv.Delivered++
-				sv.DeliveredSize += f.size
-			case Uploading:
-				sv.Done += f.done
-			case Held, Failed:
-				if n := f.frame.Number; sv.Reason == "" || n < reasonAt {
-					sv.Reason, sv.Message, reasonAt = f.reason, f.message, n
-				}
-			}
-			if f.changedAt.After(sv.ChangedAt) {
-				sv.ChangedAt = f.changedAt
-			}
-		}
-		sv.State = stateOfCounts(sv.Counts, sv.Frames)
-		seqs = append(seqs, sv)
+		seqs = append(seqs, sequenceOf(items, groups[k]))
 	}
 	for i := range items {
 		if !inSeq[i] {
@@ -323,6 +277,66 @@ func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []Seq
 	}
 	sort.Slice(singles, func(i, j int) bool { return items[singles[i]].name < items[singles[j]].name })
 	return singles, seqs, omitted
+}
+
+// frameGroup is the frames of one would-be sequence: items' indexes and frame numbers.
+type frameGroup struct {
+	frame   matcher.Frame
+	members []int
+	numbers []int64
+}
+
+// groupFrames groups the frames among items by sequence key; the narrowest padding seen
+// names the sequence.
+func groupFrames(items []summaryItem) map[string]*frameGroup {
+	groups := map[string]*frameGroup{}
+	for i := range items {
+		fr := items[i].frame
+		if !items[i].isFrame {
+			continue
+		}
+		g := groups[fr.Key]
+		if g == nil {
+			g = &frameGroup{frame: fr}
+			groups[fr.Key] = g
+		}
+		g.members = append(g.members, i)
+		g.numbers = append(g.numbers, fr.Number)
+		if fr.Width < g.frame.Width {
+			g.frame.Width = fr.Width
+		}
+	}
+	return groups
+}
+
+// sequenceOf is one sequence's row: its range, sizes, counts, and the reason of its first
+// frame held or failed.
+func sequenceOf(items []summaryItem, g *frameGroup) SequenceView {
+	slices.Sort(g.numbers)
+	sv := SequenceView{First: g.numbers[0], Last: g.numbers[len(g.numbers)-1], Frames: len(g.members), Counts: map[State]int{}}
+	sv.Name = matcher.SequenceName(g.frame, sv.First, sv.Last, g.frame.Width)
+	var reasonAt int64
+	for _, i := range g.members {
+		f := &items[i]
+		sv.Size += f.size
+		sv.Counts[f.state]++
+		switch f.state {
+		case Delivered:
+			sv.Delivered++
+			sv.DeliveredSize += f.size
+		case Uploading:
+			sv.Done += f.done
+		case Held, Failed:
+			if n := f.frame.Number; sv.Reason == "" || n < reasonAt {
+				sv.Reason, sv.Message, reasonAt = f.reason, f.message, n
+			}
+		}
+		if f.changedAt.After(sv.ChangedAt) {
+			sv.ChangedAt = f.changedAt
+		}
+	}
+	sv.State = stateOfCounts(sv.Counts, sv.Frames)
+	return sv
 }
 
 // attention orders states by how much they need a person: failed first, delivered last.
