@@ -10,7 +10,9 @@
 // Data flows one way: watcher events in, upload jobs out, views of the state to the Reporter.
 //
 // One goroutine, Run's loop, owns all state; uploads and control calls talk to it through
-// messages, and readers get the views it publishes. Where each concern lives:
+// messages, and readers get the views it publishes. Slow I/O is off the loop: the journal
+// writer writes each batch's records, intents and events (journal_writer.go), and status
+// files are written by the Reporter's own goroutine. Where each concern lives:
 //
 //	engine.go     the loop: Options, New, Run, batching, do (control calls run on the loop)
 //	state.go      what is known of each request and file
@@ -25,7 +27,8 @@
 //	outcome.go    what an upload's end means for its file
 //	finish.go     after delivery: destination.after, the manifest
 //	recover.go    restart: the journal, renames a crash left unknown
-//	journal.go    records, events and rename intents written once per batch
+//	journal.go    records, events and rename intents handed over once per batch
+//	journal_writer.go  writes them in order on its own goroutine; the loop never waits
 //	index.go      files by request, and re-deriving each request once per batch
 //	views.go      what status files, the API and the CLI see
 //	why.go        the one-line "why" of every state
