@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,11 +46,11 @@ func BenchmarkDaemonVsSend(b *testing.B) {
 	for i := range b.N {
 		// send
 		cfgPath := writeBenchConfig(b, filepath.Join(dir, fmt.Sprintf("send%d", i)), srv, "")
-		t0 := time.Now()
+		t0, cpu0 := time.Now(), processCPU()
 		if code := run([]string{"send", src, "--to", fmt.Sprintf("send%d", i), "--config", cfgPath}, io.Discard, io.Discard); code != 0 {
 			b.Fatalf("send exited %d", code)
 		}
-		sendSecs := time.Since(t0).Seconds()
+		sendSecs, sendCPU := time.Since(t0).Seconds(), processCPU()-cpu0
 
 		// the daemon
 		home := filepath.Join(dir, fmt.Sprintf("daemon%d", i))
@@ -84,7 +86,17 @@ files = 0
 			b.Fatalf("daemon: %v", err)
 		}
 		drop := filepath.Join(home, "root", fmt.Sprintf("SR-B%d", i))
-		t1 := time.Now()
+		if p := os.Getenv("HOTDROP_BENCH_CPUPROFILE"); p != "" {
+			// The daemon's phase alone (go test -cpuprofile would mix in send's).
+			f, err := os.Create(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1, cpu1 := time.Now(), processCPU()
 		for j := range n {
 			name := fmt.Sprintf("shot.%06d.exr", j)
 			if err := os.Link(filepath.Join(src, name), filepath.Join(drop, name)); err != nil {
@@ -101,6 +113,8 @@ files = 0
 		}
 		daemonSecs := time.Since(t1).Seconds() - cfg.Watch.Settle.Seconds()
 		uploadSecs := time.Since(time.Unix(0, firstUpload.Load())).Seconds()
+		daemonCPU := processCPU() - cpu1
+		pprof.StopCPUProfile()
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatalf("daemon: %v", err)
@@ -110,7 +124,19 @@ files = 0
 		b.ReportMetric(sendSecs/daemonSecs, "daemon/send")
 		// From the first upload on: what the engine does once the request is complete.
 		b.ReportMetric(float64(n)/uploadSecs, "daemon-upload-files/s")
+		// CPU of this process (the client side; sshd's is not counted) per file.
+		b.ReportMetric(sendCPU.Seconds()*1e3/float64(n), "send-cpu-ms/file")
+		b.ReportMetric(daemonCPU.Seconds()*1e3/float64(n), "daemon-cpu-ms/file")
 	}
+}
+
+// processCPU is the user and system CPU this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // writeBenchConfig writes a config for srv in home, with requests (none: an empty list).

@@ -1,0 +1,255 @@
+// Files: the record of each local file, its rename intent, what was delivered.
+
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// File is the stored record of one local file: its identity (path, inode, size, mtime), its
+// delivery state and, once delivered, where it went and its checksum.
+type File struct {
+	ID           int64
+	Path         string
+	RequestID    string
+	Size         int64
+	ModTime      time.Time
+	Inode        uint64
+	State        string
+	Reason       string
+	Message      string
+	SHA256       string
+	RemotePath   string
+	RenameIntent bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	DeliveredAt  time.Time
+}
+
+const fileCols = `id, path, request_id, size, mtime_ns, inode, state, reason, message, sha256, remote_path,
+	rename_intent, created_at, updated_at, delivered_at`
+
+func scanFile(sc interface{ Scan(...any) error }) (File, error) {
+	var f File
+	var mtime int64
+	var inode int64
+	var intent int
+	var created, updated, delivered string
+	err := sc.Scan(&f.ID, &f.Path, &f.RequestID, &f.Size, &mtime, &inode, &f.State, &f.Reason, &f.Message,
+		&f.SHA256, &f.RemotePath, &intent, &created, &updated, &delivered)
+	if err != nil {
+		return File{}, err
+	}
+	f.ModTime = time.Unix(0, mtime)
+	f.Inode = uint64(inode)
+	f.RenameIntent = intent != 0
+	f.CreatedAt, f.UpdatedAt, f.DeliveredAt = parseTS(created), parseTS(updated), parseTS(delivered)
+	return f, nil
+}
+
+// SaveFile inserts or updates the record of a file, keyed by its path, and returns its id.
+func (s *Store) SaveFile(ctx context.Context, f File) (int64, error) {
+	ids, err := s.SaveFiles(ctx, []File{f})
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// SaveFiles inserts or updates files in one transaction and returns their ids, in order. The
+// daemon journals a batch of state changes at once: a commit per change was most of its CPU
+// at render-farm sizes. A file with an id is updated by it (no rows returned, which costs
+// a third of an upsert here); one without is upserted by path.
+func (s *Store) SaveFiles(ctx context.Context, fs []File) ([]int64, error) {
+	ids := make([]int64, len(fs))
+	if len(fs) == 0 {
+		return ids, nil
+	}
+	now := time.Now()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer tx.Rollback()
+	upsert, err := s.txStmt(ctx, tx, upsertFileQuery)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer upsert.Close()
+	update, err := s.txStmt(ctx, tx, updateFileQuery)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer update.Close()
+	for i, f := range fs {
+		if f.UpdatedAt.IsZero() {
+			f.UpdatedAt = now
+		}
+		intent := 0
+		if f.RenameIntent {
+			intent = 1
+		}
+		if f.ID != 0 {
+			res, err := update.ExecContext(ctx, f.RequestID, f.Size, f.ModTime.UnixNano(), int64(f.Inode), f.State, f.Reason, f.Message,
+				f.SHA256, f.RemotePath, intent, ts(f.UpdatedAt), ts(f.DeliveredAt), f.ID, f.Path)
+			if err != nil {
+				return nil, fmt.Errorf("saving file %s: %w", f.Path, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				ids[i] = f.ID
+				continue
+			}
+			// Forgotten meanwhile (DeleteFile): inserted again below.
+		}
+		err := upsert.QueryRowContext(ctx, f.Path, f.RequestID, f.Size, f.ModTime.UnixNano(), int64(f.Inode), f.State, f.Reason, f.Message,
+			f.SHA256, f.RemotePath, intent, ts(now), ts(f.UpdatedAt), ts(f.DeliveredAt)).Scan(&ids[i])
+		if err != nil {
+			return nil, fmt.Errorf("saving file %s: %w", f.Path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return ids, nil
+}
+
+// Identity is what a delivered file was when it was delivered.
+type Identity struct {
+	Size    int64
+	ModTime time.Time
+	Inode   uint64
+}
+
+// Delivered returns the identity of every file delivered and not changed since, by path: a
+// restarted watcher does not report those again (watcher.Options.Settled).
+func (s *Store) Delivered(ctx context.Context) (map[string]Identity, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT path, size, mtime_ns, inode FROM files WHERE state = 'delivered' AND rename_intent = 0`)
+	if err != nil {
+		return nil, fmt.Errorf("listing delivered files: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]Identity{}
+	for rows.Next() {
+		var p string
+		var size, mtime, inode int64
+		if err := rows.Scan(&p, &size, &mtime, &inode); err != nil {
+			return nil, fmt.Errorf("listing delivered files: %w", err)
+		}
+		out[p] = Identity{Size: size, ModTime: time.Unix(0, mtime), Inode: uint64(inode)}
+	}
+	return out, rows.Err()
+}
+
+// File returns the record of the file at path, or ErrNotFound.
+func (s *Store) File(ctx context.Context, path string) (File, error) {
+	f, err := scanFile(s.db.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files WHERE path = ?`, path))
+	if errors.Is(err, sql.ErrNoRows) {
+		return File{}, fmt.Errorf("file %s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return File{}, fmt.Errorf("file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Files lists every file record, ordered by path.
+func (s *Store) Files(ctx context.Context) ([]File, error) {
+	return s.queryFiles(ctx, `SELECT `+fileCols+` FROM files ORDER BY path`)
+}
+
+// PendingRenames lists files whose intent to rename was recorded but not yet followed by a
+// delivered record: after a crash, each is either delivered already (the rename happened) or
+// must be sent again.
+func (s *Store) PendingRenames(ctx context.Context) ([]File, error) {
+	return s.queryFiles(ctx, `SELECT `+fileCols+` FROM files WHERE rename_intent = 1 ORDER BY path`)
+}
+
+func (s *Store) queryFiles(ctx context.Context, q string, args ...any) ([]File, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing files: %w", err)
+	}
+	defer rows.Close()
+	var out []File
+	for rows.Next() {
+		f, err := scanFile(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing files: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// MarkRenameIntent records, durably, that the file at path is about to be renamed into place
+// at remote with the given checksum. It is the guard against a double delivery after a crash.
+func (s *Store) MarkRenameIntent(ctx context.Context, path, remote, sha256 string) error {
+	errs := s.MarkRenameIntents(ctx, []RenameIntent{{Path: path, Remote: remote, SHA256: sha256}})
+	return errs[0]
+}
+
+// RenameIntent is one file about to be renamed into place at Remote.
+type RenameIntent struct{ Path, Remote, SHA256 string }
+
+// MarkRenameIntents records several rename intents with one full sync (uploads that reach
+// their rename together share it); errs[i] is intents[i]'s outcome.
+func (s *Store) MarkRenameIntents(ctx context.Context, intents []RenameIntent) (errs []error) {
+	errs = make([]error, len(intents))
+	fail := func(err error) []error {
+		for i, in := range intents {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("recording rename intent for %s: %w", in.Path, err)
+			}
+		}
+		return errs
+	}
+	// Everything else is committed with synchronous=NORMAL (WAL: survives a killed process,
+	// and a record lost to a power cut is re-derived from the disk and the server). This one
+	// record guards against a double delivery, so it alone waits for a full sync. The pool
+	// has one connection, so the pragma cannot leak to another statement in between.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+		return fail(err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+	now := ts(time.Now())
+	mark, err := s.txStmt(ctx, tx, markIntentQuery)
+	if err != nil {
+		return fail(err)
+	}
+	defer mark.Close()
+	for i, in := range intents {
+		res, err := mark.ExecContext(ctx, in.Remote, in.SHA256, now, in.Path)
+		if err != nil {
+			return fail(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			errs[i] = fmt.Errorf("recording rename intent for %s: %w", in.Path, ErrNotFound)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return errs
+}
+
+// DeleteFile forgets the record of the file at path.
+func (s *Store) DeleteFile(ctx context.Context, path string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM files WHERE path = ?`, path); err != nil {
+		return fmt.Errorf("forgetting file %s: %w", path, err)
+	}
+	return nil
+}
