@@ -59,6 +59,21 @@ func (t eventTap) Emit(ev delivery.Event) {
 	t.fn(ev)
 }
 
+// EmitBatch keeps the sink's batching (one transaction per batch): a tap must not change
+// what it listens to, or a benchmark measures the tap.
+func (t eventTap) EmitBatch(evs []delivery.Event) {
+	if b, ok := t.next.(delivery.BatchSink); ok {
+		b.EmitBatch(evs)
+	} else if t.next != nil {
+		for _, ev := range evs {
+			t.next.Emit(ev)
+		}
+	}
+	for _, ev := range evs {
+		t.fn(ev)
+	}
+}
+
 type trackerApply struct {
 	reqs  []delivery.Request
 	reply chan error
