@@ -36,6 +36,7 @@ var (
 	flagBin      = flag.String("hotdrop", "", "the hotdrop binary (default: build ./cmd/hotdrop)")
 	flagKeep     = flag.Bool("keep", false, "keep the work folders")
 	flagProfile  = flag.String("cpuprofile", "", "write each daemon's CPU profile to this file (the last run's is kept)")
+	flagMemProf  = flag.String("memprofile", "", "write each daemon's heap profile at its peak live heap to this file (the last run's is kept; the peaks are in daemon.log)")
 )
 
 func main() {
@@ -76,6 +77,9 @@ func main() {
 			if err != nil {
 				fmt.Printf("    %v\n", err)
 			}
+			if r.memPeaks != "" {
+				fmt.Printf("    %s\n", r.memPeaks)
+			}
 			if r.restartCPU >= 0 {
 				fmt.Printf("    restart with %d delivered: %.2f s of CPU to idle (%.1f s wall), %d files sent again\n", n, r.restartCPU, r.restartWall, r.resent)
 			}
@@ -102,6 +106,21 @@ type result struct {
 	statusBytes             int64
 	restartCPU, restartWall float64
 	resent                  int
+	memPeaks                string // the daemon's own line on its heap peaks (-memprofile)
+}
+
+// memPeaks is the last line the daemon wrote about its heap peaks (-memprofile), or "".
+func memPeaks(w work) string {
+	if *flagMemProf == "" {
+		return ""
+	}
+	b, _ := os.ReadFile(filepath.Join(w.dir, "daemon.log"))
+	i := bytes.LastIndex(b, []byte("HOTDROP_MEMPROFILE: "))
+	if i < 0 {
+		return ""
+	}
+	line, _, _ := bytes.Cut(b[i+len("HOTDROP_MEMPROFILE: "):], []byte("\n"))
+	return string(line)
 }
 
 const config = `state_dir = "state"
@@ -166,8 +185,12 @@ func start(bin string, w work) (*daemon, error) {
 	}
 	cmd := exec.Command(bin, "run", "--config", filepath.Join(w.dir, "hotdrop.toml"))
 	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = os.Environ()
 	if *flagProfile != "" {
-		cmd.Env = append(os.Environ(), "HOTDROP_CPUPROFILE="+*flagProfile)
+		cmd.Env = append(cmd.Env, "HOTDROP_CPUPROFILE="+*flagProfile)
+	}
+	if *flagMemProf != "" {
+		cmd.Env = append(cmd.Env, "HOTDROP_MEMPROFILE="+*flagMemProf)
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -318,6 +341,7 @@ func oneRequest(bin string, n int, mode string, restart bool) (r result, err err
 	})
 	r.cpu, r.rssMB, err = d.stop()
 	stopped = true
+	r.memPeaks = memPeaks(w)
 	if err != nil {
 		return r, err
 	}
