@@ -60,18 +60,18 @@ func (e *Engine) afterAbandon(ctx context.Context, fs *fileState) {
 	fs.rec.RenameIntent = false
 	if fs.gone {
 		e.log.Info("source removed during upload: the upload stopped and the file is forgotten",
-			"file", fs.rec.Path, "request", fs.req, "sent", fs.done)
+			"file", fs.rec.Path, "request", fs.req(), "sent", fs.done)
 		return
 	}
 	e.log.Info("source removed during upload and made again: the upload of the removed file stopped; the new one is settling",
-		"file", fs.rec.Path, "request", fs.req, "sent", fs.done)
+		"file", fs.rec.Path, "request", fs.req(), "sent", fs.done)
 	fs.rec.State, fs.rec.Reason, fs.rec.Message = Settling, "", ""
 	if fs.latestReady {
 		e.setIdentity(fs, fs.latest)
 		fs.rec.State = Ready
 		var r *reqState
 		if !fs.inBin {
-			r = e.reqs[fs.req]
+			r = e.reqs[fs.req()]
 		}
 		e.judge(ctx, fs, r)
 	}

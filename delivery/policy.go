@@ -252,10 +252,10 @@ func (e *Engine) nameProblem(r *reqState, fs *fileState) string {
 	if e.opt.RemotePath == nil {
 		return ""
 	}
-	if fs.nameOK && fs.nameGen == e.gen && fs.nameReq == r.ID && fs.nameFor == fs.name {
+	if fs.nameOK && fs.nameGen == e.gen && r.ID == fs.req() {
 		return fs.nameMsg
 	}
-	fs.nameOK, fs.nameGen, fs.nameReq, fs.nameFor = true, e.gen, r.ID, fs.name
+	fs.nameOK, fs.nameGen = r.ID == fs.req(), e.gen // setName and assign drop it
 	fs.nameMsg = e.nameProblemUncached(r, fs)
 	return fs.nameMsg
 }

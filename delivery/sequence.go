@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/hotdrop/hotdrop/matcher"
 )
@@ -15,13 +16,24 @@ import (
 // are one sequence. It is delivered only whole (a gap is a hold, incomplete_sequence), a frame
 // much smaller than its neighbours may be held (suspect_frame), and views show it as one row.
 
-// frameOf is what fs's name says about its frame, computed once per name.
+// frameOf is what fs's name says about its frame, computed once per name (setName forgets
+// it). What is kept is small: the key, shared by every frame of the sequence (unique), and
+// where the number sits in the name, which holds the prefix and the suffix.
 func (fs *fileState) frameOf() (matcher.Frame, bool) {
-	if fs.frameFor != fs.name || !fs.frameKnown {
-		fs.frame, fs.isFrame = matcher.SplitFrame(fs.name)
-		fs.frameFor, fs.frameKnown = fs.name, true
+	if !fs.frameKnown {
+		f, ok := matcher.SplitFrame(fs.name)
+		fs.isFrame, fs.frameKnown = ok, true
+		if ok {
+			fs.frameKey, fs.frameNum = unique.Make(f.Key), f.Number
+			fs.frameAt, fs.frameWidth = int32(len(f.Prefix)), uint8(f.Width)
+		}
 	}
-	return fs.frame, fs.isFrame
+	if !fs.isFrame {
+		return matcher.Frame{}, false
+	}
+	end := int(fs.frameAt) + int(fs.frameWidth)
+	return matcher.Frame{Key: fs.frameKey.Value(), Prefix: fs.name[:fs.frameAt], Suffix: fs.name[end:],
+		Number: fs.frameNum, Width: int(fs.frameWidth)}, true
 }
 
 // sequence is the frames of one sequence in one request, by frame number.
@@ -32,8 +44,8 @@ type sequence struct {
 	width  int // the narrowest padding written
 }
 
-func (s *sequence) first() int64 { return s.frames[0].frame.Number }
-func (s *sequence) last() int64  { return s.frames[len(s.frames)-1].frame.Number }
+func (s *sequence) first() int64 { return s.frames[0].frameNum }
+func (s *sequence) last() int64  { return s.frames[len(s.frames)-1].frameNum }
 func (s *sequence) name() string {
 	return matcher.SequenceName(s.frame, s.first(), s.last(), s.width)
 }
@@ -61,9 +73,9 @@ func sequencesOf(files []*fileState, framesGiven bool) []*sequence {
 			continue
 		}
 		sort.Slice(s.frames, func(i, j int) bool {
-			a, b := s.frames[i].frame, s.frames[j].frame
-			if a.Number != b.Number {
-				return a.Number < b.Number
+			a, b := s.frames[i].frameNum, s.frames[j].frameNum
+			if a != b {
+				return a < b
 			}
 			return s.frames[i].name < s.frames[j].name
 		})
@@ -87,7 +99,7 @@ type seqHold struct {
 func judgeSequence(s *sequence, fields map[string]string, suspect bool) *seqHold {
 	numbers := make([]int64, len(s.frames))
 	for i, fs := range s.frames {
-		numbers[i] = fs.frame.Number
+		numbers[i] = fs.frameNum
 	}
 	numbers = matcher.SortFrames(numbers)
 	name := s.name()

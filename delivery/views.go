@@ -130,10 +130,10 @@ func (e *Engine) summarizeFiles(files []*fileState, framesGiven bool, now time.T
 }
 
 func fileView(fs *fileState, now time.Time) FileView {
-	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: fs.rec.State,
+	return FileView{ID: fs.rec.ID, Request: fs.req(), Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: fs.rec.State,
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath, Verified: fs.verified, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
-		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done, Media: mediaOf(fs), Why: whyFile(fs, now), RetryReason: fs.retryWhy}
+		Attempt: fs.x().attempt, NextTry: fs.x().nextTry, Done: fs.done, Media: mediaOf(fs), Why: whyFile(fs, now), RetryReason: fs.x().retryWhy}
 }
 
 // report marks a request's view as changed. Views are sent at most every reportEvery (and
