@@ -246,6 +246,17 @@ func countStates(files []*fileState) stateCounts {
 
 func (c stateCounts) of(s State) int { return c.n[stateIndex(s)] }
 
+// asMap is c as a view shows counts: the states with files.
+func (c stateCounts) asMap() map[State]int {
+	m := map[State]int{}
+	for i, n := range c.n {
+		if n > 0 {
+			m[allStates[i]] = n
+		}
+	}
+	return m
+}
+
 // nameProblem is cached per request and name: refresh asks on every event, for every ready
 // file of the request.
 func (e *Engine) nameProblem(r *reqState, fs *fileState) string {

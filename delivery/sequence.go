@@ -227,11 +227,10 @@ const maxListedFiles = 500
 // the request has a frames field (then one frame alone is a sequence). The engine's views and
 // `hotdrop status` without a daemon (from the journal) both use it.
 func Summarize(files []FileView, framesGiven bool) (singles []FileView, seqs []SequenceView, omitted int) {
-	items := make([]summaryItem, len(files))
-	for i, f := range files {
-		items[i] = summaryItem{name: f.Name, state: f.State, reason: f.Reason, message: f.Message, size: f.Size,
-			done: f.Done, changedAt: f.ChangedAt}
-		items[i].frame, items[i].isFrame = matcher.SplitFrame(f.Name)
+	items := make([]viewFile, len(files))
+	for i := range files {
+		items[i].v = &files[i]
+		items[i].frame, items[i].isFrame = matcher.SplitFrame(files[i].Name)
 	}
 	idx, seqs, omitted := summarize(items, framesGiven)
 	singles = make([]FileView, len(idx))
@@ -241,30 +240,55 @@ func Summarize(files []FileView, framesGiven bool) (singles []FileView, seqs []S
 	return singles, seqs, omitted
 }
 
-// summaryItem is what summarize needs of a file: a view's worth for a file shown on its own
-// is built only for those (a view of 100,000 frames built 100,000 FileViews each second).
+// summaryFile is what summarize reads of one file: the Engine's own (*fileState), or a view
+// (viewFile, for Summarize). It reads them where they are: copying 100,000 frames into a
+// buffer of items for each view kept 18 MB alive and made as much garbage a second (issue
+// 11); and a view's worth is built only for the files shown on their own.
+type summaryFile interface {
+	frameOf() (matcher.Frame, bool)
+	summary() summaryItem
+}
+
+// summaryItem is what summarize needs of a file besides its frame.
 type summaryItem struct {
 	name            string
 	state           State
 	reason, message string
 	size, done      int64
 	changedAt       time.Time
-	frame           matcher.Frame
-	isFrame         bool
 }
 
-// summarize is Summarize over items: it returns the sequences, and the indexes of the files
+func (fs *fileState) summary() summaryItem {
+	return summaryItem{name: fs.name, state: fs.rec.State, reason: fs.rec.Reason, message: fs.rec.Message, size: fs.rec.Size,
+		done: fs.done, changedAt: fs.rec.UpdatedAt}
+}
+
+// viewFile is a FileView as summarize reads it, its frame read once.
+type viewFile struct {
+	v       *FileView
+	frame   matcher.Frame
+	isFrame bool
+}
+
+func (f viewFile) frameOf() (matcher.Frame, bool) { return f.frame, f.isFrame }
+
+func (f viewFile) summary() summaryItem {
+	v := f.v
+	return summaryItem{name: v.Name, state: v.State, reason: v.Reason, message: v.Message, size: v.Size, done: v.Done, changedAt: v.ChangedAt}
+}
+
+// summarize is Summarize over files: it returns the sequences, and the indexes of the files
 // listed on their own (at most maxListedFiles, the ones needing attention first, by name).
-func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []SequenceView, omitted int) {
+func summarize[F summaryFile](files []F, framesGiven bool) (singles []int, seqs []SequenceView, omitted int) {
 	type group struct {
 		frame   matcher.Frame
 		members []int
 		numbers []int64
 	}
 	groups := map[string]*group{}
-	for i := range items {
-		fr := items[i].frame
-		if !items[i].isFrame {
+	for i, f := range files {
+		fr, ok := f.frameOf()
+		if !ok {
 			continue
 		}
 		g := groups[fr.Key]
@@ -278,7 +302,7 @@ func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []Seq
 			g.frame.Width = fr.Width
 		}
 	}
-	inSeq := make([]bool, len(items))
+	inSeq := make([]bool, len(files))
 	keys := make([]string, 0, len(groups))
 	for k, g := range groups {
 		if len(g.members) >= 2 || framesGiven {
@@ -292,13 +316,14 @@ func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []Seq
 	for _, k := range keys {
 		g := groups[k]
 		slices.Sort(g.numbers)
-		sv := SequenceView{First: g.numbers[0], Last: g.numbers[len(g.numbers)-1], Frames: len(g.members), Counts: map[State]int{}}
+		sv := SequenceView{First: g.numbers[0], Last: g.numbers[len(g.numbers)-1], Frames: len(g.members)}
 		sv.Name = matcher.SequenceName(g.frame, sv.First, sv.Last, g.frame.Width)
+		var counts stateCounts // not a map: counted once per frame
 		var reasonAt int64
 		for _, i := range g.members {
-			f := &items[i]
+			f := files[i].summary()
 			sv.Size += f.size
-			sv.Counts[f.state]++
+			counts.n[stateIndex(f.state)]++
 			switch f.state {
 			case Delivered:
 				sv.Delivered++
@@ -306,7 +331,8 @@ func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []Seq
 			case Uploading:
 				sv.Done += f.done
 			case Held, Failed:
-				if n := f.frame.Number; sv.Reason == "" || n < reasonAt {
+				fr, _ := files[i].frameOf()
+				if n := fr.Number; sv.Reason == "" || n < reasonAt {
 					sv.Reason, sv.Message, reasonAt = f.reason, f.message, n
 				}
 			}
@@ -314,26 +340,36 @@ func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []Seq
 				sv.ChangedAt = f.changedAt
 			}
 		}
+		sv.Counts = counts.asMap()
 		sv.State = stateOfCounts(sv.Counts, sv.Frames)
 		seqs = append(seqs, sv)
 	}
-	for i := range items {
+	type single struct {
+		i         int
+		attention int
+		name      string
+	}
+	var ss []single
+	for i := range files {
 		if !inSeq[i] {
-			singles = append(singles, i)
+			f := files[i].summary()
+			ss = append(ss, single{i, attention(f.state), f.name})
 		}
 	}
-	if len(singles) > maxListedFiles {
-		sort.SliceStable(singles, func(i, j int) bool {
-			a, b := &items[singles[i]], &items[singles[j]]
-			if x, y := attention(a.state), attention(b.state); x != y {
-				return x < y
+	if len(ss) > maxListedFiles {
+		sort.SliceStable(ss, func(i, j int) bool {
+			if a, b := ss[i].attention, ss[j].attention; a != b {
+				return a < b
 			}
-			return a.name < b.name
+			return ss[i].name < ss[j].name
 		})
-		omitted = len(singles) - maxListedFiles
-		singles = singles[:maxListedFiles]
+		omitted = len(ss) - maxListedFiles
+		ss = ss[:maxListedFiles]
 	}
-	sort.Slice(singles, func(i, j int) bool { return items[singles[i]].name < items[singles[j]].name })
+	sort.Slice(ss, func(i, j int) bool { return ss[i].name < ss[j].name })
+	for _, s := range ss {
+		singles = append(singles, s.i)
+	}
 	return singles, seqs, omitted
 }
 
