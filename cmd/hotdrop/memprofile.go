@@ -14,7 +14,7 @@ import (
 
 // startMemProfile writes the heap profile to $HOTDROP_MEMPROFILE each time the live heap
 // (as the last GC marked it) reaches a new peak by 2 %, checked twice a second, writes the
-// samples (seconds, live heap MB, RSS MB) to $HOTDROP_MEMPROFILE.curve, and at the end prints
+// samples (seconds, live heap MiB, RSS MiB) to $HOTDROP_MEMPROFILE.curve, and at the end prints
 // one line to stderr with the peaks and, at the peak RSS, what of it was the Go runtime's:
 // how bench/scale finds what the daemon holds at its biggest, which a profile taken at exit
 // does not show. It forces a GC at each new peak, so RSS is measured without it. Unset:
@@ -54,7 +54,7 @@ func startMemProfile() (stop func()) {
 			peakRSS, atPeakRSS = rss, v
 		}
 		if curve != nil {
-			fmt.Fprintf(curve, "%.1f %.1f %.1f\n", time.Since(t0).Seconds(), float64(v[0])/1e6, float64(rss)/1e6)
+			fmt.Fprintf(curve, "%.1f %.1f %.1f\n", time.Since(t0).Seconds(), float64(v[0])/(1<<20), float64(rss)/(1<<20))
 		}
 		if v[0] <= peakLive+peakLive/50 { // a new peak by 2 %: not a profile per tick
 			return
@@ -88,8 +88,8 @@ func startMemProfile() (stop func()) {
 		if curve != nil {
 			curve.Close()
 		}
-		mb := func(b uint64) float64 { return float64(b) / 1e6 }
-		line := fmt.Sprintf("peak live heap %.1f MB; at peak RSS %.1f MB:", mb(peakLive), mb(peakRSS))
+		mb := func(b uint64) float64 { return float64(b) / (1 << 20) } // MiB, as bench/scale prints
+		line := fmt.Sprintf("peak live heap %.1f MiB; at peak RSS %.1f MiB:", mb(peakLive), mb(peakRSS))
 		if a := atPeakRSS; a != nil {
 			goRes := a[6] - a[7] // Go's mapped memory less what it returned to the OS
 			line += fmt.Sprintf(" live %.1f, heap objects %.1f, heap free %.1f, unused %.1f, stacks %.1f, GC metadata %.1f, Go total resident≈%.1f, rest (cgo-free libc/sqlite, binary) ≈%.1f",
