@@ -108,7 +108,10 @@ type EventSink interface {
 func newEventID() string {
 	var b [12]byte
 	rand.Read(b[:])
-	return "ev_" + hex.EncodeToString(b[:])
+	var id [3 + 2*len(b)]byte // one allocation, the string's
+	copy(id[:], "ev_")
+	hex.Encode(id[3:], b[:])
+	return string(id[:])
 }
 
 // fileEventType maps a file's move from one state to another to the event it makes, or "".
@@ -175,7 +178,7 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 		ev.File.Sequence = f.Key
 	}
 	if r := e.reqs[fs.req()]; r != nil {
-		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
+		ev.Request = r.eventRequest()
 		ev.File.Metadata = fileMetadata(r, fs)
 	}
 	if typ == EventFileDelivered {

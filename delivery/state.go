@@ -25,6 +25,18 @@ type reqState struct {
 	reportedAt  time.Time         // when its view was last sent
 	milestones  map[string]string // sequence key → its last milestone event (sequence.go)
 	lastMeta    map[string]string // the metadata of its last file judged, shared by equal ones (shareMeta)
+	evReq       *EventRequest     // eventRequest's, while it says the request as it is
+}
+
+// eventRequest is r as its files' events name it, one for all the events made while its state
+// and status stay the same (receivers never change it): the marker of a request of 100,000
+// frames starts them all in one batch, and made as many copies.
+func (r *reqState) eventRequest() *EventRequest {
+	if er := r.evReq; er != nil && er.ID == r.ID && er.State == string(r.state) && er.Status == r.Status {
+		return er
+	}
+	r.evReq = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
+	return r.evReq
 }
 
 // fileState is what the Engine knows of one file. A request of 100,000 frames holds 100,000
