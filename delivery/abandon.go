@@ -21,10 +21,10 @@ const discardTimeout = time.Minute
 func (e *Engine) uploadContext(fs *fileState) (ctx context.Context, release func(), abandoned func() bool) {
 	ctx, cancel := context.WithCancel(e.runCtx)
 	var gaveUp atomic.Bool
-	fs.abandon = func() {
+	fs.up = &uploadRun{abandon: func() {
 		gaveUp.Store(true)
 		cancel()
-	}
+	}}
 	return ctx, cancel, gaveUp.Load
 }
 
@@ -33,10 +33,10 @@ func (e *Engine) uploadContext(fs *fileState) (ctx context.Context, release func
 // stopping between the intent and the rename would only leave the journal unsure which side
 // of it the server is on.
 func (e *Engine) abandonUpload(fs *fileState) {
-	if fs.abandon == nil || fs.rec.RenameIntent {
+	if fs.up == nil || fs.up.abandon == nil || fs.rec.RenameIntent {
 		return
 	}
-	fs.abandon()
+	fs.up.abandon()
 }
 
 // discard removes what an abandoned upload left on the server, from its upload goroutine.

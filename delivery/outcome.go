@@ -65,16 +65,20 @@ func (e *Engine) result(ctx context.Context, m msg) {
 // end), with its rate and the time left.
 func (e *Engine) progress(fs *fileState, done int64) {
 	fs.done = done
-	now := paceClock() // a rate in real time, as the bytes moved
-	if fs.progressAt0 == 0 {
-		fs.progressAt0 = now
+	if fs.up == nil {
+		fs.up = &uploadRun{} // not from dispatch: a file's upload always is
 	}
-	if fs.progressAt != 0 && time.Duration(now-fs.progressAt) < time.Second && done != fs.rec.Size {
+	u := fs.up
+	now := time.Now() // a rate in real time, as the bytes moved
+	if u.progressAt0.IsZero() {
+		u.progressAt0 = now
+	}
+	if now.Sub(u.progressAt) < time.Second && done != fs.rec.Size {
 		return
 	}
-	fs.progressAt = now
+	u.progressAt = now
 	p := &Progress{Bytes: done, Total: fs.rec.Size}
-	if el := time.Duration(now - fs.progressAt0).Seconds(); el > 0 {
+	if el := now.Sub(u.progressAt0).Seconds(); el > 0 {
 		p.Rate = float64(done) / el
 		if p.Rate > 0 {
 			p.ETA = float64(fs.rec.Size-done) / p.Rate
@@ -131,7 +135,7 @@ func (e *Engine) forgetFile(ctx context.Context, fs *fileState) {
 func (e *Engine) uploadDone(ctx context.Context, fs *fileState, m msg) {
 	e.active--
 	defer e.dispatch(ctx)
-	fs.abandon = nil
+	fs.up = nil // its abandon and progress pacing end with it
 	// Stopped by a shutdown: resumed on the next start. Stopped because its source is gone:
 	// forgotten below, resume point and all.
 	cancelled := errors.Is(m.err, errCancelled) && !m.abandoned && !fs.gone
@@ -142,7 +146,6 @@ func (e *Engine) uploadDone(ctx context.Context, fs *fileState, m msg) {
 		}
 	}
 	fs.retrying = false
-	fs.progressAt0, fs.progressAt = 0, 0
 	if m.err == nil {
 		e.noteBack()
 	}

@@ -263,10 +263,10 @@ func (e *Engine) nameProblem(r *reqState, fs *fileState) string {
 	if e.opt.RemotePath == nil {
 		return ""
 	}
-	if fs.nameOK && fs.nameGen == e.gen && r.ID == fs.req() {
+	if fs.nameOK && int(fs.nameGen) == e.gen && r.ID == fs.req() {
 		return fs.nameMsg
 	}
-	fs.nameOK, fs.nameGen = r.ID == fs.req(), e.gen // setName and assign drop it
+	fs.nameOK, fs.nameGen = r.ID == fs.req(), int32(e.gen) // setName and assign drop it
 	fs.nameMsg = e.nameProblemUncached(r, fs)
 	return fs.nameMsg
 }

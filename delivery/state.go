@@ -53,18 +53,16 @@ type fileState struct {
 	dev      uint64            // device of the settled identity (0: unknown, e.g. after a restart)
 	meta     map[string]string // shared by files with equal metadata (shareMeta)
 	verified string            // what proved the last delivery (Result.Verified)
-	abandon  func()            // stops its upload in flight for good (abandon.go); nil when none runs
 	more     *fileMore         // nil until one of its fields is set
-	// progress pacing of the upload in flight (outcome.go), in paceClock nanoseconds; 0: none.
-	progressAt, progressAt0 int64
+	up       *uploadRun        // its upload in flight; nil when none runs
 	// nameProblem's cached answer, valid while nameOK and nameGen is the Engine's gen.
 	nameMsg string
-	nameGen int
+	nameGen int32
 	// frameOf's cached answer (sequence.go), valid while frameKnown: the frame's key, its
 	// number, and where its digits start in name and how many there are.
+	frameAt    int32
 	frameKey   unique.Handle[string]
 	frameNum   int64
-	frameAt    int32
 	frameWidth uint8
 	changes    uint8    // consecutive changed_during_upload (3 holds it)
 	emitted    stateIdx // the state the last file event was made for
@@ -94,6 +92,12 @@ type fileMore struct {
 	resume         *Checkpoint  // the journaled resume point, read when the upload is queued
 	binKey, binReq string       // how binSequence counted it ("": not counted)
 	insp           *fileInspection
+}
+
+// uploadRun is what a file needs only while an upload of it runs.
+type uploadRun struct {
+	abandon                 func()    // stops it for good (abandon.go)
+	progressAt, progressAt0 time.Time // progress pacing (outcome.go)
 }
 
 // noMore is what a file without more reads: the zero fileMore. Never written.
@@ -134,12 +138,6 @@ type stateIdx uint8
 func idxOf(s State) stateIdx { return stateIdx(stateIndex(s)) }
 
 func (i stateIdx) state() State { return allStates[i] }
-
-// paceBase is the origin of the progress pacing clock: monotonic nanoseconds in an int64
-// instead of two time.Time per file.
-var paceBase = time.Now()
-
-func paceClock() int64 { return int64(time.Since(paceBase)) + 1 } // never 0: 0 is "none"
 
 func relName(folder, p string) string {
 	rel, err := filepath.Rel(folder, p)
