@@ -81,7 +81,7 @@ func main() {
 				fmt.Printf("    %s\n", r.memPeaks)
 			}
 			if r.restartCPU >= 0 {
-				fmt.Printf("    restart with %d delivered: %.2f s of CPU to idle (%.1f s wall), %d files sent again\n", n, r.restartCPU, r.restartWall, r.resent)
+				fmt.Printf("    restart with %d delivered: %.2f s of CPU to idle (%.1f s wall), RSS %.0f MB, %d files sent again\n", n, r.restartCPU, r.restartWall, r.restartRSS, r.resent)
 			}
 		}
 	}
@@ -105,6 +105,7 @@ type result struct {
 	secs, rssMB, cpu        float64
 	statusBytes             int64
 	restartCPU, restartWall float64
+	restartRSS              float64
 	resent                  int
 	memPeaks                string // the daemon's own line on its heap peaks (-memprofile)
 }
@@ -370,7 +371,7 @@ func oneRequest(bin string, n int, mode string, restart bool) (r result, err err
 	t1 := time.Now()
 	waitIdle(d.cmd.Process.Pid)
 	r.restartWall = time.Since(t1).Seconds() - 1
-	r.restartCPU, _, err = d.stop()
+	r.restartCPU, r.restartRSS, err = d.stop()
 	if err != nil {
 		return r, err
 	}
