@@ -5,6 +5,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/hotdrop/hotdrop/matcher"
@@ -60,6 +61,7 @@ type fileWas struct {
 // liftReconsidered lifts the holds refreshNow derives again, and returns each file's state
 // and reason before, so that only files whose outcome changed are saved.
 func liftReconsidered(files []*fileState, before []fileWas) []fileWas {
+	before = slices.Grow(before, len(files)) // once, not by a quarter at a time
 	for _, fs := range files {
 		before = append(before, fileWas{fs.rec.State, fs.rec.Reason})
 		if fs.rec.State == Held && (reconsidered[fs.rec.Reason] || fs.seqSplit) {

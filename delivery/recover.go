@@ -24,6 +24,9 @@ func (e *Engine) load(ctx context.Context) error {
 			// hotdrop was down must not linger as "settling".
 			continue
 		}
+		if s := allStates[stateIndex(rec.State)]; s == rec.State {
+			rec.State = s // the constant, not a string per row read
+		}
 		fs := &fileState{rec: rec, emitted: idxOf(rec.State)}
 		fs.inBin = e.opt.Bin != "" && strings.HasPrefix(rec.Path, binDir)
 		if r := e.reqs[rec.RequestID]; r != nil {
