@@ -21,10 +21,10 @@ const discardTimeout = time.Minute
 func (e *Engine) uploadContext(fs *fileState) (ctx context.Context, release func(), abandoned func() bool) {
 	ctx, cancel := context.WithCancel(e.runCtx)
 	var gaveUp atomic.Bool
-	fs.abandon = func() {
+	fs.up = &uploadRun{abandon: func() {
 		gaveUp.Store(true)
 		cancel()
-	}
+	}}
 	return ctx, cancel, gaveUp.Load
 }
 
@@ -33,10 +33,10 @@ func (e *Engine) uploadContext(fs *fileState) (ctx context.Context, release func
 // stopping between the intent and the rename would only leave the journal unsure which side
 // of it the server is on.
 func (e *Engine) abandonUpload(fs *fileState) {
-	if fs.abandon == nil || fs.rec.RenameIntent {
+	if fs.up == nil || fs.up.abandon == nil || fs.rec.RenameIntent {
 		return
 	}
-	fs.abandon()
+	fs.up.abandon()
 }
 
 // discard removes what an abandoned upload left on the server, from its upload goroutine.
@@ -60,18 +60,18 @@ func (e *Engine) afterAbandon(ctx context.Context, fs *fileState) {
 	fs.rec.RenameIntent = false
 	if fs.gone {
 		e.log.Info("source removed during upload: the upload stopped and the file is forgotten",
-			"file", fs.rec.Path, "request", fs.req, "sent", fs.done)
+			"file", fs.rec.Path, "request", fs.req(), "sent", fs.done)
 		return
 	}
 	e.log.Info("source removed during upload and made again: the upload of the removed file stopped; the new one is settling",
-		"file", fs.rec.Path, "request", fs.req, "sent", fs.done)
+		"file", fs.rec.Path, "request", fs.req(), "sent", fs.done)
 	fs.rec.State, fs.rec.Reason, fs.rec.Message = Settling, "", ""
 	if fs.latestReady {
 		e.setIdentity(fs, fs.latest)
 		fs.rec.State = Ready
 		var r *reqState
 		if !fs.inBin {
-			r = e.reqs[fs.req]
+			r = e.reqs[fs.req()]
 		}
 		e.judge(ctx, fs, r)
 	}

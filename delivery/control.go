@@ -86,7 +86,7 @@ func (e *Engine) rearm(ctx context.Context, fs *fileState) {
 	fs.rec.State = Ready
 	var r *reqState
 	if !fs.inBin {
-		r = e.reqs[fs.req]
+		r = e.reqs[fs.req()]
 	}
 	e.judge(ctx, fs, r)
 }
@@ -192,7 +192,7 @@ func (e *Engine) RetryReplace(ctx context.Context, idOrPath string) (int, error)
 			msg := fmt.Sprintf("hotdrop retry --replace: the file at %s on the server is replaced by this one", remote)
 			e.log.Warn("replace requested: the next upload replaces the file on the server", "file", fs.rec.Path, "remote", remote)
 			fs.replaceAsked = true
-			fs.note = &EventReason{Code: ReasonReplaceRequested, Message: msg}
+			fs.setMore().note = &EventReason{Code: ReasonReplaceRequested, Message: msg}
 			e.rearm(ctx, fs)
 			e.refreshOwner(ctx, fs)
 			n++

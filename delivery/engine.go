@@ -69,13 +69,12 @@ type Engine struct {
 	reqsChanged bool // requests came or went since the last publish
 	// Buffers the loop reuses: views and refreshes of big requests are built every second,
 	// and allocating them each time was most of the daemon's garbage at 50,000 frames.
-	summaryBuf []summaryItem
-	wasBuf     []fileWas
-	reqs       map[string]*reqState
-	byFolder   map[string]string // drop folder (slash, relative to Root) → request id
-	files      map[string]*fileState
-	byReq      map[string]map[*fileState]struct{} // request id ("" for none) → its files; see index.go
-	stale      map[string]bool                    // requests to refresh once the events at hand are handled
+	wasBuf   []fileWas
+	reqs     map[string]*reqState
+	byFolder map[string]string // drop folder (slash, relative to Root) → request id
+	files    map[string]*fileState
+	byReq    map[string]map[*fileState]struct{} // request id ("" for none) → its files; see index.go
+	stale    map[string]bool                    // requests to refresh once the events at hand are handled
 	// unsaved are files whose records changed since the journal was last written, and
 	// queued the events made meanwhile: both go out once per batch (journal.go).
 	unsaved map[*fileState]struct{}

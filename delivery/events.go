@@ -108,7 +108,10 @@ type EventSink interface {
 func newEventID() string {
 	var b [12]byte
 	rand.Read(b[:])
-	return "ev_" + hex.EncodeToString(b[:])
+	var id [3 + 2*len(b)]byte // one allocation, the string's
+	copy(id[:], "ev_")
+	hex.Encode(id[3:], b[:])
+	return string(id[:])
 }
 
 // fileEventType maps a file's move from one state to another to the event it makes, or "".
@@ -158,10 +161,10 @@ func (e *Engine) save(_ context.Context, fs *fileState) {
 	}
 	e.unsaved[fs] = struct{}{}
 	st := fs.rec.State
-	if typ := fileEventType(fs.emitted, st); typ != "" {
+	if typ := fileEventType(fs.emitted.state(), st); typ != "" {
 		e.queue(e.fileEvent(typ, fs), fs)
 	}
-	fs.emitted = st
+	fs.emitted = idxOf(st)
 }
 
 func (e *Engine) emit(ev Event) { e.queue(ev, nil) }
@@ -169,13 +172,13 @@ func (e *Engine) emit(ev Event) { e.queue(ev, nil) }
 func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	ev := Event{Type: typ, File: &EventFile{ID: fs.rec.ID, Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath}}
-	if f, ok := fs.frameOf(); ok && fs.req != "" {
+	if f, ok := fs.frameOf(); ok && fs.req() != "" {
 		// A frame of a request: receivers get its sequence's milestones (sequenceMilestones,
 		// per request). A File Bin frame no request took keeps its own events.
 		ev.File.Sequence = f.Key
 	}
-	if r := e.reqs[fs.req]; r != nil {
-		ev.Request = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
+	if r := e.reqs[fs.req()]; r != nil {
+		ev.Request = r.eventRequest()
 		ev.File.Metadata = fileMetadata(r, fs)
 	}
 	if typ == EventFileDelivered {
@@ -184,8 +187,8 @@ func (e *Engine) fileEvent(typ string, fs *fileState) Event {
 	}
 	if fs.rec.Reason != "" {
 		ev.Reason = &EventReason{Code: fs.rec.Reason, Message: fs.rec.Message}
-	} else if fs.note != nil {
-		ev.Reason, fs.note = fs.note, nil
+	} else if fs.x().note != nil {
+		ev.Reason, fs.more.note = fs.more.note, nil
 	}
 	return ev
 }

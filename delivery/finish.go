@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -124,11 +123,6 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	}
 	// Beside the files: a request whose files sit in sub-folders gets it at the top.
 	rel = path.Join(path.Dir(rel), name)
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		e.log.Error("manifest", "request", r.ID, "err", err)
-		return
-	}
 	// A manifest hotdrop wrote for this request before (a redelivery) is its own to replace;
 	// anything else at that name is not, and is never overwritten.
 	prev, err := e.st.ManifestAt(ctx, r.ID)
@@ -140,26 +134,27 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		e.sendManifest(e.runCtx, rt, st, tmpDir, r.ID, rel, data, !prev.IsZero())
+		e.sendManifest(e.runCtx, rt, st, tmpDir, r.ID, rel, &m, !prev.IsZero())
 	}()
 }
 
 // buildManifest lists a request's delivered files and sequences, and its IMF compositions.
 func (e *Engine) buildManifest(r *reqState, files []*fileState) Manifest {
 	m := Manifest{Request: r.ID, Metadata: r.Fields, DeliveredAt: e.opt.Clock.Now().UTC(), Generator: "hotdrop"}
-	for _, fs := range files {
-		if fs.rec.State == Delivered {
-			m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath,
-				Media: mediaOf(fs), Metadata: extraMetadata(r.Fields, fs.meta)})
-		}
-	}
-	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
 	var delivered []*fileState
 	for _, fs := range files {
 		if fs.rec.State == Delivered {
 			delivered = append(delivered, fs)
 		}
 	}
+	if len(delivered) > 0 {
+		m.Files = make([]ManifestFile, 0, len(delivered)) // one allocation, not a doubling per thousand files
+	}
+	for _, fs := range delivered {
+		m.Files = append(m.Files, ManifestFile{Name: fs.name, Size: fs.rec.Size, SHA256: fs.rec.SHA256, RemotePath: fs.rec.RemotePath,
+			Media: mediaOf(fs), Metadata: extraMetadata(r.Fields, fs.meta)})
+	}
+	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
 	_, framesGiven := r.Fields["frames"]
 	for _, s := range sequencesOf(delivered, framesGiven) {
 		ms := ManifestSequence{Name: s.name(), First: s.first(), Last: s.last(), Frames: len(s.frames)}
@@ -176,10 +171,10 @@ func (e *Engine) buildManifest(r *reqState, files []*fileState) Manifest {
 // signal that the package is whole: whatever kept it from the server (a local temp folder
 // that turned read-only, a refusal), it is tried again with backoff until it is there or
 // hotdrop stops; the next start sends one still owed. replace: the one there is hotdrop's own.
-func (e *Engine) sendManifest(ctx context.Context, rt retrier, st Store, tmpDir, id, rel string, data []byte, replace bool) {
+func (e *Engine) sendManifest(ctx context.Context, rt retrier, st Store, tmpDir, id, rel string, m *Manifest, replace bool) {
 	for failures := 1; ; failures++ {
 		intended := false
-		err := e.uploadManifest(ctx, rt, tmpDir, rel, data, replace, func(ctx context.Context) error {
+		err := e.uploadManifest(ctx, rt, tmpDir, rel, m, replace, func(ctx context.Context) error {
 			if replace {
 				return nil
 			}
@@ -235,7 +230,7 @@ func createManifestTemp(dir string) (*os.File, error) {
 // into place and the record that it is there.
 var manifestIntent = time.Unix(1, 0).UTC()
 
-func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel string, data []byte, replace bool, intent func(context.Context) error) error {
+func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel string, m *Manifest, replace bool, intent func(context.Context) error) error {
 	if tmpDir == "" {
 		tmpDir = os.TempDir()
 	}
@@ -250,7 +245,7 @@ func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel str
 		return err
 	}
 	defer os.Remove(f.Name())
-	_, werr := f.Write(data)
+	werr := writeManifest(f, m)
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}

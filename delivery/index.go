@@ -27,36 +27,37 @@ func (e *Engine) dropFile(fs *fileState) {
 	e.forget(fs)
 	delete(e.files, fs.rec.Path)
 	e.binSequence(fs, false)
-	if set := e.byReq[fs.req]; set != nil {
+	if set := e.byReq[fs.req()]; set != nil {
 		delete(set, fs)
 		if len(set) == 0 {
-			delete(e.byReq, fs.req)
+			delete(e.byReq, fs.req())
 		}
 	}
 }
 
 // assign ties fs to request id ("" for none: a File Bin file not matched yet).
 func (e *Engine) assign(fs *fileState, id string) {
-	if fs.req == id {
+	if fs.req() == id {
 		fs.rec.RequestID = id
 		return
 	}
-	if set := e.byReq[fs.req]; set != nil {
+	if set := e.byReq[fs.req()]; set != nil {
 		delete(set, fs)
 		if len(set) == 0 {
-			delete(e.byReq, fs.req)
+			delete(e.byReq, fs.req())
 		}
 	}
-	fs.req, fs.rec.RequestID = id, id
+	fs.rec.RequestID = id
+	fs.nameOK = false // nameProblem's answer was for the request it left
 	e.index(fs)
 }
 
 func (e *Engine) index(fs *fileState) {
 	e.binSequence(fs, true)
-	set := e.byReq[fs.req]
+	set := e.byReq[fs.req()]
 	if set == nil {
 		set = map[*fileState]struct{}{}
-		e.byReq[fs.req] = set
+		e.byReq[fs.req()] = set
 	}
 	set[fs] = struct{}{}
 }
@@ -70,7 +71,7 @@ func (e *Engine) binSequence(fs *fileState, present bool) {
 	key, req := "", ""
 	if present && fs.inBin {
 		if f, ok := fs.frameOf(); ok {
-			key, req = f.Key, fs.req
+			key, req = f.Key, fs.req()
 			if fs.rec.State == Settling {
 				// Not judged yet, so matched to no request yet: counted apart, so that the
 				// sequence is not held as split while it renders (sequenceSplit) and the
@@ -79,7 +80,8 @@ func (e *Engine) binSequence(fs *fileState, present bool) {
 			}
 		}
 	}
-	if key == fs.binKey && req == fs.binReq {
+	was := fs.x()
+	if key == was.binKey && req == was.binReq {
 		return
 	}
 	if e.binSeqs == nil {
@@ -92,18 +94,19 @@ func (e *Engine) binSequence(fs *fileState, present bool) {
 			}
 		}
 	}
-	if fs.binKey != "" {
-		touch(fs.binKey)
-		if by := e.binSeqs[fs.binKey]; by != nil {
-			if by[fs.binReq]--; by[fs.binReq] <= 0 {
-				delete(by, fs.binReq)
+	if was.binKey != "" {
+		touch(was.binKey)
+		if by := e.binSeqs[was.binKey]; by != nil {
+			if by[was.binReq]--; by[was.binReq] <= 0 {
+				delete(by, was.binReq)
 			}
 			if len(by) == 0 {
-				delete(e.binSeqs, fs.binKey)
+				delete(e.binSeqs, was.binKey)
 			}
 		}
 	}
-	fs.binKey, fs.binReq = key, req
+	m := fs.setMore()
+	m.binKey, m.binReq = key, req
 	if key != "" {
 		by := e.binSeqs[key]
 		if by == nil {

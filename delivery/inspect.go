@@ -125,20 +125,24 @@ func (e *Engine) inspectState() *inspectState {
 // version and metadata is known (then refresh applies it) or under way.
 func (e *Engine) inspect(fs *fileState, md matcher.Metadata, folder string) {
 	in := e.opt.Inspector
-	if in == nil || fs.rec.State != Ready || fs.req == "" {
+	if in == nil || fs.rec.State != Ready || fs.req() == "" {
+		return
+	}
+	st := md["source_type"].Value
+	if !in.Inspects(st, fs.name) {
+		// Asked first: the key below cost every frame of a sequence no check looks at a
+		// formatted string and a metadata key (issue 11).
+		if fs.more != nil {
+			fs.more.insp = nil
+		}
 		return
 	}
 	key := fmt.Sprintf("%d|%d|%d|%d|%d|%s", e.gen, fs.rec.Size, fs.rec.ModTime.UnixNano(), fs.rec.Inode, fs.dev, metaKey(md))
-	if fs.insp != nil && fs.insp.key == key && fs.insp.err == nil {
+	if old := fs.x().insp; old != nil && old.key == key && old.err == nil {
 		return // known (or under way); a check that could not be made is tried again
 	}
 	fi := &fileInspection{key: key, pending: true}
-	fs.insp = fi
-	st := md["source_type"].Value
-	if !in.Inspects(st, fs.name) {
-		fs.insp = nil
-		return
-	}
+	fs.setMore().insp = fi
 	req := FileInspection{Path: fs.rec.Path, Name: fs.name, Open: e.sourceOpener(fs), Metadata: MetaValues(md, folder), SourceType: st}
 	p := fs.rec.Path
 	e.background(func(ctx context.Context) func() {
@@ -174,7 +178,7 @@ func (e *Engine) background(work func(ctx context.Context) func()) {
 // inspected records a file's inspection, on the loop, and judges the file again.
 func (e *Engine) inspected(p string, fi *fileInspection, res Inspection, err error) {
 	fs := e.files[p]
-	if fs == nil || fs.insp != fi {
+	if fs == nil || fs.x().insp != fi {
 		return // gone, changed or judged again since: a newer inspection decides
 	}
 	fi.pending, fi.res, fi.err = false, res, err
@@ -199,10 +203,10 @@ func (e *Engine) applyContent(ctx context.Context, r *reqState, files []*fileSta
 		return false
 	}
 	for _, fs := range files {
-		if fs.rec.State != Ready || fs.insp == nil {
+		if fs.rec.State != Ready || fs.x().insp == nil {
 			continue
 		}
-		fi := fs.insp
+		fi := fs.x().insp
 		switch {
 		case fi.pending:
 			pending = true
@@ -353,10 +357,11 @@ func metaKey(md matcher.Metadata) string {
 
 // mediaOf returns a delivered file's key properties, for the manifest and its event.
 func mediaOf(fs *fileState) map[string]string {
-	if fs.insp == nil || fs.insp.pending || fs.insp.err != nil || len(fs.insp.res.Properties) == 0 {
+	fi := fs.x().insp
+	if fi == nil || fi.pending || fi.err != nil || len(fi.res.Properties) == 0 {
 		return nil
 	}
-	return fs.insp.res.Properties
+	return fi.res.Properties
 }
 
 // compositionsOf returns a delivered package's compositions, for the manifest.

@@ -124,18 +124,18 @@ func (e *Engine) removed(ctx context.Context, p string, fs *fileState) {
 // file's request is decided by the naming rules once it is ready (judge).
 func (e *Engine) place(ctx context.Context, fs *fileState, r *reqState, name string, bin bool) {
 	fs.inBin = bin
-	id := fs.req
+	id := fs.req()
 	if r != nil {
 		id = r.ID
 	}
-	if fs.req != id && fs.rec.State != Uploading {
-		prev := fs.req
+	if fs.req() != id && fs.rec.State != Uploading {
+		prev := fs.req()
 		e.assign(fs, id)
 		if prevReq := e.reqs[prev]; prevReq != nil {
 			e.refresh(ctx, prevReq)
 		}
 	}
-	fs.name = name
+	fs.setName(name)
 	e.binSequence(fs, true) // name and File Bin known now
 	fs.gone, fs.sourceGone = false, false
 }
@@ -172,10 +172,10 @@ func (e *Engine) judgeEvent(ctx context.Context, fs *fileState, r *reqState, ev 
 }
 
 func (e *Engine) refreshOwner(ctx context.Context, fs *fileState) {
-	if r := e.reqs[fs.req]; r != nil {
+	if r := e.reqs[fs.req()]; r != nil {
 		e.refresh(ctx, r)
 	}
-	if fs.inBin || e.reqs[fs.req] == nil {
+	if fs.inBin || e.reqs[fs.req()] == nil {
 		e.reportBin()
 	}
 }

@@ -115,7 +115,7 @@ func (e *Engine) takeJournaled() {
 		}
 		s.fs.rec.ID = s.id
 		// Views show the id (the dashboard and the API act on a file by it).
-		if r := e.reqs[s.fs.req]; r != nil && e.files[s.fs.rec.Path] == s.fs {
+		if r := e.reqs[s.fs.req()]; r != nil && e.files[s.fs.rec.Path] == s.fs {
 			e.report(r)
 		} else if s.fs.inBin {
 			e.binDirty = true

@@ -86,17 +86,20 @@ func (e *Engine) judge(ctx context.Context, fs *fileState, r *reqState) {
 		in.Root = filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin))
 	}
 	v := e.opt.Matcher.Evaluate(in)
-	if fs.inBin && fs.req != v.Request {
-		prev := e.reqs[fs.req]
+	if fs.inBin && fs.req() != v.Request {
+		prev := e.reqs[fs.req()]
 		e.assign(fs, v.Request)
 		if prev != nil {
 			e.refresh(ctx, prev)
 		}
 	}
 	fs.meta = e.shareMeta(v.Request, v.Metadata.Values())
-	fs.verify = fs.verify[:0]
-	for _, c := range v.Checksums {
-		fs.verify = append(fs.verify, c)
+	if len(v.Checksums) > 0 || len(fs.x().verify) > 0 {
+		x := fs.setMore()
+		x.verify = x.verify[:0]
+		for _, c := range v.Checksums {
+			x.verify = append(x.verify, c)
+		}
 	}
 	if owner := e.reqs[v.Request]; owner != nil {
 		if v.Wait != "" {
@@ -110,7 +113,7 @@ func (e *Engine) judge(ctx context.Context, fs *fileState, r *reqState) {
 		e.hold(fs, v.Hold.Code, v.Hold.Message)
 	}
 	folder := in.Root
-	if owner := e.reqs[fs.req]; owner != nil {
+	if owner := e.reqs[fs.req()]; owner != nil {
 		folder = owner.Folder
 	}
 	e.inspect(fs, v.Metadata, folder)
@@ -143,7 +146,7 @@ func (e *Engine) rejudge(ctx context.Context) {
 		fs.rec.State, fs.rec.Reason, fs.rec.Message = Ready, "", ""
 		var r *reqState
 		if !fs.inBin {
-			r = e.reqs[fs.req]
+			r = e.reqs[fs.req()]
 		}
 		e.judge(ctx, fs, r)
 		e.save(ctx, fs) // journal and announce a lifted or changed hold now

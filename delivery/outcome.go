@@ -20,7 +20,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		e.noteBack()
 		if fs := e.files[m.path]; fs != nil && fs.retrying { // logged in again: no longer retrying
 			fs.retrying = false
-			if r := e.reqs[fs.req]; r != nil {
+			if r := e.reqs[fs.req()]; r != nil {
 				e.report(r)
 			}
 		}
@@ -49,10 +49,11 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		fs.rec.RenameIntent = true
 		e.intents = append(e.intents, pendingIntent{fs: fs, reply: m.reply}) // written at the end of the batch
 	case msgRetrying:
-		fs.retrying, fs.attempt, fs.nextTry = true, m.attempt, m.next
-		fs.retryWhy = asTransferError(m.err).Msg
+		fs.retrying = true
+		x := fs.setMore()
+		x.attempt, x.nextTry, x.retryWhy = m.attempt, m.next, asTransferError(m.err).Msg
 		e.noteTrouble(m.err, m.at)
-		if r := e.reqs[fs.req]; r != nil {
+		if r := e.reqs[fs.req()]; r != nil {
 			e.report(r)
 		}
 	default:
@@ -64,16 +65,20 @@ func (e *Engine) result(ctx context.Context, m msg) {
 // end), with its rate and the time left.
 func (e *Engine) progress(fs *fileState, done int64) {
 	fs.done = done
-	now := time.Now() // a rate in real time, as the bytes moved
-	if fs.progressAt0.IsZero() {
-		fs.progressAt0 = now
+	if fs.up == nil {
+		fs.up = &uploadRun{} // not from dispatch: a file's upload always is
 	}
-	if now.Sub(fs.progressAt) < time.Second && done != fs.rec.Size {
+	u := fs.up
+	now := time.Now() // a rate in real time, as the bytes moved
+	if u.progressAt0.IsZero() {
+		u.progressAt0 = now
+	}
+	if now.Sub(u.progressAt) < time.Second && done != fs.rec.Size {
 		return
 	}
-	fs.progressAt = now
+	u.progressAt = now
 	p := &Progress{Bytes: done, Total: fs.rec.Size}
-	if el := now.Sub(fs.progressAt0).Seconds(); el > 0 {
+	if el := now.Sub(u.progressAt0).Seconds(); el > 0 {
 		p.Rate = float64(done) / el
 		if p.Rate > 0 {
 			p.ETA = float64(fs.rec.Size-done) / p.Rate
@@ -128,7 +133,7 @@ func (e *Engine) forgetFile(ctx context.Context, fs *fileState) {
 func (e *Engine) uploadDone(ctx context.Context, fs *fileState, m msg) {
 	e.active--
 	defer e.dispatch(ctx)
-	fs.abandon = nil
+	fs.up = nil // its abandon and progress pacing end with it
 	// Stopped by a shutdown: resumed on the next start. Stopped because its source is gone:
 	// forgotten below, resume point and all.
 	cancelled := errors.Is(m.err, errCancelled) && !m.abandoned && !fs.gone
@@ -139,7 +144,6 @@ func (e *Engine) uploadDone(ctx context.Context, fs *fileState, m msg) {
 		}
 	}
 	fs.retrying = false
-	fs.progressAt0, fs.progressAt = time.Time{}, time.Time{}
 	if m.err == nil {
 		e.noteBack()
 	}
@@ -159,7 +163,7 @@ func (e *Engine) uploadDone(ctx context.Context, fs *fileState, m msg) {
 		fs.changes = 0
 		var r *reqState
 		if !fs.inBin {
-			r = e.reqs[fs.req]
+			r = e.reqs[fs.req()]
 		}
 		e.judge(ctx, fs, r)
 	}
@@ -181,7 +185,7 @@ func (e *Engine) judgeOutcome(ctx context.Context, fs *fileState, m msg) {
 		fs.rec.RenameIntent = false
 		fs.rec.DeliveredAt = e.opt.Clock.Now()
 		fs.changes = 0
-		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req, "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
+		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req(), "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
 			"resumed_from", m.res.Resumed, "verified", m.res.Verified)
 		e.afters = append(e.afters, fs) // once its delivered record is journaled (flushJournal)
 	case m.abandoned || fs.gone && m.err != nil:
@@ -203,7 +207,7 @@ func (e *Engine) judgeOutcome(ctx context.Context, fs *fileState, m msg) {
 // changedDuringUpload settles a file again after its upload saw it change, and holds it
 // keeps_changing the third time in a row.
 func (e *Engine) changedDuringUpload(fs *fileState) {
-	fs.changes++
+	fs.changes = min(fs.changes+1, 255)
 	fs.rec.RenameIntent = false
 	if fs.changes >= 3 {
 		e.hold(fs, ReasonKeepsChanging, fmt.Sprintf("%s changed during upload %d times in a row; hotdrop will try again when it stops changing", fs.name, fs.changes))

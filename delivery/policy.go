@@ -5,6 +5,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/hotdrop/hotdrop/matcher"
@@ -60,6 +61,7 @@ type fileWas struct {
 // liftReconsidered lifts the holds refreshNow derives again, and returns each file's state
 // and reason before, so that only files whose outcome changed are saved.
 func liftReconsidered(files []*fileState, before []fileWas) []fileWas {
+	before = slices.Grow(before, len(files)) // once, not by a quarter at a time
 	for _, fs := range files {
 		before = append(before, fileWas{fs.rec.State, fs.rec.Reason})
 		if fs.rec.State == Held && (reconsidered[fs.rec.Reason] || fs.seqSplit) {
@@ -246,16 +248,27 @@ func countStates(files []*fileState) stateCounts {
 
 func (c stateCounts) of(s State) int { return c.n[stateIndex(s)] }
 
+// asMap is c as a view shows counts: the states with files.
+func (c stateCounts) asMap() map[State]int {
+	m := map[State]int{}
+	for i, n := range c.n {
+		if n > 0 {
+			m[allStates[i]] = n
+		}
+	}
+	return m
+}
+
 // nameProblem is cached per request and name: refresh asks on every event, for every ready
 // file of the request.
 func (e *Engine) nameProblem(r *reqState, fs *fileState) string {
 	if e.opt.RemotePath == nil {
 		return ""
 	}
-	if fs.nameOK && fs.nameGen == e.gen && fs.nameReq == r.ID && fs.nameFor == fs.name {
+	if fs.nameOK && int(fs.nameGen) == e.gen && r.ID == fs.req() {
 		return fs.nameMsg
 	}
-	fs.nameOK, fs.nameGen, fs.nameReq, fs.nameFor = true, e.gen, r.ID, fs.name
+	fs.nameOK, fs.nameGen = r.ID == fs.req(), int32(e.gen) // setName and assign drop it
 	fs.nameMsg = e.nameProblemUncached(r, fs)
 	return fs.nameMsg
 }

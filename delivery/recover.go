@@ -24,8 +24,14 @@ func (e *Engine) load(ctx context.Context) error {
 			// hotdrop was down must not linger as "settling".
 			continue
 		}
-		fs := &fileState{rec: rec, req: rec.RequestID, emitted: rec.State}
+		if s := allStates[stateIndex(rec.State)]; s == rec.State {
+			rec.State = s // the constant, not a string per row read
+		}
+		fs := &fileState{rec: rec, emitted: idxOf(rec.State)}
 		fs.inBin = e.opt.Bin != "" && strings.HasPrefix(rec.Path, binDir)
+		if r := e.reqs[rec.RequestID]; r != nil {
+			fs.rec.RequestID = r.ID // one string for all its files, not one per row read
+		}
 		if r := e.reqs[rec.RequestID]; r != nil && !fs.inBin {
 			fs.name = relName(r.Folder, rec.Path)
 		} else if fs.inBin {
@@ -45,7 +51,7 @@ func (e *Engine) load(ctx context.Context) error {
 			// and it is held already_delivered unless a redelivery is asked), or a file
 			// caught between its journaled rename intent and its delivered record, for which
 			// reconcile asks the server which side of the rename the crash fell on.
-			fs.emitted = fs.rec.State
+			fs.emitted = idxOf(fs.rec.State)
 		}
 		e.putFile(fs)
 	}

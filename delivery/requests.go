@@ -120,7 +120,7 @@ func (e *Engine) reload(ctx context.Context, opt *Options, up Uploader, reqs []R
 			}
 			if rel, rerr := filepath.Rel(e.opt.Root, fs.rec.Path); rerr == nil {
 				r, name, _ := e.locate(filepath.ToSlash(rel))
-				fs.name = name
+				fs.setName(name)
 				if r != nil {
 					e.assign(fs, r.ID)
 				} else {

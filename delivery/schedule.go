@@ -26,8 +26,10 @@ func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
 	fs.replaceAsked = false
 	fs.rec.State, fs.rec.Reason, fs.rec.Message = Uploading, "", ""
 	fs.rec.RemotePath = rel
-	fs.retrying, fs.attempt, fs.done = false, 0, 0
-	fs.resume = nil
+	fs.retrying, fs.done = false, 0
+	if fs.more != nil {
+		fs.more.attempt, fs.more.resume = 0, nil
+	}
 	if e.noCheckpoint(fs) {
 		e.pending = append(e.pending, fs)
 		return
@@ -35,7 +37,7 @@ func (e *Engine) start(ctx context.Context, r *reqState, fs *fileState) {
 	if c, ok, err := e.st.Checkpoint(ctx, fs.rec.Path); err != nil {
 		e.log.Warn("journal: cannot read the upload checkpoint; starting from the beginning", "file", fs.rec.Path, "err", err)
 	} else if ok {
-		fs.resume = &c
+		fs.setMore().resume = &c
 		e.resumable = append(e.resumable, fs)
 		return
 	}
@@ -74,10 +76,13 @@ func (e *Engine) dispatch(_ context.Context) {
 		e.active++
 		fs.began = true // it may leave a resume point from now on
 		job := e.job(fs)
-		job.Resume, fs.resume = fs.resume, nil
+		job.Resume = fs.x().resume
+		if fs.more != nil {
+			fs.more.resume = nil
+		}
 		rt := e.newRetrier()
 		intent := fs.rec.RenameIntent
-		sums := append([]Checksum(nil), fs.verify...)
+		sums := append([]Checksum(nil), fs.x().verify...)
 		gone := fs.gone
 		big := bigFrom > 0 && job.Size >= bigFrom
 		// Each upload has its own context, so that the removal of its source stops it

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/hotdrop/hotdrop/matcher"
 )
@@ -15,13 +16,24 @@ import (
 // are one sequence. It is delivered only whole (a gap is a hold, incomplete_sequence), a frame
 // much smaller than its neighbours may be held (suspect_frame), and views show it as one row.
 
-// frameOf is what fs's name says about its frame, computed once per name.
+// frameOf is what fs's name says about its frame, computed once per name (setName forgets
+// it). What is kept is small: the key, shared by every frame of the sequence (unique), and
+// where the number sits in the name, which holds the prefix and the suffix.
 func (fs *fileState) frameOf() (matcher.Frame, bool) {
-	if fs.frameFor != fs.name || !fs.frameKnown {
-		fs.frame, fs.isFrame = matcher.SplitFrame(fs.name)
-		fs.frameFor, fs.frameKnown = fs.name, true
+	if !fs.frameKnown {
+		f, ok := matcher.SplitFrame(fs.name)
+		fs.isFrame, fs.frameKnown = ok, true
+		if ok {
+			fs.frameKey, fs.frameNum = unique.Make(f.Key), f.Number
+			fs.frameAt, fs.frameWidth = int32(len(f.Prefix)), uint8(f.Width)
+		}
 	}
-	return fs.frame, fs.isFrame
+	if !fs.isFrame {
+		return matcher.Frame{}, false
+	}
+	end := int(fs.frameAt) + int(fs.frameWidth)
+	return matcher.Frame{Key: fs.frameKey.Value(), Prefix: fs.name[:fs.frameAt], Suffix: fs.name[end:],
+		Number: fs.frameNum, Width: int(fs.frameWidth)}, true
 }
 
 // sequence is the frames of one sequence in one request, by frame number.
@@ -32,8 +44,8 @@ type sequence struct {
 	width  int // the narrowest padding written
 }
 
-func (s *sequence) first() int64 { return s.frames[0].frame.Number }
-func (s *sequence) last() int64  { return s.frames[len(s.frames)-1].frame.Number }
+func (s *sequence) first() int64 { return s.frames[0].frameNum }
+func (s *sequence) last() int64  { return s.frames[len(s.frames)-1].frameNum }
 func (s *sequence) name() string {
 	return matcher.SequenceName(s.frame, s.first(), s.last(), s.width)
 }
@@ -61,9 +73,9 @@ func sequencesOf(files []*fileState, framesGiven bool) []*sequence {
 			continue
 		}
 		sort.Slice(s.frames, func(i, j int) bool {
-			a, b := s.frames[i].frame, s.frames[j].frame
-			if a.Number != b.Number {
-				return a.Number < b.Number
+			a, b := s.frames[i].frameNum, s.frames[j].frameNum
+			if a != b {
+				return a < b
 			}
 			return s.frames[i].name < s.frames[j].name
 		})
@@ -87,7 +99,7 @@ type seqHold struct {
 func judgeSequence(s *sequence, fields map[string]string, suspect bool) *seqHold {
 	numbers := make([]int64, len(s.frames))
 	for i, fs := range s.frames {
-		numbers[i] = fs.frame.Number
+		numbers[i] = fs.frameNum
 	}
 	numbers = matcher.SortFrames(numbers)
 	name := s.name()
@@ -215,11 +227,10 @@ const maxListedFiles = 500
 // the request has a frames field (then one frame alone is a sequence). The engine's views and
 // `hotdrop status` without a daemon (from the journal) both use it.
 func Summarize(files []FileView, framesGiven bool) (singles []FileView, seqs []SequenceView, omitted int) {
-	items := make([]summaryItem, len(files))
-	for i, f := range files {
-		items[i] = summaryItem{name: f.Name, state: f.State, reason: f.Reason, message: f.Message, size: f.Size,
-			done: f.Done, changedAt: f.ChangedAt}
-		items[i].frame, items[i].isFrame = matcher.SplitFrame(f.Name)
+	items := make([]viewFile, len(files))
+	for i := range files {
+		items[i].v = &files[i]
+		items[i].frame, items[i].isFrame = matcher.SplitFrame(files[i].Name)
 	}
 	idx, seqs, omitted := summarize(items, framesGiven)
 	singles = make([]FileView, len(idx))
@@ -229,23 +240,48 @@ func Summarize(files []FileView, framesGiven bool) (singles []FileView, seqs []S
 	return singles, seqs, omitted
 }
 
-// summaryItem is what summarize needs of a file: a view's worth for a file shown on its own
-// is built only for those (a view of 100,000 frames built 100,000 FileViews each second).
+// summaryFile is what summarize reads of one file: the Engine's own (*fileState), or a view
+// (viewFile, for Summarize). It reads them where they are: copying 100,000 frames into a
+// buffer of items for each view kept 18 MB alive and made as much garbage a second (issue
+// 11); and a view's worth is built only for the files shown on their own.
+type summaryFile interface {
+	frameOf() (matcher.Frame, bool)
+	summary() summaryItem
+}
+
+// summaryItem is what summarize needs of a file besides its frame.
 type summaryItem struct {
 	name            string
 	state           State
 	reason, message string
 	size, done      int64
 	changedAt       time.Time
-	frame           matcher.Frame
-	isFrame         bool
 }
 
-// summarize is Summarize over items: it returns the sequences, and the indexes of the files
+func (fs *fileState) summary() summaryItem {
+	return summaryItem{name: fs.name, state: fs.rec.State, reason: fs.rec.Reason, message: fs.rec.Message, size: fs.rec.Size,
+		done: fs.done, changedAt: fs.rec.UpdatedAt}
+}
+
+// viewFile is a FileView as summarize reads it, its frame read once.
+type viewFile struct {
+	v       *FileView
+	frame   matcher.Frame
+	isFrame bool
+}
+
+func (f viewFile) frameOf() (matcher.Frame, bool) { return f.frame, f.isFrame }
+
+func (f viewFile) summary() summaryItem {
+	v := f.v
+	return summaryItem{name: v.Name, state: v.State, reason: v.Reason, message: v.Message, size: v.Size, done: v.Done, changedAt: v.ChangedAt}
+}
+
+// summarize is Summarize over files: it returns the sequences, and the indexes of the files
 // listed on their own (at most maxListedFiles, the ones needing attention first, by name).
-func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []SequenceView, omitted int) {
-	groups := groupFrames(items)
-	inSeq := make([]bool, len(items))
+func summarize[F summaryFile](files []F, framesGiven bool) (singles []int, seqs []SequenceView, omitted int) {
+	groups := groupFrames(files)
+	inSeq := make([]bool, len(files))
 	keys := make([]string, 0, len(groups))
 	for k, g := range groups {
 		if len(g.members) >= 2 || framesGiven {
@@ -257,42 +293,26 @@ func summarize(items []summaryItem, framesGiven bool) (singles []int, seqs []Seq
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		seqs = append(seqs, sequenceOf(items, groups[k]))
+		seqs = append(seqs, sequenceOf(files, groups[k]))
 	}
-	for i := range items {
-		if !inSeq[i] {
-			singles = append(singles, i)
-		}
-	}
-	if len(singles) > maxListedFiles {
-		sort.SliceStable(singles, func(i, j int) bool {
-			a, b := &items[singles[i]], &items[singles[j]]
-			if x, y := attention(a.state), attention(b.state); x != y {
-				return x < y
-			}
-			return a.name < b.name
-		})
-		omitted = len(singles) - maxListedFiles
-		singles = singles[:maxListedFiles]
-	}
-	sort.Slice(singles, func(i, j int) bool { return items[singles[i]].name < items[singles[j]].name })
+	singles, omitted = listSingles(files, inSeq)
 	return singles, seqs, omitted
 }
 
-// frameGroup is the frames of one would-be sequence: items' indexes and frame numbers.
+// frameGroup is the frames of one would-be sequence: their indexes and frame numbers.
 type frameGroup struct {
 	frame   matcher.Frame
 	members []int
 	numbers []int64
 }
 
-// groupFrames groups the frames among items by sequence key; the narrowest padding seen
+// groupFrames groups the frames among files by sequence key; the narrowest padding seen
 // names the sequence.
-func groupFrames(items []summaryItem) map[string]*frameGroup {
+func groupFrames[F summaryFile](files []F) map[string]*frameGroup {
 	groups := map[string]*frameGroup{}
-	for i := range items {
-		fr := items[i].frame
-		if !items[i].isFrame {
+	for i, f := range files {
+		fr, ok := f.frameOf()
+		if !ok {
 			continue
 		}
 		g := groups[fr.Key]
@@ -311,15 +331,16 @@ func groupFrames(items []summaryItem) map[string]*frameGroup {
 
 // sequenceOf is one sequence's row: its range, sizes, counts, and the reason of its first
 // frame held or failed.
-func sequenceOf(items []summaryItem, g *frameGroup) SequenceView {
+func sequenceOf[F summaryFile](files []F, g *frameGroup) SequenceView {
 	slices.Sort(g.numbers)
-	sv := SequenceView{First: g.numbers[0], Last: g.numbers[len(g.numbers)-1], Frames: len(g.members), Counts: map[State]int{}}
+	sv := SequenceView{First: g.numbers[0], Last: g.numbers[len(g.numbers)-1], Frames: len(g.members)}
 	sv.Name = matcher.SequenceName(g.frame, sv.First, sv.Last, g.frame.Width)
+	var counts stateCounts // not a map: counted once per frame
 	var reasonAt int64
 	for _, i := range g.members {
-		f := &items[i]
+		f := files[i].summary()
 		sv.Size += f.size
-		sv.Counts[f.state]++
+		counts.n[stateIndex(f.state)]++
 		switch f.state {
 		case Delivered:
 			sv.Delivered++
@@ -327,7 +348,8 @@ func sequenceOf(items []summaryItem, g *frameGroup) SequenceView {
 		case Uploading:
 			sv.Done += f.done
 		case Held, Failed:
-			if n := f.frame.Number; sv.Reason == "" || n < reasonAt {
+			fr, _ := files[i].frameOf()
+			if n := fr.Number; sv.Reason == "" || n < reasonAt {
 				sv.Reason, sv.Message, reasonAt = f.reason, f.message, n
 			}
 		}
@@ -335,8 +357,41 @@ func sequenceOf(items []summaryItem, g *frameGroup) SequenceView {
 			sv.ChangedAt = f.changedAt
 		}
 	}
+	sv.Counts = counts.asMap()
 	sv.State = stateOfCounts(sv.Counts, sv.Frames)
 	return sv
+}
+
+// listSingles picks the files shown on their own (not in a sequence): at most
+// maxListedFiles, the ones needing attention first, listed by name; omitted is the rest.
+func listSingles[F summaryFile](files []F, inSeq []bool) (singles []int, omitted int) {
+	type single struct {
+		i         int
+		attention int
+		name      string
+	}
+	var ss []single
+	for i := range files {
+		if !inSeq[i] {
+			f := files[i].summary()
+			ss = append(ss, single{i, attention(f.state), f.name})
+		}
+	}
+	if len(ss) > maxListedFiles {
+		sort.SliceStable(ss, func(i, j int) bool {
+			if a, b := ss[i].attention, ss[j].attention; a != b {
+				return a < b
+			}
+			return ss[i].name < ss[j].name
+		})
+		omitted = len(ss) - maxListedFiles
+		ss = ss[:maxListedFiles]
+	}
+	sort.Slice(ss, func(i, j int) bool { return ss[i].name < ss[j].name })
+	for _, s := range ss {
+		singles = append(singles, s.i)
+	}
+	return singles, omitted
 }
 
 // attention orders states by how much they need a person: failed first, delivered last.

@@ -94,7 +94,7 @@ func TestSuspectFrames(t *testing.T) {
 	s := oneSequence(t, frames(sizes), false)
 	var got []int64
 	for _, fs := range suspectFrames(s.frames) {
-		got = append(got, fs.frame.Number)
+		got = append(got, fs.frameNum)
 	}
 	if !slices.Equal(got, []int64{5, 9}) {
 		t.Errorf("suspect frames = %v, want [5 9] (the first black frame after the cut is not suspect)", got)

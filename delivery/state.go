@@ -5,8 +5,8 @@ package delivery
 import (
 	"path/filepath"
 	"time"
+	"unique"
 
-	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/watcher"
 )
 
@@ -25,51 +25,119 @@ type reqState struct {
 	reportedAt  time.Time         // when its view was last sent
 	milestones  map[string]string // sequence key → its last milestone event (sequence.go)
 	lastMeta    map[string]string // the metadata of its last file judged, shared by equal ones (shareMeta)
+	evReq       *EventRequest     // eventRequest's, while it says the request as it is
 }
 
+// eventRequest is r as its files' events name it, one for all the events made while its state
+// and status stay the same (receivers never change it): the marker of a request of 100,000
+// frames starts them all in one batch, and made as many copies.
+func (r *reqState) eventRequest() *EventRequest {
+	if er := r.evReq; er != nil && er.ID == r.ID && er.State == string(r.state) && er.Status == r.Status {
+		return er
+	}
+	r.evReq = &EventRequest{ID: r.ID, State: string(r.state), Status: r.Status}
+	return r.evReq
+}
+
+// fileState is what the Engine knows of one file. A request of 100,000 frames holds 100,000
+// of them for as long as the daemon runs, so it stays small (issue 11): what only some files
+// need at some time lives in more, made when first set; caches are invalidated where what
+// they depend on changes (setName, assign) rather than by keeping a copy of it.
 type fileState struct {
-	rec  FileRecord
-	name string // path inside its drop folder
-	req  string // request id; "" for the File Bin
+	rec  FileRecord // rec.RequestID is its request's id; "" for none (the File Bin)
+	name string     // path inside its drop folder
 	// latest is the newest identity the watcher reported, and whether it was Ready; it may be
 	// newer than rec while an upload of an older identity is in flight.
-	latest      watcher.FileInfo
-	latestReady bool
-	changes     int // consecutive changed_during_upload
-	retrying    bool
-	retryWhy    string // the transient error being retried, in words (whyRetrying)
-	attempt     int
-	nextTry     time.Time
-	done        int64
-	emitted     State // the state the last file event was made for
-	inBin       bool  // dropped in the File Bin: its request comes from the naming rules
-	// nameProblem's cached answer, valid for (nameGen, nameReq, nameFor).
-	nameOK           bool
-	nameGen          int
-	nameReq, nameFor string
-	nameMsg          string
-	// frameOf's cached answer (sequence.go), valid while frameFor is the name.
-	frame               matcher.Frame
-	isFrame, frameKnown bool
-	frameFor            string
-	began               bool         // an upload of it began in this run (it may have a resume point)
-	seqSplit            bool         // held because its File Bin sequence went to several requests
-	binKey, binReq      string       // how binSequence counted it ("": not counted)
-	gone                bool         // removed while uploading
-	abandon             func()       // stops its upload in flight for good (abandon.go); nil when none runs
-	sourceGone          bool         // delivered, then its source was moved away or deleted
-	replace             bool         // the upload may replace the remote file (hotdrop's earlier delivery there)
-	replaceAsked        bool         // `hotdrop retry --replace`: the next upload replaces what is there (control.go)
-	note                *EventReason // said with the file's next event, once (control.go)
-	meta                map[string]string
-	verify              []Checksum // writers' checksum files to check before uploading
-	progressAt          time.Time
-	progressAt0         time.Time   // when this upload started, for the rate
-	verified            string      // what proved the last delivery (Result.Verified)
-	resume              *Checkpoint // the journaled resume point, read when the upload is queued
-	dev                 uint64      // device of the settled identity (0: unknown, e.g. after a restart)
-	insp                *fileInspection
+	latest   watcher.FileInfo
+	done     int64
+	dev      uint64            // device of the settled identity (0: unknown, e.g. after a restart)
+	meta     map[string]string // shared by files with equal metadata (shareMeta)
+	verified string            // what proved the last delivery (Result.Verified)
+	more     *fileMore         // nil until one of its fields is set
+	up       *uploadRun        // its upload in flight; nil when none runs
+	// nameProblem's cached answer, valid while nameOK and nameGen is the Engine's gen.
+	nameMsg string
+	nameGen int32
+	// frameOf's cached answer (sequence.go), valid while frameKnown: the frame's key, its
+	// number, and where its digits start in name and how many there are.
+	frameAt    int32
+	frameKey   unique.Handle[string]
+	frameNum   int64
+	frameWidth uint8
+	changes    uint8    // consecutive changed_during_upload (3 holds it)
+	emitted    stateIdx // the state the last file event was made for
+	// Flags.
+	latestReady  bool
+	retrying     bool
+	inBin        bool // dropped in the File Bin: its request comes from the naming rules
+	nameOK       bool
+	isFrame      bool
+	frameKnown   bool
+	began        bool // an upload of it began in this run (it may have a resume point)
+	seqSplit     bool // held because its File Bin sequence went to several requests
+	gone         bool // removed while uploading
+	sourceGone   bool // delivered, then its source was moved away or deleted
+	replace      bool // the upload may replace the remote file (hotdrop's earlier delivery there)
+	replaceAsked bool // `hotdrop retry --replace`: the next upload replaces what is there (control.go)
 }
+
+// fileMore is the part of a file's state that most files never need, or need only for a
+// while: a retry in progress, writers' checksums, a File Bin sequence, a content check.
+type fileMore struct {
+	retryWhy       string // the transient error being retried, in words (whyRetrying)
+	attempt        int
+	nextTry        time.Time
+	note           *EventReason // said with the file's next event, once (control.go)
+	verify         []Checksum   // writers' checksum files to check before uploading
+	resume         *Checkpoint  // the journaled resume point, read when the upload is queued
+	binKey, binReq string       // how binSequence counted it ("": not counted)
+	insp           *fileInspection
+}
+
+// uploadRun is what a file needs only while an upload of it runs.
+type uploadRun struct {
+	abandon                 func()    // stops it for good (abandon.go)
+	progressAt, progressAt0 time.Time // progress pacing (outcome.go)
+}
+
+// noMore is what a file without more reads: the zero fileMore. Never written.
+var noMore fileMore
+
+// x is fs's more for reading: the zero fileMore when it has none.
+func (fs *fileState) x() *fileMore {
+	if fs.more == nil {
+		return &noMore
+	}
+	return fs.more
+}
+
+// setMore is fs's more for writing, made when needed.
+func (fs *fileState) setMore() *fileMore {
+	if fs.more == nil {
+		fs.more = &fileMore{}
+	}
+	return fs.more
+}
+
+// req is the id of fs's request ("" for none).
+func (fs *fileState) req() string { return fs.rec.RequestID }
+
+// setName sets fs's path inside its drop folder, dropping what was derived from the old one.
+// An equal name keeps the string fs holds.
+func (fs *fileState) setName(name string) {
+	if name == fs.name {
+		return
+	}
+	fs.name = name
+	fs.frameKnown, fs.nameOK = false, false
+}
+
+// stateIdx is a State in one byte (stateIndex, allStates), for what every file keeps.
+type stateIdx uint8
+
+func idxOf(s State) stateIdx { return stateIdx(stateIndex(s)) }
+
+func (i stateIdx) state() State { return allStates[i] }
 
 func relName(folder, p string) string {
 	rel, err := filepath.Rel(folder, p)

@@ -106,34 +106,22 @@ func (e *Engine) view(r *reqState) RequestView {
 }
 
 // summarizeFiles counts files by state and summarizes them as Summarize does, building a
-// FileView only for the files listed on their own. The items buffer is the Engine's, reused
-// (views are built on the loop only).
+// FileView only for the files listed on their own.
 func (e *Engine) summarizeFiles(files []*fileState, framesGiven bool, now time.Time) (map[State]int, []FileView, []SequenceView, int) {
-	counts := map[State]int{}
-	items := e.summaryBuf[:0]
-	for _, fs := range files {
-		st := fs.rec.State
-		counts[st]++
-		it := summaryItem{name: fs.name, state: st, reason: fs.rec.Reason, message: fs.rec.Message, size: fs.rec.Size,
-			done: fs.done, changedAt: fs.rec.UpdatedAt}
-		it.frame, it.isFrame = fs.frameOf()
-		items = append(items, it)
-	}
-	idx, seqs, omitted := summarize(items, framesGiven)
+	counts := countStates(files).asMap()
+	idx, seqs, omitted := summarize(files, framesGiven)
 	singles := make([]FileView, len(idx))
 	for i, j := range idx {
 		singles[i] = fileView(files[j], now)
 	}
-	clear(items) // what the buffer keeps must not keep strings alive
-	e.summaryBuf = items[:0]
 	return counts, singles, seqs, omitted
 }
 
 func fileView(fs *fileState, now time.Time) FileView {
-	return FileView{ID: fs.rec.ID, Request: fs.req, Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: fs.rec.State,
+	return FileView{ID: fs.rec.ID, Request: fs.req(), Metadata: fs.meta, Name: fs.name, Path: fs.rec.Path, State: fs.rec.State,
 		Reason: fs.rec.Reason, Message: fs.rec.Message, Size: fs.rec.Size, SHA256: fs.rec.SHA256,
 		RemotePath: fs.rec.RemotePath, Verified: fs.verified, ChangedAt: fs.rec.UpdatedAt, Retrying: fs.retrying,
-		Attempt: fs.attempt, NextTry: fs.nextTry, Done: fs.done, Media: mediaOf(fs), Why: whyFile(fs, now), RetryReason: fs.retryWhy}
+		Attempt: fs.x().attempt, NextTry: fs.x().nextTry, Done: fs.done, Media: mediaOf(fs), Why: whyFile(fs, now), RetryReason: fs.x().retryWhy}
 }
 
 // report marks a request's view as changed. Views are sent at most every reportEvery (and

@@ -91,14 +91,14 @@ func whyFile(fs *fileState, now time.Time) string {
 
 // whyRetrying is "retrying: CAUSE — next try in N s".
 func whyRetrying(fs *fileState, now time.Time) string {
-	cause := fs.retryWhy
+	cause := fs.x().retryWhy
 	if cause == "" {
 		cause = "a transient error"
 	}
 	s := "retrying: " + strings.TrimSuffix(cause, ".")
-	if wait := fs.nextTry.Sub(now); wait > 0 {
+	if wait := fs.x().nextTry.Sub(now); wait > 0 {
 		s += fmt.Sprintf(" — next try in %s", roundWait(wait))
-	} else if !fs.nextTry.IsZero() {
+	} else if !fs.x().nextTry.IsZero() {
 		s += " — trying now"
 	}
 	return s

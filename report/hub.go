@@ -89,33 +89,36 @@ func (h *Hub) Emit(ev delivery.Event) { h.EmitBatch([]delivery.Event{ev}) }
 var _ delivery.BatchSink = (*Hub)(nil)
 
 // EmitBatch is Emit for the events of one batch of the Engine's loop: they are journaled in
-// one transaction.
+// one transaction. An event is encoded only when it is journaled or someone listens: the
+// marker of a 100,000-frame request starts them all in one batch, and their file.uploading
+// events (not journaled) were 40 MB of JSON for nobody on a daemon without a live view.
 func (h *Hub) EmitBatch(evs []delivery.Event) {
 	bodies := make([][]byte, len(evs))
 	seqs := make([]int64, len(evs))
+	bad := make([]bool, len(evs))
 	var recs []store.Event
 	var targets [][]string
 	var at []int // recs[k] is evs[at[k]]
 	for i, ev := range evs {
-		body, err := json.Marshal(ev)
-		if err != nil {
-			h.log.Error("encoding event", "type", ev.Type, "err", err)
-			continue
-		}
-		bodies[i] = body
-		if h.metrics != nil {
-			h.metrics.observe(ev)
-		}
 		// A frame's file.uploading is shown live but not journaled: its sequence's milestone
 		// says as much, and at 100,000 frames it was a third of the journal's writes.
 		frameStart := ev.Type == delivery.EventFileUploading && ev.File != nil && ev.File.Sequence != ""
 		if ev.Type != delivery.EventFileProgress && !frameStart && h.st != nil {
+			body, ok := h.encode(ev)
+			if !ok {
+				bad[i] = true
+				continue
+			}
+			bodies[i] = body
 			rec := store.Event{ID: ev.ID, Type: ev.Type, At: ev.At, Body: body}
 			if ev.Request != nil {
 				rec.RequestID = ev.Request.ID
 			}
 			recs, at = append(recs, rec), append(at, i)
 			targets = append(targets, h.targetsFor(rec, ev))
+		}
+		if h.metrics != nil {
+			h.metrics.observe(ev)
 		}
 	}
 	if len(recs) > 0 {
@@ -131,20 +134,40 @@ func (h *Hub) EmitBatch(evs []delivery.Event) {
 	defer h.mu.Unlock()
 	woke := false
 	for i, ev := range evs {
-		if bodies[i] == nil {
+		if bad[i] {
 			continue
 		}
 		if ev.Type == delivery.EventFileProgress {
 			h.applyProgress(ev)
 		}
-		h.broadcast(frame{id: seqs[i], event: ev.Type, data: bodies[i]})
 		woke = woke || seqs[i] > 0
+		if len(h.subs) == 0 {
+			continue
+		}
+		body := bodies[i]
+		if body == nil {
+			var ok bool
+			if body, ok = h.encode(ev); !ok {
+				continue
+			}
+		}
+		h.broadcast(frame{id: seqs[i], event: ev.Type, data: body})
 	}
 	if woke {
 		for _, w := range h.wakers {
 			w()
 		}
 	}
+}
+
+// encode is ev as the journal and live views carry it; false (logged) when it cannot be.
+func (h *Hub) encode(ev delivery.Event) ([]byte, bool) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		h.log.Error("encoding event", "type", ev.Type, "err", err)
+		return nil, false
+	}
+	return body, true
 }
 
 // targetsFor are the outbox targets of an event. A frame's own events go to none: webhooks

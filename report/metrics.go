@@ -24,10 +24,10 @@ type Metrics struct {
 	down      prometheus.Gauge
 
 	mu       sync.Mutex
-	started  map[int64]time.Time // file id → when its upload started
-	attempts map[int64]int       // file id → last retry attempt seen
-	states   map[string]string   // request id → state
-	queued   map[string]int64    // request id → bytes still to send
+	started  map[int64]int64   // file id → when its upload started (Unix ns: 100,000 frames start at once)
+	attempts map[int64]int     // file id → last retry attempt seen
+	states   map[string]string // request id → state
+	queued   map[string]int64  // request id → bytes still to send
 }
 
 var (
@@ -55,7 +55,7 @@ func NewMetrics() *Metrics {
 			Help: "Unix time of the last successful delivery."}),
 		down: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hotdrop_destination_unreachable",
 			Help: "1 while the destination has been failing for destination.alert_after."}),
-		started: map[int64]time.Time{}, attempts: map[int64]int{},
+		started: map[int64]int64{}, attempts: map[int64]int{},
 		states: map[string]string{}, queued: map[string]int64{},
 	}
 	m.reg.MustRegister(m.files, m.bytes, m.errors, m.durations, m.lastOK, m.down, (*viewCollector)(m),
@@ -77,14 +77,14 @@ func (m *Metrics) observe(ev delivery.Event) {
 	}
 	switch ev.Type {
 	case delivery.EventFileUploading:
-		m.started[id] = ev.At
+		m.started[id] = ev.At.UnixNano()
 		delete(m.attempts, id)
 	case delivery.EventFileDelivered:
 		m.files.Inc()
 		m.bytes.Add(float64(ev.File.Size))
 		m.lastOK.Set(float64(ev.At.UnixNano()) / 1e9)
 		if t, ok := m.started[id]; ok {
-			m.durations.Observe(ev.At.Sub(t).Seconds())
+			m.durations.Observe(ev.At.Sub(time.Unix(0, t)).Seconds())
 		}
 		delete(m.started, id)
 		delete(m.attempts, id)

@@ -159,8 +159,14 @@ func (r *run) visit(parent string, d *dirState, name string, fi fs.FileInfo, res
 	case mode.IsRegular():
 		if known && kind != childFile {
 			r.removeChild(parent, d, name)
+			known = false
 		}
-		d.children[name] = childFile
+		if !known {
+			// The key is the end of rel, which the settle clock keeps as its own key: one
+			// string per file, not two (a map assignment would also swap in the new name
+			// at every look).
+			d.children[rel[len(rel)-len(name):]] = childFile
+		}
 		r.observeFile(rel, d, fi, restart)
 	default:
 		if known && kind == childUnsafe {

@@ -36,6 +36,7 @@ var (
 	flagBin      = flag.String("hotdrop", "", "the hotdrop binary (default: build ./cmd/hotdrop)")
 	flagKeep     = flag.Bool("keep", false, "keep the work folders")
 	flagProfile  = flag.String("cpuprofile", "", "write each daemon's CPU profile to this file (the last run's is kept)")
+	flagMemProf  = flag.String("memprofile", "", "write each daemon's heap profile at its peak live heap to this file (the last run's is kept; the peaks are in daemon.log)")
 )
 
 func main() {
@@ -76,8 +77,11 @@ func main() {
 			if err != nil {
 				fmt.Printf("    %v\n", err)
 			}
+			if r.memPeaks != "" {
+				fmt.Printf("    %s\n", r.memPeaks)
+			}
 			if r.restartCPU >= 0 {
-				fmt.Printf("    restart with %d delivered: %.2f s of CPU to idle (%.1f s wall), %d files sent again\n", n, r.restartCPU, r.restartWall, r.resent)
+				fmt.Printf("    restart with %d delivered: %.2f s of CPU to idle (%.1f s wall), RSS %.0f MB, %d files sent again\n", n, r.restartCPU, r.restartWall, r.restartRSS, r.resent)
 			}
 		}
 	}
@@ -101,7 +105,23 @@ type result struct {
 	secs, rssMB, cpu        float64
 	statusBytes             int64
 	restartCPU, restartWall float64
+	restartRSS              float64
 	resent                  int
+	memPeaks                string // the daemon's own line on its heap peaks (-memprofile)
+}
+
+// memPeaks is the last line the daemon wrote about its heap peaks (-memprofile), or "".
+func memPeaks(w work) string {
+	if *flagMemProf == "" {
+		return ""
+	}
+	b, _ := os.ReadFile(filepath.Join(w.dir, "daemon.log"))
+	i := bytes.LastIndex(b, []byte("HOTDROP_MEMPROFILE: "))
+	if i < 0 {
+		return ""
+	}
+	line, _, _ := bytes.Cut(b[i+len("HOTDROP_MEMPROFILE: "):], []byte("\n"))
+	return string(line)
 }
 
 const config = `state_dir = "state"
@@ -166,8 +186,12 @@ func start(bin string, w work) (*daemon, error) {
 	}
 	cmd := exec.Command(bin, "run", "--config", filepath.Join(w.dir, "hotdrop.toml"))
 	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = os.Environ()
 	if *flagProfile != "" {
-		cmd.Env = append(os.Environ(), "HOTDROP_CPUPROFILE="+*flagProfile)
+		cmd.Env = append(cmd.Env, "HOTDROP_CPUPROFILE="+*flagProfile)
+	}
+	if *flagMemProf != "" {
+		cmd.Env = append(cmd.Env, "HOTDROP_MEMPROFILE="+*flagMemProf)
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -177,7 +201,7 @@ func start(bin string, w work) (*daemon, error) {
 	return d, nil
 }
 
-// stop ends the daemon with SIGTERM and returns its CPU seconds and peak RSS.
+// stop ends the daemon with SIGTERM and returns its CPU seconds and peak RSS, shutdown included.
 func (d *daemon) stop() (cpu, rssMB float64, err error) {
 	rss := peakRSS(d.cmd.Process.Pid)
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
@@ -190,6 +214,11 @@ func (d *daemon) stop() (cpu, rssMB float64, err error) {
 	}
 	if ps := d.cmd.ProcessState; ps != nil {
 		cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
+		// The peak over its whole life, its shutdown included (the final flush of views and
+		// journal), which VmHWM read before SIGTERM cannot see. Linux: kilobytes.
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			rss = max(rss, float64(ru.Maxrss)/1024)
+		}
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == 0 {
@@ -302,6 +331,7 @@ func oneRequest(bin string, n int, mode string, restart bool) (r result, err err
 	})
 	r.cpu, r.rssMB, err = d.stop()
 	stopped = true
+	r.memPeaks = memPeaks(w)
 	if err != nil {
 		return r, err
 	}
@@ -357,7 +387,7 @@ func restartSendsNothing(bin string, w work, out string, r *result) error {
 	t1 := time.Now()
 	waitIdle(d.cmd.Process.Pid)
 	r.restartWall = time.Since(t1).Seconds() - 1
-	r.restartCPU, _, err = d.stop()
+	r.restartCPU, r.restartRSS, err = d.stop()
 	if err != nil {
 		return err
 	}

@@ -67,8 +67,9 @@ restarts it).
 `
 
 func main() {
-	stop := startProfile()
+	stop, stopMem := startProfile(), startMemProfile()
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	stopMem()
 	stop()
 	os.Exit(code)
 }
