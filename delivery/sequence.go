@@ -310,15 +310,17 @@ type frameGroup struct {
 // names the sequence.
 func groupFrames[F summaryFile](files []F) map[string]*frameGroup {
 	groups := map[string]*frameGroup{}
+	var g *frameGroup // the last frame's: its neighbour is most often of the same sequence
 	for i, f := range files {
 		fr, ok := f.frameOf()
 		if !ok {
 			continue
 		}
-		g := groups[fr.Key]
-		if g == nil {
-			g = &frameGroup{frame: fr}
-			groups[fr.Key] = g
+		if g == nil || g.frame.Key != fr.Key {
+			if g = groups[fr.Key]; g == nil {
+				g = &frameGroup{frame: fr}
+				groups[fr.Key] = g
+			}
 		}
 		g.members = append(g.members, i)
 		g.numbers = append(g.numbers, fr.Number)
@@ -451,7 +453,7 @@ func (e *Engine) sequenceMilestones(r *reqState, files []*fileState, quiet bool)
 		}
 	}
 	for key, g := range groups {
-		typ, released := nextMilestone(r.milestones[key], stateOfCounts(g.counts, g.n))
+		typ, released := nextMilestone(r.milestones[key], stateOfCounts(g.counts.asMap(), g.n))
 		if released {
 			r.milestones[key] = "" // released: the next start is news again
 		}
@@ -476,7 +478,7 @@ func (e *Engine) sequenceMilestones(r *reqState, files []*fileState, quiet bool)
 type milestoneGroup struct {
 	frame           matcher.Frame
 	first, last     int64
-	counts          map[State]int
+	counts          stateCounts
 	n, delivered    int
 	size            int64
 	reason, message string // the hold or failure of its lowest frame held or failed
@@ -486,6 +488,7 @@ type milestoneGroup struct {
 // milestoneGroups groups a request's frames by sequence (nil: none).
 func milestoneGroups(files []*fileState) map[string]*milestoneGroup {
 	var groups map[string]*milestoneGroup
+	var g *milestoneGroup // the last frame's: its neighbour is most often of the same sequence
 	for _, fs := range files {
 		f, ok := fs.frameOf()
 		if !ok {
@@ -494,15 +497,16 @@ func milestoneGroups(files []*fileState) map[string]*milestoneGroup {
 		if groups == nil {
 			groups = map[string]*milestoneGroup{}
 		}
-		g := groups[f.Key]
-		if g == nil {
-			g = &milestoneGroup{frame: f, first: f.Number, last: f.Number, counts: map[State]int{}}
-			groups[f.Key] = g
+		if g == nil || g.frame.Key != f.Key { // one string when equal (frameOf interns keys)
+			if g = groups[f.Key]; g == nil {
+				g = &milestoneGroup{frame: f, first: f.Number, last: f.Number}
+				groups[f.Key] = g
+			}
 		}
 		g.first, g.last = min(g.first, f.Number), max(g.last, f.Number)
 		g.frame.Width = min(g.frame.Width, f.Width)
 		st := fs.rec.State
-		g.counts[st]++
+		g.counts.n[stateIndex(st)]++
 		g.n++
 		g.size += fs.rec.Size
 		if st == Delivered {
