@@ -100,15 +100,13 @@ type uploadRun struct {
 	progressAt, progressAt0 time.Time // progress pacing (outcome.go)
 }
 
-// noMore is what a file without more reads: the zero fileMore. Never written.
-var noMore fileMore
-
-// x is fs's more for reading: the zero fileMore when it has none.
-func (fs *fileState) x() *fileMore {
+// x is a copy of fs's more, for reading: the zero fileMore when it has none. A copy, so that
+// nothing can write through it (setMore is for writing).
+func (fs *fileState) x() fileMore {
 	if fs.more == nil {
-		return &noMore
+		return fileMore{}
 	}
-	return fs.more
+	return *fs.more
 }
 
 // setMore is fs's more for writing, made when needed.
