@@ -47,6 +47,9 @@ type Options struct {
 	TempDir string
 	// JournalCheckEvery is how often a Store that is a JournalChecker is checked (0: 5s).
 	JournalCheckEvery time.Duration
+	// JournalPace is the least time between two of the journal's commits while the loop
+	// keeps it busy (0: journalPace, 10 ms).
+	JournalPace time.Duration
 	// AlertAfter is destination.alert_after: transient failures for this long make one
 	// destination.unreachable event; the next success makes destination.back.
 	AlertAfter time.Duration
@@ -142,6 +145,8 @@ type msg struct {
 	call    func()
 	// abandoned: the upload stopped because its source was removed (abandon.go).
 	abandoned bool
+	// late: msgIntent of an upload that waits at its rename now (not one sent early).
+	late bool
 }
 
 // New makes an Engine. Call SetRequests, then Run.
@@ -152,7 +157,7 @@ func New(opt Options, up Uploader, st Store, rep Reporter) *Engine {
 		reqs: map[string]*reqState{}, byFolder: map[string]string{},
 		files: map[string]*fileState{}, byReq: map[string]map[*fileState]struct{}{}, outside: map[string]bool{},
 		msgs: make(chan msg, 64),
-		jw:   newJournalWriter(st, opt.Events, opt.Logger),
+		jw:   newJournalWriter(st, opt.Events, opt.Logger, opt.JournalPace),
 	}
 }
 
@@ -177,6 +182,9 @@ func withDefaults(opt Options) Options {
 	}
 	if opt.JournalCheckEvery <= 0 {
 		opt.JournalCheckEvery = defaultJournalCheckEvery
+	}
+	if opt.JournalPace <= 0 {
+		opt.JournalPace = journalPace
 	}
 	return opt
 }

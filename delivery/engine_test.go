@@ -106,6 +106,10 @@ func (s *memStore) Files(context.Context) ([]FileRecord, error) {
 	return out, nil
 }
 
+// WriteTx runs fn on the store itself: what a write did before a later one failed stays, a
+// transaction of this fake is not rolled back.
+func (s *memStore) WriteTx(_ context.Context, _ bool, fn func(JournalTx) error) error { return fn(s) }
+
 func (s *memStore) MarkRenameIntents(ctx context.Context, in []RenameIntent) []error {
 	errs := make([]error, len(in))
 	for i, x := range in {

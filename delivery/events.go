@@ -99,6 +99,14 @@ type BatchSink interface {
 	EmitBatch(evs []Event)
 }
 
+// TxSink is an EventSink that journals the events of one batch in the batch's own
+// transaction, so that a batch's records and its events land together or not at all.
+// announce passes them on (live views, outbox senders); the writer calls it once the
+// transaction is committed, never when it was rolled back.
+type TxSink interface {
+	JournalBatch(tx JournalTx, evs []Event) (announce func(), err error)
+}
+
 // EventSink hears every event. Emit is called from the Engine's loop: it must not block for
 // long (journal and hand off; send from elsewhere).
 type EventSink interface {

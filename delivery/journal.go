@@ -132,6 +132,7 @@ func (e *Engine) takeJournaled() {
 // what it finished: control calls return with the journal as their change left it.
 func (e *Engine) syncJournal() {
 	for {
+		e.jw.hurry()
 		e.jw.waitIdle()
 		e.takeJournaled() // may move sources (destination.after): nothing more to journal
 		if !e.pendingJournal() {

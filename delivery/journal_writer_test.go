@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -85,5 +87,28 @@ func TestRefusedJournalBatchKeepsItsOrder(t *testing.T) {
 	}
 	if r, ok := st.record(gone); ok {
 		t.Errorf("the record of a removed file came back: %+v", r)
+	}
+}
+
+// The journal's pace (commits gathered while the loop keeps it busy) never holds back an
+// upload waiting at its rename, nor a caller waiting for the journal: with a pace of an
+// hour, files are still delivered one after another and control calls return.
+func TestJournalPaceHoldsNoOneWaiting(t *testing.T) {
+	st := newMemStore()
+	ids := []string{"SR-4", "SR-5", "SR-6"}
+	h := newHarnessWith(t, t.TempDir(), st, newFakeUploader(), func(o *Options) { o.JournalPace = time.Hour },
+		req(ids[0], 1), req(ids[1], 1), req(ids[2], 1))
+	for i, id := range ids {
+		h.drop(id, "a.ttml", watcher.Ready, 10)
+		// Each waits at its rename for its intent while the writer pauses after the
+		// previous file's batch.
+		if !eventually(func() bool { return h.up.count() == i+1 }) {
+			t.Fatalf("%s: %d uploads renamed into place, want %d: the paced writer held a rename", id, h.up.count(), i+1)
+		}
+		h.waitState(id, Delivered)
+	}
+	// A control call waits for the journal (syncJournal) before it answers.
+	if err := h.eng.Retry(context.Background(), ids[0]); err == nil || !strings.Contains(err.Error(), "nothing to do") {
+		t.Fatalf("Retry of a delivered request: %v, want nothing to do", err)
 	}
 }

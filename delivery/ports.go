@@ -149,6 +149,10 @@ type Store interface {
 	// MarkRenameIntents records, durably (one full sync for all), that each file is about to
 	// be renamed into place at its remote path; errs[i] is intents[i]'s outcome.
 	MarkRenameIntents(ctx context.Context, intents []RenameIntent) (errs []error)
+	// WriteTx runs fn in one transaction, committed when fn returns nil and none of its
+	// writes failed; durable commits with a full sync (rename intents need it). The journal
+	// writer puts one batch of the loop in one: a commit costs more than the rows in it.
+	WriteTx(ctx context.Context, durable bool, fn func(JournalTx) error) error
 	// Checkpoint returns the journaled resume point of path's upload; ok is false when none.
 	Checkpoint(ctx context.Context, path string) (c Checkpoint, ok bool, err error)
 	SaveCheckpoint(ctx context.Context, path string, c Checkpoint) error
@@ -156,6 +160,15 @@ type Store interface {
 	// ManifestAt says when request id's manifest reached the server (zero: not yet).
 	ManifestAt(ctx context.Context, id string) (time.Time, error)
 	MarkManifest(ctx context.Context, id string, at time.Time) error
+}
+
+// JournalTx is one transaction of the journal (Store.WriteTx). Its MarkRenameIntents
+// guards a rename only in a durable one.
+type JournalTx interface {
+	SaveRequests(ctx context.Context, rs []RequestRecord) error
+	DeleteFile(ctx context.Context, path string) error
+	SaveFiles(ctx context.Context, fs []FileRecord) ([]int64, error)
+	MarkRenameIntents(ctx context.Context, intents []RenameIntent) (errs []error)
 }
 
 // CheckpointLister is a Store that can list the files with a resume point at once; the Engine

@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -93,12 +94,57 @@ var _ delivery.BatchSink = (*Hub)(nil)
 // marker of a 100,000-frame request starts them all in one batch, and their file.uploading
 // events (not journaled) were 40 MB of JSON for nobody on a daemon without a live view.
 func (h *Hub) EmitBatch(evs []delivery.Event) {
-	bodies := make([][]byte, len(evs))
-	seqs := make([]int64, len(evs))
-	bad := make([]bool, len(evs))
-	var recs []store.Event
-	var targets [][]string
-	var at []int // recs[k] is evs[at[k]]
+	b := h.prepare(evs)
+	if len(b.recs) > 0 {
+		got, err := h.st.AppendEvents(context.Background(), b.recs, b.targets)
+		b.journaled(got, err)
+	}
+	h.announce(b)
+}
+
+// EventTx is a transaction of the journal that takes events: the one the engine's journal
+// writer writes a batch in (cmd/hotdrop's adapter of store.Tx).
+type EventTx interface {
+	AppendEvents(evs []store.Event, targets [][]string) ([]int64, error)
+}
+
+var _ delivery.TxSink = (*Hub)(nil)
+
+// JournalBatch journals the events of one batch of the Engine's loop in the transaction its
+// records are written in (a tx that is no EventTx gets them journaled on their own, after
+// it); announce passes them on once it is committed.
+func (h *Hub) JournalBatch(tx delivery.JournalTx, evs []delivery.Event) (announce func(), err error) {
+	etx, ok := tx.(EventTx)
+	if !ok || h.st == nil {
+		return func() { h.EmitBatch(evs) }, nil
+	}
+	b := h.prepare(evs)
+	if len(b.recs) > 0 {
+		got, err := etx.AppendEvents(b.recs, b.targets)
+		if err != nil {
+			return nil, fmt.Errorf("journaling %d events from %s: %w", len(b.recs), b.recs[0].ID, err)
+		}
+		b.journaled(got, nil)
+	}
+	return func() { h.announce(b) }, nil
+}
+
+// eventBatch is a batch of events on its way through the hub: encoded, and the records of
+// those journaled.
+type eventBatch struct {
+	evs     []delivery.Event
+	bodies  [][]byte
+	seqs    []int64
+	bad     []bool
+	recs    []store.Event
+	targets [][]string
+	at      []int // recs[k] is evs[at[k]]
+	h       *Hub
+}
+
+// prepare encodes what is journaled and counts every event in the metrics.
+func (h *Hub) prepare(evs []delivery.Event) *eventBatch {
+	b := &eventBatch{evs: evs, bodies: make([][]byte, len(evs)), seqs: make([]int64, len(evs)), bad: make([]bool, len(evs)), h: h}
 	for i, ev := range evs {
 		// A frame's file.uploading is shown live but not journaled: its sequence's milestone
 		// says as much, and at 100,000 frames it was a third of the journal's writes.
@@ -106,52 +152,59 @@ func (h *Hub) EmitBatch(evs []delivery.Event) {
 		if ev.Type != delivery.EventFileProgress && !frameStart && h.st != nil {
 			body, ok := h.encode(ev)
 			if !ok {
-				bad[i] = true
+				b.bad[i] = true
 				continue
 			}
-			bodies[i] = body
+			b.bodies[i] = body
 			rec := store.Event{ID: ev.ID, Type: ev.Type, At: ev.At, Body: body}
 			if ev.Request != nil {
 				rec.RequestID = ev.Request.ID
 			}
-			recs, at = append(recs, rec), append(at, i)
-			targets = append(targets, h.targetsFor(rec, ev))
+			b.recs, b.at = append(b.recs, rec), append(b.at, i)
+			b.targets = append(b.targets, h.targetsFor(rec, ev))
 		}
 		if h.metrics != nil {
 			h.metrics.observe(ev)
 		}
 	}
-	if len(recs) > 0 {
-		got, err := h.st.AppendEvents(context.Background(), recs, targets)
-		if err != nil {
-			h.log.Error("journaling events", "events", len(recs), "first", recs[0].ID, "err", err)
-		}
-		for k, seq := range got {
-			seqs[at[k]] = seq
-		}
+	return b
+}
+
+// journaled takes the journal's seqs (or its refusal, logged: the events are still shown).
+func (b *eventBatch) journaled(seqs []int64, err error) {
+	if err != nil {
+		b.h.log.Error("journaling events", "events", len(b.recs), "first", b.recs[0].ID, "err", err)
 	}
+	for k, seq := range seqs {
+		b.seqs[b.at[k]] = seq
+	}
+}
+
+// announce applies the batch to the live views, sends it to the subscribers and wakes the
+// outbox senders when any event was journaled.
+func (h *Hub) announce(b *eventBatch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	woke := false
-	for i, ev := range evs {
-		if bad[i] {
+	for i, ev := range b.evs {
+		if b.bad[i] {
 			continue
 		}
 		if ev.Type == delivery.EventFileProgress {
 			h.applyProgress(ev)
 		}
-		woke = woke || seqs[i] > 0
+		woke = woke || b.seqs[i] > 0
 		if len(h.subs) == 0 {
 			continue
 		}
-		body := bodies[i]
+		body := b.bodies[i]
 		if body == nil {
 			var ok bool
 			if body, ok = h.encode(ev); !ok {
 				continue
 			}
 		}
-		h.broadcast(frame{id: seqs[i], event: ev.Type, data: body})
+		h.broadcast(frame{id: b.seqs[i], event: ev.Type, data: body})
 	}
 	if woke {
 		for _, w := range h.wakers {

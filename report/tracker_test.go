@@ -51,6 +51,9 @@ func (m *memStore) SaveFile(_ context.Context, f delivery.FileRecord) (int64, er
 }
 func (m *memStore) DeleteFile(context.Context, string) error             { return nil }
 func (m *memStore) Files(context.Context) ([]delivery.FileRecord, error) { return nil, nil }
+func (m *memStore) WriteTx(_ context.Context, _ bool, fn func(delivery.JournalTx) error) error {
+	return fn(m)
+}
 func (m *memStore) MarkRenameIntents(_ context.Context, in []delivery.RenameIntent) []error {
 	return make([]error, len(in))
 }

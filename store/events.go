@@ -47,38 +47,16 @@ const (
 
 // AppendEvents is AppendEvent for several events in one transaction (targets[i] are evs[i]'s):
 // the daemon journals a batch of events at once.
-func (s *Store) AppendEvents(ctx context.Context, evs []Event, targets [][]string) ([]int64, error) {
-	seqs := make([]int64, len(evs))
+func (s *Store) AppendEvents(ctx context.Context, evs []Event, targets [][]string) (seqs []int64, err error) {
 	if len(evs) == 0 {
-		return seqs, nil
+		return make([]int64, 0), nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	err = s.Write(ctx, false, func(t *Tx) error {
+		seqs, err = t.AppendEvents(evs, targets)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("journaling events: %w", err)
-	}
-	defer tx.Rollback()
-	ins, err := s.txStmt(ctx, tx, insertEventQuery)
-	if err != nil {
-		return nil, fmt.Errorf("journaling events: %w", err)
-	}
-	defer ins.Close()
-	queue, err := s.txStmt(ctx, tx, queueEventQuery)
-	if err != nil {
-		return nil, fmt.Errorf("journaling events: %w", err)
-	}
-	defer queue.Close()
-	for i, ev := range evs {
-		if err := ins.QueryRowContext(ctx, ev.ID, ev.Type, ev.RequestID, ts(ev.At), string(ev.Body)).Scan(&seqs[i]); err != nil {
-			return nil, fmt.Errorf("journaling event %s: %w", ev.ID, err)
-		}
-		for _, t := range targets[i] {
-			if _, err := queue.ExecContext(ctx, t, seqs[i]); err != nil {
-				return nil, fmt.Errorf("queueing event %s for %s: %w", ev.ID, t, err)
-			}
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("journaling events: %w", err)
+		return nil, err
 	}
 	return seqs, nil
 }

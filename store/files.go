@@ -64,55 +64,16 @@ func (s *Store) SaveFile(ctx context.Context, f File) (int64, error) {
 // daemon journals a batch of state changes at once: a commit per change was most of its CPU
 // at render-farm sizes. A file with an id is updated by it (no rows returned, which costs
 // a third of an upsert here); one without is upserted by path.
-func (s *Store) SaveFiles(ctx context.Context, fs []File) ([]int64, error) {
-	ids := make([]int64, len(fs))
+func (s *Store) SaveFiles(ctx context.Context, fs []File) (ids []int64, err error) {
 	if len(fs) == 0 {
-		return ids, nil
+		return make([]int64, 0), nil
 	}
-	now := time.Now()
-	tx, err := s.db.BeginTx(ctx, nil)
+	err = s.Write(ctx, false, func(t *Tx) error {
+		ids, err = t.SaveFiles(fs)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	defer tx.Rollback()
-	upsert, err := s.txStmt(ctx, tx, upsertFileQuery)
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	defer upsert.Close()
-	update, err := s.txStmt(ctx, tx, updateFileQuery)
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	defer update.Close()
-	for i, f := range fs {
-		if f.UpdatedAt.IsZero() {
-			f.UpdatedAt = now
-		}
-		intent := 0
-		if f.RenameIntent {
-			intent = 1
-		}
-		if f.ID != 0 {
-			res, err := update.ExecContext(ctx, f.RequestID, f.Size, f.ModTime.UnixNano(), int64(f.Inode), f.State, f.Reason, f.Message,
-				f.SHA256, f.RemotePath, intent, ts(f.UpdatedAt), ts(f.DeliveredAt), f.ID, f.Path)
-			if err != nil {
-				return nil, fmt.Errorf("saving file %s: %w", f.Path, err)
-			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				ids[i] = f.ID
-				continue
-			}
-			// Forgotten meanwhile (DeleteFile): inserted again below.
-		}
-		err := upsert.QueryRowContext(ctx, f.Path, f.RequestID, f.Size, f.ModTime.UnixNano(), int64(f.Inode), f.State, f.Reason, f.Message,
-			f.SHA256, f.RemotePath, intent, ts(now), ts(f.UpdatedAt), ts(f.DeliveredAt)).Scan(&ids[i])
-		if err != nil {
-			return nil, fmt.Errorf("saving file %s: %w", f.Path, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return nil, err
 	}
 	return ids, nil
 }
@@ -210,60 +171,29 @@ func (s *Store) MarkRenameIntent(ctx context.Context, path, remote, sha256 strin
 type RenameIntent struct{ Path, Remote, SHA256 string }
 
 // MarkRenameIntents records several rename intents with one full sync (uploads that reach
-// their rename together share it); errs[i] is intents[i]'s outcome.
+// their rename together share it); errs[i] is intents[i]'s outcome. Of all the journal's
+// writes only these wait for a full sync: an intent lost to a power cut after its rename
+// would deliver the file twice, while any other record lost is re-derived from the disk and
+// the server.
 func (s *Store) MarkRenameIntents(ctx context.Context, intents []RenameIntent) (errs []error) {
-	errs = make([]error, len(intents))
-	fail := func(err error) []error {
+	err := s.Write(ctx, true, func(t *Tx) error {
+		errs = t.MarkRenameIntents(intents)
+		return nil
+	})
+	if err != nil { // the commit, or a statement that failed them all already
+		if errs == nil {
+			errs = make([]error, len(intents))
+		}
 		for i, in := range intents {
-			if errs[i] == nil {
+			if errs[i] == nil || !errors.Is(errs[i], err) {
 				errs[i] = fmt.Errorf("recording rename intent for %s: %w", in.Path, err)
 			}
 		}
-		return errs
-	}
-	// Everything else is committed with synchronous=NORMAL (WAL: survives a killed process,
-	// and a record lost to a power cut is re-derived from the disk and the server). This one
-	// record guards against a double delivery, so it alone waits for a full sync. The pool
-	// has one connection, so the pragma cannot leak to another statement in between.
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
-		return fail(err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fail(err)
-	}
-	defer tx.Rollback()
-	now := ts(time.Now())
-	mark, err := s.txStmt(ctx, tx, markIntentQuery)
-	if err != nil {
-		return fail(err)
-	}
-	defer mark.Close()
-	for i, in := range intents {
-		res, err := mark.ExecContext(ctx, in.Remote, in.SHA256, now, in.Path)
-		if err != nil {
-			return fail(err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			errs[i] = fmt.Errorf("recording rename intent for %s: %w", in.Path, ErrNotFound)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fail(err)
 	}
 	return errs
 }
 
 // DeleteFile forgets the record of the file at path.
 func (s *Store) DeleteFile(ctx context.Context, path string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM files WHERE path = ?`, path); err != nil {
-		return fmt.Errorf("forgetting file %s: %w", path, err)
-	}
-	return nil
+	return s.Write(ctx, false, func(t *Tx) error { return t.DeleteFile(path) })
 }

@@ -32,21 +32,13 @@ func (s *Store) SaveRequests(ctx context.Context, rs []Request) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, `INSERT INTO requests(id, fields, status, files, folder, state, updated_at)
-		VALUES(?,?,?,?,?,?,?)
-		ON CONFLICT(id) DO UPDATE SET fields=excluded.fields, status=excluded.status, files=excluded.files,
-			folder=excluded.folder, state=excluded.state, updated_at=excluded.updated_at`, func(stmt *sql.Stmt) error {
-		for _, r := range rs {
-			if r.UpdatedAt.IsZero() {
-				r.UpdatedAt = time.Now()
-			}
-			if _, err := stmt.ExecContext(ctx, r.ID, r.Fields, r.Status, r.Files, r.Folder, r.State, ts(r.UpdatedAt)); err != nil {
-				return fmt.Errorf("saving request %s: %w", r.ID, err)
-			}
-		}
-		return nil
-	})
+	return s.Write(ctx, false, func(t *Tx) error { return t.SaveRequests(rs) })
 }
+
+const saveRequestQuery = `INSERT INTO requests(id, fields, status, files, folder, state, updated_at)
+	VALUES(?,?,?,?,?,?,?)
+	ON CONFLICT(id) DO UPDATE SET fields=excluded.fields, status=excluded.status, files=excluded.files,
+		folder=excluded.folder, state=excluded.state, updated_at=excluded.updated_at`
 
 // MarkManifest records that request id's manifest is on the server (at), or, with a zero
 // time, that it is owed again (a redelivery).

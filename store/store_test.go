@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -214,5 +215,33 @@ func TestSaveFilesByIDAndAfterDelete(t *testing.T) {
 	}
 	if f, err := s.File(ctx, "/d/b"); err != nil || f.State != "held" {
 		t.Fatalf("a forgotten file saved again: %+v, %v", f, err)
+	}
+}
+
+// A statement that failed inside Write rolls the whole transaction back, even when the
+// function given to Write went on and returned nil: a batch lands whole or not at all.
+// SQLite keeps a transaction open after a statement's own abort, so a commit would keep the
+// first half.
+func TestWriteRollsBackAfterAFailedStatement(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	if _, err := s.db.Exec(`CREATE TRIGGER refuse_b BEFORE INSERT ON files WHEN NEW.path = '/drop/b.exr'
+		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Write(ctx, false, func(tx *Tx) error {
+		if _, err := tx.SaveFiles([]File{{Path: "/drop/a.exr", State: "settling"}}); err != nil {
+			t.Fatalf("first save: %v", err)
+		}
+		if _, err := tx.SaveFiles([]File{{Path: "/drop/b.exr", State: "settling"}}); err == nil {
+			t.Fatal("the trigger did not refuse b.exr")
+		}
+		return nil // the caller ignores it: Write must not
+	})
+	if err == nil || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("Write: %v, want the statement's error", err)
+	}
+	if _, err := s.File(ctx, "/drop/a.exr"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a.exr: %v, want ErrNotFound (rolled back with b.exr)", err)
 	}
 }

@@ -95,12 +95,16 @@ func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, err
 type storeAdapter struct{ s *store.Store }
 
 func (a storeAdapter) SaveRequests(ctx context.Context, rs []delivery.RequestRecord) error {
+	return a.s.SaveRequests(ctx, storeRequests(rs))
+}
+
+func storeRequests(rs []delivery.RequestRecord) []store.Request {
 	recs := make([]store.Request, len(rs))
 	for i, r := range rs {
 		recs[i] = store.Request{ID: r.ID, Fields: r.Fields, Status: r.Status, Files: r.Files, Folder: r.Folder,
 			State: string(r.State), UpdatedAt: r.UpdatedAt}
 	}
-	return a.s.SaveRequests(ctx, recs)
+	return recs
 }
 
 func (a storeAdapter) CheckpointPaths(ctx context.Context) (map[string]bool, error) {
@@ -108,11 +112,15 @@ func (a storeAdapter) CheckpointPaths(ctx context.Context) (map[string]bool, err
 }
 
 func (a storeAdapter) SaveFiles(ctx context.Context, fs []delivery.FileRecord) ([]int64, error) {
+	return a.s.SaveFiles(ctx, storeFiles(fs))
+}
+
+func storeFiles(fs []delivery.FileRecord) []store.File {
 	recs := make([]store.File, len(fs))
 	for i, f := range fs {
 		recs[i] = storeFile(f)
 	}
-	return a.s.SaveFiles(ctx, recs)
+	return recs
 }
 
 func (a storeAdapter) DeleteFile(ctx context.Context, path string) error {
@@ -172,9 +180,39 @@ func (a storeAdapter) Check(ctx context.Context) error { return a.s.Check(ctx) }
 var _ delivery.JournalChecker = storeAdapter{}
 
 func (a storeAdapter) MarkRenameIntents(ctx context.Context, intents []delivery.RenameIntent) []error {
+	return a.s.MarkRenameIntents(ctx, storeIntents(intents))
+}
+
+func storeIntents(intents []delivery.RenameIntent) []store.RenameIntent {
 	in := make([]store.RenameIntent, len(intents))
 	for i, x := range intents {
 		in[i] = store.RenameIntent(x)
 	}
-	return a.s.MarkRenameIntents(ctx, in)
+	return in
+}
+
+func (a storeAdapter) WriteTx(ctx context.Context, durable bool, fn func(delivery.JournalTx) error) error {
+	return a.s.Write(ctx, durable, func(t *store.Tx) error { return fn(txAdapter{t}) })
+}
+
+// txAdapter is one transaction of the journal for the engine's writer; the event hub
+// journals the batch's events in it too (report.EventTx).
+type txAdapter struct{ t *store.Tx }
+
+func (a txAdapter) SaveRequests(_ context.Context, rs []delivery.RequestRecord) error {
+	return a.t.SaveRequests(storeRequests(rs))
+}
+
+func (a txAdapter) DeleteFile(_ context.Context, path string) error { return a.t.DeleteFile(path) }
+
+func (a txAdapter) SaveFiles(_ context.Context, fs []delivery.FileRecord) ([]int64, error) {
+	return a.t.SaveFiles(storeFiles(fs))
+}
+
+func (a txAdapter) MarkRenameIntents(_ context.Context, intents []delivery.RenameIntent) []error {
+	return a.t.MarkRenameIntents(storeIntents(intents))
+}
+
+func (a txAdapter) AppendEvents(evs []store.Event, targets [][]string) ([]int64, error) {
+	return a.t.AppendEvents(evs, targets)
 }

@@ -74,6 +74,24 @@ func (t eventTap) EmitBatch(evs []delivery.Event) {
 	}
 }
 
+// JournalBatch keeps the sink's journaling in the engine's transaction, for the same reason.
+func (t eventTap) JournalBatch(tx delivery.JournalTx, evs []delivery.Event) (func(), error) {
+	ts, ok := t.next.(delivery.TxSink)
+	if !ok {
+		return func() { t.EmitBatch(evs) }, nil
+	}
+	announce, err := ts.JournalBatch(tx, evs)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		announce()
+		for _, ev := range evs {
+			t.fn(ev)
+		}
+	}, nil
+}
+
 type trackerApply struct {
 	reqs  []delivery.Request
 	reply chan error
