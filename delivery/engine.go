@@ -145,8 +145,6 @@ type msg struct {
 	call    func()
 	// abandoned: the upload stopped because its source was removed (abandon.go).
 	abandoned bool
-	// late: msgIntent of an upload that waits at its rename now (not one sent early).
-	late bool
 }
 
 // New makes an Engine. Call SetRequests, then Run.

@@ -105,11 +105,11 @@ func (w *journalWriter) running() bool { return w.in != nil }
 // the writer busy. Without it the writer took the next batch the moment it was done, so it
 // was busy all the time whatever the load and a batch held two or three files: a commit
 // costs far more than the rows in it, and the journal was a third of the daemon's CPU
-// against `hotdrop send`'s (issue 11). Pacing it makes the commits carry more each: at
-// 10 ms the daemon spent about a sixth less CPU a file. A writer that was idle takes the
-// next batch at once, and an upload waiting at its rename or a caller waiting for the
-// journal cuts the pause short (hurry): the intents of small files are sent early
-// (earlyIntentMax) and ride in the paced commits, a large file's is not made to wait.
+// against `hotdrop send`'s (issue 11). A writer that was idle takes the next batch at once,
+// and anyone waiting for the journal ends the pause (hurry): an upload at its rename whose
+// intent is not durable yet, a control call, the end of Run. So the pause only gathers what
+// nobody waits for yet, such as the intents of small files sent early (earlyIntentMax)
+// while their bytes still travel.
 const journalPace = 10 * time.Millisecond
 
 // pause waits, after a batch that began at began, until journalPace has passed since, or

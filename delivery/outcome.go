@@ -48,9 +48,6 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	case msgIntent:
 		fs.rec.RenameIntent = true
 		e.intents = append(e.intents, pendingIntent{fs: fs, reply: m.reply}) // written at the end of the batch
-		if m.late {
-			e.jw.hurry() // an upload waits at its rename: the writer's pause ends
-		}
 	case msgRetrying:
 		fs.retrying = true
 		x := fs.setMore()

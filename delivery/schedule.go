@@ -127,15 +127,22 @@ const earlyIntentMax = 1 << 20
 
 // intend asks the loop, which owns the record (a concurrent save of the same row must not
 // wipe the intent), to journal the rename intent of the file at p, and returns the wait for
-// it to be durable.
-func (e *Engine) intend(ctx context.Context, p string, late bool) func(context.Context) error {
+// it to be durable. An upload that has to wait ends the journal writer's pause (hurry): a
+// file that travels faster than the pace (file://, a small file on a LAN) is not held.
+func (e *Engine) intend(ctx context.Context, p string) func(context.Context) error {
 	reply := make(chan error, 1)
 	select {
-	case e.msgs <- msg{kind: msgIntent, path: p, reply: reply, late: late}:
+	case e.msgs <- msg{kind: msgIntent, path: p, reply: reply}:
 	case <-ctx.Done():
 		return func(context.Context) error { return ctx.Err() }
 	}
 	return func(ctx context.Context) error {
+		select {
+		case err := <-reply:
+			return err
+		default:
+		}
+		e.jw.hurry()
 		select {
 		case err := <-reply:
 			return err
@@ -150,7 +157,7 @@ func (e *Engine) job(fs *fileState) Job {
 	rel := fs.rec.RemotePath
 	var early func(context.Context) func(context.Context) error
 	if fs.rec.Size <= earlyIntentMax {
-		early = func(ctx context.Context) func(context.Context) error { return e.intend(ctx, p, false) }
+		early = func(ctx context.Context) func(context.Context) error { return e.intend(ctx, p) }
 	}
 	return Job{
 		IntendRename: early,
@@ -159,7 +166,7 @@ func (e *Engine) job(fs *fileState) Job {
 		// The remote file may be replaced only when this very file was delivered there
 		// before (a redelivery); anything else there is not ours to overwrite.
 		Replace:      fs.replace,
-		BeforeRename: func(ctx context.Context) error { return e.intend(ctx, p, true)(ctx) },
+		BeforeRename: func(ctx context.Context) error { return e.intend(ctx, p)(ctx) },
 		Progress: func(done int64) {
 			select {
 			case e.msgs <- msg{kind: msgProgress, path: p, done: done}:
