@@ -70,7 +70,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	// Written here, not by the batch, so that a journal refusing them is said to the caller;
 	// after what the writer holds, so that no older record of theirs overwrites these.
 	e.syncJournal()
-	if err := e.st.SaveRequests(ctx, recs); err != nil {
+	if err := e.st.SaveRequests(ctx, e.changedRequests(ctx, recs)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,47 @@
+// Saving request records: only those the journal does not already hold.
+
+package delivery
+
+import (
+	"context"
+	"time"
+)
+
+// RequestLister is a Store that can list the request records it holds. SetRequests then saves
+// only the records that differ from them: a restart with 10,000 unchanged requests otherwise
+// rewrote all 10,000 rows before the daemon was ready.
+type RequestLister interface {
+	RequestRecords(ctx context.Context) ([]RequestRecord, error)
+}
+
+// changedRequests returns the records of recs the journal does not hold as they are, UpdatedAt left
+// out of the comparison (it is when the record was made, not part of what it says). It
+// returns recs whole when the store cannot list its records or fails to.
+func (e *Engine) changedRequests(ctx context.Context, recs []RequestRecord) []RequestRecord {
+	l, ok := e.st.(RequestLister)
+	if !ok || len(recs) == 0 {
+		return recs
+	}
+	held, err := l.RequestRecords(ctx)
+	if err != nil {
+		return recs // saving them all is what was done before; SaveRequests says what fails
+	}
+	byID := make(map[string]RequestRecord, len(held))
+	for _, r := range held {
+		byID[r.ID] = r
+	}
+	out := recs[:0:0]
+	for _, r := range recs {
+		if h, ok := byID[r.ID]; ok && sameRequestRecord(h, r) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// sameRequestRecord compares every field but UpdatedAt.
+func sameRequestRecord(a, b RequestRecord) bool {
+	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
+	return a == b
+}
