@@ -14,17 +14,30 @@ type RequestLister interface {
 	RequestRecords(ctx context.Context) ([]RequestRecord, error)
 }
 
-// changedRequests returns the records of recs the journal does not hold as they are, UpdatedAt left
-// out of the comparison (it is when the record was made, not part of what it says). It
-// returns recs whole when the store cannot list its records or fails to.
-func (e *Engine) changedRequests(ctx context.Context, recs []RequestRecord) []RequestRecord {
+// heldRequests starts reading the request records the journal holds and returns the wait for
+// them: nil records when the store cannot list them or failed to.
+func (e *Engine) heldRequests(ctx context.Context) (wait func() []RequestRecord) {
 	l, ok := e.st.(RequestLister)
-	if !ok || len(recs) == 0 {
-		return recs
+	if !ok {
+		return func() []RequestRecord { return nil }
 	}
-	held, err := l.RequestRecords(ctx)
-	if err != nil {
-		return recs // saving them all is what was done before; SaveRequests says what fails
+	ch := make(chan []RequestRecord, 1)
+	go func() {
+		held, err := l.RequestRecords(ctx)
+		if err != nil {
+			held = nil // saving them all is what was done before; SaveRequests says what fails
+		}
+		ch <- held
+	}()
+	return func() []RequestRecord { return <-ch }
+}
+
+// changedRequests returns the records of recs that held (the journal's) does not have as they
+// are, UpdatedAt left out of the comparison (it is when the record was made, not part of what
+// it says). A nil held keeps them all.
+func changedRequests(recs, held []RequestRecord) []RequestRecord {
+	if held == nil {
+		return recs
 	}
 	byID := make(map[string]RequestRecord, len(held))
 	for _, r := range held {
