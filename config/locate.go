@@ -71,12 +71,15 @@ func isBare(c byte) bool {
 
 // locate walks src, which must be TOML the library has accepted.
 func locate(file, src string) *locator {
+	// About one key and one value per line: sized so, the maps of a 10,000-request file are
+	// not grown (and rehashed) a dozen times.
+	n := strings.Count(src, "\n") + 1
 	s := &scanner{
 		src:    strings.TrimPrefix(src, "\ufeff"), // the library skips a BOM too
 		file:   file,
 		line:   1,
 		col:    1,
-		loc:    &locator{keys: map[string]Position{}, vals: map[string]Position{}},
+		loc:    &locator{keys: make(map[string]Position, n), vals: make(map[string]Position, n)},
 		arrays: map[string]int{},
 	}
 	s.document()
@@ -90,6 +93,10 @@ type scanner struct {
 	line, col int
 	loc       *locator
 	arrays    map[string]int // elements seen so far of each [[array]] of tables
+	// keys and at are dottedKey's results, reused: each caller is done with them before
+	// the next key is read.
+	keys []string
+	at   []Position
 }
 
 func (s *scanner) eof() bool { return s.i >= len(s.src) }
@@ -108,10 +115,15 @@ func (s *scanner) next() {
 	if s.eof() {
 		return
 	}
-	if s.src[s.i] == '\n' {
+	switch c := s.src[s.i]; {
+	case c == '\n':
 		s.line++
 		s.col = 1
 		s.i++
+		return
+	case c < utf8.RuneSelf:
+		s.i++
+		s.col++
 		return
 	}
 	_, n := utf8.DecodeRuneInString(s.src[s.i:])
@@ -212,8 +224,8 @@ func (s *scanner) header(keys []string, at []Position, array bool, open Position
 
 // dottedKey reads a.b."c d" and where each part starts.
 func (s *scanner) dottedKey() ([]string, []Position, bool) {
-	var keys []string
-	var at []Position
+	keys, at := s.keys[:0], s.at[:0]
+	defer func() { s.keys, s.at = keys, at }()
 	for {
 		s.space(false)
 		p := s.pos()
@@ -351,15 +363,18 @@ func (s *scanner) value(path string) bool {
 // str moves past any of TOML's four string forms.
 func (s *scanner) str() bool {
 	q := s.peek()
-	rest := s.src[s.i:]
-	if strings.HasPrefix(rest, strings.Repeat(string(q), 3)) {
+	triple := `"""`
+	if q == '\'' {
+		triple = "'''"
+	}
+	if strings.HasPrefix(s.src[s.i:], triple) {
 		s.skip(3)
 		for !s.eof() {
 			if q == '"' && s.peek() == '\\' {
 				s.skip(2)
 				continue
 			}
-			if strings.HasPrefix(s.src[s.i:], strings.Repeat(string(q), 3)) {
+			if strings.HasPrefix(s.src[s.i:], triple) {
 				s.skip(3)
 				// Up to two more quotes belong to the content: """a"""" is `a"`.
 				for n := 0; n < 2 && s.peek() == q; n++ {

@@ -58,6 +58,11 @@ func (e *Engine) mkdirAll(rel string) error {
 	if err != nil {
 		return err
 	}
+	if root.IsDir(rel) {
+		// There already, folders all the way (the usual restart): one stat per level, no
+		// open. Anything else (missing, a link on the way) takes the checked walk below.
+		return nil
+	}
 	mode := e.opt.FolderMode
 	if mode == 0 {
 		mode = 0o775 | os.ModeSetgid

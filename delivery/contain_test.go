@@ -284,3 +284,25 @@ func TestDropFolderNotCreatedThroughALink(t *testing.T) {
 		t.Fatalf("a folder was made through the link: %v", entries[0].Name())
 	}
 }
+
+// An existing drop folder is taken as it is only when it is a folder all the way down: one
+// swapped for a link to a folder is refused on the next setup, as a missing one would be.
+func TestExistingDropFolderSwappedForALinkIsRefused(t *testing.T) {
+	h, _, _ := containHarness(t, nil, req("SR-5", 1))
+	drop := filepath.Join(h.root, "Wednesday", "Subtitle fr-FR [SR-5]")
+	if fi, err := os.Lstat(drop); err != nil || !fi.IsDir() {
+		t.Fatalf("drop folder %s: %v", drop, err)
+	}
+	if err := h.eng.Reload(context.Background(), h.eng.opt, nil, []Request{req("SR-5", 1)}); err != nil {
+		t.Fatalf("Reload with the drop folder in place: %v", err)
+	}
+	vdir := filepath.Join(t.TempDir(), "victim")
+	if err := os.Mkdir(vdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	swapForLink(t, drop, vdir)
+	err := h.eng.Reload(context.Background(), h.eng.opt, nil, []Request{req("SR-5", 1)})
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("Reload with the drop folder swapped for a link: err = %v, want a refusal naming the link", err)
+	}
+}

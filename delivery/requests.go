@@ -27,6 +27,12 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	e.reqs, e.byFolder = map[string]*reqState{}, map[string]string{}
 	var errs []error
 	recs := make([]RequestRecord, 0, len(reqs))
+	var held func() []RequestRecord
+	if len(prev) == 0 && e.runCtx == nil {
+		// The first requests, before Run: nothing has been handed to the journal writer, so
+		// the journal's records are read while the drop folders are checked.
+		held = e.heldRequests(ctx)
+	}
 	if e.opt.Bin != "" {
 		if err := e.mkdirAll(e.opt.Bin); err != nil {
 			errs = append(errs, err)
@@ -70,7 +76,10 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	// Written here, not by the batch, so that a journal refusing them is said to the caller;
 	// after what the writer holds, so that no older record of theirs overwrites these.
 	e.syncJournal()
-	if err := e.st.SaveRequests(ctx, recs); err != nil {
+	if held == nil {
+		held = e.heldRequests(ctx) // after what the writer held
+	}
+	if err := e.st.SaveRequests(ctx, changedRequests(recs, held())); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -159,7 +160,47 @@ func (w *StatusFiles) write(v delivery.RequestView) error {
 	if err != nil {
 		return fmt.Errorf("status file in %s: %w", v.Folder, err)
 	}
-	return d.WriteFile(StatusFileName, append(data, '\n'), 0o644)
+	data = append(data, '\n')
+	if unchanged(d, data) {
+		return nil
+	}
+	return d.WriteFile(StatusFileName, data, 0o644)
+}
+
+// unchanged reports whether the status file in d already says what data says, updated_at
+// aside: a view is stamped when it is made, so a restart's views of 10,000 requests that
+// nothing happened to differ from their files only there, and rewriting them all (temporary
+// file, write, chmod, rename) cost seconds of CPU. Reading one back is far cheaper. The file
+// is read as safefs opens it (a regular file, no link); anything unexpected says "changed",
+// and the file is written.
+func unchanged(d *safefs.Dir, data []byte) bool {
+	f, err := d.Open(StatusFileName)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	// The stamp's length varies a little (RFC 3339, trailing zeros of the fraction dropped).
+	old, err := io.ReadAll(io.LimitReader(f, int64(len(data))+64))
+	if err != nil {
+		return false
+	}
+	return sameButUpdatedAt(old, data)
+}
+
+// updatedAtKey starts the top-level updated_at line of a status file: Status's last field, and
+// the only key indented by exactly two spaces that is named so (file metadata is deeper).
+var updatedAtKey = []byte("\n  \"updated_at\": ")
+
+// sameButUpdatedAt compares two status files with the value of their top-level updated_at
+// left out.
+func sameButUpdatedAt(a, b []byte) bool {
+	i, j := bytes.LastIndex(a, updatedAtKey), bytes.LastIndex(b, updatedAtKey)
+	if i < 0 || j < 0 || !bytes.Equal(a[:i], b[:j]) {
+		return false
+	}
+	ra, rb := a[i+len(updatedAtKey):], b[j+len(updatedAtKey):]
+	ea, eb := bytes.IndexByte(ra, '\n'), bytes.IndexByte(rb, '\n')
+	return ea >= 0 && eb >= 0 && bytes.Equal(ra[ea:], rb[eb:])
 }
 
 // ReadStatus reads a status file, for `hotdrop status` and tests.

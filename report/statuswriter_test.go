@@ -43,3 +43,57 @@ func TestStatusWriterWritesNewestAndFlushesOnClose(t *testing.T) {
 		t.Errorf("after Close: %+v, %v", s.Request, err)
 	}
 }
+
+// A status file is rewritten when what it says changes, and left alone (same file, same
+// updated_at) when only the view's stamp is newer: a restart of 10,000 idle requests writes
+// none of them.
+func TestStatusFileRewrittenOnlyWhenItChanges(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "SR-1")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sf := &StatusFiles{Root: root}
+	stat := func() os.FileInfo {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(dir, StatusFileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	file := func(meta string) []delivery.FileView {
+		return []delivery.FileView{{Name: "a.srt", State: delivery.Settling, Size: 3, Metadata: map[string]string{"updated_at": meta}}}
+	}
+	v := delivery.RequestView{ID: "SR-1", Folder: dir, State: delivery.Waiting, Files: file("one"), UpdatedAt: time.Unix(100, 0)}
+	steps := []struct {
+		what    string
+		change  func(*delivery.RequestView)
+		written bool
+	}{
+		{"a newer stamp only", func(v *delivery.RequestView) {}, false},
+		{"another state", func(v *delivery.RequestView) { v.State = delivery.Settling }, true},
+		{"the same state again", func(v *delivery.RequestView) {}, false},
+		{"a file's own updated_at metadata", func(v *delivery.RequestView) { v.Files = file("two") }, true},
+	}
+	sf.RequestChanged(v)
+	for i, st := range steps {
+		before := stat()
+		st.change(&v)
+		v.UpdatedAt = time.Unix(int64(200+i), 0)
+		sf.RequestChanged(v)
+		s, err := ReadStatus(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if written := !os.SameFile(stat(), before); written != st.written {
+			t.Errorf("%s: status file rewritten = %v, want %v", st.what, written, st.written)
+		}
+		if st.written && (!s.UpdatedAt.Equal(v.UpdatedAt) || s.Request.State != string(v.State) || s.Files[0].Metadata["updated_at"] != v.Files[0].Metadata["updated_at"]) {
+			t.Errorf("%s: status file says %s, %s, metadata %v; want the new view's", st.what, s.Request.State, s.UpdatedAt, s.Files[0].Metadata)
+		}
+		if !st.written && s.UpdatedAt.Equal(v.UpdatedAt) {
+			t.Errorf("%s: updated_at changed to %s though nothing else did", st.what, s.UpdatedAt)
+		}
+	}
+}

@@ -33,6 +33,8 @@ var (
 	flagFileSize = flag.Int("file-size", 4096, "bytes per file")
 	flagMode     = flag.String("mode", "marker,count", "how the request is complete: marker (files = 0 and _READY), count (files = N)")
 	flagRestart  = flag.Bool("restart", true, "after the largest run, restart the daemon and measure its way back to idle")
+	flagRestarts = flag.Int("restarts", 3, "restarts in the many-requests run (the median is shown)")
+	flagBaseline = flag.String("baseline", "", "another hotdrop binary restarted after each restart of -hotdrop in the many-requests run, on the same tree, to compare")
 	flagBin      = flag.String("hotdrop", "", "the hotdrop binary (default: build ./cmd/hotdrop)")
 	flagKeep     = flag.Bool("keep", false, "keep the work folders")
 	flagProfile  = flag.String("cpuprofile", "", "write each daemon's CPU profile to this file (the last run's is kept)")
@@ -175,8 +177,9 @@ func (w work) cleanup() {
 }
 
 type daemon struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd     *exec.Cmd
+	done    chan error
+	started time.Time // just before the process was started
 }
 
 func start(bin string, w work) (*daemon, error) {
@@ -193,10 +196,11 @@ func start(bin string, w work) (*daemon, error) {
 	if *flagMemProf != "" {
 		cmd.Env = append(cmd.Env, "HOTDROP_MEMPROFILE="+*flagMemProf)
 	}
+	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	d := &daemon{cmd: cmd, done: make(chan error, 1)}
+	d := &daemon{cmd: cmd, done: make(chan error, 1), started: t0}
 	go func() { d.done <- cmd.Wait(); log.Close() }()
 	return d, nil
 }
@@ -488,6 +492,11 @@ func waitIdle(pid int) {
 }
 
 func waitFor(d time.Duration, ok func() bool) error {
+	return waitEvery(d, 250*time.Millisecond, ok)
+}
+
+// waitEvery is waitFor polling every step: a timing taken with it is late by up to one step.
+func waitEvery(d, step time.Duration, ok func() bool) error {
 	end := time.Now().Add(d)
 	for {
 		if ok() {
@@ -496,6 +505,6 @@ func waitFor(d time.Duration, ok func() bool) error {
 		if time.Now().After(end) {
 			return fmt.Errorf("timed out after %s", d)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(step)
 	}
 }

@@ -107,6 +107,20 @@ func storeRequests(rs []delivery.RequestRecord) []store.Request {
 	return recs
 }
 
+// RequestRecords lets the engine save only the requests that changed (delivery.RequestLister).
+func (a storeAdapter) RequestRecords(ctx context.Context) ([]delivery.RequestRecord, error) {
+	rs, err := a.s.Requests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]delivery.RequestRecord, len(rs))
+	for i, r := range rs {
+		out[i] = delivery.RequestRecord{ID: r.ID, Fields: r.Fields, Status: r.Status, Files: r.Files, Folder: r.Folder,
+			State: delivery.State(r.State), UpdatedAt: r.UpdatedAt}
+	}
+	return out, nil
+}
+
 func (a storeAdapter) CheckpointPaths(ctx context.Context) (map[string]bool, error) {
 	return a.s.CheckpointPaths(ctx)
 }

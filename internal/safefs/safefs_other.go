@@ -58,6 +58,22 @@ func (r *Root) Open(rel string) (*os.File, error) {
 	return d.Open(path.Base(rel))
 }
 
+// IsDir reports whether rel is a folder below the root with only folders on the way (see
+// the unix version): each level is Lstat'ed through the os.Root, nothing is opened.
+func (r *Root) IsDir(rel string) bool {
+	parts, err := split(rel)
+	if err != nil {
+		return false
+	}
+	for i := range parts {
+		fi, err := r.r.Lstat(path.Join(parts[:i+1]...))
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
 // OpenDir opens the folder at rel ("." for the root itself).
 func (r *Root) OpenDir(rel string) (*Dir, error) {
 	parts, err := split(rel)

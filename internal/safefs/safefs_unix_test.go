@@ -195,3 +195,23 @@ func TestMkdirAllRefusesALink(t *testing.T) {
 		t.Fatalf("MkdirAll(x/y): mode %v (err %v), made %v; want 2775 and two folders", fi.Mode(), err, made)
 	}
 }
+
+func TestIsDirOnlyThroughFolders(t *testing.T) {
+	root, victim := tree(t)
+	r := openRoot(t, root)
+	for rel, want := range map[string]bool{".": true, "a": true, "a/b": true, "a/b/file": false, "a/none": false, "../root/a": false, "a//b": false} {
+		if got := r.IsDir(rel); got != want {
+			t.Errorf("IsDir(%q) = %v, want %v", rel, got, want)
+		}
+	}
+	// The same names, now through a link to a tree where every one of them is a folder.
+	swap(t, root, victim)
+	for _, rel := range []string{"a", "a/b"} {
+		if r.IsDir(rel) {
+			t.Errorf("IsDir(%q) through a link = true, want false", rel)
+		}
+	}
+	if !r.IsDir("a.away/b") {
+		t.Error(`IsDir("a.away/b") = false: the folder moved, it is still one`)
+	}
+}
