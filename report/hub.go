@@ -142,7 +142,7 @@ type eventBatch struct {
 	h       *Hub
 }
 
-// prepare encodes what is journaled and counts every event in the metrics.
+// prepare encodes what is journaled.
 func (h *Hub) prepare(evs []delivery.Event) *eventBatch {
 	b := &eventBatch{evs: evs, bodies: make([][]byte, len(evs)), seqs: make([]int64, len(evs)), bad: make([]bool, len(evs)), h: h}
 	for i, ev := range evs {
@@ -162,9 +162,6 @@ func (h *Hub) prepare(evs []delivery.Event) *eventBatch {
 			}
 			b.recs, b.at = append(b.recs, rec), append(b.at, i)
 			b.targets = append(b.targets, h.targetsFor(rec, ev))
-		}
-		if h.metrics != nil {
-			h.metrics.observe(ev)
 		}
 	}
 	return b
@@ -189,6 +186,9 @@ func (h *Hub) announce(b *eventBatch) {
 	for i, ev := range b.evs {
 		if b.bad[i] {
 			continue
+		}
+		if h.metrics != nil {
+			h.metrics.observe(ev) // here, not in prepare: a retried transaction prepares again
 		}
 		if ev.Type == delivery.EventFileProgress {
 			h.applyProgress(ev)
