@@ -32,6 +32,13 @@ const liveHashFrom = 64 << 20
 // (a server that forces SFTP on every session would never say it).
 const liveHashScript = `exec sh -c 'exec 3<"$1" || exit 1; if command -v openssl >/dev/null 2>&1; then h="openssl dgst -sha256 -r"; else h=sha256sum; fi; echo "@hotdrop live"; while read -r n && [ "$n" != 0 ]; do head -c "$n" <&3 || exit 1; done | $h' sh `
 
+// liveHashStep: the script is told to read on only once this much more of
+// the partial is whole. Every line it is told runs one head process: told
+// at each acknowledged write (255 KiB), a 1 GiB file cost the server some
+// 4,000 processes: 5.0 CPU-s per GB on loopback instead of 3.2. What is
+// left to hash after the last write is at most this much (~10 ms).
+const liveHashStep = 16 << 20
+
 // liveHashWait bounds the wait for the script's first line.
 const liveHashWait = 10 * time.Second
 
@@ -116,7 +123,7 @@ func (l *liveHash) feed(in io.WriteCloser, out *bufio.Reader, size int64) (strin
 		return "", errNoLiveHash
 	}
 	for off := range l.next {
-		if off > told {
+		if off-told >= liveHashStep {
 			if _, err := fmt.Fprintf(in, "%d\n", off-told); err != nil {
 				return "", err
 			}
