@@ -3,10 +3,38 @@ package uploader
 import (
 	"bufio"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
+
+// TestSSHDLiveHashTools: the live hash runs in python3 where the server has it, and through
+// head and a hash tool (openssl, else sha256sum) where it has not. Each server here has only
+// the tools of one way, so a file verified by the live hash was verified that way.
+func TestSSHDLiveHashTools(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tools []string
+	}{
+		{"python3", []string{"sh", "python3"}},
+		{"head and sha256sum", []string{"sh", "head", "sha256sum"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := sshdtest.StartWith(t, sshdtest.Options{Path: sshdtest.ToolPath(t, tc.tools...)})
+			u, logs := loggedUploader(t, s, nil)
+			j, data := localFile(t, liveHashFrom+3*liveHashStep/2, "live/movie.mxf")
+			res, err := u.Upload(t.Context(), j)
+			must(t, err)
+			assertFile(t, filepath.Join(s.Dir, "live", "movie.mxf"), data)
+			if res.Verified != VerifyHash || !strings.Contains(logs.String(), "verified by the hash the server took while the file was written") {
+				t.Errorf("verified %q; want hash, by the live hash; log:\n%s", res.Verified, logs)
+			}
+		})
+	}
+}
 
 // TestLiveHashFeedSteps: the live hash's script runs one head process per line it is told,
 // so it is told to read on in steps of liveHashStep, not at every acknowledged write (a
