@@ -25,8 +25,9 @@ const hashScript = `exec sh -c 'if command -v python3 >/dev/null 2>&1; then exec
 
 // hashSessionPy is hashScript in python3: the same questions and answers, the
 // hash taken by hashlib (OpenSSL's, with the CPU's SHA instructions) in this
-// one process. An unknown tool gets status 127, as from the shell. No single
-// quote in it: it travels inside the shell's quotes.
+// one process. An unknown tool gets status 127, as from the shell; a file it
+// cannot hash (missing, a folder, md5 refused in FIPS mode) status 1, and the
+// session goes on. No single quote in it: it travels inside the shell's quotes.
 const hashSessionPy = `import hashlib, sys
 algos = {b"sha256sum": "sha256", b"` + opensslSHA256 + `": "sha256", b"md5sum": "md5"}
 rd, wr = sys.stdin.buffer, sys.stdout.buffer
@@ -45,7 +46,7 @@ while True:
             for b in iter(lambda: f.read(1 << 20), b""):
                 h.update(b)
         wr.write(h.hexdigest().encode() + b"  " + p + b"\n\n@hotdrop 0\n")
-    except OSError as e:
+    except Exception as e:
         wr.write(t + b": " + str(e).encode() + b"\n\n@hotdrop 1\n")
     wr.flush()
 `
