@@ -14,14 +14,14 @@ import (
 // it reads the tool's name and a path, a line each, hashes the file, and ends
 // its answer with a line "@hotdrop STATUS". A new exec session per file costs
 // a channel, an exec request and a shell start; this costs one round trip.
-// Where the server has python3, one python3 process (hashSessionPy) hashes
-// every file itself; else the shell runs the tool, one process per file
+// Where the server has a python3 that starts and has hashlib, one python3
+// process (hashSessionPy) hashes every file itself; else the shell runs the tool, one process per file
 // (2,000 files of 4 KiB with checksum files: the server's CPU per file
 // 1.7-1.9 ms that way, 1.0-1.1 in python3). Single quotes only around the
 // script, so it passes through any login shell to sh. The tool
 // opensslSHA256 stands for `openssl dgst -sha256 -r`, whose output starts
 // with the hex digest as sha256sum's does.
-const hashScript = `exec sh -c 'if command -v python3 >/dev/null 2>&1; then exec python3 -I -c "$1"; fi; while IFS= read -r t && IFS= read -r p; do case "$t" in ` + opensslSHA256 + `) openssl dgst -sha256 -r -- "$p" 2>&1;; *) "$t" -- "$p" 2>&1;; esac; printf "\n@hotdrop %s\n" "$?"; done' sh `
+const hashScript = `exec sh -c 'if python3 -I -c "import hashlib, sys" >/dev/null 2>&1; then exec python3 -I -c "$1"; fi; while IFS= read -r t && IFS= read -r p; do case "$t" in ` + opensslSHA256 + `) openssl dgst -sha256 -r -- "$p" 2>&1;; *) "$t" -- "$p" 2>&1;; esac; printf "\n@hotdrop %s\n" "$?"; done' sh `
 
 // hashSessionPy is hashScript in python3: the same questions and answers, the
 // hash taken by hashlib (OpenSSL's, with the CPU's SHA instructions) in this

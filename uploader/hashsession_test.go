@@ -3,7 +3,9 @@ package uploader
 import (
 	"crypto/md5"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
@@ -51,21 +53,28 @@ func TestSSHDHashSessionsReused(t *testing.T) {
 }
 
 // TestSSHDHashSessionTools: the hashing session hashes in one python3 process where the
-// server has python3, and runs the tool per file where it has not. With python3 (and no
+// server has python3, and runs the tool per file where it has not or its python3 does not
+// start. With python3 (and no
 // openssl) OpenSSL's sha256 is still answered, which only python3 can have done; without
 // it, only the tools the server has answer. A missing file is answered with a failure and
 // the session stays in step.
 func TestSSHDHashSessionTools(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		tools   []string
-		openssl bool // whether opensslSHA256 is answered
+		name         string
+		tools        []string
+		brokenPython bool // a python3 that fails at once, beside the tools
+		openssl      bool // whether opensslSHA256 is answered
 	}{
-		{"python3", []string{"sh", "sha256sum", "python3"}, true},
-		{"shell", []string{"sh", "sha256sum", "md5sum"}, false},
+		{"python3", []string{"sh", "sha256sum", "python3"}, false, true},
+		{"shell", []string{"sh", "sha256sum", "md5sum"}, false, false},
+		{"a broken python3", []string{"sh", "sha256sum", "md5sum"}, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := sshdtest.StartWith(t, sshdtest.Options{Path: sshdtest.ToolPath(t, tc.tools...)})
+			path := sshdtest.ToolPath(t, tc.tools...)
+			if tc.brokenPython {
+				must(t, os.WriteFile(filepath.Join(path, "python3"), []byte("#!/bin/sh\necho broken >&2\nexit 1\n"), 0o755))
+			}
+			s := sshdtest.StartWith(t, sshdtest.Options{Path: path})
 			o := sshdOptions(s)
 			o.Verify = VerifyAuto
 			o.Connections = 1

@@ -33,10 +33,11 @@ import (
 // hash of 64 MiB takes some 80 ms.
 const liveHashFrom = 64 << 20
 
-// liveHashScript: $1 is the partial, $2 the python3 program (liveHashPy). The
-// first line out says the script runs (a server that forces SFTP on every
-// session would never say it).
-const liveHashScript = `exec sh -c 'exec 3<"$1" || exit 1; if command -v python3 >/dev/null 2>&1; then exec python3 -I -c "$2" "$1"; fi; if command -v openssl >/dev/null 2>&1; then h="openssl dgst -sha256 -r"; else h=sha256sum; fi; echo "@hotdrop live"; while read -r n && [ "$n" != 0 ]; do head -c "$n" <&3 || exit 1; done | $h' sh `
+// liveHashScript: $1 is the partial, $2 the python3 program (liveHashPy),
+// run where a python3 there starts and has hashlib (a broken or ancient one
+// leaves the shell way). The first line out says the script runs (a server
+// that forces SFTP on every session would never say it).
+const liveHashScript = `exec sh -c 'exec 3<"$1" || exit 1; if python3 -I -c "import hashlib, os, sys" >/dev/null 2>&1; then exec python3 -I -c "$2" "$1"; fi; if command -v openssl >/dev/null 2>&1; then h="openssl dgst -sha256 -r"; else h=sha256sum; fi; echo "@hotdrop live"; while read -r n && [ "$n" != 0 ]; do head -c "$n" <&3 || exit 1; done | $h' sh `
 
 // liveHashPy is the live hash in python3: it reads each line's count of
 // bytes of the partial (argv[1]) and prints the digest as sha256sum does.

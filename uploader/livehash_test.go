@@ -3,6 +3,7 @@ package uploader
 import (
 	"bufio"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,18 +13,25 @@ import (
 )
 
 // TestSSHDLiveHashTools: the live hash runs in python3 where the server has it, and through
-// head and a hash tool (openssl, else sha256sum) where it has not. Each server here has only
-// the tools of one way, so a file verified by the live hash was verified that way.
+// head and a hash tool (openssl, else sha256sum) where it has not, or where its python3 does
+// not start. Each server here has only the tools of one way, so a file verified by the live
+// hash was verified that way.
 func TestSSHDLiveHashTools(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		tools []string
+		name         string
+		tools        []string
+		brokenPython bool // a python3 that fails at once, beside the tools
 	}{
-		{"python3", []string{"sh", "python3"}},
-		{"head and sha256sum", []string{"sh", "head", "sha256sum"}},
+		{"python3", []string{"sh", "python3"}, false},
+		{"head and sha256sum", []string{"sh", "head", "sha256sum"}, false},
+		{"a broken python3", []string{"sh", "head", "sha256sum"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := sshdtest.StartWith(t, sshdtest.Options{Path: sshdtest.ToolPath(t, tc.tools...)})
+			path := sshdtest.ToolPath(t, tc.tools...)
+			if tc.brokenPython {
+				must(t, os.WriteFile(filepath.Join(path, "python3"), []byte("#!/bin/sh\necho broken >&2\nexit 1\n"), 0o755))
+			}
+			s := sshdtest.StartWith(t, sshdtest.Options{Path: path})
 			u, logs := loggedUploader(t, s, nil)
 			j, data := localFile(t, liveHashFrom+3*liveHashStep/2, "live/movie.mxf")
 			res, err := u.Upload(t.Context(), j)
