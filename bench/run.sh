@@ -19,7 +19,7 @@
 # ratio of hotdrop's median to each peer's median, and then issue 12's goals, met or not.
 #
 # Usage: bench/run.sh [--quick] [--rounds N] [--sets big,mid,small] [--tools a,b]
-#                     [--rtt 0,50,100,200] [--cut] [--hotdrop BIN]
+#                     [--rtt 0,50,100,200] [--cut] [--hotdrop BIN] [--base BIN]
 #   full sets:   big = 1 x 2 GiB, mid = 2,000 x 1 MiB, small = 20,000 x 4 KiB
 #   --quick:     big = 1 x 256 MiB, mid = 200 x 1 MiB, small = 2,000 x 4 KiB
 #   --rtt:       round trips in milliseconds (default 0). Through a delay, sftp and
@@ -28,9 +28,11 @@
 #   --cut:       also measure a resume: hotdrop sends the big file through RTT 100 ms once
 #                whole and once with every connection dropped at its middle; the extra bytes
 #                on the wire are what the resume sent again.
-#   --tools:     any of hotdrop hotdrop-nosum sftp sftp-R128 sftp-aes-R128 rclone-t8
+#   --tools:     any of hotdrop hotdrop-nosum base base-nosum sftp sftp-R128 sftp-aes-R128 rclone-t8
 #                rclone-t8-nohash ssh-cat ssh-cat-pN (N parallel connections)
 #   --check:     after each run (untimed), compare what the server holds with the source
+#   --base BIN:  another hotdrop build (say main's) as the tools base and base-nosum, run
+#                interleaved with the rest: a change measured against its base in one run
 # Environment (for options a build has, such as striping's):
 #   HOTDROP_SEND_ARGS  extra arguments for every hotdrop send, as "--streams 8"
 #   HOTDROP_DEST_TOML  extra lines for [destination] in hotdrop's configs, as "streams = 8"
@@ -40,6 +42,7 @@ QUICK=0
 ROUNDS=3
 SETS="big,mid,small"
 HOTDROP=""
+BASE=""
 TOOLS_ARG=""
 RTTS="0"
 CUT=0
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
 	--rounds) ROUNDS="$2"; shift ;;
 	--sets) SETS="$2"; shift ;;
 	--hotdrop) HOTDROP="$2"; shift ;;
+	--base) BASE="$2"; shift ;;
 	--tools) TOOLS_ARG="$2"; shift ;;
 	--rtt) RTTS="$2"; shift ;;
 	--cut) CUT=1 ;;
@@ -79,10 +83,12 @@ done
 W=$(mktemp -d /tmp/hotdrop-bench.XXXXXX)
 chmod 755 "$W"
 SSHD_PID=""
+CGROUP=""
 PROXY_PIDS=()
 cleanup() {
 	for p in "${PROXY_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null
+	[ -n "$CGROUP" ] && rmdir "$CGROUP" 2>/dev/null
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -122,6 +128,24 @@ Subsystem sftp internal-sftp
 EOF
 /usr/sbin/sshd -D -e -f "$W/sshd_config" 2>"$W/sshd.log" &
 SSHD_PID=$!
+# The server's CPU is counted in a cgroup of sshd's own where this user may make one (root):
+# it holds every process sshd starts, the short-lived ones too, which the fallback, a
+# sampler of /proc every 50 ms, misses (a live hash once ran thousands of `head`s unseen).
+for g in "/sys/fs/cgroup/cpuacct/hotdrop-bench.$$" "/sys/fs/cgroup/hotdrop-bench.$$"; do
+	[ -d "$(dirname "$g")" ] && [ -w "$(dirname "$g")" ] || continue
+	[ "$(dirname "$g")" = /sys/fs/cgroup ] && [ ! -e /sys/fs/cgroup/cgroup.controllers ] && continue
+	mkdir "$g" 2>/dev/null || continue
+	if echo "$SSHD_PID" >"$g/cgroup.procs" 2>/dev/null; then CGROUP=$g; break; fi
+	rmdir "$g"
+done
+# cg_usage: the CPU seconds sshd and everything it started used so far.
+cg_usage() {
+	if [ -e "$CGROUP/cpuacct.usage" ]; then
+		awk '{ printf "%.3f\n", $1 / 1e9 }' "$CGROUP/cpuacct.usage"
+	else
+		awk '$1 == "usage_usec" { printf "%.3f\n", $2 / 1e6 }' "$CGROUP/cpu.stat"
+	fi
+}
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.05; done
 echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$W/host_key.pub")" >"$W/known_hosts"
 SSH_OPTS=(-i "$W/id_ed25519" -o UserKnownHostsFile="$W/known_hosts" -o StrictHostKeyChecking=yes
@@ -219,6 +243,12 @@ run_tool() { # tool set run
 	hotdrop-nosum)
 		# shellcheck disable=SC2086
 		"$HOTDROP" send "$src" --to "$run" --config "$W/hd/hotdrop-none-$TPORT.toml" $HOTDROP_SEND_ARGS >/dev/null ;;
+	base)
+		# shellcheck disable=SC2086
+		"$BASE" send "$src" --to "$run" --config "$W/hd/hotdrop-sha256-$TPORT.toml" $HOTDROP_SEND_ARGS >/dev/null ;;
+	base-nosum)
+		# shellcheck disable=SC2086
+		"$BASE" send "$src" --to "$run" --config "$W/hd/hotdrop-none-$TPORT.toml" $HOTDROP_SEND_ARGS >/dev/null ;;
 	sftp | sftp-R128 | sftp-aes-R128)
 		local opts=()
 		case $tool in
@@ -277,6 +307,7 @@ cat_parallel() {
 }
 
 TOOLS=(hotdrop hotdrop-nosum sftp sftp-R128 sftp-aes-R128 rclone-t8 rclone-t8-nohash ssh-cat ssh-cat-p8)
+[ -n "$BASE" ] && TOOLS=(hotdrop base hotdrop-nosum base-nosum "${TOOLS[@]:2}")
 [ -n "$TOOLS_ARG" ] && IFS=, read -r -a TOOLS <<<"$TOOLS_ARG"
 # skip_tool tool set rtt: sftp sends many files one at a time, a round trip or more each;
 # through a delay that is hours at full size, so it runs there only when asked for.
@@ -315,13 +346,24 @@ PY
 # one_run tool set run: runs it under /usr/bin/time with the server sampler; sets WALL, CLI, SRV.
 one_run() {
 	sync
-	python3 "$W/srvcpu.py" "$SSHD_PID" "$W/srv" &
-	local sampler=$!
+	local sampler="" cg0=""
+	if [ -n "$CGROUP" ]; then
+		cg0=$(cg_usage)
+	else
+		python3 "$W/srvcpu.py" "$SSHD_PID" "$W/srv" &
+		sampler=$!
+	fi
 	/usr/bin/time -f '%e %U %S' -o "$W/time" bash -c "$(declare -f run_tool cat_parallel)
-		$(declare -p W REMOTE HOTDROP SSH_OPTS TPORT USER_NAME HOTDROP_SEND_ARGS); run_tool $1 $2 $3" \
+		$(declare -p W REMOTE HOTDROP BASE SSH_OPTS TPORT USER_NAME HOTDROP_SEND_ARGS); run_tool $1 $2 $3" \
 		|| { echo "run failed: $1 $2 ($3)" >&2; cat "$W/sshd.log" "$W/rclone.log" 2>/dev/null | tail -5 >&2; exit 1; }
-	kill -TERM "$sampler"
-	wait "$sampler" || true
+	if [ -n "$CGROUP" ]; then
+		# A session's processes end a moment after the client's.
+		for _ in $(seq 100); do [ -z "$(pgrep -P "$SSHD_PID")" ] && break; sleep 0.02; done
+		awk -v a="$cg0" -v b="$(cg_usage)" 'BEGIN { printf "%.2f\n", b - a }' >"$W/srv"
+	else
+		kill -TERM "$sampler"
+		wait "$sampler" || true
+	fi
 	local usr sys
 	read -r WALL usr sys <"$W/time"
 	CLI=$(awk "BEGIN{print $usr + $sys}")
@@ -401,7 +443,7 @@ echo
 echo "hotdrop bench: $(nproc) cores (load average now: $(cut -d' ' -f1-3 /proc/loadavg)), $(ssh -V 2>&1 | cut -d, -f1), rclone $(rclone version 2>/dev/null | head -1 | awk '{print $2}'), $ROUNDS interleaved rounds"
 [ "$QUICK" = 1 ] && echo "quick sets: big = $BIG_MIB MiB, mid = $MID_N x 1 MiB, small = $SMALL_N x 4 KiB"
 [ -n "$HOTDROP_SEND_ARGS$HOTDROP_DEST_TOML" ] && echo "hotdrop send with: $HOTDROP_SEND_ARGS ${HOTDROP_DEST_TOML//$'\n'/; }"
-echo "(medians; CPU: client = the tool and its ssh, server = sshd and its sessions; the delay proxy is neither)"
+echo "(medians; CPU: client = the tool and its ssh, server = sshd and its sessions, $([ -n "$CGROUP" ] && echo "counted by a cgroup" || echo "sampled from /proc: short-lived processes are missed"); the delay proxy is neither)"
 awk -v quick="$QUICK" -v cut="$CUT_LINE" -v proxycpu="$W/proxycpu" '
 function med(arr, key, cnt,   i, v, m, tmp) {
   for (i = 1; i <= cnt; i++) tmp[i] = arr[key, i]

@@ -17,20 +17,55 @@ import (
 // server while it is being written, as far as every write below was
 // acknowledged, so that at the end only the last stretch is left to hash.
 //
-// It runs in an exec session of its own: a shell holds the partial open and
-// copies to the hash tool as many further bytes as each line on its input
-// says (`head -c N`), and prints the digest when a line says 0. Whatever goes
-// wrong there — no shell, no head, a head that reads ahead, a lost session —
-// only means the usual hash after the close decides, so the live hash is an
-// optimisation, never the proof by itself when it disagrees.
+// It runs in an exec session of its own, told on its input as many further
+// bytes as are whole, a line each, and asked for the digest by a line that
+// says 0. Where the server has python3 it reads the partial itself, a MiB at
+// a time, into hashlib's sha256 (OpenSSL's); else a shell holds the partial
+// open and copies to openssl (or sha256sum) with `head -c N` per line: the
+// pipe between them cost the server half as much again as the hash itself
+// (1 GiB here: 1.3-1.5 CPU-s through head and a pipe, 0.9 in python3, 0.8
+// for openssl reading the file). Whatever goes wrong there — no shell, no
+// head, a head that reads ahead, a lost session — only means the usual
+// hash after the close decides, so the live hash is an optimisation, never
+// the proof by itself when it disagrees.
 
 // liveHashFrom: smaller files are hashed after their close as before; the
 // hash of 64 MiB takes some 80 ms.
 const liveHashFrom = 64 << 20
 
-// liveHashScript: $1 is the partial. The first line out says the script runs
-// (a server that forces SFTP on every session would never say it).
-const liveHashScript = `exec sh -c 'exec 3<"$1" || exit 1; if command -v openssl >/dev/null 2>&1; then h="openssl dgst -sha256 -r"; else h=sha256sum; fi; echo "@hotdrop live"; while read -r n && [ "$n" != 0 ]; do head -c "$n" <&3 || exit 1; done | $h' sh `
+// liveHashScript: $1 is the partial, $2 the python3 program (liveHashPy),
+// run where a python3 there starts and has hashlib (a broken or ancient one
+// leaves the shell way). The first line out says the script runs (a server
+// that forces SFTP on every session would never say it).
+const liveHashScript = `exec sh -c 'exec 3<"$1" || exit 1; if python3 -I -c "import hashlib, os, sys" >/dev/null 2>&1; then exec python3 -I -c "$2" "$1"; fi; if command -v openssl >/dev/null 2>&1; then h="openssl dgst -sha256 -r"; else h=sha256sum; fi; echo "@hotdrop live"; while read -r n && [ "$n" != 0 ]; do head -c "$n" <&3 || exit 1; done | $h' sh `
+
+// liveHashPy is the live hash in python3: it reads each line's count of
+// bytes of the partial (argv[1]) and prints the digest as sha256sum does.
+// No single quote in it: it travels inside the shell's quotes.
+const liveHashPy = `import hashlib, os, sys
+f = os.open(sys.argv[1], os.O_RDONLY)
+h = hashlib.sha256()
+b = memoryview(bytearray(1 << 20))
+print("@hotdrop live", flush=True)
+for line in sys.stdin:
+    n = int(line)
+    if n == 0:
+        break
+    while n > 0:
+        k = os.readv(f, [b[:min(n, len(b))]])
+        if k <= 0:
+            sys.exit(1)
+        h.update(b[:k])
+        n -= k
+print(h.hexdigest() + "  -", flush=True)
+`
+
+// liveHashStep: the script is told to read on only once this much more of
+// the partial is whole. Every line it is told runs one head process: told
+// at each acknowledged write (255 KiB), a 1 GiB file cost the server some
+// 4,000 processes: 5.0 CPU-s per GB on loopback instead of 3.2. What is
+// left to hash after the last write is at most this much (~10 ms).
+const liveHashStep = 16 << 20
 
 // liveHashWait bounds the wait for the script's first line.
 const liveHashWait = 10 * time.Second
@@ -62,7 +97,7 @@ func (c *sftpConn) startLiveHash(p string, size int64) *liveHash {
 		sess.Close()
 		return nil
 	}
-	if err := sess.Start(liveHashScript + shellQuote(p)); err != nil {
+	if err := sess.Start(liveHashScript + shellQuote(p) + " " + shellQuote(liveHashPy)); err != nil {
 		sess.Close()
 		c.noLiveHash.Store(true)
 		return nil
@@ -116,7 +151,7 @@ func (l *liveHash) feed(in io.WriteCloser, out *bufio.Reader, size int64) (strin
 		return "", errNoLiveHash
 	}
 	for off := range l.next {
-		if off > told {
+		if off-told >= liveHashStep {
 			if _, err := fmt.Fprintf(in, "%d\n", off-told); err != nil {
 				return "", err
 			}

@@ -74,6 +74,9 @@ type Options struct {
 	// bare "Failure", as it does a full disk. SIGXFSZ is ignored so the write
 	// fails instead of the session dying. For where mounting a tmpfs is refused.
 	FileSizeLimit int64
+	// Path, when set, is the PATH of every session (sshd's SetEnv): a folder
+	// of chosen tools stands for a server that lacks the others.
+	Path string
 }
 
 // Start runs sshd. It skips the test with a clear message when sshd is not
@@ -204,6 +207,9 @@ func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string, o Option
 	}, "\n")
 	if o.SFTPOnly {
 		conf += "ForceCommand internal-sftp\n"
+	}
+	if o.Path != "" {
+		conf += "SetEnv PATH=" + o.Path + "\n"
 	}
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
@@ -368,4 +374,41 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatalf("sshdtest: %v", err)
 	}
+}
+
+// ToolPath is a folder holding only the named tools (links to the installed ones), for
+// Options.Path: a server that has these and nothing else. The tools are looked for where a
+// login finds them, not on the tests' PATH (a tool under the tester's home would be out of
+// the login account's reach). A tool that is not installed skips the test (fails it under
+// CI=true).
+func ToolPath(t testing.TB, tools ...string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hotdrop-tools-*")
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	t.Cleanup(func() { removeAll(dir) })
+	must(t, os.Chmod(dir, 0o755)) // the login account must reach it
+	for _, name := range tools {
+		p := systemTool(name)
+		if p == "" {
+			skipOrFail(t, fmt.Sprintf("sshdtest: %s is not installed in %s", name, systemPath))
+		}
+		must(t, os.Symlink(p, filepath.Join(dir, name)))
+	}
+	return dir
+}
+
+// systemPath is where a login's commands are found (sshd's default PATH).
+const systemPath = "/usr/local/bin:/usr/bin:/bin"
+
+// systemTool is name's path in systemPath; "" when it is in none.
+func systemTool(name string) string {
+	for _, d := range filepath.SplitList(systemPath) {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
 }
