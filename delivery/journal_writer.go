@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,6 +58,7 @@ type journalWriter struct {
 	in      chan *journalBatch // nil until start
 	pace    time.Duration      // journalPace
 	rush    chan struct{}      // one token: end the pause (hurry)
+	waiters atomic.Int32       // uploads waiting for their intent: no pause while any does
 	stopped chan struct{}      // closed when the goroutine has returned
 
 	// Owned by whoever writes: the goroutine once started.
@@ -116,7 +118,7 @@ const journalPace = 10 * time.Millisecond
 // until hurry. The loop meanwhile gathers the next batch.
 func (w *journalWriter) pause(began time.Time) {
 	wait := w.pace - time.Since(began)
-	if wait <= 0 {
+	if wait <= 0 || w.waiters.Load() > 0 {
 		return
 	}
 	t := time.NewTimer(wait)
@@ -124,6 +126,26 @@ func (w *journalWriter) pause(began time.Time) {
 	select {
 	case <-t.C:
 	case <-w.rush:
+	}
+}
+
+// waitFor waits for an intent's reply, and keeps the writer from pausing meanwhile: a hurry
+// alone could be spent on a batch the loop made before it had the intent, and the intent
+// would then wait out the next pause.
+func (w *journalWriter) waitFor(ctx context.Context, reply <-chan error) error {
+	select {
+	case err := <-reply:
+		return err
+	default:
+	}
+	w.waiters.Add(1)
+	defer w.waiters.Add(-1)
+	w.hurry()
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -213,7 +235,7 @@ func (w *journalWriter) writeOne(b *journalBatch) bool {
 	var announce func()
 	txSink, _ := w.events.(TxSink)
 	err := w.st.WriteTx(ctx, len(b.intents) > 0, func(tx JournalTx) error {
-		ids, intentErrs, announce = nil, nil, nil // a retried transaction starts afresh
+		ids, intentErrs, announce = nil, nil, nil // a held batch written again starts afresh
 		if len(b.reqs) > 0 {
 			if err := tx.SaveRequests(ctx, b.reqs); err != nil {
 				return err

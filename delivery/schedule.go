@@ -136,20 +136,7 @@ func (e *Engine) intend(ctx context.Context, p string) func(context.Context) err
 	case <-ctx.Done():
 		return func(context.Context) error { return ctx.Err() }
 	}
-	return func(ctx context.Context) error {
-		select {
-		case err := <-reply:
-			return err
-		default:
-		}
-		e.jw.hurry()
-		select {
-		case err := <-reply:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return func(ctx context.Context) error { return e.jw.waitFor(ctx, reply) }
 }
 
 func (e *Engine) job(fs *fileState) Job {

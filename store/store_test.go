@@ -236,6 +236,11 @@ func TestWriteRollsBackAfterAFailedStatement(t *testing.T) {
 		if _, err := tx.SaveFiles([]File{{Path: "/drop/b.exr", State: "settling"}}); err == nil {
 			t.Fatal("the trigger did not refuse b.exr")
 		}
+		// After a failure nothing more runs: SQLite may have ended the transaction already,
+		// and a statement would then commit on its own.
+		if _, err := tx.SaveFiles([]File{{Path: "/drop/c.exr", State: "settling"}}); err == nil {
+			t.Fatal("a save after a failed one ran")
+		}
 		return nil // the caller ignores it: Write must not
 	})
 	if err == nil || !strings.Contains(err.Error(), "refused by the test") {

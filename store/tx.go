@@ -62,7 +62,9 @@ func (s *Store) Write(ctx context.Context, durable bool, fn func(*Tx) error) err
 }
 
 // fail remembers the first failed statement (the transaction is then rolled back) and
-// returns err.
+// returns err. Every later call returns it without running anything: after an I/O error, a
+// full disk or an interrupt SQLite may have rolled the transaction back already, and a
+// statement run then would commit on its own, outside the batch.
 func (t *Tx) fail(err error) error {
 	if t.err == nil {
 		t.err = err
@@ -71,6 +73,9 @@ func (t *Tx) fail(err error) error {
 }
 
 func (t *Tx) stmt(query string) (*sql.Stmt, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
 	st, err := t.s.txStmt(t.ctx, t.tx, query)
 	if err != nil {
 		return nil, t.fail(fmt.Errorf("journal: %w", err))
@@ -80,8 +85,8 @@ func (t *Tx) stmt(query string) (*sql.Stmt, error) {
 
 // SaveRequests inserts or updates requests, keyed by id.
 func (t *Tx) SaveRequests(rs []Request) error {
-	if len(rs) == 0 {
-		return nil
+	if len(rs) == 0 || t.err != nil {
+		return t.err
 	}
 	st, err := t.tx.PrepareContext(t.ctx, saveRequestQuery) // not hot: requests change rarely
 	if err != nil {
@@ -101,6 +106,9 @@ func (t *Tx) SaveRequests(rs []Request) error {
 
 // DeleteFile forgets the record of the file at path.
 func (t *Tx) DeleteFile(path string) error {
+	if t.err != nil {
+		return t.err
+	}
 	if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM files WHERE path = ?`, path); err != nil {
 		return t.fail(fmt.Errorf("forgetting file %s: %w", path, err))
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/report"
 	"github.com/hotdrop/hotdrop/store"
 	"github.com/hotdrop/hotdrop/uploader"
 )
@@ -212,6 +213,8 @@ func (a storeAdapter) WriteTx(ctx context.Context, durable bool, fn func(deliver
 // txAdapter is one transaction of the journal for the engine's writer; the event hub
 // journals the batch's events in it too (report.EventTx).
 type txAdapter struct{ t *store.Tx }
+
+var _ report.EventTx = txAdapter{} // else the hub journals a batch's events after it, apart
 
 func (a txAdapter) SaveRequests(_ context.Context, rs []delivery.RequestRecord) error {
 	return a.t.SaveRequests(storeRequests(rs))
