@@ -232,7 +232,13 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	if err != nil {
 		return err
 	}
-	defer e.wg.Wait()
+	defer func() {
+		// The uploads stop at a resumable point before they are waited for, however Run
+		// ends: after events closed, one reaching its rename would wait for an intent no
+		// loop writes any more.
+		stop()
+		e.wg.Wait()
+	}()
 	if len(pending) > 0 {
 		up, log := e.up, e.log
 		e.wg.Add(1)

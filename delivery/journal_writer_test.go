@@ -112,3 +112,30 @@ func TestJournalPaceHoldsNoOneWaiting(t *testing.T) {
 		t.Fatalf("Retry of a delivered request: %v, want nothing to do", err)
 	}
 }
+
+// When the watcher's events end, Run stops the uploads in flight and returns: an upload
+// left running would reach its rename and wait for an intent no loop writes any more.
+func TestRunEndsItsUploadsWhenEventsClose(t *testing.T) {
+	up := newFakeUploader()
+	inside := make(chan struct{})
+	var once sync.Once
+	up.during = func(ctx context.Context, j Job) error {
+		once.Do(func() { close(inside) })
+		<-ctx.Done() // an upload runs until it is stopped
+		return ctx.Err()
+	}
+	h := newHarness(t, newMemStore(), up, req("SR-7", 1))
+	h.drop("SR-7", "a.ttml", watcher.Ready, 10)
+	<-inside
+	close(h.events)
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its events closed: it waits for an upload nobody stops")
+	}
+	h.cancel()
+	h.cancel = nil // Run has returned; the harness must not wait for it again
+}
