@@ -264,8 +264,22 @@ func (e *Engine) uploadManifest(ctx context.Context, rt retrier, tmpDir, rel str
 	if err == nil {
 		rt.log.Info("manifest written", "remote", res.Remote)
 	}
+	if d, ok := rt.up.(Discarder); ok && err != nil && ctx.Err() != nil {
+		// Stopped (hotdrop is stopping): a manifest is never resumed, it is sent whole again
+		// at the next start, so its partial would only be litter on the server. Briefly: a
+		// service manager waits for the stop.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), manifestDiscardTimeout)
+		defer cancel()
+		if derr := d.Discard(dctx, rel); derr != nil {
+			rt.log.Warn("hotdrop is stopping: the manifest's partial upload could not be removed from the server; the next start sends the manifest again over it",
+				"remote", rel, "err", derr)
+		}
+	}
 	return err
 }
+
+// manifestDiscardTimeout bounds removing a stopped manifest's partial.
+const manifestDiscardTimeout = 5 * time.Second
 
 // fileMetadata is what events say about a file's metadata: its merged metadata (sidecars and
 // name captures over the request's fields) when it was classified, else the request's fields.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -211,5 +212,30 @@ func TestManifestNeverReplacesWhatIsNotOurs(t *testing.T) {
 	})
 	if !replaced.Load() {
 		t.Error("the manifest owed after a crash behind its rename was sent without leave to replace its own copy")
+	}
+}
+
+// A manifest upload stopped by hotdrop's own stop leaves no partial on the server: it is
+// never resumed (the next start sends it whole), so the partial would only be litter.
+func TestStoppedManifestLeavesNoPartial(t *testing.T) {
+	up := newFakeUploader()
+	inside := make(chan struct{})
+	var once sync.Once
+	up.during = func(ctx context.Context, j Job) error {
+		if !strings.HasSuffix(j.RemoteRel, ".hotdrop.json") {
+			return nil
+		}
+		once.Do(func() { close(inside) })
+		<-ctx.Done() // the manifest is on its way when hotdrop stops
+		return ctx.Err()
+	}
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Manifest = true }, req("SR-8", 1))
+	h.drop("SR-8", "a.ttml", watcher.Ready, 10)
+	<-inside
+	h.stop()
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if len(up.discarded) != 1 || up.discarded[0] != "SR-8/SR-8.hotdrop.json" {
+		t.Fatalf("partials removed = %v, want the manifest's (SR-8/SR-8.hotdrop.json)", up.discarded)
 	}
 }
