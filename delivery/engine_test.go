@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -106,9 +107,21 @@ func (s *memStore) Files(context.Context) ([]FileRecord, error) {
 	return out, nil
 }
 
-// WriteTx runs fn on the store itself: what a write did before a later one failed stays, a
-// transaction of this fake is not rolled back.
-func (s *memStore) WriteTx(_ context.Context, _ bool, fn func(JournalTx) error) error { return fn(s) }
+// WriteTx runs fn on the store itself and, like the journal, keeps none of it when fn fails:
+// the records and requests are put back as they were (a test can then see a batch that was
+// half written).
+func (s *memStore) WriteTx(_ context.Context, _ bool, fn func(JournalTx) error) error {
+	s.mu.Lock()
+	files, reqs, next := maps.Clone(s.files), maps.Clone(s.reqs), s.nextID
+	s.mu.Unlock()
+	if err := fn(s); err != nil {
+		s.mu.Lock()
+		s.files, s.reqs, s.nextID = files, reqs, next
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
 
 func (s *memStore) MarkRenameIntents(ctx context.Context, in []RenameIntent) []error {
 	errs := make([]error, len(in))
