@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,6 +221,33 @@ func TestRedeliveryNewNameAndReAddedRequest(t *testing.T) {
 		}
 		if n != 2 {
 			t.Errorf("request.delivered %d times, want 2 (the delivery and the redelivery): %v", n, ev.types("SR-70"))
+		}
+	})
+}
+
+// Event ids made later sort later (the journal's index on them then grows at its end), and
+// ids made in the same millisecond still differ.
+func TestEventIDsSortByTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seen := map[string]bool{}
+		prev := ""
+		for range 50 {
+			same := newEventID()
+			if !strings.HasPrefix(same, "ev_") || len(same) != 27 {
+				t.Fatalf("event id %q, want ev_ and 24 hex digits", same)
+			}
+			for range 100 {
+				id := newEventID()
+				if seen[id] {
+					t.Fatalf("event id %s made twice", id)
+				}
+				seen[id] = true
+			}
+			if same <= prev {
+				t.Fatalf("event id %s made after %s sorts before it", same, prev)
+			}
+			prev = same
+			time.Sleep(time.Millisecond)
 		}
 	})
 }
