@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
@@ -138,4 +139,98 @@ func TestRunEndsItsUploadsWhenEventsClose(t *testing.T) {
 	}
 	h.cancel()
 	h.cancel = nil // Run has returned; the harness must not wait for it again
+}
+
+// durableCount is a memStore that counts the commits made with a full sync.
+type durableCount struct {
+	*memStore
+	mu      sync.Mutex
+	durable []int // intents in each full-sync commit
+	intents int
+}
+
+func (s *durableCount) WriteTx(ctx context.Context, durable bool, fn func(JournalTx) error) error {
+	s.mu.Lock()
+	s.intents = 0
+	s.mu.Unlock()
+	err := s.memStore.WriteTx(ctx, durable, func(tx JournalTx) error { return fn(s.tx(tx)) })
+	if durable {
+		s.mu.Lock()
+		s.durable = append(s.durable, s.intents)
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *durableCount) tx(tx JournalTx) JournalTx { return countingTx{tx, s} }
+
+type countingTx struct {
+	JournalTx
+	s *durableCount
+}
+
+func (t countingTx) MarkRenameIntents(ctx context.Context, in []RenameIntent) []error {
+	t.s.mu.Lock()
+	t.s.intents += len(in)
+	t.s.mu.Unlock()
+	return t.JournalTx.MarkRenameIntents(ctx, in)
+}
+
+// Group commit: while one upload waits at its rename and another's intent is still pending
+// (its bytes still travel), the writer holds off for journalGather at most, so that both
+// intents share one full-sync commit; once every pending intent has its upload waiting it
+// writes at once, and an upload whose partner never comes waits journalGather, not the pace.
+func TestJournalGathersIntentsIntoOneCommit(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		bothWait bool
+		held     time.Duration // how long the pause lasted once a upload waited
+	}{
+		{"every pending intent waits", true, 0},
+		{"one intent still travels", false, journalGather},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := &durableCount{memStore: newMemStore()}
+				w := newJournalWriter(st, nil, discardLogger(), time.Hour)
+				w.start()
+				defer w.stop()
+				a, b := &fileState{rec: FileRecord{Path: "/r/a"}}, &fileState{rec: FileRecord{Path: "/r/b"}}
+				w.submit(&journalBatch{files: []*fileState{a, b}, recs: []FileRecord{a.rec, b.rec}})
+				synctest.Wait() // written; the writer pauses (an hour: nobody waits)
+
+				// Both uploads asked for their intents; a reaches its rename first.
+				replyA, replyB := make(chan error, 1), make(chan error, 1)
+				w.asked()
+				w.asked()
+				began := time.Now()
+				doneA := make(chan error, 1)
+				go func() { doneA <- w.waitFor(context.Background(), replyA) }()
+				if tt.bothWait {
+					go func() { _ = w.waitFor(context.Background(), replyB) }()
+				}
+				w.waitIdle() // the pause is over
+				if held := time.Since(began); held != tt.held {
+					t.Errorf("the writer paused %v once uploads waited, want %v", held, tt.held)
+				}
+				// The loop hands over both intents in the next batch.
+				w.submit(&journalBatch{
+					intents:    []pendingIntent{{a, replyA}, {b, replyB}},
+					intentRecs: []RenameIntent{{Path: "/r/a", Remote: "a"}, {Path: "/r/b", Remote: "b"}},
+				})
+				if err := <-doneA; err != nil {
+					t.Fatalf("intent of a: %v", err)
+				}
+				synctest.Wait()
+				st.mu.Lock()
+				defer st.mu.Unlock()
+				if len(st.durable) != 1 || st.durable[0] != 2 {
+					t.Errorf("full-sync commits = %v intents each, want one commit of both", st.durable)
+				}
+				if n := w.pending.Load(); n != 0 {
+					t.Errorf("%d intents still counted as pending after both were answered", n)
+				}
+			})
+		})
+	}
 }

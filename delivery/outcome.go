@@ -32,7 +32,12 @@ func (e *Engine) result(ctx context.Context, m msg) {
 	fs := e.files[m.path]
 	if fs == nil {
 		if m.reply != nil {
-			m.reply <- fmt.Errorf("file %s: no longer known", m.path)
+			err := fmt.Errorf("file %s: no longer known", m.path)
+			if m.kind == msgIntent {
+				e.jw.answer(m.reply, err)
+			} else {
+				m.reply <- err
+			}
 		}
 		if m.kind == msgDone {
 			e.active--

@@ -127,13 +127,16 @@ const earlyIntentMax = 1 << 20
 
 // intend asks the loop, which owns the record (a concurrent save of the same row must not
 // wipe the intent), to journal the rename intent of the file at p, and returns the wait for
-// it to be durable. An upload that has to wait ends the journal writer's pause (hurry): a
+// it to be durable. An upload that has to wait shortens the journal writer's pause to
+// journalGather at most, and ends it once every intent pending has its upload waiting: a
 // file that travels faster than the pace (file://, a small file on a LAN) is not held.
 func (e *Engine) intend(ctx context.Context, p string) func(context.Context) error {
 	reply := make(chan error, 1)
+	e.jw.asked() // before the loop can answer it
 	select {
 	case e.msgs <- msg{kind: msgIntent, path: p, reply: reply}:
 	case <-ctx.Done():
+		e.jw.pending.Add(-1)
 		return func(context.Context) error { return ctx.Err() }
 	}
 	return func(ctx context.Context) error { return e.jw.waitFor(ctx, reply) }
