@@ -233,11 +233,11 @@ func (c Checksum) VerifyReader(ctx context.Context, path string, r io.Reader) er
 // readChecksums finds and parses the writers' checksum files beside path.
 // They are opened beneath base without following a link at any level and without blocking
 // on a FIFO swapped in.
-func readChecksums(base, path string) ([]Checksum, *SidecarError) {
+func readChecksums(u *safefs.Under, base, path string) ([]Checksum, *SidecarError) {
 	var out []Checksum
 	for _, algo := range checksumExts {
 		file := path + "." + algo
-		f, err := safefs.OpenUnder(base, file)
+		f, err := u.Open(file)
 		if absent(err) {
 			continue
 		}
@@ -315,11 +315,11 @@ func isHex(s string) bool {
 
 // markerPresent looks for the ready marker in the file's folder and each folder above it up
 // to root.
-func markerPresent(base, root, path, marker string) (string, bool) {
+func markerPresent(u *safefs.Under, root, path, marker string) (string, bool) {
 	dir := filepath.Dir(path)
 	for {
 		p := filepath.Join(dir, marker)
-		if _, err := safefs.LstatUnder(base, p); err == nil {
+		if _, err := u.Lstat(p); err == nil {
 			return p, true
 		}
 		if dir == root || !within(root, dir) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 func TestBuiltinProfiles(t *testing.T) {
@@ -134,7 +136,7 @@ func TestChecksumFiles(t *testing.T) {
 	for _, tt := range tests {
 		cf := file + "." + tt.ext
 		os.WriteFile(cf, []byte(tt.content), 0o644)
-		sums, serr := readChecksums("", file)
+		sums, serr := readChecksums(safefs.NewUnder(""), "", file)
 		os.Remove(cf)
 		if tt.parseErr != "" {
 			if serr == nil || !strings.Contains(serr.Error(), tt.parseErr) {

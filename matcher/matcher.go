@@ -356,7 +356,9 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 		return v
 	}
 
-	layers, serr := readLayers(m.base(root), root, path)
+	u := safefs.NewUnder(m.base(root)) // one root for every sidecar, checksum file and marker probed
+	defer u.Close()
+	layers, serr := readLayers(u, root, path)
 	if serr != nil {
 		v.hold(HoldInvalidSidecar, serr.Error()+"; fix the sidecar and the file is looked at again")
 	}
@@ -382,7 +384,7 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 	}
 
 	m.merge(&v, req, caps, capRule, layers)
-	m.checkFile(&v, in, root, path, req)
+	m.checkFile(&v, in, u, root, path, req)
 	return v
 }
 

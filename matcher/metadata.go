@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/text/language"
+
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // layer is one sidecar's values.
@@ -22,7 +24,7 @@ type layer struct {
 // readLayers reads the folder sidecars from root down to the file's folder, then the file's
 // own sidecar: lowest precedence first. The first broken sidecar stops the reading; the
 // layers read so far are returned with it.
-func readLayers(base, root, path string) ([]layer, *SidecarError) {
+func readLayers(u *safefs.Under, root, path string) ([]layer, *SidecarError) {
 	var dirs []string
 	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
 		dirs = append(dirs, d)
@@ -34,7 +36,7 @@ func readLayers(base, root, path string) ([]layer, *SidecarError) {
 	read := func(names []string, src Source) *SidecarError {
 		found := ""
 		for _, p := range names {
-			vals, lines, ok, err := readSidecarUnder(base, p)
+			vals, lines, ok, err := readSidecarUnder(u, p)
 			if err != nil {
 				var se *SidecarError
 				if errors.As(err, &se) {
@@ -124,7 +126,7 @@ func (m *Matcher) contradiction(v *Verdict, req *entry, field, val, file string)
 
 // checkFile works out how many files complete the request, then applies the profile, the
 // writers' checksum files and the ready marker.
-func (m *Matcher) checkFile(v *Verdict, in Input, root, path string, req *entry) {
+func (m *Matcher) checkFile(v *Verdict, in Input, u *safefs.Under, root, path string, req *entry) {
 	if req != nil {
 		v.Files, v.FilesFromProfile, _ = m.Files(req.req.ID)
 	}
@@ -139,9 +141,9 @@ func (m *Matcher) checkFile(v *Verdict, in Input, root, path string, req *entry)
 	if v.Profile != nil {
 		checkProfile(v, v.Profile, filepath.Base(path))
 	}
-	checkChecksums(v, in.VerifyChecksums, m.base(root), path)
+	checkChecksums(v, in.VerifyChecksums, u, m.base(root), path)
 	if v.Profile != nil && v.Profile.RequireMarker {
-		if p, ok := markerPresent(m.base(root), root, path, m.marker); ok {
+		if p, ok := markerPresent(u, root, path, m.marker); ok {
 			v.check("ready marker", true, p)
 		} else {
 			v.Wait = fmt.Sprintf("%s files wait for the ready marker %s beside them or in a folder above them", v.Profile.Name, m.marker)
@@ -186,9 +188,9 @@ func checkProfile(v *Verdict, p *Profile, name string) {
 
 // checkChecksums reads the writers' checksum files beside the file and, with verify, hashes
 // the file against them; a profile's require_checksum holds a file that has none.
-func checkChecksums(v *Verdict, verify bool, base, path string) {
+func checkChecksums(v *Verdict, verify bool, u *safefs.Under, base, path string) {
 	name := filepath.Base(path)
-	sums, serr := readChecksums(base, path)
+	sums, serr := readChecksums(u, base, path)
 	switch {
 	case serr != nil:
 		v.check("checksum file", false, serr.Error())

@@ -49,15 +49,17 @@ const maxSidecar = 1 << 20
 // *SidecarError.
 // The file is opened without following a link and without blocking on a FIFO.
 func ReadSidecar(path string) (values map[string]string, found bool, err error) {
-	values, _, found, err = readSidecarUnder("", path)
+	u := safefs.NewUnder("")
+	defer u.Close()
+	values, _, found, err = readSidecarUnder(u, path)
 	return values, found, err
 }
 
 // readSidecarUnder is ReadSidecar for a file beneath base (watch.root), with no link followed
 // at any level: a folder swapped for a link must not pull foreign content into metadata.
 // lines gives the line each field is written on, for people ("sidecar _metadata.toml:2").
-func readSidecarUnder(base, path string) (values map[string]string, lines map[string]int, found bool, err error) {
-	f, err := safefs.OpenUnder(base, path)
+func readSidecarUnder(u *safefs.Under, path string) (values map[string]string, lines map[string]int, found bool, err error) {
+	f, err := u.Open(path)
 	if absent(err) {
 		return nil, nil, false, nil
 	}

@@ -154,6 +154,71 @@ func OpenUnder(base, abs string) (*os.File, error) {
 	return r.Open(rel)
 }
 
+// Under opens and describes entries beneath one base, as OpenUnder and LstatUnder do, but
+// opens base once for all of them: a matcher's look at one file probes up to ten sidecar,
+// checksum and marker names, and opening the root for each was half its syscalls (issue 11).
+// The base is resolved when first used and held until Close; what is opened beneath it is
+// resolved from that handle, so a base swapped for a link meanwhile changes nothing. With
+// an empty base every path is opened beneath its own folder, as OpenUnder does. An Under is
+// for one goroutine.
+type Under struct {
+	base string
+	r    *Root
+	err  error
+}
+
+// NewUnder returns an Under for base; nothing is opened yet.
+func NewUnder(base string) *Under { return &Under{base: base} }
+
+func (u *Under) root(abs string) (*Root, string, func(), error) {
+	if u.base == "" {
+		r, rel, err := rootUnder("", abs)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return r, rel, func() { r.Close() }, nil
+	}
+	if u.r == nil && u.err == nil {
+		u.r, u.err = OpenRoot(u.base)
+	}
+	if u.err != nil {
+		return nil, "", nil, u.err
+	}
+	rel, err := Rel(u.r.Path(), abs)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return u.r, rel, func() {}, nil
+}
+
+// Open is OpenUnder(base, abs).
+func (u *Under) Open(abs string) (*os.File, error) {
+	r, rel, done, err := u.root(abs)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return r.Open(rel)
+}
+
+// Lstat is LstatUnder(base, abs).
+func (u *Under) Lstat(abs string) (fs.FileInfo, error) {
+	r, rel, done, err := u.root(abs)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return r.Lstat(rel)
+}
+
+// Close releases the base.
+func (u *Under) Close() {
+	if u.r != nil {
+		u.r.Close()
+		u.r = nil
+	}
+}
+
 // LstatUnder describes the entry at abs beneath base without following a link at any level
 // (see OpenUnder for base).
 func LstatUnder(base, abs string) (fs.FileInfo, error) {

@@ -215,3 +215,53 @@ func TestIsDirOnlyThroughFolders(t *testing.T) {
 		t.Error(`IsDir("a.away/b") = false: the folder moved, it is still one`)
 	}
 }
+
+// Under keeps OpenUnder's promises while it holds its base open: a folder swapped for a
+// link between two opens is refused, a path outside the base too, and with no base each
+// path is opened beneath its own folder (a link there is refused too).
+func TestUnderKeepsOpenUndersPromises(t *testing.T) {
+	root, victim := tree(t)
+	u := NewUnder(root)
+	defer u.Close()
+	f, err := u.Open(filepath.Join(root, "a", "b", "file"))
+	if err != nil {
+		t.Fatalf("Open before the swap: %v", err)
+	}
+	f.Close()
+	if _, err := u.Lstat(filepath.Join(root, "a", "b", "file")); err != nil {
+		t.Fatalf("Lstat before the swap: %v", err)
+	}
+	swap(t, root, victim)
+	if f, err := u.Open(filepath.Join(root, "a", "b", "file")); !errors.Is(err, ErrUnsafe) {
+		if err == nil {
+			f.Close()
+		}
+		t.Fatalf("Open through a link swapped in = %v, want ErrUnsafe", err)
+	}
+	if _, err := u.Lstat(filepath.Join(root, "a", "b", "file")); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("Lstat through a link swapped in = %v, want ErrUnsafe", err)
+	}
+	if _, err := u.Open(filepath.Join(victim, "b", "file")); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("Open outside the base = %v, want ErrUnsafe", err)
+	}
+	if _, err := u.Open(filepath.Join(root, "other", "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open of a missing file = %v, want fs.ErrNotExist", err)
+	}
+
+	own := NewUnder("")
+	defer own.Close()
+	f, err = own.Open(filepath.Join(victim, "b", "file"))
+	if err != nil {
+		t.Fatalf("Open with no base: %v", err)
+	}
+	f.Close()
+	if err := os.Symlink("file", filepath.Join(victim, "b", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := own.Open(filepath.Join(victim, "b", "link")); !errors.Is(err, ErrUnsafe) {
+		if err == nil {
+			f.Close()
+		}
+		t.Fatalf("Open of a link with no base = %v, want ErrUnsafe", err)
+	}
+}
