@@ -16,9 +16,15 @@ type inFlightUploader struct {
 	mu               sync.Mutex
 	small, big       int // uploads in progress
 	maxSmall, maxBig int
+	short            bool // advise Concurrency, as on a short link
 }
 
-func (u *inFlightUploader) FilesInFlight(int) int { return 6 }
+func (u *inFlightUploader) FilesInFlight(c int) int {
+	if u.short {
+		return c
+	}
+	return 6
+}
 func (u *inFlightUploader) SmallFileMax() int64   { return 1000 }
 
 func (u *inFlightUploader) count(j Job, d int) {
@@ -87,5 +93,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	if !eventually(cond) {
 		t.Fatalf("gave up waiting for %s", what)
+	}
+}
+
+// TestSmallFilesCoverTheJournalWait: on a short link, where the uploader advises no more
+// than Concurrency, the engine still keeps twice that many small files going (each waits
+// at its rename for the journal's group commit), and no more.
+func TestSmallFilesCoverTheJournalWait(t *testing.T) {
+	up := &inFlightUploader{fakeUploader: newFakeUploader(), short: true}
+	release := make(chan struct{})
+	up.during = func(ctx context.Context, j Job) error {
+		up.count(j, 1)
+		defer up.count(j, -1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	h := newHarnessFor(t, t.TempDir(), newMemStore(), up, up.fakeUploader, func(o *Options) { o.Concurrency = 2 }, req("SR-1", 8))
+	for i := range 8 {
+		h.drop("SR-1", fmt.Sprintf("s%02d.mxf", i), watcher.Ready, 10)
+	}
+	waitFor(t, "four small uploads at once", func() bool { s, _ := up.inProgress(); return s == 4 })
+	close(release)
+	h.waitState("SR-1", Delivered)
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if up.maxSmall != 4 {
+		t.Errorf("at most %d small uploads at once, want 4 (twice Concurrency)", up.maxSmall)
 	}
 }
