@@ -25,7 +25,7 @@ func (u *inFlightUploader) FilesInFlight(c int) int {
 	}
 	return 6
 }
-func (u *inFlightUploader) SmallFileMax() int64   { return 1000 }
+func (u *inFlightUploader) SmallFileMax() int64 { return 1000 }
 
 func (u *inFlightUploader) count(j Job, d int) {
 	u.mu.Lock()
