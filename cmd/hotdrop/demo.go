@@ -130,6 +130,8 @@ func runDemo(ctx context.Context, dir string, keep bool, stdout, stderr io.Write
 	}
 	requests, err := d.findDropFolders()
 	if err != nil {
+		d.stopDaemon() // and wait for it: its log and the state lock are released after
+		<-d.done
 		return err
 	}
 	d.writeSamples(dctx)
