@@ -106,12 +106,15 @@ files = 0
 		if err := os.WriteFile(filepath.Join(drop, "_READY"), nil, 0o644); err != nil {
 			b.Fatal(err)
 		}
+		tReady := time.Now() // the render farm is done
 		select {
 		case <-all:
 		case <-time.After(time.Duration(n)*20*time.Millisecond + time.Minute):
 			b.Fatalf("%d of %d files delivered", delivered.Load(), n)
 		}
 		daemonSecs := time.Since(t1).Seconds() - cfg.Watch.Settle.Seconds()
+		readySecs := time.Since(tReady).Seconds() - cfg.Watch.Settle.Seconds()
+		writeSecs := tReady.Sub(t1).Seconds()
 		uploadSecs := time.Since(time.Unix(0, firstUpload.Load())).Seconds()
 		daemonCPU := processCPU() - cpu1
 		pprof.StopCPUProfile()
@@ -122,6 +125,11 @@ files = 0
 		b.ReportMetric(float64(n)/sendSecs, "send-files/s")
 		b.ReportMetric(float64(n)/daemonSecs, "daemon-files/s")
 		b.ReportMetric(sendSecs/daemonSecs, "daemon/send")
+		// The same from the moment the last frame and the marker are written: the daemon's
+		// wait after the render farm is done (its work while the frames are being written
+		// is in its CPU, not in this time). writing-s is how long writing them took here.
+		b.ReportMetric(sendSecs/readySecs, "ready-daemon/send")
+		b.ReportMetric(writeSecs, "writing-s")
 		// From the first upload on: what the engine does once the request is complete.
 		b.ReportMetric(float64(n)/uploadSecs, "daemon-upload-files/s")
 		// CPU of this process (the client side; sshd's is not counted) per file.
