@@ -96,7 +96,8 @@ type Result struct {
 	// resumed file's earlier part read back) or "size".
 	Verified string
 	// ChecksumFile is the checksum file written beside it, if any; ChecksumErr says why it
-	// could not be written (the file itself is delivered).
+	// could not be written (the file itself is delivered). A transient one (a TransferError,
+	// or any error nobody classified) is tried again like a failed upload (transfer).
 	ChecksumFile string
 	ChecksumErr  error
 }

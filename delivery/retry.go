@@ -102,9 +102,16 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		}
 		loggedIn.Store(false)
 		res, err := tryOnce(ctx, rt, j, intent)
+		if err == nil {
+			if ce := res.ChecksumErr; ce == nil || !asTransferError(ce).Transient {
+				return res, nil // a checksum file refused for good is reported with the file
+			}
+			// The file is in place and its checksum file is not: the link went while it was
+			// written, and its temporary copy may still be there. Tried again as after a crash
+			// past the rename: the next attempt finds the file and finishes its publishing.
+			intent, err = true, res.ChecksumErr
+		}
 		switch {
-		case err == nil:
-			return res, nil
 		case errors.Is(err, errNotRenamed):
 			intent = false // the rename never happened: the file is sent
 			continue

@@ -70,8 +70,12 @@ func transferError(err error) *delivery.TransferError {
 }
 
 func deliveryResult(res uploader.Result) delivery.Result {
-	return delivery.Result{Remote: res.Remote, Size: res.Size, SHA256: res.SHA256, Resumed: res.Resumed,
-		Verified: res.Verified, ChecksumFile: res.ChecksumFile, ChecksumErr: res.ChecksumErr}
+	r := delivery.Result{Remote: res.Remote, Size: res.Size, SHA256: res.SHA256, Resumed: res.Resumed,
+		Verified: res.Verified, ChecksumFile: res.ChecksumFile}
+	if res.ChecksumErr != nil {
+		r.ChecksumErr = transferError(res.ChecksumErr) // classified: a transient one is tried again
+	}
+	return r
 }
 
 func (a uploaderAdapter) FinishPublish(ctx context.Context, j delivery.Job) (delivery.Result, error) {
