@@ -115,7 +115,11 @@ func TestKill9(t *testing.T) {
 	s.figure("kills", kills)
 	s.figure("max_partials_at_kill", maxPartials)
 	s.goal(kills == cfg.kill9Kills, "only %d of %d kills landed before the request was delivered (slow the upload: -kill9-bandwidth)", kills, cfg.kill9Kills)
-	s.goal(maxPartials <= concurrency, "%d files had a partial on the server at once, more than concurrency (%d): a restart starts new files before it resumes the ones it had begun", maxPartials, concurrency)
+	// The files here are small (under 16 MiB): the daemon keeps twice destination.concurrency
+	// of them in flight, so that many partials may exist at a kill; a restart that started new
+	// files before resuming those would leave more.
+	inFlight := 2 * concurrency
+	s.goal(maxPartials <= inFlight, "%d files had a partial on the server at once, more than the daemon keeps in flight (%d): a restart starts new files before it resumes the ones it had begun", maxPartials, inFlight)
 	s.finish(p, []request{r}, srcs)
 	ratio := float64(s.proxy.Up()) / float64(totalSize(srcs))
 	s.figure("wire/delivered", fmt.Sprintf("%.3f", ratio))
