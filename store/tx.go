@@ -216,7 +216,16 @@ func (t *Tx) AppendEvents(evs []Event, targets [][]string) ([]int64, error) {
 	}
 	defer queue.Close()
 	for i, ev := range evs {
-		if err := ins.QueryRowContext(t.ctx, ev.ID, ev.Type, ev.RequestID, ts(ev.At), string(ev.Body)).Scan(&seqs[i]); err != nil {
+		res, err := ins.ExecContext(t.ctx, ev.ID, ev.Type, ev.RequestID, ts(ev.At), string(ev.Body))
+		if err != nil {
+			return nil, t.fail(fmt.Errorf("journaling event %s: %w", ev.ID, err))
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			seqs[i], err = res.LastInsertId()
+		} else { // journaled before: its seq
+			err = t.tx.QueryRowContext(t.ctx, eventSeqQuery, ev.ID).Scan(&seqs[i])
+		}
+		if err != nil {
 			return nil, t.fail(fmt.Errorf("journaling event %s: %w", ev.ID, err))
 		}
 		for _, tg := range targets[i] {
