@@ -123,18 +123,19 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	}
 	// Beside the files: a request whose files sit in sub-folders gets it at the top.
 	rel = path.Join(path.Dir(rel), name)
-	// A manifest hotdrop wrote for this request before (a redelivery) is its own to replace;
-	// anything else at that name is not, and is never overwritten.
-	prev, err := e.st.ManifestAt(ctx, r.ID)
-	if err != nil {
-		e.log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", r.ID, "err", err)
-	}
 	rt := e.newRetrier()
-	st, tmpDir := e.st, e.opt.TempDir // read on the loop, which owns them
+	st, tmpDir, id, log := e.st, e.opt.TempDir, r.ID, e.log // read on the loop, which owns them
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		e.sendManifest(e.runCtx, rt, st, tmpDir, r.ID, rel, &m, !prev.IsZero())
+		// A manifest hotdrop wrote for this request before (a redelivery) is its own to
+		// replace; anything else at that name is not, and is never overwritten. Asked here,
+		// not on the loop: the query waits behind the journal writer's commit.
+		prev, err := st.ManifestAt(e.runCtx, id)
+		if err != nil {
+			log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", id, "err", err)
+		}
+		e.sendManifest(e.runCtx, rt, st, tmpDir, id, rel, &m, !prev.IsZero())
 	}()
 }
 
