@@ -45,7 +45,7 @@ const (
 	// journal's time per event (BenchmarkFrameBatches).
 	insertEventQuery = `INSERT INTO events(id, type, request_id, at, body) VALUES(?,?,?,?,?)
 		ON CONFLICT(id) DO NOTHING`
-	eventSeqQuery = `SELECT seq FROM events WHERE id = ?`
+	eventSeqQuery   = `SELECT seq FROM events WHERE id = ?`
 	queueEventQuery = `INSERT INTO outbox(target, event_seq) VALUES(?,?) ON CONFLICT DO NOTHING`
 )
 
