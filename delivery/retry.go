@@ -93,6 +93,7 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 			connected()
 		}
 	}
+	var published *Result // an attempt renamed the file into place; its checksum file is owed
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 && rt.last != nil {
 			j.Resume = rt.last
@@ -102,6 +103,22 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		}
 		loggedIn.Store(false)
 		res, err := tryOnce(ctx, rt, j, intent)
+		if published != nil {
+			switch {
+			case err == nil:
+				// How the file itself was proved is the first attempt's.
+				res.Verified, res.Resumed = published.Verified, published.Resumed
+			case ctx.Err() == nil && (errors.Is(err, errNotRenamed) || !asTransferError(err).Transient):
+				// This process saw the file renamed into place; what is at its name now is not
+				// its to judge any more (the studio's ingest may have taken or replaced it). The
+				// file stays delivered, never sent again; only its checksum file is missing.
+				r := *published
+				if !errors.Is(err, errNotRenamed) {
+					r.ChecksumErr = err
+				}
+				return r, nil
+			}
+		}
 		if err == nil {
 			if ce := res.ChecksumErr; ce == nil || !asTransferError(ce).Transient {
 				return res, nil // a checksum file refused for good is reported with the file
@@ -109,6 +126,10 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 			// The file is in place and its checksum file is not: the link went while it was
 			// written, and its temporary copy may still be there. Tried again as after a crash
 			// past the rename: the next attempt finds the file and finishes its publishing.
+			if published == nil {
+				p := res
+				published = &p
+			}
 			intent, err = true, res.ChecksumErr
 		}
 		switch {
