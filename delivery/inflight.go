@@ -23,9 +23,16 @@ type InFlighter interface {
 // meanwhile. On 20,000 frames of 4 KiB to a local sshd, 16 rather than 8 in flight took the
 // daemon from 0.63-0.69 to 0.87-0.95 of send's files a second, and its CPU a frame from
 // 0.55-0.65 to 0.46-0.48 ms (bigger commits); send itself gained nothing from 16 (issue 11).
+//
+// A Concurrency of 1 is kept as it is: one file at a time is what such a setting asks for
+// (a server that allows one upload at a time, deliveries that must arrive in order).
 func (e *Engine) inFlight() (int, int64) {
 	if f, ok := e.up.(InFlighter); ok {
-		return max(f.FilesInFlight(e.opt.Concurrency), 2*e.opt.Concurrency), f.SmallFileMax()
+		small := 2 * e.opt.Concurrency
+		if e.opt.Concurrency <= 1 {
+			small = 1
+		}
+		return max(f.FilesInFlight(e.opt.Concurrency), small, e.opt.Concurrency), f.SmallFileMax()
 	}
 	return e.opt.Concurrency, 0
 }

@@ -98,29 +98,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // TestSmallFilesCoverTheJournalWait: on a short link, where the uploader advises no more
 // than Concurrency, the engine still keeps twice that many small files going (each waits
-// at its rename for the journal's group commit), and no more.
+// at its rename for the journal's group commit), and no more; a Concurrency of 1 stays one.
 func TestSmallFilesCoverTheJournalWait(t *testing.T) {
-	up := &inFlightUploader{fakeUploader: newFakeUploader(), short: true}
-	release := make(chan struct{})
-	up.during = func(ctx context.Context, j Job) error {
-		up.count(j, 1)
-		defer up.count(j, -1)
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		return nil
-	}
-	h := newHarnessFor(t, t.TempDir(), newMemStore(), up, up.fakeUploader, func(o *Options) { o.Concurrency = 2 }, req("SR-1", 8))
-	for i := range 8 {
-		h.drop("SR-1", fmt.Sprintf("s%02d.mxf", i), watcher.Ready, 10)
-	}
-	waitFor(t, "four small uploads at once", func() bool { s, _ := up.inProgress(); return s == 4 })
-	close(release)
-	h.waitState("SR-1", Delivered)
-	up.mu.Lock()
-	defer up.mu.Unlock()
-	if up.maxSmall != 4 {
-		t.Errorf("at most %d small uploads at once, want 4 (twice Concurrency)", up.maxSmall)
+	for _, tt := range []struct{ concurrency, want int }{{2, 4}, {1, 1}} {
+		t.Run(fmt.Sprintf("concurrency=%d", tt.concurrency), func(t *testing.T) {
+			up := &inFlightUploader{fakeUploader: newFakeUploader(), short: true}
+			release := make(chan struct{})
+			up.during = func(ctx context.Context, j Job) error {
+				up.count(j, 1)
+				defer up.count(j, -1)
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return nil
+			}
+			h := newHarnessFor(t, t.TempDir(), newMemStore(), up, up.fakeUploader, func(o *Options) { o.Concurrency = tt.concurrency }, req("SR-1", 8))
+			for i := range 8 {
+				h.drop("SR-1", fmt.Sprintf("s%02d.mxf", i), watcher.Ready, 10)
+			}
+			waitFor(t, fmt.Sprintf("%d small uploads at once", tt.want), func() bool { s, _ := up.inProgress(); return s == tt.want })
+			close(release)
+			h.waitState("SR-1", Delivered)
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			if up.maxSmall != tt.want {
+				t.Errorf("at most %d small uploads at once, want %d", up.maxSmall, tt.want)
+			}
+		})
 	}
 }
