@@ -132,7 +132,7 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		// replace; anything else at that name is not, and is never overwritten. Asked here,
 		// not on the loop: the query waits behind the journal writer's commit.
 		prev, err := st.ManifestAt(e.runCtx, id)
-		if err != nil {
+		if err != nil && e.runCtx.Err() == nil { // a stop is not the journal's fault
 			log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", id, "err", err)
 		}
 		e.sendManifest(e.runCtx, rt, st, tmpDir, id, rel, &m, !prev.IsZero())
