@@ -69,9 +69,25 @@ func (e *Engine) flushJournal() {
 	}
 	if len(e.intents) > 0 {
 		b.intents = e.intents
-		b.intentRecs = make([]RenameIntent, len(e.intents))
+		// An intent whose record goes in this batch already carrying it (rename_intent and
+		// the remote path, in the same full-sync transaction) needs no statement of its own:
+		// with eight small files in flight that was most of them, a fifth of the journal's
+		// statements.
+		var carried map[*fileState]bool
+		for i, fs := range b.files {
+			if b.recs[i].RenameIntent {
+				if carried == nil {
+					carried = make(map[*fileState]bool, len(b.files))
+				}
+				carried[fs] = true
+			}
+		}
 		for i, p := range e.intents {
-			b.intentRecs[i] = RenameIntent{Path: p.fs.rec.Path, Remote: p.fs.rec.RemotePath}
+			if carried[p.fs] {
+				continue
+			}
+			b.intentRecs = append(b.intentRecs, RenameIntent{Path: p.fs.rec.Path, Remote: p.fs.rec.RemotePath})
+			b.intentOf = append(b.intentOf, i)
 		}
 		e.intents = nil
 	}

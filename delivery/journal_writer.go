@@ -17,8 +17,9 @@ type journalBatch struct {
 	deletes    []string
 	files      []*fileState // recs[i] is files[i]'s record
 	recs       []FileRecord
-	intents    []pendingIntent // intentRecs[i] is intents[i]'s
-	intentRecs []RenameIntent
+	intents    []pendingIntent // all answered once the batch is written
+	intentRecs []RenameIntent  // those not carried by a record of the batch: intents[intentOf[k]]
+	intentOf   []int
 	events     []queuedEvent
 	dropped    []*fileState // no longer the Engine's: their ids are forgotten
 	afters     []*fileState
@@ -292,7 +293,12 @@ func (w *journalWriter) writeOne(b *journalBatch) bool {
 			}
 		}
 		if len(b.intents) > 0 {
-			intentErrs = tx.MarkRenameIntents(ctx, b.intentRecs)
+			intentErrs = make([]error, len(b.intents)) // a carried one is written with its record
+			if len(b.intentRecs) > 0 {
+				for k, err := range tx.MarkRenameIntents(ctx, b.intentRecs) {
+					intentErrs[b.intentOf[k]] = err
+				}
+			}
 		}
 		if txSink != nil && len(b.events) > 0 {
 			var err error
@@ -338,7 +344,7 @@ func (w *journalWriter) refuseIntents(b *journalBatch, err error) {
 	for _, p := range b.intents {
 		w.answer(p.reply, err)
 	}
-	b.intents, b.intentRecs = nil, nil
+	b.intents, b.intentRecs, b.intentOf = nil, nil, nil
 }
 
 func (w *journalWriter) finished(saved []savedID, afters []*fileState) {

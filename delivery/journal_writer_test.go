@@ -181,7 +181,7 @@ func TestJournalGathersIntentsIntoOneCommit(t *testing.T) {
 				// The loop hands over both intents in the next batch.
 				w.submit(&journalBatch{
 					intents:    []pendingIntent{{a, replyA}, {b, replyB}},
-					intentRecs: []RenameIntent{{Path: "/r/a", Remote: "a"}, {Path: "/r/b", Remote: "b"}},
+					intentRecs: []RenameIntent{{Path: "/r/a", Remote: "a"}, {Path: "/r/b", Remote: "b"}}, intentOf: []int{0, 1},
 				})
 				if err := <-doneA; err != nil {
 					t.Fatalf("intent of a: %v", err)
@@ -193,4 +193,72 @@ func TestJournalGathersIntentsIntoOneCommit(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A rename intent whose record goes in the same batch already carrying it is written with
+// that record, in the same full-sync transaction, and no statement of its own; one whose
+// record is not in the batch gets its own. Both are answered, and both are in the journal.
+func TestIntentCarriedByItsRecord(t *testing.T) {
+	st := &intentCount{memStore: newMemStore()}
+	e := &Engine{jw: newJournalWriter(st, nil, discardLogger(), time.Hour), unsaved: map[*fileState]struct{}{}}
+	// b's record is in the journal from an earlier batch.
+	b := &fileState{rec: FileRecord{Path: "/r/b", State: Ready}}
+	e.unsaved[b] = struct{}{}
+	e.flushJournal()
+	e.takeJournaled()
+	if b.rec.ID == 0 {
+		t.Fatal("b's record got no id")
+	}
+	// a is new and uploading with its intent; b's intent comes alone.
+	a := &fileState{rec: FileRecord{Path: "/r/a", State: Uploading, RenameIntent: true, RemotePath: "in/a"}}
+	b.rec.State, b.rec.RenameIntent, b.rec.RemotePath = Uploading, true, "in/b"
+	e.unsaved[a] = struct{}{}
+	replyA, replyB := make(chan error, 1), make(chan error, 1)
+	e.intents = []pendingIntent{{a, replyA}, {b, replyB}}
+	e.flushJournal()
+	for name, reply := range map[string]chan error{"a": replyA, "b": replyB} {
+		if err := <-reply; err != nil {
+			t.Errorf("intent of %s: %v", name, err)
+		}
+	}
+	for _, p := range []string{"/r/a", "/r/b"} {
+		if r, ok := st.record(p); !ok || !r.RenameIntent {
+			t.Errorf("journal record of %s = %+v (found %v), want its rename intent", p, r, ok)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.marked) != 1 || st.marked[0] != "/r/b" || !st.durable {
+		t.Errorf("intent statements for %v (durable %v), want one for /r/b alone, in a full-sync commit", st.marked, st.durable)
+	}
+}
+
+// intentCount is a memStore that notes which intents got a statement of their own, and
+// whether the last transaction was a full-sync one.
+type intentCount struct {
+	*memStore
+	mu      sync.Mutex
+	marked  []string
+	durable bool
+}
+
+func (s *intentCount) WriteTx(ctx context.Context, durable bool, fn func(JournalTx) error) error {
+	s.mu.Lock()
+	s.durable = durable
+	s.mu.Unlock()
+	return s.memStore.WriteTx(ctx, durable, func(tx JournalTx) error { return fn(intentTx{tx, s}) })
+}
+
+type intentTx struct {
+	JournalTx
+	s *intentCount
+}
+
+func (t intentTx) MarkRenameIntents(ctx context.Context, in []RenameIntent) []error {
+	t.s.mu.Lock()
+	for _, x := range in {
+		t.s.marked = append(t.s.marked, x.Path)
+	}
+	t.s.mu.Unlock()
+	return t.JournalTx.MarkRenameIntents(ctx, in)
 }
