@@ -121,8 +121,8 @@ const journalPace = 10 * time.Millisecond
 // wait for their rename intents: a group commit. With eight small files in flight one of
 // them nearly always waits, and writing at once gave a commit with a full sync for every
 // three intents (6,300 for 20,000 frames, a tenth of the daemon's CPU); gathering until
-// every upload whose intent is pending waits, or this long, gave one for every seven. On a
-// busy machine a batch takes longer than this anyway and nothing waits more.
+// every upload whose intent is pending waits, or this long, gave one for every four or five
+// (4,400). On a busy machine a batch takes longer than this anyway and nothing waits more.
 const journalGather = 3 * time.Millisecond
 
 // pause waits, after a batch that began at began, until journalPace has passed since, or
