@@ -80,7 +80,7 @@ for tool in /usr/sbin/sshd ssh sftp ssh-keygen rclone; do
 	command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is not installed" >&2; exit 2; }
 done
 
-W=$(mktemp -d /tmp/hotdrop-bench.XXXXXX)
+W=$(mktemp -d "${TMPDIR:-/tmp}/hotdrop-bench.XXXXXX") # TMPDIR=/dev/shm: no disk in the figures
 chmod 755 "$W"
 SSHD_PID=""
 CGROUP=""

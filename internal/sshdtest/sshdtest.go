@@ -77,6 +77,10 @@ type Options struct {
 	// Path, when set, is the PATH of every session (sshd's SetEnv): a folder
 	// of chosen tools stands for a server that lacks the others.
 	Path string
+	// CPUs, when set, runs sshd and every session it forks on those CPUs only
+	// (`taskset -c CPUs`), as a server on its own machine would be: a benchmark
+	// can then keep the client's CPU apart from the server's.
+	CPUs string
 }
 
 // Start runs sshd. It skips the test with a clear message when sshd is not
@@ -229,6 +233,14 @@ func (s *Server) run(t testing.TB, bin, base, hostKey, authKeys string, o Option
 		// so Kill below still reaches sshd.
 		cmd = exec.Command(prlimit, "--fsize="+strconv.FormatInt(o.FileSizeLimit, 10), "--",
 			"/bin/sh", "-c", `trap '' XFSZ; exec "$0" -D -e -f "$1"`, bin, cfg)
+	}
+	if o.CPUs != "" {
+		taskset, err := exec.LookPath("taskset")
+		if err != nil {
+			t.Skipf("sshdtest: CPUs needs taskset (util-linux): %v", err)
+		}
+		// taskset execs its command, so the pid stays sshd's (or prlimit's, which execs too).
+		cmd = exec.Command(taskset, append([]string{"-c", o.CPUs, cmd.Path}, cmd.Args[1:]...)...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	return spawn(t, cmd, s.Addr, "sshd")
