@@ -59,11 +59,13 @@ func BenchmarkDaemonVsSend(b *testing.B) {
 		// side writes 40,000 files a phase, and their writeback landed on whichever came next.
 		syscall.Sync()
 		cfgPath := writeBenchConfig(b, filepath.Join(dir, fmt.Sprintf("send%d", i)), srv, "")
+		stopProfile := benchProfile(b, "HOTDROP_BENCH_SEND_CPUPROFILE") // send's phase alone
 		t0, cpu0, m0 := time.Now(), processCPU(), machineBusy()
 		if code := run([]string{"send", src, "--to", fmt.Sprintf("send%d", i), "--config", cfgPath}, io.Discard, io.Discard); code != 0 {
 			b.Fatalf("send exited %d", code)
 		}
 		sendSecs, sendCPU, sendAll := time.Since(t0).Seconds(), processCPU()-cpu0, machineBusy()-m0
+		stopProfile()
 
 		// the daemon
 		home := filepath.Join(dir, fmt.Sprintf("daemon%d", i))
@@ -99,16 +101,7 @@ files = 0
 			b.Fatalf("daemon: %v", err)
 		}
 		drop := filepath.Join(home, "root", fmt.Sprintf("SR-B%d", i))
-		if p := os.Getenv("HOTDROP_BENCH_CPUPROFILE"); p != "" {
-			// The daemon's phase alone (go test -cpuprofile would mix in send's).
-			f, err := os.Create(p)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				b.Fatal(err)
-			}
-		}
+		stopProfile = benchProfile(b, "HOTDROP_BENCH_CPUPROFILE") // the daemon's phase alone
 		syscall.Sync()
 		t1, cpu1, m1 := time.Now(), processCPU(), machineBusy()
 		for j := range n {
@@ -131,7 +124,7 @@ files = 0
 		writeSecs := tReady.Sub(t1).Seconds()
 		uploadSecs := time.Since(time.Unix(0, firstUpload.Load())).Seconds()
 		daemonCPU, daemonAll := processCPU()-cpu1, machineBusy()-m1
-		pprof.StopCPUProfile()
+		stopProfile()
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatalf("daemon: %v", err)
@@ -197,6 +190,26 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchProfile writes a CPU profile to the file $env names until stop is called (go test
+// -cpuprofile would mix both phases); nothing when it is unset.
+func benchProfile(b *testing.B, env string) (stop func()) {
+	p := os.Getenv(env)
+	if p == "" {
+		return func() {}
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // machineBusy is the CPU time this machine's processes and kernel used (user, nice, system,
