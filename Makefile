@@ -68,6 +68,15 @@ cross:
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(RELEASE_FLAGS) -o dist/$$os-$$arch/hotdrop$$ext ./cmd/hotdrop || exit 1; \
 	done
 
+# The tests and benchmarks must build where the binary does: a developer on macOS or Windows
+# runs `go test ./...` too (the real-server tests skip there, saying why).
+.PHONY: cross-vet
+cross-vet:
+	@for os in darwin windows; do \
+	  echo "vet $$os"; \
+	  CGO_ENABLED=0 GOOS=$$os $(GO) vet ./... || exit 1; \
+	done
+
 # bench: hotdrop send against sftp, rclone and ssh on a local sshd (bench/run.sh --help).
 # BENCH_FLAGS=--quick for the small data sets; the Go benchmarks: go test -bench SSHD ./uploader/
 bench:

@@ -7,18 +7,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/cputime"
 )
 
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func processCPU() time.Duration { return cputime.Self() }
 
 // BenchmarkFrameBatches writes the journal the way the daemon does for the frames of a
 // sequence: each transaction takes new frames' records (uploading) and their rename intents

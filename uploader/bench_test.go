@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/cputime"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
 
@@ -67,11 +67,7 @@ func benchFiles(b *testing.B, n, size int) []Job {
 }
 
 // cpuTime is the process's user and system time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func cpuTime() time.Duration { return cputime.Self() }
 
 func runBench(b *testing.B, n, size, concurrency int) {
 	s := sshdtest.Start(b)

@@ -220,9 +220,7 @@ func (d *daemon) stop() (cpu, rssMB float64, err error) {
 		cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
 		// The peak over its whole life, its shutdown included (the final flush of views and
 		// journal), which VmHWM read before SIGTERM cannot see. Linux: kilobytes.
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			rss = max(rss, float64(ru.Maxrss)/1024)
-		}
+		rss = max(rss, exitedPeakRSS(ps))
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == 0 {

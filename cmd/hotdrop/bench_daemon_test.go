@@ -11,12 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hotdrop/hotdrop/config"
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/cputime"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
 
@@ -57,7 +57,7 @@ func BenchmarkDaemonVsSend(b *testing.B) {
 		// send
 		// Each phase starts with no dirty pages of the last one to write back: the server
 		// side writes 40,000 files a phase, and their writeback landed on whichever came next.
-		syscall.Sync()
+		syncDisks()
 		cfgPath := writeBenchConfig(b, filepath.Join(dir, fmt.Sprintf("send%d", i)), srv, "")
 		stopProfile := benchProfile(b, "HOTDROP_BENCH_SEND_CPUPROFILE") // send's phase alone
 		t0, cpu0, m0 := time.Now(), processCPU(), machineBusy()
@@ -102,7 +102,7 @@ files = 0
 		}
 		drop := filepath.Join(home, "root", fmt.Sprintf("SR-B%d", i))
 		stopProfile = benchProfile(b, "HOTDROP_BENCH_CPUPROFILE") // the daemon's phase alone
-		syscall.Sync()
+		syncDisks()
 		t1, cpu1, m1 := time.Now(), processCPU(), machineBusy()
 		for j := range n {
 			name := fmt.Sprintf("shot.%06d.exr", j)
@@ -184,13 +184,7 @@ func (m *medians) report(b *testing.B) {
 }
 
 // processCPU is the user and system CPU this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func processCPU() time.Duration { return cputime.Self() }
 
 // benchProfile writes a CPU profile to the file $env names until stop is called (go test
 // -cpuprofile would mix both phases); nothing when it is unset.

@@ -12,9 +12,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 	"github.com/hotdrop/hotdrop/store"
 )
@@ -185,7 +185,7 @@ func TestSendResumesAcrossRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ino := fi.Sys().(*syscall.Stat_t).Ino
+	ino := safefs.Inode(fi)
 	ck := store.Checkpoint{Partial: partial, Offset: 3 << 20, Size: fi.Size(), ModTime: fi.ModTime(), Inode: uint64(ino)}
 	if err := st.SaveCheckpoint(t.Context(), local, ck); err != nil {
 		t.Fatal(err)

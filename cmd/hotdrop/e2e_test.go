@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -391,9 +390,7 @@ func TestUnsafeEntriesHeld(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(e.folder("SR-1"), "link.ttml")); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mkfifo(filepath.Join(e.folder("SR-2"), "pipe.scc"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mkfifo(t, filepath.Join(e.folder("SR-2"), "pipe.scc"))
 	for _, id := range []string{"SR-1", "SR-2"} {
 		s := e.waitStatus(id, "held")
 		if len(s.Files) != 1 || s.Files[0].Reason == nil || s.Files[0].Reason.Code != "unsafe_path" || s.Files[0].Reason.Message == "" {

@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 	"github.com/hotdrop/hotdrop/store"
 )
@@ -72,7 +72,7 @@ func TestCrashBetweenRenamesFinishesPublish(t *testing.T) {
 	}
 	ctx := context.Background()
 	if _, err := st.SaveFile(ctx, store.File{Path: src, RequestID: "SR-1", Size: fi.Size(), ModTime: fi.ModTime(),
-		Inode: fi.Sys().(*syscall.Stat_t).Ino, State: string(delivery.Uploading), RemotePath: rel,
+		Inode: safefs.Inode(fi), State: string(delivery.Uploading), RemotePath: rel,
 		CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,10 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hotdrop/hotdrop/internal/cputime"
 )
 
 // serve runs handle for every connection to a fresh loopback listener until
@@ -297,11 +298,7 @@ func BenchmarkSmall(b *testing.B) {
 
 // cpuTime is the CPU this process used so far: client, proxy and server of
 // a benchmark together.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func cpuTime() time.Duration { return cputime.Self() }
 
 // eachConn dials addr n times at once and runs talk on each connection; it
 // returns the first error.

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -247,7 +246,7 @@ func (s *Server) spawnAs(t testing.TB, cmd *exec.Cmd) error {
 	if os.Geteuid() == 0 {
 		uid, _ := strconv.ParseUint(s.account.Uid, 10, 32)
 		gid, _ := strconv.ParseUint(s.account.Gid, 10, 32)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}}
+		runAs(cmd, uint32(uid), uint32(gid))
 	}
 	return spawn(t, cmd, s.Addr, string(s.Kind))
 }
