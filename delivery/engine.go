@@ -103,8 +103,9 @@ type Engine struct {
 	active    int
 	wg        sync.WaitGroup
 
-	runCtx        context.Context // Run's; the uploads it starts stop with it
-	dirty         map[string]bool // requests whose views changed since the last flush
+	runCtx        context.Context         // Run's; the uploads it starts stop with it
+	manifests     map[string]*manifestRun // the latest manifest upload of each request (finish.go)
+	dirty         map[string]bool         // requests whose views changed since the last flush
 	binDirty      bool
 	binReportedAt time.Time   // when the File Bin's view was last sent
 	gen           int         // counts reloads: what was derived from the options before is stale

@@ -191,7 +191,9 @@ type fakeUploader struct {
 	fail    func(attempt int, j Job) error
 	attempt map[string]int
 	// during, when set, runs inside each upload with its context (after fail).
-	during    func(ctx context.Context, j Job) error
+	during func(ctx context.Context, j Job) error
+	// after, when set, is told how each upload ended, once it has.
+	after     func(j Job, err error)
 	discarded []string // remote paths whose partial Discard was asked to remove
 }
 
@@ -206,12 +208,15 @@ func newFakeUploader() *fakeUploader {
 	return &fakeUploader{remote: map[string]int64{}, attempt: map[string]int{}}
 }
 
-func (u *fakeUploader) Upload(ctx context.Context, j Job) (Result, error) {
+func (u *fakeUploader) Upload(ctx context.Context, j Job) (res Result, err error) {
 	u.mu.Lock()
 	u.attempt[j.LocalPath]++
 	n := u.attempt[j.LocalPath]
-	fail, during := u.fail, u.during
+	fail, during, after := u.fail, u.during, u.after
 	u.mu.Unlock()
+	if after != nil {
+		defer func() { after(j, err) }()
+	}
 	if fail != nil {
 		if err := fail(n, j); err != nil {
 			return Result{}, err

@@ -108,8 +108,19 @@ type ManifestSequence struct {
 	Size   int64  `json:"size"`
 }
 
+// manifestRun is one request's manifest upload, retrying on its goroutine until it is there.
+type manifestRun struct {
+	stop func()        // ends it where it stands
+	done chan struct{} // closed once its goroutine has returned
+}
+
 // startManifest uploads the request's manifest from its own goroutine, retrying transient
 // errors like any upload. It is called from the loop when the request becomes delivered.
+//
+// A request delivered again (a redelivery) while its last manifest is still being tried
+// (the server refused it, or sits on it) gets the newer manifest only: the older upload is
+// stopped and waited for before the newer one starts. Left to run, it could land last and
+// tell the ingest side that the package is whole without the files the redelivery added.
 func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileState) {
 	if !e.opt.Manifest || e.opt.RemotePath == nil {
 		return
@@ -125,17 +136,32 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	rel = path.Join(path.Dir(rel), name)
 	rt := e.newRetrier()
 	st, tmpDir, id, log := e.st, e.opt.TempDir, r.ID, e.log // read on the loop, which owns them
+	older := e.manifests[id]
+	if older != nil {
+		older.stop()
+	}
+	mctx, stop := context.WithCancel(e.runCtx)
+	run := &manifestRun{stop: stop, done: make(chan struct{})}
+	if e.manifests == nil {
+		e.manifests = map[string]*manifestRun{}
+	}
+	e.manifests[id] = run
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer close(run.done)
+		defer stop()
+		if older != nil {
+			<-older.done // stopped: it must not land after this one
+		}
 		// A manifest hotdrop wrote for this request before (a redelivery) is its own to
 		// replace; anything else at that name is not, and is never overwritten. Asked here,
 		// not on the loop: the query waits behind the journal writer's commit.
-		prev, err := st.ManifestAt(e.runCtx, id)
-		if err != nil && e.runCtx.Err() == nil { // a stop is not the journal's fault
+		prev, err := st.ManifestAt(mctx, id)
+		if err != nil && mctx.Err() == nil { // a stop is not the journal's fault
 			log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", id, "err", err)
 		}
-		e.sendManifest(e.runCtx, rt, st, tmpDir, id, rel, &m, !prev.IsZero())
+		e.sendManifest(mctx, rt, st, tmpDir, id, rel, &m, !prev.IsZero())
 	}()
 }
 

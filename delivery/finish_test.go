@@ -239,3 +239,71 @@ func TestStoppedManifestLeavesNoPartial(t *testing.T) {
 		t.Fatalf("partials removed = %v, want the manifest's (SR-8/SR-8.hotdrop.json)", up.discarded)
 	}
 }
+
+// TestNewerManifestSupersedesOneStillTrying: a request delivered again (a redelivery with a
+// file added) while its first manifest still waits on the server ends with the newer
+// manifest there: the older upload is stopped before the newer starts, so it can never land
+// last and announce a package without the file added.
+func TestNewerManifestSupersedesOneStillTrying(t *testing.T) {
+	const rel = "SR-47/SR-47.hotdrop.json"
+	up := newFakeUploader()
+	release := make(chan struct{})
+	firstEnded := make(chan error, 1)
+	var mu sync.Mutex
+	var sizes []int64 // of each manifest sent, in order
+	up.during = func(ctx context.Context, j Job) error {
+		if j.RemoteRel != rel {
+			return nil
+		}
+		mu.Lock()
+		sizes = append(sizes, j.Size)
+		first := len(sizes) == 1
+		mu.Unlock()
+		if !first {
+			return nil
+		}
+		select { // the server sits on the first manifest
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var ended atomic.Int32
+	up.after = func(j Job, err error) {
+		if j.RemoteRel == rel && ended.Add(1) == 1 {
+			firstEnded <- err
+		}
+	}
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Manifest = true }, req("SR-47", 0))
+	h.drop("SR-47", "a.wav", watcher.Ready, 4)
+	h.drop("SR-47", "_READY", watcher.Ready, 0)
+	h.waitState("SR-47", Delivered)
+	waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == 1 })
+
+	if err := h.eng.Reload(context.Background(), h.eng.opt, nil, []Request{req("SR-47", 0, "status", StatusRedeliveryRequested)}); err != nil {
+		t.Fatal(err)
+	}
+	h.drop("SR-47", "b.wav", watcher.Ready, 5)
+	waitUntil(t, func() bool { _, ok := up.sizeOf("SR-47/b.wav"); return ok })
+	h.waitState("SR-47", Delivered)
+	waitUntil(t, func() bool { // the newer manifest is on the server
+		mu.Lock()
+		defer mu.Unlock()
+		got, ok := up.sizeOf(rel)
+		return len(sizes) == 2 && ok && got == sizes[1]
+	})
+	close(release) // had the first manifest not been stopped, it would land now, last
+	<-firstEnded
+	h.stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) < 2 {
+		t.Fatalf("manifests sent: %d, want the second delivery's too", len(sizes))
+	}
+	got, ok := up.sizeOf(rel)
+	if want := sizes[len(sizes)-1]; !ok || got != want || want == sizes[0] {
+		t.Errorf("manifest on the server: %d bytes (there: %v), want the newer one's %d (the first was %d)", got, ok, want, sizes[0])
+	}
+}
