@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -190,7 +191,14 @@ func (e *Engine) judgeOutcome(ctx context.Context, fs *fileState, m msg) {
 		fs.rec.RenameIntent = false
 		fs.rec.DeliveredAt = e.opt.Clock.Now()
 		fs.changes = 0
-		e.log.Info("delivered", "file", fs.rec.Path, "request", fs.req(), "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
+		level := slog.LevelInfo
+		if _, ok := fs.frameOf(); ok && fs.req() != "" {
+			// A frame of a request: the log gets its sequence's milestones at INFO
+			// (sequenceMilestones), not 100,000 lines a shot; each frame stays in the
+			// journal's events, and here at DEBUG.
+			level = slog.LevelDebug
+		}
+		e.log.Log(ctx, level, "delivered", "file", fs.rec.Path, "request", fs.req(), "remote", fs.rec.RemotePath, "sha256", fs.rec.SHA256,
 			"resumed_from", m.res.Resumed, "verified", m.res.Verified)
 		e.afters = append(e.afters, fs) // once its delivered record is journaled (flushJournal)
 	case m.abandoned || fs.gone && m.err != nil:

@@ -469,6 +469,11 @@ func (e *Engine) sequenceMilestones(r *reqState, files []*fileState, quiet bool)
 				Frames: g.n, Delivered: g.delivered, Size: g.size}}
 		if typ == EventSequenceHeld {
 			ev.Reason = &EventReason{Code: g.reason, Message: g.message}
+			e.log.Warn("sequence held", "request", r.ID, "sequence", ev.Sequence.Name, "frames", g.n, "delivered", g.delivered,
+				"reason", g.reason, "message", g.message)
+		} else {
+			e.log.Info(strings.Replace(typ, ".", " ", 1), "request", r.ID, "sequence", ev.Sequence.Name, "frames", g.n,
+				"delivered", g.delivered, "bytes", g.size)
 		}
 		e.emit(ev)
 	}

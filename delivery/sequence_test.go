@@ -1,11 +1,15 @@
 package delivery
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hotdrop/hotdrop/matcher"
@@ -275,4 +279,45 @@ func TestBinSequenceStillRendering(t *testing.T) {
 	if up.count() != 4 {
 		t.Errorf("%d frames sent, want 4", up.count())
 	}
+}
+
+// TestSequenceLogsItsMilestonesNotEachFrame: the log tells of a shot's frames as a sequence
+// (started, delivered) at INFO; each frame's "delivered" line is DEBUG, while a file that is
+// not a frame keeps its INFO line.
+func TestSequenceLogsItsMilestonesNotEachFrame(t *testing.T) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	up := newFakeUploader()
+	h := newHarnessWith(t, t.TempDir(), newMemStore(), up, func(o *Options) { o.Logger = logger }, req("SR-48", 4))
+	for i := range 3 {
+		h.drop("SR-48", fmt.Sprintf("shot_010.%04d.exr", 1001+i), watcher.Ready, 4)
+	}
+	h.drop("SR-48", "notes.txt", watcher.Ready, 4)
+	h.waitState("SR-48", Delivered)
+	h.stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	out := logs.String()
+	if n := strings.Count(out, "msg=delivered "); n != 1 || !strings.Contains(out, "notes.txt") {
+		t.Errorf("INFO delivered lines = %d, want 1 (notes.txt, not the frames):\n%s", n, out)
+	}
+	for _, want := range []string{`msg="sequence started" request=SR-48 sequence=shot_010.[1001-1003].exr`,
+		`msg="sequence delivered" request=SR-48 sequence=shot_010.[1001-1003].exr frames=3 delivered=3 bytes=12`} {
+		if strings.Count(out, want) != 1 {
+			t.Errorf("log has not once %q:\n%s", want, out)
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
