@@ -107,6 +107,9 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 		// A prefix that proved wrong is discarded (verifyPartial says so):
 		// resuming it again would only fail again.
 		a.keep = j.Checkpoint != nil && Classify(err).Transient && !errors.Is(err, errBadPrefix)
+		if a.keep {
+			a.checkpointWhole(err)
+		}
 		return Result{}, err
 	}
 	if err := u.publish(ctx, t, j, a.partial, final, lookAgain, beforeRename); err != nil {
@@ -311,10 +314,24 @@ func (a *attempt) write(w remoteFile, checkFinalToo, overlap bool) (fileSums, er
 	}
 	closed = true // finishPartial closes it
 	if err := a.u.finishPartial(a.t, w, a.f, a.fi, a.j, a.partial, a.final, checkFinalToo, alongside); err != nil {
+		a.checkpointWhole(err)
 		return fileSums{}, err
 	}
 	sums.live, keepLive = live, true
 	return sums, nil
+}
+
+// checkpointWhole records, after a transient failure past the copy (the link lost while
+// the partial was closed, checked or hashed), that the server acknowledged every byte: the
+// next attempt resumes at the end, checks, verifies and publishes, and sends none of it
+// again. A small file has no checkpoint otherwise (one every 16 MiB or 250 ms), and with
+// many in flight, those between their last write and their rename were most of what a cut
+// made hotdrop send twice. The resume still proves the partial: its size, then its hash.
+func (a *attempt) checkpointWhole(err error) {
+	if a.j.Checkpoint == nil || !Classify(err).Transient || a.j.Size == 0 {
+		return
+	}
+	a.j.Checkpoint(Checkpoint{Partial: a.partial, Size: a.fi.Size(), ModTime: a.fi.ModTime(), Inode: inodeOf(a.fi), Offset: a.j.Size})
 }
 
 // pumpConfig is the copy of the source from a.start into w, recording each

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,4 +313,58 @@ func TestSSHDVerifyHash(t *testing.T) {
 		}
 		assertNoPartial(t, s.Dir)
 	})
+}
+
+// TestFailurePastTheCopyResumesAtTheEnd: an attempt that fails for a passing reason after
+// the server acknowledged every byte (here the source cannot be looked at again while the
+// partial closes: EIO) records a checkpoint at the file's end, so the next attempt sends
+// none of it again: it checks, verifies and publishes the partial. A small file has no
+// checkpoint otherwise; with many in flight, those between their last write and their
+// rename were what a dropped link made hotdrop send twice.
+func TestFailurePastTheCopyResumesAtTheEnd(t *testing.T) {
+	dests := map[string]func(t *testing.T) (Options, string){
+		"file": func(t *testing.T) (Options, string) {
+			root := filepath.Join(t.TempDir(), "outbox")
+			return Options{URL: "file://" + root, Logger: discardLogger()}, root
+		},
+		"sshd": func(t *testing.T) (Options, string) {
+			s := sshdtest.Start(t)
+			return sshdOptions(s), s.Dir
+		},
+	}
+	for name, dest := range dests {
+		t.Run(name, func(t *testing.T) {
+			o, root := dest(t)
+			u := newUploader(t, o)
+			const size = 3 << 20 // a few writes, no checkpoint of its own
+			j, data := localFile(t, size, "SR-1/shot.1001.exr")
+			var ck checkpoints
+			j.Checkpoint = ck.save
+			var opens atomic.Int32
+			j.Open = func() (*os.File, error) {
+				if opens.Add(1) == 2 { // the look at the source after its last byte
+					return nil, &os.PathError{Op: "open", Path: j.LocalPath, Err: syscall.EIO}
+				}
+				return os.Open(j.LocalPath)
+			}
+			_, err := u.Upload(t.Context(), j)
+			if err == nil || !Classify(err).Transient {
+				t.Fatalf("first Upload() = %v, want a transient failure", err)
+			}
+			last := ck.last()
+			if last == nil || last.Offset != size {
+				t.Fatalf("checkpoints after a failure past the copy: %+v, want one at %d (the end)", ck.list, size)
+			}
+
+			u.readBytes.Store(0)
+			j.Resume = last
+			res, err := u.Upload(t.Context(), j)
+			must(t, err)
+			assertFile(t, filepath.Join(root, "SR-1", "shot.1001.exr"), data)
+			assertNoPartial(t, root)
+			if res.Resumed != size || res.SHA256 != sum(data) {
+				t.Errorf("second Upload() = %+v, want Resumed %d (nothing sent again) and sha256 %s", res, size, sum(data))
+			}
+		})
+	}
 }
