@@ -193,8 +193,14 @@ type fakeUploader struct {
 	// during, when set, runs inside each upload with its context (after fail).
 	during func(ctx context.Context, j Job) error
 	// after, when set, is told how each upload ended, once it has.
-	after     func(j Job, err error)
-	discarded []string // remote paths whose partial Discard was asked to remove
+	after func(j Job, err error)
+	// lostReply, when set and true for an attempt, loses the answer to its rename: the file
+	// is renamed into place and the upload fails as a dropped link would.
+	lostReply func(attempt int, j Job) bool
+	// refuseExisting refuses a file whose final name is taken (and Replace not set), as the
+	// real uploader does: remote_exists.
+	refuseExisting bool
+	discarded      []string // remote paths whose partial Discard was asked to remove
 }
 
 func (u *fakeUploader) Discard(_ context.Context, rel string) error {
@@ -227,6 +233,13 @@ func (u *fakeUploader) Upload(ctx context.Context, j Job) (res Result, err error
 			return Result{}, err
 		}
 	}
+	u.mu.Lock()
+	_, taken := u.remote[j.RemoteRel]
+	refuse, lost := u.refuseExisting && taken && !j.Replace, u.lostReply
+	u.mu.Unlock()
+	if refuse {
+		return Result{}, &TransferError{Code: ReasonRemoteExists, Msg: "remote file " + j.RemoteRel + " already exists and hotdrop did not deliver it"}
+	}
 	if err := j.BeforeRename(ctx); err != nil {
 		return Result{}, err
 	}
@@ -234,6 +247,9 @@ func (u *fakeUploader) Upload(ctx context.Context, j Job) (res Result, err error
 	defer u.mu.Unlock()
 	u.remote[j.RemoteRel] = j.Size
 	u.uploads = append(u.uploads, j.RemoteRel)
+	if lost != nil && lost(n, j) {
+		return Result{}, &TransferError{Code: "transient", Transient: true, Msg: "rename " + j.RemoteRel + ": connection lost"}
+	}
 	return Result{Remote: "/in/" + j.RemoteRel, Size: j.Size, SHA256: "sum"}, nil
 }
 

@@ -94,9 +94,17 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		}
 	}
 	var published *Result // an attempt renamed the file into place; its checksum file is owed
+	intended := intentJournaled(&j)
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 && rt.last != nil {
 			j.Resume = rt.last
+		}
+		if intended.Swap(false) {
+			// The last attempt journaled the intent and went on to rename: the link may have
+			// dropped after the server renamed the file and before its answer came. Ask the
+			// server which side of the rename it is on before sending anything; else the file
+			// hotdrop put there would be held remote_exists, as someone else's.
+			intent = true
 		}
 		if ctx.Err() != nil {
 			return Result{}, errCancelled
@@ -180,6 +188,34 @@ func (e *Engine) journalCheckpoints(ctx context.Context, rt *retrier, j *Job, lo
 			rt.log.Warn("journal: cannot save the upload checkpoint", "file", p, "err", err)
 		}
 	}
+}
+
+// intentJournaled makes j say, through the flag it returns, when its rename intent is
+// durable: from then on the uploader renames, so a failure may come after the rename.
+func intentJournaled(j *Job) *atomic.Bool {
+	var intended atomic.Bool
+	if before := j.BeforeRename; before != nil {
+		j.BeforeRename = func(ctx context.Context) error {
+			err := before(ctx)
+			if err == nil {
+				intended.Store(true)
+			}
+			return err
+		}
+	}
+	if intend := j.IntendRename; intend != nil {
+		j.IntendRename = func(ctx context.Context) func(context.Context) error {
+			wait := intend(ctx)
+			return func(ctx context.Context) error {
+				err := wait(ctx)
+				if err == nil {
+					intended.Store(true)
+				}
+				return err
+			}
+		}
+	}
+	return &intended
 }
 
 // errNotRenamed: a file whose rename intent was journaled is not on the server under its

@@ -99,3 +99,27 @@ func TestBackoffResetsAfterProgress(t *testing.T) {
 		})
 	}
 }
+
+// TestRenameAnswerLostIsDelivered: the link drops right after the server renamed the file
+// into place, before its answer came back. The rename intent was journaled, so the next
+// attempt asks the server which side of the rename it was on, finds the file there, and
+// records it delivered: not held remote_exists for a file hotdrop itself put there, and not
+// sent again.
+func TestRenameAnswerLostIsDelivered(t *testing.T) {
+	up := newFakeUploader()
+	up.refuseExisting = true
+	up.lostReply = func(attempt int, j Job) bool { return attempt == 1 }
+	h := newHarness(t, newMemStore(), up, req("SR-49", 1))
+	h.drop("SR-49", "a.wav", watcher.Ready, 4)
+	var v RequestView
+	waitUntil(t, func() bool {
+		v = h.views.get("SR-49")
+		return v.State == Delivered || v.State == Held || v.State == Failed
+	})
+	if v.State != Delivered {
+		t.Fatalf("request %s after a lost rename answer, want delivered; files: %+v", v.State, v.Files)
+	}
+	if n := up.count(); n != 1 {
+		t.Errorf("uploads = %d, want 1 (the file is not sent again)", n)
+	}
+}
