@@ -44,6 +44,12 @@ type Finisher interface {
 	FinishPublish(ctx context.Context, j Job) (Result, error)
 }
 
+// Partialer is an Uploader's optional answer to where it writes rel before the rename: the
+// temporary name destination.temp_name gives (".{name}.partial" when it has none to say).
+type Partialer interface {
+	PartialOf(rel string) string
+}
+
 // Job is one upload as the Engine asks for it.
 type Job struct {
 	LocalPath string

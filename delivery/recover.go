@@ -125,6 +125,11 @@ func finishPublish(ctx context.Context, up Uploader, j Job, log *slog.Logger) (R
 // there: while the partial exists, the rename did not happen.
 func renameHappened(ctx context.Context, up Uploader, rel string, size int64) (bool, error) {
 	partial := path.Join(path.Dir(rel), "."+path.Base(rel)+".partial")
+	if p, ok := up.(Partialer); ok {
+		// destination.temp_name: a partial looked for under the default name is never there,
+		// and a redelivery of the same size would pass for renamed.
+		partial = p.PartialOf(rel)
+	}
 	if _, exists, err := up.Stat(ctx, partial); err != nil || exists {
 		return false, err
 	}

@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"path"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -110,4 +112,26 @@ func TestIntentWithPartialNotDelivered(t *testing.T) {
 	if ok, _ := renameHappened(context.Background(), up, "SR-61/a.ttml", 5); !ok {
 		t.Errorf("renameHappened with the partial gone = false, want true")
 	}
+
+	// destination.temp_name = "_partial/{name}": the partial is looked for where the
+	// uploader writes it, not under the default name.
+	named := partialNamed{up, "_partial/{name}"}
+	up.remote["SR-61/_partial/a.ttml"] = 5
+	if ok, err := renameHappened(context.Background(), named, "SR-61/a.ttml", 5); err != nil || ok {
+		t.Errorf("renameHappened with temp_name's partial present = %v, %v; want false", ok, err)
+	}
+	delete(up.remote, "SR-61/_partial/a.ttml")
+	if ok, _ := renameHappened(context.Background(), named, "SR-61/a.ttml", 5); !ok {
+		t.Errorf("renameHappened with temp_name's partial gone = false, want true")
+	}
+}
+
+// partialNamed is a fakeUploader whose partials follow a temp_name template.
+type partialNamed struct {
+	*fakeUploader
+	tmpl string
+}
+
+func (p partialNamed) PartialOf(rel string) string {
+	return path.Join(path.Dir(rel), strings.Replace(p.tmpl, "{name}", path.Base(rel), 1))
 }

@@ -153,6 +153,12 @@ func checkTempName(tmpl string) error {
 	return nil
 }
 
+// PartialOf is where a file bound for rel (relative to the destination's folder) is written
+// before its rename, relative too: destination.temp_name rendered beside it.
+func (u *Uploader) PartialOf(rel string) string {
+	return path.Join(path.Dir(rel), tempRel(u.tempName, path.Base(rel)))
+}
+
 // tempRel renders the temporary name of the file called base, relative to
 // its folder, as a slash path.
 func tempRel(tmpl, base string) string {

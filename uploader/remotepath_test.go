@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -83,6 +84,21 @@ func TestCheckNameRefusesControlAndBackslash(t *testing.T) {
 	for _, name := range []string{"a.ttml", "sub/Audio M&E.wav", "été/ep1.ttml"} {
 		if err := checkName(name); err != nil {
 			t.Errorf("checkName(%q) = %v, want nil", name, err)
+		}
+	}
+}
+
+// TestPartialOfIsWhereTheUploaderWrites: PartialOf (what recovery stats to tell whether a
+// rename happened) names the file the target writes, for each temp_name.
+func TestPartialOfIsWhereTheUploaderWrites(t *testing.T) {
+	for _, tmpl := range []string{"", ".{name}.partial", "{name}.partial", "_partial/{name}"} {
+		root := t.TempDir()
+		u := newUploader(t, Options{URL: "file://" + root, TempName: tmpl})
+		tg := localTarget{base: root, tempName: u.tempName}
+		rel := "SR-1/Audio/a.wav"
+		want := tg.partial(tg.abs(rel))
+		if got := filepath.Join(root, filepath.FromSlash(u.PartialOf(rel))); got != want {
+			t.Errorf("temp_name %q: PartialOf(%s) = %s, the target writes %s", tmpl, rel, got, want)
 		}
 	}
 }

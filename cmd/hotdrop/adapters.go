@@ -87,6 +87,9 @@ func (a uploaderAdapter) FinishPublish(ctx context.Context, j delivery.Job) (del
 	return deliveryResult(res), nil
 }
 
+// PartialOf says where the uploader writes rel before its rename (delivery.Partialer).
+func (a uploaderAdapter) PartialOf(rel string) string { return a.u.PartialOf(rel) }
+
 func (a uploaderAdapter) Stat(ctx context.Context, rel string) (int64, bool, error) {
 	n, ok, err := a.u.Stat(ctx, rel)
 	if err != nil {
