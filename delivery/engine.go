@@ -104,7 +104,7 @@ type Engine struct {
 	wg        sync.WaitGroup
 
 	runCtx        context.Context         // Run's; the uploads it starts stop with it
-	manifests     map[string]*manifestRun // the latest manifest upload of each request (finish.go)
+	manifests     map[string]*manifestRun // the manifest uploads still running, by request (finish.go)
 	dirty         map[string]bool         // requests whose views changed since the last flush
 	binDirty      bool
 	binReportedAt time.Time   // when the File Bin's view was last sent

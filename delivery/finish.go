@@ -145,6 +145,13 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 	if e.manifests == nil {
 		e.manifests = map[string]*manifestRun{}
 	}
+	for other, m := range e.manifests { // those that are over: the map holds the running ones
+		select {
+		case <-m.done:
+			delete(e.manifests, other)
+		default:
+		}
+	}
 	e.manifests[id] = run
 	e.wg.Add(1)
 	go func() {

@@ -102,21 +102,22 @@ func (u *Uploader) waitForSize(t target, p string, size int64) (os.FileInfo, err
 
 // publish renames the checked partial into place, after the caller has
 // journaled its intent (beforeRename: j.BeforeRename, or the wait of j.IntendRename).
-func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final string, lookAgain bool, beforeRename func(context.Context) error) error {
+// tried: the rename was asked for, so the server may have done it whatever err says.
+func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final string, lookAgain bool, beforeRename func(context.Context) error) (tried bool, err error) {
 	// The upload may have taken hours: look again, so a file that appeared
 	// meanwhile is not overwritten (writePartial looked already unless a
 	// remote hash ran since).
 	if lookAgain {
 		if err := checkFinal(t, final, j.Replace); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if beforeRename != nil {
 		if err := beforeRename(ctx); err != nil {
 			if e := (*Error)(nil); errors.As(err, &e) {
-				return err
+				return false, err
 			}
-			return &Error{Code: CodeTransient, Transient: true, Source: true, // hotdrop's own journal
+			return false, &Error{Code: CodeTransient, Transient: true, Source: true, // hotdrop's own journal
 				Msg: fmt.Sprintf("recording the rename of %s failed; nothing was published", final), Err: err}
 		}
 	}
@@ -124,13 +125,13 @@ func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final 
 	if err != nil {
 		if !j.Replace {
 			if _, serr := t.stat(final); serr == nil {
-				return remoteExists(final)
+				return true, remoteExists(final)
 			}
 		}
-		return destinationError("rename into place", final, err)
+		return true, destinationError("rename into place", final, err)
 	}
 	u.log.Debug("renamed into place", "remote", final, "method", how)
-	return nil
+	return true, nil
 }
 
 // errShortRemote marks a partial whose size on the server is not what we

@@ -189,9 +189,24 @@ func (c leasedConn) openPartial(p string) (remoteFile, error) {
 	return countingFile{f, c.wrote}, nil
 }
 
+// rename counts as a write before it is asked for: the server may do it and the answer be
+// lost with the link, and an op run again from the start would then find its own file under
+// the final name and take it for someone else's.
+func (c leasedConn) rename(from, to string, replace bool) (string, error) {
+	c.wrote.Store(true)
+	return c.sftpConn.rename(from, to, replace)
+}
+
 type countingFile struct {
 	remoteFile
 	wrote *atomic.Bool
+}
+
+// Truncate changes the partial on the server like a write: an op that asked for it is not
+// run again from the start.
+func (f countingFile) Truncate(size int64) error {
+	f.wrote.Store(true)
+	return f.remoteFile.Truncate(size)
 }
 
 func (f countingFile) WriteAt(b []byte, off int64) (int, error) {

@@ -112,7 +112,16 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 		}
 		return Result{}, err
 	}
-	if err := u.publish(ctx, t, j, a.partial, final, lookAgain, beforeRename); err != nil {
+	if tried, err := u.publish(ctx, t, j, a.partial, final, lookAgain, beforeRename); err != nil {
+		if tried && Classify(err).Transient {
+			// The rename was asked for and its answer never came (or the share said EIO):
+			// the partial stays, on whichever side of the rename the server is. Removing it
+			// would erase what tells the next attempt, or a restart, that the rename did not
+			// happen, and an older final file of the same size would pass for this one. Kept,
+			// with a checkpoint at its end, it is published without being sent again.
+			a.keep = true
+			a.checkpointWhole(err)
+		}
 		return Result{}, err
 	}
 	a.published = true
