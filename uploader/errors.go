@@ -50,6 +50,10 @@ type Error struct {
 	// name and its message (`SSH_FX_FAILURE "can't seek in file"`), or a
 	// command's words. "" when the failure was not the server's answer.
 	Server string
+	// RenameAsked: the rename into place was asked for and failed for a passing reason, so
+	// the server may have done it. The partial stays if it did not; a caller with no
+	// journal of rename intents (hotdrop send) asks the server before trying again.
+	RenameAsked bool
 }
 
 // Reason is the sentence with the server's own words beside it: what a

@@ -121,6 +121,9 @@ func (u *Uploader) transferOnce(ctx context.Context, t target, f *os.File, fi os
 			// with a checkpoint at its end, it is published without being sent again.
 			a.keep = true
 			a.checkpointWhole(err)
+			e := *Classify(err)
+			e.RenameAsked = true
+			err = &e
 		}
 		return Result{}, err
 	}

@@ -359,7 +359,26 @@ type sendFile struct {
 // upload sends the file, again after a transient error, up to sendAttempts times.
 func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
 	j := f.job(ctx)
+	renameAsked := false // the last attempt's rename failed with the link: done or not?
 	for attempt := 1; ; attempt++ {
+		if renameAsked {
+			renamed, err := f.renamed(ctx, j)
+			switch {
+			case err == nil && renamed:
+				// The server renamed it before the link went: sent. The file is proved by
+				// the server's hash where it has one, and its checksum file written.
+				return f.run.up.FinishPublish(ctx, j)
+			case err == nil:
+				renameAsked = false // not renamed: its partial is sent on from its end
+			case !uploader.Classify(err).Transient || ctx.Err() != nil || attempt == sendAttempts:
+				return uploader.Result{}, err
+			default:
+				// Still unreachable: uploading now could find the final name taken by this
+				// very file once the link is back, and call it someone else's.
+				f.retryWait(ctx, attempt, err)
+				continue
+			}
+		}
 		j.Resume = nil
 		// Looked up only where the journal held a checkpoint when the run began, or one was
 		// saved since.
@@ -377,13 +396,32 @@ func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
 		if err == nil || !uploader.Classify(err).Transient || ctx.Err() != nil || attempt == sendAttempts {
 			return res, err
 		}
-		wait := sendBackoff.Step(attempt)
-		f.run.out.line("retrying %s in %v (attempt %d of %d): %v", f.it.local, wait, attempt+1, sendAttempts, err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
+		renameAsked = uploader.Classify(err).RenameAsked
+		f.retryWait(ctx, attempt, err)
 	}
+}
+
+// retryWait says the file is tried again and waits for its turn (or for ctx to end: the next
+// attempt then returns at once).
+func (f *sendFile) retryWait(ctx context.Context, attempt int, err error) {
+	wait := sendBackoff.Step(attempt)
+	f.run.out.line("retrying %s in %v (attempt %d of %d): %v", f.it.local, wait, attempt+1, sendAttempts, err)
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
+}
+
+// renamed tells whether the server did a rename whose answer the link lost: the partial is
+// gone and the final file has this size. (A partial that is still there means it did not;
+// it stays for the next attempt, with a checkpoint at its end.)
+func (f *sendFile) renamed(ctx context.Context, j uploader.Job) (bool, error) {
+	up := f.run.up
+	if _, there, err := up.Stat(ctx, up.PartialOf(j.RemoteRel)); err != nil || there {
+		return false, err
+	}
+	n, there, err := up.Stat(ctx, j.RemoteRel)
+	return err == nil && there && n == j.Size, err
 }
 
 // job is the file's upload, saving each checkpoint in the journal.

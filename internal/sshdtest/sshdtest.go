@@ -359,6 +359,13 @@ func unlock(name string) error {
 	return sc.Err()
 }
 
+// NewKey makes an ed25519 key pair: its public half, and its private half as an OpenSSH
+// PEM file's bytes (an identity_file), for a client or a host.
+func NewKey(t testing.TB, comment string) (ssh.PublicKey, []byte) {
+	t.Helper()
+	return newKey(t, comment)
+}
+
 func newKey(t testing.TB, comment string) (ssh.PublicKey, []byte) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
