@@ -172,7 +172,9 @@ function fileItem(f) {
   } else if (f.why && !f.retrying) {
     li.append(el("div", "why", f.why));
   }
-  if (f.state === "failed" || f.state === "held") {
+  // Only once the journal gave the file its id (a moment after a fast failure): a click
+  // before then would ask to retry file 0 and do nothing.
+  if ((f.state === "failed" || f.state === "held") && f.id) {
     const b = el("button", "retry-file", "Retry file");
     b.dataset.done = f.name + ": being tried again";
     b.onclick = () => post(`/api/files/${f.id}/retry`, b);
