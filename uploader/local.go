@@ -42,6 +42,12 @@ func (l localTarget) rename(from, to string, replace bool) (string, error) {
 	}
 	if err := os.Link(from, to); err != nil {
 		if errors.Is(err, fs.ErrExist) {
+			if sameFile(from, to) {
+				// Linked already: an NFS client that resent the LINK whose answer was lost
+				// (or an earlier attempt that stopped between the two calls) hears EEXIST
+				// for its own link. The file is in place; the partial name goes.
+				return "link(2)", removeGone(from)
+			}
 			return "link(2)", err
 		}
 		// A filesystem without hard links: look, then rename.
@@ -50,7 +56,23 @@ func (l localTarget) rename(from, to string, replace bool) (string, error) {
 		}
 		return "rename(2)", os.Rename(from, to)
 	}
-	return "link(2)", os.Remove(from)
+	return "link(2)", removeGone(from)
+}
+
+// sameFile says whether a and b name one file (a hard link of the other).
+func sameFile(a, b string) bool {
+	fa, errA := os.Lstat(a)
+	fb, errB := os.Lstat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+// removeGone removes p; p already gone is done too (an NFS client that resent the REMOVE
+// whose answer was lost hears ENOENT for its own removal).
+func removeGone(p string) error {
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // freeSpace is unknown here: a local write reports ENOSPC itself.

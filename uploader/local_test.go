@@ -54,3 +54,30 @@ func TestFileDestination(t *testing.T) {
 		wantCode(t, err, CodePermissionDenied, false)
 	})
 }
+
+// TestLocalRenameIsIdempotent: on a file:// share, publishing without replace is link(2)
+// then unlink(2). An NFS client that resends either after losing its answer hears EEXIST
+// for its own link, or ENOENT for its own removal; neither is someone else's file. The state
+// such a resend finds is made here: the final name already a link of the partial, then the
+// partial already gone.
+func TestLocalRenameIsIdempotent(t *testing.T) {
+	dir := t.TempDir()
+	tg := localTarget{base: dir}
+	from, to := filepath.Join(dir, ".a.wav.partial"), filepath.Join(dir, "a.wav")
+	must(t, os.WriteFile(from, []byte("hotdrop"), 0o644))
+	must(t, os.Link(from, to)) // the LINK went through; its answer did not
+	if _, err := tg.rename(from, to, false); err != nil {
+		t.Fatalf("rename over its own link = %v, want done", err)
+	}
+	if _, err := os.Stat(from); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("partial still there after the rename (%v)", err)
+	}
+	// Someone else's file under the final name is still refused.
+	must(t, os.WriteFile(from, []byte("hotdrop"), 0o644))
+	if _, err := tg.rename(from, to, false); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("rename onto another file = %v, want it refused (exists)", err)
+	}
+	if got, _ := os.ReadFile(to); string(got) != "hotdrop" {
+		t.Errorf("final file = %q, changed", got)
+	}
+}

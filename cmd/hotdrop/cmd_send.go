@@ -359,22 +359,34 @@ type sendFile struct {
 // upload sends the file, again after a transient error, up to sendAttempts times.
 func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
 	j := f.job(ctx)
-	renameAsked := false // the last attempt's rename failed with the link: done or not?
+	renameAsked := false      // the last attempt's rename failed with the link: done or not?
+	var last *attemptProgress // the last upload attempt's counts
 	for attempt := 1; ; attempt++ {
 		if renameAsked {
 			renamed, err := f.renamed(ctx, j)
-			switch {
-			case err == nil && renamed:
+			if err == nil && renamed {
 				// The server renamed it before the link went: sent. The file is proved by
 				// the server's hash where it has one, and its checksum file written.
-				return f.run.up.FinishPublish(ctx, j)
-			case err == nil:
+				res, ferr := f.run.up.FinishPublish(ctx, j)
+				if ferr == nil {
+					if last != nil { // its bytes went in this run after all
+						f.run.out.add(last.counted)
+						f.run.out.sent(last.counted - last.there)
+						f.run.out.resumed(last.there)
+					}
+					return res, nil
+				}
+				err = ferr
+			} else if err == nil {
 				renameAsked = false // not renamed: its partial is sent on from its end
-			case !uploader.Classify(err).Transient || ctx.Err() != nil || attempt == sendAttempts:
-				return uploader.Result{}, err
-			default:
-				// Still unreachable: uploading now could find the final name taken by this
-				// very file once the link is back, and call it someone else's.
+			}
+			if renameAsked {
+				if !uploader.Classify(err).Transient || ctx.Err() != nil || attempt == sendAttempts {
+					return uploader.Result{}, err
+				}
+				// Still unreachable (or the link went again while the file was proved):
+				// uploading now could find the final name taken by this very file once the
+				// link is back, and call it someone else's.
 				f.retryWait(ctx, attempt, err)
 				continue
 			}
@@ -390,6 +402,7 @@ func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
 			}
 		}
 		p := &attemptProgress{out: f.run.out, resumed: j.Resume != nil}
+		last = p
 		j.Progress = p.report
 		res, err := f.run.up.Upload(ctx, j)
 		p.settle(res, err)

@@ -78,6 +78,10 @@ listen = ""
 	if !strings.Contains(out.String(), "retrying") {
 		t.Errorf("send did not say it tried again:\n%s", out.String())
 	}
+	// The bytes went in this run: the summary counts them once.
+	if !strings.Contains(out.String(), "1 of 1 files delivered") || strings.Contains(out.String(), " 0 B sent") {
+		t.Errorf("summary after a lost rename answer:\n%s", out.String())
+	}
 }
 
 func must(t *testing.T, err error) {
