@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -38,13 +39,28 @@ func (e *Engine) inFlight() (int, int64) {
 }
 
 // bigSlots are the places of large uploads: Concurrency of them, while more small files may
-// be in flight. An upload dispatched beyond them waits in its goroutine for one.
+// be in flight. An upload dispatched beyond them waits in its goroutine for one, in the order
+// the loop dispatched them (its ticket): the loop starts files with a partial on the server
+// first, and places handed out in whatever order goroutines woke let a file never begun
+// overtake them and leave one more partial behind at each kill.
 type bigSlots struct {
 	mu      sync.Mutex
 	limit   int           // set by the loop at each dispatch (a reload may change it)
 	n       int           // large uploads going
 	waiting int           // large uploads waiting for a place
+	issued  uint64        // tickets handed out (ticket)
+	order   []uint64      // tickets not served yet, in the order they were handed out
 	changed chan struct{} // closed and replaced when one ends or the limit changes
+}
+
+// ticket is the loop's: the place in line of a large upload it dispatches now.
+func (b *bigSlots) ticket() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.issued
+	b.issued++
+	b.order = append(b.order, t)
+	return t
 }
 
 func (b *bigSlots) setLimit(n int) {
@@ -63,12 +79,15 @@ func (b *bigSlots) wake() {
 	b.changed = make(chan struct{})
 }
 
-// take waits for a place; false when ctx ended first.
-func (b *bigSlots) take(ctx context.Context) bool {
+// take waits for a place, and for every ticket before t to have one; false when ctx ended
+// first (t then leaves the line).
+func (b *bigSlots) take(ctx context.Context, t uint64) bool {
 	for {
 		b.mu.Lock()
-		if b.n < b.limit {
+		if b.n < b.limit && len(b.order) > 0 && b.order[0] == t {
+			b.order = b.order[1:]
 			b.n++
+			b.wake() // the next in line may fit too
 			b.mu.Unlock()
 			return true
 		}
@@ -84,10 +103,15 @@ func (b *bigSlots) take(ctx context.Context) bool {
 		}
 		b.mu.Lock()
 		b.waiting--
-		b.mu.Unlock()
 		if ctx.Err() != nil {
+			if i := slices.Index(b.order, t); i >= 0 {
+				b.order = slices.Delete(b.order, i, i+1)
+				b.wake()
+			}
+			b.mu.Unlock()
 			return false
 		}
+		b.mu.Unlock()
 	}
 }
 

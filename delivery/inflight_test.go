@@ -3,8 +3,10 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -127,4 +129,44 @@ func TestSmallFilesCoverTheJournalWait(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBigSlotsServeInTicketOrder: large uploads get their places in the order the loop
+// dispatched them, however their goroutines wake; one that gives up leaves the line.
+func TestBigSlotsServeInTicketOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var b bigSlots
+		b.setLimit(1)
+		t0, t1, t2 := b.ticket(), b.ticket(), b.ticket()
+		var mu sync.Mutex
+		var got []uint64
+		served := func() []uint64 { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
+		ctx1, cancel1 := context.WithCancel(t.Context())
+		ask := func(ctx context.Context, tk uint64) {
+			go func() {
+				if b.take(ctx, tk) {
+					mu.Lock()
+					got = append(got, tk)
+					mu.Unlock()
+				}
+			}()
+			synctest.Wait()
+		}
+		ask(t.Context(), t2) // the later tickets ask first
+		ask(ctx1, t1)
+		if s := served(); len(s) != 0 {
+			t.Fatalf("served %v before the first ticket asked", s)
+		}
+		ask(t.Context(), t0)
+		if s := served(); !slices.Equal(s, []uint64{t0}) {
+			t.Fatalf("served %v, want only the first ticket %d", s, t0)
+		}
+		cancel1() // the second gives up
+		synctest.Wait()
+		b.give()
+		synctest.Wait()
+		if s := served(); !slices.Equal(s, []uint64{t0, t2}) {
+			t.Fatalf("served %v, want %d then %d (%d gave up)", s, t0, t2, t1)
+		}
+	})
 }

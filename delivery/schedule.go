@@ -85,6 +85,10 @@ func (e *Engine) dispatch(_ context.Context) {
 		sums := append([]Checksum(nil), fs.x().verify...)
 		gone := fs.gone
 		big := bigFrom > 0 && job.Size >= bigFrom
+		var ticket uint64
+		if big {
+			ticket = e.big.ticket()
+		}
 		// Each upload has its own context, so that the removal of its source stops it
 		// (abandonUpload) without touching the others.
 		uctx, release, abandoned := e.uploadContext(fs)
@@ -94,7 +98,7 @@ func (e *Engine) dispatch(_ context.Context) {
 			defer release()
 			if big {
 				// Beyond Concurrency only small files go at once (InFlighter).
-				if e.big.take(uctx) {
+				if e.big.take(uctx, ticket) {
 					defer e.big.give()
 				}
 			}
