@@ -20,6 +20,20 @@ type cutRenameFS struct {
 	p     *sshdtest.Proxy
 }
 
+// cutRenameServer is an in-memory SFTP server whose renames cutRenameFS watches, reached
+// through a test proxy it cuts; o reaches it through the proxy.
+func cutRenameServer(t *testing.T, first bool) (*cutRenameFS, *sshdtest.Proxy, Options) {
+	t.Helper()
+	mem := sftp.InMemHandler()
+	fs := &cutRenameFS{Handlers: mem, first: first}
+	ts := startServerWith(t, "", &sftp.Handlers{FileGet: mem.FileGet, FilePut: mem.FilePut, FileCmd: fs, FileList: mem.FileList})
+	fs.p = sshdtest.StartProxy(t, ts.Addr)
+	ts.pin(t, fs.p.Addr, ts.HostKey)
+	o := ts.options()
+	o.URL = "sftp://ingest@" + fs.p.Addr + "/"
+	return fs, fs.p, o
+}
+
 func (c *cutRenameFS) Filecmd(r *sftp.Request) error {
 	if r.Method == "Rename" && c.first && c.armed.CompareAndSwap(true, false) {
 		c.p.SetDown(true)
@@ -40,14 +54,7 @@ func (c *cutRenameFS) Filecmd(r *sftp.Request) error {
 // taken: remote_exists, for hotdrop's own file. A rename now counts as a write: the attempt
 // fails as transient, and its caller asks the server which side of the rename it is on.
 func TestRenameAnswerLostIsNotRunAgain(t *testing.T) {
-	mem := sftp.InMemHandler()
-	fs := &cutRenameFS{Handlers: mem}
-	ts := startServerWith(t, "", &sftp.Handlers{FileGet: mem.FileGet, FilePut: mem.FilePut, FileCmd: fs, FileList: mem.FileList})
-	p := sshdtest.StartProxy(t, ts.Addr)
-	fs.p = p
-	ts.pin(t, p.Addr, ts.HostKey)
-	o := ts.options()
-	o.URL = "sftp://ingest@" + p.Addr + "/"
+	fs, _, o := cutRenameServer(t, false)
 	o.Checksum = ChecksumNone
 	u := newUploader(t, o)
 	j, _ := localFile(t, 300<<10, "SR-1/a.bin")
@@ -81,14 +88,7 @@ func TestRenameAnswerLostIsNotRunAgain(t *testing.T) {
 // size looking renamed), with a checkpoint at its end, so the next attempt publishes it
 // without sending it again.
 func TestRenameLostBeforeItHappenedKeepsThePartial(t *testing.T) {
-	mem := sftp.InMemHandler()
-	fs := &cutRenameFS{Handlers: mem, first: true}
-	ts := startServerWith(t, "", &sftp.Handlers{FileGet: mem.FileGet, FilePut: mem.FilePut, FileCmd: fs, FileList: mem.FileList})
-	p := sshdtest.StartProxy(t, ts.Addr)
-	fs.p = p
-	ts.pin(t, p.Addr, ts.HostKey)
-	o := ts.options()
-	o.URL = "sftp://ingest@" + p.Addr + "/"
+	fs, p, o := cutRenameServer(t, true)
 	u := newUploader(t, o)
 	j, data := localFile(t, 300<<10, "SR-1/b.bin")
 	var ck checkpoints
