@@ -124,6 +124,25 @@ func TestProFTPDWithoutRenameAndStatvfs(t *testing.T) {
 	if got := files(t, s.Dir); strings.Join(got, " ") != "PKG/a.mxf" {
 		t.Errorf("remote files = %v, want the file only; log:\n%s", got, logs.String())
 	}
+	// A replace cut short left an older copy aside, once beside a file in place and once
+	// with the name empty: the next replaces go through, and no copy stays behind.
+	aside := filepath.Join(s.Dir, "PKG", ".a.mxf.partial.replaced")
+	for _, emptyName := range []bool{false, true} {
+		must(t, os.WriteFile(aside, []byte("an older copy"), 0o644))
+		uid, gid := lookupIDs(t, s.User)
+		must(t, os.Chown(aside, uid, gid))
+		if emptyName {
+			must(t, os.Remove(filepath.Join(s.Dir, "PKG", "a.mxf")))
+		}
+		j4, data4 := localFile(t, 1<<20, "PKG/a.mxf")
+		j4.Replace = true
+		_, err = u.Upload(t.Context(), j4)
+		must(t, err)
+		assertFile(t, filepath.Join(s.Dir, "PKG", "a.mxf"), data4)
+		if got := files(t, s.Dir); strings.Join(got, " ") != "PKG/a.mxf" {
+			t.Errorf("empty name %v: remote files = %v, want the file only", emptyName, got)
+		}
+	}
 
 	if os.Geteuid() != 0 {
 		t.Skip("the full-disk half needs root to mount a tmpfs")

@@ -473,8 +473,24 @@ func (c *sftpConn) rename(from, to string, replace bool) (string, error) {
 	// name is empty for a moment, but never holds a partial file, and the
 	// old file is never lost without a new one.
 	aside := c.partial(to) + ".replaced"
-	if err := c.sftp.Rename(to, aside); errors.Is(err, fs.ErrNotExist) {
-		return "rename", c.sftp.Rename(from, to)
+	err := c.sftp.Rename(to, aside)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if _, serr := c.sftp.Lstat(aside); serr == nil {
+			// A replace cut short earlier left an older copy under hotdrop's own aside
+			// name, while the final name holds a file: a plain rename will not move
+			// another over it. That copy goes, and the move is tried again.
+			_ = c.sftp.Remove(aside)
+			err = c.sftp.Rename(to, aside)
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := c.sftp.Rename(from, to); err != nil {
+			return "rename", err
+		}
+		// The name was empty: a replace cut short between its two renames may have left
+		// the old file aside. The new one is in place now; the old one goes.
+		_ = c.sftp.Remove(aside)
+		return "rename", nil
 	} else if err != nil {
 		return "move the old file aside", err
 	}
