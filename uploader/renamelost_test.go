@@ -36,14 +36,12 @@ func cutRenameServer(t *testing.T, first bool) (*cutRenameFS, *sshdtest.Proxy, O
 
 func (c *cutRenameFS) Filecmd(r *sftp.Request) error {
 	if r.Method == "Rename" && c.first && c.armed.CompareAndSwap(true, false) {
-		c.p.SetDown(true)
-		c.p.SetDown(false)
+		c.p.Cut()
 		return sftp.ErrSSHFxConnectionLost
 	}
 	err := c.Handlers.FileCmd.Filecmd(r)
 	if r.Method == "Rename" && err == nil && c.armed.CompareAndSwap(true, false) {
-		c.p.SetDown(true) // closes the connections open now: the answer is lost
-		c.p.SetDown(false)
+		c.p.Cut() // the answer is lost
 	}
 	return err
 }

@@ -26,8 +26,7 @@ type renameThenCut struct {
 func (c *renameThenCut) Filecmd(r *sftp.Request) error {
 	err := c.FileCmder.Filecmd(r)
 	if (r.Method == "Rename" || r.Method == "PosixRename") && err == nil && strings.HasSuffix(r.Target, "/a.wav") && c.done.CompareAndSwap(false, true) {
-		c.p.SetDown(true)
-		c.p.SetDown(false)
+		c.p.Cut()
 	}
 	return err
 }

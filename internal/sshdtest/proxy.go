@@ -152,6 +152,17 @@ func (p *Proxy) SetDown(down bool) {
 	}
 }
 
+// Cut closes the connections open now, as a link that drops does; new connections pass.
+// SetDown(true) then SetDown(false) is not the same: a client that notices the drop
+// between the two and dials again is refused.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
 // Freeze makes the connections open now go silent without closing, as a dead
 // link does (a NAT that forgot the flow): only a keepalive notices. New
 // connections are not affected.
