@@ -94,6 +94,8 @@ type Engine struct {
 	unsavedReqs map[string]*reqState
 	binSeqs     map[string]map[string]int // File Bin sequence key → request id → frames (index.go)
 	outside     map[string]bool           // paths already logged as being outside every drop folder
+	evBuf       []watcher.Event           // batch's, reused
+	prejudged   map[string]prejudged      // verdicts made ahead of their events, by path (prejudge.go)
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot
@@ -270,8 +272,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			if !ok {
 				return nil
 			}
-			e.handle(ctx, ev)
-			e.batch(ctx, events)
+			e.batch(ctx, events, ev)
 		case m := <-e.msgs:
 			e.result(ctx, m)
 			e.batch(ctx, events)
@@ -323,23 +324,32 @@ func (e *Engine) restore(ctx context.Context) ([]pendingRename, error) {
 const maxBatch = 512
 
 // batch handles what else is already waiting, up to maxBatch, then re-derives the requests
-// all of it touched: one refresh per request per batch, not one per event.
-func (e *Engine) batch(ctx context.Context, events <-chan watcher.Event) {
+// all of it touched: one refresh per request per batch, not one per event. The events
+// are gathered until a message comes between them, so that their ready files are judged side
+// by side (handleAll); first, if given, is handled first.
+func (e *Engine) batch(ctx context.Context, events <-chan watcher.Event, first ...watcher.Event) {
+	evs := e.evBuf[:0]
+	evs = append(evs, first...)
+	defer func() { e.evBuf = evs[:0] }()
 	for range maxBatch {
 		select {
 		case ev, ok := <-events:
 			if !ok {
+				e.handleAll(ctx, evs)
 				e.settle(ctx, false)
 				return
 			}
-			e.handle(ctx, ev)
+			evs = append(evs, ev)
 			continue
 		case m := <-e.msgs:
+			e.handleAll(ctx, evs)
+			evs = evs[:0]
 			e.result(ctx, m)
 			continue
 		default:
 		}
 		break
 	}
+	e.handleAll(ctx, evs)
 	e.settle(ctx, false)
 }

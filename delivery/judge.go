@@ -79,13 +79,8 @@ func (e *Engine) judge(ctx context.Context, fs *fileState, r *reqState) {
 	if e.opt.Matcher == nil {
 		return
 	}
-	in := matcher.Input{Path: fs.rec.Path}
-	if r != nil {
-		in.Root, in.Request = r.Folder, r.ID
-	} else {
-		in.Root = filepath.Join(e.opt.Root, filepath.FromSlash(e.opt.Bin))
-	}
-	v := e.opt.Matcher.Evaluate(in)
+	in := e.judgeInput(fs.rec.Path, r)
+	v := e.evaluate(in)
 	if fs.inBin && fs.req() != v.Request {
 		prev := e.reqs[fs.req()]
 		e.assign(fs, v.Request)

@@ -82,13 +82,18 @@ files = 0
 		}
 		var delivered atomic.Int64
 		var firstUpload atomic.Int64 // unix nanos
+		// The phase before the first upload: the frames settle and are judged, and nothing
+		// can go before the request is whole (its _READY marker and every frame judged).
+		uploading := make(chan struct{})
 		all := make(chan struct{})
 		ctx, cancel := context.WithCancel(context.Background())
 		started, done := make(chan struct{}), make(chan error, 1)
 		go func() {
 			done <- runDaemon(ctx, cfg, newLogger(io.Discard), daemonHooks{started: started, events: func(ev delivery.Event) {
 				if ev.Type == delivery.EventFileUploading {
-					firstUpload.CompareAndSwap(0, time.Now().UnixNano())
+					if firstUpload.CompareAndSwap(0, time.Now().UnixNano()) {
+						close(uploading)
+					}
 				}
 				if ev.Type == delivery.EventFileDelivered && delivered.Add(1) == int64(n) {
 					close(all)
@@ -102,6 +107,12 @@ files = 0
 		}
 		drop := filepath.Join(home, "root", fmt.Sprintf("SR-B%d", i))
 		stopProfile = benchProfile(b, "HOTDROP_BENCH_CPUPROFILE") // the daemon's phase alone
+		stopPrelude, preludeDone := benchProfile(b, "HOTDROP_BENCH_PRELUDE_CPUPROFILE"), make(chan struct{})
+		go func() {
+			defer close(preludeDone)
+			<-uploading
+			stopPrelude()
+		}()
 		syncDisks()
 		t1, cpu1, m1 := time.Now(), processCPU(), machineBusy()
 		for j := range n {
@@ -125,6 +136,7 @@ files = 0
 		uploadSecs := time.Since(time.Unix(0, firstUpload.Load())).Seconds()
 		daemonCPU, daemonAll := processCPU()-cpu1, machineBusy()-m1
 		stopProfile()
+		<-preludeDone
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatalf("daemon: %v", err)
@@ -139,6 +151,8 @@ files = 0
 		m.add("writing-s", writeSecs)
 		// From the first upload on: what the engine does once the request is complete.
 		m.add("daemon-upload-files/s", float64(n)/uploadSecs)
+		// The time from the last frame's settle to the first upload: judging the frames.
+		m.add("prelude-s", time.Unix(0, firstUpload.Load()).Sub(tReady).Seconds()-cfg.Watch.Settle.Seconds())
 		// CPU of this process (the client side; sshd's is not counted) per file.
 		m.add("send-cpu-ms/file", sendCPU.Seconds()*1e3/float64(n))
 		m.add("daemon-cpu-ms/file", daemonCPU.Seconds()*1e3/float64(n))

@@ -1,0 +1,117 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hotdrop/hotdrop/internal/clock"
+	"github.com/hotdrop/hotdrop/matcher"
+	"github.com/hotdrop/hotdrop/watcher"
+)
+
+// TestBatchJudgesItsFilesSideBySide: the ready files of one batch are judged by the matcher
+// side by side before the batch is handled, and handling each takes the verdict made for
+// it: the holds, metadata and checksums are the ones judging on the loop gives, and nothing
+// is kept past the batch.
+func TestBatchJudgesItsFilesSideBySide(t *testing.T) {
+	root := t.TempDir()
+	reqs := []Request{req("SR-70", 100)}
+	e := New(Options{
+		Root: root, Bin: "_bin", FolderTemplate: "{id}", FolderMode: 0o755, ReadyMarker: "_READY",
+		Concurrency: 2, AutoDeliver: true, Names: "portable", Matcher: newMatcher(t, reqs...),
+		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
+		Clock:      clock.NewSkipping(time.Unix(0, 0)),
+	}, newFakeUploader(), newMemStore(), &viewLog{})
+	ctx := context.Background()
+	if err := e.SetRequests(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(root, "SR-70")
+	var evs []watcher.Event
+	for i := range 40 {
+		name := fmt.Sprintf("reel.%04d.ttml", 1001+i)
+		p := filepath.Join(folder, name)
+		writeReal(t, p, "frame")
+		switch i {
+		case 3:
+			writeReal(t, p+".toml", "episode = \"S01E05\"\n")
+		case 5:
+			writeReal(t, p+".toml", "episode = [\n") // invalid_sidecar
+		case 7:
+			writeReal(t, p+".md5", "0123456789abcdef0123456789abcdef  "+name+"\n")
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, watcher.Event{Kind: watcher.Ready, Path: p, Rel: "SR-70/" + name,
+			Info: watcher.FileInfo{Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi), Dev: devOf(fi)}})
+	}
+
+	e.prejudge(evs)
+	if len(e.prejudged) != len(evs) {
+		t.Fatalf("%d verdicts made ahead for a batch of %d ready files", len(e.prejudged), len(evs))
+	}
+	// A verdict made ahead is what handling uses: the sidecar changed after it is not read
+	// (its own event would have the file judged again).
+	writeReal(t, evs[3].Path+".toml", "episode = \"S01E06\"\n")
+	for _, ev := range evs {
+		e.handle(ctx, ev)
+	}
+	if len(e.prejudged) != 0 {
+		t.Errorf("%d verdicts left unused after the batch", len(e.prejudged))
+	}
+	for i, ev := range evs {
+		fs := e.files[ev.Path]
+		switch {
+		case fs == nil:
+			t.Fatalf("%s not taken", ev.Rel)
+		case i == 5:
+			if fs.rec.State != Held || fs.rec.Reason != "invalid_sidecar" {
+				t.Errorf("%s: %s %s, want held invalid_sidecar", ev.Rel, fs.rec.State, fs.rec.Reason)
+			}
+		case fs.rec.State != Ready:
+			t.Errorf("%s: %s %s %s, want ready", ev.Rel, fs.rec.State, fs.rec.Reason, fs.rec.Message)
+		case i == 3 && fs.meta["episode"] != "S01E05":
+			t.Errorf("%s: episode %q, want S01E05, its sidecar's when it was judged", ev.Rel, fs.meta["episode"])
+		case i == 7 && len(fs.x().verify) != 1:
+			t.Errorf("%s: %d checksums to verify, want its .md5", ev.Rel, len(fs.x().verify))
+		case fs.meta["language"] != "fr-FR" || i != 3 && fs.meta["episode"] != "":
+			t.Errorf("%s: language %q, episode %q; want the request's fr-FR and no episode", ev.Rel, fs.meta["language"], fs.meta["episode"])
+		}
+	}
+}
+
+// TestVerdictMadeAheadIsUsedOnlyForItsInput: a verdict made ahead is not used for another
+// input (the event before it moved the file to another request) nor after the matcher was
+// replaced (a reload): then the file is judged again.
+func TestVerdictMadeAheadIsUsedOnlyForItsInput(t *testing.T) {
+	reqs := []Request{req("SR-71", 1)}
+	m := newMatcher(t, reqs...)
+	e := New(Options{Root: t.TempDir(), Bin: "_bin", Matcher: m}, newFakeUploader(), newMemStore(), &viewLog{})
+	p := filepath.Join(e.opt.Root, "SR-71", "a.exr")
+	in := matcher.Input{Path: p, Root: filepath.Dir(p), Request: "SR-71"}
+	ahead := matcher.Verdict{Request: "made ahead"}
+
+	e.prejudged = map[string]prejudged{p: {in: in, m: m, v: ahead}}
+	if v := e.evaluate(in); v.Request != "made ahead" {
+		t.Errorf("same input, same matcher: verdict for %q, want the one made ahead", v.Request)
+	}
+	other := in
+	other.Request, other.Root = "", filepath.Join(e.opt.Root, "_bin")
+	e.prejudged = map[string]prejudged{p: {in: in, m: m, v: ahead}}
+	if v := e.evaluate(other); v.Request == "made ahead" {
+		t.Error("a verdict made for the file in SR-71 was used for it in the File Bin")
+	}
+	e.prejudged = map[string]prejudged{p: {in: in, m: newMatcher(t, reqs...), v: ahead}}
+	if v := e.evaluate(in); v.Request == "made ahead" {
+		t.Error("a verdict of the matcher before a reload was used after it")
+	}
+	if len(e.prejudged) != 0 {
+		t.Error("a verdict made ahead stays after its file was judged")
+	}
+}
