@@ -49,6 +49,11 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 		}
 	}
 	r.state = requestState(files, r, complete)
+	if r.state == Delivered {
+		r.delivered = r.delivered || !r.partly
+	} else {
+		r.partly = false
+	}
 	e.announce(ctx, r, files)
 	e.report(r)
 }
@@ -109,13 +114,19 @@ func tallyFiles(files []*fileState, r *reqState) tally {
 // RequestHold is the hold every ready file of a request gets from the request as a whole —
 // its status, an earlier delivery, more files than it takes — or "" when there is none. It
 // is the Engine's rule and explain's: files holds the request's files as the Engine counts
-// them (delivered ones still taking a place, ready, and settling or uploading ones), and
-// everDelivered those delivered at least once.
-func RequestHold(r Request, files, everDelivered int) (code, message string) {
+// them (delivered ones still taking a place, ready, and settling or uploading ones),
+// everDelivered those delivered at least once, and wholeDelivered says whether the request
+// was delivered as a whole before: a request of any number of files (files = 0) is already
+// delivered by that alone, since its files are as many as came before its ready marker.
+func RequestHold(r Request, files, everDelivered int, wholeDelivered bool) (code, message string) {
+	already := everDelivered > 0 && everDelivered >= r.Files
+	if r.Files == 0 {
+		already = wholeDelivered
+	}
 	switch {
 	case !r.Accepting():
 		return ReasonRequestNotOpen, fmt.Sprintf("request %s has status %q, which takes no deliveries; the studio must reopen it (open or redelivery_requested)", r.ID, r.Status)
-	case r.Status != StatusRedeliveryRequested && everDelivered > 0 && everDelivered >= max(r.Files, 1):
+	case r.Status != StatusRedeliveryRequested && already:
 		return ReasonAlreadyDelivered, fmt.Sprintf("request %s was already delivered; a new or changed file is sent only when the studio asks for a redelivery (status redelivery_requested)", r.ID)
 	case r.Files > 0 && files > r.Files:
 		return ReasonTooManyFiles, fmt.Sprintf("request %s takes %d file(s) but its folder holds %d; remove the extra ones", r.ID, r.Files, files)
@@ -126,7 +137,7 @@ func RequestHold(r Request, files, everDelivered int) (code, message string) {
 // deriveHold holds a ready file for what its request as a whole says (RequestHold), a File
 // Bin sequence split between requests, or a name the destination cannot take.
 func (e *Engine) deriveHold(r *reqState, fs *fileState, t tally) {
-	if code, msg := RequestHold(r.Request, t.delivered+t.ready+t.busy, t.everDelivered); code != "" {
+	if code, msg := RequestHold(r.Request, t.delivered+t.ready+t.busy, t.everDelivered, r.delivered); code != "" {
 		e.hold(fs, code, msg)
 	} else if msg := e.sequenceSplit(fs); msg != "" {
 		e.hold(fs, "ambiguous_match", msg)

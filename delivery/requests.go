@@ -58,6 +58,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 		}
 		if old := prev[r.ID]; old != nil {
 			rs.marker, rs.deliver, rs.state, rs.emitted, rs.milestones = old.marker, old.deliver, old.state, old.emitted, old.milestones
+			rs.delivered, rs.partly = old.delivered, old.partly
 			if old.Status != r.Status {
 				e.log.Info("request status changed", "request", r.ID, "from", old.Status, "to", r.Status)
 				e.emit(Event{Type: EventRequestStatusChanged, Request: &EventRequest{ID: r.ID, State: string(old.state), Status: r.Status}})

@@ -290,7 +290,7 @@ func explainRequestHold(cfg *config.Config, reqs []config.Request, m *matcher.Ma
 			n++ // the file explained joins them
 		}
 		dr := delivery.Request{ID: r.ID, Status: r.Status, Files: *e.Files, Fields: r.Fields}
-		if code, msg := delivery.RequestHold(dr, n, 0); code != "" {
+		if code, msg := delivery.RequestHold(dr, n, 0, false); code != "" {
 			e.Hold = &matcher.Hold{Code: code, Message: msg}
 			e.Verdict = "held " + code
 		}
