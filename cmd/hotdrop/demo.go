@@ -48,7 +48,7 @@ status = "open"
 files = 2          # a left and a right stem: nothing is sent until both are finished
 `
 
-const demoConfig = `# hotdrop demo config: written by 'hotdrop demo'. Relative paths are relative to this file.
+const demoConfig = demoHeader + ` Relative paths are relative to this file.
 state_dir = "state"
 
 [watch]
@@ -163,7 +163,11 @@ type demo struct {
 
 func (d *demo) say(format string, a ...any) { fmt.Fprintf(d.out, format+"\n", a...) }
 
-// demoDir makes the demo's folder: dir, or a new temporary one when dir is empty.
+// demoHeader starts every config the demo writes.
+const demoHeader = "# hotdrop demo config: written by 'hotdrop demo'."
+
+// demoDir makes the demo's folder: dir, or a new temporary one when dir is empty. An
+// existing dir must be empty (demoMayWrite).
 func demoDir(dir string) (string, error) {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "hotdrop-demo-")
@@ -175,7 +179,36 @@ func demoDir(dir string) (string, error) {
 		return "", err
 	}
 	dir, _ = filepath.Abs(dir)
+	if err := demoMayWrite(dir); err != nil {
+		return "", err
+	}
 	return dir, nil
+}
+
+// demoMayWrite refuses a folder that holds anything: the demo writes hotdrop.toml, a key and
+// known_hosts there, and `demo --dir /etc/hotdrop` replaced a real configuration; in an
+// earlier demo's folder its journal had the samples delivered, so the new ones, written
+// again, were held already_delivered and the demo never ended. Only a state folder is let
+// be: a demo running there now holds its lock, and says so.
+func demoMayWrite(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != "state" {
+			return demoRefusal(dir, e.Name())
+		}
+	}
+	return nil
+}
+
+func demoRefusal(dir, name string) error {
+	what := "the demo writes hotdrop.toml, requests.d/demo.toml, id_ed25519 and known_hosts there and would replace what is there"
+	if cfg, err := os.ReadFile(filepath.Join(dir, "hotdrop.toml")); err == nil && strings.HasPrefix(string(cfg), demoHeader) {
+		what = "it holds an earlier demo, whose journal has the samples delivered already; remove it first (rm -rf " + dir + ")"
+	}
+	return fmt.Errorf("%s is not empty (%s): %s; give --dir a new or empty folder, or none for a temporary one", dir, name, what)
 }
 
 // startStudio starts the studio's SFTP server, in process, on the studio folder, and writes

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -75,5 +78,32 @@ func TestDemoKeepServesDashboard(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("demo --keep after Ctrl-C: %v", err)
+	}
+}
+
+// TestDemoRefusesAFolderNotEmpty: `demo --dir` wrote its hotdrop.toml, key and known_hosts
+// over whatever was there (an operator's /etc/hotdrop); and in an earlier demo's folder it
+// never ended, its samples held already_delivered. A folder holding anything is refused,
+// untouched, with what to do.
+func TestDemoRefusesAFolderNotEmpty(t *testing.T) {
+	for _, c := range []struct{ name, content, want string }{
+		{"hotdrop.toml", "# my precious config\n", "would replace what is there"},
+		{"notes.txt", "mine\n", "would replace what is there"},
+		{"hotdrop.toml", fmt.Sprintf(demoConfig, "127.0.0.1:1", "studio", "", ""), "holds an earlier demo"},
+	} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, c.name)
+		if err := os.WriteFile(p, []byte(c.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		code := run([]string{"demo", "--dir", dir}, &out, &errb)
+		got, _ := os.ReadFile(p)
+		if code == 0 || !strings.Contains(errb.String(), c.want) || string(got) != c.content {
+			t.Errorf("demo --dir over %s: exit %d, stderr %q, file now %q; want refused saying %q, file untouched", c.name, code, errb.String(), got, c.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "known_hosts")); err == nil {
+			t.Errorf("the refused demo (%s there) wrote known_hosts", c.name)
+		}
 	}
 }
