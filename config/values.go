@@ -86,11 +86,7 @@ func templateProblem(s string) (fields []string, off int, problem string) {
 func destinationProblem(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return err.Error()
+		return parseProblem(s, err)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return "a destination URL has no ?query or #fragment"
@@ -132,24 +128,38 @@ func destinationProblem(s string) string {
 
 // shownURL is s as an error may show it: a password in it is replaced by xxxxx, even in a
 // URL that does not parse, since config errors reach the log (a refused SIGHUP reload).
+// There, where the user part ends is not known (a password may hold a / or a ?), so all
+// from the // to the last @ is hidden.
 func shownURL(s string) string {
 	if u, err := url.Parse(s); err == nil {
 		return u.Redacted()
 	}
-	return userinfoPassword.ReplaceAllString(s, "${1}:xxxxx@")
+	if i, j := strings.Index(s, "//"), strings.LastIndex(s, "@"); i >= 0 && j > i+2 {
+		return s[:i+2] + "xxxxx@" + s[j+1:]
+	}
+	return s
 }
 
-var userinfoPassword = regexp.MustCompile(`(//[^/@:]*):[^/@]*@`)
+// parseProblem says why s does not parse as a URL. The parser's own words quote the part
+// it choked on, which in a URL with a user part may be a piece of a password ("invalid
+// port \":Pa55\" after host"): then they are not shown.
+func parseProblem(s string, err error) string {
+	if i := strings.Index(s, "//"); i >= 0 && strings.Contains(s[i:], "@") {
+		return "it does not parse as a URL (a character in its user or host part needs %-escaping, or a password is in it; " +
+			"its words are not shown, as they may quote a password)"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}
 
 // httpURLProblem says what is wrong with an http(s) URL, or "".
 func httpURLProblem(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return err.Error()
+		return parseProblem(s, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "expected an http:// or https:// URL"

@@ -176,6 +176,12 @@ func TestURLErrorsNeverShowAPassword(t *testing.T) {
 		{"url", "destination", "ftp://partner:hunter2@ingest.example.com/in"},
 		{"webhook", "status", "ftp://hook:hunter2@hooks.example/x"},
 		{"url", "requests", "gopher://u:hunter2@tracker.example/api"},
+		// URLs that do not parse: the parser's words quoted a piece of the password, and the
+		// fallback missed one holding a / or a ?.
+		{"url", "destination", "sftp://partner:hunter2/x@ingest.example.com/in"},
+		{"url", "destination", "sftp://partner:hunter2?x@ingest.example.com/in"},
+		{"webhook", "status", "https://bot:hunter2/word@hooks.example/x"},
+		{"webhook", "status", "https://bot:hunter2?word@hooks.example/x"},
 	} {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "hotdrop.toml")
