@@ -153,8 +153,13 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		}
 		failures++
 		away := !loggedIn.Load()
-		if !away {
+		if !away && !te.Source {
+			// Logged in or made progress: a link cut mid-file reconnects at once. Not so a
+			// failure on hotdrop's own side (its journal's disk full, the source's mount
+			// failing reads): the link says nothing of it, and it was tried every second.
 			failures = 1
+		}
+		if !away {
 			rt.probeCut = false
 		}
 		wait := rt.backoff.Delay(failures)

@@ -1,8 +1,10 @@
 package delivery
 
 import (
+	"context"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,5 +123,33 @@ func TestRenameAnswerLostIsDelivered(t *testing.T) {
 	}
 	if n := up.count(); n != 1 {
 		t.Errorf("uploads = %d, want 1 (the file is not sent again)", n)
+	}
+}
+
+// TestOwnSideFailureBacksOff: an attempt that logged in and then failed on hotdrop's own side
+// (its journal's disk full, so the rename could not be recorded) was tried again every
+// second, for as long as the disk stayed full: logging in reset the backoff, as it rightly
+// does for a link cut mid-file. A failure of hotdrop's own side backs off all the same.
+func TestOwnSideFailureBacksOff(t *testing.T) {
+	up := newFakeUploader()
+	var attempts atomic.Int32
+	up.during = func(_ context.Context, j Job) error {
+		if j.Connected != nil {
+			j.Connected() // logged in
+		}
+		if attempts.Add(1) <= 6 {
+			return &TransferError{Code: "transient", Transient: true, Source: true,
+				Msg: "recording the rename of a.wav in the journal failed (database or disk is full)"}
+		}
+		return nil
+	}
+	h := newHarness(t, newMemStore(), up, req("SR-14", 1))
+	clk := h.eng.opt.Clock
+	start := clk.Now()
+	h.drop("SR-14", "a.wav", watcher.Ready, 10)
+	h.waitState("SR-14", Delivered)
+	// Six failures: waits of about 1, 2, 4, 8, 16 and 32 s (with jitter) against six of 1 s.
+	if waited := clk.Now().Sub(start); waited < 30*time.Second {
+		t.Errorf("six failures of hotdrop's own side waited %s in all; want the backoff to grow (about a minute)", waited)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -118,7 +120,7 @@ func (u *Uploader) publish(ctx context.Context, t target, j Job, partial, final 
 				return false, err
 			}
 			return false, &Error{Code: CodeTransient, Transient: true, Source: true, // hotdrop's own journal
-				Msg: fmt.Sprintf("recording the rename of %s failed; nothing was published", final), Err: err}
+				Msg: fmt.Sprintf("recording the rename of %s in the journal failed (%s); nothing was published", final, journalWords(err)), Err: err}
 		}
 	}
 	how, err := t.rename(partial, final, j.Replace)
@@ -219,4 +221,12 @@ func (u *Uploader) writeError(t target, op, p string, err error, size int64) *Er
 		return &Error{Code: CodeRemoteError, Msg: fmt.Sprintf("%s %s: %v", op, p, err), Err: err}
 	}
 	return destinationError(op, p, err)
+}
+
+// journalWords are a journal failure's words for people: a full disk says where to free space.
+func journalWords(err error) string {
+	if errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "disk is full") {
+		return "the disk of state_dir is full: free space there; " + err.Error()
+	}
+	return err.Error()
 }

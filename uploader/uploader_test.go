@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,6 +188,15 @@ func TestBeforeRenameErrorAborts(t *testing.T) {
 	}
 	if got := files(t, ts.root); len(got) != 0 {
 		t.Errorf("files on server after aborted rename = %v, want none", got)
+	}
+	// The journal's own words are in the sentence people read, and a full disk says where.
+	if e := Classify(err); !strings.Contains(e.Msg, "journal is read-only") {
+		t.Errorf("message %q lacks the journal's words", e.Msg)
+	}
+	j.BeforeRename = func(context.Context) error { return fmt.Errorf("journal: %w", syscall.ENOSPC) }
+	_, err = u.Upload(t.Context(), j)
+	if e := Classify(err); !strings.Contains(e.Msg, "state_dir is full: free space there") {
+		t.Errorf("journal on a full disk: message %q, want it to say state_dir is full", e.Msg)
 	}
 }
 
