@@ -38,6 +38,8 @@ func whyRequest(r *reqState, files []*fileState, opt Options, now time.Time) str
 		return whyRetrying(retrying, now)
 	case failed > 0:
 		return fmt.Sprintf("%d file(s) failed: fix the cause shown, then Retry (hotdrop retry %s)", failed, r.ID)
+	case held > 0 && held == countReason(files, ReasonAlreadyDelivered):
+		return fmt.Sprintf("delivered; %d file(s) came or changed after and are held: they go only if the studio asks for a redelivery (status redelivery_requested)", held)
 	case held > 0:
 		return fmt.Sprintf("%d file(s) held: nothing of %s is sent until each is fixed (the reason is on the file)", held, r.ID)
 	case uploading > 0:
@@ -129,4 +131,15 @@ func DeliverOutcome(v RequestView) string {
 		return fmt.Sprintf("%s released; %s", v.ID, v.Why)
 	}
 	return fmt.Sprintf("%s released", v.ID)
+}
+
+// countReason counts the files held or failed for reason.
+func countReason(files []*fileState, reason string) int {
+	n := 0
+	for _, fs := range files {
+		if fs.rec.Reason == reason {
+			n++
+		}
+	}
+	return n
 }

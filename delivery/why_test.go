@@ -67,6 +67,11 @@ func TestWaitingSaysWhy(t *testing.T) {
 	if err := h.eng.Retry(ctx, "SR-0"); !errors.Is(err, ErrNothingToDo) {
 		t.Errorf("retry of a delivered request: %v, want ErrNothingToDo", err)
 	}
+
+	// A file that comes after the delivery is held; the request says it was delivered, not
+	// that nothing of it is sent.
+	h.drop("SR-0", "late.wav", watcher.Ready, 10)
+	h.waitWhy("SR-0", "delivered; 1 file(s) came or changed after and are held: they go only if the studio asks for a redelivery")
 }
 
 // gateClock lets a retry wait until the test opens the gate; Now is fixed.
