@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -200,7 +202,9 @@ type fakeUploader struct {
 	// refuseExisting refuses a file whose final name is taken (and Replace not set), as the
 	// real uploader does: remote_exists.
 	refuseExisting bool
-	discarded      []string // remote paths whose partial Discard was asked to remove
+	// hashes: a delivered file's Result.SHA256 is the local file's (else "sum").
+	hashes    bool
+	discarded []string // remote paths whose partial Discard was asked to remove
 }
 
 func (u *fakeUploader) Discard(_ context.Context, rel string) error {
@@ -250,7 +254,16 @@ func (u *fakeUploader) Upload(ctx context.Context, j Job) (res Result, err error
 	if lost != nil && lost(n, j) {
 		return Result{}, &TransferError{Code: "transient", Transient: true, Msg: "rename " + j.RemoteRel + ": connection lost"}
 	}
-	return Result{Remote: "/in/" + j.RemoteRel, Size: j.Size, SHA256: "sum"}, nil
+	sum := "sum"
+	if u.hashes {
+		b, err := os.ReadFile(j.LocalPath)
+		if err != nil {
+			return Result{}, err
+		}
+		h := sha256.Sum256(b)
+		sum = hex.EncodeToString(h[:])
+	}
+	return Result{Remote: "/in/" + j.RemoteRel, Size: j.Size, SHA256: sum}, nil
 }
 
 func (u *fakeUploader) Stat(_ context.Context, rel string) (int64, bool, error) {

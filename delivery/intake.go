@@ -166,6 +166,7 @@ func (e *Engine) judgeEvent(ctx context.Context, fs *fileState, r *reqState, ev 
 		} else {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = Ready, "", ""
 			e.judge(ctx, fs, r)
+			e.checkSameContent(fs)
 		}
 	}
 	return true

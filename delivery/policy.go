@@ -26,14 +26,15 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 	files := e.filesOf(r.ID)
 	before := liftReconsidered(files, e.wasBuf[:0])
 	defer func() { e.wasBuf = before[:0] }()
+	comparing := e.applySameContent(r, files)
 	t := tallyFiles(files, r)
 	binWait := e.binWaits(files)
 	for _, fs := range files {
-		if fs.rec.State == Ready {
+		if fs.rec.State == Ready && !sameContentPending(fs) {
 			e.deriveHold(r, fs, t)
 		}
 	}
-	checking := e.applyContent(ctx, r, files)
+	checking := e.applyContent(ctx, r, files) || comparing
 	held, failed, ready, complete := countFiles(files, r, t.delivered, t.busy)
 	complete = complete && !binWait
 	if complete && held == 0 && failed == 0 && ready > 0 && !checking && e.holdSequences(r, files) {
@@ -300,6 +301,18 @@ func requestState(files []*fileState, r *reqState, complete bool) State {
 	}
 	c := countStates(files)
 	failed, held, uploading, delivered, settling := c.of(Failed), c.of(Held), c.of(Uploading), c.of(Delivered), c.of(Settling)
+	for _, fs := range files {
+		// A delivered file written again stays delivered, for its request, until it is
+		// known to hold other content (samecontent.go): the same bytes written again must
+		// not turn a delivered request to settling and back, announcing it and sending its
+		// manifest a second time.
+		if fs.more != nil && fs.more.was != nil && (fs.rec.State == Settling || sameContentPending(fs)) {
+			delivered++
+			if fs.rec.State == Settling {
+				settling--
+			}
+		}
+	}
 	switch {
 	case failed > 0:
 		return Failed

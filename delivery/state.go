@@ -100,6 +100,8 @@ type fileMore struct {
 	resume         *Checkpoint  // the journaled resume point, read when the upload is queued
 	binKey, binReq string       // how binSequence counted it ("": not counted)
 	insp           *fileInspection
+	was            *deliveredContent // its last delivered version, once it changed (samecontent.go)
+	same           *contentCheck     // its version now against was
 }
 
 // uploadRun is what a file needs only while an upload of it runs.
@@ -163,6 +165,10 @@ func (e *Engine) setIdentity(fs *fileState, fi watcher.FileInfo) {
 	if fs.rec.State == Delivered && !sameIdentity(fs.rec, fi) {
 		// A new version of a delivered file: its checksum no longer describes it. DeliveredAt
 		// stays: it says the remote file at RemotePath is ours (a redelivery may replace it).
+		// What was delivered is kept, to know the same content written again (samecontent.go).
+		if fs.rec.SHA256 != "" {
+			fs.setMore().was = &deliveredContent{sha256: fs.rec.SHA256, size: fs.rec.Size}
+		}
 		fs.rec.SHA256 = ""
 	}
 	fs.rec.Size, fs.rec.ModTime, fs.rec.Inode = fi.Size, fi.ModTime, fi.Inode
