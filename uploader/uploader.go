@@ -306,8 +306,8 @@ type Job struct {
 	// root, no link at any level) and checks the descriptor is the file it settled; its
 	// error is returned as it is. The upload reads and hashes that one descriptor, and calls
 	// Open again after the last byte to prove the path still names the same file. nil: the
-	// uploader opens LocalPath itself (O_NOFOLLOW on the last element only), for files the
-	// caller names directly (hotdrop send, its own temporary files).
+	// uploader opens LocalPath itself (O_NOFOLLOW on the last element only), for the caller's
+	// own temporary files (the daemon's manifest).
 	Open      func() (*os.File, error)
 	RemoteRel string    // slash-separated, relative to the URL folder; from RemotePath()
 	Size      int64     // expected local size
@@ -518,6 +518,10 @@ func sourceError(p string, err error) *Error {
 	}
 	return &Error{Code: CodeTransient, Transient: true, Source: true, Msg: safefs.ReadFailure(p, err) + "; will retry", Err: err}
 }
+
+// SourceError is sourceError for a caller's Job.Open: a failure to open or look at the
+// source, the source's trouble, retried unless it is a permission problem.
+func SourceError(p string, err error) *Error { return sourceError(p, err) }
 
 // Stat reports the size of rel below the destination folder, for the start-up
 // reconciliation of files the journal shows mid-rename.

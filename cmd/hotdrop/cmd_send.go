@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,11 @@ type sendItem struct {
 	rel   string // slash path below the destination URL's folder
 	size  int64
 	mtime time.Time
+	// root is the folder the file is read beneath (the folder named, or a named file's own
+	// folder), under its slash path there, and listed what the listing saw.
+	root   *safefs.Root
+	under  string
+	listed fs.FileInfo
 }
 
 func cmdSend(args []string, stdout, stderr io.Writer) error {
@@ -93,14 +99,21 @@ func cmdSend(args []string, stdout, stderr io.Writer) error {
 	if *streams != "" {
 		cfg.Destination.Streams = n
 	}
-	items, err := collectSend(paths, dir, cfg.Watch.Ignore, stderr)
+	items, roots, err := collectSend(paths, dir, cfg.Watch.Ignore, stderr)
 	if err != nil {
 		return usageError{err.Error()}
+	}
+	defer roots.Close()
+	if afterSendListing != nil {
+		afterSendListing()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runSend(ctx, cfg, items, *replace, stdout, stderr)
 }
+
+// afterSendListing, when a test sets it, runs between send's listing and its upload.
+var afterSendListing func()
 
 // parseStreams reads --streams: "auto" (0) or 1 to config.MaxStreams.
 func parseStreams(s string) (int, error) {
@@ -128,70 +141,191 @@ func cleanTo(to string) (string, error) {
 
 // collectSend expands the paths into files. A folder keeps its own name and sub-folders
 // below DIR; links and special files are skipped (hotdrop never follows them), and so are
-// writers' temp files that watch.ignore names.
-func collectSend(paths []string, dir string, ignore []string, stderr io.Writer) ([]sendItem, error) {
-	var items []sendItem
-	ignored := func(name string) bool {
-		for _, pat := range ignore {
-			if ok, _ := filepath.Match(pat, name); ok {
-				return true
-			}
-		}
-		return false
-	}
-	add := func(p, rel string, fi fs.FileInfo) {
-		items = append(items, sendItem{local: p, rel: path.Join(dir, rel), size: fi.Size(), mtime: fi.ModTime()})
-	}
+// writers' temp files that watch.ignore names. Each folder named is opened as a safefs.Root
+// (a file: its own folder) and listed through descriptors beneath it, so a sub-folder swapped
+// for a link is never walked; the files are opened beneath the same roots when they are sent.
+// The roots stay open until the caller closes them.
+func collectSend(paths []string, dir string, ignore []string, stderr io.Writer) ([]sendItem, *sendRoots, error) {
+	c := &sendCollector{dir: dir, ignore: ignore, stderr: stderr, roots: &sendRoots{}}
 	for _, arg := range paths {
-		abs, err := filepath.Abs(arg)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", arg, err)
+		if err := c.arg(arg); err != nil {
+			c.roots.Close()
+			return nil, nil, err
 		}
-		fi, err := os.Lstat(abs)
-		if err != nil {
-			return nil, fmt.Errorf("cannot send %s: %w", arg, err)
+	}
+	if len(c.items) == 0 {
+		c.roots.Close()
+		return nil, nil, fmt.Errorf("send: nothing to upload in %s", strings.Join(paths, ", "))
+	}
+	return c.items, c.roots, nil
+}
+
+// sendCollector gathers a send's files.
+type sendCollector struct {
+	dir    string
+	ignore []string
+	stderr io.Writer
+	roots  *sendRoots
+	items  []sendItem
+}
+
+func (c *sendCollector) ignored(name string) bool {
+	for _, pat := range c.ignore {
+		if ok, _ := filepath.Match(pat, name); ok {
+			return true
 		}
+	}
+	return false
+}
+
+func (c *sendCollector) add(root *safefs.Root, under, remote string, fi fs.FileInfo) {
+	c.items = append(c.items, sendItem{local: filepath.Join(root.Path(), filepath.FromSlash(under)), rel: path.Join(c.dir, remote),
+		size: fi.Size(), mtime: fi.ModTime(), root: root, under: under, listed: fi})
+}
+
+// arg lists one path of the command line.
+func (c *sendCollector) arg(arg string) error {
+	abs, err := filepath.Abs(arg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", arg, err)
+	}
+	fi, err := os.Lstat(abs)
+	if err != nil {
+		return fmt.Errorf("cannot send %s: %w", arg, err)
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		root, err := c.roots.open(filepath.Dir(abs))
+		if err != nil {
+			return fmt.Errorf("cannot send %s: %w", arg, err)
+		}
+		name := filepath.Base(abs)
+		if fi, err = root.Lstat(name); err != nil {
+			return fmt.Errorf("cannot send %s: %w", arg, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("cannot send %s: it %s", arg, safefs.TypeRefusal(fi.Mode()))
+		}
+		c.add(root, name, name, fi)
+		return nil
+	case !fi.IsDir():
+		return fmt.Errorf("cannot send %s: it %s", arg, safefs.TypeRefusal(fi.Mode()))
+	}
+	root, err := c.roots.open(abs)
+	if err != nil {
+		return fmt.Errorf("cannot send %s: %w", arg, err)
+	}
+	// OpenRoot follows a link at the folder's own name: it must be the folder just looked at.
+	if st, err := root.Stat(); err != nil || !safefs.SameIdentity(st, fi) {
+		return fmt.Errorf("cannot send %s: it was replaced while send opened it; run the same command again", arg)
+	}
+	d, err := root.OpenDir(".")
+	if err != nil {
+		return fmt.Errorf("cannot send %s: %w", arg, err)
+	}
+	defer d.Close()
+	return c.walk(root, d, ".", filepath.Base(abs))
+}
+
+// walk lists the folder d, at under beneath root, into remote (a slash path below DIR), in
+// name order, through d's descriptor: a sub-folder is opened beneath d, never through a link.
+func (c *sendCollector) walk(root *safefs.Root, d *safefs.Dir, under, remote string) error {
+	names, err := d.Names()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", d.Path(), err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if c.ignored(name) {
+			continue
+		}
+		p := filepath.Join(d.Path(), name)
+		fi, err := d.Lstat(name)
 		switch {
+		case errors.Is(err, fs.ErrNotExist): // gone since the folder was listed
+			continue
+		case err != nil:
+			return fmt.Errorf("reading %s: %w", p, err)
 		case fi.Mode().IsRegular():
-			add(abs, fi.Name(), fi)
+			c.add(root, path.Join(under, name), path.Join(remote, name), fi)
 			continue
 		case !fi.IsDir():
-			return nil, fmt.Errorf("cannot send %s: it %s", arg, safefs.TypeRefusal(fi.Mode()))
+			fmt.Fprintf(c.stderr, "hotdrop: skipping %s: %s\n", p, safefs.TypeRefusal(fi.Mode()))
+			continue
 		}
-		base := filepath.Base(abs)
-		err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", p, err)
-			}
-			if p != abs && ignored(d.Name()) {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.IsDir() {
-				return nil
-			}
-			if !d.Type().IsRegular() {
-				fmt.Fprintf(stderr, "hotdrop: skipping %s: not a regular file (%s)\n", p, d.Type())
-				return nil
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", p, err)
-			}
-			rel, _ := filepath.Rel(abs, p)
-			add(p, path.Join(base, filepath.ToSlash(rel)), fi)
-			return nil
-		})
+		sub, err := d.OpenDir(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case errors.Is(err, safefs.ErrUnsafe): // made a link since it was looked at
+			fmt.Fprintf(c.stderr, "hotdrop: skipping %v\n", err)
+			continue
+		case err != nil:
+			return fmt.Errorf("reading %s: %w", p, err)
+		}
+		err = c.walk(root, sub, path.Join(under, name), path.Join(remote, name))
+		sub.Close()
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if len(items) == 0 {
-		return nil, fmt.Errorf("send: nothing to upload in %s", strings.Join(paths, ", "))
+	return nil
+}
+
+// sendRoots are the folders a send reads beneath, each opened once and kept open for the
+// whole send.
+type sendRoots struct {
+	byPath map[string]*safefs.Root
+}
+
+func (s *sendRoots) open(p string) (*safefs.Root, error) {
+	if r, ok := s.byPath[p]; ok {
+		return r, nil
 	}
-	return items, nil
+	r, err := safefs.OpenRoot(p)
+	if err != nil {
+		return nil, err
+	}
+	if s.byPath == nil {
+		s.byPath = make(map[string]*safefs.Root)
+	}
+	s.byPath[p] = r
+	return r, nil
+}
+
+// Close releases the roots.
+func (s *sendRoots) Close() {
+	for _, r := range s.byPath {
+		r.Close()
+	}
+	s.byPath = nil
+}
+
+// open opens the file beneath its root, never through a link at any level, and accepts the
+// descriptor only when it is the file listed: same device and inode, size and mtime. It is
+// the upload's Job.Open: called before the first byte and again after the last.
+func (it sendItem) open() (*os.File, error) {
+	f, err := it.root.Open(it.under)
+	switch {
+	case err == nil:
+	case errors.Is(err, safefs.ErrUnsafe):
+		return nil, &uploader.Error{Code: uploader.CodeUnsafePath, Source: true, Msg: "not sent", Err: err}
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &uploader.Error{Code: uploader.CodeChanged, Source: true, Msg: fmt.Sprintf("local file %s is gone", it.local), Err: err}
+	default:
+		return nil, uploader.SourceError(it.local, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, uploader.SourceError(it.local, err)
+	}
+	if !safefs.SameIdentity(fi, it.listed) || fi.Size() != it.size || !fi.ModTime().Equal(it.mtime) {
+		f.Close()
+		return nil, &uploader.Error{Code: uploader.CodeChanged, Source: true, Msg: fmt.Sprintf(
+			"local file %s is no longer the file send listed (size %d, want %d); it was not sent", it.local, fi.Size(), it.size)}
+	}
+	return f, nil
 }
 
 // uploaderOptions turns the [destination] table into the uploader's options.
@@ -441,7 +575,7 @@ func (f *sendFile) renamed(ctx context.Context, j uploader.Job) (bool, error) {
 func (f *sendFile) job(ctx context.Context) uploader.Job {
 	it := f.it
 	return uploader.Job{
-		LocalPath: it.local, RemoteRel: it.rel, Size: it.size, ModTime: it.mtime, Replace: f.run.replace,
+		LocalPath: it.local, Open: it.open, RemoteRel: it.rel, Size: it.size, ModTime: it.mtime, Replace: f.run.replace,
 		Checkpoint: func(c uploader.Checkpoint) {
 			// Not ctx: the checkpoint taken as Ctrl-C stops the upload is the one to keep.
 			if err := f.run.st.SaveCheckpoint(context.WithoutCancel(ctx), it.local, store.Checkpoint(c)); err != nil {
