@@ -2,7 +2,6 @@ package uploader
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -10,7 +9,7 @@ import (
 // Discard removes the partial a cancelled upload kept for a resume (its source was deleted:
 // nothing will resume it), and a second Discard, with nothing left, is not an error.
 func TestDiscardRemovesKeptPartial(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "outbox")
+	root := t.TempDir()
 	u := newUploader(t, Options{URL: "file://" + root})
 	j, _ := localFile(t, 4<<20, "PKG/AV/movie.mxf")
 	ctx, cancel := context.WithCancel(t.Context())

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/pkg/sftp"
+
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // Failure codes carried by Error.Code. They are the SPEC's words, so the caller
@@ -111,6 +113,14 @@ func destinationError(op, p string, err error) *Error {
 	}
 	words := ServerWords(err)
 	switch {
+	case errors.Is(err, safefs.ErrUnsafe):
+		// A link (or something else that is not what it must be) where a file:// destination
+		// has a folder or a partial: someone else planted it; a person has to look.
+		msg := what + ": " + err.Error()
+		if ue := (*safefs.UnsafeError)(nil); errors.As(err, &ue) && op != "" {
+			msg = op + " " + ue.Error() // it names the path refused
+		}
+		return &Error{Code: CodeRemoteError, Msg: msg, Err: err}
 	case isPermission(err):
 		return &Error{Code: CodePermissionDenied, Msg: what + ": permission denied", Err: err, Server: words}
 	case isNoSpace(err):

@@ -6,28 +6,148 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // localTarget is a file:// destination: a local or mounted folder, reached
-// with the same steps as SFTP so the two behave alike.
-type localTarget struct{ base, tempName string }
+// with the same steps as SFTP so the two behave alike. Others may write into
+// that folder too (an NFS or SMB share the ingest side also writes), so every
+// step goes through root, the URL's folder opened for one lease: nothing below
+// it is reached through a symbolic link. A link planted at a folder of the
+// remote path, at a partial's name or in place of a partial is refused
+// (remote_error, in safefs.Refusal's words), never followed, and left for a
+// person to look at; a link at the final name is, as any file there,
+// remote_exists, or replaced itself (never its target) when Replace allows.
+type localTarget struct {
+	root     *safefs.Root
+	tempName string
+}
 
-func (l localTarget) abs(rel string) string { return filepath.Join(l.base, filepath.FromSlash(rel)) }
-func (l localTarget) dir(p string) string   { return filepath.Dir(p) }
+// openLocalTarget opens the destination folder base, which must exist: a missing share is
+// reported here, not made anew beneath its mount point.
+func openLocalTarget(base, tempName string) (localTarget, error) {
+	r, err := safefs.OpenRoot(base)
+	if err != nil {
+		return localTarget{}, baseProblem(base, nil, err)
+	}
+	return localTarget{root: r, tempName: tempName}, nil
+}
+
+func (l localTarget) close() { l.root.Close() }
+
+func (l localTarget) abs(rel string) string {
+	return filepath.Join(l.root.Path(), filepath.FromSlash(rel))
+}
+func (l localTarget) dir(p string) string { return filepath.Dir(p) }
 func (l localTarget) partial(p string) string {
 	return filepath.Join(filepath.Dir(p), filepath.FromSlash(tempRel(l.tempName, filepath.Base(p))))
 }
-func (l localTarget) stat(p string) (fs.FileInfo, error) { return os.Stat(p) }
-func (l localTarget) mkdirAll(dir string) error          { return os.MkdirAll(dir, 0o777) }
-func (l localTarget) remove(p string) error              { return os.Remove(p) }
 
-func (l localTarget) create(p string) (remoteFile, error) {
-	return os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
+// rel is p relative to the root, "." for the root itself.
+func (l localTarget) rel(p string) (string, error) {
+	if p == l.root.Path() {
+		return ".", nil
+	}
+	return safefs.Rel(l.root.Path(), p)
 }
 
+// parent opens p's folder beneath the root and gives p's name in it.
+func (l localTarget) parent(p string) (*safefs.Dir, string, error) {
+	rel, err := safefs.Rel(l.root.Path(), p)
+	if err != nil {
+		return nil, "", err
+	}
+	d, err := l.root.OpenDir(path.Dir(rel))
+	if err != nil {
+		return nil, "", err
+	}
+	return d, path.Base(rel), nil
+}
+
+// stat describes p without following it: a link shows as a link.
+func (l localTarget) stat(p string) (fs.FileInfo, error) {
+	rel, err := l.rel(p)
+	if err != nil {
+		return nil, err
+	}
+	if rel == "." {
+		return l.root.Stat()
+	}
+	return l.root.Lstat(rel)
+}
+
+func (l localTarget) mkdirAll(dir string) error {
+	rel, err := l.rel(dir)
+	if err != nil {
+		return err
+	}
+	d, err := l.root.MkdirAll(rel, 0o777, nil)
+	if err != nil {
+		return err
+	}
+	return d.Close()
+}
+
+// remove unlinks the name p; a link there goes itself, its target never.
+func (l localTarget) remove(p string) error {
+	d, name, err := l.parent(p)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Remove(name, nil)
+}
+
+// create makes p anew. A file left at that name by an earlier attempt loses its name, not
+// its bytes (O_TRUNC would cut whatever else a hard link of it names too), and a new file is
+// made exclusively in its place, never through a link. A link or anything else that is not
+// a regular file there is refused and left alone: hotdrop never writes one, so someone else
+// planted it, and a person should know.
+func (l localTarget) create(p string) (remoteFile, error) {
+	d, name, err := l.parent(p)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	for try := 0; ; try++ {
+		f, err := d.Create(name, 0o666)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, fs.ErrExist) || try == 2 {
+			return nil, err
+		}
+		if err := d.Remove(name, regularOnly(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+}
+
+// openPartial opens the existing partial p for a resume, never through a link.
 func (l localTarget) openPartial(p string) (remoteFile, error) {
-	return os.OpenFile(p, os.O_WRONLY, 0)
+	d, name, err := l.parent(p)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	f, err := d.OpenWrite(name)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// regularOnly refuses, as the check of a safefs.Dir step on p, anything but a regular file.
+func regularOnly(p string) func(fs.FileInfo) error {
+	return func(fi fs.FileInfo) error {
+		if !fi.Mode().IsRegular() {
+			return &safefs.UnsafeError{Path: p, Reason: safefs.TypeRefusal(fi.Mode())}
+		}
+		return nil
+	}
 }
 
 // chunkSize for a local folder: large reads and writes, few system calls.
@@ -35,41 +155,53 @@ func (l localTarget) chunkSize() int { return 1 << 20 }
 
 // rename replaces atomically on POSIX filesystems. Without replace it
 // links the new name first, which fails when the name is taken, so nothing
-// that appeared there since Upload looked is ever overwritten.
+// that appeared there since Upload looked is ever overwritten. Only a regular
+// file is moved: a link planted in the partial's place is refused.
 func (l localTarget) rename(from, to string, replace bool) (string, error) {
+	fd, fname, err := l.parent(from)
+	if err != nil {
+		return "rename(2)", err
+	}
+	defer fd.Close()
+	td, tname, err := l.parent(to)
+	if err != nil {
+		return "rename(2)", err
+	}
+	defer td.Close()
 	if replace {
-		return "rename(2)", os.Rename(from, to)
+		return "rename(2)", fd.RenameOver(fname, td, tname, regularOnly(from))
 	}
-	if err := os.Link(from, to); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			if sameFile(from, to) {
-				// Linked already: an NFS client that resent the LINK whose answer was lost
-				// (or an earlier attempt that stopped between the two calls) hears EEXIST
-				// for its own link. The file is in place; the partial name goes.
-				return "link(2)", removeGone(from)
-			}
-			return "link(2)", err
+	err = fd.Link(fname, td, tname, regularOnly(from))
+	switch {
+	case err == nil:
+		return "link(2)", removeGone(fd, fname)
+	case errors.Is(err, fs.ErrExist):
+		if sameFile(fd, fname, td, tname) {
+			// Linked already: an NFS client that resent the LINK whose answer was lost
+			// (or an earlier attempt that stopped between the two calls) hears EEXIST
+			// for its own link. The file is in place; the partial name goes.
+			return "link(2)", removeGone(fd, fname)
 		}
-		// A filesystem without hard links: look, then rename.
-		if _, serr := os.Lstat(to); serr == nil {
-			return "rename(2)", fs.ErrExist
-		}
-		return "rename(2)", os.Rename(from, to)
+		return "link(2)", err
+	case errors.Is(err, safefs.ErrUnsafe), errors.Is(err, fs.ErrNotExist):
+		return "link(2)", err
 	}
-	return "link(2)", removeGone(from)
+	// A filesystem without hard links: a rename that never replaces.
+	return "rename(2)", fd.Rename(fname, td, tname, regularOnly(from))
 }
 
-// sameFile says whether a and b name one file (a hard link of the other).
-func sameFile(a, b string) bool {
-	fa, errA := os.Lstat(a)
-	fb, errB := os.Lstat(b)
-	return errA == nil && errB == nil && os.SameFile(fa, fb)
+// sameFile says whether a in folder ad and b in folder bd name one file (a hard link of
+// the other).
+func sameFile(ad *safefs.Dir, a string, bd *safefs.Dir, b string) bool {
+	fa, errA := ad.Lstat(a)
+	fb, errB := bd.Lstat(b)
+	return errA == nil && errB == nil && safefs.SameIdentity(fa, fb)
 }
 
-// removeGone removes p; p already gone is done too (an NFS client that resent the REMOVE
-// whose answer was lost hears ENOENT for its own removal).
-func removeGone(p string) error {
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+// removeGone removes name in d; already gone is done too (an NFS client that resent the
+// REMOVE whose answer was lost hears ENOENT for its own removal).
+func removeGone(d *safefs.Dir, name string) error {
+	if err := d.Remove(name, nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
@@ -81,7 +213,7 @@ func (l localTarget) freeSpace(string) (int64, bool) { return 0, false }
 // remoteSum hashes the delivered copy by reading it back: for a mounted share
 // that is the only way to ask "what did the other side store".
 func (l localTarget) remoteSum(_ context.Context, p, kind string, _ int64) (string, error) {
-	f, err := os.Open(p)
+	f, err := l.open(p)
 	if err != nil {
 		return "", err
 	}
@@ -106,7 +238,7 @@ func (l localTarget) remoteSum(_ context.Context, p, kind string, _ int64) (stri
 }
 
 func (l localTarget) readSmall(p string, max int64) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := l.open(p)
 	if err != nil {
 		return nil, err
 	}
@@ -115,10 +247,19 @@ func (l localTarget) readSmall(p string, max int64) ([]byte, error) {
 }
 
 func (l localTarget) readRange(p string, off int64, n int) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := l.open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	return readRangeFrom(f, off, n)
+}
+
+// open opens the regular file p for reading beneath the root, never through a link.
+func (l localTarget) open(p string) (*os.File, error) {
+	rel, err := safefs.Rel(l.root.Path(), p)
+	if err != nil {
+		return nil, err
+	}
+	return l.root.Open(rel)
 }

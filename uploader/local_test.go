@@ -5,11 +5,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
 func TestFileDestination(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "outbox")
+	root := t.TempDir()
 	u := newUploader(t, Options{URL: "file://" + root})
 	j, data := localFile(t, 200000, "PKG/AV/movie.mxf")
 	res, err := u.Upload(t.Context(), j)
@@ -42,6 +43,20 @@ func TestFileDestination(t *testing.T) {
 		}
 		assertNoPartial(t, root)
 	})
+	t.Run("missing_folder", func(t *testing.T) {
+		// A share that is not mounted (or a wrong URL) is reported; no folder is made for it.
+		gone := filepath.Join(root, "not-mounted")
+		u := newUploader(t, Options{URL: "file://" + gone})
+		j5, _ := localFile(t, 10, "PKG/x.bin")
+		_, err := u.Upload(t.Context(), j5)
+		e := wantCode(t, err, CodeRemoteError, false)
+		if !strings.Contains(e.Reason(), gone+" does not exist") {
+			t.Errorf("reason = %q, want it to say %s does not exist", e.Reason(), gone)
+		}
+		if _, err := os.Lstat(gone); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the missing destination folder was made (%v)", err)
+		}
+	})
 	t.Run("permission_denied", func(t *testing.T) {
 		if os.Geteuid() == 0 {
 			t.Skip("root writes into read-only folders; the sshd test covers this as an unprivileged user")
@@ -62,7 +77,7 @@ func TestFileDestination(t *testing.T) {
 // partial already gone.
 func TestLocalRenameIsIdempotent(t *testing.T) {
 	dir := t.TempDir()
-	tg := localTarget{base: dir}
+	tg := localTargetAt(t, dir, "")
 	from, to := filepath.Join(dir, ".a.wav.partial"), filepath.Join(dir, "a.wav")
 	must(t, os.WriteFile(from, []byte("hotdrop"), 0o644))
 	must(t, os.Link(from, to)) // the LINK went through; its answer did not
@@ -80,4 +95,13 @@ func TestLocalRenameIsIdempotent(t *testing.T) {
 	if got, _ := os.ReadFile(to); string(got) != "hotdrop" {
 		t.Errorf("final file = %q, changed", got)
 	}
+}
+
+// localTargetAt opens a file:// target on the existing folder root for one test.
+func localTargetAt(t *testing.T, root, tempName string) localTarget {
+	t.Helper()
+	tg, err := openLocalTarget(root, tempName)
+	must(t, err)
+	t.Cleanup(tg.close)
+	return tg
 }

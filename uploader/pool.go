@@ -147,7 +147,11 @@ func (u *Uploader) withTarget(ctx context.Context, op func(t target) error) erro
 
 func (u *Uploader) lease(ctx context.Context) (*lease, error) {
 	if u.local {
-		return &lease{t: localTarget{base: u.base, tempName: u.tempName}, release: func() {}}, nil
+		t, err := openLocalTarget(u.base, u.tempName)
+		if err != nil {
+			return nil, err
+		}
+		return &lease{t: t, release: t.close}, nil
 	}
 	c, release, err := u.session(ctx)
 	if err != nil {

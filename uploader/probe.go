@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"syscall"
 )
 
 // probeContent is what the probe file holds, so a person who finds one left behind by a
@@ -86,14 +87,8 @@ func (u *Uploader) probe(ctx context.Context, t target) (Capabilities, error) {
 	var caps Capabilities
 	base := t.abs("")
 	fi, err := t.stat(base)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return caps, &Error{Code: CodeRemoteError, Msg: fmt.Sprintf(
-			"the destination folder %s does not exist; check the path in destination.url", base), Err: err}
-	case err != nil:
-		return caps, destinationError("look at the destination folder", base, err)
-	case !fi.IsDir():
-		return caps, &Error{Code: CodeRemoteError, Msg: fmt.Sprintf("the destination %s is not a folder", base)}
+	if err := baseProblem(base, fi, err); err != nil {
+		return caps, err
 	}
 	if c, ok := t.(leasedConn); ok {
 		caps.Server = string(c.ssh.ServerVersion())
@@ -142,6 +137,23 @@ func (u *Uploader) probe(ctx context.Context, t target) (Capabilities, error) {
 	leftover = ""
 	caps.FreeSpace, caps.FreeKnown = t.freeSpace(t.dir(final))
 	return caps, nil
+}
+
+// baseProblem is what is wrong with the destination folder base, as stat (or opening it)
+// answered: nil when it is a folder.
+func baseProblem(base string, fi fs.FileInfo, err error) *Error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &Error{Code: CodeRemoteError, Msg: fmt.Sprintf(
+			"the destination folder %s does not exist; check the path in destination.url", base), Err: err}
+	case errors.Is(err, syscall.ENOTDIR):
+		return &Error{Code: CodeRemoteError, Msg: fmt.Sprintf("the destination %s is not a folder", base), Err: err}
+	case err != nil:
+		return destinationError("look at the destination folder", base, err)
+	case !fi.IsDir():
+		return &Error{Code: CodeRemoteError, Msg: fmt.Sprintf("the destination %s is not a folder", base)}
+	}
+	return nil
 }
 
 // probeWrite writes the probe file's two halves out of order, the second

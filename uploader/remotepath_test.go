@@ -94,7 +94,7 @@ func TestPartialOfIsWhereTheUploaderWrites(t *testing.T) {
 	for _, tmpl := range []string{"", ".{name}.partial", "{name}.partial", "_partial/{name}"} {
 		root := t.TempDir()
 		u := newUploader(t, Options{URL: "file://" + root, TempName: tmpl})
-		tg := localTarget{base: root, tempName: u.tempName}
+		tg := localTargetAt(t, root, u.tempName)
 		rel := "SR-1/Audio/a.wav"
 		want := tg.partial(tg.abs(rel))
 		if got := filepath.Join(root, filepath.FromSlash(u.PartialOf(rel))); got != want {

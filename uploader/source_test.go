@@ -3,7 +3,6 @@ package uploader
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,8 +17,7 @@ func TestSourceReadErrorIsTheSources(t *testing.T) {
 	dests := map[string]func() (*Uploader, string){
 		"sftp": func() (*Uploader, string) { return newUploader(t, ts.options()), ts.root },
 		"file": func() (*Uploader, string) {
-			root := filepath.Join(t.TempDir(), "outbox")
-			must(t, os.Mkdir(root, 0o755))
+			root := t.TempDir()
 			return newUploader(t, Options{URL: "file://" + root}), root
 		},
 	}

@@ -324,7 +324,7 @@ func TestSSHDVerifyHash(t *testing.T) {
 func TestFailurePastTheCopyResumesAtTheEnd(t *testing.T) {
 	dests := map[string]func(t *testing.T) (Options, string){
 		"file": func(t *testing.T) (Options, string) {
-			root := filepath.Join(t.TempDir(), "outbox")
+			root := t.TempDir()
 			return Options{URL: "file://" + root, Logger: discardLogger()}, root
 		},
 		"sshd": func(t *testing.T) (Options, string) {

@@ -13,7 +13,7 @@ import (
 // A source swapped for a FIFO or a symlink after it settled is refused as unsafe_path, and
 // opening it never hangs (a FIFO opened for reading blocks until a writer comes).
 func TestUnsafeSourceRefused(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "outbox")
+	root := t.TempDir()
 	u := newUploader(t, Options{URL: "file://" + root})
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "pipe.mxf")
@@ -50,7 +50,7 @@ func TestUnsafeSourceRefused(t *testing.T) {
 // Open again: a folder on the path swapped for a link while the bytes went out makes the
 // second Open fail, and nothing is published.
 func TestOpenRecheckedAfterTheLastByte(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "outbox")
+	out := t.TempDir()
 	u := newUploader(t, Options{URL: "file://" + out})
 	root := t.TempDir()
 	nested := filepath.Join(root, "nested")

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
 )
 
@@ -484,7 +485,7 @@ func TestWriteFailureClassified(t *testing.T) {
 			root := t.TempDir()
 			u := &Uploader{log: discardLogger()}
 			must(t, u.applyTuning(Options{}))
-			tg := fakeTarget{localTarget: localTarget{base: root}, free: tt.free, writeErr: tt.err}
+			tg := fakeTarget{localTarget: localTargetAt(t, root, ""), free: tt.free, writeErr: tt.err}
 			j, _ := localFile(t, 5000, "d/f.bin")
 			f, fi, err := openLocal(j)
 			must(t, err)
@@ -515,6 +516,8 @@ func TestClassify(t *testing.T) {
 		{errors.New("ssh: handshake failed: ssh: unable to authenticate, attempted methods [none]"), CodeAuthFailed, false},
 		{&sftp.StatusError{Code: uint32(sftp.ErrSSHFxFailure)}, CodeRemoteError, false},
 		{errors.Join(errors.New("wrapped"), own), CodeNoSpace, false},
+		// A link where a file:// destination has a folder or a partial: permanent, not retried.
+		{&os.PathError{Op: "create", Path: "/out/.a.partial", Err: &safefs.UnsafeError{Path: "/out/.a.partial", Reason: safefs.TypeRefusal(fs.ModeSymlink)}}, CodeRemoteError, false},
 	}
 	for _, tt := range tests {
 		e := Classify(tt.err)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 
@@ -113,7 +112,7 @@ func (c *sftpConn) sumPrefix(ctx context.Context, p string, n int64) (string, er
 }
 
 func (l localTarget) sumPrefix(ctx context.Context, p string, n int64) (string, error) {
-	f, err := os.Open(p)
+	f, err := l.open(p)
 	if err != nil {
 		return "", err
 	}

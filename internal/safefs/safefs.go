@@ -320,3 +320,36 @@ func (d *Dir) ReadDir() ([]fs.FileInfo, error) {
 	}
 	return out, nil
 }
+
+// checked describes name for a link or rename to toName and lets check refuse it.
+func (d *Dir) checked(name, toName string, check func(fs.FileInfo) error) (fs.FileInfo, error) {
+	if err := checkName(toName); err != nil {
+		return nil, err
+	}
+	fi, err := d.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if check != nil {
+		if err := check(fi); err != nil {
+			return nil, err
+		}
+	}
+	return fi, nil
+}
+
+// landed checks that toName, just linked or renamed from, is the kind of entry check
+// accepted as fi (a regular file is still one, not a link swapped in); if not, it removes
+// toName and refuses. The kind, not the inode: an SMB mount without server inode numbers
+// gives a new hard link a number of its own.
+func (d *Dir) landed(fi fs.FileInfo, toName, from string) error {
+	now, err := d.Lstat(toName)
+	if err != nil {
+		return err
+	}
+	if now.Mode().Type() == fi.Mode().Type() {
+		return nil
+	}
+	_ = d.unlink(toName)
+	return &UnsafeError{Path: from, Reason: Refusal("was replaced while it was being moved")}
+}

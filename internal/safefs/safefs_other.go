@@ -220,23 +220,73 @@ func (d *Dir) Remove(name string, check func(fs.FileInfo) error) error {
 // Rename moves the entry name to toName in folder to, after check has accepted it. An
 // existing toName is never replaced.
 func (d *Dir) Rename(name string, to *Dir, toName string, check func(fs.FileInfo) error) error {
-	if err := checkName(toName); err != nil {
+	if _, err := d.checked(name, toName, check); err != nil {
 		return err
-	}
-	fi, err := d.Lstat(name)
-	if err != nil {
-		return err
-	}
-	if check != nil {
-		if err := check(fi); err != nil {
-			return err
-		}
 	}
 	if _, err := to.Lstat(toName); err == nil {
 		return &os.LinkError{Op: "rename", Old: d.join(name), New: to.join(toName), Err: fs.ErrExist}
 	}
 	return d.top.r.Rename(path.Join(d.rel, name), path.Join(to.rel, toName))
 }
+
+// Create makes the file name in this folder and opens it for writing, exclusively: an entry
+// already there, a link included, is left alone and reported as fs.ErrExist.
+func (d *Dir) Create(name string, perm fs.FileMode) (*os.File, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	return d.r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm.Perm())
+}
+
+// OpenWrite opens the existing regular file name in this folder for writing, refusing a
+// link and anything but a regular file (see Open).
+func (d *Dir) OpenWrite(name string) (*os.File, error) {
+	li, err := d.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !li.Mode().IsRegular() {
+		return nil, notRegular(d.join(name), li.Mode())
+	}
+	f, err := d.r.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || !os.SameFile(li, fi) {
+		f.Close()
+		return nil, &UnsafeError{Path: d.join(name), Reason: Refusal("was replaced while it was being opened")}
+	}
+	return f, nil
+}
+
+// Link gives the entry name a further name, toName in folder to, after check has accepted
+// it. An existing toName is never replaced.
+func (d *Dir) Link(name string, to *Dir, toName string, check func(fs.FileInfo) error) error {
+	fi, err := d.checked(name, toName, check)
+	if err != nil {
+		return err
+	}
+	if err := d.top.r.Link(path.Join(d.rel, name), path.Join(to.rel, toName)); err != nil {
+		return err
+	}
+	return to.landed(fi, toName, d.join(name))
+}
+
+// RenameOver moves the entry name to toName in folder to, after check has accepted it,
+// replacing whatever toName is.
+func (d *Dir) RenameOver(name string, to *Dir, toName string, check func(fs.FileInfo) error) error {
+	fi, err := d.checked(name, toName, check)
+	if err != nil {
+		return err
+	}
+	if err := d.top.r.Rename(path.Join(d.rel, name), path.Join(to.rel, toName)); err != nil {
+		return err
+	}
+	return to.landed(fi, toName, d.join(name))
+}
+
+func (d *Dir) unlink(name string) error { return d.r.Remove(name) }
 
 // WriteFile replaces the file name with data atomically (temporary file, then rename).
 func (d *Dir) WriteFile(name string, data []byte, perm fs.FileMode) error {

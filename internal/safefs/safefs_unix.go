@@ -162,8 +162,12 @@ func (r *Root) openBeneath(rel string, parts []string, flags int) (int, error) {
 }
 
 func openatRetry(dirfd int, name string, flags int) (int, error) {
+	return openatMode(dirfd, name, flags, 0)
+}
+
+func openatMode(dirfd int, name string, flags int, mode uint32) (int, error) {
 	for {
-		fd, err := unix.Openat(dirfd, name, flags, 0)
+		fd, err := unix.Openat(dirfd, name, flags, mode)
 		if err == unix.EINTR {
 			continue
 		}
@@ -294,23 +298,79 @@ func (d *Dir) Remove(name string, check func(fs.FileInfo) error) error {
 // Rename moves the entry name to toName in folder to, after check has accepted what is there
 // now. An existing toName is never replaced.
 func (d *Dir) Rename(name string, to *Dir, toName string, check func(fs.FileInfo) error) error {
-	if err := checkName(toName); err != nil {
+	if _, err := d.checked(name, toName, check); err != nil {
 		return err
-	}
-	fi, err := d.Lstat(name)
-	if err != nil {
-		return err
-	}
-	if check != nil {
-		if err := check(fi); err != nil {
-			return err
-		}
 	}
 	if err := renameNoReplace(d.fd, name, to.fd, toName); err != nil {
 		return &os.LinkError{Op: "rename", Old: d.join(name), New: to.join(toName), Err: err}
 	}
 	return nil
 }
+
+// Create makes the file name in this folder and opens it for writing (mode perm as the umask
+// lets it). It is exclusive: an entry already there, a symbolic link included, is left alone
+// and reported as fs.ErrExist, so nothing is ever written through a link planted at name.
+func (d *Dir) Create(name string, perm fs.FileMode) (*os.File, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	fd, err := openatMode(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return nil, &os.PathError{Op: "create", Path: d.join(name), Err: err}
+	}
+	return os.NewFile(uintptr(fd), d.join(name)), nil
+}
+
+// OpenWrite opens the existing regular file name in this folder for writing, refusing a link
+// and anything but a regular file (checked on the opened descriptor; a FIFO never blocks it).
+func (d *Dir) OpenWrite(name string) (*os.File, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	fd, err := openatRetry(d.fd, name, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, pathErr(d.join(name), err)
+	}
+	// O_NONBLOCK was for the open alone (a FIFO swapped in); a share's client may honour it
+	// on writes, so the descriptor goes back to blocking before anything is written.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "open", Path: d.join(name), Err: err}
+	}
+	return regularFile(fd, d.join(name))
+}
+
+// Link gives the entry name in this folder a further name, toName in folder to, after check
+// has accepted what is there now. An existing toName is never replaced (fs.ErrExist). A
+// link at name would be linked as itself, never followed; if name is swapped between the
+// check and the link, the new name is taken back and the swap refused.
+func (d *Dir) Link(name string, to *Dir, toName string, check func(fs.FileInfo) error) error {
+	fi, err := d.checked(name, toName, check)
+	if err != nil {
+		return err
+	}
+	if err := unix.Linkat(d.fd, name, to.fd, toName, 0); err != nil {
+		return &os.LinkError{Op: "link", Old: d.join(name), New: to.join(toName), Err: err}
+	}
+	return to.landed(fi, toName, d.join(name))
+}
+
+// RenameOver moves the entry name to toName in folder to, after check has accepted what is
+// there now, replacing whatever toName is (a link there is replaced, never followed). If
+// name is swapped between the check and the rename, what landed at toName is removed and
+// the swap refused.
+func (d *Dir) RenameOver(name string, to *Dir, toName string, check func(fs.FileInfo) error) error {
+	fi, err := d.checked(name, toName, check)
+	if err != nil {
+		return err
+	}
+	if err := unix.Renameat(d.fd, name, to.fd, toName); err != nil {
+		return &os.LinkError{Op: "rename", Old: d.join(name), New: to.join(toName), Err: err}
+	}
+	return to.landed(fi, toName, d.join(name))
+}
+
+func (d *Dir) unlink(name string) error { return unix.Unlinkat(d.fd, name, 0) }
 
 // WriteFile replaces the file name with data atomically: a new temporary file in this folder
 // (created exclusively, never through a link), then a rename over name. A link at name is
