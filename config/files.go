@@ -89,8 +89,9 @@ func (a Account) inGroup(gid int) bool {
 
 // CheckFiles looks at what the config names on this machine, as the account sees it: the
 // secret and key files exist and can be read, state_dir and watch.root can be written (or
-// state_dir created), watch.group exists, the config and requests files can be read, and every
-// {field} of destination.path is a field of every request in reqs. Each problem carries the
+// state_dir created), watch.group exists, the config and requests files can be read, every
+// {field} of destination.path is a field of every request in reqs and every {field} of
+// watch.folder a field of some request. Each problem carries the
 // position of its key in the config file and, where a command fixes it, that command. The
 // error, when not nil, is an ErrorList.
 func CheckFiles(c *Config, reqs []Request, a Account) error {
@@ -122,6 +123,7 @@ func CheckFiles(c *Config, reqs []Request, a Account) error {
 		}
 	}
 	ck.pathFields(reqs)
+	ck.folderFields(reqs)
 	return ck.errs.err()
 }
 
@@ -394,35 +396,13 @@ func (ck *fileCheck) group() {
 // pathFields checks that every request has every {field} destination.path puts into the
 // remote path: a request without one would fail each of its files at upload.
 func (ck *fileCheck) pathFields(reqs []Request) {
-	if len(reqs) == 0 {
-		return
-	}
-	fields, _, problem := templateProblem(ck.c.Destination.Path)
-	if problem != "" {
-		return // Parse reported it
-	}
-	known := map[string]bool{}
-	for _, r := range reqs {
-		for k := range r.Fields {
-			known[k] = true
-		}
-	}
+	fields, known := templateFields(ck.c.Destination.Path, reqs)
 	for _, f := range fields {
 		if f == "name" {
 			continue
 		}
 		if !known[f] {
-			var names []string
-			for k := range known {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			hint := ""
-			if s := suggest(f, append(names, "name")); s != "" {
-				hint = fmt.Sprintf(" (did you mean {%s}?)", s)
-			}
-			ck.errorf("destination.path", "{%s} is not a field of any request%s; requests have {%s} and {name} is the file's own path",
-				f, hint, strings.Join(names, "}, {"))
+			ck.unknownField("destination.path", f, known, []string{"name"}, " and {name} is the file's own path")
 			continue
 		}
 		for _, r := range reqs {
@@ -433,6 +413,43 @@ func (ck *fileCheck) pathFields(reqs []Request) {
 			}
 		}
 	}
+}
+
+// templateFields returns the {fields} of tmpl and the fields at least one request has; no
+// fields when there are no requests to compare with, or when tmpl is broken (Parse reported it).
+func templateFields(tmpl string, reqs []Request) ([]string, map[string]bool) {
+	fields, _, problem := templateProblem(tmpl)
+	if len(reqs) == 0 || problem != "" {
+		return nil, nil
+	}
+	return fields, requestFields(reqs)
+}
+
+// requestFields is the set of fields at least one request has.
+func requestFields(reqs []Request) map[string]bool {
+	known := map[string]bool{}
+	for _, r := range reqs {
+		for k := range r.Fields {
+			known[k] = true
+		}
+	}
+	return known
+}
+
+// unknownField reports {f} in the template at key as no request's field, suggesting the
+// nearest of the known fields and of extra (fields the template has besides the requests').
+func (ck *fileCheck) unknownField(key, f string, known map[string]bool, extra []string, tail string) {
+	var names []string
+	for k := range known {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	hint := ""
+	if s := suggest(f, append(names, extra...)); s != "" {
+		hint = fmt.Sprintf(" (did you mean {%s}?)", s)
+	}
+	ck.errorf(key, "{%s} is not a field of any request%s; requests have {%s}%s",
+		f, hint, strings.Join(names, "}, {"), tail)
 }
 
 // describeOwner says who owns a file and its mode, as ls -l would.

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"unicode"
@@ -43,10 +46,13 @@ func ParseRequests(file string, data []byte) ([]Request, error) {
 
 // LoadRequests reads every file matching c.Requests.Files, in glob order,
 // and checks that ids are unique across all of them. A glob that matches
-// nothing is not an error (warning about it is the caller's job); folders
-// matching a glob are skipped. With requests.source = "http" there are no
-// files to read and it returns nil, nil. The error, when not nil, is an
-// ErrorList and the requests are nil.
+// nothing is not an error (a tracker may write files there later;
+// UnmatchedRequestGlobs finds them for a warning) and folders matching a glob
+// are skipped. A plain path (no glob characters) names one file: when it does
+// not exist or is a folder, that is an error at its requests.files entry, as
+// a typo there would leave the daemon idle. With requests.source = "http"
+// there are no files to read and it returns nil, nil. The error, when not
+// nil, is an ErrorList and the requests are nil.
 func LoadRequests(c *Config) ([]Request, error) {
 	if c.Requests.Source != "file" {
 		return nil, nil
@@ -54,10 +60,17 @@ func LoadRequests(c *Config) ([]Request, error) {
 	var errs ErrorList
 	var files []string
 	seen := map[string]bool{}
-	for _, g := range c.Requests.Files {
+	at := filesPositions(c)
+	for i, g := range c.Requests.Files {
+		if !isGlob(g) {
+			if e := plainRequestsFile(g, at(i)); e != nil {
+				errs = append(errs, e)
+				continue
+			}
+		}
 		matches, err := filepath.Glob(g)
 		if err != nil {
-			errs = append(errs, &Error{Pos: Position{File: c.File}, Msg: fmt.Sprintf("requests.files: %q is not a valid glob: %v", g, err), Err: err})
+			errs = append(errs, &Error{Pos: at(i), Msg: fmt.Sprintf("requests.files: %q is not a valid glob: %v", g, err), Err: err})
 			continue
 		}
 		for _, m := range matches {
@@ -89,6 +102,87 @@ func LoadRequests(c *Config) ([]Request, error) {
 		return nil, errs
 	}
 	return all, nil
+}
+
+// UnmatchedRequestGlobs returns a warning for each glob of requests.files that matches no
+// file now, at its entry in the config file: not an error, since a tracker may write requests
+// files there later, but a typo in it would leave the daemon idle just the same.
+func UnmatchedRequestGlobs(c *Config) []*Error {
+	if c.Requests.Source != "file" {
+		return nil
+	}
+	var warns []*Error
+	at := filesPositions(c)
+	for i, g := range c.Requests.Files {
+		if !isGlob(g) {
+			continue // LoadRequests refuses a plain path that names no file
+		}
+		if matches, err := filepath.Glob(g); err == nil && !anyFile(matches) {
+			warns = append(warns, &Error{Pos: at(i), Msg: fmt.Sprintf(
+				"requests.files: no file matches %s yet, so no request comes from it; hotdrop reads the files that appear there (it looks every 2 s), but if none should, correct the glob",
+				g)})
+		}
+	}
+	return warns
+}
+
+// anyFile says whether one of paths is not a folder (LoadRequests skips folders).
+func anyFile(paths []string) bool {
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+// isGlob says whether p holds a character filepath.Glob treats specially; a path without one
+// names one file.
+func isGlob(p string) bool {
+	magic := `*?[`
+	if runtime.GOOS != "windows" {
+		magic = `*?[\`
+	}
+	return strings.ContainsAny(p, magic)
+}
+
+// plainRequestsFile checks a requests.files entry that names one file: it must be there.
+func plainRequestsFile(p string, at Position) *Error {
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &Error{Pos: at, Err: err, Msg: fmt.Sprintf(
+			"requests.files: %s does not exist; expected a requests file of [[request]] tables: correct the path, create the file, or, if it is written later, name it by a glob (like %s), which may match nothing yet",
+			p, filepath.Join(filepath.Dir(p), "*.toml"))}
+	case err != nil:
+		return &Error{Pos: at, Err: err, Msg: fmt.Sprintf("requests.files: %s cannot be read: %v", p, err)}
+	case fi.IsDir():
+		return &Error{Pos: at, Msg: fmt.Sprintf(
+			"requests.files: %s is a folder; expected a requests file or a glob: write %q to read the .toml files in it",
+			p, filepath.Join(p, "*.toml"))}
+	}
+	return nil
+}
+
+// filesPositions returns where each requests.files entry is written in the config file,
+// found only when asked (the config keeps no positions): an error needs it, a good load not.
+func filesPositions(c *Config) func(i int) Position {
+	var loc *locator
+	located := false
+	return func(i int) Position {
+		if !located {
+			loc, located = relocate(c.File), true
+		}
+		if loc != nil {
+			if p, ok := loc.value(indexKey("requests.files", i)); ok {
+				return p
+			}
+			if p, ok := loc.value("requests.files"); ok {
+				return p
+			}
+		}
+		return Position{File: c.File}
+	}
 }
 
 // parseRequests returns the requests of one file, where each id is written,

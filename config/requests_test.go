@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -104,6 +105,48 @@ func TestDuplicateAcrossFiles(t *testing.T) {
 	checkErrors(t, "testdata/requests-dup/b.toml", err, []wantErr{
 		{6, 8, `request id "SR-1042" is already used at testdata/requests-dup/a.toml:2:6`},
 	})
+}
+
+// TestRequestsFilesThatNameNothing (operator review, item 1): a plain path in requests.files
+// that does not exist, or names a folder, is an error at its entry in the config file, since a
+// typo there leaves the daemon idle; a glob that matches nothing is only a warning, since a
+// tracker may write files there later.
+func TestRequestsFilesThatNameNothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "requests.d", "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "requests.d", "r.toml"), []byte("[[request]]\nid = \"SR-1\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "hotdrop.toml")
+	text := "state_dir = \"state\"\n[watch]\nroot = \"root\"\n[requests]\nfiles = [\"requests.d/r.toml\",\n  \"nosuch/r.toml\", \"requests.d\",\n  \"requests.d/*.json\", \"requests.d/*.toml\"]\n[destination]\nurl = \"file:///tmp/out\"\n"
+	if err := os.WriteFile(cfgFile, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadRequests(c)
+	checkErrors(t, cfgFile, err, []wantErr{
+		{6, 3, "requests.files: " + filepath.Join(dir, "nosuch/r.toml") + " does not exist; expected a requests file of [[request]] tables: correct the path"},
+		{6, 20, "requests.files: " + filepath.Join(dir, "requests.d") + ` is a folder; expected a requests file or a glob: write "` + filepath.Join(dir, "requests.d/*.toml") + `"`},
+	})
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadRequests = %v, want it to match fs.ErrNotExist", err)
+	}
+	warns := UnmatchedRequestGlobs(c)
+	if len(warns) != 1 || warns[0].Pos != (Position{cfgFile, 7, 3}) ||
+		!strings.Contains(warns[0].Msg, "requests.files: no file matches "+filepath.Join(dir, "requests.d/*.json")+" yet") {
+		t.Errorf("UnmatchedRequestGlobs = %v, want one warning for requests.d/*.json at %s:7:3", ErrorList(warns), cfgFile)
+	}
+
+	// Without the two bad entries, the plain path and the glob read the same file once.
+	c.Requests.Files = []string{c.Requests.Files[0], c.Requests.Files[3], c.Requests.Files[4]}
+	if reqs, err := LoadRequests(c); err != nil || len(reqs) != 1 || reqs[0].ID != "SR-1" {
+		t.Errorf("LoadRequests(good entries) = %v, %v; want SR-1 once", reqs, err)
+	}
 }
 
 func TestLoadRequestsBadGlob(t *testing.T) {

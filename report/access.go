@@ -19,8 +19,8 @@ const sessionCookie = "hotdrop_session"
 // Handler is the whole site with its checks: Host, token, same-origin POSTs.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.hostAllowed(r.Host) {
-			http.Error(w, "Forbidden: this Host is not one hotdrop answers to (a guard against DNS rebinding); add it to the allowed names or use the listen address", http.StatusForbidden)
+		if host := hostName(r.Host); !s.hosts[host] {
+			http.Error(w, fmt.Sprintf("Forbidden: the Host %q is not one hotdrop answers to (a guard against DNS rebinding); expected the listen address or a name in status.hosts: use the listen address, or add %q to status.hosts under [status] in hotdrop's config and reload", host, host), http.StatusForbidden)
 			return
 		}
 		bearer := s.bearerOK(r)
@@ -56,13 +56,14 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
-func (s *Server) hostAllowed(hostport string) bool {
+// hostName is the name in a Host header as the allowed names are kept: no port, no
+// brackets, no trailing dot, lower case.
+func hostName(hostport string) string {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
 	}
-	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
-	return s.hosts[host]
+	return strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
 }
 
 func (s *Server) bearerOK(r *http.Request) bool {

@@ -109,6 +109,11 @@ func TestReportServerRefusesForeignHostAndOrigin(t *testing.T) {
 	if n := ctl.calls.Load(); n != 3 {
 		t.Errorf("engine control called %d times, want 3 (refused requests must not reach it)", n)
 	}
+	// The refusal names the Host and the setting that allows it (operator review, item 3).
+	want := `Forbidden: the Host "evil.example" is not one hotdrop answers to (a guard against DNS rebinding); expected the listen address or a name in status.hosts: use the listen address, or add "evil.example" to status.hosts under [status]`
+	if _, body := do(t, "GET", ts.URL+"/api/requests", map[string]string{"Host": "Evil.Example.:8470"}); !strings.Contains(body, want) {
+		t.Errorf("foreign Host refused with %q, want it saying %q", strings.TrimSpace(body), want)
+	}
 }
 
 // TestReportServerLoopbackPostNeedsTokenWhenSet: on loopback any local user can connect, so

@@ -3,14 +3,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // checkWorld writes a config that check passes: an sftp destination whose key and known_hosts
@@ -90,6 +88,16 @@ func TestCheckRefusesWhatCannotWork(t *testing.T) {
 			`hotdrop.toml:10:8: destination.path: {nosuch} is not a field of any request`},
 		{"path field a request lacks", func(s string) string { return strings.Replace(s, "{package_id}/{source_type}", "{episode}", 1) },
 			`hotdrop.toml:10:8: destination.path: {episode} is not a field of any request`},
+		{"requests file missing", func(s string) string { return strings.Replace(s, `"requests.d/*.toml"`, `"requests.d/nosuch.toml"`, 1) },
+			`hotdrop.toml:5:10: requests.files: DIR/etc/requests.d/nosuch.toml does not exist; expected a requests file of [[request]] tables: correct the path`},
+		{"unknown folder field", func(s string) string {
+			return strings.Replace(s, "[requests]", "folder = \"{nosuchfield}\"\n[requests]", 1)
+		},
+			`hotdrop.toml:4:10: watch.folder: {nosuchfield} is not a field of any request; requests have {id}, {language}, {package_id}, {source_type}, {status}, {title}; a drop folder is named by its request's fields`},
+		{"misspelt folder field", func(s string) string {
+			return strings.Replace(s, "[requests]", "folder = \"{tittle} [{id}]\"\n[requests]", 1)
+		},
+			`hotdrop.toml:4:10: watch.folder: {tittle} is not a field of any request (did you mean {title}?)`},
 		{"watch.root missing", func(s string) string { return strings.Replace(s, "/root\"", "/noroot\"", 1) },
 			`hotdrop.toml:3:8: watch.root: DIR/noroot does not exist (hotdrop makes the drop folders below it, not the folder itself): install -d`},
 	} {
@@ -197,56 +205,8 @@ func atoi(t *testing.T, s string) int {
 // TestRunAndReloadApplyTheChecks (issue 14, items 1-2): run refuses with exit 78 what check
 // refuses, and a reload that would break it is refused while the running config stays.
 func TestRunAndReloadApplyTheChecks(t *testing.T) {
-	_, cfgPath := checkWorld(t, func(s string) string {
-		return strings.Replace(s, "sftp://partner@ingest.example.com:22/incoming", "file:///nonexistent-outbox", 1)
-	})
-	good, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken := strings.Replace(string(good), `"id_ed25519"`, `"id_nosuch"`, 1)
-	if err := os.WriteFile(cfgPath, []byte(broken), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log strings.Builder
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if code := exitCode(runDaemon(ctx, c, newLogger(&log), daemonHooks{}), &log); code != exitConfig || !strings.Contains(log.String(), "id_nosuch does not exist") {
-		t.Fatalf("run with a missing identity_file: exit %d, want 78:\n%s", code, log.String())
-	}
-
-	if err := os.WriteFile(cfgPath, good, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c, err = loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	started, reload, reloads := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runDaemon(ctx, c, newLogger(testWriter{t}), daemonHooks{started: started, reload: reload, reloaded: func(err error) { reloads <- err }})
-	}()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("daemon ended: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not start")
-	}
-	if err := os.WriteFile(cfgPath, []byte(broken), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reload <- struct{}{}
-	if err := <-reloads; err == nil || !strings.Contains(err.Error(), "hotdrop.toml:8:17: destination.identity_file:") {
-		t.Errorf("reload with a missing identity_file: %v, want it refused with its position", err)
-	}
-	cancel()
-	<-done
+	runAndReloadRefuse(t, nil, func(s string) string { return strings.Replace(s, `"id_ed25519"`, `"id_nosuch"`, 1) },
+		"id_nosuch does not exist", "hotdrop.toml:8:17: destination.identity_file:")
 }
 
 // TestCheckDefaultsToTheUnitsUser: run as root, check takes the view of the user an

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/hotdrop/hotdrop/config"
+	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/uploader"
 )
 
@@ -39,12 +41,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: syntax and values ok\n", cfg.File)
 	fmt.Fprintf(stdout, "requests: %d from %s\n", len(reqs), strings.Join(cfg.Requests.Files, ", "))
+	for _, w := range config.UnmatchedRequestGlobs(cfg) {
+		fmt.Fprintln(stdout, "WARNING: "+w.Error())
+	}
 	fmt.Fprintf(stdout, "files and folders: as the user %s (%s)\n", acct.Name, why)
 	bad := configProblems(cfg, reqs, acct)
 	if bad == nil {
 		fmt.Fprintln(stdout, "files and folders: ok")
 	}
-	problems := 0
+	problems := dropFolderProblems(cfg, reqs, stdout)
 	if msg := probeProblem(newChecker(cfg), cfg); msg != "" {
 		fmt.Fprintln(stdout, msg)
 		problems++
@@ -66,6 +71,26 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d problem(s) found", problems)
 	}
 	return nil
+}
+
+// dropFolderProblems names the requests watch.folder gives no drop folder (the daemon only
+// logs them and never delivers to them) and returns how many. A template that fails them all
+// is also a config error; the first few requests are enough to show it.
+func dropFolderProblems(cfg *config.Config, reqs []config.Request, stdout io.Writer) int {
+	var errs config.ErrorList
+	errors.As(config.CheckFolderNames(cfg, reqs, func(fields map[string]string) error {
+		_, err := delivery.DropFolder(cfg.Watch.Folder, fields, cfg.Watch.Bin)
+		return err
+	}), &errs)
+	const shown = 10
+	for i, e := range errs {
+		if i == shown {
+			fmt.Fprintf(stdout, "… and %d more requests without a drop folder\n", len(errs)-shown)
+			break
+		}
+		fmt.Fprintln(stdout, e.Error())
+	}
+	return len(errs)
 }
 
 // checkConnect does what an upload does, on a test file: it reports each step's result

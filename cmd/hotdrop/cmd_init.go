@@ -109,7 +109,8 @@ folder_mode = "2775"
 [requests]
 # "file": requests come from the files below; "http": from a tracker at url.
 source = "file"
-# Request files, each holding [[request]] tables; globs allowed.
+# Request files, each holding [[request]] tables; globs allowed (a glob may match
+# nothing yet; a path without glob characters must name a file).
 files = ["/etc/hotdrop/requests.d/*.toml"]
 # source = "http": GET {url}/source-requests, events POSTed back.
 # url = "https://tracker.example/api"

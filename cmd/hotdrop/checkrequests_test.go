@@ -1,0 +1,121 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCheckWarnsOfAnEmptyGlob (operator review, item 1): a requests.files glob that matches
+// nothing is not an error (a tracker may write there later) but check says so, at its entry.
+func TestCheckWarnsOfAnEmptyGlob(t *testing.T) {
+	dir, cfg := checkWorld(t, func(s string) string {
+		return strings.Replace(s, `"requests.d/*.toml"`, `"requests.d/*.toml", "tracker/*.toml"`, 1)
+	})
+	code, out, errOut := hotdrop("check", "--config", cfg)
+	want := "WARNING: " + cfg + ":5:31: requests.files: no file matches " + filepath.Join(dir, "etc/tracker/*.toml") + " yet, so no request comes from it"
+	if code != exitOK || !strings.Contains(out, want) || !strings.Contains(out, "requests: 1 from") {
+		t.Errorf("check with a glob that matches nothing: exit %d, want 0 saying\n%s\ngot:\n%s%s", code, want, out, errOut)
+	}
+}
+
+// TestCheckNamesRequestsWithoutADropFolder (operator review, item 2): a request whose fields
+// leave watch.folder empty gets no drop folder; check names it at its [[request]] table.
+func TestCheckNamesRequestsWithoutADropFolder(t *testing.T) {
+	dir, cfg := checkWorld(t, func(s string) string {
+		return strings.Replace(s, "[requests]", "folder = \"{episode}\"\n[requests]", 1)
+	})
+	other := "[[request]]\nid = \"SR-2\"\nepisode = \"S01E02\"\npackage_id = \"PKG-1\"\nsource_type = \"Subtitle\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "etc/requests.d/s.toml"), []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := hotdrop("check", "--config", cfg)
+	want := filepath.Join(dir, "etc/requests.d/r.toml") + `:1:1: request SR-1 gets no drop folder: folder template "{episode}" gives an empty folder name (watch.folder, ` +
+		cfg + `:4:10); expected a template whose fields the request has`
+	if code != exitFail || !strings.Contains(out, want) || strings.Contains(out, "SR-2 gets no") || !strings.Contains(errOut, "1 problem(s) found") {
+		t.Errorf("check with a request that watch.folder names no folder for: exit %d, want 1 saying\n%s\ngot:\n%s%s", code, want, out, errOut)
+	}
+}
+
+// TestRunAndReloadRefuseAMissingRequestsFile (operator review, item 1): run refuses a
+// requests.files path that names no file as check does (exit 78), and a reload with such a
+// typo is refused with its position: the running daemon keeps its requests.
+func TestRunAndReloadRefuseAMissingRequestsFile(t *testing.T) {
+	runAndReloadRefuse(t,
+		func(s string) string { return strings.Replace(s, `"requests.d/*.toml"`, `"requests.d/r.toml"`, 1) },
+		func(s string) string { return strings.Replace(s, `"requests.d/r.toml"`, `"requests.d/r.tmol"`, 1) },
+		"hotdrop.toml:5:10: requests.files: ", "requests.d/r.tmol does not exist; expected a requests file")
+}
+
+// runAndReloadRefuse checks that run refuses the config that breakIt makes of checkWorld's
+// (with edit, and a local destination), exiting 78 with a log holding runWant; and that a
+// daemon started on the good config refuses a reload to the broken one with an error holding
+// reloadWant, so the running configuration and its requests stay.
+func runAndReloadRefuse(t *testing.T, edit, breakIt func(string) string, runWant, reloadWant string) {
+	t.Helper()
+	_, cfgPath := checkWorld(t, func(s string) string {
+		s = strings.Replace(s, "sftp://partner@ingest.example.com:22/incoming", "file:///nonexistent-outbox", 1)
+		if edit != nil {
+			s = edit(s)
+		}
+		return s
+	})
+	good, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := breakIt(string(good))
+	start := func(text string, hooks daemonHooks, log *strings.Builder) (context.CancelFunc, chan error) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadConfig(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- runDaemon(ctx, c, newLogger(log), hooks) }()
+		return cancel, done
+	}
+
+	var log strings.Builder
+	started := make(chan struct{})
+	cancel, done := start(broken, daemonHooks{started: started}, &log)
+	select {
+	case err := <-done:
+		if code := exitCode(err, &log); code != exitConfig || !strings.Contains(log.String(), runWant) {
+			t.Errorf("run with the broken config: exit %d, want 78 saying %q:\n%s", code, runWant, log.String())
+		}
+	case <-started:
+		cancel()
+		<-done
+		t.Errorf("run with the broken config started; want exit 78 saying %q:\n%s", runWant, log.String())
+	}
+	cancel()
+
+	var log2 strings.Builder
+	started, reload, reloads := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	cancel, done = start(string(good), daemonHooks{started: started, reload: reload, reloaded: func(err error) { reloads <- err }}, &log2)
+	defer func() { cancel(); <-done }()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("daemon ended: %v\n%s", err, log2.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not start")
+	}
+	if err := os.WriteFile(cfgPath, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	if err := <-reloads; err == nil || !strings.Contains(err.Error(), reloadWant) {
+		t.Errorf("reload to the broken config: %v, want it refused saying %q", err, reloadWant)
+	}
+}
