@@ -208,6 +208,26 @@ func Load(path string) (*Config, error) {
 // returned, as an ErrorList in the order they appear in the file; the Config
 // is nil then.
 func Parse(file string, data []byte) (*Config, error) {
+	c, err := parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadPartial is Load for a reader of the state (hotdrop status) that must go on with a
+// config a person is in the middle of fixing: with the file's errors it also returns what
+// could be decoded, each value in error left at its default, where the file decodes at all.
+// Nothing that acts (run, a reload) may use it.
+func LoadPartial(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, ErrorList{{Pos: Position{File: path}, Msg: "cannot read the config file: " + err.Error(), Err: err}}
+	}
+	return parse(path, data)
+}
+
+func parse(file string, data []byte) (*Config, error) {
 	c := Default()
 	abs, err := filepath.Abs(file)
 	if err != nil {
@@ -238,7 +258,7 @@ func Parse(file string, data []byte) (*Config, error) {
 
 	if len(d.errs) > 0 {
 		d.errs.sortByPosition()
-		return nil, d.errs
+		return c, d.errs
 	}
 	return c, nil
 }

@@ -37,21 +37,44 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("status: expected at most one request ID, got %q", strings.Join(pos, " "))}
 	}
 	cfg, err := loadConfig(*cfgPath)
+	var cfgErr error
 	if err != nil {
-		return err
+		// A config being fixed must not blind status: what decodes (state_dir, the listen
+		// address) is enough to read the state, and the error is said above the table.
+		partial, _ := config.LoadPartial(configPath(*cfgPath))
+		if partial == nil {
+			return err
+		}
+		cfg, cfgErr = partial, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
 	list, live, err := statusRequests(ctx, cfg)
 	if err != nil {
+		if cfgErr != nil {
+			return fmt.Errorf("%w\n(and, reading the state with what of the config decodes: %v)", cfgErr, err)
+		}
 		return err
+	}
+	if cfgErr != nil && !hasProblem(list.Problems, cfgErr.Error()) {
+		if live && !*asJSON {
+			fmt.Fprintf(stdout, "PROBLEM: the config file has errors; the running daemon keeps the config it has, and refuses this one on a reload or restart:\n")
+			for _, line := range strings.Split(cfgErr.Error(), "\n") {
+				fmt.Fprintf(stdout, "  %s\n", line)
+			}
+			fmt.Fprintln(stdout)
+		} else if !live {
+			list.Problems = append(list.Problems, report.Problem{Message: cfgErr.Error()})
+		}
 	}
 	reqs := list.Requests
 	if !live {
 		fmt.Fprintln(stderr, "hotdrop: the daemon is not running; showing the state database (no live progress or retries)")
-		if _, err := config.LoadRequests(cfg); err != nil {
-			list.Problems = []report.Problem{{Message: err.Error()}}
+		if cfgErr == nil {
+			if _, err := config.LoadRequests(cfg); err != nil {
+				list.Problems = []report.Problem{{Message: err.Error()}}
+			}
 		}
 	}
 	if !*asJSON {
@@ -369,3 +392,13 @@ type daemonError struct {
 }
 
 func (e *daemonError) Error() string { return e.msg }
+
+// hasProblem reports whether ps says msg already.
+func hasProblem(ps []report.Problem, msg string) bool {
+	for _, p := range ps {
+		if p.Message == msg {
+			return true
+		}
+	}
+	return false
+}

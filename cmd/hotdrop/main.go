@@ -210,10 +210,16 @@ func cmdVersion(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		path = config.DefaultPath()
+// configPath is the config file --config gives, or the default.
+func configPath(flag string) string {
+	if flag == "" {
+		return config.DefaultPath()
 	}
+	return flag
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	path = configPath(path)
 	cfg, err := config.Load(path)
 	if err != nil && errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w\n(pass --config FILE or set HOTDROP_CONFIG; `hotdrop init --config FILE` writes a commented one)", err)

@@ -326,3 +326,30 @@ func writeTestCert(t *testing.T, certFile, keyFile string) {
 		t.Fatal(err)
 	}
 }
+
+// TestStatusWithABrokenConfig: an operator who broke the config (and whose SIGHUP the daemon
+// refused) got only the config's error from status, not the table the README promises. What
+// decodes is enough to read the state: the table is shown, the error above it.
+func TestStatusWithABrokenConfig(t *testing.T) {
+	cfgPath, _ := statusFixture(t, "")
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(b), "root = \"root\"\n", "root = \"root\"\nsettle = \"1 sec\"\n", 1)
+	if err := os.WriteFile(cfgPath, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCmd(t, "status", "--config", cfgPath)
+	if code != 0 || !strings.Contains(out, "PROBLEM: the config or requests files have errors") ||
+		!strings.Contains(out, `watch.settle: "1 sec" is not a duration`) || !strings.Contains(out, "SR-1043") {
+		t.Errorf("status with a broken config: exit %d, stderr %q, stdout:\n%s\nwant the error above the table", code, errOut, out)
+	}
+	// A file that does not decode at all still says only why.
+	if err := os.WriteFile(cfgPath, []byte("state_dir = [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runCmd(t, "status", "--config", cfgPath); code != exitConfig || !strings.Contains(errOut, "hotdrop.toml:") {
+		t.Errorf("status with a config that does not decode: exit %d, %q; want %d and where", code, errOut, exitConfig)
+	}
+}
