@@ -96,6 +96,7 @@ type Engine struct {
 	outside     map[string]bool           // paths already logged as being outside every drop folder
 	evBuf       []watcher.Event           // batch's, reused
 	prejudged   map[string]prejudged      // verdicts made ahead of their events, by path (prejudge.go)
+	remake      map[string]time.Time      // request id → when to make its removed drop folder again (intake.go)
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot
@@ -282,6 +283,7 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 			e.takeJournaled()
 			e.batch(ctx, events)
 		case <-flush.C:
+			e.remakeFolders()
 			e.settle(ctx, false) // big requests keep their own pace (refreshStale)
 			e.flushReports(false)
 		}

@@ -5,9 +5,11 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
 )
@@ -61,6 +63,10 @@ func (e *Engine) auxiliary(p string) bool {
 }
 
 func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
+	if ev.Kind == watcher.FolderRemoved {
+		e.folderRemoved(ev.Rel)
+		return
+	}
 	r, name, bin := e.locate(ev.Rel)
 	if r == nil && !bin {
 		if !e.outside[ev.Path] && ev.Kind != watcher.Removed {
@@ -178,5 +184,75 @@ func (e *Engine) refreshOwner(ctx context.Context, fs *fileState) {
 	}
 	if fs.inBin || e.reqs[fs.req()] == nil {
 		e.reportBin()
+	}
+}
+
+// folderRemoved has the drop folders a removed folder took with it (someone cleaned up by
+// hand) made again: a render farm writing into a request's folder must find it, and it went
+// unnoticed until a reload. A folder inside a drop folder, the usual case, costs one look-up.
+func (e *Engine) folderRemoved(rel string) {
+	var gone []string
+	if id, ok := e.byFolder[rel]; ok {
+		gone = append(gone, id)
+	} else if id, _, bin := Locate(e.byFolder, e.opt.Bin, rel); id == "" && !bin {
+		// Above the drop folders (a title's folder, say): those below it went too.
+		for f, id := range e.byFolder {
+			if strings.HasPrefix(f, rel+"/") {
+				gone = append(gone, id)
+			}
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	if e.remake == nil {
+		e.remake = map[string]time.Time{}
+	}
+	due := e.opt.Clock.Now().Add(remakeAfter)
+	for _, id := range gone {
+		e.remake[id] = due
+	}
+}
+
+// remakeAfter is how long after its removal a drop folder is made again: a root removed
+// whole (rm -rf) loses its folders first, and must not find them made again in it. The
+// root's own return is the daemon's to see (it makes every folder again then).
+const remakeAfter = 2 * time.Second
+
+// remakeFolders makes again the removed drop folders whose time has come, while watch.root
+// is the folder the Engine works in.
+func (e *Engine) remakeFolders() {
+	if len(e.remake) == 0 {
+		return
+	}
+	root, err := e.fsRoot()
+	if err != nil {
+		clear(e.remake)
+		return
+	}
+	have, err1 := root.Stat()
+	now, err2 := os.Stat(root.Path())
+	if err1 != nil || err2 != nil || !os.SameFile(have, now) {
+		clear(e.remake) // the root itself went: not folder by folder
+		return
+	}
+	at := e.opt.Clock.Now()
+	for id, due := range e.remake {
+		if at.Before(due) {
+			continue
+		}
+		delete(e.remake, id)
+		r := e.reqs[id]
+		if r == nil || !r.Accepting() {
+			continue
+		}
+		if _, err := root.Lstat(r.rel); err == nil {
+			continue // made again meanwhile
+		}
+		if err := e.mkdirAll(r.rel); err != nil {
+			e.log.Error("the drop folder was removed and cannot be made again", "request", r.ID, "folder", r.Folder, "err", err)
+			continue
+		}
+		e.log.Warn("the drop folder was removed; hotdrop made it again", "request", r.ID, "folder", r.Folder)
 	}
 }

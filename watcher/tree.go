@@ -354,6 +354,9 @@ func (r *run) dropDir(rel string) {
 	delete(r.warnedList, rel)
 	delete(r.warnedWatch, rel)
 	r.undeny(rel)
+	if rel != "." && !r.rootMissing {
+		r.emit(Event{Kind: FolderRemoved, Rel: rel})
+	}
 }
 
 // reconcileWatches re-adds watches the event source no longer holds (the

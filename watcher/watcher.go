@@ -65,6 +65,9 @@ const (
 	// again its files are reported Settling anew, and what was reported Denied and is not
 	// there is reported Removed.
 	Denied
+	// FolderRemoved: a folder it watched is gone, after its files were reported Removed
+	// (not while the whole root is gone: that is said once, in the log). Rel is the folder.
+	FolderRemoved
 )
 
 // String returns the lower-case name used in logs.
@@ -80,6 +83,8 @@ func (k Kind) String() string {
 		return "unsafe"
 	case Denied:
 		return "denied"
+	case FolderRemoved:
+		return "folder removed"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }

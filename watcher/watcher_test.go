@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -404,11 +405,13 @@ func TestRenamedFolderWatchedUnderNewName(t *testing.T) {
 	}
 	h.c.waitKind(t, Removed, "d/x.txt")
 	h.c.waitKind(t, Removed, "d/sub/y.txt")
+	h.c.waitKind(t, FolderRemoved, "d/sub") // the folders too, once their files were said
+	h.c.waitKind(t, FolderRemoved, "d")
 	h.c.waitKind(t, Ready, "e/sub/y.txt")
 	writeFile(t, root, "e/sub/z.txt", "z")
 	h.c.waitKind(t, Ready, "e/sub/z.txt")
 	for _, e := range h.c.all() {
-		if strings.HasPrefix(e.Rel, "d/") && e.Kind != Removed && e.at.After(renamed) {
+		if strings.HasPrefix(e.Rel, "d/") && e.Kind != Removed && e.Kind != FolderRemoved && e.at.After(renamed) {
 			t.Errorf("event under the old name after the rename: %s %s", e.Kind, e.Rel)
 		}
 	}
@@ -476,4 +479,32 @@ func TestSettledFilesAreNotReported(t *testing.T) {
 	h.c.waitKind(t, Settling, "done.exr")
 	h.advance(t, fc, 31*time.Second)
 	h.c.waitKind(t, Ready, "done.exr")
+}
+
+// TestFolderRemovedIsSaid: a folder removed is reported once its files were (the engine makes
+// a removed drop folder again).
+func TestFolderRemovedIsSaid(t *testing.T) {
+	for _, mode := range []string{ModeEvents, ModePoll} {
+		t.Run(mode, func(t *testing.T) {
+			root := t.TempDir()
+			writeFile(t, root, "a/b/x.txt", "x")
+			writeFile(t, root, "c/y.txt", "y")
+			h := start(t, Options{Root: root, Settle: 50 * time.Millisecond, Poll: 50 * time.Millisecond, Rescan: time.Hour, Mode: mode}, nil)
+			h.c.waitKind(t, Ready, "a/b/x.txt")
+			h.c.waitKind(t, Ready, "c/y.txt")
+			if err := os.RemoveAll(filepath.Join(root, "a")); err != nil {
+				t.Fatal(err)
+			}
+			h.c.waitKind(t, FolderRemoved, "a")
+			var order []string
+			for _, e := range h.c.all() {
+				if e.Kind == Removed || e.Kind == FolderRemoved {
+					order = append(order, e.Kind.String()+" "+e.Rel)
+				}
+			}
+			if want := []string{"removed a/b/x.txt", "folder removed a/b", "folder removed a"}; !slices.Equal(order, want) {
+				t.Errorf("events = %q, want %q", order, want)
+			}
+		})
+	}
 }
