@@ -540,6 +540,9 @@ func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
 		j.Progress = p.report
 		res, err := f.run.up.Upload(ctx, j)
 		p.settle(res, err)
+		if attempt == 1 {
+			f.run.out.prior.Add(p.before(res, err))
+		}
 		if err == nil || !uploader.Classify(err).Transient || ctx.Err() != nil || attempt == sendAttempts {
 			return res, err
 		}

@@ -31,6 +31,7 @@ func (p *attemptProgress) report(done int64) {
 		p.out.resumed(done)
 	} else {
 		p.out.sent(done - p.counted)
+		p.out.wire.Add(done - p.counted)
 	}
 	p.started = true
 	p.out.add(done - p.counted)
@@ -48,7 +49,20 @@ func (p *attemptProgress) settle(res uploader.Result, err error) {
 		// The exact resume point, now known: the first report was one chunk past it.
 		p.out.resumed(res.Resumed - p.there)
 		p.out.sent(p.there - res.Resumed)
+		p.out.wire.Add(p.there - res.Resumed)
 	}
+}
+
+// before is what the attempt found on the server from an earlier run (resumed, not sent
+// in this one): its first report's, or the exact resume point once it succeeded.
+func (p *attemptProgress) before(res uploader.Result, err error) int64 {
+	if !p.resumed {
+		return 0
+	}
+	if err == nil {
+		return res.Resumed
+	}
+	return p.there
 }
 
 // sendOutput writes per-file lines to stdout and, on a terminal, redraws a progress bar
@@ -62,9 +76,14 @@ type sendOutput struct {
 	bytes     atomic.Int64 // read and sent, including finished files and resumed parts
 	sentBytes atomic.Int64 // sent in this run: what rate and ETA are made of
 	there     atomic.Int64 // resumed parts, already on the server before this run
-	doneFiles atomic.Int64
-	failed    atomic.Int64
-	began     time.Time
+	// For the summary, which counts what went whatever became of it: wire is every byte the
+	// server acknowledged in this run, attempts that failed included (the bar's sentBytes
+	// forgets those, as the next attempt reports from its resume point); prior is what
+	// files' first attempts found on the server from an earlier run.
+	wire, prior atomic.Int64
+	doneFiles   atomic.Int64
+	failed      atomic.Int64
+	began       time.Time
 
 	mu   sync.Mutex // serialises writes so lines and the bar do not interleave
 	quit chan struct{}
@@ -153,7 +172,7 @@ func (o *sendOutput) stop() {
 // summary is the last line: files delivered (and failed), bytes sent in this run at what
 // rate, and what a resume found already on the server.
 func (o *sendOutput) summary(el time.Duration) string {
-	done, n := o.doneFiles.Load(), o.sentBytes.Load()
+	done, n := o.doneFiles.Load(), o.wire.Load()
 	secs := max(el.Seconds(), 1e-3)
 	s := fmt.Sprintf("%d of %d files delivered", done, o.files)
 	if f := o.failed.Load(); f > 0 {
@@ -170,7 +189,7 @@ func (o *sendOutput) summary(el time.Duration) string {
 		s += fmt.Sprintf(", %s per file", (el / time.Duration(done)).Round(100*time.Millisecond))
 	}
 	s += ")"
-	if t := o.there.Load(); t > 0 {
+	if t := o.prior.Load(); t > 0 {
 		s += fmt.Sprintf("; %s resumed, already on the server", humanBytes(t))
 	}
 	return s
