@@ -91,7 +91,7 @@ func readSidecarUnder(u *safefs.Under, path string) (values map[string]string, l
 // to a request. The error, when not nil, is a *SidecarError.
 func ParseSidecar(file string, data []byte) (map[string]string, error) {
 	if !utf8.Valid(data) {
-		return nil, &SidecarError{File: file, Msg: "is not UTF-8 text"}
+		return nil, notUTF8(file, data)
 	}
 	isJSON := strings.HasSuffix(strings.ToLower(file), ".json")
 	if isJSON {
@@ -350,4 +350,28 @@ func keyLines(data []byte, values map[string]string) map[string]int {
 // allows, so it cannot exist. A file of a 251-255 byte name has no sidecar; it is not broken.
 func absent(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENAMETOOLONG)
+}
+
+// notUTF8 says where a sidecar stops being UTF-8 text, and what it likely is instead: a
+// Windows editor's "Unicode" is UTF-16, whose every other byte is zero.
+func notUTF8(file string, data []byte) *SidecarError {
+	line, col, i := 1, 1, 0
+	for i < len(data) {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += n
+	}
+	msg := fmt.Sprintf("is not UTF-8 text (byte 0x%02x at offset %d); save it as UTF-8", data[i], i)
+	head := data[:min(len(data), 64)]
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) || len(head) >= 8 && bytes.Count(head, []byte{0}) >= len(head)/4 {
+		msg = "is UTF-16 text (a Windows editor's \"Unicode\"), not UTF-8; save it as UTF-8"
+	}
+	return &SidecarError{File: file, Line: line, Col: col, Msg: msg}
 }

@@ -34,7 +34,9 @@ func TestParseSidecar(t *testing.T) {
 		{"a.json", `{"a": `, "a.json:1:7: unexpected end"},
 		{"a.json", `{"é": 1}`, `a.json:1:2: "é" is not a field name`},
 		{"a.json", `{"a": null}`, "a.json:1:7: a: expected a string, number or boolean, not null"},
-		{"a.toml", "\xff", "a.toml: is not UTF-8 text"},
+		{"a.toml", "\xff", "a.toml:1:1: is not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"},
+		{"a.toml", "title = \"ok\"\nlanguage = \"fr\xe9\"\n", "a.toml:2:15: is not UTF-8 text (byte 0xe9 at offset 27)"},
+		{"a.json", "\xff\xfe{\x00\"\x00a\x00\"\x00", "a.json:1:1: is UTF-16 text (a Windows editor's \"Unicode\"), not UTF-8; save it as UTF-8"},
 	}
 	for _, tt := range tests {
 		got, err := ParseSidecar(tt.file, []byte(tt.data))
