@@ -3,6 +3,7 @@ package main
 import (
 	"net/url"
 	"os"
+	"os/user"
 	"path"
 	"strings"
 
@@ -41,7 +42,14 @@ func (n nextSteps) advise(te *delivery.TransferError, remoteRel string) {
 	switch te.Code {
 	case uploader.CodePermissionDenied:
 		if strings.HasPrefix(te.Msg, "cannot read local file") {
-			return // the source side: the message names the file and the fix is local
+			// The source side: the message names the file; the fix is its mode.
+			who := "(unknown)"
+			if u, err := user.Current(); err == nil {
+				who = u.Username
+			}
+			next = "let the user " + who + " (hotdrop runs as it) read the file: chmod g+r with a group " + who +
+				" is in, or o+r; a umask of 002 or 022 for whoever writes there keeps new files readable. Then Retry (hotdrop retry)"
+			break
 		}
 		dir := path.Join(n.base, path.Dir(remoteRel))
 		next = "ask the studio to let the user " + orUnknown(n.user) + " create files in " + dir +

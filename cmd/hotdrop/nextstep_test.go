@@ -13,6 +13,7 @@ import (
 
 	"github.com/hotdrop/hotdrop/delivery"
 	"github.com/hotdrop/hotdrop/internal/sshdtest"
+	"github.com/hotdrop/hotdrop/uploader"
 )
 
 // TestFailuresSayWhatToDo (issue 14, item 4): against a real sshd, a login the server
@@ -121,4 +122,21 @@ func TestFailuresSayWhatToDo(t *testing.T) {
 			t.Errorf("retry --replace with nothing held remote_exists: exit %d, want 1", code)
 		}
 	})
+}
+
+// TestUnreadableSourceSaysWhatToDo: a source file hotdrop may not read failed
+// permission_denied with its path and no fix, where a folder it may not enter says which
+// chmod to run.
+func TestUnreadableSourceSaysWhatToDo(t *testing.T) {
+	te := &delivery.TransferError{Code: uploader.CodePermissionDenied,
+		Msg: "cannot read local file /srv/d/a.wav (permission denied): the source failed, not the destination"}
+	nextSteps{user: "partner"}.advise(te, "SR-1/a.wav")
+	for _, want := range []string{"read the file: chmod g+r", "Then Retry (hotdrop retry)"} {
+		if !strings.Contains(te.Msg, want) {
+			t.Errorf("%q lacks %q", te.Msg, want)
+		}
+	}
+	if strings.Contains(te.Msg, "ask the studio") {
+		t.Errorf("%q sends the studio a problem of the source's", te.Msg)
+	}
 }
