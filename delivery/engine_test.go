@@ -43,6 +43,17 @@ func (s *memStore) SaveRequests(ctx context.Context, rs []RequestRecord) error {
 	return nil
 }
 
+// RequestRecords lists the requests journaled (RequestLister).
+func (s *memStore) RequestRecords(context.Context) ([]RequestRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]RequestRecord, 0, len(s.reqs))
+	for _, r := range s.reqs {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 func (s *memStore) SaveRequest(_ context.Context, r RequestRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

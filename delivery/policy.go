@@ -50,10 +50,10 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 		}
 	}
 	r.state = requestState(files, r, complete)
-	if r.state == Delivered {
-		r.delivered = r.delivered || !r.partly
-	} else {
-		r.partly = false
+	if r.state == Delivered && !r.quiet {
+		// Not from the first look after a start: the journal holds only the files that were
+		// delivered (a failed one is found again on the disk), which look delivered whole.
+		r.delivered = true
 	}
 	e.announce(ctx, r, files)
 	e.report(r)

@@ -197,6 +197,7 @@ type RequestRecord struct {
 	Folder    string
 	State     State
 	UpdatedAt time.Time
+	Delivered bool // delivered whole at least once (reqState.delivered)
 }
 
 // FileRecord is a file as the journal stores it. Its fields match store.File so the wiring can

@@ -21,11 +21,7 @@ func (e *Engine) load(ctx context.Context) error {
 	for _, rec := range recs {
 		if rec.State != Delivered && !rec.RenameIntent && rec.DeliveredAt.IsZero() {
 			// Re-derived from what the watcher reports now; a file that vanished while
-			// hotdrop was down must not linger as "settling". Its request was not delivered
-			// whole, unless the file came after (held already_delivered).
-			if r := e.reqs[rec.RequestID]; r != nil && rec.State != Settling && rec.Reason != ReasonAlreadyDelivered {
-				r.partly = true
-			}
+			// hotdrop was down must not linger as "settling".
 			continue
 		}
 		if s := allStates[stateIndex(rec.State)]; s == rec.State {

@@ -26,7 +26,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	e.reqsChanged = true
 	e.reqs, e.byFolder = map[string]*reqState{}, map[string]string{}
 	var errs []error
-	recs := make([]RequestRecord, 0, len(reqs))
+	var made []*reqState
 	var held func() []RequestRecord
 	if len(prev) == 0 && e.runCtx == nil {
 		// The first requests, before Run: nothing has been handed to the journal writer, so
@@ -58,7 +58,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 		}
 		if old := prev[r.ID]; old != nil {
 			rs.marker, rs.deliver, rs.state, rs.emitted, rs.milestones = old.marker, old.deliver, old.state, old.emitted, old.milestones
-			rs.delivered, rs.partly = old.delivered, old.partly
+			rs.delivered = old.delivered
 			if old.Status != r.Status {
 				e.log.Info("request status changed", "request", r.ID, "from", old.Status, "to", r.Status)
 				e.emit(Event{Type: EventRequestStatusChanged, Request: &EventRequest{ID: r.ID, State: string(old.state), Status: r.Status}})
@@ -72,7 +72,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 				rs.setupErr = err.Error()
 			}
 		}
-		recs = append(recs, requestRecord(rs, e.opt.Clock.Now()))
+		made = append(made, rs)
 	}
 	// Written here, not by the batch, so that a journal refusing them is said to the caller;
 	// after what the writer holds, so that no older record of theirs overwrites these.
@@ -80,7 +80,21 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	if held == nil {
 		held = e.heldRequests(ctx) // after what the writer held
 	}
-	if err := e.st.SaveRequests(ctx, changedRequests(recs, held())); err != nil {
+	journaled := held()
+	wasDelivered := make(map[string]bool)
+	for _, h := range journaled {
+		if h.Delivered {
+			wasDelivered[h.ID] = true
+		}
+	}
+	recs := make([]RequestRecord, 0, len(made))
+	for _, rs := range made {
+		if prev[rs.ID] == nil {
+			rs.delivered = wasDelivered[rs.ID] // the journal knows it from the last run
+		}
+		recs = append(recs, requestRecord(rs, e.opt.Clock.Now()))
+	}
+	if err := e.st.SaveRequests(ctx, changedRequests(recs, journaled)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -89,7 +103,7 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 func requestRecord(r *reqState, now time.Time) RequestRecord {
 	fields, _ := json.Marshal(r.Fields)
 	return RequestRecord{ID: r.ID, Fields: string(fields), Status: r.Status, Files: r.Files,
-		Folder: r.Folder, State: r.state, UpdatedAt: now}
+		Folder: r.Folder, State: r.state, UpdatedAt: now, Delivered: r.delivered}
 }
 
 func lookupGroup(name string) (int, error) {

@@ -20,14 +20,11 @@ type reqState struct {
 	setupErr    string // why its drop folder could not be made (whyRequest says it)
 	state       State
 	emitted     State // the state the last request event was made for
-	// delivered: it was delivered as a whole at least once. A request of any number of files
-	// (files = 0) is "already delivered" by it, not by its first file delivered: one of its
-	// files that failed must still go when it is retried.
-	delivered bool
-	// partly: the journal, at start, held files of it that were judged and did not go (failed,
-	// held for themselves, ready): the delivered ones alone do not make it delivered as a
-	// whole. Cleared once it is seen in any other state than delivered.
-	partly      bool
+	// delivered: it was delivered as a whole at least once (journaled with its record, so a
+	// start knows it). A request of any number of files (files = 0) is "already delivered" by
+	// it, not by its first file delivered: one of its files that failed must still go when it
+	// is retried.
+	delivered   bool
 	quiet       bool // first refresh after start: establish the state without events
 	refreshedAt time.Time
 	reportedAt  time.Time         // when its view was last sent

@@ -19,6 +19,7 @@ type Request struct {
 	Folder    string
 	State     string
 	UpdatedAt time.Time
+	Delivered bool // delivered whole at least once
 }
 
 // SaveRequest inserts or replaces a request.
@@ -35,10 +36,10 @@ func (s *Store) SaveRequests(ctx context.Context, rs []Request) error {
 	return s.Write(ctx, false, func(t *Tx) error { return t.SaveRequests(rs) })
 }
 
-const saveRequestQuery = `INSERT INTO requests(id, fields, status, files, folder, state, updated_at)
-	VALUES(?,?,?,?,?,?,?)
+const saveRequestQuery = `INSERT INTO requests(id, fields, status, files, folder, state, updated_at, delivered)
+	VALUES(?,?,?,?,?,?,?,?)
 	ON CONFLICT(id) DO UPDATE SET fields=excluded.fields, status=excluded.status, files=excluded.files,
-		folder=excluded.folder, state=excluded.state, updated_at=excluded.updated_at`
+		folder=excluded.folder, state=excluded.state, updated_at=excluded.updated_at, delivered=excluded.delivered`
 
 // MarkManifest records that request id's manifest is on the server (at), or, with a zero
 // time, that it is owed again (a redelivery).
@@ -65,7 +66,7 @@ func (s *Store) ManifestAt(ctx context.Context, id string) (time.Time, error) {
 
 // Requests lists every stored request, ordered by id.
 func (s *Store) Requests(ctx context.Context) ([]Request, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, fields, status, files, folder, state, updated_at FROM requests ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, fields, status, files, folder, state, updated_at, delivered FROM requests ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing requests: %w", err)
 	}
@@ -74,7 +75,7 @@ func (s *Store) Requests(ctx context.Context) ([]Request, error) {
 	for rows.Next() {
 		var r Request
 		var upd string
-		if err := rows.Scan(&r.ID, &r.Fields, &r.Status, &r.Files, &r.Folder, &r.State, &upd); err != nil {
+		if err := rows.Scan(&r.ID, &r.Fields, &r.Status, &r.Files, &r.Folder, &r.State, &upd, &r.Delivered); err != nil {
 			return nil, fmt.Errorf("listing requests: %w", err)
 		}
 		r.UpdatedAt = parseTS(upd)

@@ -84,6 +84,12 @@ var migrations = []string{
 	// v4: when a delivered request's manifest reached the server, so a crash between its
 	// last file and its manifest sends the manifest on the next start.
 	`ALTER TABLE requests ADD COLUMN manifest_at TEXT NOT NULL DEFAULT '';`,
+	// v5: the request was delivered whole once: a request of any number of files (files = 0)
+	// is "already delivered" by it, not by its first file delivered (one that failed must go
+	// when retried), and after a restart too. Journals from before: as they were judged then.
+	`ALTER TABLE requests ADD COLUMN delivered INTEGER NOT NULL DEFAULT 0;
+	UPDATE requests SET delivered = 1 WHERE state = 'delivered'
+		OR (files = 0 AND EXISTS (SELECT 1 FROM files WHERE files.request_id = requests.id AND files.delivered_at != ''));`,
 }
 
 // ErrNotFound is returned by lookups for a record that does not exist.

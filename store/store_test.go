@@ -250,3 +250,47 @@ func TestWriteRollsBackAfterAFailedStatement(t *testing.T) {
 		t.Fatalf("a.exr: %v, want ErrNotFound (rolled back with b.exr)", err)
 	}
 }
+
+// TestMigrateDeliveredWhole: a v4 journal's requests get their delivered-whole mark as they
+// were judged then: delivered ones, and any-number ones with a file delivered.
+func TestMigrateDeliveredWhole(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:4] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`PRAGMA user_version = 4;
+		INSERT INTO requests(id, fields, status, files, folder, state, updated_at) VALUES
+			('SR-1', '{}', 'open', 2, '/d/1', 'delivered', ''),
+			('SR-2', '{}', 'open', 0, '/d/2', 'held', ''),
+			('SR-3', '{}', 'open', 0, '/d/3', 'failed', ''),
+			('SR-4', '{}', 'open', 2, '/d/4', 'held', '');
+		INSERT INTO files(path, request_id, size, mtime_ns, inode, state, created_at, updated_at, delivered_at) VALUES
+			('/d/2/a', 'SR-2', 1, 0, 0, 'held', '', '', '2026-01-01T00:00:00Z'),
+			('/d/3/a', 'SR-3', 1, 0, 0, 'failed', '', '', ''),
+			('/d/4/a', 'SR-4', 1, 0, 0, 'delivered', '', '', '2026-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rs, err := s.Requests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"SR-1": true, "SR-2": true, "SR-3": false, "SR-4": false}
+	for _, r := range rs {
+		if r.Delivered != want[r.ID] {
+			t.Errorf("%s (files %d, %s): delivered whole %v after the migration, want %v", r.ID, r.Files, r.State, r.Delivered, want[r.ID])
+		}
+	}
+}

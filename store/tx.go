@@ -97,7 +97,7 @@ func (t *Tx) SaveRequests(rs []Request) error {
 		if r.UpdatedAt.IsZero() {
 			r.UpdatedAt = time.Now()
 		}
-		if _, err := st.ExecContext(t.ctx, r.ID, r.Fields, r.Status, r.Files, r.Folder, r.State, ts(r.UpdatedAt)); err != nil {
+		if _, err := st.ExecContext(t.ctx, r.ID, r.Fields, r.Status, r.Files, r.Folder, r.State, ts(r.UpdatedAt), r.Delivered); err != nil {
 			return t.fail(fmt.Errorf("saving request %s: %w", r.ID, err))
 		}
 	}

@@ -110,7 +110,7 @@ func storeRequests(rs []delivery.RequestRecord) []store.Request {
 	recs := make([]store.Request, len(rs))
 	for i, r := range rs {
 		recs[i] = store.Request{ID: r.ID, Fields: r.Fields, Status: r.Status, Files: r.Files, Folder: r.Folder,
-			State: string(r.State), UpdatedAt: r.UpdatedAt}
+			State: string(r.State), UpdatedAt: r.UpdatedAt, Delivered: r.Delivered}
 	}
 	return recs
 }
@@ -124,7 +124,7 @@ func (a storeAdapter) RequestRecords(ctx context.Context) ([]delivery.RequestRec
 	out := make([]delivery.RequestRecord, len(rs))
 	for i, r := range rs {
 		out[i] = delivery.RequestRecord{ID: r.ID, Fields: r.Fields, Status: r.Status, Files: r.Files, Folder: r.Folder,
-			State: delivery.State(r.State), UpdatedAt: r.UpdatedAt}
+			State: delivery.State(r.State), UpdatedAt: r.UpdatedAt, Delivered: r.Delivered}
 	}
 	return out, nil
 }
