@@ -83,6 +83,7 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 	var loggedIn atomic.Bool // this attempt logged in or made progress
 	e.journalCheckpoints(ctx, rt, &j, &loggedIn)
 	failures := 0 // since the last attempt that logged in
+	own := 0      // failures on hotdrop's own side in a row
 	connected := j.Connected
 	j.Connected = func() {
 		if !loggedIn.Swap(true) && (failures > 0 || e.unreachable.Load()) {
@@ -151,23 +152,34 @@ func (e *Engine) transfer(ctx context.Context, rt *retrier, j Job, intent bool) 
 		if !te.Transient {
 			return Result{}, te
 		}
-		failures++
 		away := !loggedIn.Load()
-		if !away && !te.Source {
-			// Logged in or made progress: a link cut mid-file reconnects at once. Not so a
-			// failure on hotdrop's own side (its journal's disk full, the source's mount
-			// failing reads): the link says nothing of it, and it was tried every second.
-			failures = 1
+		var wait time.Duration
+		if te.Source {
+			// hotdrop's own side (its journal's disk full, the source's mount failing reads):
+			// the link says nothing of it, so it backs off on its own count, which logging in
+			// does not reset (it was tried every second); the link's count is not charged
+			// with it, nor it with the link's.
+			own++
+			wait = rt.backoff.Delay(own)
+			if !away {
+				failures = 0
+			}
+		} else {
+			own = 0
+			failures++
+			if !away {
+				failures = 1 // logged in or made progress: a link cut mid-file reconnects at once
+			}
+			wait = rt.backoff.Delay(failures)
 		}
 		if !away {
 			rt.probeCut = false
 		}
-		wait := rt.backoff.Delay(failures)
 		at := rt.clock.Now()
 		next := at.Add(wait)
 		rt.log.Warn("upload failed, will retry", "file", j.LocalPath, "attempt", attempt, "next_try", next.Format(time.RFC3339), "err", te.Msg)
 		e.send(ctx, msg{kind: msgRetrying, path: j.LocalPath, attempt: attempt, next: next, err: te, at: at})
-		probe := away && !rt.probeCut
+		probe := away && !rt.probeCut && !te.Source // the destination coming back mends nothing of hotdrop's own
 		rt.probeCut = false
 		cut, err := e.wait(ctx, rt, wait, probe)
 		if err != nil {

@@ -153,3 +153,38 @@ func TestOwnSideFailureBacksOff(t *testing.T) {
 		t.Errorf("six failures of hotdrop's own side waited %s in all; want the backoff to grow (about a minute)", waited)
 	}
 }
+
+// TestOwnSideBlipAfterAnOutageRetriesSoon: the failures of an outage are the link's; a
+// failure on hotdrop's own side once the link is back is not charged with them (it waited
+// over four minutes), nor the other way round.
+func TestOwnSideBlipAfterAnOutageRetriesSoon(t *testing.T) {
+	up := newFakeUploader()
+	var attempts atomic.Int32
+	var mu sync.Mutex
+	var at []time.Time
+	h := newHarness(t, newMemStore(), up, req("SR-17", 1))
+	clk := h.eng.opt.Clock
+	up.during = func(_ context.Context, j Job) error {
+		mu.Lock()
+		at = append(at, clk.Now())
+		mu.Unlock()
+		switch n := attempts.Add(1); {
+		case n <= 10:
+			return &TransferError{Code: "transient", Transient: true, Msg: "dial tcp: connection refused"}
+		case n == 11:
+			j.Connected() // the destination is back
+			return &TransferError{Code: "transient", Transient: true, Source: true, Msg: "cannot read local file a.wav (input/output error)"}
+		}
+		return nil
+	}
+	h.drop("SR-17", "a.wav", watcher.Ready, 10)
+	h.waitState("SR-17", Delivered)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) != 12 {
+		t.Fatalf("%d attempts, want 12", len(at))
+	}
+	if gap := at[11].Sub(at[10]); gap > time.Second {
+		t.Errorf("after one failure of its own side, with the link back, the next try waited %s; want at most a second", gap)
+	}
+}
