@@ -96,7 +96,7 @@ type Engine struct {
 	outside     map[string]bool           // paths already logged as being outside every drop folder
 	evBuf       []watcher.Event           // batch's, reused
 	prejudged   map[string]prejudged      // verdicts made ahead of their events, by path (prejudge.go)
-	remake      map[string]time.Time      // request id → when to make its removed drop folder again (intake.go)
+	remake      map[string]time.Time      // request id ("" the File Bin) → when to make its removed folder again (intake.go)
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot

@@ -202,6 +202,9 @@ func (e *Engine) folderRemoved(rel string) {
 			}
 		}
 	}
+	if b := e.opt.Bin; b != "" && (rel == b || strings.HasPrefix(b, rel+"/")) {
+		gone = append(gone, "") // the File Bin
+	}
 	if len(gone) == 0 {
 		return
 	}
@@ -242,17 +245,22 @@ func (e *Engine) remakeFolders() {
 			continue
 		}
 		delete(e.remake, id)
-		r := e.reqs[id]
-		if r == nil || !r.Accepting() {
-			continue
+		rel, what := e.opt.Bin, "the File Bin"
+		if id != "" {
+			r := e.reqs[id]
+			if r == nil || !r.Accepting() {
+				continue
+			}
+			rel, what = r.rel, "the drop folder of "+r.ID
 		}
-		if _, err := root.Lstat(r.rel); err == nil {
+		if _, err := root.Lstat(rel); err == nil {
 			continue // made again meanwhile
 		}
-		if err := e.mkdirAll(r.rel); err != nil {
-			e.log.Error("the drop folder was removed and cannot be made again", "request", r.ID, "folder", r.Folder, "err", err)
+		folder := filepath.Join(e.opt.Root, filepath.FromSlash(rel))
+		if err := e.mkdirAll(rel); err != nil {
+			e.log.Error(what+" was removed and cannot be made again", "folder", folder, "err", err)
 			continue
 		}
-		e.log.Warn("the drop folder was removed; hotdrop made it again", "request", r.ID, "folder", r.Folder)
+		e.log.Warn(what+" was removed; hotdrop made it again", "folder", folder)
 	}
 }

@@ -12,8 +12,8 @@ import (
 
 // TestRemovedDropFolderIsMadeAgain: a drop folder removed by hand went unnoticed (the
 // request still named the folder, which was gone) until a reload. It is made again a moment
-// after, as are those under a removed folder above them; a request that takes no delivery is
-// left without one.
+// after, as are those under a removed folder above them, and the File Bin; a request that
+// takes no delivery is left without one.
 func TestRemovedDropFolderIsMadeAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarnessWith(t, t.TempDir(), newMemStore(), newFakeUploader(), func(o *Options) { o.Clock = clock.Real{} },
@@ -37,6 +37,7 @@ func TestRemovedDropFolderIsMadeAgain(t *testing.T) {
 			h.events <- watcher.Event{Kind: watcher.FolderRemoved, Path: p, Rel: filepath.ToSlash(rel)}
 		}
 		gone(folder("SR-20"))
+		gone(filepath.Join(h.root, "_bin"))
 		gone(filepath.Join(h.root, "Thursday")) // SR-21's and SR-22's, above them
 		waitUntil(t, func() bool {
 			for _, id := range []string{"SR-20", "SR-21", "SR-22"} {
@@ -44,7 +45,8 @@ func TestRemovedDropFolderIsMadeAgain(t *testing.T) {
 					return false
 				}
 			}
-			return true
+			fi, err := os.Stat(filepath.Join(h.root, "_bin"))
+			return err == nil && fi.IsDir()
 		})
 		if _, err := os.Stat(folder("SR-23")); err == nil {
 			t.Error("the drop folder of a cancelled request was made")
