@@ -119,3 +119,19 @@ func runAndReloadRefuse(t *testing.T, edit, breakIt func(string) string, runWant
 		t.Errorf("reload to the broken config: %v, want it refused saying %q", err, reloadWant)
 	}
 }
+
+// TestCheckWarnsOfAnUnknownSourceType (operator review): a request whose source_type no
+// profile knows had its files sent unchecked, which only explain said. check warns, at the
+// request.
+func TestCheckWarnsOfAnUnknownSourceType(t *testing.T) {
+	dir, cfg := checkWorld(t, func(s string) string { return s })
+	other := "[[request]]\nid = \"SR-2\"\npackage_id = \"PKG-1\"\nsource_type = \"Nonsense\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "etc/requests.d/s.toml"), []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := hotdrop("check", "--config", cfg)
+	want := "WARNING: " + filepath.Join(dir, "etc/requests.d/s.toml") + `:1:1: request SR-2: source_type "Nonsense" is not a known source type`
+	if code != exitOK || !strings.Contains(out, want) || strings.Contains(out, "request SR-1: source_type") {
+		t.Errorf("check with an unknown source_type: exit %d, want 0 saying\n%s\ngot:\n%s%s", code, want, out, errOut)
+	}
+}

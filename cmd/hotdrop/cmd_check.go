@@ -49,6 +49,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if bad == nil {
 		fmt.Fprintln(stdout, "files and folders: ok")
 	}
+	unprofiled(cfg, reqs, stdout)
 	problems := dropFolderProblems(cfg, reqs, stdout)
 	if msg := probeProblem(newChecker(cfg), cfg); msg != "" {
 		fmt.Fprintln(stdout, msg)
@@ -179,5 +180,27 @@ func printCapabilities(w io.Writer, c uploader.Capabilities, d config.Destinatio
 	fmt.Fprintln(w, "server capabilities (used for every file, not asked again):")
 	for _, r := range rows {
 		fmt.Fprintf(w, "  %-21s %s\n", r[0], r[1])
+	}
+}
+
+// unprofiled warns of requests whose source_type no profile knows (a typo, or a type the
+// config does not define): their files are sent without their extensions and metadata being
+// checked, which only explain said.
+func unprofiled(cfg *config.Config, reqs []config.Request, stdout io.Writer) {
+	m, err := newMatcher(cfg, reqs)
+	if err != nil {
+		return // the config's own check says why
+	}
+	shown := 0
+	for _, r := range reqs {
+		if r.SourceType == "" || m.Profile(r.SourceType) != nil {
+			continue
+		}
+		if shown++; shown > 10 {
+			fmt.Fprintln(stdout, "WARNING: more requests with a source_type no profile knows; hotdrop explain FILE says which profile a file gets")
+			return
+		}
+		fmt.Fprintf(stdout, "WARNING: %s: request %s: source_type %q is not a known source type nor a [[source_type]] of the config, "+
+			"so its files' extensions and metadata are not checked; correct it, or define it with [[source_type]]\n", r.Pos, r.ID, r.SourceType)
 	}
 }
