@@ -108,6 +108,7 @@ type Engine struct {
 
 	runCtx        context.Context         // Run's; the uploads it starts stop with it
 	manifests     map[string]*manifestRun // the manifest uploads still running, by request (finish.go)
+	lastManifest  map[string]*manifestRun // the last manifest started, by request, running or not
 	dirty         map[string]bool         // requests whose views changed since the last flush
 	binDirty      bool
 	binReportedAt time.Time   // when the File Bin's view was last sent

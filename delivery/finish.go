@@ -2,12 +2,16 @@ package delivery
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotdrop/hotdrop/internal/safefs"
@@ -112,6 +116,20 @@ type ManifestSequence struct {
 type manifestRun struct {
 	stop func()        // ends it where it stands
 	done chan struct{} // closed once its goroutine has returned
+	key  string        // what it says, its time left out (manifestKey)
+	sent atomic.Bool   // it reached the server
+}
+
+// manifestKey is what a manifest says, but when: a request delivered again with the same
+// files (a delivered file written back to its delivered bytes) has nothing new to tell the
+// ingest side, and a second manifest would start its ingest again.
+func manifestKey(m Manifest) string {
+	m.DeliveredAt = time.Time{}
+	h := sha256.New()
+	if err := json.NewEncoder(h).Encode(m); err != nil {
+		return "" // never equal to another: sent
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // startManifest uploads the request's manifest from its own goroutine, retrying transient
@@ -126,6 +144,16 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		return
 	}
 	m := e.buildManifest(r, files)
+	if len(m.Files) == 0 {
+		// A package of nothing: the ingest side would take it for whole. Never so.
+		e.log.Error("manifest: the request has no delivered file; no manifest is written", "request", r.ID)
+		return
+	}
+	key := manifestKey(m)
+	if last := e.lastManifest[r.ID]; last != nil && key != "" && last.key == key && last.sent.Load() {
+		e.log.Info("manifest unchanged since it was written; not written again", "request", r.ID)
+		return
+	}
 	name := r.ID + ".hotdrop.json"
 	rel, err := e.opt.RemotePath(r.Request, name)
 	if err != nil {
@@ -141,10 +169,12 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		older.stop()
 	}
 	mctx, stop := context.WithCancel(e.runCtx)
-	run := &manifestRun{stop: stop, done: make(chan struct{})}
+	run := &manifestRun{stop: stop, done: make(chan struct{}), key: key}
 	if e.manifests == nil {
 		e.manifests = map[string]*manifestRun{}
+		e.lastManifest = map[string]*manifestRun{}
 	}
+	e.lastManifest[id] = run
 	for other, m := range e.manifests { // those that are over: the map holds the running ones
 		select {
 		case <-m.done:
@@ -168,7 +198,9 @@ func (e *Engine) startManifest(ctx context.Context, r *reqState, files []*fileSt
 		if err != nil && mctx.Err() == nil { // a stop is not the journal's fault
 			log.Warn("journal: cannot tell whether this request's manifest was written before; an existing one will not be replaced", "request", id, "err", err)
 		}
-		e.sendManifest(mctx, rt, st, tmpDir, id, rel, &m, !prev.IsZero())
+		if e.sendManifest(mctx, rt, st, tmpDir, id, rel, &m, !prev.IsZero()) {
+			run.sent.Store(true)
+		}
 	}()
 }
 
@@ -205,7 +237,7 @@ func (e *Engine) buildManifest(r *reqState, files []*fileState) Manifest {
 // signal that the package is whole: whatever kept it from the server (a local temp folder
 // that turned read-only, a refusal), it is tried again with backoff until it is there or
 // hotdrop stops; the next start sends one still owed. replace: the one there is hotdrop's own.
-func (e *Engine) sendManifest(ctx context.Context, rt retrier, st Store, tmpDir, id, rel string, m *Manifest, replace bool) {
+func (e *Engine) sendManifest(ctx context.Context, rt retrier, st Store, tmpDir, id, rel string, m *Manifest, replace bool) (sent bool) {
 	for failures := 1; ; failures++ {
 		intended := false
 		err := e.uploadManifest(ctx, rt, tmpDir, rel, m, replace, func(ctx context.Context) error {
@@ -234,19 +266,20 @@ func (e *Engine) sendManifest(ctx context.Context, rt retrier, st Store, tmpDir,
 			}
 		}
 		if errors.Is(err, errCancelled) || ctx.Err() != nil {
-			return
+			return false
 		}
 		wait := rt.backoff.Delay(failures)
 		rt.log.Error("manifest not written; will try again", "request", id, "remote", rel, "next_try", rt.clock.Now().Add(wait).Format(time.RFC3339), "err", err)
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-rt.clock.After(wait):
 		}
 	}
 	if err := st.MarkManifest(context.WithoutCancel(ctx), id, rt.clock.Now()); err != nil {
 		rt.log.Error("journal", "err", err)
 	}
+	return true
 }
 
 func createManifestTemp(dir string) (*os.File, error) {

@@ -302,11 +302,12 @@ func requestState(files []*fileState, r *reqState, complete bool) State {
 	c := countStates(files)
 	failed, held, uploading, delivered, settling := c.of(Failed), c.of(Held), c.of(Uploading), c.of(Delivered), c.of(Settling)
 	for _, fs := range files {
-		// A delivered file written again stays delivered, for its request, until it is
-		// known to hold other content (samecontent.go): the same bytes written again must
-		// not turn a delivered request to settling and back, announcing it and sending its
-		// manifest a second time.
-		if fs.more != nil && fs.more.was != nil && (fs.rec.State == Settling || sameContentPending(fs)) {
+		// A delivered file written again stays delivered, for its delivered request, until
+		// it is known to hold other content (samecontent.go): the same bytes written again
+		// must not turn the request to settling and back, announcing it and sending its
+		// manifest a second time. Only for a request delivered now: one that is not must not
+		// become delivered with such a file (its manifest would lack it).
+		if r.state == Delivered && fs.more != nil && fs.more.was != nil && (fs.rec.State == Settling || sameContentPending(fs)) {
 			delivered++
 			if fs.rec.State == Settling {
 				settling--

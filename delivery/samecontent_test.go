@@ -77,4 +77,17 @@ func TestSameContentWrittenAgainStaysDelivered(t *testing.T) {
 	if len(v.Files) != 1 || v.Files[0].Reason != ReasonAlreadyDelivered || up.count() != 2 {
 		t.Errorf("other content: %+v, %d uploads; want held %s and nothing sent", v.Files, up.count(), ReasonAlreadyDelivered)
 	}
+
+	// Back to the delivered bytes: delivered again, and the manifest, which would say what
+	// the one on the server says, is not sent a second time.
+	write("take one", time.Unix(4000, 0))
+	h.drop("SR-15", "a.ttml", watcher.Settling, 0)
+	h.drop("SR-15", "a.ttml", watcher.Ready, 0)
+	h.waitState("SR-15", Delivered)
+	if err := h.eng.do(context.Background(), func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if n := up.count(); n != 2 {
+		t.Errorf("%d uploads after the delivered bytes came back, want 2: the manifest is unchanged (%v)", n, up.uploads)
+	}
 }
