@@ -31,11 +31,33 @@ func OpenRoot(p string) (*Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := dirOpen(abs, func(flags int) (int, error) { return unix.Open(abs, flags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
 	if err != nil {
 		return nil, &os.PathError{Op: "open folder", Path: abs, Err: err}
 	}
 	return &Root{path: abs, dir: os.NewFile(uintptr(fd), abs), fd: fd}, nil
+}
+
+// dirOpen opens a folder with open(O_RDONLY | what it adds), or, where reading it is not
+// allowed, only to act beneath it (searchOnly): a folder hotdrop may enter and write into but
+// not list (an ingest drop box of mode 0733, a home folder of 0711) is as good a root or
+// step as any. Listing it still fails as it should: Names opens it again to read. What
+// opened is checked to be a folder (a link opened as itself is not).
+func dirOpen(p string, open func(flags int) (int, error)) (int, error) {
+	fd, err := open(unix.O_RDONLY)
+	if err != unix.EACCES || searchOnly == 0 {
+		return fd, err
+	}
+	fd, err = open(searchOnly)
+	if err != nil {
+		return -1, unix.EACCES // the first refusal is the one to say
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		unix.Close(fd)
+		return -1, unix.ENOTDIR
+	}
+	return fd, nil
 }
 
 // Path returns the root's absolute path.
@@ -94,7 +116,7 @@ func (r *Root) OpenDir(rel string) (*Dir, error) {
 	if len(parts) == 0 {
 		rel = "."
 	}
-	fd, err := r.openBeneath(rel, parts, unix.O_RDONLY|unix.O_DIRECTORY)
+	fd, err := r.openBeneath(rel, parts, unix.O_DIRECTORY)
 	if err != nil {
 		return nil, err
 	}
@@ -128,13 +150,19 @@ func (r *Root) IsDir(rel string) bool {
 func (r *Root) openBeneath(rel string, parts []string, flags int) (int, error) {
 	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC
 	if len(parts) == 0 {
-		fd, err := unix.Openat(r.fd, ".", flags, 0)
+		fd, err := openAt(r.fd, ".", flags, openatRetry)
 		if err != nil {
 			return -1, &os.PathError{Op: "open", Path: r.path, Err: err}
 		}
 		return fd, nil
 	}
-	if fd, ok, err := openat2(r.fd, rel, flags); ok {
+	noOpenat2 := false
+	fd, err := openAt(r.fd, rel, flags, func(dirfd int, name string, f int) (int, error) {
+		fd, ok, err := openat2(dirfd, name, f)
+		noOpenat2 = !ok
+		return fd, err
+	})
+	if !noOpenat2 {
 		if err != nil {
 			return -1, pathErr(r.abs(rel), err)
 		}
@@ -147,11 +175,11 @@ func (r *Root) openBeneath(rel string, parts []string, flags int) (int, error) {
 		}
 	}
 	for i, p := range parts {
-		f := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+		f := unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 		if i == len(parts)-1 {
 			f = flags
 		}
-		fd, err := openatRetry(cur, p, f)
+		fd, err := openAt(cur, p, f, openatRetry)
 		closeCur()
 		if err != nil {
 			return -1, pathErr(r.abs(path.Join(parts[:i+1]...)), err)
@@ -159,6 +187,14 @@ func (r *Root) openBeneath(rel string, parts []string, flags int) (int, error) {
 		cur = fd
 	}
 	return cur, nil
+}
+
+// openAt opens name beneath dirfd with open and flags; a folder (O_DIRECTORY) as dirOpen does.
+func openAt(dirfd int, name string, flags int, open func(dirfd int, name string, flags int) (int, error)) (int, error) {
+	if flags&unix.O_DIRECTORY == 0 {
+		return open(dirfd, name, flags)
+	}
+	return dirOpen(name, func(f int) (int, error) { return open(dirfd, name, flags|f) })
 }
 
 func openatRetry(dirfd int, name string, flags int) (int, error) {
@@ -252,7 +288,7 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	fd, err := openatRetry(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	fd, err := openAt(d.fd, name, unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, openatRetry)
 	if err != nil {
 		return nil, pathErr(d.join(name), err)
 	}

@@ -6,6 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// searchOnly opens a folder to act beneath it without reading it (O_PATH): a folder hotdrop
+// may enter and write into but not list, an ingest drop box of mode 0733, say.
+const searchOnly = unix.O_PATH
+
 // noOpenat2 is set once the kernel (older than 5.6, or a seccomp filter) refused openat2.
 var noOpenat2 atomic.Bool
 
