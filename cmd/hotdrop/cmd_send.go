@@ -52,8 +52,10 @@ type sendItem struct {
 	size  int64
 	mtime time.Time
 	// root is the folder the file is read beneath (the folder named, or a named file's own
-	// folder), under its slash path there, and listed what the listing saw.
-	root   *safefs.Root
+	// folder), under its slash path there, and listed what the listing saw. The root is
+	// opened when the file is: a send of files from thousands of folders must not hold a
+	// descriptor for each.
+	root   string
 	under  string
 	listed fs.FileInfo
 }
@@ -99,11 +101,13 @@ func cmdSend(args []string, stdout, stderr io.Writer) error {
 	if *streams != "" {
 		cfg.Destination.Streams = n
 	}
-	items, roots, err := collectSend(paths, dir, cfg.Watch.Ignore, stderr)
+	items, err := collectSend(paths, dir, cfg.Watch.Ignore, stderr)
 	if err != nil {
-		return usageError{err.Error()}
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNothingToSend) || errors.Is(err, safefs.ErrUnsafe) {
+			return usageError{err.Error()} // the command line names nothing to send
+		}
+		return err // a folder it may not read, descriptors run out: not the command line's fault
 	}
-	defer roots.Close()
 	if afterSendListing != nil {
 		afterSendListing()
 	}
@@ -143,29 +147,28 @@ func cleanTo(to string) (string, error) {
 // below DIR; links and special files are skipped (hotdrop never follows them), and so are
 // writers' temp files that watch.ignore names. Each folder named is opened as a safefs.Root
 // (a file: its own folder) and listed through descriptors beneath it, so a sub-folder swapped
-// for a link is never walked; the files are opened beneath the same roots when they are sent.
-// The roots stay open until the caller closes them.
-func collectSend(paths []string, dir string, ignore []string, stderr io.Writer) ([]sendItem, *sendRoots, error) {
-	c := &sendCollector{dir: dir, ignore: ignore, stderr: stderr, roots: &sendRoots{}}
+// for a link is never walked; the files are opened beneath the same roots when they are sent
+// (sendItem.open).
+func collectSend(paths []string, dir string, ignore []string, stderr io.Writer) ([]sendItem, error) {
+	c := &sendCollector{dir: dir, ignore: ignore, stderr: stderr}
 	for _, arg := range paths {
 		if err := c.arg(arg); err != nil {
-			c.roots.Close()
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if len(c.items) == 0 {
-		c.roots.Close()
-		return nil, nil, fmt.Errorf("send: nothing to upload in %s", strings.Join(paths, ", "))
+		return nil, fmt.Errorf("send: %w in %s", errNothingToSend, strings.Join(paths, ", "))
 	}
-	return c.items, c.roots, nil
+	return c.items, nil
 }
+
+var errNothingToSend = errors.New("nothing to upload")
 
 // sendCollector gathers a send's files.
 type sendCollector struct {
 	dir    string
 	ignore []string
 	stderr io.Writer
-	roots  *sendRoots
 	items  []sendItem
 }
 
@@ -180,7 +183,7 @@ func (c *sendCollector) ignored(name string) bool {
 
 func (c *sendCollector) add(root *safefs.Root, under, remote string, fi fs.FileInfo) {
 	c.items = append(c.items, sendItem{local: filepath.Join(root.Path(), filepath.FromSlash(under)), rel: path.Join(c.dir, remote),
-		size: fi.Size(), mtime: fi.ModTime(), root: root, under: under, listed: fi})
+		size: fi.Size(), mtime: fi.ModTime(), root: root.Path(), under: under, listed: fi})
 }
 
 // arg lists one path of the command line.
@@ -195,10 +198,11 @@ func (c *sendCollector) arg(arg string) error {
 	}
 	switch {
 	case fi.Mode().IsRegular():
-		root, err := c.roots.open(filepath.Dir(abs))
+		root, err := safefs.OpenRoot(filepath.Dir(abs))
 		if err != nil {
 			return fmt.Errorf("cannot send %s: %w", arg, err)
 		}
+		defer root.Close()
 		name := filepath.Base(abs)
 		if fi, err = root.Lstat(name); err != nil {
 			return fmt.Errorf("cannot send %s: %w", arg, err)
@@ -211,101 +215,89 @@ func (c *sendCollector) arg(arg string) error {
 	case !fi.IsDir():
 		return fmt.Errorf("cannot send %s: it %s", arg, safefs.TypeRefusal(fi.Mode()))
 	}
-	root, err := c.roots.open(abs)
+	root, err := safefs.OpenRoot(abs)
 	if err != nil {
 		return fmt.Errorf("cannot send %s: %w", arg, err)
 	}
+	defer root.Close()
 	// OpenRoot follows a link at the folder's own name: it must be the folder just looked at.
 	if st, err := root.Stat(); err != nil || !safefs.SameIdentity(st, fi) {
 		return fmt.Errorf("cannot send %s: it was replaced while send opened it; run the same command again", arg)
 	}
-	d, err := root.OpenDir(".")
-	if err != nil {
-		return fmt.Errorf("cannot send %s: %w", arg, err)
-	}
-	defer d.Close()
-	return c.walk(root, d, ".", filepath.Base(abs))
+	return c.walk(root, ".", filepath.Base(abs))
 }
 
-// walk lists the folder d, at under beneath root, into remote (a slash path below DIR), in
-// name order, through d's descriptor: a sub-folder is opened beneath d, never through a link.
-func (c *sendCollector) walk(root *safefs.Root, d *safefs.Dir, under, remote string) error {
+// walk lists the folder at under beneath root into remote (a slash path below DIR), in name
+// order. Each folder is opened beneath the root (never through a link), read and closed
+// before its sub-folders are: a deep tree holds one descriptor, not one a level.
+func (c *sendCollector) walk(root *safefs.Root, under, remote string) error {
+	d, err := root.OpenDir(under)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", filepath.Join(root.Path(), filepath.FromSlash(under)), err)
+	}
+	type entry struct {
+		name string
+		fi   fs.FileInfo
+	}
+	var entries []entry
 	names, err := d.Names()
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", d.Path(), err)
+		err = fmt.Errorf("reading %s: %w", d.Path(), err)
 	}
 	slices.Sort(names)
 	for _, name := range names {
+		if err != nil {
+			break
+		}
 		if c.ignored(name) {
 			continue
 		}
-		p := filepath.Join(d.Path(), name)
-		fi, err := d.Lstat(name)
+		fi, lerr := d.Lstat(name)
+		switch {
+		case errors.Is(lerr, fs.ErrNotExist): // gone since the folder was listed
+		case lerr != nil:
+			err = fmt.Errorf("reading %s: %w", filepath.Join(d.Path(), name), lerr)
+		default:
+			entries = append(entries, entry{name, fi})
+		}
+	}
+	dirPath := d.Path()
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dirPath, e.name)
+		switch {
+		case e.fi.Mode().IsRegular():
+			c.add(root, path.Join(under, e.name), path.Join(remote, e.name), e.fi)
+			continue
+		case !e.fi.IsDir():
+			fmt.Fprintf(c.stderr, "hotdrop: skipping %s: %s\n", p, safefs.TypeRefusal(e.fi.Mode()))
+			continue
+		}
+		err := c.walk(root, path.Join(under, e.name), path.Join(remote, e.name))
 		switch {
 		case errors.Is(err, fs.ErrNotExist): // gone since the folder was listed
-			continue
-		case err != nil:
-			return fmt.Errorf("reading %s: %w", p, err)
-		case fi.Mode().IsRegular():
-			c.add(root, path.Join(under, name), path.Join(remote, name), fi)
-			continue
-		case !fi.IsDir():
-			fmt.Fprintf(c.stderr, "hotdrop: skipping %s: %s\n", p, safefs.TypeRefusal(fi.Mode()))
-			continue
-		}
-		sub, err := d.OpenDir(name)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			continue
 		case errors.Is(err, safefs.ErrUnsafe): // made a link since it was looked at
-			fmt.Fprintf(c.stderr, "hotdrop: skipping %v\n", err)
-			continue
+			fmt.Fprintf(c.stderr, "hotdrop: skipping %s: %s\n", p, safefs.Refusal("it became a symbolic link while send listed it"))
 		case err != nil:
-			return fmt.Errorf("reading %s: %w", p, err)
-		}
-		err = c.walk(root, sub, path.Join(under, name), path.Join(remote, name))
-		sub.Close()
-		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// sendRoots are the folders a send reads beneath, each opened once and kept open for the
-// whole send.
-type sendRoots struct {
-	byPath map[string]*safefs.Root
-}
-
-func (s *sendRoots) open(p string) (*safefs.Root, error) {
-	if r, ok := s.byPath[p]; ok {
-		return r, nil
-	}
-	r, err := safefs.OpenRoot(p)
-	if err != nil {
-		return nil, err
-	}
-	if s.byPath == nil {
-		s.byPath = make(map[string]*safefs.Root)
-	}
-	s.byPath[p] = r
-	return r, nil
-}
-
-// Close releases the roots.
-func (s *sendRoots) Close() {
-	for _, r := range s.byPath {
-		r.Close()
-	}
-	s.byPath = nil
-}
-
 // open opens the file beneath its root, never through a link at any level, and accepts the
 // descriptor only when it is the file listed: same device and inode, size and mtime. It is
 // the upload's Job.Open: called before the first byte and again after the last.
 func (it sendItem) open() (*os.File, error) {
-	f, err := it.root.Open(it.under)
+	root, err := safefs.OpenRoot(it.root)
+	if err != nil {
+		return nil, uploader.SourceError(it.local, err)
+	}
+	defer root.Close() // the file opened beneath it stays open
+	f, err := root.Open(it.under)
 	switch {
 	case err == nil:
 	case errors.Is(err, safefs.ErrUnsafe):
