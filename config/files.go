@@ -91,7 +91,7 @@ func (a Account) inGroup(gid int) bool {
 // secret and key files exist and can be read, state_dir and watch.root can be written (or
 // state_dir created), watch.group exists, the config and requests files can be read, every
 // {field} of destination.path is a field of every request in reqs and every {field} of
-// watch.folder a field of some request. Each problem carries the
+// watch.folder's are said by FolderFieldWarnings. Each problem carries the
 // position of its key in the config file and, where a command fixes it, that command. The
 // error, when not nil, is an ErrorList.
 func CheckFiles(c *Config, reqs []Request, a Account) error {
@@ -123,7 +123,6 @@ func CheckFiles(c *Config, reqs []Request, a Account) error {
 		}
 	}
 	ck.pathFields(reqs)
-	ck.folderFields(reqs)
 	return ck.errs.err()
 }
 
@@ -439,17 +438,29 @@ func requestFields(reqs []Request) map[string]bool {
 // unknownField reports {f} in the template at key as no request's field, suggesting the
 // nearest of the known fields and of extra (fields the template has besides the requests').
 func (ck *fileCheck) unknownField(key, f string, known map[string]bool, extra []string, tail string) {
-	var names []string
-	for k := range known {
-		names = append(names, k)
+	ck.unknownFieldOf(key, f, known, known, tail, extra...)
+}
+
+// unknownFieldOf is unknownField suggesting from known and listing have: the fields the
+// requests loaded have.
+func (ck *fileCheck) unknownFieldOf(key, f string, known, have map[string]bool, tail string, extra ...string) {
+	sorted := func(m map[string]bool) []string {
+		var names []string
+		for k := range m {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return names
 	}
-	sort.Strings(names)
 	hint := ""
-	if s := suggest(f, append(names, extra...)); s != "" {
+	if s := suggest(f, append(sorted(known), extra...)); s != "" {
 		hint = fmt.Sprintf(" (did you mean {%s}?)", s)
 	}
-	ck.errorf(key, "{%s} is not a field of any request%s; requests have {%s}%s",
-		f, hint, strings.Join(names, "}, {"), tail)
+	listed := "; the requests have no field yet"
+	if names := sorted(have); len(names) > 0 {
+		listed = "; requests have {" + strings.Join(names, "}, {") + "}"
+	}
+	ck.errorf(key, "{%s} is not a field of any request%s%s%s", f, hint, listed, tail)
 }
 
 // describeOwner says who owns a file and its mode, as ls -l would.

@@ -1,25 +1,33 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+)
 
-// folderFields checks that every {field} of watch.folder is a request field: one no request
-// has is the same empty part in every drop folder's name, and a template of such parts alone
-// names no folder at all. A field only some requests lack is fine: its part collapses. Which
-// request leaves its whole folder name empty is for the caller to tell (config does not name
-// folders).
-func (ck *fileCheck) folderFields(reqs []Request) {
-	fields, known := templateFields(ck.c.Watch.Folder, reqs)
-	if known == nil {
-		return
+// FolderFieldWarnings names each {field} of watch.folder that no request has (nor SPEC.md
+// gives every request): a misspelt field is the same empty part in every drop folder's name,
+// and a template of such parts alone names no folder at all. A warning, for check, never a
+// refusal: a field of the studio's own that no open request has now (the last episodic one
+// closed) would otherwise refuse every later change to the requests. A field only some
+// requests lack is fine: its part collapses. Which request leaves its whole folder name empty
+// is CheckFolderNames's to tell.
+func FolderFieldWarnings(c *Config, reqs []Request) ErrorList {
+	ck := &fileCheck{c: c, loc: relocate(c.File)}
+	fields, have := templateFields(c.Watch.Folder, reqs)
+	if have == nil {
+		return nil
 	}
+	known := maps.Clone(have)
 	for _, f := range []string{"id", "title", "package_id", "source_type", "language", "status"} {
 		known[f] = true // the fields SPEC.md gives a request, even when none sets them yet
 	}
 	for _, f := range fields {
 		if !known[f] {
-			ck.unknownField("watch.folder", f, known, nil, "; a drop folder is named by its request's fields")
+			ck.unknownFieldOf("watch.folder", f, known, have, "; a drop folder is named by its request's fields")
 		}
 	}
+	return ck.errs
 }
 
 // CheckFolderNames returns, at each request's [[request]] table, the requests that watch.folder

@@ -90,14 +90,6 @@ func TestCheckRefusesWhatCannotWork(t *testing.T) {
 			`hotdrop.toml:10:8: destination.path: {episode} is not a field of any request`},
 		{"requests file missing", func(s string) string { return strings.Replace(s, `"requests.d/*.toml"`, `"requests.d/nosuch.toml"`, 1) },
 			`hotdrop.toml:5:10: requests.files: DIR/etc/requests.d/nosuch.toml does not exist; expected a requests file of [[request]] tables: correct the path`},
-		{"unknown folder field", func(s string) string {
-			return strings.Replace(s, "[requests]", "folder = \"{nosuchfield}\"\n[requests]", 1)
-		},
-			`hotdrop.toml:4:10: watch.folder: {nosuchfield} is not a field of any request; requests have {id}, {language}, {package_id}, {source_type}, {status}, {title}; a drop folder is named by its request's fields`},
-		{"misspelt folder field", func(s string) string {
-			return strings.Replace(s, "[requests]", "folder = \"{tittle} [{id}]\"\n[requests]", 1)
-		},
-			`hotdrop.toml:4:10: watch.folder: {tittle} is not a field of any request (did you mean {title}?)`},
 		{"watch.root missing", func(s string) string { return strings.Replace(s, "/root\"", "/noroot\"", 1) },
 			`hotdrop.toml:3:8: watch.root: DIR/noroot does not exist (hotdrop makes the drop folders below it, not the folder itself): install -d`},
 	} {

@@ -135,3 +135,63 @@ func TestCheckWarnsOfAnUnknownSourceType(t *testing.T) {
 		t.Errorf("check with an unknown source_type: exit %d, want 0 saying\n%s\ngot:\n%s%s", code, want, out, errOut)
 	}
 }
+
+// TestCheckWarnsOfFolderFields: a {field} of watch.folder that no request has is a WARNING
+// naming the fields the requests have, never a refusal: a field of the studio's own that no
+// open request has now (the last episodic one closed) refused every later change to the
+// requests on reload. A template of such fields alone names no folder: that is a problem.
+func TestCheckWarnsOfFolderFields(t *testing.T) {
+	for _, tc := range []struct {
+		folder string
+		code   int
+		want   string
+	}{
+		{"{tittle} [{id}]", exitOK, `:4:10: watch.folder: {tittle} is not a field of any request (did you mean {title}?); requests have {id}, `},
+		{"{nosuchfield}", exitFail, `:4:10: watch.folder: {nosuchfield} is not a field of any request; requests have {id}, `},
+	} {
+		_, cfg := checkWorld(t, func(s string) string {
+			return strings.Replace(s, "[requests]", "folder = \""+tc.folder+"\"\n[requests]", 1)
+		})
+		code, out, errOut := hotdrop("check", "--config", cfg)
+		if code != tc.code || !strings.Contains(out, "WARNING: "+cfg+tc.want) {
+			t.Errorf("check with watch.folder = %q: exit %d, want %d saying\nWARNING: %s%s\ngot:\n%s%s", tc.folder, code, tc.code, cfg, tc.want, out, errOut)
+		}
+		if strings.Contains(out, "{language}") {
+			t.Errorf("the warning lists {language}, which no request has:\n%s", out)
+		}
+	}
+}
+
+// TestRunTakesAFolderFieldNoRequestHas: watch.folder naming a field of the studio's own
+// that no open request has now (the last episodic one closed) refused run and every later
+// reload, freezing the requests: it is check's warning, not a refusal.
+func TestRunTakesAFolderFieldNoRequestHas(t *testing.T) {
+	_, cfgPath := checkWorld(t, func(s string) string {
+		s = strings.Replace(s, "sftp://partner@ingest.example.com:22/incoming", "file:///nonexistent-outbox", 1)
+		return strings.Replace(s, "[requests]", "folder = \"{title}/{episode} [{id}]\"\n[requests]", 1)
+	})
+	c, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	started, reload, reloads := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runDaemon(ctx, c, newLogger(&log), daemonHooks{started: started, reload: reload, reloaded: func(err error) { reloads <- err }})
+	}()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-started:
+	case err := <-done:
+		done <- err // for the deferred wait
+		t.Fatalf("run refused watch.folder with a field no request has: %v\n%s", err, log.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not start")
+	}
+	reload <- struct{}{}
+	if err := <-reloads; err != nil {
+		t.Errorf("reload refused: %v", err)
+	}
+}

@@ -44,6 +44,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range config.UnmatchedRequestGlobs(cfg) {
 		fmt.Fprintln(stdout, "WARNING: "+w.Error())
 	}
+	for _, w := range config.FolderFieldWarnings(cfg, reqs) {
+		fmt.Fprintln(stdout, "WARNING: "+w.Error())
+	}
 	fmt.Fprintf(stdout, "files and folders: as the user %s (%s)\n", acct.Name, why)
 	bad := configProblems(cfg, reqs, acct)
 	if bad == nil {
