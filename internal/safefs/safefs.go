@@ -344,6 +344,11 @@ func (d *Dir) checked(name, toName string, check func(fs.FileInfo) error) (fs.Fi
 // gives a new hard link a number of its own.
 func (d *Dir) landed(fi fs.FileInfo, toName, from string) error {
 	now, err := d.Lstat(toName)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Taken away already (an ingest that moves each file the moment it lands): it
+		// landed, and nothing swapped in is left there to take back.
+		return nil
+	}
 	if err != nil {
 		return err
 	}

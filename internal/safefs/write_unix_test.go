@@ -140,3 +140,30 @@ func TestLinkAndRenameOverMoveOnlyWhatWasChecked(t *testing.T) {
 	}
 	wantContent(t, victim, "secret")
 }
+
+// TestLandedAndTakenAwayIsLanded: an ingest that moves each file away the moment it lands
+// made the look after the move fail (gone), so a publish that had happened was reported as
+// failed, its partial left for a retry to send again.
+func TestLandedAndTakenAwayIsLanded(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, err := r.OpenDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.WriteFile(filepath.Join(dir, "a"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := d.Lstat("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.landed(fi, "taken-away", filepath.Join(dir, "a")); err != nil {
+		t.Errorf("landed, then taken away: %v, want it counted as landed", err)
+	}
+}
