@@ -80,6 +80,11 @@ func (e *Engine) setRequests(ctx context.Context, reqs []Request) error {
 	if held == nil {
 		held = e.heldRequests(ctx) // after what the writer held
 	}
+	for id := range e.lastManifest {
+		if e.reqs[id] == nil {
+			delete(e.lastManifest, id) // a request gone: what its manifest said is not needed
+		}
+	}
 	journaled := held()
 	wasDelivered := make(map[string]bool)
 	for _, h := range journaled {

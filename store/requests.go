@@ -39,7 +39,8 @@ func (s *Store) SaveRequests(ctx context.Context, rs []Request) error {
 const saveRequestQuery = `INSERT INTO requests(id, fields, status, files, folder, state, updated_at, delivered)
 	VALUES(?,?,?,?,?,?,?,?)
 	ON CONFLICT(id) DO UPDATE SET fields=excluded.fields, status=excluded.status, files=excluded.files,
-		folder=excluded.folder, state=excluded.state, updated_at=excluded.updated_at, delivered=excluded.delivered`
+		folder=excluded.folder, state=excluded.state, updated_at=excluded.updated_at,
+		delivered=MAX(requests.delivered, excluded.delivered)` // once delivered whole, always: a start that could not read it must not unsay it
 
 // MarkManifest records that request id's manifest is on the server (at), or, with a zero
 // time, that it is owed again (a redelivery).

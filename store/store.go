@@ -89,7 +89,9 @@ var migrations = []string{
 	// when retried), and after a restart too. Journals from before: as they were judged then.
 	`ALTER TABLE requests ADD COLUMN delivered INTEGER NOT NULL DEFAULT 0;
 	UPDATE requests SET delivered = 1 WHERE state = 'delivered'
-		OR (files = 0 AND EXISTS (SELECT 1 FROM files WHERE files.request_id = requests.id AND files.delivered_at != ''));`,
+		OR (files = 0 AND EXISTS (SELECT 1 FROM files WHERE files.request_id = requests.id AND files.delivered_at != '')
+			AND NOT EXISTS (SELECT 1 FROM files WHERE files.request_id = requests.id AND files.delivered_at = ''
+				AND files.state != 'settling' AND NOT (files.state = 'held' AND files.reason = 'already_delivered')));`,
 }
 
 // ErrNotFound is returned by lookups for a record that does not exist.

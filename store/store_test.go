@@ -270,11 +270,14 @@ func TestMigrateDeliveredWhole(t *testing.T) {
 			('SR-1', '{}', 'open', 2, '/d/1', 'delivered', ''),
 			('SR-2', '{}', 'open', 0, '/d/2', 'held', ''),
 			('SR-3', '{}', 'open', 0, '/d/3', 'failed', ''),
-			('SR-4', '{}', 'open', 2, '/d/4', 'held', '');
+			('SR-4', '{}', 'open', 2, '/d/4', 'held', ''),
+			('SR-5', '{}', 'open', 0, '/d/5', 'failed', '');
 		INSERT INTO files(path, request_id, size, mtime_ns, inode, state, created_at, updated_at, delivered_at) VALUES
 			('/d/2/a', 'SR-2', 1, 0, 0, 'held', '', '', '2026-01-01T00:00:00Z'),
 			('/d/3/a', 'SR-3', 1, 0, 0, 'failed', '', '', ''),
-			('/d/4/a', 'SR-4', 1, 0, 0, 'delivered', '', '', '2026-01-01T00:00:00Z')`); err != nil {
+			('/d/4/a', 'SR-4', 1, 0, 0, 'delivered', '', '', '2026-01-01T00:00:00Z'),
+			('/d/5/a', 'SR-5', 1, 0, 0, 'delivered', '', '', '2026-01-01T00:00:00Z'),
+			('/d/5/b', 'SR-5', 1, 0, 0, 'failed', '', '', '')`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -287,10 +290,32 @@ func TestMigrateDeliveredWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"SR-1": true, "SR-2": true, "SR-3": false, "SR-4": false}
+	// SR-5: one file delivered, another failed: not delivered whole, so the failed one goes
+	// when it is retried.
+	want := map[string]bool{"SR-1": true, "SR-2": true, "SR-3": false, "SR-4": false, "SR-5": false}
 	for _, r := range rs {
 		if r.Delivered != want[r.ID] {
 			t.Errorf("%s (files %d, %s): delivered whole %v after the migration, want %v", r.ID, r.Files, r.State, r.Delivered, want[r.ID])
 		}
+	}
+}
+
+// TestDeliveredWholeIsNeverUnsaid: a start that could not read the journal's requests saved
+// them all as it knew them, and a request delivered whole lost its mark for good (its later
+// files were then sent without a redelivery). Once set, it stays.
+func TestDeliveredWholeIsNeverUnsaid(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	r := Request{ID: "SR-1", Fields: "{}", Status: "open", Files: 0, Folder: "/d", State: "delivered", Delivered: true}
+	if err := s.SaveRequest(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Delivered, r.State = false, "held"
+	if err := s.SaveRequest(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.Requests(ctx)
+	if err != nil || len(rs) != 1 || !rs[0].Delivered || rs[0].State != "held" {
+		t.Errorf("requests = %+v, %v; want SR-1 held and still delivered whole", rs, err)
 	}
 }
