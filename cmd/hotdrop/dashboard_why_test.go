@@ -95,6 +95,10 @@ func TestDashboardSaysWhy(t *testing.T) {
 	// A single-file request that failed: one Retry (the file's), not two.
 	writeFile(t, filepath.Join(folder("SR-1"), "denied_file.ttml"), 100)
 	cardHas("SR-1", "SR-1 to fail", "The server refused permission")
+	// The file's Retry comes with its journal id, a batch after the failure shows (137a736):
+	// waited for, and then it is the only button.
+	d.waitJS("SR-1's one Retry, the file's", `(() => { const b = [...document.querySelectorAll('article[data-id="SR-1"] button')].map(b => b.className).join(",");
+		return b === "retry-file" ? "ok" : "buttons: " + b })()`)
 	if b := buttons("SR-1"); b != "retry-file" {
 		t.Errorf("single-file failed card buttons %q, want one retry-file", b)
 	}
