@@ -348,8 +348,7 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 		v.hold(HoldUnsafePath, path+" "+safefs.OutsideRefusal(root))
 		return v
 	}
-	rel, _ := filepath.Rel(root, path)
-	rel = filepath.ToSlash(rel)
+	rel, _ := safefs.Rel(root, path) // inside root, as within said
 	v.Trace.Rel = rel
 	if aux, what := m.Auxiliary(path); aux {
 		v.Auxiliary = what

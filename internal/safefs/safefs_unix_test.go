@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -264,4 +265,39 @@ func TestUnderKeepsOpenUndersPromises(t *testing.T) {
 		}
 		t.Fatalf("Open of a link with no base = %v, want ErrUnsafe", err)
 	}
+}
+
+var relCases = []struct{ root, abs string }{
+	{"/r", "/r/a"}, {"/r", "/r/a/b.exr"}, {"/r/", "/r/a"}, {"/r", "/r/./a"}, {"/r", "/r/a/../b"},
+	{"/r", "/r/../x"}, {"/r", "/r"}, {"/r", "/rr/a"}, {"/r", "/r//a"}, {"/", "/a"}, {"/r/../s", "/s/a"},
+	{"/r", "/r/a/"}, {"/r", "/r/.."}, {"/r", "/r/..a"}, {"/r", "/r/a.."}, {"r", "r/a"}, {"", "/a"},
+}
+
+// relAgrees checks Rel against filepath.Rel and the checks it makes.
+func relAgrees(t *testing.T, root, abs string) {
+	got, err := Rel(root, abs)
+	want, wantErr := "", false
+	rel, rerr := filepath.Rel(root, abs)
+	if rerr != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+		wantErr = true
+	} else {
+		want = filepath.ToSlash(rel)
+	}
+	if got != want || (err != nil) != wantErr {
+		t.Errorf("Rel(%q, %q) = %q, %v; want %q (error %v)", root, abs, got, err, want, wantErr)
+	}
+}
+
+// TestRelFastPathAgrees: Rel's cheap path gives what filepath.Rel and its checks give.
+func TestRelFastPathAgrees(t *testing.T) {
+	for _, c := range relCases {
+		relAgrees(t, c.root, c.abs)
+	}
+}
+
+func FuzzRel(f *testing.F) {
+	for _, c := range relCases {
+		f.Add(c.root, c.abs)
+	}
+	f.Fuzz(relAgrees)
 }
