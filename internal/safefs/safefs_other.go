@@ -147,7 +147,11 @@ func (d *Dir) Names() ([]string, error) {
 }
 
 // Open opens the regular file name in this folder for reading.
-func (d *Dir) Open(name string) (*os.File, error) {
+func (d *Dir) Open(name string) (*os.File, error) { return d.openRegular(name, os.O_RDONLY) }
+
+// openRegular opens the regular file name with flag, refusing anything else and a file
+// replaced between the look and the open.
+func (d *Dir) openRegular(name string, flag int) (*os.File, error) {
 	li, err := d.Lstat(name)
 	if err != nil {
 		return nil, err
@@ -155,7 +159,7 @@ func (d *Dir) Open(name string) (*os.File, error) {
 	if !li.Mode().IsRegular() {
 		return nil, notRegular(d.join(name), li.Mode())
 	}
-	f, err := d.r.OpenFile(name, os.O_RDONLY, 0)
+	f, err := d.r.OpenFile(name, flag, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -240,25 +244,7 @@ func (d *Dir) Create(name string, perm fs.FileMode) (*os.File, error) {
 
 // OpenWrite opens the existing regular file name in this folder for writing, refusing a
 // link and anything but a regular file (see Open).
-func (d *Dir) OpenWrite(name string) (*os.File, error) {
-	li, err := d.Lstat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !li.Mode().IsRegular() {
-		return nil, notRegular(d.join(name), li.Mode())
-	}
-	f, err := d.r.OpenFile(name, os.O_WRONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || !os.SameFile(li, fi) {
-		f.Close()
-		return nil, &UnsafeError{Path: d.join(name), Reason: Refusal("was replaced while it was being opened")}
-	}
-	return f, nil
-}
+func (d *Dir) OpenWrite(name string) (*os.File, error) { return d.openRegular(name, os.O_WRONLY) }
 
 // Link gives the entry name a further name, toName in folder to, after check has accepted
 // it. An existing toName is never replaced.
