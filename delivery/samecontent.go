@@ -39,8 +39,11 @@ func identityKey(fs *fileState) string {
 // checkSameContent starts hashing a judged version of a file that was delivered before, when
 // it has the delivered version's size and nothing holds it already.
 func (e *Engine) checkSameContent(fs *fileState) {
-	was := fs.x().was
-	if fs.rec.State != Ready || was == nil || fs.rec.Size != was.size {
+	if fs.more == nil || fs.more.was == nil || fs.rec.State != Ready {
+		return
+	}
+	was := fs.more.was
+	if fs.rec.Size != was.size {
 		return
 	}
 	key := identityKey(fs)
@@ -76,16 +79,22 @@ func (e *Engine) sameChecked(p string, c *contentCheck, same bool) {
 // sameContentPending reports whether fs waits for its content check: nothing is decided
 // about it meanwhile.
 func sameContentPending(fs *fileState) bool {
-	c := fs.x().same
-	return fs.rec.State == Ready && c != nil && c.pending && c.key == identityKey(fs)
+	if fs.more == nil || fs.more.same == nil { // most files, on every refresh: no copy of more
+		return false
+	}
+	c := fs.more.same
+	return fs.rec.State == Ready && c.pending && c.key == identityKey(fs)
 }
 
 // applySameContent keeps delivered the ready files found to hold the content delivered
 // before, and reports whether a check is still under way: then nothing of the request starts.
 func (e *Engine) applySameContent(r *reqState, files []*fileState) (pending bool) {
 	for _, fs := range files {
-		c := fs.x().same
-		if fs.rec.State != Ready || c == nil || c.key != identityKey(fs) {
+		if fs.more == nil || fs.more.same == nil || fs.rec.State != Ready {
+			continue
+		}
+		c := fs.more.same
+		if c.key != identityKey(fs) {
 			continue
 		}
 		if c.pending {
