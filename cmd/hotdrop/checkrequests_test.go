@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -193,5 +194,28 @@ func TestRunTakesAFolderFieldNoRequestHas(t *testing.T) {
 	reload <- struct{}{}
 	if err := <-reloads; err != nil {
 		t.Errorf("reload refused: %v", err)
+	}
+}
+
+// TestCheckSaysTheListenPortIsTaken (operator review): with status.listen taken by another
+// program, run only logged it and went on without the dashboard, the API, /metrics and
+// /healthz; check said nothing. It is now a problem of check (exit 1); a free port is not.
+func TestCheckSaysTheListenPortIsTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, cfg := checkWorld(t, func(s string) string {
+		return strings.Replace(s, "listen = \"\"", "listen = \""+ln.Addr().String()+"\"", 1)
+	})
+	code, out, errOut := hotdrop("check", "--config", cfg)
+	want := "status.listen: " + ln.Addr().String() + " is in use by another program"
+	if code != exitFail || !strings.Contains(out, want) {
+		t.Errorf("check with status.listen taken: exit %d, want 1 saying %q\ngot:\n%s%s", code, want, out, errOut)
+	}
+	ln.Close()
+	if code, out, errOut := hotdrop("check", "--config", cfg); code != exitOK || strings.Contains(out, "status.listen") {
+		t.Errorf("check with status.listen free: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -55,6 +58,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	unprofiled(cfg, reqs, stdout)
 	problems := dropFolderProblems(cfg, reqs, stdout)
 	if msg := probeProblem(newChecker(cfg), cfg); msg != "" {
+		fmt.Fprintln(stdout, msg)
+		problems++
+	}
+	if msg := listenProblem(cfg); msg != "" {
 		fmt.Fprintln(stdout, msg)
 		problems++
 	}
@@ -206,4 +213,32 @@ func unprofiled(cfg *config.Config, reqs []config.Request, stdout io.Writer) {
 		fmt.Fprintf(stdout, "WARNING: %s: request %s: source_type %q is not a known source type nor a [[source_type]] of the config, "+
 			"so its files' extensions and metadata are not checked; correct it, or define it with [[source_type]]\n", r.Pos, r.ID, r.SourceType)
 	}
+}
+
+// listenProblem says when status.listen is taken by another program: run logs that and goes
+// on without the dashboard, the API, /metrics and /healthz, which nobody would notice until
+// they were needed. A running hotdrop holding it is no problem (its socket answers).
+func listenProblem(cfg *config.Config) string {
+	addr := cfg.Status.Listen
+	if addr == "" {
+		return ""
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		ln.Close()
+		return ""
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return "" // not this machine's to say (an address of another host): run says why
+	}
+	if c, cerr := newAPIClient(cfg); cerr == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if c.do(ctx, http.MethodGet, "/api/requests", nil) == nil {
+			return "" // the running daemon answers: the port is its own
+		}
+	}
+	return fmt.Sprintf("status.listen: %s is in use by another program, and no hotdrop daemon answers on %s: "+
+		"the dashboard, the API, /metrics and /healthz would not start (run logs it and goes on without them); "+
+		"stop that program or choose a free port for status.listen", addr, socketPath(cfg))
 }
