@@ -131,6 +131,7 @@ func (r *run) loop() error {
 	defer pollT.Stop()
 	rescanT := r.w.clock.NewTicker(r.w.rescan)
 	defer rescanT.Stop()
+	var wake <-chan time.Time // the settle check at the next file's due time (settleWake)
 	for {
 		var ticked string
 		select {
@@ -148,8 +149,14 @@ func (r *run) loop() error {
 				}
 			}
 		case <-settleT.C():
-			r.checkSettled()
+			next := r.checkSettled()
 			r.maybeRearm()
+			if wake == nil {
+				wake = r.settleWake(next)
+			}
+			ticked = "settle"
+		case <-wake:
+			wake = r.settleWake(r.checkSettled())
 			ticked = "settle"
 		case <-pollT.C():
 			r.pollDirs()
@@ -162,6 +169,22 @@ func (r *run) loop() error {
 			r.w.onTick(ticked, r.now())
 		}
 	}
+}
+
+// settleWake is a look at the settling files when the next of them comes due, where that is
+// sooner than the settle ticker's next turn: the ticker runs every quarter of watch.settle (a
+// second at most), and a file waited for it up to that long past its settle period. Looks
+// are at least an eighth of a turn apart, so files coming due one after another are taken
+// together. At most one is pending (a fake clock counts each it made).
+func (r *run) settleWake(next time.Time) <-chan time.Time {
+	if next.IsZero() {
+		return nil
+	}
+	wait := max(next.Sub(r.now()), r.w.checkEvery/8, time.Millisecond)
+	if wait >= r.w.checkEvery {
+		return nil
+	}
+	return r.w.clock.After(wait)
 }
 
 // close stops the event source and waits for the drain goroutines.

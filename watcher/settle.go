@@ -127,15 +127,28 @@ func (s *settler) settled(key string, info FileInfo, now time.Time) {
 // due lists, sorted, the settling files whose clock has run a full period;
 // the caller stats each again and passes the result to confirm.
 func (s *settler) due(now time.Time) []string {
-	var keys []string
+	keys, _ := s.dueNext(now)
+	return keys
+}
+
+// dueNext is due, and when the first of the files not due yet comes due (zero when none
+// waits).
+func (s *settler) dueNext(now time.Time) (keys []string, next time.Time) {
 	t := s.at(now)
+	first, waits := time.Duration(0), false
 	for k := range s.waiting {
-		if t-s.entries[k].since >= s.period {
+		since := s.entries[k].since
+		if t-since >= s.period {
 			keys = append(keys, k)
+		} else if !waits || since < first {
+			first, waits = since, true
 		}
 	}
 	sort.Strings(keys)
-	return keys
+	if waits {
+		next = s.base.Add(first + s.period)
+	}
+	return keys, next
 }
 
 // confirm takes a fresh stat of a due file and reports true exactly once per

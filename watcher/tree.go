@@ -7,6 +7,7 @@ import (
 	"path"
 	"runtime"
 	"sort"
+	"time"
 
 	"github.com/hotdrop/hotdrop/internal/safefs"
 )
@@ -203,13 +204,15 @@ func (r *run) observeFile(rel string, d *dirState, fi fs.FileInfo, restart bool)
 	}
 }
 
-// checkSettled stats every file whose clock has run out and reports those
-// that did not change as Ready.
-func (r *run) checkSettled() {
+// checkSettled stats every file whose clock has run out and reports those that did not
+// change as Ready. It returns the files whose settle period has passed, and returns when the next
+// when the next one comes due (zero when none waits).
+func (r *run) checkSettled() (next time.Time) {
 	now := r.now()
-	for _, rel := range r.set.due(now) {
+	due, next := r.set.dueNext(now)
+	for _, rel := range due {
 		if r.ctx.Err() != nil {
-			return
+			return next
 		}
 		parent, name := path.Dir(rel), path.Base(rel)
 		d := r.dirs[parent]
@@ -240,6 +243,7 @@ func (r *run) checkSettled() {
 			r.emit(Event{Kind: Ready, Rel: rel, Info: info})
 		}
 	}
+	return next
 }
 
 // addDir starts tracking a folder: which filesystem it is on, and whether it

@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -102,6 +103,33 @@ func TestSettleWithFakeClock(t *testing.T) {
 	}
 	if n := h.c.count(Settling, "a.txt"); n != 1 {
 		t.Fatalf("a.txt Settling sent %d times, want 1 (it never was ready in between)", n)
+	}
+}
+
+// A file is Ready when its settle period has passed, not at the settle ticker's next turn
+// after that (up to a quarter of watch.settle later, a second with the default settle).
+func TestReadyWhenDueNotAtTheNextTurn(t *testing.T) {
+	root := t.TempDir()
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	// The settle ticker turns every second; polls every 1.5 s find the file between turns.
+	h := start(t, Options{Root: root, Settle: 4 * time.Second, Poll: 1500 * time.Millisecond, Mode: ModePoll, Clock: fc}, nil)
+	step := func(to time.Duration) {
+		for fc.Now().Sub(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) < to {
+			want := h.c.ticked("") + fc.Advance(500*time.Millisecond)
+			h.c.waitFor(t, fmt.Sprintf("the ticks at %v handled", fc.Now()), 10*time.Second,
+				func([]got) bool { return h.c.ticked("") >= want })
+		}
+	}
+	writeFile(t, root, "f.exr", "frame")
+	step(1500 * time.Millisecond) // the poll at 1.5 s finds it
+	h.c.waitKind(t, Settling, "f.exr")
+	step(5 * time.Second)
+	if n := h.c.count(Ready, "f.exr"); n != 0 {
+		t.Fatalf("ready at 5 s, before its settle period passed")
+	}
+	step(5500 * time.Millisecond)
+	if n := h.c.count(Ready, "f.exr"); n != 1 {
+		t.Fatalf("not ready at 5.5 s, when its settle period (4 s from 1.5 s) passed:\n%s", h.c.dump())
 	}
 }
 
