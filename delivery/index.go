@@ -198,8 +198,10 @@ func (e *Engine) refreshStale(ctx context.Context, all bool) {
 		}
 		// A big request is re-derived at most every 200 ms, and no more often than its size
 		// allows (5 µs a file: 500 ms at 100,000), so re-deriving it stays a small part of
-		// the loop's time however big it is.
-		if n := len(e.byReq[id]); !all && n >= bigRequest && now.Sub(r.refreshedAt) < max(reportEvery, time.Duration(n)*5*time.Microsecond) {
+		// the loop's time however big it is; but at once when its last settling file was
+		// judged or its ready marker came, as then it may start (waiting for the next turn
+		// held back the first upload of 20,000 frames by a quarter of a second).
+		if n := len(e.byReq[id]); !all && !r.mayStart && n >= bigRequest && now.Sub(r.refreshedAt) < max(reportEvery, time.Duration(n)*5*time.Microsecond) {
 			continue
 		}
 		delete(e.stale, id)

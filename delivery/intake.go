@@ -77,6 +77,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 	}
 	if r != nil && filepath.Base(ev.Path) == e.opt.ReadyMarker && path.Dir(ev.Rel) == r.rel {
 		r.marker = ev.Kind != watcher.Removed
+		r.mayStart = r.mayStart || r.marker
 		e.refresh(ctx, r)
 		return
 	}
@@ -166,6 +167,7 @@ func (e *Engine) judgeEvent(ctx context.Context, fs *fileState, r *reqState, ev 
 		if fs.rec.State == Delivered && sameIdentity(fs.rec, ev.Info) {
 			return false
 		}
+		was := fs.rec.State
 		e.setIdentity(fs, ev.Info)
 		if ev.Kind == watcher.Settling {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = Settling, "", ""
@@ -173,9 +175,20 @@ func (e *Engine) judgeEvent(ctx context.Context, fs *fileState, r *reqState, ev 
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = Ready, "", ""
 			e.judge(ctx, fs, r)
 			e.checkSameContent(fs)
+			if was == Settling {
+				e.judgedOne(fs)
+			}
 		}
 	}
 	return true
+}
+
+// judgedOne counts a settling file of a request as judged (reqState.settlingLeft).
+func (e *Engine) judgedOne(fs *fileState) {
+	if r := e.reqs[fs.req()]; r != nil && r.settlingLeft > 0 {
+		r.settlingLeft--
+		r.mayStart = r.mayStart || r.settlingLeft == 0
+	}
 }
 
 func (e *Engine) refreshOwner(ctx context.Context, fs *fileState) {

@@ -50,6 +50,7 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 		}
 	}
 	r.state = requestState(files, r, complete)
+	r.settlingLeft, r.mayStart = countStates(files).of(Settling), false
 	if r.state == Delivered && !r.quiet {
 		// Not from the first look after a start: the journal holds only the files that were
 		// delivered (a failed one is found again on the disk), which look delivered whole.

@@ -115,3 +115,109 @@ func TestVerdictMadeAheadIsUsedOnlyForItsInput(t *testing.T) {
 		t.Error("a verdict made ahead stays after its file was judged")
 	}
 }
+
+// TestBigRequestStartsWhenItsLastFileIsJudged: a request of more than bigRequest files is
+// re-derived at most every reportEvery while its frames are judged, but at once after the
+// batch that judged the last of them: that is when it may start, and waiting for the next
+// turn held back the first upload of 20,000 frames by a quarter of a second (issue 11).
+func TestBigRequestStartsWhenItsLastFileIsJudged(t *testing.T) {
+	root := t.TempDir()
+	r72 := req("SR-72", 0)
+	reqs := []Request{r72}
+	e := New(Options{
+		Root: root, Bin: "_bin", FolderTemplate: "{id}", FolderMode: 0o755, ReadyMarker: "_READY",
+		Concurrency: 2, AutoDeliver: true, Names: "portable", Matcher: newMatcher(t, reqs...),
+		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
+		Clock:      clock.NewSkipping(time.Unix(0, 0)),
+	}, newFakeUploader(), newMemStore(), &viewLog{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.runCtx = ctx // the uploads it starts are cancelled with it
+	if err := e.SetRequests(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(root, "SR-72")
+	n := bigRequest + 100
+	var settling, ready []watcher.Event
+	for i := range n {
+		name := fmt.Sprintf("shot.%05d.ttml", i)
+		p := filepath.Join(folder, name)
+		writeReal(t, p, "frame")
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := watcher.Event{Kind: watcher.Settling, Path: p, Rel: "SR-72/" + name,
+			Info: watcher.FileInfo{Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi), Dev: devOf(fi)}}
+		settling = append(settling, ev)
+		ev.Kind = watcher.Ready
+		ready = append(ready, ev)
+	}
+	marker := filepath.Join(folder, "_READY")
+	writeReal(t, marker, "")
+	// As the loop does: each batch handled, then settled (refreshStale).
+	batch := func(evs []watcher.Event) {
+		e.handleAll(ctx, evs)
+		e.settle(ctx, false)
+	}
+	batch(append(settling, watcher.Event{Kind: watcher.Ready, Path: marker, Rel: "SR-72/_READY"}))
+	r := e.reqs["SR-72"]
+	if r.state != Settling {
+		t.Fatalf("with every frame settling: %s, want settling", r.state)
+	}
+	batch(ready[:n-100])
+	if r.state != Settling {
+		t.Fatalf("with 100 frames settling: %s, want settling", r.state)
+	}
+	batch(ready[n-100:])
+	if r.state != Uploading {
+		t.Fatalf("after the batch that judged the last frame: %s, want uploading at once", r.state)
+	}
+}
+
+// TestBigRequestStartsWhenItsMarkerComes: the same when the ready marker comes after every
+// frame was judged, as a render farm writes it.
+func TestBigRequestStartsWhenItsMarkerComes(t *testing.T) {
+	root := t.TempDir()
+	reqs := []Request{req("SR-73", 0)}
+	e := New(Options{
+		Root: root, Bin: "_bin", FolderTemplate: "{id}", FolderMode: 0o755, ReadyMarker: "_READY",
+		Concurrency: 2, AutoDeliver: true, Names: "portable", Matcher: newMatcher(t, reqs...),
+		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
+		Clock:      clock.NewSkipping(time.Unix(0, 0)),
+	}, newFakeUploader(), newMemStore(), &viewLog{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.runCtx = ctx
+	if err := e.SetRequests(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(root, "SR-73")
+	var ready []watcher.Event
+	for i := range bigRequest + 100 {
+		name := fmt.Sprintf("shot.%05d.ttml", i)
+		p := filepath.Join(folder, name)
+		writeReal(t, p, "frame")
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready = append(ready, watcher.Event{Kind: watcher.Ready, Path: p, Rel: "SR-73/" + name,
+			Info: watcher.FileInfo{Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi), Dev: devOf(fi)}})
+	}
+	batch := func(evs ...watcher.Event) {
+		e.handleAll(ctx, evs)
+		e.settle(ctx, false)
+	}
+	batch(ready...)
+	r := e.reqs["SR-73"]
+	if r.state == Uploading {
+		t.Fatalf("uploading before its marker")
+	}
+	marker := filepath.Join(folder, "_READY")
+	writeReal(t, marker, "")
+	batch(watcher.Event{Kind: watcher.Ready, Path: marker, Rel: "SR-73/_READY"})
+	if r.state != Uploading {
+		t.Fatalf("after the batch that saw its marker: %s, want uploading at once", r.state)
+	}
+}

@@ -27,10 +27,16 @@ type reqState struct {
 	delivered   bool
 	quiet       bool // first refresh after start: establish the state without events
 	refreshedAt time.Time
-	reportedAt  time.Time         // when its view was last sent
-	milestones  map[string]string // sequence key → its last milestone event (sequence.go)
-	lastMeta    map[string]string // the metadata of its last file judged, shared by equal ones (shareMeta)
-	evReq       *EventRequest     // eventRequest's, while it says the request as it is
+	// settlingLeft counts down, from the files its last refresh saw settling, as they are
+	// judged; mayStart is set when it reaches none or the ready marker comes. Nothing of a
+	// request starts while a file of it settles, so that is the moment its refresh may start
+	// it, and the one time a big request's refresh is not put off (refreshStale).
+	settlingLeft int
+	mayStart     bool
+	reportedAt   time.Time         // when its view was last sent
+	milestones   map[string]string // sequence key → its last milestone event (sequence.go)
+	lastMeta     map[string]string // the metadata of its last file judged, shared by equal ones (shareMeta)
+	evReq        *EventRequest     // eventRequest's, while it says the request as it is
 }
 
 // eventRequest is r as its files' events name it, one for all the events made while its state
