@@ -19,17 +19,7 @@ import (
 // is kept past the batch.
 func TestBatchJudgesItsFilesSideBySide(t *testing.T) {
 	root := t.TempDir()
-	reqs := []Request{req("SR-70", 100)}
-	e := New(Options{
-		Root: root, Bin: "_bin", FolderTemplate: "{id}", FolderMode: 0o755, ReadyMarker: "_READY",
-		Concurrency: 2, AutoDeliver: true, Names: "portable", Matcher: newMatcher(t, reqs...),
-		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
-		Clock:      clock.NewSkipping(time.Unix(0, 0)),
-	}, newFakeUploader(), newMemStore(), &viewLog{})
-	ctx := context.Background()
-	if err := e.SetRequests(ctx, reqs); err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := judgingEngine(t, root, req("SR-70", 100))
 	folder := filepath.Join(root, "SR-70")
 	var evs []watcher.Event
 	for i := range 40 {
@@ -86,6 +76,25 @@ func TestBatchJudgesItsFilesSideBySide(t *testing.T) {
 	}
 }
 
+// judgingEngine is an Engine on root for reqs, driven by the test's calls rather than by Run;
+// the uploads it starts go to a fake uploader and end with the test.
+func judgingEngine(t *testing.T, root string, reqs ...Request) (*Engine, context.Context) {
+	t.Helper()
+	e := New(Options{
+		Root: root, Bin: "_bin", FolderTemplate: "{id}", FolderMode: 0o755, ReadyMarker: "_READY",
+		Concurrency: 2, AutoDeliver: true, Names: "portable", Matcher: newMatcher(t, reqs...),
+		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
+		Clock:      clock.NewSkipping(time.Unix(0, 0)),
+	}, newFakeUploader(), newMemStore(), &viewLog{})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.runCtx = ctx
+	if err := e.SetRequests(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	return e, ctx
+}
+
 // TestVerdictMadeAheadIsUsedOnlyForItsInput: a verdict made ahead is not used for another
 // input (the event before it moved the file to another request) nor after the matcher was
 // replaced (a reload): then the file is judged again.
@@ -122,36 +131,14 @@ func TestVerdictMadeAheadIsUsedOnlyForItsInput(t *testing.T) {
 // turn held back the first upload of 20,000 frames by a quarter of a second (issue 11).
 func TestBigRequestStartsWhenItsLastFileIsJudged(t *testing.T) {
 	root := t.TempDir()
-	r72 := req("SR-72", 0)
-	reqs := []Request{r72}
-	e := New(Options{
-		Root: root, Bin: "_bin", FolderTemplate: "{id}", FolderMode: 0o755, ReadyMarker: "_READY",
-		Concurrency: 2, AutoDeliver: true, Names: "portable", Matcher: newMatcher(t, reqs...),
-		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
-		Clock:      clock.NewSkipping(time.Unix(0, 0)),
-	}, newFakeUploader(), newMemStore(), &viewLog{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	e.runCtx = ctx // the uploads it starts are cancelled with it
-	if err := e.SetRequests(ctx, reqs); err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := judgingEngine(t, root, req("SR-72", 0))
 	folder := filepath.Join(root, "SR-72")
 	n := bigRequest + 100
-	var settling, ready []watcher.Event
-	for i := range n {
-		name := fmt.Sprintf("shot.%05d.ttml", i)
-		p := filepath.Join(folder, name)
-		writeReal(t, p, "frame")
-		fi, err := os.Lstat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev := watcher.Event{Kind: watcher.Settling, Path: p, Rel: "SR-72/" + name,
-			Info: watcher.FileInfo{Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi), Dev: devOf(fi)}}
+	ready := writeFrames(t, root, "SR-72", n)
+	var settling []watcher.Event
+	for _, ev := range ready {
+		ev.Kind = watcher.Settling
 		settling = append(settling, ev)
-		ev.Kind = watcher.Ready
-		ready = append(ready, ev)
 	}
 	marker := filepath.Join(folder, "_READY")
 	writeReal(t, marker, "")
@@ -175,36 +162,32 @@ func TestBigRequestStartsWhenItsLastFileIsJudged(t *testing.T) {
 	}
 }
 
-// TestBigRequestStartsWhenItsMarkerComes: the same when the ready marker comes after every
-// frame was judged, as a render farm writes it.
-func TestBigRequestStartsWhenItsMarkerComes(t *testing.T) {
-	root := t.TempDir()
-	reqs := []Request{req("SR-73", 0)}
-	e := New(Options{
-		Root: root, Bin: "_bin", FolderTemplate: "{id}", FolderMode: 0o755, ReadyMarker: "_READY",
-		Concurrency: 2, AutoDeliver: true, Names: "portable", Matcher: newMatcher(t, reqs...),
-		RemotePath: func(r Request, name string) (string, error) { return r.ID + "/" + name, nil },
-		Clock:      clock.NewSkipping(time.Unix(0, 0)),
-	}, newFakeUploader(), newMemStore(), &viewLog{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	e.runCtx = ctx
-	if err := e.SetRequests(ctx, reqs); err != nil {
-		t.Fatal(err)
-	}
-	folder := filepath.Join(root, "SR-73")
-	var ready []watcher.Event
-	for i := range bigRequest + 100 {
+// writeFrames writes n frames into the drop folder of id below root, and returns their Ready
+// events.
+func writeFrames(t *testing.T, root, id string, n int) []watcher.Event {
+	t.Helper()
+	var evs []watcher.Event
+	for i := range n {
 		name := fmt.Sprintf("shot.%05d.ttml", i)
-		p := filepath.Join(folder, name)
+		p := filepath.Join(root, id, name)
 		writeReal(t, p, "frame")
 		fi, err := os.Lstat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ready = append(ready, watcher.Event{Kind: watcher.Ready, Path: p, Rel: "SR-73/" + name,
+		evs = append(evs, watcher.Event{Kind: watcher.Ready, Path: p, Rel: id + "/" + name,
 			Info: watcher.FileInfo{Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi), Dev: devOf(fi)}})
 	}
+	return evs
+}
+
+// TestBigRequestStartsWhenItsMarkerComes: the same when the ready marker comes after every
+// frame was judged, as a render farm writes it.
+func TestBigRequestStartsWhenItsMarkerComes(t *testing.T) {
+	root := t.TempDir()
+	e, ctx := judgingEngine(t, root, req("SR-73", 0))
+	folder := filepath.Join(root, "SR-73")
+	ready := writeFrames(t, root, "SR-73", bigRequest+100)
 	batch := func(evs ...watcher.Event) {
 		e.handleAll(ctx, evs)
 		e.settle(ctx, false)
