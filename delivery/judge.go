@@ -19,6 +19,9 @@ import (
 // replaced as a whole on reload.
 type Matcher interface {
 	Evaluate(in matcher.Input) matcher.Verdict
+	// EvaluateAll judges many files side by side on up to workers goroutines, as one look
+	// (each folder sidecar read once for all of them): out[i] is ins[i]'s verdict.
+	EvaluateAll(ins []matcher.Input, workers int) []matcher.Verdict
 	Auxiliary(path string) (bool, string)
 	// Affected names the file an auxiliary file describes, or the folder (below) whose files
 	// it describes, so that a change to it has those judged again.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/hotdrop/hotdrop/matcher"
 	"github.com/hotdrop/hotdrop/watcher"
@@ -16,8 +14,8 @@ import (
 // files and folder metadata, then the rules) was the whole time before the first upload of a
 // 20,000-frame request: 1.2 s with one core busy and the other mostly idle (issue 11), while
 // nothing of a request may go before all of it is judged (SPEC.md, Completeness). So a batch
-// first has the matcher judge its ready files on as many goroutines as there are CPUs, and
-// handling each event takes its verdict if it was made for the same input by the same
+// first has the matcher judge its ready files as one look (EvaluateAll: on as many goroutines
+// as there are CPUs, each folder sidecar read once for all of them), and handling each event takes its verdict if it was made for the same input by the same
 // matcher, and judges itself otherwise (the event before it moved a drop folder, a reload
 // replaced the matcher). A verdict made a moment before the loop would have made it is as
 // good as the loop's: a sidecar that changes after either is an event of its own, which
@@ -64,7 +62,7 @@ func (e *Engine) evaluate(in matcher.Input) matcher.Verdict {
 // to find when the events are handled; the batch forgets what it did not use (handleAll).
 func (e *Engine) prejudge(evs []watcher.Event) {
 	m := e.opt.Matcher
-	if m == nil || runtime.GOMAXPROCS(0) < 2 {
+	if m == nil {
 		return
 	}
 	var ins []matcher.Input
@@ -84,27 +82,7 @@ func (e *Engine) prejudge(evs []watcher.Event) {
 	if len(ins) < prejudgeFrom {
 		return
 	}
-	out := make([]matcher.Verdict, len(ins))
-	var next atomic.Int64
-	work := func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= len(ins) {
-				return
-			}
-			out[i] = m.Evaluate(ins[i])
-		}
-	}
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), maxPrejudgers, len(ins)/prejudgeFrom) - 1 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work()
-		}()
-	}
-	work()
-	wg.Wait()
+	out := m.EvaluateAll(ins, max(1, min(runtime.GOMAXPROCS(0), maxPrejudgers, len(ins)/prejudgeFrom)))
 	if e.prejudged == nil {
 		e.prejudged = make(map[string]prejudged, len(ins))
 	}

@@ -341,6 +341,14 @@ func (v *Verdict) check(name string, ok bool, detail string) {
 // type: symbolic links, FIFOs and devices are the watcher's to refuse (unsafe_path), and the
 // file itself is opened only by VerifyChecksums, which refuses anything but a regular file.
 func (m *Matcher) Evaluate(in Input) Verdict {
+	u := safefs.NewUnder(m.base(filepath.Clean(in.Root))) // one root for every sidecar, checksum file and marker probed
+	defer u.Close()
+	return m.evaluate(in, u, nil)
+}
+
+// evaluate is Evaluate probing beneath u, and with lk (nil: none) the folder sidecars of a
+// look at many files.
+func (m *Matcher) evaluate(in Input, u *safefs.Under, lk *look) Verdict {
 	v := Verdict{Metadata: Metadata{}}
 	path, root := filepath.Clean(in.Path), filepath.Clean(in.Root)
 	v.Trace.Path, v.Trace.Root, v.Trace.Folder = path, root, in.Request
@@ -355,9 +363,7 @@ func (m *Matcher) Evaluate(in Input) Verdict {
 		return v
 	}
 
-	u := safefs.NewUnder(m.base(root)) // one root for every sidecar, checksum file and marker probed
-	defer u.Close()
-	layers, serr := readLayers(u, root, path)
+	layers, serr := readLayers(u, lk, root, path)
 	if serr != nil {
 		v.hold(HoldInvalidSidecar, serr.Error()+"; fix the sidecar and the file is looked at again")
 	}

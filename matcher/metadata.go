@@ -24,7 +24,7 @@ type layer struct {
 // readLayers reads the folder sidecars from root down to the file's folder, then the file's
 // own sidecar: lowest precedence first. The first broken sidecar stops the reading; the
 // layers read so far are returned with it.
-func readLayers(u *safefs.Under, root, path string) ([]layer, *SidecarError) {
+func readLayers(u *safefs.Under, lk *look, root, path string) ([]layer, *SidecarError) {
 	var dirs []string
 	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
 		dirs = append(dirs, d)
@@ -36,7 +36,15 @@ func readLayers(u *safefs.Under, root, path string) ([]layer, *SidecarError) {
 	read := func(names []string, src Source) *SidecarError {
 		found := ""
 		for _, p := range names {
-			vals, lines, ok, err := readSidecarUnder(u, p)
+			var vals map[string]string
+			var lines map[string]int
+			var ok bool
+			var err error
+			if src == FromFolderSidecar && lk != nil {
+				vals, lines, ok, err = lk.folderSidecar(u, p)
+			} else {
+				vals, lines, ok, err = readSidecarUnder(u, p)
+			}
 			if err != nil {
 				var se *SidecarError
 				if errors.As(err, &se) {
