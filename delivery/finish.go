@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -122,11 +121,13 @@ type manifestRun struct {
 
 // manifestKey is what a manifest says, but when: a request delivered again with the same
 // files (a delivered file written back to its delivered bytes) has nothing new to tell the
-// ingest side, and a second manifest would start its ingest again.
+// ingest side, and a second manifest would start its ingest again. The manifest is hashed as
+// it is written, a file at a time: encoded whole (json.Encoder encodes a value into memory
+// before writing it), the key of a manifest of 100,000 files held 32 MB at the daemon's peak.
 func manifestKey(m Manifest) string {
 	m.DeliveredAt = time.Time{}
 	h := sha256.New()
-	if err := json.NewEncoder(h).Encode(m); err != nil {
+	if err := writeManifest(h, &m); err != nil {
 		return "" // never equal to another: sent
 	}
 	return hex.EncodeToString(h.Sum(nil))
