@@ -52,7 +52,8 @@ func (m *Matcher) EvaluateAll(ins []Input, workers int) []Verdict {
 	return out
 }
 
-// look is what the verdicts of one EvaluateAll share: the folder sidecars read, by path.
+// look is what the verdicts of one EvaluateAll share: the folder sidecars read, by the
+// folder read beneath and path.
 type look struct {
 	mu      sync.Mutex
 	folders map[string]sidecarRead
@@ -67,18 +68,20 @@ type sidecarRead struct {
 }
 
 // folderSidecar is readSidecarUnder(u, p), read once per look: the first read is the one
-// every file of the look sees.
+// every file of the look sees. What is safe to read depends on the folder read beneath, so
+// that is part of the key.
 func (lk *look) folderSidecar(u *safefs.Under, p string) (map[string]string, map[string]int, bool, error) {
+	key := u.Base() + "\x00" + p
 	lk.mu.Lock()
-	r, ok := lk.folders[p]
+	r, ok := lk.folders[key]
 	lk.mu.Unlock()
 	if !ok {
 		var got sidecarRead
 		got.values, got.lines, got.found, got.err = readSidecarUnder(u, p)
 		lk.mu.Lock()
-		if r, ok = lk.folders[p]; !ok {
+		if r, ok = lk.folders[key]; !ok {
 			r = got
-			lk.folders[p] = r
+			lk.folders[key] = r
 		}
 		lk.mu.Unlock()
 	}

@@ -46,6 +46,16 @@ func TestEvaluateAllAgreesWithEvaluate(t *testing.T) {
 		{Path: filepath.Join(bin, "show", "The_Crown_S02E01_SUB_es-419.ttml"), Root: bin},
 		{Path: filepath.Join(root, "elsewhere.ttml"), Root: bin},
 	}
+	// A folder sidecar met through a link: refused beneath the root above the link, read
+	// beneath a root at the link (without watch.root each input's root is what is read
+	// beneath, so the same sidecar is not the same read for both).
+	drop(t, root, map[string]string{"real/_metadata.toml": "reel = 9\n", "real/f.ttml": "x", "real/g.ttml": "x"})
+	if err := os.Symlink(filepath.Join(root, "real"), filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	ins = append(ins,
+		Input{Path: filepath.Join(root, "link", "f.ttml"), Root: root, Request: "SR-1042"},
+		Input{Path: filepath.Join(root, "link", "g.ttml"), Root: filepath.Join(root, "link"), Request: "SR-1042"})
 	for i := range 40 { // more than the goroutines, so that each judges several
 		name := fmt.Sprintf("f%02d.ttml", i)
 		drop(t, root, map[string]string{"SR-1042/" + name: "x"})

@@ -198,6 +198,9 @@ type Under struct {
 // NewUnder returns an Under for base; nothing is opened yet.
 func NewUnder(base string) *Under { return &Under{base: base} }
 
+// Base is the folder u opens beneath ("": each path's own folder).
+func (u *Under) Base() string { return u.base }
+
 func (u *Under) root(abs string) (*Root, string, func(), error) {
 	if u.base == "" {
 		r, rel, err := rootUnder("", abs)
