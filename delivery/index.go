@@ -24,6 +24,7 @@ func (e *Engine) putFile(fs *fileState) {
 
 // dropFile forgets fs.
 func (e *Engine) dropFile(fs *fileState) {
+	e.uncount(fs)
 	e.forget(fs)
 	delete(e.files, fs.rec.Path)
 	e.binSequence(fs, false)
@@ -41,6 +42,7 @@ func (e *Engine) assign(fs *fileState, id string) {
 		fs.rec.RequestID = id
 		return
 	}
+	e.uncount(fs) // counted where it was
 	if set := e.byReq[fs.req()]; set != nil {
 		delete(set, fs)
 		if len(set) == 0 {

@@ -167,7 +167,6 @@ func (e *Engine) judgeEvent(ctx context.Context, fs *fileState, r *reqState, ev 
 		if fs.rec.State == Delivered && sameIdentity(fs.rec, ev.Info) {
 			return false
 		}
-		was := fs.rec.State
 		e.setIdentity(fs, ev.Info)
 		if ev.Kind == watcher.Settling {
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = Settling, "", ""
@@ -175,16 +174,21 @@ func (e *Engine) judgeEvent(ctx context.Context, fs *fileState, r *reqState, ev 
 			fs.rec.State, fs.rec.Reason, fs.rec.Message = Ready, "", ""
 			e.judge(ctx, fs, r)
 			e.checkSameContent(fs)
-			if was == Settling {
-				e.judgedOne(fs)
-			}
 		}
+	}
+	if fs.rec.State != Settling {
+		e.uncount(fs)
 	}
 	return true
 }
 
-// judgedOne counts a settling file of a request as judged (reqState.settlingLeft).
-func (e *Engine) judgedOne(fs *fileState) {
+// uncount takes fs out of its request's settlingLeft, if it was counted there: it stopped
+// settling, or it leaves the request.
+func (e *Engine) uncount(fs *fileState) {
+	if !fs.counted {
+		return
+	}
+	fs.counted = false
 	if r := e.reqs[fs.req()]; r != nil && r.settlingLeft > 0 {
 		r.settlingLeft--
 		r.mayStart = r.mayStart || r.settlingLeft == 0

@@ -50,7 +50,12 @@ func (e *Engine) refreshNow(ctx context.Context, r *reqState) {
 		}
 	}
 	r.state = requestState(files, r, complete)
-	r.settlingLeft, r.mayStart = countStates(files).of(Settling), false
+	r.settlingLeft, r.mayStart = 0, false
+	for _, fs := range files {
+		if fs.counted = fs.rec.State == Settling; fs.counted {
+			r.settlingLeft++
+		}
+	}
 	if r.state == Delivered && !r.quiet {
 		// Not from the first look after a start: the journal holds only the files that were
 		// delivered (a failed one is found again on the disk), which look delivered whole.

@@ -204,3 +204,47 @@ func TestBigRequestStartsWhenItsMarkerComes(t *testing.T) {
 		t.Fatalf("after the batch that saw its marker: %s, want uploading at once", r.state)
 	}
 }
+
+// TestBigRequestIsNotReDerivedPerBatch: only the files that were settling when the request
+// was last re-derived count towards the refresh it gets at once. A request with a file that
+// keeps settling (a log the farm appends to) and files judged into it from the File Bin one
+// batch after another was re-derived whole after every batch, as each such file counted its
+// last settling one down (found by review).
+func TestBigRequestIsNotReDerivedPerBatch(t *testing.T) {
+	root := t.TempDir()
+	e, ctx := judgingEngine(t, root, req("SR-80", 0, "episode", "S01E03"))
+	own := writeFrames(t, root, "SR-80", bigRequest+100)
+	writeReal(t, filepath.Join(root, "SR-80", "render.log"), "log")
+	batch := func(evs ...watcher.Event) {
+		e.handleAll(ctx, evs)
+		e.settle(ctx, false)
+	}
+	event := func(rel string, k watcher.Kind) watcher.Event {
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return watcher.Event{Kind: k, Path: p, Rel: rel, Info: watcher.FileInfo{Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi), Dev: devOf(fi)}}
+	}
+	batch(append(own, event("SR-80/render.log", watcher.Settling))...)
+	r := e.reqs["SR-80"]
+	const batches = 100
+	refreshes, start := 0, time.Now()
+	for i := range batches {
+		rel := fmt.Sprintf("_bin/Wednesday_S01E03_SUB_fr-fr.%d.ttml", i)
+		writeReal(t, filepath.Join(root, filepath.FromSlash(rel)), "subs")
+		batch(event(rel, watcher.Settling))
+		before := r.refreshedAt
+		batch(event(rel, watcher.Ready))
+		if i == 0 && e.files[filepath.Join(root, filepath.FromSlash(rel))].req() != "SR-80" {
+			t.Fatal("the File Bin file was not matched to SR-80")
+		}
+		if r.refreshedAt != before {
+			refreshes++
+		}
+	}
+	if most := int(time.Since(start)/reportEvery) + 2; refreshes > most {
+		t.Errorf("re-derived %d times in %d batches; the limiter allows %d", refreshes, batches, most)
+	}
+}

@@ -27,10 +27,12 @@ type reqState struct {
 	delivered   bool
 	quiet       bool // first refresh after start: establish the state without events
 	refreshedAt time.Time
-	// settlingLeft counts down, from the files its last refresh saw settling, as they are
-	// judged; mayStart is set when it reaches none or the ready marker comes. Nothing of a
-	// request starts while a file of it settles, so that is the moment its refresh may start
-	// it, and the one time a big request's refresh is not put off (refreshStale).
+	// settlingLeft counts down, from the files its last refresh saw settling (fileState.counted),
+	// as each of those stops settling or leaves it; mayStart is set when it reaches none or the
+	// ready marker comes. Nothing of a request starts while a file of it settles, so that is
+	// the moment its refresh may start it, and the one time a big request's refresh is not put
+	// off (refreshStale). Files that began settling since are not counted: a file of the File
+	// Bin judged into it, or a render's next frame, must not set it off every batch.
 	settlingLeft int
 	mayStart     bool
 	reportedAt   time.Time         // when its view was last sent
@@ -90,6 +92,9 @@ type fileState struct {
 	sourceGone   bool // delivered, then its source was moved away or deleted
 	replace      bool // the upload may replace the remote file (hotdrop's earlier delivery there)
 	replaceAsked bool // `hotdrop retry --replace`: the next upload replaces what is there (control.go)
+	// counted: settling when its request was last re-derived, and counted in the request's
+	// settlingLeft until it stops settling, leaves the request or is forgotten.
+	counted bool
 }
 
 // fileMore is the part of a file's state that most files never need, or need only for a
