@@ -37,6 +37,12 @@ func (m *Matcher) EvaluateAll(ins []Input, workers int) []Verdict {
 				unders[base] = u
 			}
 			out[i] = m.evaluate(ins[i], u, lk)
+			if u.Failed() {
+				// Its base could not be opened (too many open files, say): that is this
+				// moment's failure, not the next file's.
+				u.Close()
+				delete(unders, base)
+			}
 		}
 	}
 	var wg sync.WaitGroup
@@ -78,6 +84,9 @@ func (lk *look) folderSidecar(u *safefs.Under, p string) (map[string]string, map
 	if !ok {
 		var got sidecarRead
 		got.values, got.lines, got.found, got.err = readSidecarUnder(u, p)
+		if se, ok := got.err.(*SidecarError); ok && se.unread {
+			return got.values, got.lines, got.found, got.err // a failure of this read only
+		}
 		lk.mu.Lock()
 		if r, ok = lk.folders[key]; !ok {
 			r = got

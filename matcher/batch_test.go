@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/hotdrop/hotdrop/internal/safefs"
 )
 
 // TestEvaluateAllAgreesWithEvaluate: judged as one look, each file gets the verdict Evaluate
@@ -119,4 +121,30 @@ func BenchmarkEvaluateAll(b *testing.B) {
 		m.EvaluateAll(ins, 1)
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(ins)), "cpu-ns/file")
+}
+
+// TestLookKeepsNoReadFailure: a folder sidecar that could not be read (its folder could not
+// be opened: too many open files, say) is that moment's failure; the look reads it again for
+// its next file rather than hold every file of the batch with it.
+func TestLookKeepsNoReadFailure(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "SR-1")
+	drop(t, filepath.Dir(base), map[string]string{"SR-1": "not a folder yet"})
+	lk := &look{folders: map[string]sidecarRead{}}
+	p := filepath.Join(base, "_metadata.toml")
+	u := safefs.NewUnder(base)
+	_, _, _, err := lk.folderSidecar(u, p)
+	u.Close()
+	if err == nil {
+		t.Fatal("a sidecar beneath a file read as if there were a folder")
+	}
+	if err := os.Remove(base); err != nil {
+		t.Fatal(err)
+	}
+	drop(t, base, map[string]string{"_metadata.toml": "reel = 4\n"})
+	u = safefs.NewUnder(base)
+	defer u.Close()
+	vals, _, found, err := lk.folderSidecar(u, p)
+	if err != nil || !found || vals["reel"] != "4" {
+		t.Errorf("read again: %v %v %v; want reel 4, the failure before not kept", vals, found, err)
+	}
 }

@@ -27,6 +27,9 @@ type SidecarError struct {
 	Line, Col int
 	Msg       string
 	Err       error
+	// unread: the sidecar could not be read (an I/O error, too many open files), not what it
+	// says; a look does not keep such an answer for its other files (folderSidecar).
+	unread bool
 }
 
 // Error returns "FILE:LINE:COL: problem" (or "FILE: problem" without a position).
@@ -67,12 +70,12 @@ func readSidecarUnder(u *safefs.Under, path string) (values map[string]string, l
 		return nil, nil, true, &SidecarError{File: path, Msg: safefs.Refusal("is not a regular file, or a folder on its path is a symbolic link") + "; a sidecar is a small TOML or JSON file", Err: err}
 	}
 	if err != nil {
-		return nil, nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
+		return nil, nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err, unread: true}
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxSidecar+1))
 	if err != nil {
-		return nil, nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err}
+		return nil, nil, true, &SidecarError{File: path, Msg: "cannot read the sidecar: " + err.Error(), Err: err, unread: true}
 	}
 	if len(data) > maxSidecar {
 		return nil, nil, true, &SidecarError{File: path, Msg: fmt.Sprintf("is larger than %d bytes; a sidecar is a small TOML or JSON file", maxSidecar)}

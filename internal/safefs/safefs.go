@@ -201,6 +201,9 @@ func NewUnder(base string) *Under { return &Under{base: base} }
 // Base is the folder u opens beneath ("": each path's own folder).
 func (u *Under) Base() string { return u.base }
 
+// Failed reports whether opening the base failed: every call after that fails the same way.
+func (u *Under) Failed() bool { return u.err != nil }
+
 func (u *Under) root(abs string) (*Root, string, func(), error) {
 	if u.base == "" {
 		r, rel, err := rootUnder("", abs)
