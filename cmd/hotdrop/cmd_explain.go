@@ -53,6 +53,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	var out []explained
 	failed := 0
 	content := newExplainContent(cfg)
+	journal := readExplainJournal(ctx, cfg, func(msg string) { fmt.Fprintf(stderr, "hotdrop: warning: %s\n", msg) })
 	for _, p := range paths {
 		targets, err := explainTargets(cfg, reqs, p)
 		if err != nil {
@@ -62,7 +63,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		}
 		for _, t := range targets {
 			e := explainOne(m, t)
-			explainRequestHold(cfg, reqs, m, &e)
+			explainRequestHold(cfg, reqs, m, journal, &e)
 			explainMarker(cfg, reqs, &e)
 			content.explain(ctx, &e)
 			out = append(out, e)
@@ -213,9 +214,15 @@ type explained struct {
 	Trace            *matcher.Trace           `json:"trace,omitempty"`
 	Marker           *explainedMarker         `json:"ready_marker,omitempty"` // for a request taking any number of files
 	Content          *explainedContent        `json:"content,omitempty"`
+	Delivered        *explainedDelivery       `json:"delivered,omitempty"` // the journal holds it as delivered
 	Verdict          string                   `json:"verdict"`
 	Sequence         *explainedSequence       `json:"sequence,omitempty"` // this row stands for a frame sequence
 	verdict          matcher.Verdict
+}
+
+type explainedDelivery struct {
+	RemotePath string `json:"remote_path"`
+	How        string `json:"how"` // why the file now is the one delivered
 }
 
 type explainedMarker struct {
@@ -272,10 +279,15 @@ func explainOne(m *matcher.Matcher, t explainTarget) explained {
 
 // explainRequestHold holds a file the naming rules send to a request when the request as a
 // whole would hold it: the engine's rule (delivery.RequestHold), judged on the files in the
-// drop folder now. Whether the request was delivered before is the journal's to know and is
-// not judged here.
-func explainRequestHold(cfg *config.Config, reqs []config.Request, m *matcher.Matcher, e *explained) {
+// drop folder now and, as the daemon does, on what the journal says was delivered before. A
+// file the journal holds as delivered, as it is now, is delivered, not held.
+func explainRequestHold(cfg *config.Config, reqs []config.Request, m *matcher.Matcher, j explainJournal, e *explained) {
 	if e.Hold != nil || e.Auxiliary != "" || e.Request == "" || e.Files == nil {
+		return
+	}
+	if f, how := j.deliveredAsIs(e.Path); how != "" && f.RequestID == e.Request {
+		e.Delivered = &explainedDelivery{RemotePath: f.RemotePath, How: how}
+		e.Verdict = "delivered to " + f.RemotePath
 		return
 	}
 	for _, r := range reqs {
@@ -290,7 +302,7 @@ func explainRequestHold(cfg *config.Config, reqs []config.Request, m *matcher.Ma
 			n++ // the file explained joins them
 		}
 		dr := delivery.Request{ID: r.ID, Status: r.Status, Files: *e.Files, Fields: r.Fields}
-		if code, msg := delivery.RequestHold(dr, n, 0, false); code != "" {
+		if code, msg := delivery.RequestHold(dr, n, j.everDelivered[r.ID], j.whole[r.ID]); code != "" {
 			e.Hold = &matcher.Hold{Code: code, Message: msg}
 			e.Verdict = "held " + code
 		}
@@ -442,6 +454,8 @@ func writeOutcome(w io.Writer, e explained) {
 	switch {
 	case e.Hold != nil:
 		fmt.Fprintf(w, "  verdict: held %s: %s\n", e.Hold.Code, e.Hold.Message)
+	case e.Delivered != nil:
+		fmt.Fprintf(w, "  verdict: delivered to %s: %s\n", e.Delivered.RemotePath, e.Delivered.How)
 	case e.Wait != "":
 		fmt.Fprintf(w, "  verdict: goes to %s once ready; waiting: %s\n", e.Request, e.Wait)
 	case e.Sequence != nil && e.Sequence.Hold != "":

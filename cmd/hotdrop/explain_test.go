@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotdrop/hotdrop/internal/safefs"
 	"github.com/hotdrop/hotdrop/store"
 )
 
@@ -344,5 +345,100 @@ func TestExplainSequence(t *testing.T) {
 	}
 	if n := strings.Count(text, "shot_010."); n != 2 { // the row's name, and the hold's sentence
 		t.Errorf("the frames appear %d times, want the sequence once:\n%s", n, text)
+	}
+}
+
+// TestExplainReadsTheJournal: explain judges as the daemon does on what it delivered before.
+// A delivered file as it is now is delivered (not held by its own request), and one written
+// again with the same bytes too; another file for that request, or the same file with other
+// bytes, is held already_delivered, as the daemon holds it. Without the journal explain said
+// both would go.
+func TestExplainReadsTheJournal(t *testing.T) {
+	dir := explainWorld(t)
+	t.Chdir(dir)
+	folder := filepath.Join(dir, "root", "Wednesday", "Subtitle fr-FR [SR-1042]")
+	for _, p := range []string{"Wednesday S01E03 (final).ttml", "Wednesday S01E03 (final).ttml.toml"} {
+		if err := os.Remove(filepath.Join(folder, p)); err != nil { // a name the portable policy holds
+			t.Fatal(err)
+		}
+	}
+	done := filepath.Join(folder, "Wednesday_S01E03_final.ttml")
+	for p, content := range map[string]string{done: "<tt/>", done + ".toml": "frame_rate = \"25\"\n"} {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "state", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	if _, err := st.SaveFile(context.Background(), store.File{Path: done, RequestID: "SR-1042", Size: fi.Size(), ModTime: fi.ModTime(),
+		Inode: safefs.Inode(fi), State: "delivered", SHA256: "0e5a0e2f9d2f3ec5d5f5ee8b5bb0a4f9d1f9b7ad6d2a0d8b8c2a7c5ba3f0a1c2", RemotePath: "PKG-77812/Subtitle/final.ttml", DeliveredAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	explainJSON := func(p string) (verdict, hold string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if err := cmdExplain([]string{"--config", "hotdrop.toml", "--json", p}, &stdout, &stderr); err != nil {
+			t.Fatalf("explain %s: %v\n%s", p, err, stderr.String())
+		}
+		var out []struct {
+			Verdict string
+			Hold    *struct{ Code string }
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out) != 1 {
+			t.Fatalf("explain --json %s = %s (%v)", p, stdout.String(), err)
+		}
+		if out[0].Hold != nil {
+			hold = out[0].Hold.Code
+		}
+		return out[0].Verdict, hold
+	}
+	// The journal's sha256 above is not the file's: only its identity says it is the one.
+	if v, h := explainJSON(done); h != "" || !strings.HasPrefix(v, "delivered to PKG-77812/Subtitle/final.ttml") {
+		t.Errorf("the delivered file as it is: verdict %q, hold %q; want delivered", v, h)
+	}
+	other := filepath.Join(folder, "Wednesday_S01E03_v2.ttml")
+	if err := os.WriteFile(other, []byte("<tt/>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other+".toml", []byte("frame_rate = \"25\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, h := explainJSON(other); h != "already_delivered" {
+		t.Errorf("another file for the delivered request: hold %q, want already_delivered", h)
+	}
+	// Written again: other bytes are held, the delivered bytes are delivered.
+	if err := os.Remove(other); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(other + ".toml")
+	if err := os.WriteFile(done, []byte("<tx/>"), 0o644); err != nil { // the same size
+		t.Fatal(err)
+	}
+	if _, h := explainJSON(done); h != "already_delivered" {
+		t.Errorf("the delivered file with other bytes: hold %q, want already_delivered", h)
+	}
+	st, err = store.Open(filepath.Join(dir, "state", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := sha256File(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SaveFile(context.Background(), store.File{Path: done, RequestID: "SR-1042", Size: fi.Size(), ModTime: fi.ModTime().Add(-time.Hour),
+		State: "delivered", SHA256: sum, RemotePath: "PKG-77812/Subtitle/final.ttml", DeliveredAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if v, h := explainJSON(done); h != "" || !strings.HasPrefix(v, "delivered to") {
+		t.Errorf("the delivered file written again with its bytes: verdict %q, hold %q; want delivered", v, h)
 	}
 }
