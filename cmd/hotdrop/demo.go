@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -408,8 +406,8 @@ func (d *demo) showDelivered() (bad int) {
 		}
 		local := filepath.Join(d.folders[f.request], f.name)
 		remote := d.progress.remotePath(local)
-		a, errA := fileSHA256(local)
-		b, errB := fileSHA256(remote)
+		a, errA := sha256File(local)
+		b, errB := sha256File(remote)
 		var verdict string
 		if errA != nil || errB != nil || a != b {
 			verdict = fmt.Sprintf("DIFFERENT (%v %v)", errA, errB)
@@ -438,19 +436,6 @@ func (d *demo) showManifests() {
 		}
 		d.say("  %s  manifest: the package is whole", found)
 	}
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // freeLoopbackAddr is a loopback address with a port nothing listens on, for the demo's

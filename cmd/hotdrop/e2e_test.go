@@ -229,11 +229,11 @@ func remoteFiles(t *testing.T, dir string) []string {
 
 func sameContent(t *testing.T, a, b string) {
 	t.Helper()
-	ha, err := fileSHA256(a)
+	ha, err := sha256File(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hb, err := fileSHA256(b)
+	hb, err := sha256File(b)
 	if err != nil {
 		t.Fatalf("remote file: %v", err)
 	}

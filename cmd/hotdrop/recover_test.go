@@ -51,7 +51,7 @@ func TestCrashBetweenRenamesFinishesPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, src, 200<<10)
-	sum, err := fileSHA256(src)
+	sum, err := sha256File(src)
 	if err != nil {
 		t.Fatal(err)
 	}
