@@ -301,3 +301,16 @@ func FuzzRel(f *testing.F) {
 	}
 	f.Fuzz(relAgrees)
 }
+
+// TestAbsFastPathAgrees: a root's name for what lies beneath it is filepath.Join's, whether
+// or not the path takes the cheap way.
+func TestAbsFastPathAgrees(t *testing.T) {
+	for _, root := range []string{"/", "/srv", "/srv/deliveries"} {
+		r := &Root{path: root}
+		for _, rel := range []string{".", "", "a", "a/b.exr", "a//b", "./a", "a/./b", "a/../b", "../x", "a/", "SR-1/_metadata.toml", "a b/c (1).wav"} {
+			if got, want := r.abs(rel), filepath.Join(root, filepath.FromSlash(rel)); got != want {
+				t.Errorf("root %q, %q: %q, want %q", root, rel, got, want)
+			}
+		}
+	}
+}
