@@ -181,6 +181,36 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
+// ErrOtherSchema: a journal OpenReadOnly will not read, as its schema is not this build's.
+var ErrOtherSchema = errors.New("the state database's schema is not the one this hotdrop reads")
+
+// OpenReadOnly opens the journal at path to read it, as the daemon may be writing it:
+// nothing is created, migrated or written (SQLite's mode=ro, and query_only). A command that
+// only looks (explain) must not migrate the journal of a daemon still running an older build,
+// nor make it one that build refuses. A journal of another schema version is refused
+// (ErrOtherSchema): its columns are not the ones read here.
+func OpenReadOnly(path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("state database %s: %w", path, err)
+	}
+	dsn := "file:" + filepath.ToSlash(path) + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("state database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state database %s: reading schema version: %w", path, err)
+	}
+	if v != schemaVersion {
+		db.Close()
+		return nil, fmt.Errorf("state database %s has schema version %d, this hotdrop reads %d: %w", path, v, schemaVersion, ErrOtherSchema)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
 // prepareFiles makes the database's folder 0750 and the database file 0600 when it creates
 // them, whatever the umask: the journal names every file, request and remote path, and SQLite
 // gives its -wal and -shm files the database file's mode. Existing ones are left as the

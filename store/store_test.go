@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -317,5 +320,64 @@ func TestDeliveredWholeIsNeverUnsaid(t *testing.T) {
 	rs, err := s.Requests(ctx)
 	if err != nil || len(rs) != 1 || !rs[0].Delivered || rs[0].State != "held" {
 		t.Errorf("requests = %+v, %v; want SR-1 held and still delivered whole", rs, err)
+	}
+}
+
+// TestOpenReadOnlyWritesNothing: a command that only looks at the journal (explain) leaves it
+// as it was, byte for byte, and does not migrate a journal of an older schema (the daemon of
+// an older build may still be running on it).
+func TestOpenReadOnlyWritesNothing(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SaveFile(context.Background(), File{Path: "/r/a.exr", RequestID: "SR-1", State: "delivered"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files, err := ro.Files(context.Background()); err != nil || len(files) != 1 {
+		t.Errorf("files read: %v, %v", files, err)
+	}
+	if _, err := ro.SaveFile(context.Background(), File{Path: "/r/b.exr"}); err == nil {
+		t.Error("a journal opened to read took a write")
+	}
+	ro.Close()
+	if after, err := os.ReadFile(p); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("the journal changed when only read (%v)", err)
+	}
+
+	// An older schema: refused, and left at its version.
+	older := filepath.Join(t.TempDir(), "state.db")
+	if err := os.WriteFile(older, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion-1)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := OpenReadOnly(older); !errors.Is(err, ErrOtherSchema) {
+		t.Errorf("an older journal: %v, want ErrOtherSchema", err)
+	}
+	db, err = sql.Open("sqlite", "file:"+older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != schemaVersion-1 {
+		t.Errorf("the older journal is at version %d (%v), want it left at %d", v, err, schemaVersion-1)
 	}
 }

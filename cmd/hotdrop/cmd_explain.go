@@ -63,6 +63,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		}
 		for _, t := range targets {
 			e := explainOne(m, t)
+			explainDelivered(journal, &e)
 			explainRequestHold(cfg, reqs, m, journal, &e)
 			explainMarker(cfg, reqs, &e)
 			content.explain(ctx, &e)
@@ -221,8 +222,20 @@ type explained struct {
 }
 
 type explainedDelivery struct {
+	Request    string `json:"request"`
 	RemotePath string `json:"remote_path"`
 	How        string `json:"how"` // why the file now is the one delivered
+}
+
+// explainDelivered says a file the journal holds as delivered, as it is now, is delivered:
+// the daemon never judges it again, so no hold the judging gave applies to it.
+func explainDelivered(j explainJournal, e *explained) {
+	f, ok := j.deliveredAsIs(e.Path)
+	if !ok {
+		return
+	}
+	e.Delivered = &explainedDelivery{Request: f.RequestID, RemotePath: f.RemotePath, How: "the journal holds this very file as delivered"}
+	e.Hold, e.Wait, e.Verdict = nil, "", "delivered"
 }
 
 type explainedMarker struct {
@@ -282,12 +295,13 @@ func explainOne(m *matcher.Matcher, t explainTarget) explained {
 // drop folder now and, as the daemon does, on what the journal says was delivered before. A
 // file the journal holds as delivered, as it is now, is delivered, not held.
 func explainRequestHold(cfg *config.Config, reqs []config.Request, m *matcher.Matcher, j explainJournal, e *explained) {
-	if e.Hold != nil || e.Auxiliary != "" || e.Request == "" || e.Files == nil {
+	if e.Delivered != nil || e.Hold != nil || e.Auxiliary != "" || e.Request == "" || e.Files == nil {
 		return
 	}
-	if f, how := j.deliveredAsIs(e.Path); how != "" && f.RequestID == e.Request {
-		e.Delivered = &explainedDelivery{RemotePath: f.RemotePath, How: how}
-		e.Verdict = "delivered to " + f.RemotePath
+	if f, sum, ok := j.deliveredAgain(e.Path); ok && f.RequestID == e.Request {
+		e.Delivered = &explainedDelivery{Request: f.RequestID, RemotePath: f.RemotePath,
+			How: "written again since it was delivered, with the same bytes (sha256 " + sum[:16] + "…)"}
+		e.Verdict = "delivered"
 		return
 	}
 	for _, r := range reqs {
@@ -455,7 +469,7 @@ func writeOutcome(w io.Writer, e explained) {
 	case e.Hold != nil:
 		fmt.Fprintf(w, "  verdict: held %s: %s\n", e.Hold.Code, e.Hold.Message)
 	case e.Delivered != nil:
-		fmt.Fprintf(w, "  verdict: delivered to %s: %s\n", e.Delivered.RemotePath, e.Delivered.How)
+		fmt.Fprintf(w, "  verdict: delivered to %s (request %s): %s\n", e.Delivered.RemotePath, e.Delivered.Request, e.Delivered.How)
 	case e.Wait != "":
 		fmt.Fprintf(w, "  verdict: goes to %s once ready; waiting: %s\n", e.Request, e.Wait)
 	case e.Sequence != nil && e.Sequence.Hold != "":

@@ -46,7 +46,7 @@ func newExplainContent(cfg *config.Config) *explainContent {
 // explain adds the content check to a file that nothing else holds, and a content hold to
 // its verdict.
 func (x *explainContent) explain(ctx context.Context, e *explained) {
-	if !e.Exists || e.Hold != nil || e.Auxiliary != "" || e.Trace == nil || e.Request == "" {
+	if !e.Exists || e.Hold != nil || e.Delivered != nil || e.Auxiliary != "" || e.Trace == nil || e.Request == "" {
 		return
 	}
 	st := e.Metadata["source_type"].Value

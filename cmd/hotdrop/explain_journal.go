@@ -34,7 +34,7 @@ func readExplainJournal(ctx context.Context, cfg *config.Config, warn func(strin
 	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
 		return j
 	}
-	st, err := store.Open(db)
+	st, err := store.OpenReadOnly(db)
 	if err == nil {
 		defer st.Close()
 		var rs []store.Request
@@ -58,25 +58,37 @@ func readExplainJournal(ctx context.Context, cfg *config.Config, warn func(strin
 	return j
 }
 
-// deliveredAsIs says how the journal holds the file at p, as it is now, as delivered ("" when
-// it does not): the very file delivered, or one written again with the bytes that were
-// delivered, which the daemon keeps delivered too (its same-content check).
-func (j explainJournal) deliveredAsIs(p string) (store.File, string) {
+// delivered is the journal's record of the file at p when it holds the file as delivered.
+func (j explainJournal) delivered(p string) (store.File, os.FileInfo, bool) {
 	f, ok := j.files[p]
 	if !ok || f.State != "delivered" {
-		return f, ""
+		return f, nil, false
 	}
 	fi, err := os.Lstat(p)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() != f.Size {
-		return f, ""
+		return f, nil, false
 	}
-	if fi.ModTime().Equal(f.ModTime) && (f.Inode == 0 || safefs.Inode(fi) == f.Inode) {
-		return f, "the journal holds this very file as delivered"
+	return f, fi, true
+}
+
+// deliveredAsIs reports whether the journal holds the very file at p, as it is now, as
+// delivered: the daemon never judges such a file again (its watcher knows it settled), so
+// nothing that would hold it now (a closed request, a rule) applies.
+func (j explainJournal) deliveredAsIs(p string) (store.File, bool) {
+	f, fi, ok := j.delivered(p)
+	return f, ok && fi.ModTime().Equal(f.ModTime) && (f.Inode == 0 || safefs.Inode(fi) == f.Inode)
+}
+
+// deliveredAgain reports whether the file at p was written again since the journal holds it
+// as delivered, with the bytes that were delivered: once it is judged and nothing holds it,
+// the daemon keeps it delivered (its same-content check).
+func (j explainJournal) deliveredAgain(p string) (store.File, string, bool) {
+	f, _, ok := j.delivered(p)
+	if !ok {
+		return f, "", false
 	}
-	if sum, err := sha256File(p); err == nil && sum == f.SHA256 {
-		return f, "written again since it was delivered, with the same bytes (sha256 " + sum[:16] + "…)"
-	}
-	return f, ""
+	sum, err := sha256File(p)
+	return f, sum, err == nil && sum == f.SHA256
 }
 
 // sha256File is the hex sha256 of the regular file at p.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/hotdrop/hotdrop/config"
@@ -79,9 +80,16 @@ func groupSequences(reqs []config.Request, out []explained) []explained {
 			}
 		}
 		suspect := e.verdict.Profile != nil && e.verdict.Profile.SuspectFrames
-		s.Hold, s.Reason = delivery.CheckSequence(g.frames, fields, suspect)
+		if e.Delivered == nil { // delivered frames are not judged again, as a sequence neither
+			s.Hold, s.Reason = delivery.CheckSequence(g.frames, fields, suspect)
+		}
 		e.Path = filepath.Join(e.Root, filepath.FromSlash(matcher.SequenceName(g.frame, s.First, s.Last, g.frame.Width)))
 		e.Sequence = s
+		if d := e.Delivered; d != nil {
+			copied := *d
+			copied.RemotePath = path.Join(path.Dir(d.RemotePath), filepath.Base(e.Path))
+			e.Delivered = &copied
+		}
 		if s.Hold != "" && e.Hold == nil {
 			e.Verdict = "held " + s.Hold + " (once the request is complete)"
 		}

@@ -389,8 +389,11 @@ func TestExplainReadsTheJournal(t *testing.T) {
 			t.Fatalf("explain %s: %v\n%s", p, err, stderr.String())
 		}
 		var out []struct {
-			Verdict string
-			Hold    *struct{ Code string }
+			Verdict   string
+			Hold      *struct{ Code string }
+			Delivered *struct {
+				RemotePath string `json:"remote_path"`
+			}
 		}
 		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out) != 1 {
 			t.Fatalf("explain --json %s = %s (%v)", p, stdout.String(), err)
@@ -398,11 +401,30 @@ func TestExplainReadsTheJournal(t *testing.T) {
 		if out[0].Hold != nil {
 			hold = out[0].Hold.Code
 		}
+		if d := out[0].Delivered; d != nil {
+			return out[0].Verdict + " to " + d.RemotePath, hold
+		}
 		return out[0].Verdict, hold
 	}
 	// The journal's sha256 above is not the file's: only its identity says it is the one.
-	if v, h := explainJSON(done); h != "" || !strings.HasPrefix(v, "delivered to PKG-77812/Subtitle/final.ttml") {
+	if v, h := explainJSON(done); h != "" || v != "delivered to PKG-77812/Subtitle/final.ttml" {
 		t.Errorf("the delivered file as it is: verdict %q, hold %q; want delivered", v, h)
+	}
+	// The studio closed the request once it had the file: the daemon never judges the
+	// delivered file again, and explain does not hold it either.
+	reqs, err := os.ReadFile("requests.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := strings.Replace(string(reqs), "id = \"SR-1042\"\n", "id = \"SR-1042\"\nstatus = \"closed\"\n", 1)
+	if err := os.WriteFile("requests.toml", []byte(closed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v, h := explainJSON(done); h != "" || v != "delivered to PKG-77812/Subtitle/final.ttml" {
+		t.Errorf("the delivered file of a request closed since: verdict %q, hold %q; want delivered", v, h)
+	}
+	if err := os.WriteFile("requests.toml", reqs, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	other := filepath.Join(folder, "Wednesday_S01E03_v2.ttml")
 	if err := os.WriteFile(other, []byte("<tt/>"), 0o644); err != nil {
@@ -438,7 +460,48 @@ func TestExplainReadsTheJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	if v, h := explainJSON(done); h != "" || !strings.HasPrefix(v, "delivered to") {
+	if v, h := explainJSON(done); h != "" || v != "delivered to PKG-77812/Subtitle/final.ttml" {
 		t.Errorf("the delivered file written again with its bytes: verdict %q, hold %q; want delivered", v, h)
+	}
+}
+
+// TestExplainDeliveredSequence: the delivered frames of a sequence are one row, delivered,
+// and not judged again as a sequence (the daemon does not judge delivered frames again).
+func TestExplainDeliveredSequence(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "hotdrop.toml"), []byte("state_dir = \"state\"\n[watch]\nroot = \"root\"\nfolder = \"{id}\"\n[requests]\nfiles = [\"r.toml\"]\n[destination]\nurl = \"file:///tmp/out\"\npath = \"{id}/{name}\"\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "r.toml"), []byte("[[request]]\nid = \"SR-V\"\ntitle = \"Shot\"\nsource_type = \"VFX\"\nfiles = 0\nframes = \"1001-1040\"\n"), 0o644))
+	drop := filepath.Join(dir, "root", "SR-V")
+	must(os.MkdirAll(drop, 0o755))
+	st, err := store.Open(filepath.Join(dir, "state", "state.db"))
+	must(err)
+	for n := 1001; n <= 1010; n++ { // 1011-1040 missing: a gap, if they were judged again
+		p := filepath.Join(drop, fmt.Sprintf("shot_010.%d.exr", n))
+		must(os.WriteFile(p, []byte("frame data"), 0o644))
+		fi, err := os.Stat(p)
+		must(err)
+		_, err = st.SaveFile(context.Background(), store.File{Path: p, RequestID: "SR-V", Size: fi.Size(), ModTime: fi.ModTime(), Inode: safefs.Inode(fi),
+			State: "delivered", SHA256: "ab", RemotePath: "SR-V/" + filepath.Base(p), DeliveredAt: time.Now()})
+		must(err)
+	}
+	st.Close()
+	var out, errOut strings.Builder
+	if code := run([]string{"explain", drop, "--config", filepath.Join(dir, "hotdrop.toml")}, &out, &errOut); code != 0 {
+		t.Fatalf("explain exited %d: %s\n%s", code, errOut.String(), out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"sequence: 10 frames (1001-1010)", "verdict: delivered to SR-V/shot_010.[1001-1010].exr (request SR-V)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("explain does not say %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "incomplete_sequence") || strings.Count(text, "verdict:") != 1 {
+		t.Errorf("want one delivered row, not judged again as a sequence:\n%s", text)
 	}
 }
