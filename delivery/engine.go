@@ -91,12 +91,13 @@ type Engine struct {
 	// store for each file); see noCheckpoint.
 	checkpointed map[string]bool
 	// unsavedReqs are requests whose state changed since the journal was last written.
-	unsavedReqs map[string]*reqState
-	binSeqs     map[string]map[string]int // File Bin sequence key → request id → frames (index.go)
-	outside     map[string]bool           // paths already logged as being outside every drop folder
-	evBuf       []watcher.Event           // batch's, reused
-	prejudged   map[string]prejudged      // verdicts made ahead of their events, by path (prejudge.go)
-	remake      map[string]time.Time      // request id ("" the File Bin) → when to make its removed folder again (intake.go)
+	unsavedReqs    map[string]*reqState
+	binSeqs        map[string]map[string]int // File Bin sequence key → request id → frames (index.go)
+	outside        map[string]bool           // paths already logged as being outside every drop folder
+	evBuf          []watcher.Event           // batch's, reused
+	prejudged      map[string]prejudged      // verdicts made ahead of their events, by path (prejudge.go)
+	remake         map[string]time.Time      // request id ("" the File Bin) → when to make its removed folder again (intake.go)
+	notCheckedSaid time.Time                 // when checkJournal last said the journal could not be checked (health.go)
 
 	msgs    chan msg
 	pending []*fileState // complete, waiting for an upload slot

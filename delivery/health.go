@@ -11,8 +11,15 @@ import (
 // database file it opened is still there under its name and its folder takes writes. The
 // Engine asks every Options.JournalCheckEvery.
 type JournalChecker interface {
+	// Check returns nil while the journal is usable, an error wrapping ErrJournalNotChecked
+	// when it could not look (this process is out of file descriptors), and any other error
+	// when the journal is lost.
 	Check(ctx context.Context) error
 }
+
+// ErrJournalNotChecked: the journal could not be looked at, for want of this process's own
+// resources. That says nothing of the journal: hotdrop says so and goes on.
+var ErrJournalNotChecked = errors.New("the state database could not be checked")
 
 // ErrJournalLost is returned by Run when the journal stopped being usable: deliveries
 // recorded after that would be lost, and a file delivered meanwhile would look like someone
@@ -38,6 +45,13 @@ func (e *Engine) journalCheck() <-chan time.Time {
 func (e *Engine) checkJournal(ctx context.Context) error {
 	err := e.st.(JournalChecker).Check(ctx)
 	if err == nil || ctx.Err() != nil {
+		return nil
+	}
+	if errors.Is(err, ErrJournalNotChecked) {
+		if now := e.opt.Clock.Now(); now.Sub(e.notCheckedSaid) >= time.Minute {
+			e.notCheckedSaid = now
+			e.log.Warn("cannot check the journal: hotdrop is short of file descriptors or memory; raise the service's open file limit (LimitNOFILE) if this lasts", "err", err)
+		}
 		return nil
 	}
 	msg := fmt.Sprintf("%v; hotdrop takes no new work and exits so that the service manager restarts it", err)

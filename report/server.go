@@ -288,6 +288,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming is not supported here", http.StatusInternalServerError)
 		return
 	}
+	// A stream outlives the server's ReadTimeout by design (TestEventStreamOutlivesTheReadTimeout);
+	// its connection's read deadline is cleared all the same, whatever net/http does with it.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	sub, leave := s.o.Hub.subscribe()
 	defer leave()
 	h := w.Header()
@@ -419,9 +422,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		return &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			BaseContext:       func(net.Listener) context.Context { return ctx },
-			ErrorLog:          slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelDebug),
+			// The whole request, body included: a client that sends its headers and then
+			// holds a promised body back held its connection for good (POST /login takes no
+			// token). The event stream clears it for itself (events).
+			ReadTimeout: readTimeout,
+			IdleTimeout: 2 * time.Minute,
+			BaseContext: func(net.Listener) context.Context { return ctx },
+			ErrorLog:    slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelDebug),
 		}
 	}
 	var running []*http.Server
@@ -429,18 +436,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.ln != nil {
 		srv := newServer(s.Handler())
 		running = append(running, srv)
+		ln := limitConns(s.ln, maxConns)
 		go func() {
 			if s.o.TLSCert != "" {
-				done <- srv.ServeTLS(s.ln, s.o.TLSCert, s.o.TLSKey)
+				done <- srv.ServeTLS(ln, s.o.TLSCert, s.o.TLSKey)
 			} else {
-				done <- srv.Serve(s.ln)
+				done <- srv.Serve(ln)
 			}
 		}()
 	}
 	if s.sock != nil {
 		srv := newServer(s.socketHandler())
 		running = append(running, srv)
-		go func() { done <- srv.Serve(s.sock) }()
+		ln := limitConns(s.sock, maxConns)
+		go func() { done <- srv.Serve(ln) }()
 	}
 	var failed error
 	select {

@@ -7,11 +7,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // ErrJournalLost is wrapped by Check's errors: the journal can no longer be trusted to keep
 // what is written to it.
 var ErrJournalLost = errors.New("the state database is no longer usable")
+
+// ErrNotChecked is wrapped by Check's errors when it could not look at all, for want of
+// this process's own resources (too many open files): that says nothing of the journal, and
+// taking it for a lost one let a flood of connections stop the daemon.
+var ErrNotChecked = errors.New("the state database could not be checked")
 
 // Check reports whether the journal is still usable where Open found it: the database file
 // at Path is the one Open opened (same device and inode: not deleted, not replaced) and its
@@ -26,6 +32,8 @@ func (s *Store) Check(ctx context.Context) error {
 	dir := filepath.Dir(s.path)
 	now, err := os.Stat(s.path)
 	switch {
+	case outOfResources(err):
+		return fmt.Errorf("%w: %v", ErrNotChecked, err)
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: %s was deleted while hotdrop was running (is state_dir %s still there?)", ErrJournalLost, s.path, dir)
 	case err != nil:
@@ -34,6 +42,9 @@ func (s *Store) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: %s was replaced by another file while hotdrop was running", ErrJournalLost, s.path)
 	}
 	f, err := os.CreateTemp(dir, ".hotdrop-writable-*")
+	if outOfResources(err) {
+		return fmt.Errorf("%w: %v", ErrNotChecked, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: state_dir %s no longer takes new files (read-only?): %v", ErrJournalLost, dir, err)
 	}
@@ -46,4 +57,10 @@ func (s *Store) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: state_dir %s: %v", ErrJournalLost, dir, cerr)
 	}
 	return nil
+}
+
+// outOfResources reports an error that is this process's or the system's want of file
+// descriptors or memory, not a fault of what was looked at.
+func outOfResources(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOMEM)
 }

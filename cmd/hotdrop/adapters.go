@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hotdrop/hotdrop/delivery"
@@ -197,7 +198,13 @@ func (a storeAdapter) MarkManifest(ctx context.Context, id string, at time.Time)
 }
 
 // Check passes the journal's health check through (delivery.JournalChecker).
-func (a storeAdapter) Check(ctx context.Context) error { return a.s.Check(ctx) }
+func (a storeAdapter) Check(ctx context.Context) error {
+	err := a.s.Check(ctx)
+	if errors.Is(err, store.ErrNotChecked) {
+		return fmt.Errorf("%w: %v", delivery.ErrJournalNotChecked, err)
+	}
+	return err
+}
 
 var _ delivery.JournalChecker = storeAdapter{}
 
