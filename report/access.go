@@ -23,8 +23,21 @@ func (s *Server) Handler() http.Handler {
 			http.Error(w, fmt.Sprintf("Forbidden: the Host %q is not one hotdrop answers to (a guard against DNS rebinding); expected the listen address or a name in status.hosts: use the listen address, or add %q to status.hosts under [status] in hotdrop's config and reload", host, host), http.StatusForbidden)
 			return
 		}
+		// A token offered (a session cookie is not: it is a MAC of the token, no cheaper to
+		// guess than the token, and a dashboard left open after the token changed sends the
+		// old one with every request).
+		presented := s.o.Token != "" && (r.Header.Get("Authorization") != "" || r.Method == http.MethodPost && r.URL.Path == "/login")
+		addr := clientAddr(r)
+		if presented && !s.guesses.mayTry(addr) {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "Too Many Requests: too many wrong tokens from this address; wait a few seconds and try again with the token from status.token_file", http.StatusTooManyRequests)
+			return
+		}
 		bearer := s.bearerOK(r)
 		authed := bearer || s.cookieOK(r)
+		if presented && !bearer && r.URL.Path != "/login" {
+			s.wrongToken(addr)
+		}
 		if !s.loopback && !authed && r.URL.Path != "/login" && r.URL.Path != "/app.css" {
 			if r.Method == http.MethodGet && (r.URL.Path == "/" || strings.Contains(r.Header.Get("Accept"), "text/html")) {
 				http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -103,6 +116,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	tok := r.PostFormValue("token")
 	if s.o.Token == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.o.Token)) != 1 {
+		if s.o.Token != "" {
+			s.wrongToken(clientAddr(r))
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusUnauthorized)
 		fmt.Fprintf(w, loginPage, "That token is not the one in status.token_file.")
@@ -111,6 +127,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.session(), Path: "/", HttpOnly: true,
 		Secure: s.o.TLSCert != "", SameSite: http.SameSiteStrictMode, MaxAge: 30 * 24 * 3600})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// wrongToken counts a wrong token from addr (guesses.go), and says so in the log at most
+// once a minute; the token itself is never logged.
+func (s *Server) wrongToken(addr string) {
+	if s.guesses.wrong(addr) {
+		s.o.Logger.Warn("a wrong status token was sent; wrong ones are throttled per address", "from", addr)
+	}
 }
 
 func isLoopback(host string) bool {

@@ -3,9 +3,11 @@ package report
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -139,4 +141,38 @@ func TestConnectionsAreCapped(t *testing.T) {
 			c.Close()
 		}
 	})
+}
+
+// TestWrongTokensAreThrottled: wrong tokens from one address, as Authorization or to the
+// login form, are answered 401 until its bucket is empty, then 429 without being looked at;
+// the right token costs nothing, and a session cookie is never throttled.
+func TestWrongTokensAreThrottled(t *testing.T) {
+	ts, _, _, _ := newTestServer(t, "0.0.0.0:8470", "the-right-token-0123456789")
+	u := ts.URL + "/api/requests"
+	right := map[string]string{"Authorization": "Bearer the-right-token-0123456789"}
+	for i := range 50 {
+		if resp, _ := do(t, "GET", u, right); resp.StatusCode != 200 {
+			t.Fatalf("right token #%d = %d, want 200: the right token costs nothing", i, resp.StatusCode)
+		}
+	}
+	codes := map[int]int{}
+	for i := range 30 {
+		hdr := map[string]string{"Authorization": fmt.Sprintf("Bearer guess-%d", i)}
+		resp, _ := do(t, "GET", u, hdr)
+		codes[resp.StatusCode]++
+	}
+	if codes[401] > guessBurst+2 || codes[429] == 0 {
+		t.Errorf("30 wrong tokens at once: %v; want at most about %d answered 401, the rest 429", codes, guessBurst)
+	}
+	resp, err := http.PostForm(ts.URL+"/login", url.Values{"token": {"another-guess"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the login form right after = %d, want 429", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", ts.URL+"/app.css", map[string]string{"Cookie": sessionCookie + "=stale"}); resp.StatusCode != 200 {
+		t.Errorf("a stale session cookie = %d, want it not throttled (200 for a public file)", resp.StatusCode)
+	}
 }

@@ -69,6 +69,7 @@ type Server struct {
 	loopback bool
 	hosts    map[string]bool
 	cop      *http.CrossOriginProtection
+	guesses  *guessLimiter // wrong tokens, per client address (guesses.go)
 	ln       net.Listener
 	mux      *http.ServeMux
 
@@ -105,7 +106,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		}
 		host = h
 	}
-	s := &Server{o: o, loopback: isLoopback(host), hosts: map[string]bool{}, cop: http.NewCrossOriginProtection()}
+	s := &Server{o: o, loopback: isLoopback(host), hosts: map[string]bool{}, cop: http.NewCrossOriginProtection(), guesses: newGuessLimiter()}
 	if !s.loopback && o.Token == "" {
 		return nil, fmt.Errorf("status.listen %q is not a loopback address, so status.token_file is required: off loopback every request needs the token", o.Listen)
 	}

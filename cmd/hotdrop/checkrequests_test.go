@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotdrop/hotdrop/config"
 )
 
 // TestCheckWarnsOfAnEmptyGlob (operator review, item 1): a requests.files glob that matches
@@ -217,5 +219,27 @@ func TestCheckSaysTheListenPortIsTaken(t *testing.T) {
 	ln.Close()
 	if code, out, errOut := hotdrop("check", "--config", cfg); code != exitOK || strings.Contains(out, "status.listen") {
 		t.Errorf("check with status.listen free: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestShortStatusTokenIsRefused: a status token too short to guard anything ("a" was taken
+// without a word, found by an attacker's review) is a problem for check and refused by run,
+// with how to make one.
+func TestShortStatusTokenIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "status.token")
+	if err := os.WriteFile(tok, []byte("a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{}
+	cfg.Status.TokenFile = tok
+	if _, err := statusToken(cfg); err == nil || !strings.Contains(err.Error(), "at least 16") || !strings.Contains(err.Error(), "openssl rand") {
+		t.Errorf("a 1-character token: %v; want refused, saying how long and how to make one", err)
+	}
+	if err := os.WriteFile(tok, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := statusToken(cfg); err != nil || got != "0123456789abcdef0123" {
+		t.Errorf("a 20-character token: %q, %v", got, err)
 	}
 }

@@ -65,6 +65,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, msg)
 		problems++
 	}
+	if cfg.Status.TokenFile != "" {
+		if _, err := statusToken(cfg); err != nil {
+			fmt.Fprintln(stdout, err)
+			problems++
+		}
+	}
 	for _, w := range checkSystem(cfg) {
 		fmt.Fprintln(stdout, w)
 	}

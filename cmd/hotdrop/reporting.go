@@ -49,6 +49,23 @@ func readSecretFile(key, path string) (string, error) {
 	return s, nil
 }
 
+// minStatusToken is the shortest status token taken: it guards retry, deliver and, off
+// loopback, everything; a reviewer's "a" was taken without a word.
+const minStatusToken = 16
+
+// statusToken reads status.token_file and refuses a token too short to guard anything.
+func statusToken(cfg *config.Config) (string, error) {
+	tok, err := readSecretFile("status.token_file", cfg.Status.TokenFile)
+	if err != nil {
+		return "", err
+	}
+	if n := len([]rune(tok)); n < minStatusToken {
+		return "", fmt.Errorf("status.token_file: the token in %s is %d characters; it must be at least %d (a random one: openssl rand -hex 32 > %s)",
+			cfg.Status.TokenFile, n, minStatusToken, cfg.Status.TokenFile)
+	}
+	return tok, nil
+}
+
 // newReporting reads the secrets, binds status.listen and prepares the senders and the
 // tracker. Nothing runs until start.
 func newReporting(cfg *config.Config, st *store.Store, log *slog.Logger) (*reporting, error) {
@@ -91,7 +108,7 @@ func newReporting(cfg *config.Config, st *store.Store, log *slog.Logger) (*repor
 	o := report.ServerOptions{Listen: cfg.Status.Listen, Socket: socketPath(cfg), TLSCert: cfg.Status.TLSCert,
 		TLSKey: cfg.Status.TLSKey, Hosts: cfg.Status.Hosts, Hub: r.hub, Metrics: r.metrics, Store: st, Logger: log}
 	if cfg.Status.TokenFile != "" {
-		tok, err := readSecretFile("status.token_file", cfg.Status.TokenFile)
+		tok, err := statusToken(cfg)
 		if err != nil {
 			return nil, err
 		}
