@@ -39,6 +39,7 @@ type Requests struct {
 	Files          []string // globs, absolute (relative ones resolved against config dir)
 	URL, TokenFile string
 	Poll           time.Duration
+	Max            int // the most requests one tracker reply may list; more refuses the reply
 }
 
 // Window is one [[destination.schedule]] entry: a bandwidth limit for a
@@ -136,6 +137,7 @@ const (
 	DefaultRescan       = 10 * time.Minute
 	DefaultPoll         = 5 * time.Second
 	DefaultRequestsPoll = time.Minute
+	DefaultRequestsMax  = 20_000
 	DefaultTempName     = ".{name}.partial"
 	DefaultConcurrency  = 4
 	DefaultVerify       = "auto"
@@ -162,6 +164,7 @@ func Default() *Config {
 			Source: "file",
 			Files:  []string{"/etc/hotdrop/requests.d/*.toml"},
 			Poll:   DefaultRequestsPoll,
+			Max:    DefaultRequestsMax,
 		},
 		Destination: Destination{
 			KnownHosts:  "/etc/hotdrop/known_hosts",

@@ -32,6 +32,7 @@ func TestDefault(t *testing.T) {
 			Source: "file",
 			Files:  []string{"/etc/hotdrop/requests.d/*.toml"},
 			Poll:   time.Minute,
+			Max:    20_000,
 		},
 		Destination: Destination{
 			KnownHosts:  "/etc/hotdrop/known_hosts",
@@ -101,6 +102,7 @@ func TestLoadGood(t *testing.T) {
 			URL:       "https://tracker.example/api",
 			TokenFile: in("tracker.token"),
 			Poll:      90 * time.Second,
+			Max:       5000,
 		},
 		Destination: Destination{
 			URL:          "sftp://partner@ingest.example.com:2222/incoming",
@@ -120,8 +122,8 @@ func TestLoadGood(t *testing.T) {
 			AlertAfter:   5 * time.Minute,
 			AutoDeliver:  false,
 			Schedule: []Window{
-				{From: 8 * time.Hour, To: 20 * time.Hour, Bandwidth: 20 << 20, Pos: Position{"testdata/good.toml", 41, 1}},
-				{From: 22 * time.Hour, To: 6 * time.Hour, Bandwidth: 0, Pos: Position{"testdata/good.toml", 46, 1}},
+				{From: 8 * time.Hour, To: 20 * time.Hour, Bandwidth: 20 << 20, Pos: Position{"testdata/good.toml", 42, 1}},
+				{From: 22 * time.Hour, To: 6 * time.Hour, Bandwidth: 0, Pos: Position{"testdata/good.toml", 47, 1}},
 			},
 		},
 		Status: Status{
@@ -142,9 +144,9 @@ func TestLoadGood(t *testing.T) {
 					"episode":  regexp.MustCompile(`^(?:S[0-9]{2}E[0-9]{2})$`),
 					"language": regexp.MustCompile(`^(?:fr|en-US)$`),
 				},
-				Pos: Position{"testdata/good.toml", 61, 1},
+				Pos: Position{"testdata/good.toml", 62, 1},
 			},
-			{Name: "rule 2", Pattern: "{id}_{name}.{ext}", Where: map[string]*regexp.Regexp{}, Pos: Position{"testdata/good.toml", 68, 1}},
+			{Name: "rule 2", Pattern: "{id}_{name}.{ext}", Where: map[string]*regexp.Regexp{}, Pos: Position{"testdata/good.toml", 69, 1}},
 		},
 		SourceTypes: []SourceType{
 			{
@@ -158,20 +160,20 @@ func TestLoadGood(t *testing.T) {
 				},
 				RequireChecksum: true,
 				RequireMarker:   true,
-				Pos:             Position{"testdata/good.toml", 71, 1},
+				Pos:             Position{"testdata/good.toml", 72, 1},
 			},
 			{
 				Name:       "Final Script",
 				Extensions: []string{"pdf"},
 				Metadata:   map[string]Field{"format": {Values: []string{"pdf"}}},
-				Pos:        Position{"testdata/good.toml", 82, 1},
+				Pos:        Position{"testdata/good.toml", 83, 1},
 			},
 			{
 				Name:     "Audio Print Master",
 				Metadata: map[string]Field{},
 				Checks: &ProfileChecks{Video: &no, Apply: []string{"channels", "sample_rate"}, SampleRate: 96000, Channels: "7.1",
-					DurationTolerance: 2 * time.Second, Pos: Position{"testdata/good.toml", 94, 1}},
-				Pos: Position{"testdata/good.toml", 92, 1},
+					DurationTolerance: 2 * time.Second, Pos: Position{"testdata/good.toml", 95, 1}},
+				Pos: Position{"testdata/good.toml", 93, 1},
 			},
 		},
 		Checks: Checks{Probe: false, FFprobe: "/opt/ffmpeg/bin/ffprobe", Timeout: 30 * time.Second},
@@ -255,6 +257,12 @@ func TestBadConfigs(t *testing.T) {
 		}},
 		{"bad_streams_type.toml", []wantErr{
 			{6, 11, `destination.streams: expected "auto" or a number of streams like 8, got float 2.5`},
+		}},
+		{"bad_requests_max.toml", []wantErr{
+			{5, 7, `requests.max: must be 1 or more, got 0`},
+		}},
+		{"bad_requests_max_range.toml", []wantErr{
+			{5, 7, `requests.max: 1000000 requests in one tracker reply is more than the 200000 hotdrop allows`},
 		}},
 		{"bad_temp_name.toml", []wantErr{
 			{6, 13, `destination.temp_name: "../{name}.partial" holds "..", which is not a folder or file name`},

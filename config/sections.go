@@ -154,6 +154,13 @@ func decodeRequests(t *table, r *Requests, dir string) {
 	}
 	t.setPath("token_file", dir, &r.TokenFile)
 	t.setDuration("poll", &r.Poll)
+	if n, ok := t.integer("max", 1); ok {
+		if n > maxRequestsMax {
+			t.errorf(t.valPos("max"), "requests.max: %d requests in one tracker reply is more than the %d hotdrop allows", n, maxRequestsMax)
+		} else {
+			r.Max = int(n)
+		}
+	}
 	if r.Source == "http" && !urlSet {
 		p := t.valPos("source")
 		if t.has("url") {
@@ -162,6 +169,10 @@ func decodeRequests(t *table, r *Requests, dir string) {
 		t.errorf(p, `requests.url is required when requests.source = "http"; expected e.g. url = "https://tracker.example/api"`)
 	}
 }
+
+// maxRequestsMax bounds requests.max: each request costs a drop folder, journal rows and
+// memory, and a tracker reply is read whole (at most 64 MiB).
+const maxRequestsMax = 200_000
 
 // maxConcurrency bounds destination.concurrency: each file in flight holds
 // an SFTP handle and buffers, and servers cap sessions well below this.

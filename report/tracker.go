@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/language"
 
@@ -36,9 +37,12 @@ type Tracker struct {
 	Token string // bearer token from requests.token_file; "" = none
 	// Poll is the time between polls (default 1m); Timeout bounds each call (default 30s).
 	Poll, Timeout time.Duration
-	Client        *http.Client
-	Clock         clock.Clock // default: the wall clock
-	Logger        *slog.Logger
+	// Max is the most requests one reply may list (requests.max, default
+	// config.DefaultRequestsMax); a reply listing more is refused whole.
+	Max    int
+	Client *http.Client
+	Clock  clock.Clock // default: the wall clock
+	Logger *slog.Logger
 	// Apply installs the merged list of requests; it is called only when the list changed.
 	Apply func(ctx context.Context, reqs []delivery.Request) error
 
@@ -86,6 +90,9 @@ func (t *Tracker) defaults() {
 	if t.Timeout <= 0 {
 		t.Timeout = 30 * time.Second
 	}
+	if t.Max <= 0 {
+		t.Max = config.DefaultRequestsMax
+	}
 	t.Client = safeClient(t.Client)
 	if t.Clock == nil {
 		t.Clock = clock.Real{}
@@ -100,7 +107,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 	t.defaults()
 	for {
 		if _, err := t.PollOnce(ctx); err != nil && ctx.Err() == nil {
-			t.Logger.Error("tracker poll failed; the last known requests stay in force", "url", redact(t.URL), "err", err)
+			// Cut: an error joins one line per request whose folder failed, each with its path.
+			t.Logger.Error("tracker poll failed; the last known requests stay in force", "url", redact(t.URL), "err", bounded.Cut(err.Error(), maxShownError))
 		}
 		select {
 		case <-ctx.Done():
@@ -129,9 +137,10 @@ func (t *Tracker) PollOnce(ctx context.Context) (bool, error) {
 			continue
 		}
 		if !ok {
-			t.Logger.Info("tracker: new request", "request", r.ID, "status", r.Status)
+			t.Logger.Info("tracker: new request", "request", r.ID, "status", bounded.Cut(r.Status, bounded.Shown))
 		} else if old.Status != r.Status {
-			t.Logger.Info("tracker: request status changed", "request", r.ID, "from", old.Status, "to", r.Status)
+			t.Logger.Info("tracker: request status changed", "request", r.ID,
+				"from", bounded.Cut(old.Status, bounded.Shown), "to", bounded.Cut(r.Status, bounded.Shown))
 		}
 		t.known[r.ID] = r
 		changed = true
@@ -147,9 +156,11 @@ func (t *Tracker) PollOnce(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// trackerReply is GET {url}/source-requests.
+// trackerReply is GET {url}/source-requests. Each request stays raw until the reply is known
+// to hold no more than Max of them, and is then read on its own: one bad request is skipped,
+// the others load.
 type trackerReply struct {
-	Requests []map[string]any `json:"requests"`
+	Requests []json.RawMessage `json:"requests"`
 }
 
 func (t *Tracker) fetch(ctx context.Context) ([]delivery.Request, bool, error) {
@@ -203,10 +214,17 @@ func (t *Tracker) fetch(ctx context.Context) ([]delivery.Request, bool, error) {
 	if reply.Requests == nil {
 		return nil, false, fmt.Errorf("tracker %s: the reply has no \"requests\" list", redact(u))
 	}
+	if n := len(reply.Requests); n > t.Max {
+		// Refused whole, like any reply hotdrop cannot use: taking the first Max would close
+		// nothing but leave the rest unseen without a word, and every request costs a drop
+		// folder, journal rows and memory.
+		return nil, false, fmt.Errorf("tracker %s: the reply lists %d requests, more than the %d hotdrop takes from one reply (requests.max); "+
+			"the last known requests stay: have the tracker send only requests that are still in work, or raise requests.max", redact(u), n, t.Max)
+	}
 	var out []delivery.Request
 	first := map[string]int{} // lower-cased id → index of its first appearance
-	for i, m := range reply.Requests {
-		r, err := requestFromTracker(m, func(msg string) { t.Logger.Warn("tracker: "+msg, "index", i) })
+	for i, raw := range reply.Requests {
+		r, err := requestFromTracker(raw, func(msg string) { t.Logger.Warn("tracker: "+msg, "index", i) })
 		if err != nil {
 			t.Logger.Warn("tracker: skipping a request", "index", i, "err", err)
 			continue
@@ -230,46 +248,84 @@ func (t *Tracker) fetch(ctx context.Context) ([]delivery.Request, bool, error) {
 // a million fields hold a hundred thousand requests.
 var trackerLimits = bounded.Limits{MaxBytes: 64 << 20, MaxDepth: 32, MaxKeys: 1_000_000}
 
+// maxShownError is the most of a failed poll's error the log shows: the requests' own views
+// say why each one has no drop folder.
+const maxShownError = 4 << 10
+
+// Bounds on one request of a tracker's reply, beyond trackerLimits' bounds on its shape. A
+// request breaking one is skipped with one warning naming it and the bound; the others load.
+// An id names a drop folder (one path element: 255 bytes on most file systems, shared with
+// the template's other parts), events' URLs and every log line about the request; the other
+// fields are a title, a language, a package id: short text, or notes a person reads.
+const (
+	MaxTrackerID      = 128      // bytes of a request's id; bounded.Shown shows it whole
+	maxTrackerField   = 4 << 10  // bytes of any other field's value, and of a field's name
+	maxTrackerRequest = 64 << 10 // bytes of one request as the tracker sent it
+)
+
 // errBadRequest marks a request in a tracker reply that hotdrop cannot use.
 var errBadRequest = errors.New("unusable request")
 
 // requestFromTracker reads one request object: string fields become Fields (language in its
 // canonical BCP 47 form), files a count (default 1), status defaults to open. A field of
 // another type is ignored, and warn says so naming the request: a tracker that sends
-// "episode": 3 must learn it, not see the field silently vanish.
-func requestFromTracker(m map[string]any, warn func(string)) (delivery.Request, error) {
+// "episode": 3 must learn it, not see the field silently vanish. A request that breaks a
+// bound is an error naming it (its id cut to bounded.Shown) and the bound, never the value.
+func requestFromTracker(raw json.RawMessage, warn func(string)) (delivery.Request, error) {
 	r := delivery.Request{Status: delivery.StatusOpen, Files: 1, Fields: map[string]string{}}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return r, fmt.Errorf("an entry of the requests list is %s, not a request object like {\"id\": \"SR-1\"}: %w", bounded.Cut(string(raw), 40), errBadRequest)
+	}
+	name := "with no id"
+	if id, ok := m["id"]; ok {
+		name = bounded.Cut(fmt.Sprint(id), bounded.Shown)
+	}
+	if id, ok := m["id"].(string); ok && len(id) > MaxTrackerID {
+		return r, fmt.Errorf("request %s: its id is %d bytes; hotdrop takes ids of at most %d bytes (they name drop folders): shorten it on the tracker: %w", name, len(id), MaxTrackerID, errBadRequest)
+	}
+	if long := longFields(m); len(long) > 0 {
+		return r, fmt.Errorf("request %s: %s longer than the %d bytes hotdrop takes per field; shorten it on the tracker: %w", name, strings.Join(long, ", "), maxTrackerField, errBadRequest)
+	}
+	if len(raw) > maxTrackerRequest {
+		return r, fmt.Errorf("request %s is %d bytes as sent; hotdrop takes at most %d bytes per request: keep long text out of the request on the tracker: %w", name, len(raw), maxTrackerRequest, errBadRequest)
+	}
 	var ignored []string
 	for k, v := range m {
 		switch val := v.(type) {
 		case string:
 			if k == "files" {
-				return r, fmt.Errorf("request %v: files = %q is text; expected a number like 2: %w", m["id"], val, errBadRequest)
+				return r, fmt.Errorf("request %s: files = %q is text; expected a number like 2: %w", name, bounded.Cut(val, bounded.Shown), errBadRequest)
 			}
 			if val != "" {
 				r.Fields[k] = val
 			}
 		case float64:
 			if k != "files" {
-				ignored = append(ignored, fmt.Sprintf("%s (the number %v)", k, val))
+				ignored = append(ignored, fmt.Sprintf("%s (the number %v)", bounded.Cut(k, bounded.Shown), val))
 				continue
 			}
 			if val < 0 || val != float64(int(val)) {
-				return r, fmt.Errorf("request %v: files = %v is not a count: %w", m["id"], val, errBadRequest)
+				return r, fmt.Errorf("request %s: files = %v is not a count: %w", name, val, errBadRequest)
 			}
 			r.Files = int(val)
 		case nil:
 		default:
-			ignored = append(ignored, fmt.Sprintf("%s (%T)", k, v))
+			ignored = append(ignored, fmt.Sprintf("%s (%T)", bounded.Cut(k, bounded.Shown), v))
 		}
 	}
 	if len(ignored) > 0 && warn != nil {
 		sort.Strings(ignored)
-		warn(fmt.Sprintf("request %v: fields that are not text are ignored: %s; send them as strings", m["id"], strings.Join(ignored, ", ")))
+		warn(fmt.Sprintf("request %s: fields that are not text are ignored: %s; send them as strings", name, strings.Join(ignored, ", ")))
 	}
 	r.ID = r.Fields["id"]
+	if strings.ContainsRune(r.ID, utf8.RuneError) {
+		// JSON decoding turns bytes that are not UTF-8 into U+FFFD: the id hotdrop would keep
+		// is not the tracker's, and events sent back under it would name no request there.
+		return r, fmt.Errorf("request %s: the id is not UTF-8 text (or holds U+FFFD); send it as UTF-8: %w", name, errBadRequest)
+	}
 	if !usableID(r.ID) {
-		return r, fmt.Errorf("id %q is not usable (it must be text without spaces or slashes): %w", r.ID, errBadRequest)
+		return r, fmt.Errorf("request %q: the id is not usable (it must be text without spaces or slashes): %w", r.ID, errBadRequest)
 	}
 	if s := r.Fields["status"]; s != "" {
 		r.Status = s
@@ -278,11 +334,35 @@ func requestFromTracker(m map[string]any, warn func(string)) (delivery.Request, 
 	if l := r.Fields["language"]; l != "" {
 		tag, err := language.Parse(l)
 		if err != nil {
-			return r, fmt.Errorf("request %s: language %q is not a BCP 47 tag: %w", r.ID, l, errBadRequest)
+			return r, fmt.Errorf("request %s: language %q is not a BCP 47 tag: %w", r.ID, bounded.Cut(l, bounded.Shown), errBadRequest)
 		}
 		r.Fields["language"] = tag.String()
 	}
 	return r, nil
+}
+
+// longFields names, sorted, the fields of m whose name or text is longer than
+// maxTrackerField, with their length: "notes (31457280 bytes)".
+func longFields(m map[string]any) []string {
+	var long []string
+	for k, v := range m {
+		s, _ := v.(string)
+		switch {
+		case len(k) > maxTrackerField:
+			long = append(long, fmt.Sprintf("a field name of %d bytes", len(k)))
+		case len(s) > maxTrackerField && k != "id":
+			long = append(long, fmt.Sprintf("%s (%d bytes)", bounded.Cut(k, bounded.Shown), len(s)))
+		}
+	}
+	sort.Strings(long)
+	if len(long) == 1 {
+		return []string{"field " + long[0] + " is"}
+	}
+	if len(long) > 1 {
+		long[0] = "fields " + long[0]
+		long[len(long)-1] += " are"
+	}
+	return long
 }
 
 func usableID(s string) bool {

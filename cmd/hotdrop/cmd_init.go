@@ -118,6 +118,9 @@ files = ["/etc/hotdrop/requests.d/*.toml"]
 # token_file = "/etc/hotdrop/tracker.token"
 # How often the tracker is asked for requests.
 poll = "1m"
+# The most requests one tracker reply may list (1 to 200000); a reply with more is
+# refused whole and the requests last seen stay in force.
+max = 20000
 
 [destination]
 # Where files go: sftp://user@host[:port]/folder or file:///mounted/folder. Required;

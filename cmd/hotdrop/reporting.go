@@ -86,7 +86,7 @@ func newReporting(cfg *config.Config, st *store.Store, log *slog.Logger) (*repor
 		r.senders = append(r.senders, s)
 	}
 	if tracked {
-		r.tracker = &report.Tracker{URL: cfg.Requests.URL, Poll: cfg.Requests.Poll, Logger: log}
+		r.tracker = &report.Tracker{URL: cfg.Requests.URL, Poll: cfg.Requests.Poll, Max: cfg.Requests.Max, Logger: log}
 		if cfg.Requests.TokenFile != "" {
 			tok, err := readSecretFile("requests.token_file", cfg.Requests.TokenFile)
 			if err != nil {
