@@ -137,6 +137,10 @@ func (s *Server) wrongToken(addr string) {
 	}
 }
 
+// IsLoopbackHost reports whether host (a name or an address, brackets allowed) is this
+// machine: localhost or a loopback address.
+func IsLoopbackHost(host string) bool { return isLoopback(host) }
+
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true

@@ -243,3 +243,27 @@ func TestShortStatusTokenIsRefused(t *testing.T) {
 		t.Errorf("a 20-character token: %q, %v", got, err)
 	}
 }
+
+// TestClearTrackerTokenIsSaid: a tracker token sent over plain http:// to another host is
+// check's WARNING (and run's); https, or a tracker on this machine, is not.
+func TestClearTrackerTokenIsSaid(t *testing.T) {
+	cfg := &config.Config{}
+	cfg.Requests.Source, cfg.Requests.TokenFile = "http", "/etc/hotdrop/tracker.token"
+	for u, want := range map[string]bool{
+		"http://tracker.example/api":  true,
+		"HTTP://10.0.0.5:8080/api":    true,
+		"https://tracker.example/api": false,
+		"http://127.0.0.1:8080/api":   false,
+		"http://localhost/api":        false,
+		"http://[::1]:9/api":          false,
+	} {
+		cfg.Requests.URL = u
+		if got := clearTrackerToken(cfg); (got != "") != want || want && !strings.Contains(got, "https://") {
+			t.Errorf("%s: %q, want a warning %v", u, got, want)
+		}
+	}
+	cfg.Requests.URL, cfg.Requests.TokenFile = "http://tracker.example/api", ""
+	if got := clearTrackerToken(cfg); got != "" {
+		t.Errorf("no token: %q, want nothing to say", got)
+	}
+}

@@ -71,6 +71,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 			problems++
 		}
 	}
+	if w := clearTrackerToken(cfg); w != "" {
+		fmt.Fprintln(stdout, "WARNING: "+w)
+	}
 	for _, w := range checkSystem(cfg) {
 		fmt.Fprintln(stdout, w)
 	}

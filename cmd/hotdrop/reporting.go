@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -47,6 +48,22 @@ func readSecretFile(key, path string) (string, error) {
 		return "", fmt.Errorf("%s: %s is empty", key, path)
 	}
 	return s, nil
+}
+
+// clearTrackerToken says when the tracker's token would cross the network in clear text: a
+// requests.url of plain http:// to a host other than this one, with requests.token_file set.
+// Whoever reads it can read the studio's requests, and whoever sits between can answer in
+// the tracker's name.
+func clearTrackerToken(cfg *config.Config) string {
+	if cfg.Requests.Source != "http" || cfg.Requests.TokenFile == "" {
+		return ""
+	}
+	u, err := url.Parse(cfg.Requests.URL)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || report.IsLoopbackHost(u.Hostname()) {
+		return ""
+	}
+	return fmt.Sprintf("requests.url is plain http:// to %s, so requests.token_file's token crosses the network in clear text, "+
+		"and anyone between can read the requests or answer in the tracker's name; use https://", u.Hostname())
 }
 
 // minStatusToken is the shortest status token taken: it guards retry, deliver and, off
@@ -93,6 +110,9 @@ func newReporting(cfg *config.Config, st *store.Store, log *slog.Logger) (*repor
 				return nil, err
 			}
 			r.tracker.Token = tok
+		}
+		if w := clearTrackerToken(cfg); w != "" {
+			log.Warn(w)
 		}
 		saved, err := st.Requests(context.Background())
 		if err != nil {
