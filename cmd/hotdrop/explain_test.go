@@ -311,11 +311,12 @@ func TestExplainHostileSidecar(t *testing.T) {
 	}
 }
 
-// explain on a drop folder of frames shows the sequence once, with the daemon's verdict on it
-// as a whole (issue 11): frames missing are named, not 40 near-identical explanations printed.
-func TestExplainSequence(t *testing.T) {
-	dir := t.TempDir()
-	must := func(err error) {
+// sequenceWorld is a config with one request of any number of VFX frames, 1001-1040, and
+// its empty drop folder.
+func sequenceWorld(t *testing.T) (dir, drop string, must func(error)) {
+	t.Helper()
+	dir = t.TempDir()
+	must = func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
@@ -323,8 +324,15 @@ func TestExplainSequence(t *testing.T) {
 	}
 	must(os.WriteFile(filepath.Join(dir, "hotdrop.toml"), []byte("state_dir = \"state\"\n[watch]\nroot = \"root\"\nfolder = \"{id}\"\n[requests]\nfiles = [\"r.toml\"]\n[destination]\nurl = \"file:///tmp/out\"\npath = \"{id}/{name}\"\n"), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "r.toml"), []byte("[[request]]\nid = \"SR-V\"\ntitle = \"Shot\"\nsource_type = \"VFX\"\nfiles = 0\nframes = \"1001-1040\"\n"), 0o644))
-	drop := filepath.Join(dir, "root", "SR-V")
+	drop = filepath.Join(dir, "root", "SR-V")
 	must(os.MkdirAll(drop, 0o755))
+	return dir, drop, must
+}
+
+// explain on a drop folder of frames shows the sequence once, with the daemon's verdict on it
+// as a whole (issue 11): frames missing are named, not 40 near-identical explanations printed.
+func TestExplainSequence(t *testing.T) {
+	dir, drop, must := sequenceWorld(t)
 	for n := 1001; n <= 1040; n++ {
 		if n == 1013 || n == 1039 || n == 1040 {
 			continue
@@ -468,17 +476,7 @@ func TestExplainReadsTheJournal(t *testing.T) {
 // TestExplainDeliveredSequence: the delivered frames of a sequence are one row, delivered,
 // and not judged again as a sequence (the daemon does not judge delivered frames again).
 func TestExplainDeliveredSequence(t *testing.T) {
-	dir := t.TempDir()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.WriteFile(filepath.Join(dir, "hotdrop.toml"), []byte("state_dir = \"state\"\n[watch]\nroot = \"root\"\nfolder = \"{id}\"\n[requests]\nfiles = [\"r.toml\"]\n[destination]\nurl = \"file:///tmp/out\"\npath = \"{id}/{name}\"\n"), 0o644))
-	must(os.WriteFile(filepath.Join(dir, "r.toml"), []byte("[[request]]\nid = \"SR-V\"\ntitle = \"Shot\"\nsource_type = \"VFX\"\nfiles = 0\nframes = \"1001-1040\"\n"), 0o644))
-	drop := filepath.Join(dir, "root", "SR-V")
-	must(os.MkdirAll(drop, 0o755))
+	dir, drop, must := sequenceWorld(t)
 	st, err := store.Open(filepath.Join(dir, "state", "state.db"))
 	must(err)
 	for n := 1001; n <= 1010; n++ { // 1011-1040 missing: a gap, if they were judged again
