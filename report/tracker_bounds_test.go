@@ -1,11 +1,9 @@
 package report
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -47,13 +45,7 @@ func hostileRequests() []struct{ id, entry, warn string } {
 // warning naming it (its id cut) and the bound; the log never carries the values; the good
 // requests of the same reply load.
 func TestTrackerSkipsRequestsBreakingABound(t *testing.T) {
-	ft := &fakeTracker{}
-	srv := httptest.NewServer(ft)
-	defer srv.Close()
-	var log bytes.Buffer
-	var got []delivery.Request
-	tr := &Tracker{URL: srv.URL + "/api", Timeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(&log, nil)),
-		Apply: func(_ context.Context, reqs []delivery.Request) error { got = reqs; return nil }}
+	ft, tr, log, got := loggedTracker(t)
 	entries := []string{`{"id": "SR-1", "title": "Fine"}`}
 	hostile := hostileRequests()
 	for _, h := range hostile {
@@ -65,7 +57,7 @@ func TestTrackerSkipsRequestsBreakingABound(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []string
-	for _, r := range got {
+	for _, r := range *got {
 		ids = append(ids, r.ID)
 	}
 	if s := strings.Join(ids, ","); s != "SR-1,SR-99" {

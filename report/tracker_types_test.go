@@ -16,13 +16,7 @@ import (
 // keeps the first and names the request; a field that is not text is ignored with a warning
 // naming the request; files sent as text makes the request unusable, named.
 func TestTrackerWarnsAboutDuplicatesAndTypes(t *testing.T) {
-	ft := &fakeTracker{}
-	srv := httptest.NewServer(ft)
-	defer srv.Close()
-	var log bytes.Buffer
-	var got []delivery.Request
-	tr := &Tracker{URL: srv.URL + "/api", Timeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(&log, nil)),
-		Apply: func(_ context.Context, reqs []delivery.Request) error { got = reqs; return nil }}
+	ft, tr, log, got := loggedTracker(t)
 	ft.set(200, `{"requests": [
 		{"id": "SR-1", "title": "First", "episode": 3, "urgent": true},
 		{"id": "sr-1", "title": "Second"},
@@ -32,7 +26,7 @@ func TestTrackerWarnsAboutDuplicatesAndTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []string
-	for _, r := range got {
+	for _, r := range *got {
 		ids = append(ids, r.ID+"="+r.Fields["title"])
 	}
 	if s := strings.Join(ids, ","); s != "SR-1=First,SR-3=Fine" {
@@ -47,4 +41,17 @@ func TestTrackerWarnsAboutDuplicatesAndTypes(t *testing.T) {
 			t.Errorf("tracker log lacks %q:\n%s", want, log.String())
 		}
 	}
+}
+
+// loggedTracker is a Tracker polling a fake tracker, its log kept in log and what it applies
+// in *got.
+func loggedTracker(t *testing.T) (ft *fakeTracker, tr *Tracker, log *bytes.Buffer, got *[]delivery.Request) {
+	t.Helper()
+	ft = &fakeTracker{}
+	srv := httptest.NewServer(ft)
+	t.Cleanup(srv.Close)
+	log, got = &bytes.Buffer{}, &[]delivery.Request{}
+	tr = &Tracker{URL: srv.URL + "/api", Timeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(log, nil)),
+		Apply: func(_ context.Context, reqs []delivery.Request) error { *got = reqs; return nil }}
+	return ft, tr, log, got
 }
