@@ -266,6 +266,35 @@ func TestSSHDChecksumFile(t *testing.T) {
 	assertNoPartial(t, s.Dir)
 }
 
+// TestSSHDChecksumFileWrittenAgain: a checksum file whose rename landed but
+// whose answer the link lost is written again (the engine finishes the
+// publish again); the server already holds the same line, so that is done,
+// and its temporary copy is gone as well. One that disagrees is refused, and
+// its temporary copy is gone too.
+func TestSSHDChecksumFileWrittenAgain(t *testing.T) {
+	s := sshdtest.Start(t)
+	o := sshdOptions(s)
+	o.Checksum = ChecksumSHA256
+	u := newUploader(t, o)
+	j, _ := localFile(t, 300000, "again/take 1.mxf")
+	first, err := u.Upload(t.Context(), j)
+	must(t, err)
+	res, err := u.FinishPublish(t.Context(), j)
+	must(t, err)
+	if res.ChecksumErr != nil || res.ChecksumFile != first.ChecksumFile {
+		t.Errorf("FinishPublish() = %+v, want the checksum file %s done", res, first.ChecksumFile)
+	}
+	assertNoPartial(t, s.Dir)
+
+	must(t, os.WriteFile(first.ChecksumFile, []byte("0000  take 1.mxf\n"), 0o644))
+	res, err = u.FinishPublish(t.Context(), j)
+	must(t, err)
+	if res.ChecksumErr == nil {
+		t.Errorf("FinishPublish() over a disagreeing checksum file = %+v, want it refused", res)
+	}
+	assertNoPartial(t, s.Dir)
+}
+
 // TestSSHDVerifyHash: the server's sha256sum agrees; a partial changed on
 // the server fails verify_mismatch and nothing is published; an SFTP-only
 // account says plainly that it cannot hash.

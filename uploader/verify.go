@@ -354,7 +354,11 @@ func (ps *pendingSumFile) publish() (string, error) {
 	err := ps.err
 	if err == nil {
 		if _, rerr := ps.t.rename(ps.tmp, ps.p, ps.replace); rerr != nil {
-			err = ps.taken(rerr)
+			if err = ps.taken(rerr); err == nil {
+				// Done by an earlier try whose answer was lost: this copy
+				// is not needed, and nothing else would ever remove it.
+				_ = ps.t.remove(ps.tmp)
+			}
 		}
 	}
 	if err != nil {
