@@ -9,12 +9,24 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // sessionCookie is set by the login form; its value is derived from the token, never the
-// token itself.
+// token itself: "EXPIRY.MAC", the Unix second it ends and a MAC of that with the token.
 const sessionCookie = "hotdrop_session"
+
+// sessionLife is how long a session lasts from its login or its last renewal: one in use is
+// renewed once it is past half of it (cookieOK), so an open dashboard stays signed in, and a
+// copied cookie stops working a week after it was last renewed. Sign out ends it in that
+// browser; changing the token ends every session at once.
+const sessionLife = 7 * 24 * time.Hour
+
+// sessionHeader on a response tells the dashboard it is signed in by its session cookie, which
+// its script cannot read (HttpOnly), so that it shows "Sign out".
+const sessionHeader = "X-Hotdrop-Session"
 
 // Handler is the whole site with its checks: Host, token, same-origin POSTs.
 func (s *Server) Handler() http.Handler {
@@ -34,11 +46,11 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		bearer := s.bearerOK(r)
-		authed := bearer || s.cookieOK(r)
+		authed := bearer || s.cookieOK(w, r)
 		if presented && !bearer && r.URL.Path != "/login" {
 			s.wrongToken(addr)
 		}
-		if !s.loopback && !authed && r.URL.Path != "/login" && r.URL.Path != "/app.css" {
+		if !s.loopback && !authed && r.URL.Path != "/login" && r.URL.Path != "/logout" && r.URL.Path != "/app.css" {
 			if r.Method == http.MethodGet && (r.URL.Path == "/" || strings.Contains(r.Header.Get("Accept"), "text/html")) {
 				http.Redirect(w, r, "/login", http.StatusSeeOther)
 				return
@@ -47,7 +59,7 @@ func (s *Server) Handler() http.Handler {
 			http.Error(w, "Unauthorized: send the token from status.token_file as Authorization: Bearer", http.StatusUnauthorized)
 			return
 		}
-		if s.o.Token != "" && !authed && r.Method == http.MethodPost && r.URL.Path != "/login" {
+		if s.o.Token != "" && !authed && r.Method == http.MethodPost && r.URL.Path != "/login" && r.URL.Path != "/logout" {
 			// Loopback is not authentication: any local user can reach it. With a token
 			// configured, a change of state needs it (or the session of a dashboard that
 			// logged in with it).
@@ -88,18 +100,45 @@ func (s *Server) bearerOK(r *http.Request) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.o.Token)) == 1
 }
 
-func (s *Server) session() string {
+// session is the cookie value of a session that ends at expiry (Unix seconds).
+func (s *Server) session(expiry int64) string {
 	m := hmac.New(sha256.New, []byte(s.o.Token))
-	m.Write([]byte("hotdrop dashboard session"))
-	return hex.EncodeToString(m.Sum(nil))
+	m.Write([]byte("hotdrop dashboard session\x00"))
+	m.Write([]byte(strconv.FormatInt(expiry, 10)))
+	return strconv.FormatInt(expiry, 10) + "." + hex.EncodeToString(m.Sum(nil))
 }
 
-func (s *Server) cookieOK(r *http.Request) bool {
+// cookieOK reports whether r carries a session cookie made with the token that has not ended;
+// one past half its life is renewed on w, and the dashboard is told it has a session.
+func (s *Server) cookieOK(w http.ResponseWriter, r *http.Request) bool {
 	if s.o.Token == "" {
 		return false
 	}
 	c, err := r.Cookie(sessionCookie)
-	return err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session())) == 1
+	if err != nil {
+		return false
+	}
+	at, _, ok := strings.Cut(c.Value, ".")
+	expiry, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session(expiry))) != 1 {
+		return false
+	}
+	left := time.Unix(expiry, 0).Sub(s.o.Clock.Now())
+	if left <= 0 {
+		return false
+	}
+	if left < sessionLife/2 {
+		s.setSession(w)
+	}
+	w.Header().Set(sessionHeader, "cookie")
+	return true
+}
+
+// setSession gives w a new session cookie, good for sessionLife.
+func (s *Server) setSession(w http.ResponseWriter) {
+	expiry := s.o.Clock.Now().Add(sessionLife).Unix()
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.session(expiry), Path: "/", HttpOnly: true,
+		Secure: s.o.TLSCert != "", SameSite: http.SameSiteStrictMode, MaxAge: int(sessionLife / time.Second)})
 }
 
 const loginPage = `<!doctype html><html lang="en"><meta charset="utf-8"><title>hotdrop: sign in</title>
@@ -124,9 +163,18 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, loginPage, "That token is not the one in status.token_file.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.session(), Path: "/", HttpOnly: true,
-		Secure: s.o.TLSCert != "", SameSite: http.SameSiteStrictMode, MaxAge: 30 * 24 * 3600})
+	s.setSession(w)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// logout ends the session in this browser: its cookie is cleared. (The cookie holds no state
+// on the server; a copy of it taken earlier lasts until its expiry or a new token.)
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	w.Header().Del("Set-Cookie") // a renewal cookieOK gave this request
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true,
+		Secure: s.o.TLSCert != "", SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	w.Header().Del(sessionHeader)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
 // wrongToken counts a wrong token from addr (guesses.go), and says so in the log at most

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hotdrop/hotdrop/delivery"
+	"github.com/hotdrop/hotdrop/internal/clock"
 	"github.com/hotdrop/hotdrop/store"
 )
 
@@ -60,6 +61,7 @@ type ServerOptions struct {
 	Store   *store.Store // request history and SSE resume (nil: none)
 	Control Control      // nil: the buttons answer 503
 	Logger  *slog.Logger
+	Clock   clock.Clock // nil: the wall clock (sessions' expiry)
 }
 
 // Server is the dashboard, the JSON API, the event stream, /metrics and /healthz.
@@ -95,6 +97,9 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
 	if o.Listen == "" && o.Socket == "" {
 		return nil, errors.New("the status server needs status.listen or a socket")
 	}
@@ -124,6 +129,7 @@ func (s *Server) routes() {
 	m.Handle("GET /app.css", static)
 	m.HandleFunc("GET /login", s.loginForm)
 	m.HandleFunc("POST /login", s.login)
+	m.HandleFunc("POST /logout", s.logout)
 	m.HandleFunc("GET /api/requests", s.listRequests)
 	m.HandleFunc("GET /api/requests/{id}", s.getRequest)
 	m.HandleFunc("GET /api/events", s.events)

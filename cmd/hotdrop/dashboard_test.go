@@ -101,6 +101,8 @@ type dashboard struct {
 	t    *testing.T
 	addr string
 	eval func(js string) (string, error)
+	// evalAsync is eval for an expression that gives a promise: its value once settled.
+	evalAsync func(js string) (string, error)
 }
 
 // openDashboard starts e's daemon (uploads through up) with a status listener and opens the
@@ -160,11 +162,16 @@ func openDashboard(t *testing.T, e *e2e, up *dashUploader) *dashboard {
 			t.Logf("screenshot of the dashboard: %s", p)
 		}
 	})
-	return &dashboard{t: t, addr: addr, eval: func(js string) (string, error) {
+	eval := func(js string, opts ...chromedp.EvaluateOption) (string, error) {
 		c, cc := context.WithTimeout(bctx, 5*time.Second)
 		defer cc()
-		return chromedp.Run(c, chromedp.Evaluate[string](js))
-	}}
+		return chromedp.Run(c, chromedp.Evaluate[string](js, opts...))
+	}
+	return &dashboard{t: t, addr: addr,
+		eval: func(js string) (string, error) { return eval(js) },
+		evalAsync: func(js string) (string, error) {
+			return eval(js, chromedp.EvalAwaitPromise)
+		}}
 }
 
 // waitJS waits until js evaluates to "ok" in the page.

@@ -344,6 +344,8 @@ function showProblems(ps) {
 async function reload() {
   const r = await fetch("/api/requests", { credentials: "same-origin" });
   if (!r.ok) return;
+  // Signed in by the login form's session (its cookie is out of this script's reach).
+  document.getElementById("signout").hidden = r.headers.get("X-Hotdrop-Session") !== "cookie";
   const body = await r.json();
   requests.clear();
   for (const q of body.requests || []) requests.set(q.bin ? "" : q.id, q);
