@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -175,4 +177,52 @@ func TestWrongTokensAreThrottled(t *testing.T) {
 	if resp, _ := do(t, "GET", ts.URL+"/app.css", map[string]string{"Cookie": sessionCookie + "=stale"}); resp.StatusCode != 200 {
 		t.Errorf("a stale session cookie = %d, want it not throttled (200 for a public file)", resp.StatusCode)
 	}
+}
+
+// stuckControl is an engine whose loop does not answer until released.
+type stuckControl struct {
+	fakeControl
+	release chan struct{}
+	waiting atomic.Int32
+}
+
+func (c *stuckControl) Retry(ctx context.Context, id string) error {
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
+	<-c.release
+	return nil
+}
+
+// TestButtonPressesAreCapped: presses repeated against an engine that does not answer leave at
+// most maxControls calls waiting on it (each outlives its request); beyond, a press is answered
+// busy at once, and once the engine answers the places are free again.
+func TestButtonPressesAreCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctl := &stuckControl{release: make(chan struct{})}
+		s, err := NewServer(ServerOptions{Listen: "127.0.0.1:8470", Control: ctl, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		press := func() *httptest.ResponseRecorder {
+			w := httptest.NewRecorder()
+			s.Handler().ServeHTTP(w, httptest.NewRequest("POST", "http://127.0.0.1:8470/api/requests/SR-1/retry", nil))
+			return w
+		}
+		codes := map[int]int{}
+		for range 3 * maxControls {
+			codes[press().Code]++ // each waits controlTimeout (fake time), then answers busy
+		}
+		synctest.Wait()
+		if n := ctl.waiting.Load(); n != maxControls {
+			t.Errorf("%d calls wait on the engine after %d presses, want %d", n, 3*maxControls, maxControls)
+		}
+		if codes[http.StatusServiceUnavailable] != 3*maxControls {
+			t.Errorf("answers %v, want all %d busy (503)", codes, 3*maxControls)
+		}
+		close(ctl.release)
+		synctest.Wait()
+		if w := press(); w.Code != http.StatusAccepted {
+			t.Errorf("a press once the engine answers: %d %s, want 202", w.Code, w.Body)
+		}
+	})
 }

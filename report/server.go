@@ -72,6 +72,7 @@ type Server struct {
 	hosts    map[string]bool
 	cop      *http.CrossOriginProtection
 	guesses  *guessLimiter // wrong tokens, per client address (guesses.go)
+	controls chan struct{} // a place per button press waiting on the engine (maxControls)
 	ln       net.Listener
 	mux      *http.ServeMux
 
@@ -111,7 +112,8 @@ func NewServer(o ServerOptions) (*Server, error) {
 		}
 		host = h
 	}
-	s := &Server{o: o, loopback: isLoopback(host), hosts: map[string]bool{}, cop: http.NewCrossOriginProtection(), guesses: newGuessLimiter()}
+	s := &Server{o: o, loopback: isLoopback(host), hosts: map[string]bool{}, cop: http.NewCrossOriginProtection(), guesses: newGuessLimiter(),
+		controls: make(chan struct{}, maxControls)}
 	if !s.loopback && o.Token == "" {
 		return nil, fmt.Errorf("status.listen %q is not a loopback address, so status.token_file is required: off loopback every request needs the token", o.Listen)
 	}
@@ -222,6 +224,11 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
 // controlTimeout bounds how long a button waits for the engine's loop.
 const controlTimeout = 15 * time.Second
 
+// maxControls bounds the button presses waiting on the engine at once: each waits in a
+// goroutine of its own, which outlives its request when the engine is slow, so presses
+// repeated against a busy engine would pile them up. Beyond it, a press is answered busy.
+const maxControls = 16
+
 func (s *Server) control(fn func(ctx context.Context, c Control, id string) (string, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.o.Control == nil {
@@ -232,6 +239,12 @@ func (s *Server) control(fn func(ctx context.Context, c Control, id string) (str
 		// waiting: the call runs under the server's own context, not the request's, and ends
 		// with the server. (The uploads it starts never hang on either: they run under the
 		// engine's own context.) The handler waits at most controlTimeout.
+		select {
+		case s.controls <- struct{}{}:
+		default:
+			writeJSON(w, http.StatusServiceUnavailable, apiError{"hotdrop is busy with earlier requests of this kind; try again in a moment"})
+			return
+		}
 		id := r.PathValue("id")
 		type result struct {
 			said string
@@ -239,6 +252,7 @@ func (s *Server) control(fn func(ctx context.Context, c Control, id string) (str
 		}
 		res := make(chan result, 1)
 		go func() {
+			defer func() { <-s.controls }()
 			said, err := fn(s.baseCtx(), s.o.Control, id)
 			res <- result{said, err}
 		}()
