@@ -82,3 +82,33 @@ func bothDestinations(s *sshdtest.Server) []destination {
 		}},
 	}
 }
+
+// TestResumeRefusedForGoodLeavesNoPartial: a resume that finds the final name taken (another's
+// file arrived there meanwhile) is refused for good, and its caller forgets the resume point:
+// the partial it resumed is removed, not left on the server with nothing to ever finish it.
+func TestResumeRefusedForGoodLeavesNoPartial(t *testing.T) {
+	s := sshdtest.Start(t)
+	for _, dest := range bothDestinations(s) {
+		t.Run(dest.name, func(t *testing.T) {
+			o, dir := dest.opts(t)
+			u := newUploader(t, o)
+			rel := "taken/" + dest.name + ".mov"
+			j, data := localFile(t, 2<<20, rel)
+			partial := filepath.Join(dir, "taken", "."+dest.name+".mov.partial")
+			final := filepath.Join(dir, filepath.FromSlash(rel))
+			must(t, os.MkdirAll(filepath.Dir(partial), 0o777))
+			must(t, os.WriteFile(partial, data[:1<<20], 0o644))
+			must(t, os.WriteFile(final, []byte("someone else's"), 0o644))
+			if dest.name == "sshd" {
+				chownTo(t, s.User, filepath.Dir(partial), partial, final)
+			}
+			fi, err := os.Stat(j.LocalPath)
+			must(t, err)
+			j.Resume = &Checkpoint{Partial: partial, Offset: 1 << 20, Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi)}
+			_, err = u.Upload(t.Context(), j)
+			wantCode(t, err, CodeRemoteExists, false)
+			assertFile(t, final, []byte("someone else's"))
+			assertNoPartial(t, dir)
+		})
+	}
+}

@@ -186,7 +186,9 @@ func (a *attempt) openChecked() (remoteFile, error) {
 	if fe != nil {
 		if err == nil {
 			w.Close()
-			if start == 0 {
+			// A resumed partial stays for the next try after a passing trouble; refused for
+			// good, the caller forgets its resume point, and nothing would ever finish it.
+			if start == 0 || !Classify(fe).Transient {
 				_ = t.remove(a.partial)
 			}
 		}
