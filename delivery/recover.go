@@ -75,7 +75,10 @@ func (e *Engine) reconcile(ctx context.Context, up Uploader, log *slog.Logger, p
 		renamed, err := renameHappened(ctx, up, rec.RemotePath, rec.Size)
 		var res Result
 		if err == nil && renamed {
-			j := Job{LocalPath: rec.Path, Open: p.open, RemoteRel: rec.RemotePath, Size: rec.Size, ModTime: rec.ModTime}
+			// A file delivered before is a redelivery: the checksum file beside it is the
+			// earlier version's, hotdrop's own, and now wrong (as schedule's fs.replace).
+			j := Job{LocalPath: rec.Path, Open: p.open, RemoteRel: rec.RemotePath, Size: rec.Size, ModTime: rec.ModTime,
+				Replace: !rec.DeliveredAt.IsZero()}
 			res, err = finishPublish(ctx, up, j, log)
 			if err != nil && !asTransferError(err).Transient {
 				e.send(ctx, msg{kind: msgReconciled, path: rec.Path, exists: true, err: err})

@@ -5,6 +5,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -134,4 +135,43 @@ type partialNamed struct {
 
 func (p partialNamed) PartialOf(rel string) string {
 	return path.Join(path.Dir(rel), strings.Replace(p.tmpl, "{name}", path.Base(rel), 1))
+}
+
+// finishRecorder is a fakeUploader that finishes publishes, keeping the jobs it was given.
+type finishRecorder struct {
+	*fakeUploader
+	mu   sync.Mutex
+	jobs []Job
+}
+
+func (f *finishRecorder) FinishPublish(_ context.Context, j Job) (Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jobs = append(f.jobs, j)
+	return Result{Remote: "/in/" + j.RemoteRel, Size: j.Size, SHA256: "sum"}, nil
+}
+
+// A redelivery whose rename happened before a crash is finished at start as a replace: the
+// checksum file beside it is its earlier version's, which the new one must take the place of.
+// A first delivery's is not.
+func TestRedeliveryReconciledAtStartReplaces(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		deliveredAt time.Time
+	}{{"first delivery", time.Time{}}, {"redelivery", time.Unix(900, 0)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, up := newMemStore(), &finishRecorder{fakeUploader: newFakeUploader()}
+			root := t.TempDir()
+			p := filepath.Join(root, "Wednesday", "Subtitle fr-FR [SR-14]", "a.ttml")
+			st.files[p] = FileRecord{Path: p, RequestID: "SR-14", Size: 5, ModTime: time.Unix(1000, 0), Inode: 7,
+				State: Uploading, RemotePath: "SR-14/a.ttml", RenameIntent: true, DeliveredAt: tc.deliveredAt}
+			up.remote["SR-14/a.ttml"] = 5
+			newHarnessFor(t, root, st, up, up.fakeUploader, nil, req("SR-14", 1)).waitState("SR-14", Delivered)
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			if len(up.jobs) != 1 || up.jobs[0].Replace != !tc.deliveredAt.IsZero() {
+				t.Errorf("FinishPublish jobs %+v, want one with Replace %v", up.jobs, !tc.deliveredAt.IsZero())
+			}
+		})
+	}
 }

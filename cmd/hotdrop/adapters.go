@@ -81,7 +81,7 @@ func deliveryResult(res uploader.Result) delivery.Result {
 
 func (a uploaderAdapter) FinishPublish(ctx context.Context, j delivery.Job) (delivery.Result, error) {
 	res, err := a.u.FinishPublish(ctx, uploader.Job{LocalPath: j.LocalPath, Open: j.Open, RemoteRel: j.RemoteRel, Size: j.Size,
-		ModTime: j.ModTime, NoChecksumFile: j.NoChecksumFile})
+		ModTime: j.ModTime, Replace: j.Replace, NoChecksumFile: j.NoChecksumFile})
 	if err != nil {
 		return delivery.Result{}, transferError(err)
 	}
