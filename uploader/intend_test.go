@@ -37,7 +37,11 @@ func TestIntendRenameEarly(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { _, err := u.Upload(t.Context(), j); done <- err }()
-			<-waited
+			select {
+			case <-waited:
+			case err := <-done:
+				t.Fatalf("Upload ended before it asked for the intent: %v", err)
+			}
 			if sentAtIntent != 0 {
 				t.Errorf("the intent was asked for after %d bytes were sent, want before any", sentAtIntent)
 			}

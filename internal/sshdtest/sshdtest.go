@@ -120,7 +120,19 @@ func StartWith(t testing.TB, o Options) *Server {
 		t.Fatalf("sshdtest: %v\n--- sshd log ---\n%s", lastErr, s.Log())
 	}
 	s.pinHostKey(t)
+	noteAutogroups(t)
 	return s
+}
+
+// noteAutogroups leaves a line in the test's log (shown only if it fails) when
+// the kernel's autogroups are on: sshd starts every connection in a new
+// session, and on some kernels a new session's autogroup is starved by busy
+// processes in older ones, so a handshake times out with no fault of ours.
+func noteAutogroups(t testing.TB) {
+	b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled")
+	if err == nil && strings.TrimSpace(string(b)) == "1" {
+		t.Logf("sshdtest: kernel autogroups are on; on a busy machine each new sshd session can wait seconds for a CPU (.ci/run turns them off: echo 0 > /proc/sys/kernel/sched_autogroup_enabled)")
+	}
 }
 
 // prepare makes what every test server needs: the account it logs in, a
