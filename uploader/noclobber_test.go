@@ -61,10 +61,10 @@ func TestNoClobber(t *testing.T) {
 			must(t, err)
 			// Written again, as a retry after a lost answer does: what is there says the
 			// same, so it is done; a different sum is refused and the file kept.
-			if _, err := u.WriteChecksumFile(t.Context(), rel, ChecksumSHA256, sum(data)); err != nil {
+			if _, err := u.WriteChecksumFile(t.Context(), rel, ChecksumSHA256, sum(data), false); err != nil {
 				t.Errorf("WriteChecksumFile with the same sum = %v, want done", err)
 			}
-			_, err = u.WriteChecksumFile(t.Context(), rel, ChecksumSHA256, strings.Repeat("a", 64))
+			_, err = u.WriteChecksumFile(t.Context(), rel, ChecksumSHA256, strings.Repeat("a", 64), false)
 			wantCode(t, err, CodeRemoteExists, false)
 			assertFile(t, res.ChecksumFile, []byte(sum(data)+"  "+filepath.Base(rel)+"\n"))
 			assertNoPartial(t, dir)

@@ -405,8 +405,11 @@ func (u *Uploader) writeChecksumFile(t target, final, kind, sum string, replace 
 
 // WriteChecksumFile writes the checksum file of an already delivered file
 // rel: for a caller retrying after Result.ChecksumErr. kind is one of the
-// Checksum* kinds and sum its hex value.
-func (u *Uploader) WriteChecksumFile(ctx context.Context, rel, kind, sum string) (string, error) {
+// Checksum* kinds and sum its hex value; replace as the file's Job.Replace
+// (a redelivery's old checksum file is replaced). A temporary copy an
+// earlier try left is written over, and one that found the checksum file
+// already in place with this sum is removed.
+func (u *Uploader) WriteChecksumFile(ctx context.Context, rel, kind, sum string, replace bool) (string, error) {
 	if err := checkName(rel); err != nil {
 		return "", &Error{Code: CodeRemoteError, Msg: "refusing remote path", Err: err}
 	}
@@ -416,7 +419,7 @@ func (u *Uploader) WriteChecksumFile(ctx context.Context, rel, kind, sum string)
 	var remote string
 	err := u.withTarget(ctx, func(t target) error {
 		var err error
-		remote, err = u.writeChecksumFile(t, t.abs(rel), kind, sum, false)
+		remote, err = u.writeChecksumFile(t, t.abs(rel), kind, sum, replace)
 		return err
 	})
 	return remote, err

@@ -531,6 +531,9 @@ func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
 		last = p
 		j.Progress = p.report
 		res, err := f.run.up.Upload(ctx, j)
+		if err == nil && res.ChecksumErr != nil {
+			res.ChecksumFile, res.ChecksumErr = f.retryChecksumFile(ctx, attempt, res)
+		}
 		p.settle(res, err)
 		if attempt == 1 {
 			f.run.out.prior.Add(p.before(res, err))
@@ -541,6 +544,28 @@ func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
 		renameAsked = uploader.Classify(err).RenameAsked
 		f.retryWait(ctx, attempt, err)
 	}
+}
+
+// retryChecksumFile writes again the checksum file of a file just delivered, whose own
+// write the link cut: the file stays sent (it is never sent again for this), and the
+// temporary copy the cut attempt may have left on the server is written over and renamed,
+// as many times as the file itself would have been tried.
+func (f *sendFile) retryChecksumFile(ctx context.Context, attempt int, res uploader.Result) (string, error) {
+	err := res.ChecksumErr
+	for ; attempt < sendAttempts && ctx.Err() == nil && uploader.Classify(err).Transient; attempt++ {
+		wait := sendBackoff.Step(attempt)
+		f.run.out.line("retrying the checksum file of %s in %v (attempt %d of %d): %v", f.it.local, wait, attempt+1, sendAttempts, err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return "", err
+		}
+		var remote string
+		if remote, err = f.run.up.WriteChecksumFile(ctx, f.it.rel, res.ChecksumKind, res.Checksum, f.run.replace); err == nil {
+			return remote, nil
+		}
+	}
+	return "", err
 }
 
 // retryWait says the file is tried again and waits for its turn (or for ctx to end: the next

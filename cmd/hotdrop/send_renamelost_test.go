@@ -89,3 +89,88 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// cutBeforeSumRename drops every connection through the proxy when the checksum file's
+// temporary copy is to be renamed into place, once: the file itself is delivered, its
+// checksum file is not, and its temporary copy stays on the server.
+type cutBeforeSumRename struct {
+	sftp.FileCmder
+	done atomic.Bool
+	p    *sshdtest.Proxy
+}
+
+func (c *cutBeforeSumRename) Filecmd(r *sftp.Request) error {
+	if (r.Method == "Rename" || r.Method == "PosixRename") && strings.HasSuffix(r.Target, "/a.wav.sha256") && c.done.CompareAndSwap(false, true) {
+		c.p.Cut()
+		return sftp.ErrSSHFxFailure
+	}
+	return c.FileCmder.Filecmd(r)
+}
+
+// TestSendChecksumFileCut: the link drops while the checksum file of a delivered file is
+// renamed into place. send writes it again on the next connection (the file is not sent
+// again) and leaves no temporary copy behind; it used to report the file sent with
+// "checksum file not written" and leave `.a.wav.sha256.partial` on the server for good.
+func TestSendChecksumFileCut(t *testing.T) {
+	mem := sftp.InMemHandler()
+	cmd := &cutBeforeSumRename{FileCmder: mem.FileCmd}
+	sshPub, pemKey := sshdtest.NewKey(t, "test")
+	dir := t.TempDir()
+	identity, known := filepath.Join(dir, "id_ed25519"), filepath.Join(dir, "known_hosts")
+	must(t, os.WriteFile(identity, pemKey, 0o600))
+	must(t, os.MkdirAll(filepath.Join(dir, "remote"), 0o755))
+	srv, err := sftpd.Start(t.Context(), sftpd.Config{Root: filepath.Join(dir, "remote"), User: "ingest", AuthorizedKey: sshPub,
+		Handlers: &sftp.Handlers{FileGet: mem.FileGet, FilePut: mem.FilePut, FileCmd: cmd, FileList: mem.FileList}})
+	must(t, err)
+	t.Cleanup(func() { srv.Close() })
+	p := sshdtest.StartProxy(t, srv.Addr)
+	cmd.p = p
+	must(t, os.WriteFile(known, []byte(knownhosts.Line([]string{knownhosts.Normalize(p.Addr)}, srv.HostKey)+"\n"), 0o600))
+	must(t, os.MkdirAll(filepath.Join(dir, "root"), 0o755))
+	cfg := filepath.Join(dir, "hotdrop.toml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`state_dir = "state"
+[watch]
+root = "root"
+[destination]
+url = "sftp://ingest@%s/in"
+identity_file = %q
+known_hosts = %q
+checksum = "sha256"
+[status]
+listen = ""
+`, p.Addr, identity, known)), 0o644))
+	src := filepath.Join(dir, "a.wav")
+	must(t, os.WriteFile(src, bytes.Repeat([]byte("hotdrop "), 40_000), 0o644))
+
+	var out, errOut bytes.Buffer
+	code := run([]string{"send", src, "--config", cfg}, &out, &errOut)
+	all := out.String() + errOut.String()
+	if !cmd.done.Load() {
+		t.Fatalf("the checksum file was never renamed (the test cut nothing):\n%s", all)
+	}
+	if code != 0 || strings.Contains(all, "checksum file not written") || !strings.Contains(all, "retrying the checksum file of") {
+		t.Fatalf("send exited %d after a cut while the checksum file was renamed:\n%s", code, all)
+	}
+	get := sftp.NewRequest("Get", "/in/a.wav.sha256")
+	get.Flags = 1 // SSH_FXF_READ
+	rd, err := mem.FileGet.Fileread(get)
+	if err != nil {
+		t.Fatalf("no checksum file on the server: %v\n%s", err, all)
+	}
+	line := make([]byte, 200)
+	n, _ := rd.ReadAt(line, 0)
+	if !strings.HasSuffix(string(line[:n]), "  a.wav\n") {
+		t.Errorf("checksum file on the server: %q", line[:n])
+	}
+	ls, err := mem.FileList.Filelist(sftp.NewRequest("List", "/in"))
+	must(t, err)
+	infos := make([]os.FileInfo, 16)
+	n, _ = ls.ListAt(infos, 0)
+	var names []string
+	for _, fi := range infos[:n] {
+		names = append(names, fi.Name())
+	}
+	if strings.Join(names, " ") != "a.wav a.wav.sha256" {
+		t.Errorf("on the server after the send: %v, want a.wav and a.wav.sha256 only", names)
+	}
+}
