@@ -39,8 +39,9 @@ func (e *Engine) abandonUpload(fs *fileState) {
 	fs.up.abandon()
 }
 
-// discard removes what an abandoned upload left on the server, from its upload goroutine.
-func (e *Engine) discard(ctx context.Context, up Uploader, j Job) {
+// discard removes what an abandoned or failed upload left on the server, from its upload
+// goroutine; failed is the warning logged when it cannot.
+func (e *Engine) discard(ctx context.Context, up Uploader, j Job, failed string) {
 	d, ok := up.(Discarder)
 	if !ok || ctx.Err() != nil {
 		return
@@ -48,7 +49,7 @@ func (e *Engine) discard(ctx context.Context, up Uploader, j Job) {
 	ctx, cancel := context.WithTimeout(ctx, discardTimeout)
 	defer cancel()
 	if err := d.Discard(ctx, j.RemoteRel); err != nil {
-		e.log.Warn("the source was removed during upload, but its partial upload could not be removed from the server", "file", j.LocalPath, "remote", j.RemoteRel, "err", err)
+		e.log.Warn(failed, "file", j.LocalPath, "remote", j.RemoteRel, "err", err)
 	}
 }
 

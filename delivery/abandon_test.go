@@ -167,3 +167,43 @@ func TestRemovedAndRemadeMidUpload(t *testing.T) {
 		t.Errorf("discarded %v, want the removed file's partial", up.discarded)
 	}
 }
+
+// A file whose upload fails for good after an earlier attempt kept a partial for a resume:
+// the partial is removed from the server along with the resume point. Before, only the
+// resume point was dropped, and the partial stayed on the server for good (the attempt that
+// failed never reached it: a source it could no longer read, a final name taken since).
+// A file delivered after such a cut asks for no removal: its partial became the file.
+func TestFailedForGoodDiscardsKeptPartial(t *testing.T) {
+	up := newFakeUploader()
+	up.refuseExisting = true
+	up.fail = func(attempt int, j Job) error {
+		if attempt == 1 {
+			j.Checkpoint(Checkpoint{Partial: "/in/" + j.RemoteRel[:strings.LastIndex(j.RemoteRel, "/")+1] + "." + filepath.Base(j.RemoteRel) + ".partial", Offset: 2, Size: 4})
+			return &TransferError{Code: "transient", Transient: true, Msg: "connection lost"}
+		}
+		return nil
+	}
+	up.remote["SR-65/taken.mxf"] = 9 // someone else's file; the second attempt is refused
+	st := newMemStore()
+	h := newHarness(t, st, up, req("SR-65", 1), req("SR-66", 1))
+	taken := h.drop("SR-65", "taken.mxf", watcher.Ready, 4)
+	waitUntil(t, func() bool {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		return slices.Equal(up.discarded, []string{"SR-65/taken.mxf"})
+	})
+	waitUntil(t, func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		_, cp := st.checkpoints[taken]
+		return !cp && st.files[taken].Reason == ReasonRemoteExists
+	})
+
+	h.drop("SR-66", "fine.mxf", watcher.Ready, 4)
+	h.waitState("SR-66", Delivered)
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if !slices.Equal(up.discarded, []string{"SR-65/taken.mxf"}) {
+		t.Errorf("partials removed: %v, want SR-65/taken.mxf only (fine.mxf was delivered from its partial)", up.discarded)
+	}
+}

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -112,12 +113,19 @@ func (e *Engine) dispatch(_ context.Context) {
 				res, err = e.transfer(uctx, &rt, job, intent)
 			}
 			gaveUp := err != nil && abandoned()
-			if gaveUp {
-				e.discard(ctx, rt.up, job)
+			exists := job.Resume != nil || rt.checkpointed
+			switch {
+			case gaveUp:
+				e.discard(ctx, rt.up, job, "the source was removed during upload, but its partial upload could not be removed from the server")
+			case exists && err != nil && !errors.Is(err, errCancelled) && ctx.Err() == nil:
+				// Failed for good (held or failed): its resume point is dropped when the loop
+				// hears of it, so nothing would ever resume the partial an earlier attempt kept
+				// (the uploader removes its own attempt's, not one it never reached).
+				e.discard(ctx, rt.up, job, "the upload failed, and the partial an earlier attempt kept could not be removed from the server")
 			}
 			// Sent on Run's context: the upload's own may be cancelled, and the loop must hear
 			// that the upload is over.
-			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: job.Resume != nil || rt.checkpointed, abandoned: gaveUp})
+			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: exists, abandoned: gaveUp})
 		}()
 	}
 }
