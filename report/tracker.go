@@ -194,6 +194,10 @@ func (t *Tracker) fetch(ctx context.Context) ([]delivery.Request, bool, error) {
 	case resp.StatusCode/100 != 2:
 		return nil, false, fmt.Errorf("tracker %s: HTTP %d", redact(u), resp.StatusCode)
 	}
+	if resp.ContentLength > int64(trackerLimits.MaxBytes) {
+		// Said up front: not one byte of it is read.
+		return nil, false, fmt.Errorf("tracker %s: the reply is %d bytes, more than the %d allowed; hotdrop refuses it unread", redact(u), resp.ContentLength, trackerLimits.MaxBytes)
+	}
 	// Read whole and bounded before decoding: a reply cut at the cap would decode as a syntax
 	// error, and one shaped to explode (deep nesting, millions of members) must cost little.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(trackerLimits.MaxBytes)+1))
