@@ -38,33 +38,8 @@ func (c *renameThenCut) Filecmd(r *sftp.Request) error {
 func TestSendRenameAnswerLost(t *testing.T) {
 	mem := sftp.InMemHandler()
 	cmd := &renameThenCut{FileCmder: mem.FileCmd}
-	sshPub, pemKey := sshdtest.NewKey(t, "test")
-	dir := t.TempDir()
-	identity, known := filepath.Join(dir, "id_ed25519"), filepath.Join(dir, "known_hosts")
-	must(t, os.WriteFile(identity, pemKey, 0o600))
-	must(t, os.MkdirAll(filepath.Join(dir, "remote"), 0o755))
-	srv, err := sftpd.Start(t.Context(), sftpd.Config{Root: filepath.Join(dir, "remote"), User: "ingest", AuthorizedKey: sshPub,
-		Handlers: &sftp.Handlers{FileGet: mem.FileGet, FilePut: mem.FilePut, FileCmd: cmd, FileList: mem.FileList}})
-	must(t, err)
-	t.Cleanup(func() { srv.Close() })
-	p := sshdtest.StartProxy(t, srv.Addr)
+	cfg, src, p := proxiedSend(t, mem, cmd, "none")
 	cmd.p = p
-	must(t, os.WriteFile(known, []byte(knownhosts.Line([]string{knownhosts.Normalize(p.Addr)}, srv.HostKey)+"\n"), 0o600))
-	must(t, os.MkdirAll(filepath.Join(dir, "root"), 0o755))
-	cfg := filepath.Join(dir, "hotdrop.toml")
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`state_dir = "state"
-[watch]
-root = "root"
-[destination]
-url = "sftp://ingest@%s/in"
-identity_file = %q
-known_hosts = %q
-checksum = "none"
-[status]
-listen = ""
-`, p.Addr, identity, known)), 0o644))
-	src := filepath.Join(dir, "a.wav")
-	must(t, os.WriteFile(src, bytes.Repeat([]byte("hotdrop "), 40_000), 0o644))
 
 	var out, errOut bytes.Buffer
 	code := run([]string{"send", src, "--config", cfg}, &out, &errOut)
@@ -81,6 +56,40 @@ listen = ""
 	if !strings.Contains(out.String(), "1 of 1 files delivered") || strings.Contains(out.String(), " 0 B sent") {
 		t.Errorf("summary after a lost rename answer:\n%s", out.String())
 	}
+}
+
+// proxiedSend starts an SFTP server on mem whose commands go through cmd, behind a proxy the
+// test can cut, and returns a config for send to it with that checksum, a 312.5 KiB source
+// file a.wav, and the proxy.
+func proxiedSend(t *testing.T, mem sftp.Handlers, cmd sftp.FileCmder, checksum string) (cfg, src string, p *sshdtest.Proxy) {
+	t.Helper()
+	sshPub, pemKey := sshdtest.NewKey(t, "test")
+	dir := t.TempDir()
+	identity, known := filepath.Join(dir, "id_ed25519"), filepath.Join(dir, "known_hosts")
+	must(t, os.WriteFile(identity, pemKey, 0o600))
+	must(t, os.MkdirAll(filepath.Join(dir, "remote"), 0o755))
+	srv, err := sftpd.Start(t.Context(), sftpd.Config{Root: filepath.Join(dir, "remote"), User: "ingest", AuthorizedKey: sshPub,
+		Handlers: &sftp.Handlers{FileGet: mem.FileGet, FilePut: mem.FilePut, FileCmd: cmd, FileList: mem.FileList}})
+	must(t, err)
+	t.Cleanup(func() { srv.Close() })
+	p = sshdtest.StartProxy(t, srv.Addr)
+	must(t, os.WriteFile(known, []byte(knownhosts.Line([]string{knownhosts.Normalize(p.Addr)}, srv.HostKey)+"\n"), 0o600))
+	must(t, os.MkdirAll(filepath.Join(dir, "root"), 0o755))
+	cfg = filepath.Join(dir, "hotdrop.toml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`state_dir = "state"
+[watch]
+root = "root"
+[destination]
+url = "sftp://ingest@%s/in"
+identity_file = %q
+known_hosts = %q
+checksum = %q
+[status]
+listen = ""
+`, p.Addr, identity, known, checksum)), 0o644))
+	src = filepath.Join(dir, "a.wav")
+	must(t, os.WriteFile(src, bytes.Repeat([]byte("hotdrop "), 40_000), 0o644))
+	return cfg, src, p
 }
 
 func must(t *testing.T, err error) {
@@ -114,33 +123,8 @@ func (c *cutBeforeSumRename) Filecmd(r *sftp.Request) error {
 func TestSendChecksumFileCut(t *testing.T) {
 	mem := sftp.InMemHandler()
 	cmd := &cutBeforeSumRename{FileCmder: mem.FileCmd}
-	sshPub, pemKey := sshdtest.NewKey(t, "test")
-	dir := t.TempDir()
-	identity, known := filepath.Join(dir, "id_ed25519"), filepath.Join(dir, "known_hosts")
-	must(t, os.WriteFile(identity, pemKey, 0o600))
-	must(t, os.MkdirAll(filepath.Join(dir, "remote"), 0o755))
-	srv, err := sftpd.Start(t.Context(), sftpd.Config{Root: filepath.Join(dir, "remote"), User: "ingest", AuthorizedKey: sshPub,
-		Handlers: &sftp.Handlers{FileGet: mem.FileGet, FilePut: mem.FilePut, FileCmd: cmd, FileList: mem.FileList}})
-	must(t, err)
-	t.Cleanup(func() { srv.Close() })
-	p := sshdtest.StartProxy(t, srv.Addr)
+	cfg, src, p := proxiedSend(t, mem, cmd, "sha256")
 	cmd.p = p
-	must(t, os.WriteFile(known, []byte(knownhosts.Line([]string{knownhosts.Normalize(p.Addr)}, srv.HostKey)+"\n"), 0o600))
-	must(t, os.MkdirAll(filepath.Join(dir, "root"), 0o755))
-	cfg := filepath.Join(dir, "hotdrop.toml")
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`state_dir = "state"
-[watch]
-root = "root"
-[destination]
-url = "sftp://ingest@%s/in"
-identity_file = %q
-known_hosts = %q
-checksum = "sha256"
-[status]
-listen = ""
-`, p.Addr, identity, known)), 0o644))
-	src := filepath.Join(dir, "a.wav")
-	must(t, os.WriteFile(src, bytes.Repeat([]byte("hotdrop "), 40_000), 0o644))
 
 	var out, errOut bytes.Buffer
 	code := run([]string{"send", src, "--config", cfg}, &out, &errOut)
