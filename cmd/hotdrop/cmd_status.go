@@ -130,7 +130,31 @@ func statusRequests(ctx context.Context, cfg *config.Config) (report.RequestList
 	if err != nil {
 		return report.RequestList{}, false, err
 	}
-	return report.RequestList{Requests: report.InfoFromStore(rs, files)}, false, nil
+	list := report.InfoFromStore(rs, files)
+	for i := range list {
+		noteMissingFolder(&list[i])
+	}
+	return report.RequestList{Requests: list}, false, nil
+}
+
+// noteMissingFolder says, in the journal's view, why a waiting request has no drop folder.
+// The running daemon says it from its own try (a name too long for the file system, a folder
+// it may not make); without it, the folder itself is looked at.
+func noteMissingFolder(ri *report.RequestInfo) {
+	if ri.Bin || ri.Folder == "" || ri.Why != "" || ri.Reason != nil || ri.State != "waiting" {
+		return
+	}
+	_, err := os.Lstat(ri.Folder)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		ri.Why = "no drop folder (the daemon makes it again when it starts)"
+	case errors.As(err, &pe):
+		ri.Why = "no drop folder: " + pe.Err.Error() + " (fix the request or watch.folder)"
+	default:
+		ri.Why = "no drop folder: " + err.Error()
+	}
 }
 
 // printProblems puts refused config or requests-file errors above the table: the daemon

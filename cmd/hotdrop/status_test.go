@@ -353,3 +353,37 @@ func TestStatusWithABrokenConfig(t *testing.T) {
 		t.Errorf("status with a config that does not decode: exit %d, %q; want %d and where", code, errOut, exitConfig)
 	}
 }
+
+// TestStatusFromStateDatabaseSaysWhyNoFolder: without the daemon, a waiting request whose
+// drop folder could not be made (its name is too long for the file system) says so, as the
+// running daemon's view does; before, it showed "waiting" and no reason. One whose folder is
+// there shows none.
+func TestStatusFromStateDatabaseSaysWhyNoFolder(t *testing.T) {
+	cfgPath, st := statusFixture(t, "")
+	root := filepath.Join(filepath.Dir(cfgPath), "root")
+	there := filepath.Join(root, "Wednesday", "Music [SR-1047]")
+	must(t, os.MkdirAll(there, 0o755))
+	for _, r := range []store.Request{
+		{ID: "SR-1046", Fields: `{"id":"SR-1046","title":"Wednesday","source_type":"Music","status":"open"}`, Status: "open", Files: 1,
+			Folder: filepath.Join(root, "Wednesday", strings.Repeat("Music ", 50)+"[SR-1046]"), State: "waiting"},
+		{ID: "SR-1047", Fields: `{"id":"SR-1047","title":"Wednesday","source_type":"Music","status":"open"}`, Status: "open", Files: 1,
+			Folder: there, State: "waiting"},
+	} {
+		must(t, st.SaveRequest(context.Background(), r))
+	}
+	out, errOut, code := runCmd(t, "status", "--wide", "--config", cfgPath)
+	if code != 0 {
+		t.Fatalf("status exit %d: %s", code, errOut)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, "SR-1046 ") && !strings.Contains(line, "no drop folder: file name too long (fix the request or watch.folder)"):
+			t.Errorf("the request whose folder name is too long:\n%s", line)
+		case strings.HasPrefix(line, "SR-1047 ") && !strings.HasSuffix(strings.TrimSpace(line), " -"):
+			t.Errorf("the request whose folder is there gives a reason:\n%s", line)
+		}
+	}
+	if !strings.Contains(out, "SR-1046 ") || !strings.Contains(out, "SR-1047 ") {
+		t.Errorf("status does not list SR-1046 and SR-1047:\n%s", out)
+	}
+}
