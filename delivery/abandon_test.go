@@ -207,3 +207,35 @@ func TestFailedForGoodDiscardsKeptPartial(t *testing.T) {
 		t.Errorf("partials removed: %v, want SR-65/taken.mxf only (fine.mxf was delivered from its partial)", up.discarded)
 	}
 }
+
+// A file whose upload fails for good because the server will not be logged in to (its host
+// key changed, the login refused) keeps its partial: the server is not dialled again for it.
+func TestLoginRefusedDiscardsNothing(t *testing.T) {
+	up := newFakeUploader()
+	var ended atomic.Int32
+	up.fail = func(attempt int, j Job) error {
+		if attempt == 1 {
+			j.Checkpoint(Checkpoint{Partial: "/in/SR-67/.key.mxf.partial", Offset: 2, Size: 4})
+			return &TransferError{Code: "transient", Transient: true, Msg: "connection lost"}
+		}
+		return &TransferError{Code: "host_key_changed", Msg: "the server's host key changed"}
+	}
+	up.after = func(j Job, err error) {
+		if err != nil && !asTransferError(err).Transient {
+			ended.Add(1)
+		}
+	}
+	st := newMemStore()
+	h := newHarness(t, st, up, req("SR-67", 1))
+	p := h.drop("SR-67", "key.mxf", watcher.Ready, 4)
+	waitUntil(t, func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return ended.Load() == 1 && st.files[p].State == Failed
+	})
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if len(up.discarded) != 0 {
+		t.Errorf("partials removed after a refused login: %v, want none", up.discarded)
+	}
+}

@@ -117,7 +117,7 @@ func (e *Engine) dispatch(_ context.Context) {
 			switch {
 			case gaveUp:
 				e.discard(ctx, rt.up, job, "the source was removed during upload, but its partial upload could not be removed from the server")
-			case exists && err != nil && !errors.Is(err, errCancelled) && ctx.Err() == nil:
+			case exists && err != nil && !errors.Is(err, errCancelled) && ctx.Err() == nil && !loginRefused[asTransferError(err).Code]:
 				// Failed for good (held or failed): its resume point is dropped when the loop
 				// hears of it, so nothing would ever resume the partial an earlier attempt kept
 				// (the uploader removes its own attempt's, not one it never reached).
@@ -129,6 +129,11 @@ func (e *Engine) dispatch(_ context.Context) {
 		}()
 	}
 }
+
+// loginRefused are the failures of the login itself: a server that cannot be trusted or will
+// not let hotdrop in is not dialled again just to remove a partial (each try would be one more
+// refused login in its log, and an untrusted one is not told anything).
+var loginRefused = map[string]bool{"host_key_unknown": true, "host_key_changed": true, "auth_failed": true}
 
 // earlyIntentMax is the size up to which a file's rename intent is journaled while the file
 // is sent (Job.IntendRename) rather than after: the whole upload of such a file is a few
