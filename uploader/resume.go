@@ -17,15 +17,10 @@ import (
 // remembering them so small files do not pay for a stat.
 func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, partial string, seq bool) (remoteFile, int64, []span, error) {
 	if r := j.Resume; r != nil && r.Offset > 0 {
-		why, stale := "", ""
+		why := ""
 		switch {
 		case r.Partial != partial:
 			why = "the journal names another partial " + r.Partial
-			if r.Partial != "" && t.dir(r.Partial) == t.dir(partial) {
-				// destination.temp_name changed since: that partial, beside this one, is
-				// hotdrop's own, and nothing would ever resume or remove it.
-				stale = r.Partial
-			}
 		case r.Size != fi.Size() || !r.ModTime.Equal(fi.ModTime()) || r.Inode != inodeOf(fi) || r.Offset > fi.Size():
 			why = "the local file is not the one the journal recorded"
 		}
@@ -37,11 +32,6 @@ func (u *Uploader) openPartial(t target, f io.ReaderAt, fi os.FileInfo, j Job, p
 			why = fmt.Sprintf("the partial cannot be resumed (%v)", err)
 		}
 		u.log.Info("starting over instead of resuming", "remote", partial, "reason", why)
-		if stale != "" {
-			if err := t.remove(stale); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				u.log.Warn("could not remove the partial upload the journal named", "remote", stale, "err", err)
-			}
-		}
 	}
 	dir := t.dir(partial)
 	_, known := u.dirs.Load(dir)

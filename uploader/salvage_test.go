@@ -1,7 +1,6 @@
 package uploader
 
 import (
-	"errors"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -110,38 +109,6 @@ func TestResumeRefusedForGoodLeavesNoPartial(t *testing.T) {
 			wantCode(t, err, CodeRemoteExists, false)
 			assertFile(t, final, []byte("someone else's"))
 			assertNoPartial(t, dir)
-		})
-	}
-}
-
-// TestResumeUnderAnotherTempNameRemovesTheOldPartial: destination.temp_name changed while a
-// file had a resume point. The file starts over under the new name, and the partial the
-// journal named, beside it in the same folder, is removed: nothing would ever resume it.
-func TestResumeUnderAnotherTempNameRemovesTheOldPartial(t *testing.T) {
-	s := sshdtest.Start(t)
-	for _, dest := range bothDestinations(s) {
-		t.Run(dest.name, func(t *testing.T) {
-			o, dir := dest.opts(t)
-			o.TempName = "{name}.uploading"
-			u := newUploader(t, o)
-			rel := "renamed/" + dest.name + ".mov"
-			j, data := localFile(t, 2<<20, rel)
-			old := filepath.Join(dir, "renamed", "."+dest.name+".mov.partial")
-			must(t, os.MkdirAll(filepath.Dir(old), 0o777))
-			must(t, os.WriteFile(old, data[:1<<20], 0o644))
-			if dest.name == "sshd" {
-				chownTo(t, s.User, filepath.Dir(old), old)
-			}
-			fi, err := os.Stat(j.LocalPath)
-			must(t, err)
-			j.Resume = &Checkpoint{Partial: old, Offset: 1 << 20, Size: fi.Size(), ModTime: fi.ModTime(), Inode: inodeOf(fi)}
-			if _, err := u.Upload(t.Context(), j); err != nil {
-				t.Fatal(err)
-			}
-			assertFile(t, filepath.Join(dir, filepath.FromSlash(rel)), data)
-			if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the partial under the old temp_name is still there (stat: %v)", err)
-			}
 		})
 	}
 }
