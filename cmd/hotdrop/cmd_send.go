@@ -494,6 +494,9 @@ func (f *sendFile) upload(ctx context.Context) (uploader.Result, error) {
 				// The server renamed it before the link went: sent. The file is proved by
 				// the server's hash where it has one, and its checksum file written.
 				res, ferr := f.run.up.FinishPublish(ctx, j)
+				if ferr == nil && res.ChecksumErr != nil {
+					res.ChecksumFile, res.ChecksumErr = f.retryChecksumFile(ctx, attempt, res)
+				}
 				if ferr == nil {
 					if last != nil { // its bytes went in this run after all
 						f.run.out.add(last.counted)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,7 @@ func proxiedSend(t *testing.T, mem sftp.Handlers, cmd sftp.FileCmder, checksum s
 	must(t, os.WriteFile(identity, pemKey, 0o600))
 	must(t, os.MkdirAll(filepath.Join(dir, "remote"), 0o755))
 	srv, err := sftpd.Start(t.Context(), sftpd.Config{Root: filepath.Join(dir, "remote"), User: "ingest", AuthorizedKey: sshPub,
-		Handlers: &sftp.Handlers{FileGet: mem.FileGet, FilePut: mem.FilePut, FileCmd: cmd, FileList: mem.FileList}})
+		Handlers: &sftp.Handlers{FileGet: mem.FileGet, FilePut: truncatingPut{mem}, FileCmd: cmd, FileList: mem.FileList}})
 	must(t, err)
 	t.Cleanup(func() { srv.Close() })
 	p = sshdtest.StartProxy(t, srv.Addr)
@@ -92,6 +93,18 @@ listen = ""
 	return cfg, src, p
 }
 
+// truncatingPut opens a file for writing as a real file system does: pkg/sftp's in-memory
+// file keeps the error of a transfer the cut ended and refuses every later open of it, even
+// one that truncates it ("unexpected EOF"), where a disk starts it anew.
+type truncatingPut struct{ mem sftp.Handlers }
+
+func (p truncatingPut) Filewrite(r *sftp.Request) (io.WriterAt, error) {
+	if r.Flags&0x10 != 0 { // SSH_FXF_TRUNC
+		_ = p.mem.FileCmd.Filecmd(sftp.NewRequest("Remove", r.Filepath))
+	}
+	return p.mem.FilePut.Filewrite(r)
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -101,19 +114,28 @@ func must(t *testing.T, err error) {
 
 // cutBeforeSumRename drops every connection through the proxy when the checksum file's
 // temporary copy is to be renamed into place, once: the file itself is delivered, its
-// checksum file is not, and its temporary copy stays on the server.
+// checksum file is not, and its temporary copy stays on the server. With renameToo, the
+// file's own rename is cut first, after the server did it: the checksum file is then
+// written by the attempt that finds the file in place.
 type cutBeforeSumRename struct {
 	sftp.FileCmder
-	done atomic.Bool
-	p    *sshdtest.Proxy
+	renameToo bool
+	renamed   atomic.Bool
+	done      atomic.Bool
+	p         *sshdtest.Proxy
 }
 
 func (c *cutBeforeSumRename) Filecmd(r *sftp.Request) error {
-	if (r.Method == "Rename" || r.Method == "PosixRename") && strings.HasSuffix(r.Target, "/a.wav.sha256") && c.done.CompareAndSwap(false, true) {
+	rename := r.Method == "Rename" || r.Method == "PosixRename"
+	if rename && strings.HasSuffix(r.Target, "/a.wav.sha256") && c.done.CompareAndSwap(false, true) {
 		c.p.Cut()
 		return sftp.ErrSSHFxFailure
 	}
-	return c.FileCmder.Filecmd(r)
+	err := c.FileCmder.Filecmd(r)
+	if rename && c.renameToo && err == nil && strings.HasSuffix(r.Target, "/a.wav") && c.renamed.CompareAndSwap(false, true) {
+		c.p.Cut()
+	}
+	return err
 }
 
 // TestSendChecksumFileCut: the link drops while the checksum file of a delivered file is
@@ -121,15 +143,25 @@ func (c *cutBeforeSumRename) Filecmd(r *sftp.Request) error {
 // again) and leaves no temporary copy behind; it used to report the file sent with
 // "checksum file not written" and leave `.a.wav.sha256.partial` on the server for good.
 func TestSendChecksumFileCut(t *testing.T) {
+	for _, renameToo := range []bool{false, true} {
+		name := "cut at the checksum file"
+		if renameToo {
+			name = "cut at the file's rename answer, then at the checksum file"
+		}
+		t.Run(name, func(t *testing.T) { sendChecksumFileCut(t, renameToo) })
+	}
+}
+
+func sendChecksumFileCut(t *testing.T, renameToo bool) {
 	mem := sftp.InMemHandler()
-	cmd := &cutBeforeSumRename{FileCmder: mem.FileCmd}
+	cmd := &cutBeforeSumRename{FileCmder: mem.FileCmd, renameToo: renameToo}
 	cfg, src, p := proxiedSend(t, mem, cmd, "sha256")
 	cmd.p = p
 
 	var out, errOut bytes.Buffer
 	code := run([]string{"send", src, "--config", cfg}, &out, &errOut)
 	all := out.String() + errOut.String()
-	if !cmd.done.Load() {
+	if !cmd.done.Load() || cmd.renameToo && !cmd.renamed.Load() {
 		t.Fatalf("the checksum file was never renamed (the test cut nothing):\n%s", all)
 	}
 	if code != 0 || strings.Contains(all, "checksum file not written") || !strings.Contains(all, "retrying the checksum file of") {
