@@ -132,26 +132,32 @@ func statusRequests(ctx context.Context, cfg *config.Config) (report.RequestList
 	}
 	list := report.InfoFromStore(rs, files)
 	for i := range list {
-		noteMissingFolder(&list[i])
+		noteMissingFolder(&list[i], cfg.Watch.Root)
 	}
 	return report.RequestList{Requests: list}, false, nil
 }
 
 // noteMissingFolder says, in the journal's view, why a waiting request has no drop folder.
 // The running daemon says it from its own try (a name too long for the file system, a folder
-// it may not make); without it, the folder itself is looked at.
-func noteMissingFolder(ri *report.RequestInfo) {
+// it may not make); without it, the folder itself is looked at, and only what that shows of
+// the folder is said: a folder this user may not look at, or a watch.root that is not there
+// (a share not mounted), says nothing of the request.
+func noteMissingFolder(ri *report.RequestInfo, root string) {
 	if ri.Bin || ri.Folder == "" || ri.Why != "" || ri.Reason != nil || ri.State != "waiting" {
 		return
 	}
 	_, err := os.Lstat(ri.Folder)
 	var pe *fs.PathError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, fs.ErrPermission):
 	case errors.Is(err, fs.ErrNotExist):
-		ri.Why = "no drop folder (the daemon makes it again when it starts)"
-	case errors.As(err, &pe):
+		if fi, rerr := os.Stat(root); rerr == nil && fi.IsDir() {
+			ri.Why = "no drop folder (the daemon makes it again when it starts)"
+		}
+	case errors.Is(err, syscall.ENAMETOOLONG) && errors.As(err, &pe):
 		ri.Why = "no drop folder: " + pe.Err.Error() + " (fix the request or watch.folder)"
+	case errors.As(err, &pe):
+		ri.Why = "no drop folder: " + pe.Err.Error()
 	default:
 		ri.Why = "no drop folder: " + err.Error()
 	}

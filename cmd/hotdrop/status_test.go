@@ -368,6 +368,8 @@ func TestStatusFromStateDatabaseSaysWhyNoFolder(t *testing.T) {
 			Folder: filepath.Join(root, "Wednesday", strings.Repeat("Music ", 50)+"[SR-1046]"), State: "waiting"},
 		{ID: "SR-1047", Fields: `{"id":"SR-1047","title":"Wednesday","source_type":"Music","status":"open"}`, Status: "open", Files: 1,
 			Folder: there, State: "waiting"},
+		{ID: "SR-1048", Fields: `{"id":"SR-1048","title":"Wednesday","source_type":"Music","status":"open"}`, Status: "open", Files: 1,
+			Folder: filepath.Join(root, "Wednesday", "Music [SR-1048]"), State: "waiting"},
 	} {
 		must(t, st.SaveRequest(context.Background(), r))
 	}
@@ -381,9 +383,11 @@ func TestStatusFromStateDatabaseSaysWhyNoFolder(t *testing.T) {
 			t.Errorf("the request whose folder name is too long:\n%s", line)
 		case strings.HasPrefix(line, "SR-1047 ") && !strings.HasSuffix(strings.TrimSpace(line), " -"):
 			t.Errorf("the request whose folder is there gives a reason:\n%s", line)
+		case strings.HasPrefix(line, "SR-1048 ") && !strings.Contains(line, "no drop folder (the daemon makes it again when it starts)"):
+			t.Errorf("the request whose folder was removed:\n%s", line)
 		}
 	}
-	if !strings.Contains(out, "SR-1046 ") || !strings.Contains(out, "SR-1047 ") {
-		t.Errorf("status does not list SR-1046 and SR-1047:\n%s", out)
+	if !strings.Contains(out, "SR-1046 ") || !strings.Contains(out, "SR-1047 ") || !strings.Contains(out, "SR-1048 ") {
+		t.Errorf("status does not list SR-1046, SR-1047 and SR-1048:\n%s", out)
 	}
 }
