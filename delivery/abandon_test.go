@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hotdrop/hotdrop/watcher"
@@ -238,4 +239,69 @@ func TestLoginRefusedDiscardsNothing(t *testing.T) {
 	if len(up.discarded) != 0 {
 		t.Errorf("partials removed after a refused login: %v, want none", up.discarded)
 	}
+}
+
+// Two files that map to one remote path are never sent at once: they would write the same
+// partial, and the file published could hold both's bytes. The second waits for the first
+// to end, then finds the name taken (remote_exists) as any file does.
+func TestOneUploadPerRemotePath(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUploader()
+		up.refuseExisting = true
+		release := make(chan struct{})
+		var mu sync.Mutex
+		inflight, entered := map[string]int{}, map[string]int{}
+		up.during = func(ctx context.Context, j Job) error {
+			mu.Lock()
+			inflight[j.RemoteRel]++
+			entered[j.RemoteRel]++
+			first := entered[j.RemoteRel] == 1
+			mu.Unlock()
+			defer func() {
+				mu.Lock()
+				inflight[j.RemoteRel]--
+				mu.Unlock()
+			}()
+			if first {
+				<-release
+			}
+			return nil
+		}
+		st := newMemStore()
+		h := newHarnessWith(t, t.TempDir(), st, up, func(o *Options) {
+			o.RemotePath = func(r Request, name string) (string, error) { return "same/" + name, nil }
+		}, req("SR-70", 1), req("SR-71", 1))
+		a := h.drop("SR-70", "x.wav", watcher.Ready, 4)
+		b := h.drop("SR-71", "x.wav", watcher.Ready, 4)
+		synctest.Wait() // the engine has started all it would, with the first upload held
+		mu.Lock()
+		n := entered["same/x.wav"]
+		mu.Unlock()
+		if n != 1 {
+			t.Errorf("%d uploads to same/x.wav at once, want 1", n)
+		}
+		close(release)
+		synctest.Wait()
+		mu.Lock()
+		n = entered["same/x.wav"]
+		mu.Unlock()
+		if n != 2 {
+			t.Errorf("%d uploads to same/x.wav once the first ended, want 2", n)
+		}
+		// The engine journals what it decided through its paced writer: wait for that.
+		waitUntil(t, func() bool {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			held := 0
+			for _, p := range []string{a, b} {
+				if st.files[p].Reason == ReasonRemoteExists {
+					held++
+				}
+			}
+			return held == 1
+		})
+		if up.count() != 1 {
+			t.Errorf("%d published, want 1", up.count())
+		}
+	})
 }

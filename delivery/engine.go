@@ -105,7 +105,12 @@ type Engine struct {
 	// started before the others, so repeated kills do not pile up partials.
 	resumable []*fileState
 	active    int
-	wg        sync.WaitGroup
+	// sending is the file whose upload goes to each remote path now, and parked the files
+	// that wait for it to end (inflight.go): two files that map to one remote path would
+	// write the same partial, and the one published could hold the other's bytes.
+	sending map[string]string // remote path → the local path of the file sent there
+	parked  map[string][]*fileState
+	wg      sync.WaitGroup
 
 	runCtx        context.Context         // Run's; the uploads it starts stop with it
 	manifests     map[string]*manifestRun // the manifest uploads still running, by request (finish.go)
@@ -140,6 +145,7 @@ const (
 type msg struct {
 	kind    msgKind
 	path    string
+	remote  string // msgDone: the remote path the upload held (releaseRemote)
 	res     Result
 	err     error
 	attempt int

@@ -56,7 +56,7 @@ func (e *Engine) checkJournal(ctx context.Context) error {
 	}
 	msg := fmt.Sprintf("%v; hotdrop takes no new work and exits so that the service manager restarts it", err)
 	e.log.Error("the journal can no longer be trusted", "err", err)
-	e.pending, e.resumable = nil, nil
+	e.pending, e.resumable, e.parked = nil, nil, nil
 	e.emit(Event{Type: EventJournalLost, Reason: &EventReason{Code: "state_dir_unavailable", Message: msg}})
 	return fmt.Errorf("%w: %v", ErrJournalLost, err)
 }

@@ -121,3 +121,45 @@ func (b *bigSlots) give() {
 	b.n--
 	b.wake()
 }
+
+// claimRemote reserves fs's remote path for its upload, or parks fs behind the upload that
+// holds it, to be queued again when that one ends (releaseRemote). Two different files reach
+// one remote path when, say, a drop folder's file and a File Bin file of the same request have
+// the same name: at once they would write one partial over the other, and the file published
+// could mix both. One after the other, the second finds the name taken (remote_exists). A
+// file already being sent (a second entry of it in the queues) is not sent again.
+func (e *Engine) claimRemote(fs *fileState) bool {
+	rel := fs.rec.RemotePath
+	if rel == "" {
+		return true
+	}
+	switch holder, held := e.sending[rel]; {
+	case held && holder == fs.rec.Path:
+		return false
+	case held:
+		if e.parked == nil {
+			e.parked = map[string][]*fileState{}
+		}
+		e.parked[rel] = append(e.parked[rel], fs)
+		return false
+	}
+	if e.sending == nil {
+		e.sending = map[string]string{}
+	}
+	e.sending[rel] = fs.rec.Path
+	return true
+}
+
+// releaseRemote frees the remote path rel that the upload of the file at path held (the file
+// may be forgotten by now), and queues the files parked behind it again, first in line (they
+// were ready before the files queued since).
+func (e *Engine) releaseRemote(path, rel string) {
+	if holder, held := e.sending[rel]; !held || holder != path {
+		return
+	}
+	delete(e.sending, rel)
+	if waiting := e.parked[rel]; len(waiting) > 0 {
+		delete(e.parked, rel)
+		e.pending = append(waiting, e.pending...)
+	}
+}

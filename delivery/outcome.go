@@ -42,6 +42,7 @@ func (e *Engine) result(ctx context.Context, m msg) {
 		}
 		if m.kind == msgDone {
 			e.active--
+			e.releaseRemote(m.path, m.remote)
 			e.dispatch(ctx)
 		}
 		return
@@ -138,6 +139,7 @@ func (e *Engine) forgetFile(ctx context.Context, fs *fileState) {
 // uploadDone is the end of one upload: delivered, stopped, changed, held or failed.
 func (e *Engine) uploadDone(ctx context.Context, fs *fileState, m msg) {
 	e.active--
+	e.releaseRemote(m.path, m.remote)
 	defer e.dispatch(ctx)
 	fs.up = nil // its abandon and progress pacing end with it
 	// Stopped by a shutdown: resumed on the next start. Stopped because its source is gone:

@@ -71,7 +71,7 @@ func (e *Engine) dispatch(_ context.Context) {
 	e.big.setLimit(e.opt.Concurrency)
 	for e.active < limit && len(e.pending)+len(e.resumable) > 0 {
 		fs := e.next()
-		if fs.rec.State != Uploading {
+		if fs.rec.State != Uploading || !e.claimRemote(fs) {
 			continue
 		}
 		e.active++
@@ -125,7 +125,7 @@ func (e *Engine) dispatch(_ context.Context) {
 			}
 			// Sent on Run's context: the upload's own may be cancelled, and the loop must hear
 			// that the upload is over.
-			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, res: res, err: err, exists: exists, abandoned: gaveUp})
+			e.send(ctx, msg{kind: msgDone, path: job.LocalPath, remote: job.RemoteRel, res: res, err: err, exists: exists, abandoned: gaveUp})
 		}()
 	}
 }
