@@ -280,6 +280,22 @@ func TestOneUploadPerRemotePath(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%d uploads to same/x.wav at once, want 1", n)
 		}
+		// The views are published at their own pace: wait for the one that says it.
+		var why []string
+		said := eventually(func() bool {
+			why = why[:0]
+			for _, v := range h.eng.Requests() {
+				for _, f := range v.Files {
+					if f.Why != "" {
+						why = append(why, f.Why)
+					}
+				}
+			}
+			return len(why) == 1 && strings.Contains(why[0], "waits for the upload of "+a+", which goes to the same remote path")
+		})
+		if !said {
+			t.Errorf("the waiting file says %q, want that it waits for %s", why, a)
+		}
 		close(release)
 		synctest.Wait()
 		mu.Lock()

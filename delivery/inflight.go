@@ -141,12 +141,16 @@ func (e *Engine) claimRemote(fs *fileState) bool {
 			e.parked = map[string][]*fileState{}
 		}
 		e.parked[rel] = append(e.parked[rel], fs)
+		fs.setMore().parkedBehind = holder
 		return false
 	}
 	if e.sending == nil {
 		e.sending = map[string]string{}
 	}
 	e.sending[rel] = fs.rec.Path
+	if fs.more != nil {
+		fs.more.parkedBehind = ""
+	}
 	return true
 }
 

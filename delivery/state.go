@@ -101,6 +101,7 @@ type fileState struct {
 // while: a retry in progress, writers' checksums, a File Bin sequence, a content check.
 type fileMore struct {
 	retryWhy       string // the transient error being retried, in words (whyRetrying)
+	parkedBehind   string // the file whose upload to the same remote path this one waits for (claimRemote)
 	attempt        int
 	nextTry        time.Time
 	note           *EventReason // said with the file's next event, once (control.go)

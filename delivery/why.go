@@ -87,6 +87,9 @@ func whyFile(fs *fileState, now time.Time) string {
 		if fs.retrying {
 			return whyRetrying(fs, now)
 		}
+		if p := fs.x().parkedBehind; p != "" {
+			return "waits for the upload of " + p + ", which goes to the same remote path; it goes once that one ends"
+		}
 	}
 	return ""
 }
