@@ -70,6 +70,15 @@ var fileLimits = bounded.Limits{MaxBytes: 16 << 20, MaxDepth: 16, MaxKeys: 1_000
 // counted in characters on the reported line (the library's own Col counts
 // bytes, and is wrong for an error at the very start of a line).
 func syntaxError(file string, data []byte, err error) *Error {
+	e := tomlError(file, data, err)
+	if s := strings.TrimLeft(strings.TrimPrefix(string(data), "\ufeff"), " \t\r\n"); strings.HasPrefix(s, "{") {
+		// Tracker replies and sidecars may be JSON; these files may not.
+		e.Msg += " (this looks like JSON: config and requests files are TOML; a requests file holds [[request]] tables)"
+	}
+	return e
+}
+
+func tomlError(file string, data []byte, err error) *Error {
 	var pe toml.ParseError
 	if !errors.As(err, &pe) {
 		return &Error{Pos: Position{File: file, Line: 1, Col: 1}, Msg: "not valid TOML: " + err.Error(), Err: err}

@@ -85,6 +85,9 @@ func TestBadRequests(t *testing.T) {
 		{"syntax.toml", []wantErr{
 			{2, 11, `not valid TOML: strings cannot contain newlines`},
 		}},
+		{"json.toml", []wantErr{
+			{1, 1, `not valid TOML: expected '.' or '=', but got '{' instead (this looks like JSON: config and requests files are TOML; a requests file holds [[request]] tables)`},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
